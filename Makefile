@@ -1,0 +1,97 @@
+# oci-vtpm: make | make check | make install | make demo | make bench | make check-vm
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+LIBEXECDIR ?= $(PREFIX)/libexec/oci-vtpm
+SYSCONFDIR ?= /etc
+DATADIR  ?= $(PREFIX)/share
+DESTDIR  ?=
+BUILD    ?= build
+
+CC       ?= cc
+PKGS     := json-c libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljson-c -lcrypto)
+
+WARN     := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wno-unused-parameter \
+            -Wstrict-prototypes -Wmissing-prototypes -Wvla
+HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE -fno-strict-aliasing
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(CFLAGS) -Iinclude $(PKG_CFLAGS) -MMD -MP
+LDFLAGS  ?=
+ALL_LDFLAGS := -pie -Wl,-z,relro -Wl,-z,now -Wl,--as-needed $(LDFLAGS)
+
+LIB_SRCS := $(wildcard lib/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB      := $(BUILD)/libocivtpm.a
+
+PROGS    := $(BUILD)/oci-vtpm-hook
+ifneq ($(wildcard shim/oci-vtpm-runtime.c),)
+PROGS    += $(BUILD)/oci-vtpm-runtime
+endif
+ifneq ($(wildcard cli/oci-vtpm.c),)
+PROGS    += $(BUILD)/oci-vtpm
+endif
+
+UNIT_SRCS  := $(wildcard tests/unit/test-*.c)
+UNIT_TESTS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all clean install check check-unit check-bats check-vm demo bench deps format lint
+all: $(PROGS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/oci-vtpm-hook: $(BUILD)/hooks/oci-vtpm-hook.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/oci-vtpm-runtime: $(BUILD)/shim/oci-vtpm-runtime.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/oci-vtpm: $(BUILD)/cli/oci-vtpm.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+deps:
+	@scripts/deps.sh test
+
+check: deps all $(UNIT_TESTS)
+	@tests/run-all.sh
+
+check-unit: all $(UNIT_TESTS)
+	@tests/unit/run.sh $(UNIT_TESTS)
+
+check-bats: all
+	@tests/bats/run.sh
+
+demo: all
+	@scripts/deps.sh test
+	@examples/demo.sh
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
+	  --std=c11 --inline-suppr -Iinclude lib hooks shim cli
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/oci-vtpm \
+	  $(DESTDIR)$(DATADIR)/containers/oci/hooks.d
+	install -m 0755 $(PROGS) $(DESTDIR)$(BINDIR)/
+	install -m 0644 config/oci-vtpm.json $(DESTDIR)$(SYSCONFDIR)/oci-vtpm/config.json.example
+	sed 's|@BINDIR@|$(BINDIR)|g' config/hooks.d/oci-vtpm.json.in \
+	  > $(DESTDIR)$(DATADIR)/containers/oci/hooks.d/oci-vtpm.json
+
+clean:
+	rm -rf $(BUILD)
+
+-include tests/vm/vm.mk
+-include $(LIB_OBJS:.o=.d) $(BUILD)/hooks/oci-vtpm-hook.d

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Host settings (/etc/oci-vtpm/config.json, every key optional) and the
+ * request a container makes through io.oci-vtpm.* annotations.
+ */
+#ifndef OCI_VTPM_CONFIG_H
+#define OCI_VTPM_CONFIG_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+
+#include "oci-vtpm/error.h"
+#include "oci-vtpm/log.h"
+
+#define OV_CONFIG_PATH_DEFAULT "/etc/oci-vtpm/config.json"
+#define OV_CONFIG_ENV	       "OCI_VTPM_CONFIG"
+#define OV_MAX_TPMS	       8
+#define OV_ANNOTATION_PREFIX   "io.oci-vtpm."
+
+enum ov_backend {
+	OV_BACKEND_AUTO,
+	OV_BACKEND_DEVICE,
+	OV_BACKEND_SOCKET,
+};
+
+enum ov_tpm_version {
+	OV_TPM_2_0,
+	OV_TPM_1_2,
+};
+
+struct ov_settings {
+	char *run_dir;	  /* live state, records: /run/oci-vtpm */
+	char *state_dir;  /* archives: /var/lib/oci-vtpm */
+	char *swtpm;	  /* swtpm binary */
+	char *swtpm_user; /* user swtpm runs as; "" or "root" to stay root */
+	char *log_file;	  /* NULL: syslog */
+	char *socket_dir; /* socket backend: directory inside the container */
+	enum ov_log_level log_level;
+	enum ov_backend backend;
+	bool ek_cert;
+	unsigned keep_generations;
+	unsigned start_timeout_ms;
+	unsigned stop_timeout_ms;
+};
+
+struct ov_request {
+	bool enable;
+	char *name; /* NULL: ephemeral */
+	enum ov_tpm_version version;
+	unsigned count;
+	bool ek_cert;
+	enum ov_backend backend; /* AUTO resolved later */
+};
+
+/* The path of the settings file: $OCI_VTPM_CONFIG, else the default. */
+const char *ov_settings_path(void);
+/* Load settings from path (NULL: ov_settings_path()). A missing file at the
+ * default path gives the defaults; a file named explicitly must exist. */
+int ov_settings_load(const char *path, struct ov_settings *s, ov_error *err);
+int ov_settings_parse(const char *buf, size_t len, struct ov_settings *s, ov_error *err);
+void ov_settings_defaults(struct ov_settings *s);
+void ov_settings_free(struct ov_settings *s);
+
+/* Build the request from annotations (may be NULL). Unknown io.oci-vtpm.*
+ * keys and bad values are errors naming the key. */
+int ov_request_parse(const struct ov_settings *s, json_object *annotations, struct ov_request *r,
+		     ov_error *err);
+void ov_request_free(struct ov_request *r);
+
+/* vTPM names: [A-Za-z0-9][A-Za-z0-9_.-]{0,127} */
+bool ov_name_valid(const char *name);
+
+const char *ov_backend_name(enum ov_backend b);
+int ov_backend_parse(const char *s, bool allow_auto, enum ov_backend *out);
+
+#endif

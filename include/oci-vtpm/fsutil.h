@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * File helpers that never follow a final symlink, bound what they read, and
+ * write atomically (temp file, fsync, rename, fsync of the directory).
+ */
+#ifndef OCI_VTPM_FSUTIL_H
+#define OCI_VTPM_FSUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "oci-vtpm/error.h"
+
+/* Read all of fd, at most max bytes, into a NUL-terminated buffer (*out,
+ * caller frees). More than max bytes is an error (EFBIG). */
+int ov_read_fd(int fd, size_t max, char **out, size_t *len, ov_error *err);
+
+/* Read dirfd/name (no symlink as the last component) as ov_read_fd. */
+int ov_read_file_at(int dirfd, const char *name, size_t max, char **out, size_t *len,
+		    ov_error *err);
+
+int ov_write_all(int fd, const void *buf, size_t len);
+
+/* Replace dirfd/name by buf atomically and durably, with the given mode. */
+int ov_write_file_atomic(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
+			 ov_error *err);
+
+/* Create path and its parents (mode for the ones it makes); returns an
+ * O_DIRECTORY fd of path. Refuses symlinks in the chain it walks. */
+int ov_mkdir_p(const char *path, mode_t mode, ov_error *err);
+
+/* Remove dirfd/name and everything below it, following no symlink;
+ * ENOENT is not an error. */
+int ov_remove_tree_at(int dirfd, const char *name, ov_error *err);
+
+#endif

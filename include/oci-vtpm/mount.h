@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Placing host objects (a socket directory, TPM character devices) inside a
+ * container's rootfs. Everything under the rootfs is hostile: it is walked
+ * through fds with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), never as
+ * a string, and the mount is made with open_tree/move_mount from a
+ * short-lived child that joined the container's mount namespace.
+ */
+#ifndef OCI_VTPM_MOUNT_H
+#define OCI_VTPM_MOUNT_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "oci-vtpm/error.h"
+
+struct ov_bind {
+	int src_fd;	    /* O_PATH fd of the host source */
+	bool is_dir;	    /* a directory, else a character device */
+	dev_t rdev;	    /* character device: the number src_fd must be */
+	const char *target; /* under the rootfs, relative: "run/tpm", "dev/tpm0" */
+};
+
+/* Bind every source onto its target in the mount namespace of pid, under
+ * rootfs (the root.path of the bundle, as seen in that namespace before
+ * pivot_root). Missing directories on the way are made (0755), a missing
+ * device target is made as an empty file; a symlink anywhere is refused. */
+int ov_mount_into(pid_t pid, const char *rootfs, const struct ov_bind *binds, size_t n,
+		  ov_error *err);
+
+/* Walk rel under rootfd through fds, making missing directories when
+ * mkdirs; return an O_PATH fd of the final component, which is made as a
+ * directory (want_dir) or an empty regular file when missing. Exposed for
+ * the unit tests. */
+int ov_open_beneath(int rootfd, const char *rel, bool want_dir, bool mkdirs, ov_error *err);
+
+#endif

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Live records: <run_dir>/<id>/ holds record.json, the swtpm state and logs
+ * of one container. The directory itself is the lock (flock).
+ */
+#ifndef OCI_VTPM_STORE_H
+#define OCI_VTPM_STORE_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "oci-vtpm/config.h"
+#include "oci-vtpm/error.h"
+
+#define OV_ID_MAX 1024
+
+/* runc's rule: [A-Za-z0-9_+.-]+, neither "." nor "..", bounded. */
+bool ov_container_id_valid(const char *id);
+
+/* Open (creating with mode 0700 if asked) the run dir. */
+int ov_run_dir_open(const char *run_dir, bool create, ov_error *err);
+
+/* Open <run_dir>/<id> and take its exclusive lock; the returned fd holds the
+ * lock until closed. With create, the directory is made (0711: swtpm may run
+ * as another user and must reach its own state directory inside). Without
+ * create, a missing directory returns -1 with err->code == ENOENT. */
+int ov_container_dir_lock(int run_dirfd, const char *id, bool create, ov_error *err);
+
+struct ov_record_tpm {
+	pid_t pid;		      /* 0: not started */
+	unsigned long long starttime; /* /proc/<pid>/stat field 22, against pid reuse */
+	int devnum;		      /* device backend: N of /dev/tpmN; -1 otherwise */
+	dev_t dev, rmdev;
+};
+
+struct ov_record {
+	char *id;
+	char *bundle;
+	char *name; /* NULL: ephemeral */
+	char *boot_id;
+	enum ov_backend backend;
+	enum ov_tpm_version version;
+	unsigned count;
+	struct ov_record_tpm tpms[OV_MAX_TPMS];
+};
+
+int ov_record_write(int cdirfd, const struct ov_record *rec, ov_error *err);
+/* Returns 0 and fills rec, or -1; a missing record is err->code == ENOENT. */
+int ov_record_read(int cdirfd, struct ov_record *rec, ov_error *err);
+void ov_record_free(struct ov_record *rec);
+
+/* The kernel's boot id, to tell a record from before a reboot. */
+int ov_boot_id(char *buf, size_t size, ov_error *err);
+/* Field 22 of /proc/<pid>/stat. */
+int ov_proc_starttime(pid_t pid, unsigned long long *out, ov_error *err);
+
+#endif

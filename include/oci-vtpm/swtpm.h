@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Driving swtpm: spawn it directly (explicit argv, explicit fds, clean env),
+ * wait for readiness on its control channel, stop it in order.
+ */
+#ifndef OCI_VTPM_SWTPM_H
+#define OCI_VTPM_SWTPM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "oci-vtpm/error.h"
+
+/* Control channel commands (swtpm's tpm_ioctl.h). */
+#define OV_SWTPM_CMD_GET_CAPABILITY 1
+#define OV_SWTPM_CMD_SHUTDOWN	    3
+
+struct ov_swtpm_opts {
+	const char *binary;
+	bool chardev; /* `swtpm chardev --fd` (vtpm proxy) instead of `swtpm socket` */
+	bool tpm2;
+	int server_fd;	       /* a listening unix socket, or the vtpm proxy fd */
+	int ctrl_fd;	       /* a listening unix socket */
+	int log_fd;	       /* -1: no log */
+	int key_fd;	       /* -1: state not encrypted; else a pipe holding the key */
+	const char *state_dir; /* --tpmstate dir= */
+	const char *runas;     /* NULL, "" or "root": stay root */
+};
+
+struct ov_swtpm {
+	pid_t pid;
+	int pidfd;
+	unsigned long long starttime;
+};
+
+/* Start swtpm with the given fds as its only ones besides /dev/null on
+ * 0-2. On return the process runs (not yet ready); out->pidfd is owned by
+ * the caller. A failed exec is reported here with its errno. */
+int ov_swtpm_spawn(const struct ov_swtpm_opts *o, struct ov_swtpm *out, ov_error *err);
+
+/* Wait until swtpm answers on its control channel. If it exits first, reap
+ * it and report its exit status and the last line of its log (log_fd, may
+ * be -1). */
+int ov_swtpm_wait_ready(struct ov_swtpm *t, const char *ctrl_path, int log_fd, int timeout_ms,
+			ov_error *err);
+
+/* Send one control command and read a response of exactly rsp_len bytes
+ * whose first 4 bytes (the result code) must be 0. pidfd (may be -1) aborts
+ * the wait when the process exits. */
+int ov_swtpm_ctrl(const char *ctrl_path, uint32_t cmd, void *rsp, size_t rsp_len, int pidfd,
+		  int timeout_ms, ov_error *err);
+
+/*
+ * Stop the swtpm that was pid with that start time: CMD_SHUTDOWN on the
+ * control channel and a bounded wait, then SIGTERM, then SIGKILL, each
+ * bounded. Returns 0 when it stopped in order (or was already gone), 1 when
+ * it had to be killed, -1 on error.
+ */
+int ov_swtpm_stop(pid_t pid, unsigned long long starttime, const char *ctrl_path, int timeout_ms,
+		  ov_error *err);
+
+#endif

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The life of a container's vTPMs: start at createRuntime/prestart, stop at
+ * poststop. This is all the hook does; the hook's main only parses.
+ */
+#ifndef OCI_VTPM_VTPM_H
+#define OCI_VTPM_VTPM_H
+
+#include "oci-vtpm/config.h"
+#include "oci-vtpm/error.h"
+#include "oci-vtpm/oci.h"
+
+/* Start the vTPMs the request asks for and make them visible in the
+ * container. Idempotent: a container that already has running vTPMs is left
+ * as it is. On failure everything made so far is undone. */
+int ov_vtpm_start(const struct ov_settings *s, const struct ov_state *st, const struct ov_spec *sp,
+		  const struct ov_request *r, ov_error *err);
+
+/* Stop the vTPMs of container id and remove its live state. Tolerates
+ * partial state; nothing recorded is not an error. */
+int ov_vtpm_stop(const struct ov_settings *s, const char *id, ov_error *err);
+
+/* Which backend a request gets on this host. */
+int ov_vtpm_resolve_backend(const struct ov_request *r, enum ov_backend *out, ov_error *err);
+
+#endif

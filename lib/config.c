@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/config.h"
+#include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/oci.h"
+
+#define SETTINGS_MAX (1u << 20)
+
+const char *ov_settings_path(void)
+{
+	const char *p = getenv(OV_CONFIG_ENV);
+
+	return p && *p ? p : OV_CONFIG_PATH_DEFAULT;
+}
+
+const char *ov_backend_name(enum ov_backend b)
+{
+	switch (b) {
+	case OV_BACKEND_DEVICE:
+		return "device";
+	case OV_BACKEND_SOCKET:
+		return "socket";
+	case OV_BACKEND_AUTO:
+		break;
+	}
+	return "auto";
+}
+
+int ov_backend_parse(const char *s, bool allow_auto, enum ov_backend *out)
+{
+	if (strcmp(s, "device") == 0)
+		*out = OV_BACKEND_DEVICE;
+	else if (strcmp(s, "socket") == 0)
+		*out = OV_BACKEND_SOCKET;
+	else if (allow_auto && strcmp(s, "auto") == 0)
+		*out = OV_BACKEND_AUTO;
+	else
+		return -1;
+	return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+	if (strcmp(s, "true") == 0)
+		*out = true;
+	else if (strcmp(s, "false") == 0)
+		*out = false;
+	else
+		return -1;
+	return 0;
+}
+
+static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!*s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+void ov_settings_defaults(struct ov_settings *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->log_level = OV_LOG_INFO;
+	s->backend = OV_BACKEND_AUTO;
+	s->ek_cert = false;
+	s->keep_generations = 3;
+	s->start_timeout_ms = 10000;
+	s->stop_timeout_ms = 5000;
+}
+
+static int dup_default(char **field, const char *def)
+{
+	if (*field)
+		return 0;
+	*field = strdup(def);
+	return *field ? 0 : -1;
+}
+
+static int fill_defaults(struct ov_settings *s, ov_error *err)
+{
+	if (dup_default(&s->run_dir, "/run/oci-vtpm") < 0 ||
+	    dup_default(&s->state_dir, "/var/lib/oci-vtpm") < 0 ||
+	    dup_default(&s->swtpm, "/usr/bin/swtpm") < 0 ||
+	    dup_default(&s->swtpm_user, "tss") < 0 || dup_default(&s->socket_dir, "/run/tpm") < 0)
+		return ov_error_set(err, ENOMEM, "settings");
+	return 0;
+}
+
+/* One settings key: its name, type, and where it goes. */
+enum key_type { K_PATH, K_STRING, K_BOOL, K_UINT, K_LEVEL, K_BACKEND };
+struct key {
+	const char *name;
+	enum key_type type;
+	size_t off;
+	unsigned min, max;
+};
+#define F(field) offsetof(struct ov_settings, field)
+static const struct key keys[] = {
+    {"run_dir", K_PATH, F(run_dir), 0, 0},
+    {"state_dir", K_PATH, F(state_dir), 0, 0},
+    {"swtpm", K_PATH, F(swtpm), 0, 0},
+    {"swtpm_user", K_STRING, F(swtpm_user), 0, 0},
+    {"log_file", K_PATH, F(log_file), 0, 0},
+    {"socket_dir", K_PATH, F(socket_dir), 0, 0},
+    {"log_level", K_LEVEL, F(log_level), 0, 0},
+    {"backend", K_BACKEND, F(backend), 0, 0},
+    {"ek_cert", K_BOOL, F(ek_cert), 0, 0},
+    {"keep_generations", K_UINT, F(keep_generations), 1, 1000},
+    {"start_timeout_ms", K_UINT, F(start_timeout_ms), 10, 600000},
+    {"stop_timeout_ms", K_UINT, F(stop_timeout_ms), 10, 600000},
+};
+#undef F
+
+static int set_key(struct ov_settings *s, const struct key *k, json_object *v, ov_error *err)
+{
+	char *base = (char *)s;
+	const char *str;
+
+	switch (k->type) {
+	case K_BOOL:
+		if (!json_object_is_type(v, json_type_boolean))
+			return ov_error_set(err, 0, "\"%s\" must be true or false", k->name);
+		*(bool *)(base + k->off) = json_object_get_boolean(v);
+		return 0;
+	case K_UINT: {
+		int64_t n;
+
+		if (!json_object_is_type(v, json_type_int))
+			return ov_error_set(err, 0, "\"%s\" must be a number", k->name);
+		n = json_object_get_int64(v);
+		if (n < k->min || n > k->max)
+			return ov_error_set(err, 0, "\"%s\" must be between %u and %u", k->name,
+					    k->min, k->max);
+		*(unsigned *)(base + k->off) = (unsigned)n;
+		return 0;
+	}
+	default:
+		break;
+	}
+	if (!json_object_is_type(v, json_type_string))
+		return ov_error_set(err, 0, "\"%s\" must be a string", k->name);
+	str = json_object_get_string(v);
+	switch (k->type) {
+	case K_LEVEL:
+		if (ov_log_parse_level(str, (enum ov_log_level *)(base + k->off)) < 0)
+			return ov_error_set(err, 0,
+					    "\"%s\": \"%s\" is not error, warning, info or debug",
+					    k->name, str);
+		return 0;
+	case K_BACKEND:
+		if (ov_backend_parse(str, true, (enum ov_backend *)(base + k->off)) < 0)
+			return ov_error_set(err, 0, "\"%s\": \"%s\" is not auto, device or socket",
+					    k->name, str);
+		return 0;
+	case K_PATH:
+		if (str[0] != '/')
+			return ov_error_set(err, 0, "\"%s\": \"%s\" is not an absolute path",
+					    k->name, str);
+		break;
+	default:
+		break;
+	}
+	char **field = (char **)(base + k->off);
+	free(*field);
+	*field = strdup(str);
+	if (!*field)
+		return ov_error_set(err, ENOMEM, "\"%s\"", k->name);
+	return 0;
+}
+
+int ov_settings_parse(const char *buf, size_t len, struct ov_settings *s, ov_error *err)
+{
+	cleanup_json json_object *root = NULL;
+
+	ov_settings_defaults(s);
+	if (ov_json_parse(buf, len, "settings", &root, err) < 0)
+		return -1;
+	json_object_object_foreach(root, name, v)
+	{
+		const struct key *k = NULL;
+
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (strcmp(keys[i].name, name) == 0)
+				k = &keys[i];
+		if (!k) {
+			ov_error_set(err, 0, "unknown key \"%s\"", name);
+			goto fail;
+		}
+		if (set_key(s, k, v, err) < 0)
+			goto fail;
+	}
+	if (fill_defaults(s, err) < 0)
+		goto fail;
+	return 0;
+fail:
+	ov_settings_free(s);
+	return -1;
+}
+
+int ov_settings_load(const char *path, struct ov_settings *s, ov_error *err)
+{
+	cleanup_free char *buf = NULL;
+	bool explicit = path != NULL || getenv(OV_CONFIG_ENV);
+	size_t len;
+
+	if (!path)
+		path = ov_settings_path();
+	if (ov_read_file_at(AT_FDCWD, path, SETTINGS_MAX, &buf, &len, err) < 0) {
+		if (err->code == ENOENT && !explicit) {
+			ov_settings_defaults(s);
+			return fill_defaults(s, err);
+		}
+		return ov_error_wrap(err, "settings");
+	}
+	if (ov_settings_parse(buf, len, s, err) < 0)
+		return ov_error_wrap(err, "settings %s", path);
+	return 0;
+}
+
+void ov_settings_free(struct ov_settings *s)
+{
+	free(s->run_dir);
+	free(s->state_dir);
+	free(s->swtpm);
+	free(s->swtpm_user);
+	free(s->log_file);
+	free(s->socket_dir);
+	memset(s, 0, sizeof(*s));
+}
+
+bool ov_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 128)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		bool alnum =
+		    (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+
+		if (!alnum && (i == 0 || !strchr("_.-", c)))
+			return false;
+	}
+	return true;
+}
+
+static int request_key(const struct ov_settings *s, const char *key, const char *val,
+		       struct ov_request *r, ov_error *err)
+{
+	if (strcmp(key, "enable") == 0) {
+		if (parse_bool(val, &r->enable) < 0)
+			goto bad;
+	} else if (strcmp(key, "name") == 0) {
+		if (!ov_name_valid(val))
+			return ov_error_set(
+			    err, 0,
+			    "annotation " OV_ANNOTATION_PREFIX
+			    "name: \"%s\" is not a valid vTPM name (letters, digits, "
+			    "'_', '.', '-'; at most 128)",
+			    val);
+		free(r->name);
+		r->name = strdup(val);
+		if (!r->name)
+			return ov_error_set(err, ENOMEM, "annotations");
+	} else if (strcmp(key, "version") == 0) {
+		if (strcmp(val, "2.0") == 0)
+			r->version = OV_TPM_2_0;
+		else if (strcmp(val, "1.2") == 0)
+			r->version = OV_TPM_1_2;
+		else
+			goto bad;
+	} else if (strcmp(key, "count") == 0) {
+		if (parse_uint(val, 1, OV_MAX_TPMS, &r->count) < 0)
+			goto bad;
+	} else if (strcmp(key, "ek-cert") == 0) {
+		if (parse_bool(val, &r->ek_cert) < 0)
+			goto bad;
+	} else if (strcmp(key, "backend") == 0) {
+		if (ov_backend_parse(val, false, &r->backend) < 0)
+			goto bad;
+	} else {
+		return ov_error_set(err, 0, "unknown annotation " OV_ANNOTATION_PREFIX "%s", key);
+	}
+	(void)s;
+	return 0;
+bad:
+	return ov_error_set(err, 0, "annotation " OV_ANNOTATION_PREFIX "%s: bad value \"%s\"", key,
+			    val);
+}
+
+int ov_request_parse(const struct ov_settings *s, json_object *annotations, struct ov_request *r,
+		     ov_error *err)
+{
+	const size_t plen = strlen(OV_ANNOTATION_PREFIX);
+
+	memset(r, 0, sizeof(*r));
+	r->version = OV_TPM_2_0;
+	r->count = 1;
+	r->ek_cert = s->ek_cert;
+	r->backend = s->backend;
+	if (!annotations)
+		return 0;
+	json_object_object_foreach(annotations, key, v)
+	{
+		if (strncmp(key, OV_ANNOTATION_PREFIX, plen) != 0)
+			continue;
+		if (!json_object_is_type(v, json_type_string)) {
+			ov_error_set(err, 0, "annotation %s is not a string", key);
+			goto fail;
+		}
+		if (request_key(s, key + plen, json_object_get_string(v), r, err) < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	ov_request_free(r);
+	return -1;
+}
+
+void ov_request_free(struct ov_request *r)
+{
+	free(r->name);
+	r->name = NULL;
+}

@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/mount.h>
+#include <linux/openat2.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/mount.h"
+
+#define MAX_BINDS 32
+
+static int sys_openat2(int dirfd, const char *path, int flags)
+{
+	struct open_how how = {
+	    .flags = (unsigned long long)flags | O_CLOEXEC,
+	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+
+	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+}
+
+static int sys_open_tree(int dirfd, const char *path, unsigned flags)
+{
+	return (int)syscall(SYS_open_tree, dirfd, path, flags);
+}
+
+static int sys_move_mount(int from, int to)
+{
+	return (int)syscall(SYS_move_mount, from, "", to, "",
+			    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+}
+
+static int sys_mount_setattr(int fd, unsigned long long set)
+{
+	struct mount_attr attr = {.attr_set = set};
+
+	return (int)syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof(attr));
+}
+
+static int refuse(ov_error *err, int e, const char *rel, const char *comp)
+{
+	if (e == ELOOP || e == EXDEV)
+		return ov_error_set(
+		    err, 0, "refusing /%s: \"%s\" is a symlink or leaves the rootfs", rel, comp);
+	if (e == ENOTDIR)
+		return ov_error_set(err, 0, "refusing /%s: \"%s\" is not a directory", rel, comp);
+	return ov_error_set(err, e, "opening /%s in the rootfs", rel);
+}
+
+int ov_open_beneath(int rootfd, const char *rel, bool want_dir, bool mkdirs, ov_error *err)
+{
+	cleanup_free char *copy = strdup(rel);
+	cleanup_close int cur = -1;
+	char *save = NULL, *comp, *next;
+
+	if (!copy)
+		return ov_error_set(err, ENOMEM, "%s", rel);
+	cur = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
+	if (cur < 0)
+		return ov_error_set(err, errno, "rootfs");
+	comp = strtok_r(copy, "/", &save);
+	if (!comp)
+		return ov_error_set(err, EINVAL, "empty target path");
+	for (; comp; comp = next) {
+		bool last;
+		int fd;
+
+		next = strtok_r(NULL, "/", &save);
+		last = next == NULL;
+		if (strcmp(comp, "..") == 0 || strcmp(comp, ".") == 0)
+			return ov_error_set(err, EINVAL, "target /%s has a '%s' component", rel,
+					    comp);
+		if (!last || want_dir) {
+			fd = sys_openat2(cur, comp, O_PATH | O_DIRECTORY);
+			if (fd < 0 && errno == ENOENT && mkdirs) {
+				if (mkdirat(cur, comp, 0755) < 0 && errno != EEXIST)
+					return ov_error_set(err, errno,
+							    "creating /%s in the rootfs", rel);
+				fd = sys_openat2(cur, comp, O_PATH | O_DIRECTORY);
+			}
+		} else {
+			fd = sys_openat2(cur, comp, O_PATH);
+			if (fd < 0 && errno == ENOENT) {
+				/* O_EXCL with O_CREAT never follows a symlink. */
+				int c = openat(cur, comp,
+					       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+					       0600);
+				if (c < 0 && errno != EEXIST)
+					return ov_error_set(err, errno,
+							    "creating /%s in the rootfs", rel);
+				if (c >= 0)
+					close(c);
+				fd = sys_openat2(cur, comp, O_PATH);
+			}
+			if (fd >= 0) {
+				struct stat st;
+
+				if (fstat(fd, &st) < 0 ||
+				    !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode))) {
+					close(fd);
+					return ov_error_set(
+					    err, 0, "refusing /%s: not a regular file or device",
+					    rel);
+				}
+			}
+		}
+		if (fd < 0)
+			return refuse(err, errno, rel, comp);
+		close(cur);
+		cur = fd;
+	}
+	return take_fd(&cur);
+}
+
+/* In the child, inside the container's mount namespace. */
+static int place_all(const char *rootfs, const struct ov_bind *binds, const int *trees, size_t n,
+		     ov_error *err)
+{
+	cleanup_close int rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+	if (rootfd < 0)
+		return ov_error_set(
+		    err, errno, "opening the rootfs %s in the container's mount namespace", rootfs);
+	for (size_t i = 0; i < n; i++) {
+		cleanup_close int target =
+		    ov_open_beneath(rootfd, binds[i].target, binds[i].is_dir, true, err);
+
+		if (target < 0)
+			return -1;
+		if (sys_move_mount(trees[i], target) < 0)
+			return ov_error_set(err, errno, "mounting onto /%s", binds[i].target);
+	}
+	return 0;
+}
+
+static int check_source(const struct ov_bind *b, ov_error *err)
+{
+	struct stat st;
+
+	if (fstat(b->src_fd, &st) < 0)
+		return ov_error_set(err, errno, "source of /%s", b->target);
+	if (b->is_dir ? !S_ISDIR(st.st_mode) : !(S_ISCHR(st.st_mode) && st.st_rdev == b->rdev))
+		return ov_error_set(err, 0, "source of /%s is not the %s expected (%u:%u)",
+				    b->target, b->is_dir ? "directory" : "character device",
+				    major(b->rdev), minor(b->rdev));
+	return 0;
+}
+
+int ov_mount_into(pid_t pid, const char *rootfs, const struct ov_bind *binds, size_t n,
+		  ov_error *err)
+{
+	int trees[MAX_BINDS];
+	cleanup_close int pidfd = -1, rd = -1, wr = -1;
+	int pipefd[2], status, ret = -1;
+	size_t made = 0;
+	pid_t child;
+
+	if (n > MAX_BINDS)
+		return ov_error_set(err, E2BIG, "too many mounts");
+	if (pid <= 0)
+		return ov_error_set(err, EINVAL, "the OCI state has no container pid");
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return ov_error_set(err, errno, "opening container process %d", (int)pid);
+	/* Detached copies of the sources, made here in the host's namespace. */
+	for (; made < n; made++) {
+		const struct ov_bind *b = &binds[made];
+		unsigned long long attr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
+
+		if (check_source(b, err) < 0)
+			goto out;
+		trees[made] = sys_open_tree(b->src_fd, "",
+					    AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		if (trees[made] < 0) {
+			ov_error_set(err, errno, "open_tree for /%s", b->target);
+			goto out;
+		}
+		if (b->is_dir)
+			attr |= MOUNT_ATTR_NODEV;
+		if (sys_mount_setattr(trees[made], attr) < 0) {
+			ov_error_set(err, errno, "mount_setattr for /%s", b->target);
+			made++;
+			goto out;
+		}
+	}
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		ov_error_set(err, errno, "pipe");
+		goto out;
+	}
+	rd = pipefd[0];
+	wr = pipefd[1];
+	child = fork();
+	if (child < 0) {
+		ov_error_set(err, errno, "fork");
+		goto out;
+	}
+	if (child == 0) {
+		ov_error cerr = {0};
+
+		if (setns(pidfd, CLONE_NEWNS) < 0)
+			ov_error_set(&cerr, errno, "joining the mount namespace of process %d",
+				     (int)pid);
+		else if (place_all(rootfs, binds, trees, n, &cerr) == 0)
+			_exit(0);
+		if (ov_write_all(wr, cerr.msg, strlen(cerr.msg)) < 0)
+			_exit(2);
+		_exit(1);
+	}
+	close(take_fd(&wr));
+	{
+		cleanup_free char *msg = NULL;
+		ov_error rerr;
+
+		if (ov_read_fd(rd, OV_ERROR_MAX, &msg, NULL, &rerr) < 0)
+			msg = NULL;
+		while (waitpid(child, &status, 0) < 0)
+			if (errno != EINTR) {
+				ov_error_set(err, errno, "waiting for the mount helper");
+				goto out;
+			}
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+			ret = 0;
+		} else if (msg && *msg) {
+			ov_error_set(err, 0, "%s", msg);
+		} else {
+			ov_error_set(err, 0, "the mount helper failed (status 0x%x)", status);
+		}
+	}
+out:
+	for (size_t i = 0; i < made; i++)
+		close(trees[i]);
+	return ret;
+}

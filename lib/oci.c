@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/oci.h"
+
+int ov_json_parse(const char *buf, size_t len, const char *what, json_object **out, ov_error *err)
+{
+	json_tokener *tok;
+	json_object *obj;
+	enum json_tokener_error jerr;
+	size_t off;
+
+	if (len > INT_MAX)
+		return ov_error_set(err, 0, "%s: too large", what);
+	if (strlen(buf) != len)
+		return ov_error_set(err, 0, "%s: invalid JSON: NUL byte", what);
+	tok = json_tokener_new_ex(64);
+	if (!tok)
+		return ov_error_set(err, ENOMEM, "%s", what);
+	obj = json_tokener_parse_ex(tok, buf, (int)len);
+	jerr = json_tokener_get_error(tok);
+	off = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (!obj || jerr != json_tokener_success) {
+		if (obj)
+			json_object_put(obj);
+		return ov_error_set(err, 0, "%s: invalid JSON: %s", what,
+				    jerr == json_tokener_continue ? "unexpected end of input"
+								  : json_tokener_error_desc(jerr));
+	}
+	for (; off < len; off++) {
+		if (!strchr(" \t\r\n", buf[off])) {
+			json_object_put(obj);
+			return ov_error_set(err, 0, "%s: invalid JSON: trailing data", what);
+		}
+	}
+	if (!json_object_is_type(obj, json_type_object)) {
+		json_object_put(obj);
+		return ov_error_set(err, 0, "%s: not a JSON object", what);
+	}
+	*out = obj;
+	return 0;
+}
+
+static int get_string(json_object *obj, const char *key, bool required, const char *what,
+		      char **out, ov_error *err)
+{
+	json_object *v;
+
+	*out = NULL;
+	if (!json_object_object_get_ex(obj, key, &v) || json_object_is_type(v, json_type_null)) {
+		if (required)
+			return ov_error_set(err, 0, "%s: missing \"%s\"", what, key);
+		return 0;
+	}
+	if (!json_object_is_type(v, json_type_string))
+		return ov_error_set(err, 0, "%s: \"%s\" is not a string", what, key);
+	*out = strdup(json_object_get_string(v));
+	if (!*out)
+		return ov_error_set(err, ENOMEM, "%s", what);
+	return 0;
+}
+
+static int get_annotations(json_object *root, const char *what, json_object **out, ov_error *err)
+{
+	json_object *a;
+
+	*out = NULL;
+	if (!json_object_object_get_ex(root, "annotations", &a) ||
+	    json_object_is_type(a, json_type_null))
+		return 0;
+	if (!json_object_is_type(a, json_type_object))
+		return ov_error_set(err, 0, "%s: \"annotations\" is not an object", what);
+	json_object_object_foreach(a, k, v)
+	{
+		if (!json_object_is_type(v, json_type_string))
+			return ov_error_set(err, 0, "%s: annotation %s is not a string", what, k);
+	}
+	*out = a;
+	return 0;
+}
+
+int ov_state_parse(const char *buf, size_t len, struct ov_state *st, ov_error *err)
+{
+	static const char what[] = "OCI state";
+	json_object *v;
+
+	memset(st, 0, sizeof(*st));
+	if (ov_json_parse(buf, len, what, &st->root, err) < 0)
+		return -1;
+	if (get_string(st->root, "id", true, what, &st->id, err) < 0 ||
+	    get_string(st->root, "bundle", true, what, &st->bundle, err) < 0 ||
+	    get_string(st->root, "status", false, what, &st->status, err) < 0 ||
+	    get_annotations(st->root, what, &st->annotations, err) < 0)
+		goto fail;
+	if (json_object_object_get_ex(st->root, "pid", &v) &&
+	    !json_object_is_type(v, json_type_null)) {
+		int64_t pid;
+
+		if (!json_object_is_type(v, json_type_int))
+			goto bad_pid;
+		pid = json_object_get_int64(v);
+		if (pid < 0 || pid > INT_MAX)
+			goto bad_pid;
+		st->pid = (pid_t)pid;
+	}
+	if (st->bundle[0] != '/') {
+		ov_error_set(err, 0, "%s: bundle \"%s\" is not an absolute path", what, st->bundle);
+		goto fail;
+	}
+	return 0;
+bad_pid:
+	ov_error_set(err, 0, "%s: \"pid\" is not a valid process id", what);
+fail:
+	ov_state_free(st);
+	return -1;
+}
+
+int ov_state_read(int fd, struct ov_state *st, ov_error *err)
+{
+	cleanup_free char *buf = NULL;
+	size_t len;
+
+	if (ov_read_fd(fd, OV_STATE_MAX, &buf, &len, err) < 0)
+		return ov_error_wrap(err, "reading the OCI state from stdin");
+	return ov_state_parse(buf, len, st, err);
+}
+
+void ov_state_free(struct ov_state *st)
+{
+	free(st->id);
+	free(st->bundle);
+	free(st->status);
+	if (st->root)
+		json_object_put(st->root);
+	memset(st, 0, sizeof(*st));
+}
+
+int ov_spec_parse(const char *buf, size_t len, const char *bundle, struct ov_spec *sp,
+		  ov_error *err)
+{
+	static const char what[] = "config.json";
+	json_object *root, *path;
+
+	memset(sp, 0, sizeof(*sp));
+	if (ov_json_parse(buf, len, what, &sp->root, err) < 0)
+		return -1;
+	if (get_annotations(sp->root, what, &sp->annotations, err) < 0)
+		goto fail;
+	if (json_object_object_get_ex(sp->root, "root", &root) &&
+	    json_object_object_get_ex(root, "path", &path) &&
+	    json_object_is_type(path, json_type_string)) {
+		const char *p = json_object_get_string(path);
+		int n;
+
+		if (p[0] == '/')
+			n = asprintf(&sp->rootfs, "%s", p);
+		else
+			n = asprintf(&sp->rootfs, "%s/%s", bundle, p);
+		if (n < 0) {
+			sp->rootfs = NULL;
+			ov_error_set(err, ENOMEM, "%s", what);
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	ov_spec_free(sp);
+	return -1;
+}
+
+int ov_spec_load(const char *bundle, struct ov_spec *sp, ov_error *err)
+{
+	cleanup_close int dfd = open(bundle, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	cleanup_free char *buf = NULL;
+	size_t len;
+
+	if (dfd < 0)
+		return ov_error_set(err, errno, "opening bundle %s", bundle);
+	if (ov_read_file_at(dfd, "config.json", OV_CONFIG_MAX, &buf, &len, err) < 0)
+		return ov_error_wrap(err, "bundle %s", bundle);
+	return ov_spec_parse(buf, len, bundle, sp, err);
+}
+
+void ov_spec_free(struct ov_spec *sp)
+{
+	if (sp->root)
+		json_object_put(sp->root);
+	free(sp->rootfs);
+	memset(sp, 0, sizeof(*sp));
+}

@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/oci.h"
+#include "oci-vtpm/store.h"
+
+#define RECORD	   "record.json"
+#define RECORD_MAX (64u << 10)
+
+bool ov_container_id_valid(const char *id)
+{
+	size_t n = strnlen(id, OV_ID_MAX + 1);
+
+	if (n == 0 || n > OV_ID_MAX || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = id[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      strchr("_+.-", c)))
+			return false;
+	}
+	return true;
+}
+
+int ov_run_dir_open(const char *run_dir, bool create, ov_error *err)
+{
+	int fd;
+
+	/* 0711: swtpm, running as its own user, reaches its state directory
+	 * <run_dir>/<id>/state-N by name; nothing here can be listed. */
+	if (create)
+		return ov_mkdir_p(run_dir, 0711, err);
+	fd = open(run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return ov_error_set(err, errno, "opening %s", run_dir);
+	return fd;
+}
+
+int ov_container_dir_lock(int run_dirfd, const char *id, bool create, ov_error *err)
+{
+	if (!ov_container_id_valid(id))
+		return ov_error_set(err, EINVAL, "invalid container id \"%.64s\"", id);
+	for (int attempt = 0; attempt < 100; attempt++) {
+		cleanup_close int fd = -1;
+		struct stat st;
+
+		if (create && mkdirat(run_dirfd, id, 0711) < 0 && errno != EEXIST)
+			return ov_error_set(err, errno, "creating the run directory of %s", id);
+		fd = openat(run_dirfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno == ENOENT && create)
+				continue; /* removed between mkdir and open */
+			return ov_error_set(err, errno, "opening the run directory of %s", id);
+		}
+		while (flock(fd, LOCK_EX) < 0)
+			if (errno != EINTR)
+				return ov_error_set(err, errno, "locking the run directory of %s",
+						    id);
+		if (fstat(fd, &st) < 0)
+			return ov_error_set(err, errno, "stat of the run directory of %s", id);
+		/* Whoever held the lock before us may have removed the directory. */
+		if (st.st_nlink == 0) {
+			if (!create)
+				return ov_error_set(err, ENOENT, "run directory of %s", id);
+			continue;
+		}
+		return take_fd(&fd);
+	}
+	return ov_error_set(err, EAGAIN, "locking the run directory of %s", id);
+}
+
+static const char *version_name(enum ov_tpm_version v)
+{
+	return v == OV_TPM_1_2 ? "1.2" : "2.0";
+}
+
+static int add_string(json_object *o, const char *k, const char *v)
+{
+	json_object *s = v ? json_object_new_string(v) : NULL;
+
+	if (v && !s)
+		return -1;
+	return json_object_object_add(o, k, s);
+}
+
+static int add_int(json_object *o, const char *k, int64_t v)
+{
+	json_object *n = json_object_new_int64(v);
+
+	return n ? json_object_object_add(o, k, n) : -1;
+}
+
+int ov_record_write(int cdirfd, const struct ov_record *rec, ov_error *err)
+{
+	cleanup_json json_object *root = json_object_new_object();
+	json_object *tpms = json_object_new_array();
+	const char *text;
+	size_t len;
+
+	if (!root || !tpms || json_object_object_add(root, "tpms", tpms) < 0) {
+		json_object_put(tpms);
+		return ov_error_set(err, ENOMEM, "record");
+	}
+	if (add_string(root, "id", rec->id) < 0 || add_string(root, "bundle", rec->bundle) < 0 ||
+	    add_string(root, "name", rec->name) < 0 ||
+	    add_string(root, "boot_id", rec->boot_id) < 0 ||
+	    add_string(root, "backend", ov_backend_name(rec->backend)) < 0 ||
+	    add_string(root, "version", version_name(rec->version)) < 0)
+		return ov_error_set(err, ENOMEM, "record");
+	for (unsigned i = 0; i < rec->count && i < OV_MAX_TPMS; i++) {
+		const struct ov_record_tpm *t = &rec->tpms[i];
+		json_object *o = json_object_new_object();
+
+		if (!o || json_object_array_add(tpms, o) < 0) {
+			json_object_put(o);
+			return ov_error_set(err, ENOMEM, "record");
+		}
+		if (add_int(o, "pid", t->pid) < 0 ||
+		    add_int(o, "starttime", (int64_t)t->starttime) < 0 ||
+		    add_int(o, "devnum", t->devnum) < 0 || add_int(o, "dev", (int64_t)t->dev) < 0 ||
+		    add_int(o, "rmdev", (int64_t)t->rmdev) < 0)
+			return ov_error_set(err, ENOMEM, "record");
+	}
+	text = json_object_to_json_string_length(root, JSON_C_TO_STRING_PLAIN, &len);
+	if (!text)
+		return ov_error_set(err, ENOMEM, "record");
+	if (ov_write_file_atomic(cdirfd, RECORD, text, len, 0600, err) < 0)
+		return ov_error_wrap(err, "writing the record");
+	return 0;
+}
+
+static int get_str(json_object *o, const char *k, bool required, char **out, ov_error *err)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v) || json_object_is_type(v, json_type_null)) {
+		if (required)
+			return ov_error_set(err, 0, "record: missing \"%s\"", k);
+		return 0;
+	}
+	if (!json_object_is_type(v, json_type_string))
+		return ov_error_set(err, 0, "record: \"%s\" is not a string", k);
+	*out = strdup(json_object_get_string(v));
+	return *out ? 0 : ov_error_set(err, ENOMEM, "record");
+}
+
+static int get_int(json_object *o, const char *k, int64_t min, int64_t max, int64_t *out,
+		   ov_error *err)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_int))
+		return ov_error_set(err, 0, "record: \"%s\" missing or not a number", k);
+	*out = json_object_get_int64(v);
+	if (*out < min || *out > max)
+		return ov_error_set(err, 0, "record: \"%s\" out of range", k);
+	return 0;
+}
+
+static int parse_record(json_object *root, struct ov_record *rec, ov_error *err)
+{
+	cleanup_free char *backend = NULL, *version = NULL;
+	json_object *tpms;
+	size_t n;
+
+	if (get_str(root, "id", true, &rec->id, err) < 0 ||
+	    get_str(root, "bundle", false, &rec->bundle, err) < 0 ||
+	    get_str(root, "name", false, &rec->name, err) < 0 ||
+	    get_str(root, "boot_id", false, &rec->boot_id, err) < 0 ||
+	    get_str(root, "backend", true, &backend, err) < 0 ||
+	    get_str(root, "version", true, &version, err) < 0)
+		return -1;
+	if (ov_backend_parse(backend, false, &rec->backend) < 0)
+		return ov_error_set(err, 0, "record: bad backend \"%s\"", backend);
+	rec->version = strcmp(version, "1.2") == 0 ? OV_TPM_1_2 : OV_TPM_2_0;
+	if (!json_object_object_get_ex(root, "tpms", &tpms) ||
+	    !json_object_is_type(tpms, json_type_array))
+		return ov_error_set(err, 0, "record: missing \"tpms\"");
+	n = json_object_array_length(tpms);
+	if (n > OV_MAX_TPMS)
+		return ov_error_set(err, 0, "record: too many TPMs");
+	rec->count = (unsigned)n;
+	for (size_t i = 0; i < n; i++) {
+		json_object *o = json_object_array_get_idx(tpms, i);
+		struct ov_record_tpm *t = &rec->tpms[i];
+		int64_t pid, st, devnum, dev, rmdev;
+
+		if (!json_object_is_type(o, json_type_object))
+			return ov_error_set(err, 0, "record: bad TPM entry");
+		if (get_int(o, "pid", 0, INT32_MAX, &pid, err) < 0 ||
+		    get_int(o, "starttime", 0, INT64_MAX, &st, err) < 0 ||
+		    get_int(o, "devnum", -1, INT32_MAX, &devnum, err) < 0 ||
+		    get_int(o, "dev", 0, INT64_MAX, &dev, err) < 0 ||
+		    get_int(o, "rmdev", 0, INT64_MAX, &rmdev, err) < 0)
+			return -1;
+		t->pid = (pid_t)pid;
+		t->starttime = (unsigned long long)st;
+		t->devnum = (int)devnum;
+		t->dev = (dev_t)dev;
+		t->rmdev = (dev_t)rmdev;
+	}
+	return 0;
+}
+
+int ov_record_read(int cdirfd, struct ov_record *rec, ov_error *err)
+{
+	cleanup_free char *buf = NULL;
+	cleanup_json json_object *root = NULL;
+	size_t len;
+
+	memset(rec, 0, sizeof(*rec));
+	if (ov_read_file_at(cdirfd, RECORD, RECORD_MAX, &buf, &len, err) < 0)
+		return -1;
+	if (ov_json_parse(buf, len, RECORD, &root, err) < 0)
+		return -1;
+	if (parse_record(root, rec, err) < 0) {
+		ov_record_free(rec);
+		return -1;
+	}
+	return 0;
+}
+
+void ov_record_free(struct ov_record *rec)
+{
+	free(rec->id);
+	free(rec->bundle);
+	free(rec->name);
+	free(rec->boot_id);
+	memset(rec, 0, sizeof(*rec));
+}
+
+int ov_boot_id(char *buf, size_t size, ov_error *err)
+{
+	cleanup_free char *text = NULL;
+	size_t len;
+
+	if (ov_read_file_at(AT_FDCWD, "/proc/sys/kernel/random/boot_id", 128, &text, &len, err) < 0)
+		return -1;
+	while (len && (text[len - 1] == '\n'))
+		text[--len] = '\0';
+	if (snprintf(buf, size, "%s", text) >= (int)size)
+		return ov_error_set(err, ENAMETOOLONG, "boot id");
+	return 0;
+}
+
+int ov_proc_starttime(pid_t pid, unsigned long long *out, ov_error *err)
+{
+	cleanup_free char *text = NULL;
+	char path[64];
+	char *p;
+	size_t len;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (ov_read_file_at(AT_FDCWD, path, 4096, &text, &len, err) < 0)
+		return -1;
+	/* comm may hold spaces and ')': fields resume after the last ')'. */
+	p = strrchr(text, ')');
+	if (!p)
+		return ov_error_set(err, 0, "%s: malformed", path);
+	p++;
+	/* field 3 (state) is the first after ')'; starttime is field 22 */
+	for (int field = 3; field < 22; field++) {
+		p = strchr(p + 1, ' ');
+		if (!p)
+			return ov_error_set(err, 0, "%s: malformed", path);
+	}
+	*out = strtoull(p + 1, NULL, 10);
+	return 0;
+}

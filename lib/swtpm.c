@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/store.h"
+#include "oci-vtpm/swtpm.h"
+
+#define ARGV_MAX 32
+#define ARG_LEN	 4200
+
+static int sys_pidfd_open(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static int sys_pidfd_send_signal(int pidfd, int sig)
+{
+	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int remaining_ms(int64_t deadline)
+{
+	int64_t left = deadline - now_ms();
+
+	return left < 0 ? 0 : (int)left;
+}
+
+/* argv with its strings in one fixed buffer: nothing to free, no malloc after fork. */
+struct argv_buf {
+	char *argv[ARGV_MAX + 1];
+	char text[ARGV_MAX * 128 + ARG_LEN];
+	size_t used;
+	int argc;
+	bool overflow;
+};
+
+static void arg_add(struct argv_buf *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void arg_add(struct argv_buf *a, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (a->argc >= ARGV_MAX || a->used >= sizeof(a->text)) {
+		a->overflow = true;
+		return;
+	}
+	va_start(ap, fmt);
+	n = vsnprintf(a->text + a->used, sizeof(a->text) - a->used, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(a->text) - a->used) {
+		a->overflow = true;
+		return;
+	}
+	a->argv[a->argc++] = a->text + a->used;
+	a->argv[a->argc] = NULL;
+	a->used += (size_t)n + 1;
+}
+
+/* The fds swtpm gets, in order, from fd 3 on. */
+enum { FD_SERVER, FD_CTRL, FD_LOG, FD_KEY, FD_COUNT };
+
+static void build_argv(const struct ov_swtpm_opts *o, const int fdnum[FD_COUNT], struct argv_buf *a)
+{
+	arg_add(a, "%s", o->binary);
+	arg_add(a, "%s", o->chardev ? "chardev" : "socket");
+	if (o->tpm2)
+		arg_add(a, "--tpm2");
+	if (o->chardev) {
+		arg_add(a, "--fd");
+		arg_add(a, "%d", fdnum[FD_SERVER]);
+	} else {
+		arg_add(a, "--server");
+		arg_add(a, "type=unixio,fd=%d", fdnum[FD_SERVER]);
+	}
+	arg_add(a, "--ctrl");
+	arg_add(a, "type=unixio,fd=%d", fdnum[FD_CTRL]);
+	arg_add(a, "--tpmstate");
+	arg_add(a, "dir=%s,mode=0600", o->state_dir);
+	if (fdnum[FD_LOG] >= 0) {
+		arg_add(a, "--log");
+		arg_add(a, "fd=%d,level=1", fdnum[FD_LOG]);
+	}
+	if (fdnum[FD_KEY] >= 0) {
+		arg_add(a, "--key");
+		arg_add(a, "fd=%d,mode=aes-256-cbc,format=binary", fdnum[FD_KEY]);
+	}
+	arg_add(a, "--flags");
+	arg_add(a, "not-need-init,startup-clear");
+	if (o->runas && *o->runas && strcmp(o->runas, "root") != 0) {
+		arg_add(a, "--runas");
+		arg_add(a, "%s", o->runas);
+	}
+	arg_add(a, "--seccomp");
+	arg_add(a, "action=kill");
+}
+
+/* In the child: report errno on the exec-error pipe and die. */
+static __attribute__((noreturn)) void child_fail(int errpipe, int e)
+{
+	if (write(errpipe, &e, sizeof(e)) < 0) {
+		/* the parent sees EOF without data and reports an unknown failure */
+	}
+	_exit(127);
+}
+
+static __attribute__((noreturn)) void child_exec(const struct argv_buf *a, const int src[FD_COUNT],
+						 int devnull, int errpipe)
+{
+	static char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+	int tmp[FD_COUNT];
+	int next = 3;
+	sigset_t all;
+
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	for (int s = 1; s < NSIG; s++)
+		signal(s, SIG_DFL);
+	if (setsid() < 0)
+		child_fail(errpipe, errno);
+	/* Park every fd above the target range first so no dup2 clobbers one. */
+	for (int i = 0; i < FD_COUNT; i++) {
+		tmp[i] = -1;
+		if (src[i] >= 0 && (tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 64)) < 0)
+			child_fail(errpipe, errno);
+	}
+	if (dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0)
+		child_fail(errpipe, errno);
+	for (int i = 0; i < FD_COUNT; i++) {
+		if (tmp[i] < 0)
+			continue;
+		if (dup2(tmp[i], next++) < 0) /* dup2 clears FD_CLOEXEC on the copy */
+			child_fail(errpipe, errno);
+	}
+	/* Everything else (the parked copies, devnull, the error pipe) is
+	 * O_CLOEXEC; close any stray inherited fd for good measure. */
+	if (syscall(SYS_close_range, next, 63, 0) < 0 && errno != ENOSYS)
+		child_fail(errpipe, errno);
+	execve(a->argv[0], a->argv, envp);
+	child_fail(errpipe, errno);
+}
+
+int ov_swtpm_spawn(const struct ov_swtpm_opts *o, struct ov_swtpm *out, ov_error *err)
+{
+	const int src[FD_COUNT] = {o->server_fd, o->ctrl_fd, o->log_fd, o->key_fd};
+	int fdnum[FD_COUNT];
+	struct argv_buf *a = NULL;
+	cleanup_free struct argv_buf *abuf = calloc(1, sizeof(*abuf));
+	cleanup_close int devnull = -1, rd = -1, wr = -1;
+	int pipefd[2], child_errno = 0, next = 3;
+	ssize_t n;
+	pid_t pid;
+
+	out->pid = 0;
+	out->pidfd = -1;
+	out->starttime = 0;
+	if (!abuf)
+		return ov_error_set(err, ENOMEM, "starting swtpm");
+	a = abuf;
+	for (int i = 0; i < FD_COUNT; i++)
+		fdnum[i] = src[i] >= 0 ? next++ : -1;
+	build_argv(o, fdnum, a);
+	if (a->overflow)
+		return ov_error_set(err, E2BIG, "starting swtpm: arguments too long");
+
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull < 0)
+		return ov_error_set(err, errno, "opening /dev/null");
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return ov_error_set(err, errno, "starting swtpm");
+	rd = pipefd[0];
+	wr = pipefd[1];
+
+	pid = fork();
+	if (pid < 0)
+		return ov_error_set(err, errno, "starting swtpm: fork");
+	if (pid == 0)
+		child_exec(a, src, devnull, wr);
+
+	close(take_fd(&wr));
+	do
+		n = read(rd, &child_errno, sizeof(child_errno));
+	while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		waitpid(pid, NULL, 0);
+		return ov_error_set(err, child_errno, "starting swtpm %s", o->binary);
+	}
+	out->pid = pid;
+	out->pidfd = sys_pidfd_open(pid);
+	if (out->pidfd < 0) {
+		int e = errno;
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		out->pid = 0;
+		return ov_error_set(err, e, "pidfd_open of swtpm");
+	}
+	/* Still our unreaped child: the pid cannot have been reused. */
+	if (ov_proc_starttime(pid, &out->starttime, err) < 0) {
+		sys_pidfd_send_signal(out->pidfd, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(out->pidfd);
+		out->pidfd = -1;
+		out->pid = 0;
+		return ov_error_wrap(err, "swtpm start time");
+	}
+	return 0;
+}
+
+static int connect_ctrl(const char *path, ov_error *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	cleanup_close int fd = -1;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return ov_error_set(err, ENAMETOOLONG, "control socket %s", path);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return ov_error_set(err, errno, "control socket");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS)
+		return ov_error_set(err, errno, "connecting to %s", path);
+	return take_fd(&fd);
+}
+
+/* Wait for fd to be ready for events, or pidfd to signal an exit.
+ * Returns 1 ready, 0 process exited, -1 timeout or error. */
+static int wait_io(int fd, short events, int pidfd, int64_t deadline, ov_error *err)
+{
+	for (;;) {
+		struct pollfd p[2] = {{.fd = fd, .events = events},
+				      {.fd = pidfd, .events = POLLIN}};
+		int r = poll(p, pidfd >= 0 ? 2 : 1, remaining_ms(deadline));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return ov_error_set(err, errno, "poll");
+		if (r == 0)
+			return ov_error_set(err, ETIMEDOUT, "waiting for swtpm");
+		if (p[0].revents)
+			return 1;
+		return 0;
+	}
+}
+
+int ov_swtpm_ctrl(const char *ctrl_path, uint32_t cmd, void *rsp, size_t rsp_len, int pidfd,
+		  int timeout_ms, ov_error *err)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	uint32_t be = htobe32(cmd);
+	cleanup_close int fd = connect_ctrl(ctrl_path, err);
+	size_t got = 0;
+	int r;
+
+	if (fd < 0)
+		return -1;
+	if (rsp_len < 4)
+		return ov_error_set(err, EINVAL, "control response too short");
+	r = wait_io(fd, POLLOUT, pidfd, deadline, err);
+	if (r <= 0)
+		return r == 0 ? ov_error_set(err, ESRCH, "swtpm exited") : -1;
+	if (send(fd, &be, sizeof(be), MSG_NOSIGNAL) != sizeof(be))
+		return ov_error_set(err, errno, "sending control command %u", cmd);
+	while (got < rsp_len) {
+		ssize_t n;
+
+		r = wait_io(fd, POLLIN, pidfd, deadline, err);
+		if (r <= 0)
+			return r == 0 ? ov_error_set(err, ESRCH, "swtpm exited") : -1;
+		n = recv(fd, (char *)rsp + got, rsp_len - got, 0);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return ov_error_set(err, errno, "control command %u", cmd);
+		if (n == 0)
+			return ov_error_set(err, ECONNRESET, "control command %u", cmd);
+		got += (size_t)n;
+	}
+	uint32_t res;
+	memcpy(&res, rsp, sizeof(res));
+	if (be32toh(res) != 0)
+		return ov_error_set(err, 0, "control command %u failed with TPM result 0x%x", cmd,
+				    be32toh(res));
+	return 0;
+}
+
+/* The last non-empty line of the log, for an error message. */
+static void log_tail(int fd, char *buf, size_t size)
+{
+	char tmp[1024];
+	off_t end;
+	ssize_t n;
+	char *line, *p;
+
+	buf[0] = '\0';
+	if (fd < 0 || (end = lseek(fd, 0, SEEK_END)) <= 0)
+		return;
+	n = pread(fd, tmp, sizeof(tmp) - 1,
+		  end > (off_t)sizeof(tmp) - 1 ? end - (off_t)sizeof(tmp) + 1 : 0);
+	if (n <= 0)
+		return;
+	tmp[n] = '\0';
+	while (n > 0 && (tmp[n - 1] == '\n' || tmp[n - 1] == ' '))
+		tmp[--n] = '\0';
+	line = strrchr(tmp, '\n');
+	line = line ? line + 1 : tmp;
+	for (p = line; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			*p = ' ';
+	size_t len = strlen(line);
+	if (len >= size)
+		len = size - 1;
+	memcpy(buf, line, len);
+	buf[len] = '\0';
+}
+
+int ov_swtpm_wait_ready(struct ov_swtpm *t, const char *ctrl_path, int log_fd, int timeout_ms,
+			ov_error *err)
+{
+	unsigned char rsp[8];
+	char tail[512];
+	int status;
+
+	if (ov_swtpm_ctrl(ctrl_path, OV_SWTPM_CMD_GET_CAPABILITY, rsp, sizeof(rsp), t->pidfd,
+			  timeout_ms, err) == 0)
+		return 0;
+	if (err->code != ESRCH && err->code != ECONNRESET)
+		return ov_error_wrap(err, "swtpm (pid %d) did not become ready", (int)t->pid);
+	/* It exited: reap it for the status. */
+	if (waitpid(t->pid, &status, 0) != t->pid)
+		return ov_error_set(err, errno, "swtpm (pid %d) exited during start-up",
+				    (int)t->pid);
+	t->pid = 0;
+	log_tail(log_fd, tail, sizeof(tail));
+	if (WIFSIGNALED(status))
+		return ov_error_set(err, 0, "swtpm was killed by signal %d during start-up%s%s",
+				    WTERMSIG(status), tail[0] ? ": " : "", tail);
+	return ov_error_set(err, 0, "swtpm exited with status %d during start-up%s%s",
+			    WEXITSTATUS(status), tail[0] ? ": " : "", tail);
+}
+
+static int wait_exit(int pidfd, int timeout_ms)
+{
+	struct pollfd p = {.fd = pidfd, .events = POLLIN};
+	int64_t deadline = now_ms() + timeout_ms;
+	int r;
+
+	do
+		r = poll(&p, 1, remaining_ms(deadline));
+	while (r < 0 && errno == EINTR);
+	return r > 0 ? 0 : -1;
+}
+
+int ov_swtpm_stop(pid_t pid, unsigned long long starttime, const char *ctrl_path, int timeout_ms,
+		  ov_error *err)
+{
+	cleanup_close int pidfd = -1;
+	unsigned long long st = 0;
+	unsigned char rsp[4];
+	ov_error ignored;
+
+	if (pid <= 0)
+		return 0;
+	pidfd = sys_pidfd_open(pid);
+	if (pidfd < 0) {
+		if (errno == ESRCH)
+			return 0;
+		return ov_error_set(err, errno, "pidfd_open of swtpm %d", (int)pid);
+	}
+	/* Taken after pidfd_open: if it matches, pidfd is that process. */
+	if (ov_proc_starttime(pid, &st, &ignored) < 0 || st != starttime)
+		return 0;
+	if (ctrl_path &&
+	    ov_swtpm_ctrl(ctrl_path, OV_SWTPM_CMD_SHUTDOWN, rsp, sizeof(rsp), pidfd, timeout_ms,
+			  &ignored) == 0 &&
+	    wait_exit(pidfd, timeout_ms) == 0)
+		return 0;
+	if (wait_exit(pidfd, 0) == 0)
+		return 0; /* it went away by itself */
+	if (sys_pidfd_send_signal(pidfd, SIGTERM) == 0 && wait_exit(pidfd, timeout_ms) == 0)
+		return 1;
+	if (sys_pidfd_send_signal(pidfd, SIGKILL) < 0 && errno != ESRCH)
+		return ov_error_set(err, errno, "killing swtpm %d", (int)pid);
+	if (wait_exit(pidfd, timeout_ms) < 0)
+		return ov_error_set(err, ETIMEDOUT, "swtpm %d did not exit after SIGKILL",
+				    (int)pid);
+	return 1;
+}
