@@ -35,6 +35,7 @@ endif
 UNIT_SRCS  := $(wildcard tests/unit/test-*.c)
 UNIT_TESTS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
+.SECONDARY:
 .PHONY: all clean install check check-unit check-bats check-vm demo bench deps format lint
 all: $(PROGS)
 

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * oci-vtpm-hook STAGE: an OCI hook. createRuntime and prestart start the
+ * oci-vtpm-hook [STAGE]: an OCI hook. createRuntime and prestart start the
  * container's vTPMs; poststop stops them. The OCI state comes on stdin.
+ * Without STAGE (an oci-hooks(5) file gives every stage the same argv) the
+ * state's status tells: "stopped" is poststop, anything else a start.
  */
 #include <stdio.h>
 #include <string.h>
@@ -16,7 +18,7 @@ static const char prog[] = "oci-vtpm-hook";
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: %s createRuntime|prestart|poststop < state.json\n", prog);
+	fprintf(stderr, "usage: %s [createRuntime|prestart|poststop] < state.json\n", prog);
 	return 2;
 }
 
@@ -42,21 +44,22 @@ int main(int argc, char **argv)
 	struct ov_settings s = {0};
 	struct ov_state st = {0};
 	ov_error err = {0};
-	bool stop;
+	bool stop = false;
 	int ret = 1;
 
 	ov_log_init(prog);
-	if (argc != 2)
+	if (argc > 2)
 		return usage();
-	if (strcmp(argv[1], "createRuntime") == 0 || strcmp(argv[1], "prestart") == 0)
-		stop = false;
-	else if (strcmp(argv[1], "poststop") == 0)
+	if (argc == 2 && strcmp(argv[1], "poststop") == 0)
 		stop = true;
-	else
+	else if (argc == 2 && strcmp(argv[1], "createRuntime") != 0 &&
+		 strcmp(argv[1], "prestart") != 0)
 		return usage();
 
 	if (ov_state_read(STDIN_FILENO, &st, &err) < 0)
 		goto out;
+	if (argc == 1)
+		stop = st.status && strcmp(st.status, "stopped") == 0;
 	ov_log_set_id(st.id);
 	if (ov_settings_load(NULL, &s, &err) < 0)
 		goto out;

@@ -2,6 +2,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -154,9 +155,10 @@ static __attribute__((noreturn)) void child_exec(const struct argv_buf *a, const
 		if (dup2(tmp[i], next++) < 0) /* dup2 clears FD_CLOEXEC on the copy */
 			child_fail(errpipe, errno);
 	}
-	/* Everything else (the parked copies, devnull, the error pipe) is
-	 * O_CLOEXEC; close any stray inherited fd for good measure. */
-	if (syscall(SYS_close_range, next, 63, 0) < 0 && errno != ENOSYS)
+	/* Any fd inherited without O_CLOEXEC must not reach swtpm either; mark
+	 * rather than close, so the error pipe stays open until exec. */
+	if (syscall(SYS_close_range, next, ~0U, CLOSE_RANGE_CLOEXEC) < 0 && errno != ENOSYS &&
+	    errno != EINVAL)
 		child_fail(errpipe, errno);
 	execve(a->argv[0], a->argv, envp);
 	child_fail(errpipe, errno);

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# make check: the C unit tests and the bats suite on this kernel. Each suite
+# prints "N passed, N failed[, N skipped]" last; this adds them up. When
+# OV_RESULTS names a file, each suite's counts are appended to it (.ci/run
+# sums make check and make check-vm that way).
+set -u
+cd "$(dirname "$0")/.."
+build=${OCI_VTPM_BUILD:-build}
+total_p=0 total_f=0 total_s=0
+
+count() { # suite-name output-file exit-code
+	local line p f s
+	line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$2" | tail -n 1)
+	p=$(sed -nE 's/.*\b([0-9]+) passed.*/\1/p' <<<"$line")
+	f=$(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"$line")
+	s=$(sed -nE 's/.* ([0-9]+) skipped.*/\1/p' <<<"$line")
+	if [ -z "$p" ]; then p=0 f=1; echo "$1: no result line (exit $3)"; fi
+	[ "$3" -eq 0 ] || [ "${f:-0}" -gt 0 ] || f=1
+	total_p=$((total_p + p)) total_f=$((total_f + ${f:-0})) total_s=$((total_s + ${s:-0}))
+	[ -z "${OV_RESULTS:-}" ] || echo "$1 $p ${f:-0} ${s:-0}" >>"$OV_RESULTS"
+}
+
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+tests/unit/run.sh "$build"/tests/test-* 2>&1 | tee "$out"
+count unit "$out" "${PIPESTATUS[0]}"
+tests/bats/run.sh 2>&1 | tee "$out"
+count bats "$out" "${PIPESTATUS[0]}"
+
+echo "$total_p passed, $total_f failed, $total_s skipped"
+[ "$total_f" -eq 0 ]

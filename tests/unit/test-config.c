@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "oci-vtpm/config.h"
+#include "oci-vtpm/oci.h"
+#include "unit.h"
+
+static int settings(const char *json, struct ov_settings *s, ov_error *err)
+{
+	return ov_settings_parse(json, strlen(json), s, err);
+}
+
+static void test_settings(void)
+{
+	struct ov_settings s;
+	ov_error err = {0};
+
+	CHECK(settings("{}", &s, &err) == 0);
+	CHECK(strcmp(s.run_dir, "/run/oci-vtpm") == 0);
+	CHECK(strcmp(s.state_dir, "/var/lib/oci-vtpm") == 0);
+	CHECK(strcmp(s.swtpm, "/usr/bin/swtpm") == 0);
+	CHECK(strcmp(s.socket_dir, "/run/tpm") == 0);
+	CHECK(s.backend == OV_BACKEND_AUTO && s.keep_generations == 3 && !s.ek_cert);
+	ov_settings_free(&s);
+
+	CHECK(settings("{\"run_dir\":\"/x\",\"backend\":\"socket\",\"ek_cert\":true,"
+		       "\"keep_generations\":5,\"log_level\":\"debug\"}",
+		       &s, &err) == 0);
+	CHECK(strcmp(s.run_dir, "/x") == 0 && s.backend == OV_BACKEND_SOCKET && s.ek_cert);
+	CHECK(s.keep_generations == 5 && s.log_level == OV_LOG_DEBUG);
+	ov_settings_free(&s);
+
+	CHECK(settings("{\"nope\":1}", &s, &err) < 0);
+	CHECK_ERR(&err, "unknown key \"nope\"");
+	CHECK(settings("{\"run_dir\":\"relative\"}", &s, &err) < 0);
+	CHECK_ERR(&err, "\"run_dir\": \"relative\" is not an absolute path");
+	CHECK(settings("{\"backend\":\"tcp\"}", &s, &err) < 0);
+	CHECK_ERR(&err, "backend");
+	CHECK(settings("{\"ek_cert\":\"yes\"}", &s, &err) < 0);
+	CHECK_ERR(&err, "\"ek_cert\" must be true or false");
+	CHECK(settings("{\"keep_generations\":0}", &s, &err) < 0);
+	CHECK_ERR(&err, "keep_generations");
+	CHECK(settings("{\"log_level\":\"loud\"}", &s, &err) < 0);
+	CHECK_ERR(&err, "log_level");
+	CHECK(settings("{\"swtpm\":5}", &s, &err) < 0);
+	CHECK_ERR(&err, "\"swtpm\" must be a string");
+	CHECK(settings("{", &s, &err) < 0);
+	CHECK_ERR(&err, "settings: invalid JSON");
+
+	/* A file named explicitly must exist. */
+	CHECK(ov_settings_load("/nonexistent/config.json", &s, &err) < 0);
+	CHECK_ERR(&err, "No such file");
+}
+
+static int request(const char *annotations, struct ov_request *r, ov_error *err)
+{
+	struct ov_settings s;
+	json_object *a = NULL;
+	int ret;
+
+	ov_settings_defaults(&s);
+	if (annotations && ov_json_parse(annotations, strlen(annotations), "t", &a, err) < 0)
+		return -2;
+	ret = ov_request_parse(&s, a, r, err);
+	if (a)
+		json_object_put(a);
+	return ret;
+}
+
+static void test_request(void)
+{
+	struct ov_request r;
+	ov_error err = {0};
+
+	CHECK(request(NULL, &r, &err) == 0);
+	CHECK(!r.enable && r.count == 1 && r.version == OV_TPM_2_0 && !r.name);
+	CHECK(request("{\"other\":\"x\",\"io.oci-vtpm.enable\":\"true\",\"io.oci-vtpm.name\":"
+		      "\"db-1.a_b\",\"io.oci-vtpm.version\":\"1.2\",\"io.oci-vtpm.count\":\"2\","
+		      "\"io.oci-vtpm.backend\":\"socket\",\"io.oci-vtpm.ek-cert\":\"true\"}",
+		      &r, &err) == 0);
+	CHECK(r.enable && strcmp(r.name, "db-1.a_b") == 0 && r.version == OV_TPM_1_2);
+	CHECK(r.count == 2 && r.backend == OV_BACKEND_SOCKET && r.ek_cert);
+	ov_request_free(&r);
+	CHECK(request("{\"io.oci-vtpm.enable\":\"false\"}", &r, &err) == 0 && !r.enable);
+
+	CHECK(request("{\"io.oci-vtpm.foo\":\"1\"}", &r, &err) < 0);
+	CHECK_ERR(&err, "unknown annotation io.oci-vtpm.foo");
+	CHECK(request("{\"io.oci-vtpm.enable\":\"yes\"}", &r, &err) < 0);
+	CHECK_ERR(&err, "io.oci-vtpm.enable: bad value \"yes\"");
+	CHECK(request("{\"io.oci-vtpm.count\":\"abc\"}", &r, &err) < 0);
+	CHECK_ERR(&err, "io.oci-vtpm.count");
+	CHECK(request("{\"io.oci-vtpm.count\":\"0\"}", &r, &err) < 0);
+	CHECK(request("{\"io.oci-vtpm.count\":\"9\"}", &r, &err) < 0);
+	CHECK(request("{\"io.oci-vtpm.count\":\"-1\"}", &r, &err) < 0);
+	CHECK(request("{\"io.oci-vtpm.count\":\"1x\"}", &r, &err) < 0);
+	CHECK(request("{\"io.oci-vtpm.version\":\"3\"}", &r, &err) < 0);
+	CHECK_ERR(&err, "io.oci-vtpm.version: bad value \"3\"");
+	CHECK(request("{\"io.oci-vtpm.backend\":\"auto\"}", &r, &err) < 0);
+	CHECK(request("{\"io.oci-vtpm.name\":\"../etc\"}", &r, &err) < 0);
+	CHECK_ERR(&err, "not a valid vTPM name");
+	CHECK(request("{\"io.oci-vtpm.name\":\"\"}", &r, &err) < 0);
+}
+
+static void test_names(void)
+{
+	char long_name[200];
+
+	CHECK(ov_name_valid("a"));
+	CHECK(ov_name_valid("web-01.prod_x"));
+	CHECK(!ov_name_valid(""));
+	CHECK(!ov_name_valid(".hidden"));
+	CHECK(!ov_name_valid("-x"));
+	CHECK(!ov_name_valid("a/b"));
+	CHECK(!ov_name_valid(".."));
+	CHECK(!ov_name_valid("a b"));
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	CHECK(!ov_name_valid(long_name));
+	long_name[128] = '\0';
+	CHECK(ov_name_valid(long_name));
+}
+
+int main(void)
+{
+	test_settings();
+	test_request();
+	test_names();
+	return unit_done("config");
+}
