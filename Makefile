@@ -95,4 +95,4 @@ clean:
 	rm -rf $(BUILD)
 
 -include tests/vm/vm.mk
--include $(LIB_OBJS:.o=.d) $(BUILD)/hooks/oci-vtpm-hook.d
+-include $(shell find $(BUILD) -name "*.d" 2>/dev/null)

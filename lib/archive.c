@@ -1,0 +1,641 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "oci-vtpm/archive.h"
+#include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/oci.h"
+
+#define META	   "meta.json"
+#define META_MAX   (64u << 10)
+#define MAGIC	   "OVTPMAR1"
+#define MAGIC_LEN  8
+#define HEADER_MAX (64u << 10)
+#define FILES_MAX  64
+#define CRED_NAME  "oci-vtpm.master-key"
+
+void ov_vtpm_keys_wipe(struct ov_vtpm_keys *k)
+{
+	ov_key_wipe(&k->state);
+	ov_key_wipe(&k->mac);
+}
+
+int ov_master_key_path(const struct ov_settings *s, char *buf, size_t size)
+{
+	const char *cred = getenv("CREDENTIALS_DIRECTORY");
+	int n;
+
+	if (cred && *cred) {
+		n = snprintf(buf, size, "%s/" CRED_NAME, cred);
+		if (n > 0 && (size_t)n < size && access(buf, F_OK) == 0)
+			return 0;
+	}
+	n = snprintf(buf, size, "%s", s->master_key);
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+int ov_master_key_current(const struct ov_settings *s, struct ov_key *k, ov_error *err)
+{
+	char path[4200], next[4210];
+
+	if (ov_master_key_path(s, path, sizeof(path)) < 0)
+		return ov_error_set(err, ENAMETOOLONG, "master key path");
+	snprintf(next, sizeof(next), "%s.new", path);
+	if (access(next, F_OK) == 0)
+		return ov_master_key_load(next, k, err);
+	return ov_master_key_load(path, k, err);
+}
+
+int ov_master_key_for(const struct ov_settings *s, const char *key_id, struct ov_key *k,
+		      ov_error *err)
+{
+	char path[4200], next[4210], id[OV_KEY_ID_LEN + 1];
+	ov_error nerr;
+
+	if (ov_master_key_path(s, path, sizeof(path)) < 0)
+		return ov_error_set(err, ENAMETOOLONG, "master key path");
+	if (ov_master_key_load(path, k, err) < 0)
+		return -1;
+	ov_key_id(k, id);
+	if (strcmp(id, key_id) == 0)
+		return 0;
+	snprintf(next, sizeof(next), "%s.new", path);
+	if (access(next, F_OK) == 0 && ov_master_key_load(next, k, &nerr) == 0) {
+		ov_key_id(k, id);
+		if (strcmp(id, key_id) == 0)
+			return 0;
+	}
+	/* Neither: unwrapping with master.key gives the clear error. */
+	return ov_master_key_load(path, k, err);
+}
+
+int ov_archive_root(const struct ov_settings *s, bool create, ov_error *err)
+{
+	char path[4200];
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/vtpms", s->state_dir) >= (int)sizeof(path))
+		return ov_error_set(err, ENAMETOOLONG, "state_dir");
+	if (create)
+		return ov_mkdir_p(path, 0700, err);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return ov_error_set(err, errno, "opening %s", path);
+	return fd;
+}
+
+int ov_archive_dir(const struct ov_settings *s, const char *name, bool create, ov_error *err)
+{
+	cleanup_close int root = -1, fd = -1;
+
+	if (!ov_name_valid(name))
+		return ov_error_set(err, EINVAL, "invalid vTPM name \"%.64s\"", name);
+	root = ov_archive_root(s, create, err);
+	if (root < 0)
+		return -1;
+	if (create && mkdirat(root, name, 0700) < 0 && errno != EEXIST)
+		return ov_error_set(err, errno, "creating the archive of vTPM %s", name);
+	fd = openat(root, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return ov_error_set(err, errno, "vTPM %s", name);
+	while (flock(fd, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return ov_error_set(err, errno, "locking vTPM %s", name);
+	return take_fd(&fd);
+}
+
+static const char *version_str(enum ov_tpm_version v)
+{
+	return v == OV_TPM_1_2 ? "1.2" : "2.0";
+}
+
+/* The additional data a wrapped key is bound to. */
+static int wrap_aad(const struct ov_meta *m, char *buf, size_t size)
+{
+	char salt[2 * OV_SALT_LEN + 1];
+
+	ov_hex(m->salt, sizeof(m->salt), salt);
+	return snprintf(buf, size, "oci-vtpm/v1/data-key/%s/%s", m->name, salt);
+}
+
+static int derive(const struct ov_meta *m, const struct ov_key *dek, struct ov_vtpm_keys *k,
+		  ov_error *err)
+{
+	if (ov_hkdf(dek, m->salt, sizeof(m->salt), "state", m->name, &k->state, err) < 0 ||
+	    ov_hkdf(dek, m->salt, sizeof(m->salt), "mac", m->name, &k->mac, err) < 0)
+		return -1;
+	return 0;
+}
+
+static int kek_for(const struct ov_meta *m, const struct ov_key *master, struct ov_key *kek,
+		   ov_error *err)
+{
+	return ov_hkdf(master, m->salt, sizeof(m->salt), "kek", m->name, kek, err);
+}
+
+int ov_meta_new(const char *name, const struct ov_key *master, struct ov_meta *m,
+		struct ov_vtpm_keys *k, ov_error *err)
+{
+	cleanup_key struct ov_key dek = {0}, kek = {0};
+	char aad[256];
+
+	memset(m, 0, sizeof(*m));
+	snprintf(m->name, sizeof(m->name), "%s", name);
+	if (ov_random(m->salt, sizeof(m->salt), err) < 0 ||
+	    ov_random(dek.b, sizeof(dek.b), err) < 0)
+		return -1;
+	ov_key_id(master, m->key_id);
+	wrap_aad(m, aad, sizeof(aad));
+	if (kek_for(m, master, &kek, err) < 0 ||
+	    ov_key_wrap(&kek, aad, strlen(aad), &dek, m->wrapped, err) < 0)
+		return -1;
+	return derive(m, &dek, k, err);
+}
+
+static int meta_mac(const struct ov_meta *m, const struct ov_vtpm_keys *k, uint8_t out[OV_MAC_LEN],
+		    ov_error *err)
+{
+	char salt[2 * OV_SALT_LEN + 1], wrapped[2 * OV_WRAPPED_LEN + 1], text[1024];
+	struct ov_mac *mac;
+	int n, ret;
+
+	ov_hex(m->salt, sizeof(m->salt), salt);
+	ov_hex(m->wrapped, sizeof(m->wrapped), wrapped);
+	n = snprintf(text, sizeof(text), "oci-vtpm/v1/meta|%s|%s|%s|%s|%llu|%s|%u", m->name, salt,
+		     m->key_id, wrapped, m->newest, version_str(m->version), m->count);
+	if (n < 0 || (size_t)n >= sizeof(text))
+		return ov_error_set(err, ENAMETOOLONG, "meta");
+	mac = ov_mac_new(&k->mac, err);
+	if (!mac)
+		return -1;
+	ov_mac_update(mac, text, (size_t)n);
+	ret = ov_mac_final(mac, out, err);
+	ov_mac_free(mac);
+	return ret;
+}
+
+int ov_meta_write(int vdir, const struct ov_meta *m, const struct ov_vtpm_keys *k, ov_error *err)
+{
+	char salt[2 * OV_SALT_LEN + 1], wrapped[2 * OV_WRAPPED_LEN + 1],
+	    mac_hex[2 * OV_MAC_LEN + 1];
+	uint8_t mac[OV_MAC_LEN];
+	char text[2048];
+	int n;
+
+	if (meta_mac(m, k, mac, err) < 0)
+		return -1;
+	ov_hex(m->salt, sizeof(m->salt), salt);
+	ov_hex(m->wrapped, sizeof(m->wrapped), wrapped);
+	ov_hex(mac, sizeof(mac), mac_hex);
+	n = snprintf(text, sizeof(text),
+		     "{\"format\":1,\"name\":\"%s\",\"salt\":\"%s\",\"key_id\":\"%s\","
+		     "\"wrapped_key\":\"%s\",\"newest\":%llu,\"version\":\"%s\",\"count\":%u,"
+		     "\"mac\":\"%s\"}\n",
+		     m->name, salt, m->key_id, wrapped, m->newest, version_str(m->version),
+		     m->count, mac_hex);
+	if (n < 0 || (size_t)n >= sizeof(text))
+		return ov_error_set(err, ENAMETOOLONG, "meta");
+	if (ov_write_file_atomic(vdir, META, text, (size_t)n, 0600, err) < 0)
+		return ov_error_wrap(err, "vTPM %s", m->name);
+	return 0;
+}
+
+static const char *jstr(json_object *o, const char *k)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static int jnum(json_object *o, const char *k, unsigned long long *out)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_int) ||
+	    json_object_get_int64(v) < 0)
+		return -1;
+	*out = (unsigned long long)json_object_get_int64(v);
+	return 0;
+}
+
+static int parse_meta(json_object *root, struct ov_meta *m, uint8_t mac[OV_MAC_LEN])
+{
+	const char *name = jstr(root, "name"), *salt = jstr(root, "salt"),
+		   *key_id = jstr(root, "key_id"), *wrapped = jstr(root, "wrapped_key"),
+		   *version = jstr(root, "version"), *mac_hex = jstr(root, "mac");
+	unsigned long long count;
+
+	if (!name || !salt || !key_id || !wrapped || !version || !mac_hex ||
+	    strlen(name) >= sizeof(m->name) || strlen(key_id) != OV_KEY_ID_LEN ||
+	    jnum(root, "newest", &m->newest) < 0 || jnum(root, "count", &count) < 0 ||
+	    count > OV_MAX_TPMS || ov_unhex(salt, m->salt, sizeof(m->salt)) < 0 ||
+	    ov_unhex(wrapped, m->wrapped, sizeof(m->wrapped)) < 0 ||
+	    ov_unhex(mac_hex, mac, OV_MAC_LEN) < 0)
+		return -1;
+	strcpy(m->name, name);
+	strcpy(m->key_id, key_id);
+	m->version = strcmp(version, "1.2") == 0 ? OV_TPM_1_2 : OV_TPM_2_0;
+	m->count = (unsigned)count;
+	return 0;
+}
+
+static int unwrap(const struct ov_meta *m, const struct ov_key *master, struct ov_key *dek,
+		  ov_error *err)
+{
+	cleanup_key struct ov_key kek = {0};
+	char aad[256], id[OV_KEY_ID_LEN + 1];
+
+	ov_key_id(master, id);
+	wrap_aad(m, aad, sizeof(aad));
+	if (kek_for(m, master, &kek, err) < 0)
+		return -1;
+	if (ov_key_unwrap(&kek, aad, strlen(aad), m->wrapped, dek, err) < 0) {
+		if (strcmp(id, m->key_id) != 0)
+			return ov_error_set(err, 0,
+					    "vTPM %s is protected by master key %s, not by this "
+					    "host's master key %s",
+					    m->name, m->key_id, id);
+		return ov_error_set(err, 0,
+				    "vTPM %s: its wrapped key does not verify (meta.json edited?)",
+				    m->name);
+	}
+	return 0;
+}
+
+int ov_meta_load(int vdir, const char *name, const struct ov_key *master, struct ov_meta *m,
+		 struct ov_vtpm_keys *k, ov_error *err)
+{
+	cleanup_free char *buf = NULL;
+	cleanup_json json_object *root = NULL;
+	cleanup_key struct ov_key dek = {0};
+	uint8_t mac[OV_MAC_LEN], want[OV_MAC_LEN];
+	size_t len;
+
+	memset(m, 0, sizeof(*m));
+	if (ov_read_file_at(vdir, META, META_MAX, &buf, &len, err) < 0) {
+		if (err->code == ENOENT)
+			return -1;
+		return ov_error_wrap(err, "vTPM %s", name);
+	}
+	if (ov_json_parse(buf, len, META, &root, err) < 0 || parse_meta(root, m, mac) < 0)
+		return ov_error_set(err, 0, "vTPM %s: %s is malformed", name, META);
+	if (strcmp(m->name, name) != 0)
+		return ov_error_set(err, 0, "vTPM %s: %s belongs to vTPM %s", name, META, m->name);
+	if (!master)
+		return 0;
+	if (unwrap(m, master, &dek, err) < 0 || derive(m, &dek, k, err) < 0)
+		return -1;
+	if (meta_mac(m, k, want, err) < 0)
+		return -1;
+	if (!ov_mac_equal(mac, want)) {
+		ov_vtpm_keys_wipe(k);
+		return ov_error_set(err, 0, "vTPM %s: %s does not verify (edited?)", name, META);
+	}
+	return 0;
+}
+
+int ov_meta_rewrap(int vdir, struct ov_meta *m, const struct ov_key *old_master,
+		   const struct ov_key *new_master, ov_error *err)
+{
+	cleanup_key struct ov_key dek = {0}, kek = {0};
+	struct ov_vtpm_keys k;
+	char aad[256];
+	int ret;
+
+	if (unwrap(m, old_master, &dek, err) < 0 || derive(m, &dek, &k, err) < 0)
+		return -1;
+	wrap_aad(m, aad, sizeof(aad));
+	ov_key_id(new_master, m->key_id);
+	ret = kek_for(m, new_master, &kek, err);
+	if (ret == 0)
+		ret = ov_key_wrap(&kek, aad, strlen(aad), &dek, m->wrapped, err);
+	if (ret == 0)
+		ret = ov_meta_write(vdir, m, &k, err);
+	ov_vtpm_keys_wipe(&k);
+	return ret;
+}
+
+void ov_archive_gen_name(unsigned long long gen, char *buf, size_t size)
+{
+	snprintf(buf, size, "gen-%010llu.ovtpm", gen);
+}
+
+/* A file name swtpm writes: no path, nothing hidden. */
+static bool state_file_name_ok(const char *n)
+{
+	size_t len = strlen(n);
+
+	if (len == 0 || len > 64 || n[0] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= 'A' && n[i] <= 'Z') ||
+		      (n[i] >= '0' && n[i] <= '9') || strchr("_.-", n[i])))
+			return false;
+	return true;
+}
+
+struct blob {
+	char *data;
+	size_t len, cap;
+};
+
+static int blob_add(struct blob *b, const void *p, size_t n)
+{
+	if (b->len + n > OV_ARCHIVE_MAX)
+		return -1;
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 16384;
+		char *d;
+
+		while (cap < b->len + n)
+			cap *= 2;
+		d = realloc(b->data, cap);
+		if (!d)
+			return -1;
+		b->data = d;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+static void blob_free(struct blob *b)
+{
+	if (b->data)
+		explicit_bzero(b->data, b->len);
+	free(b->data);
+}
+
+/* Read every state file of srcdirs into files[] (names) and data. */
+static int collect(const int *srcdirs, unsigned count, json_object *files, struct blob *data,
+		   ov_error *err)
+{
+	for (unsigned i = 0; i < count; i++) {
+		int dfd = fcntl(srcdirs[i], F_DUPFD_CLOEXEC, 3);
+		DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+		struct dirent *de;
+
+		if (!d) {
+			if (dfd >= 0)
+				close(dfd);
+			return ov_error_set(err, errno, "reading state of vTPM %u", i);
+		}
+		rewinddir(d);
+		while ((de = readdir(d))) {
+			cleanup_free char *buf = NULL;
+			json_object *f;
+			size_t len;
+
+			if (!state_file_name_ok(de->d_name))
+				continue; /* ".", "..", swtpm's .lock */
+			if (ov_read_file_at(srcdirs[i], de->d_name, OV_ARCHIVE_MAX, &buf, &len,
+					    err) < 0) {
+				closedir(d);
+				return ov_error_wrap(err, "vTPM %u state", i);
+			}
+			f = json_object_new_object();
+			if (!f || json_object_array_add(files, f) < 0 ||
+			    json_object_object_add(f, "tpm", json_object_new_int((int)i)) < 0 ||
+			    json_object_object_add(f, "name", json_object_new_string(de->d_name)) <
+				0 ||
+			    json_object_object_add(f, "size", json_object_new_int64((int64_t)len)) <
+				0 ||
+			    blob_add(data, buf, len) < 0) {
+				closedir(d);
+				return ov_error_set(err, ENOMEM, "archiving");
+			}
+			explicit_bzero(buf, len);
+		}
+		closedir(d);
+	}
+	return 0;
+}
+
+static int prune(int vdir, unsigned long long newest, unsigned keep)
+{
+	DIR *d;
+	struct dirent *de;
+	int dfd = fcntl(vdir, F_DUPFD_CLOEXEC, 3);
+
+	if (dfd < 0 || !(d = fdopendir(dfd))) {
+		if (dfd >= 0)
+			close(dfd);
+		return -1;
+	}
+	rewinddir(d); /* the dup shares vdir's offset */
+	while ((de = readdir(d))) {
+		unsigned long long g;
+		char tail;
+
+		if (sscanf(de->d_name, "gen-%llu.ovtp%c", &g, &tail) == 2 && tail == 'm' &&
+		    g + keep <= newest)
+			unlinkat(vdir, de->d_name, 0);
+	}
+	closedir(d);
+	return 0;
+}
+
+int ov_archive_save(int vdir, struct ov_meta *m, const struct ov_vtpm_keys *k, const int *srcdirs,
+		    unsigned count, enum ov_tpm_version version, unsigned keep, ov_error *err)
+{
+	cleanup_json json_object *header = json_object_new_object();
+	json_object *files = json_object_new_array();
+	struct blob data = {0}, out = {0};
+	unsigned long long gen = m->newest + 1;
+	uint8_t mac[OV_MAC_LEN];
+	const char *htext;
+	size_t hlen;
+	uint32_t hlen_be;
+	char name[64];
+	struct ov_mac *h = NULL;
+	int ret = -1;
+
+	if (!header || !files || json_object_object_add(header, "files", files) < 0) {
+		json_object_put(files);
+		return ov_error_set(err, ENOMEM, "archiving");
+	}
+	if (collect(srcdirs, count, files, &data, err) < 0)
+		goto out;
+	if (json_object_object_add(header, "format", json_object_new_int(1)) < 0 ||
+	    json_object_object_add(header, "name", json_object_new_string(m->name)) < 0 ||
+	    json_object_object_add(header, "generation", json_object_new_int64((int64_t)gen)) < 0 ||
+	    json_object_object_add(header, "version",
+				   json_object_new_string(version_str(version))) < 0 ||
+	    json_object_object_add(header, "count", json_object_new_int((int)count)) < 0 ||
+	    json_object_object_add(header, "created", json_object_new_int64(time(NULL))) < 0) {
+		ov_error_set(err, ENOMEM, "archiving");
+		goto out;
+	}
+	htext = json_object_to_json_string_length(header, JSON_C_TO_STRING_PLAIN, &hlen);
+	hlen_be = htonl((uint32_t)hlen);
+	if (!htext || hlen > HEADER_MAX || blob_add(&out, MAGIC, MAGIC_LEN) < 0 ||
+	    blob_add(&out, &hlen_be, sizeof(hlen_be)) < 0 || blob_add(&out, htext, hlen) < 0 ||
+	    (data.len && blob_add(&out, data.data, data.len) < 0)) {
+		ov_error_set(err, ENOMEM, "archiving");
+		goto out;
+	}
+	h = ov_mac_new(&k->mac, err);
+	if (!h)
+		goto out;
+	ov_mac_update(h, out.data, out.len);
+	if (ov_mac_final(h, mac, err) < 0)
+		goto out;
+	if (blob_add(&out, mac, sizeof(mac)) < 0) {
+		ov_error_set(err, ENOMEM, "archiving");
+		goto out;
+	}
+	ov_archive_gen_name(gen, name, sizeof(name));
+	if (ov_write_file_atomic(vdir, name, out.data, out.len, 0600, err) < 0) {
+		ov_error_wrap(err, "vTPM %s generation %llu", m->name, gen);
+		goto out;
+	}
+	/* The generation is durable; now point the metadata at it. */
+	struct ov_meta next = *m;
+	next.newest = gen;
+	next.version = version;
+	next.count = count;
+	if (ov_meta_write(vdir, &next, k, err) < 0) {
+		unlinkat(vdir, name, 0);
+		goto out;
+	}
+	*m = next;
+	prune(vdir, gen, keep);
+	ret = 0;
+out:
+	ov_mac_free(h);
+	blob_free(&data);
+	blob_free(&out);
+	return ret;
+}
+
+/* Read, authenticate and check generation gen; on success *header is its
+ * header and *payload points into *buf. */
+static int open_gen(int vdir, const struct ov_meta *m, const struct ov_vtpm_keys *k,
+		    unsigned long long gen, char **buf, json_object **header, size_t *payload,
+		    size_t *payload_len, ov_error *err)
+{
+	uint8_t mac[OV_MAC_LEN];
+	unsigned long long hgen;
+	const char *hname;
+	struct ov_mac *h;
+	uint32_t hlen;
+	char name[64];
+	size_t len;
+
+	ov_archive_gen_name(gen, name, sizeof(name));
+	if (ov_read_file_at(vdir, name, OV_ARCHIVE_MAX, buf, &len, err) < 0)
+		return ov_error_wrap(err, "vTPM %s generation %llu", m->name, gen);
+	if (len < MAGIC_LEN + 4 + OV_MAC_LEN || memcmp(*buf, MAGIC, MAGIC_LEN) != 0)
+		return ov_error_set(err, 0, "vTPM %s generation %llu: not an oci-vtpm archive",
+				    m->name, gen);
+	h = ov_mac_new(&k->mac, err);
+	if (!h)
+		return -1;
+	ov_mac_update(h, *buf, len - OV_MAC_LEN);
+	if (ov_mac_final(h, mac, err) < 0) {
+		ov_mac_free(h);
+		return -1;
+	}
+	ov_mac_free(h);
+	if (!ov_mac_equal(mac, (uint8_t *)*buf + len - OV_MAC_LEN))
+		return ov_error_set(err, 0,
+				    "vTPM %s generation %llu does not verify: edited, or not this "
+				    "vTPM's archive",
+				    m->name, gen);
+	memcpy(&hlen, *buf + MAGIC_LEN, sizeof(hlen));
+	hlen = ntohl(hlen);
+	char *htext = hlen <= HEADER_MAX && MAGIC_LEN + 4 + (size_t)hlen <= len - OV_MAC_LEN
+			  ? strndup(*buf + MAGIC_LEN + 4, hlen)
+			  : NULL;
+	int bad = !htext || ov_json_parse(htext, hlen, "archive header", header, err) < 0;
+	free(htext);
+	if (bad) {
+		return ov_error_set(err, 0, "vTPM %s generation %llu: bad header", m->name, gen);
+	}
+	hname = jstr(*header, "name");
+	if (!hname || strcmp(hname, m->name) != 0)
+		return ov_error_set(err, 0, "vTPM %s generation %llu belongs to vTPM %s", m->name,
+				    gen, hname ? hname : "?");
+	if (jnum(*header, "generation", &hgen) < 0 || hgen != gen)
+		return ov_error_set(err, 0,
+				    "vTPM %s generation %llu holds generation %llu: an older "
+				    "archive put in place of the newest?",
+				    m->name, gen, hgen);
+	*payload = MAGIC_LEN + 4 + hlen;
+	*payload_len = len - OV_MAC_LEN - *payload;
+	return 0;
+}
+
+static int unpack(const char *data, size_t len, json_object *header, const int *dstdirs,
+		  unsigned count, uid_t uid, gid_t gid, ov_error *err)
+{
+	json_object *files;
+	size_t off = 0;
+
+	if (!json_object_object_get_ex(header, "files", &files) ||
+	    !json_object_is_type(files, json_type_array) ||
+	    json_object_array_length(files) > FILES_MAX)
+		return ov_error_set(err, 0, "archive: bad file list");
+	for (size_t i = 0; i < json_object_array_length(files); i++) {
+		json_object *f = json_object_array_get_idx(files, i);
+		unsigned long long tpm, size;
+		const char *name = jstr(f, "name");
+		cleanup_close int fd = -1;
+
+		if (!name || !state_file_name_ok(name) || jnum(f, "tpm", &tpm) < 0 ||
+		    jnum(f, "size", &size) < 0 || size > len - off)
+			return ov_error_set(err, 0, "archive: bad file entry");
+		if (tpm >= count)
+			return ov_error_set(err, 0,
+					    "archive holds %llu+ TPMs, the container asks for %u",
+					    tpm + 1, count);
+		fd = openat(dstdirs[tpm], name,
+			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return ov_error_set(err, errno, "restoring %s", name);
+		if (ov_write_all(fd, data + off, size) < 0 || fchown(fd, uid, gid) < 0)
+			return ov_error_set(err, errno, "restoring %s", name);
+		off += size;
+	}
+	if (off != len)
+		return ov_error_set(err, 0, "archive: trailing data");
+	return 0;
+}
+
+int ov_archive_load(int vdir, const struct ov_meta *m, const struct ov_vtpm_keys *k,
+		    unsigned long long gen, const int *dstdirs, unsigned count, uid_t uid,
+		    gid_t gid, ov_error *err)
+{
+	cleanup_free char *buf = NULL;
+	cleanup_json json_object *header = NULL;
+	size_t off, len;
+
+	if (open_gen(vdir, m, k, gen, &buf, &header, &off, &len, err) < 0)
+		return -1;
+	if (unpack(buf + off, len, header, dstdirs, count, uid, gid, err) < 0)
+		return ov_error_wrap(err, "vTPM %s generation %llu", m->name, gen);
+	return 0;
+}
+
+int ov_archive_verify(int vdir, const struct ov_meta *m, const struct ov_vtpm_keys *k,
+		      unsigned long long gen, ov_error *err)
+{
+	cleanup_free char *buf = NULL;
+	cleanup_json json_object *header = NULL;
+	size_t off, len;
+
+	return open_gen(vdir, m, k, gen, &buf, &header, &off, &len, err);
+}
