@@ -94,7 +94,8 @@ static int fill_defaults(struct ov_settings *s, ov_error *err)
 	if (dup_default(&s->run_dir, "/run/oci-vtpm") < 0 ||
 	    dup_default(&s->state_dir, "/var/lib/oci-vtpm") < 0 ||
 	    dup_default(&s->swtpm, "/usr/bin/swtpm") < 0 ||
-	    dup_default(&s->swtpm_user, "tss") < 0 || dup_default(&s->socket_dir, "/run/tpm") < 0)
+	    dup_default(&s->swtpm_user, "tss") < 0 || dup_default(&s->socket_dir, "/run/tpm") < 0 ||
+	    dup_default(&s->master_key, "/etc/oci-vtpm/master.key") < 0)
 		return ov_error_set(err, ENOMEM, "settings");
 	return 0;
 }
@@ -115,6 +116,9 @@ static const struct key keys[] = {
     {"swtpm_user", K_STRING, F(swtpm_user), 0, 0},
     {"log_file", K_PATH, F(log_file), 0, 0},
     {"socket_dir", K_PATH, F(socket_dir), 0, 0},
+    {"master_key", K_PATH, F(master_key), 0, 0},
+    {"runtime", K_PATH, F(runtime), 0, 0},
+    {"hook", K_PATH, F(hook), 0, 0},
     {"log_level", K_LEVEL, F(log_level), 0, 0},
     {"backend", K_BACKEND, F(backend), 0, 0},
     {"ek_cert", K_BOOL, F(ek_cert), 0, 0},
@@ -238,6 +242,9 @@ void ov_settings_free(struct ov_settings *s)
 	free(s->swtpm_user);
 	free(s->log_file);
 	free(s->socket_dir);
+	free(s->runtime);
+	free(s->hook);
+	free(s->master_key);
 	memset(s, 0, sizeof(*s));
 }
 

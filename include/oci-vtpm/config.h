@@ -35,6 +35,9 @@ struct ov_settings {
 	char *swtpm_user; /* user swtpm runs as; "" or "root" to stay root */
 	char *log_file;	  /* NULL: syslog */
 	char *socket_dir; /* socket backend: directory inside the container */
+	char *runtime;	  /* oci-vtpm-runtime: the real OCI runtime; NULL: search */
+	char *hook;	  /* oci-vtpm-runtime: the hook it adds; NULL: next to itself */
+	char *master_key; /* /etc/oci-vtpm/master.key */
 	enum ov_log_level log_level;
 	enum ov_backend backend;
 	bool ek_cert;
