@@ -18,7 +18,8 @@ static const char prog[] = "oci-vtpm-hook";
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: %s [createRuntime|prestart|poststop] < state.json\n", prog);
+	fprintf(stderr, "%s: usage: %s [createRuntime|prestart|poststop] < state.json\n", prog,
+		prog);
 	return 2;
 }
 

@@ -1,0 +1,608 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2016,SC2034,SC2119,SC2120,SC2154,SC2001,SC2012,SC2086
+# (jq programs in single quotes; bats sets output/stderr/stderr_lines)
+# Shared harness for the oci-vtpm bats integration tests.
+#
+# A test file does:
+#
+#   load helpers
+#   setup_file()    { ov_setup_file; }
+#   setup()         { ov_setup; }
+#   teardown()      { ov_teardown; }
+#
+# Per test, ov_setup makes a private temp root $T (mode 0755, so swtpm can
+# run as the unprivileged "tss" user below it) holding:
+#   $CFG        the hook's settings file (run_dir, state_dir, backend socket)
+#   $RUN_DIR    the hook's run_dir
+#   $STATE_DIR  the hook's state_dir
+#   $T/rt/...   private runtime state roots (runc/crun --root)
+# ov_teardown deletes every container the test made and then runs the leak
+# check (no process mentioning $RUN_DIR, no $RUN_DIR/<id>, no mount under $T);
+# a leak fails the test.
+#
+# Runtimes: ov_rt RUNTIME ARGS... runs runc/crun on the test's private
+# --root under `timeout`. crun always gets --cgroup-manager=disabled and, on
+# a hybrid cgroup host (crun 1.8 refuses those outright), runs in a private
+# mount namespace with /sys/fs/cgroup/unified unmounted. ov_run uses
+# `crun run -d` under the ov-reap subreaper (ov-reap.c, built per file):
+# a foreground `crun run` never returns while the hook's swtpm lives.
+#
+# Environment knobs:
+#   OCI_VTPM_BUILD   build dir (default <repo>/build)
+#   OCI_VTPM_HOOK    hook binary (default $OCI_VTPM_BUILD/oci-vtpm-hook)
+#   OV_TIMEOUT       seconds allowed for each runtime/hook command (default 60)
+#   OV_STRICT=1      a missing feature FAILS the test instead of skipping it
+#   OV_KEEP_TMP=1    keep $T after the test (path is printed on failure)
+
+bats_require_minimum_version 1.5.0
+load /usr/lib/bats/bats-support/load
+load /usr/lib/bats/bats-assert/load
+
+OV_REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+OCI_VTPM_BUILD=${OCI_VTPM_BUILD:-$OV_REPO/build}
+OV_HOOK=${OCI_VTPM_HOOK:-$OCI_VTPM_BUILD/oci-vtpm-hook}
+OV_TIMEOUT=${OV_TIMEOUT:-60}
+OV_HOOK_TIMEOUT=30 # the timeout written into config.json hook entries
+OV_TCTI=swtpm:path=/run/tpm/tpm0.sock
+OV_PATH=/bin:/sbin:/usr/bin:/usr/sbin
+
+# ---------------------------------------------------------------- utilities
+
+# ov_log MSG...: diagnostic shown only when the test fails.
+ov_log() { printf '# %s\n' "$*" >&2; }
+
+# ov_wait_for SECONDS CMD...: poll CMD every 0.1 s until it succeeds or the
+# deadline passes (returns 1 then). The only sanctioned way to wait.
+ov_wait_for() {
+	local secs=$1 deadline
+	shift
+	deadline=$((SECONDS + secs))
+	while ! "$@"; do
+		if ((SECONDS >= deadline)); then
+			ov_log "timed out after ${secs}s waiting for: $*"
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+# Escape a string for use as a literal inside an extended regex (pgrep -f).
+ov_ere_quote() { printf '%s' "$1" | sed 's/[][\.*^$+?(){}|]/\\&/g'; }
+
+# ov_pids_matching STRING: pids of processes whose command line contains
+# STRING (pgrep -f excludes itself).
+ov_pids_matching() { pgrep -f -- "$(ov_ere_quote "$1")" || true; }
+
+# ov_swtpm_pids [ID]: pids of swtpm processes belonging to container ID
+# (all of this test's run_dir without ID).
+ov_swtpm_pids() {
+	local pat=$RUN_DIR pid comm
+	[ $# -eq 0 ] || pat=$RUN_DIR/$1
+	for pid in $(ov_pids_matching "$pat"); do
+		comm=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
+		[ "$comm" = swtpm ] && echo "$pid"
+	done
+	return 0
+}
+
+ov_swtpm_count() { ov_swtpm_pids "$@" | wc -l; }
+ov_no_swtpm() { [ "$(ov_swtpm_count "$@")" -eq 0 ]; }
+
+ov_ps() { [ $# -eq 0 ] || ps -o pid=,user=,args= -p "$(echo "$@" | tr ' \n' ',,' | sed 's/,*$//')" 2>/dev/null || true; }
+
+# ----------------------------------------------------------------- features
+
+# requires FEATURE...: skip (or fail with OV_STRICT=1) naming the first
+# missing feature. Runtime probes run a real busybox container once per file.
+requires() {
+	local f why
+	for f in "$@"; do
+		why=$(_ov_probe "$f") && continue
+		if [ "${OV_STRICT:-0}" = 1 ]; then
+			fail "missing feature '$f': $why (OV_STRICT=1)"
+		fi
+		skip "missing feature '$f': $why"
+	done
+}
+
+# Prints the reason and returns 1 when FEATURE is unavailable. Cached per file.
+_ov_probe() {
+	local f=$1 cache="$BATS_FILE_TMPDIR/probe.$1" why=""
+	if [ -f "$cache" ]; then
+		why=$(cat "$cache")
+		[ -z "$why" ] && return 0
+		echo "$why"
+		return 1
+	fi
+	case $f in
+	root) [ "$(id -u)" -eq 0 ] || why="must run as root" ;;
+	hook)
+		[ -x "$OV_HOOK" ] || why="$OV_HOOK not built (run make, or set OCI_VTPM_BUILD/OCI_VTPM_HOOK)"
+		;;
+	swtpm)
+		if ! [ -x /usr/bin/swtpm ]; then
+			why="/usr/bin/swtpm not installed (apt-get install swtpm)"
+		elif ! timeout 10 /usr/bin/swtpm socket --tpm2 --print-capabilities >/dev/null 2>&1; then
+			why="/usr/bin/swtpm socket --tpm2 --print-capabilities fails"
+		elif ! getent passwd tss >/dev/null; then
+			why="user 'tss' (default swtpm_user) does not exist"
+		fi
+		;;
+	tpm2-tools)
+		local t
+		for t in tpm2_getrandom tpm2_pcrread tpm2_pcrextend tpm2_createek; do
+			command -v "$t" >/dev/null || why="$t not installed (apt-get install tpm2-tools)"
+		done
+		[ -n "$why" ] || [ -e /usr/lib/x86_64-linux-gnu/libtss2-tcti-swtpm.so.0 ] ||
+			ls /usr/lib/*/libtss2-tcti-swtpm.so.0 >/dev/null 2>&1 ||
+			why="libtss2-tcti-swtpm.so.0 (swtpm TCTI) not found"
+		;;
+	busybox) [ -n "$(_ov_busybox)" ] || why="busybox not installed (apt-get install busybox-static)" ;;
+	jq) command -v jq >/dev/null || why="jq not installed" ;;
+	nsenter) command -v unshare >/dev/null && command -v nsenter >/dev/null ||
+		why="unshare/nsenter (util-linux) not installed" ;;
+	runc | crun) why=$(_ov_probe_runtime "$f") ;;
+	podman)
+		command -v podman >/dev/null || why="podman not installed"
+		[ -n "$why" ] || timeout 30 podman info >/dev/null 2>&1 || why="podman info fails"
+		;;
+	*) why="unknown feature name '$f' (harness bug)" ;;
+	esac
+	printf '%s' "$why" >"$cache"
+	[ -z "$why" ] && return 0
+	echo "$why"
+	return 1
+}
+
+_ov_busybox() {
+	local b
+	for b in /bin/busybox /usr/bin/busybox "$(command -v busybox 2>/dev/null)"; do
+		[ -n "$b" ] && [ -x "$b" ] && {
+			echo "$b"
+			return
+		}
+	done
+}
+
+# Run a trivial container with the runtime; prints why it cannot be used.
+# For crun on a hybrid cgroup host it retries inside a private mount
+# namespace with /sys/fs/cgroup/unified unmounted (crun 1.8 refuses hybrid
+# mode even with --cgroup-manager=disabled) and records that in crun.mode.
+_ov_probe_runtime() {
+	local rt=$1 out b
+	command -v "$rt" >/dev/null || {
+		echo "$rt not installed"
+		return
+	}
+	[ "$(id -u)" -eq 0 ] || {
+		echo "$rt tests need root"
+		return
+	}
+	b=$BATS_FILE_TMPDIR/probe-bundle
+	[ -d "$b" ] || {
+		mkdir -p "$b"
+		jq --arg root "$OV_BASE_ROOTFS" '.root.path=$root | .process.args=["true"]' \
+			"$OV_BASE_CONFIG" >"$b/config.json"
+		jq 'del(.hooks)' "$b/config.json" >"$b/c" && mv "$b/c" "$b/config.json"
+	}
+	if [ "$rt" = crun ]; then
+		echo plain >"$BATS_FILE_TMPDIR/crun.mode"
+		out=$(_ov_rt_root "$BATS_FILE_TMPDIR/probe-rt" crun run --bundle "$b" "ovprobe$$" 2>&1 </dev/null) && return
+		if [[ $out == *"hybrid mode not supported"* ]] && command -v unshare >/dev/null; then
+			echo unshare >"$BATS_FILE_TMPDIR/crun.mode"
+			out=$(_ov_rt_root "$BATS_FILE_TMPDIR/probe-rt" crun run --bundle "$b" "ovprobe$$" 2>&1 </dev/null) && return
+		fi
+	else
+		out=$(_ov_rt_root "$BATS_FILE_TMPDIR/probe-rt" "$rt" run --bundle "$b" "ovprobe$$" 2>&1 </dev/null) && return
+	fi
+	_ov_rt_root "$BATS_FILE_TMPDIR/probe-rt" "$rt" delete -f "ovprobe$$" >/dev/null 2>&1
+	echo "$rt cannot run a busybox container: $(echo "$out" | tail -n 3 | tr '\n' ' ')"
+}
+
+# ------------------------------------------------------------------ rootfs
+
+# ov_setup_file: build the busybox base rootfs and base config.json once per
+# test file. Call from setup_file.
+ov_setup_file() {
+	export OV_BASE_ROOTFS=$BATS_FILE_TMPDIR/rootfs
+	export OV_BASE_CONFIG=$BATS_FILE_TMPDIR/config.base.json
+	export OV_HOST_RO_MOUNTS=$BATS_FILE_TMPDIR/mounts.json
+	local bb r=$OV_BASE_ROOTFS a d
+	bb=$(_ov_busybox)
+	[ -n "$bb" ] || return 0 # tests will skip via `requires busybox`
+	command -v jq >/dev/null || return 0
+
+	rm -rf "$r"
+	mkdir -p "$r"/{bin,dev,etc,proc,sys,tmp,run,root,usr,var/tmp,mnt}
+	chmod 1777 "$r/tmp" "$r/var/tmp"
+	# /bin is a real directory holding busybox and its applets, so that the
+	# host's /usr (bind-mounted read-only) does not shadow the shell.
+	cp "$bb" "$r/bin/busybox"
+	for a in $("$r/bin/busybox" --list); do
+		[ -e "$r/bin/$a" ] || ln -s busybox "$r/bin/$a"
+	done
+	ln -s bin "$r/sbin"
+
+	# Host /usr read-only; /lib* follow the host layout (symlinks into usr
+	# on merged-/usr systems like Debian 12, extra ro bind mounts otherwise).
+	local mounts='[{"destination":"/usr","type":"bind","source":"/usr","options":["rbind","ro","nosuid","nodev"]}]'
+	for d in lib lib32 lib64 libx32; do
+		if [ -L "/$d" ]; then
+			ln -s "$(readlink "/$d")" "$r/$d"
+		elif [ -d "/$d" ]; then
+			mkdir -p "$r/$d"
+			mounts=$(jq -c --arg d "/$d" '. + [{destination:$d,type:"bind",source:$d,options:["rbind","ro","nosuid","nodev"]}]' <<<"$mounts")
+		fi
+	done
+	# The dynamic loader cache and alternatives symlink targets.
+	if [ -f /etc/ld.so.cache ]; then
+		: >"$r/etc/ld.so.cache"
+		mounts=$(jq -c '. + [{destination:"/etc/ld.so.cache",type:"bind",source:"/etc/ld.so.cache",options:["bind","ro"]}]' <<<"$mounts")
+	fi
+	if [ -d /etc/alternatives ]; then
+		mkdir -p "$r/etc/alternatives"
+		mounts=$(jq -c '. + [{destination:"/etc/alternatives",type:"bind",source:"/etc/alternatives",options:["rbind","ro"]}]' <<<"$mounts")
+	fi
+	printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/:/bin/false' >"$r/etc/passwd"
+	printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$r/etc/group"
+	echo ovtest >"$r/etc/hostname"
+	printf '%s\n' "$mounts" >"$OV_HOST_RO_MOUNTS"
+
+	# The subreaper helper behind `ov_run crun` (see ov_run).
+	export OV_REAP=$BATS_FILE_TMPDIR/ov-reap
+	if ! command -v cc >/dev/null ||
+		! cc -O1 -Wall -o "$OV_REAP" "$BATS_TEST_DIRNAME/ov-reap.c" 2>"$BATS_FILE_TMPDIR/ov-reap.log"; then
+		OV_REAP=""
+	fi
+
+	# Base config.json from `runc spec` when available (falls back to crun).
+	local spec=$BATS_FILE_TMPDIR/spec
+	mkdir -p "$spec"
+	if command -v runc >/dev/null; then
+		(cd "$spec" && runc spec) || return 1
+	elif command -v crun >/dev/null; then
+		(cd "$spec" && crun spec) || return 1
+	else
+		return 0
+	fi
+	jq --argjson m "$mounts" --arg path "PATH=$OV_PATH" '
+		.process.terminal = false
+		| .process.args = ["sh", "-c", "true"]
+		| .process.env = [$path, "HOME=/root", "TERM=dumb"]
+		| .root = {path: "rootfs", readonly: false}
+		| .hostname = "ovtest"
+		| .mounts += $m
+		| .annotations = {}' "$spec/config.json" >"$OV_BASE_CONFIG"
+}
+
+# ---------------------------------------------------------------- per test
+
+# ov_setup: per-test temp root, settings file, runtime roots. Call from setup.
+ov_setup() {
+	T=$(mktemp -d /tmp/ovt.XXXXXX)
+	chmod 0755 "$T"
+	RUN_DIR=$T/run
+	STATE_DIR=$T/state
+	CFG=$T/config.json
+	OV_HOOK_LOG=$T/hook.log
+	OV_HOOKS_STDERR=$T/hooks.stderr # crun writes hook stderr here
+	: >"$T/ids"
+	: >"$T/containers"
+	: >"$T/bgpids"
+	export T RUN_DIR STATE_DIR CFG OV_HOOK_LOG OV_HOOKS_STDERR
+	ov_write_config
+}
+
+# ov_write_config [JQ-FILTER]: (re)write $CFG from the test defaults with an
+# optional jq filter applied, e.g. ov_write_config '.swtpm = "/nonexistent"'.
+ov_write_config() {
+	local filter=${1:-.}
+	jq -n --arg run "$RUN_DIR" --arg state "$STATE_DIR" --arg log "$OV_HOOK_LOG" '{
+		run_dir: $run, state_dir: $state, backend: "socket",
+		log_file: $log, log_level: "debug" }' | jq "$filter" >"$CFG"
+}
+
+# ov_new_id LABEL: a unique, short container id, registered for the leak
+# check (<run_dir>/<id> must not survive the test).
+ov_new_id() {
+	local id="ov${BATS_SUITE_TEST_NUMBER:-0}${1:+-$1}-$RANDOM"
+	echo "$id" >>"$T/ids"
+	echo "$id"
+}
+
+# ov_hook_entry STAGE: a hooks[] entry calling the hook with stage STAGE.
+ov_hook_entry() {
+	jq -nc --arg p "$OV_HOOK" --arg s "$1" --arg e "OCI_VTPM_CONFIG=$CFG" --argjson t "$OV_HOOK_TIMEOUT" \
+		'{path: $p, args: ["oci-vtpm-hook", $s], env: [$e], timeout: $t}'
+}
+
+# ov_bundle NAME [KEY=VALUE]...: make bundle $T/b/NAME (fresh rootfs copy,
+# config.json with the hook at createRuntime and poststop) and print its path.
+# KEY=VALUE pairs become annotations.
+ov_bundle() {
+	local base=$T/b/$1 b=$T/b/$1 n=1 kv
+	shift
+	while [ -e "$b" ]; do
+		n=$((n + 1))
+		b=$base.$n
+	done
+	mkdir -p "$b"
+	cp -a "$OV_BASE_ROOTFS" "$b/rootfs"
+	jq --argjson cr "$(ov_hook_entry createRuntime)" --argjson ps "$(ov_hook_entry poststop)" \
+		'.hooks = {createRuntime: [$cr], poststop: [$ps]}' "$OV_BASE_CONFIG" >"$b/config.json"
+	# crun drops hook stderr unless told where to put it; runc ignores this.
+	ov_cfg "$b" --arg f "$OV_HOOKS_STDERR" '.annotations["run.oci.hooks.stderr"] = $f'
+	for kv in "$@"; do
+		ov_cfg "$b" --arg k "${kv%%=*}" --arg v "${kv#*=}" '.annotations[$k] = $v'
+	done
+	echo "$b"
+}
+
+# ov_cfg BUNDLE [JQ-ARGS...] FILTER: edit BUNDLE/config.json in place.
+ov_cfg() {
+	local b=$1
+	shift
+	jq "$@" "$b/config.json" >"$b/config.json.tmp" && mv "$b/config.json.tmp" "$b/config.json"
+}
+
+# ov_args BUNDLE CMD...: set the container's process args.
+ov_args() {
+	local b=$1
+	shift
+	local a='[]' x
+	# (not `jq --args`: jq would parse a "-c" among the args as its option)
+	for x in "$@"; do a=$(jq -c --arg x "$x" '. + [$x]' <<<"$a"); done
+	ov_cfg "$b" --argjson a "$a" '.process.args = $a'
+}
+
+# ov_sh BUNDLE SCRIPT: the container runs `sh -c SCRIPT`.
+ov_sh() { ov_args "$1" sh -c "$2"; }
+
+# ---------------------------------------------------------------- runtimes
+
+# _ov_rt_cmd ROOT RUNTIME: set array OV_CMD to the command line running
+# RUNTIME with the given state root.
+_ov_rt_cmd() {
+	local root=$1 rt=$2 mode
+	case $rt in
+	runc) OV_CMD=(runc --root "$root") ;;
+	crun)
+		mode=$(cat "$BATS_FILE_TMPDIR/crun.mode" 2>/dev/null || echo plain)
+		if [ "$mode" = unshare ]; then
+			# crun 1.8 rejects hybrid cgroup hosts whatever the cgroup
+			# manager: hide the v2 hierarchy in a private mount ns.
+			OV_CMD=(unshare -m --propagation private sh -c
+				'umount /sys/fs/cgroup/unified 2>/dev/null || umount -l /sys/fs/cgroup/unified; exec "$@"'
+				sh crun --root "$root" --cgroup-manager=disabled)
+		else
+			OV_CMD=(crun --root "$root" --cgroup-manager=disabled)
+		fi
+		;;
+	*)
+		echo "unknown runtime $rt" >&2
+		return 2
+		;;
+	esac
+}
+
+# _ov_rt_root ROOT RUNTIME ARGS...: run a runtime command under timeout with
+# the given state root. fd 3 (bats' output channel) is closed so that
+# daemonised children cannot hold the test open.
+_ov_rt_root() {
+	local OV_CMD
+	_ov_rt_cmd "$1" "$2" || return
+	shift 2
+	timeout -k 5 "$OV_TIMEOUT" "${OV_CMD[@]}" "$@" 3>&-
+}
+
+# ov_rt RUNTIME ARGS...: runtime command on this test's private state root.
+ov_rt() {
+	local rt=$1
+	shift
+	_ov_rt_root "$T/rt/$rt" "$rt" "$@"
+}
+
+_ov_register() { echo "$1 $2" >>"$T/containers"; }
+
+# ov_run RUNTIME ID BUNDLE: run to completion (create, start, wait, delete)
+# and return the container's exit status; the container's stdout/stderr
+# are this command's.
+#
+# runc: `runc run` in the foreground. crun: `crun run` in the foreground
+# waits (as child subreaper) until it has no child left at all, and the
+# swtpm daemons a createRuntime hook starts become its children: it would
+# never return, nor run poststop. So crun runs detached (`run -d`, as
+# podman/conmon drive it) under ov-reap, a subreaper that waits for the
+# container process and returns its status; then `delete`. Without gcc
+# (no ov-reap) it polls until stopped and the status is the runtime's.
+ov_run() {
+	local rt=$1 id=$2 b=$3 rc=0 OV_CMD
+	_ov_register "$rt" "$id"
+	if [ "$rt" != crun ]; then
+		ov_rt "$rt" run --bundle "$b" "$id" </dev/null
+		return
+	fi
+	if [ -x "${OV_REAP:-}" ]; then
+		_ov_rt_cmd "$T/rt/crun" crun
+		timeout -k 5 "$OV_TIMEOUT" "$OV_REAP" "$T/$id.pid" \
+			"${OV_CMD[@]}" run -d --pid-file "$T/$id.pid" --bundle "$b" "$id" </dev/null 3>&- || rc=$?
+		# Not created at all: nothing to delete.
+		[ -e "$T/$id.pid" ] || return $rc
+	else
+		ov_rt crun run -d --bundle "$b" "$id" </dev/null 3>&- || return
+		ov_wait_for "$OV_TIMEOUT" _ov_is_stopped crun "$id" || return 124
+	fi
+	ov_rt crun delete -f "$id" || { ((rc != 0)) || rc=1; }
+	return $rc
+}
+
+_ov_is_stopped() { [ "$(ov_status "$1" "$2")" = stopped ]; }
+
+# ov_run_detached RUNTIME ID BUNDLE: `run -d`; returns once the container
+# is running. Container stdio goes to $T/ID.out (runtime errors too; they
+# are echoed on failure).
+ov_run_detached() {
+	local rc=0
+	_ov_register "$1" "$2"
+	ov_rt "$1" run -d --bundle "$3" "$2" </dev/null >"$T/$2.out" 2>&1 || rc=$?
+	((rc == 0)) || cat "$T/$2.out"
+	return $rc
+}
+
+# ov_create RUNTIME ID BUNDLE: `create` (runs createRuntime hooks, not start).
+ov_create() {
+	local rc=0
+	_ov_register "$1" "$2"
+	ov_rt "$1" create --bundle "$3" "$2" </dev/null >"$T/$2.out" 2>&1 || rc=$?
+	((rc == 0)) || cat "$T/$2.out"
+	return $rc
+}
+
+# ov_exec RUNTIME ID CMD...
+ov_exec() {
+	local rt=$1 id=$2
+	shift 2
+	ov_rt "$rt" exec "$id" "$@" </dev/null
+}
+
+ov_delete() { ov_rt "$1" delete "${@:3}" "$2"; }
+
+ov_status() { ov_rt "$1" state "$2" 2>/dev/null | jq -r .status; }
+
+runc_run() { ov_run runc "$@"; }
+crun_run() { ov_run crun "$@"; }
+runc_run_detached() { ov_run_detached runc "$@"; }
+crun_run_detached() { ov_run_detached crun "$@"; }
+runc_exec() { ov_exec runc "$@"; }
+crun_exec() { ov_exec crun "$@"; }
+
+# -------------------------------------------------------- calling the hook
+
+# ov_state ID BUNDLE [PID] [STATUS]: OCI state JSON as a runtime would pass
+# it, with the bundle's annotations when it has a config.json.
+ov_state() {
+	local id=$1 b=$2 pid=${3:-0} status=${4:-creating} ann='{}'
+	[ -f "$b/config.json" ] && ann=$(jq -c '.annotations // {}' "$b/config.json")
+	jq -nc --arg id "$id" --arg b "$b" --argjson pid "$pid" --arg s "$status" --argjson a "$ann" \
+		'{ociVersion: "1.0.2", id: $id, status: $s, pid: $pid, bundle: $b, annotations: $a}'
+}
+
+# ov_hook STAGE STATE-FILE: run the hook like runc does: only the env from
+# the hook entry, state on stdin, under timeout.
+ov_hook() {
+	timeout -k 5 "$OV_TIMEOUT" env -i "OCI_VTPM_CONFIG=$CFG" "$OV_HOOK" "$1" <"$2" 3>&-
+}
+
+# ov_dummy_pid: a sleeping process in its own mount namespace, standing in
+# for a container init pid when the hook is called directly.
+ov_dummy_pid() {
+	local pid
+	unshare -m --propagation private sleep 300 </dev/null >/dev/null 2>&1 3>&- &
+	pid=$!
+	echo "$pid" >>"$T/bgpids"
+	# $! is unshare's pid before it has made its namespace: a fast hook
+	# would join ours. Wait until the namespace is its own.
+	ov_wait_for 10 _ov_own_mntns "$pid" >&2 || return 1
+	echo "$pid"
+}
+_ov_own_mntns() { [ "$(readlink "/proc/$1/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ]; }
+
+# ov_assert_hook_error REGEX: after `run --separate-stderr ov_hook ...`:
+# failed cleanly (1..123: not a signal, not the timeout), exactly one stderr
+# line, starting with "oci-vtpm-hook:", matching REGEX (case-insensitive).
+ov_assert_hook_error() {
+	local re=$1
+	if ((status == 0 || status > 123)); then
+		fail "expected a clean non-zero exit (1..123), got $status; stderr: $stderr"
+	fi
+	if [ "${#stderr_lines[@]}" -ne 1 ]; then
+		fail "expected exactly one line on stderr, got ${#stderr_lines[@]}:
+$stderr"
+	fi
+	local line=${stderr_lines[0]}
+	[[ $line == oci-vtpm-hook:* ]] || fail "stderr does not start with 'oci-vtpm-hook:': $line"
+	local lc_line lc_re
+	lc_line=$(tr '[:upper:]' '[:lower:]' <<<"$line")
+	lc_re=$(tr '[:upper:]' '[:lower:]' <<<"$re")
+	[[ $lc_line =~ $lc_re ]] || fail "stderr does not name the cause /$re/: $line"
+}
+
+# ------------------------------------------------------------- leak check
+
+# ov_snapshot: remember every path under $T (but the hook log).
+# ov_assert_no_new_files: fail listing paths created since ov_snapshot; the
+# (empty) run_dir and state_dir directories themselves are allowed.
+_ov_tree() { find "$T" \( -path "$OV_HOOK_LOG" -o -path "$OV_HOOKS_STDERR" \) -prune -o -print | sort; }
+ov_snapshot() { _ov_tree >"$T/.snapshot"; }
+ov_assert_no_new_files() {
+	local new
+	new=$(_ov_tree | comm -13 "$T/.snapshot" - | grep -vxF -e "$RUN_DIR" -e "$STATE_DIR" -e "$T/.snapshot" || true)
+	[ -z "$new" ] || fail "files created where none should be:
+$new"
+}
+
+# ov_leak_check: prints every leak, returns 1 if any. Safe to call mid-test.
+ov_leak_check() {
+	local leaks=0 pids id m
+	pids=$(ov_pids_matching "$RUN_DIR")
+	if [ -n "$pids" ]; then
+		ov_log "LEAK: processes whose command line contains $RUN_DIR:"
+		ov_ps $pids | sed 's/^/#   /' >&2
+		leaks=1
+	fi
+	while read -r id; do
+		[ -n "$id" ] || continue
+		if [ -e "$RUN_DIR/$id" ] || [ -L "$RUN_DIR/$id" ]; then
+			ov_log "LEAK: $RUN_DIR/$id still exists: $(ls -A "$RUN_DIR/$id" 2>&1 | tr '\n' ' ')"
+			leaks=1
+		fi
+	done <"$T/ids"
+	m=$(grep -F -- "$T" /proc/self/mountinfo || true)
+	if [ -n "$m" ]; then
+		ov_log "LEAK: mounts under $T:"
+		sed 's/^/#   /' <<<"$m" >&2
+		leaks=1
+	fi
+	return $leaks
+}
+
+# ov_teardown: delete the test's containers, leak-check, clean up. Call from
+# teardown; its failure fails the test.
+ov_teardown() {
+	[ -n "${T:-}" ] && [ -d "$T" ] || return 0
+	local rc=0 rt id pid
+	while read -r rt id; do
+		[ -n "$id" ] || continue
+		ov_rt "$rt" delete -f "$id" >/dev/null 2>&1 || true
+	done <"$T/containers"
+	# Anything else still known to this test's runtime roots.
+	for rt in runc crun; do
+		[ -d "$T/rt/$rt" ] || continue
+		for id in $(ov_rt "$rt" list -q 2>/dev/null); do
+			ov_log "runtime $rt still had container $id after the test"
+			ov_rt "$rt" delete -f "$id" >/dev/null 2>&1 || true
+		done
+	done
+	while read -r pid; do
+		[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+	done <"$T/bgpids"
+
+	ov_leak_check || rc=1
+
+	# Clean up leaks so one test cannot poison the next.
+	if ((rc != 0)); then
+		for pid in $(ov_pids_matching "$RUN_DIR"); do kill -9 "$pid" 2>/dev/null || true; done
+		grep -F -- "$T" /proc/self/mountinfo | awk '{print $5}' | sort -r |
+			while read -r m; do umount -l "$m" 2>/dev/null || true; done
+	fi
+	if ((rc != 0)) && [ -s "$OV_HOOK_LOG" ]; then
+		ov_log "hook log ($OV_HOOK_LOG), last lines:"
+		tail -n 20 "$OV_HOOK_LOG" | sed 's/^/#   /' >&2
+	fi
+	if [ "${OV_KEEP_TMP:-0}" = 1 ]; then
+		ov_log "kept $T"
+	elif ! grep -qF -- "$T" /proc/self/mountinfo; then
+		rm -rf "$T"
+	fi
+	return $rc
+}
