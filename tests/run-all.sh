@@ -24,6 +24,10 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 tests/unit/run.sh "$build"/tests/test-* 2>&1 | tee "$out"
 count unit "$out" "${PIPESTATUS[0]}"
+make -s check-asan 2>&1 | sed 's/^unit:/asan:/' | tee "$out"
+count asan "$out" "${PIPESTATUS[0]}"
+FUZZ_SECONDS=${FUZZ_SECONDS:-10} tests/fuzz/run.sh 2>&1 | tee "$out"
+count fuzz "$out" "${PIPESTATUS[0]}"
 tests/bats/run.sh 2>&1 | tee "$out"
 count bats "$out" "${PIPESTATUS[0]}"
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the C unit tests given as arguments; prints "N passed, N failed".
+# Runs the C unit tests given as arguments; prints "N passed, N failed",
+# counting each test program once (its checks are counted in its ok line).
 set -u
 passed=0 failed=0
 for t in "$@"; do
@@ -14,10 +15,14 @@ for t in "$@"; do
 		continue
 	fi
 	[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
-	if [ "$f" -eq 0 ]; then echo "ok - unit $(basename "$t") ($p checks)"; else
-		echo "not ok - unit $(basename "$t")"; printf '%s\n' "$out" | sed 's/^/# /'; fi
-	passed=$((passed + p))
-	failed=$((failed + f))
+	if [ "$f" -eq 0 ]; then
+		echo "ok - unit $(basename "$t") ($p checks)"
+		passed=$((passed + 1))
+	else
+		echo "not ok - unit $(basename "$t") ($f of $((p + f)) checks failed)"
+		printf '%s\n' "$out" | sed 's/^/# /'
+		failed=$((failed + 1))
+	fi
 done
 echo "unit: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

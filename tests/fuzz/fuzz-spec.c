@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libFuzzer: config.json and the io.oci-vtpm.* request in it. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "oci-vtpm/config.h"
+#include "oci-vtpm/oci.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *buf = malloc(size + 1);
+	struct ov_settings s;
+	struct ov_request r;
+	struct ov_spec sp;
+	ov_error err;
+
+	if (!buf)
+		return 0;
+	memcpy(buf, data, size);
+	buf[size] = '\0';
+	if (ov_spec_parse(buf, size, "/bundle", &sp, &err) == 0) {
+		ov_settings_defaults(&s);
+		if (ov_request_parse(&s, sp.annotations, &r, &err) == 0)
+			ov_request_free(&r);
+		ov_spec_free(&sp);
+	}
+	free(buf);
+	return 0;
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang (ASan + UBSan) and runs each for
+# FUZZ_SECONDS (default 20). Prints "N passed, N failed".
+set -u
+cd "$(dirname "$0")/../.."
+secs=${FUZZ_SECONDS:-20}
+out=build/fuzz
+mkdir -p "$out"
+flags="-std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude $(pkg-config --cflags json-c)"
+libs="$(pkg-config --libs json-c libcrypto)"
+passed=0 failed=0
+for src in tests/fuzz/fuzz-*.c; do
+	name=$(basename "$src" .c)
+	corpus=tests/fuzz/corpus/${name#fuzz-}
+	# shellcheck disable=SC2086
+	if ! clang $flags -o "$out/$name" "$src" lib/*.c $libs 2>"$out/$name.build.log"; then
+		echo "not ok - $name does not build"; sed 's/^/# /' "$out/$name.build.log" | tail -20
+		failed=$((failed + 1)); continue
+	fi
+	work=$(mktemp -d)
+	cp -r "$corpus"/. "$work"/ 2>/dev/null
+	if "$out/$name" -max_total_time="$secs" -max_len=65536 -timeout=10 "$work" >"$out/$name.log" 2>&1; then
+		echo "ok - $name ($(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$out/$name.log") runs in ${secs}s)"
+		passed=$((passed + 1))
+	else
+		echo "not ok - $name"; tail -30 "$out/$name.log" | sed 's/^/# /'
+		failed=$((failed + 1))
+	fi
+	rm -rf "$work"
+done
+rm -rf /tmp/ov-fuzz-archive.*
+echo "fuzz: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
