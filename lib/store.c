@@ -119,6 +119,9 @@ int ov_record_write(int cdirfd, const struct ov_record *rec, ov_error *err)
 	    add_string(root, "backend", ov_backend_name(rec->backend)) < 0 ||
 	    add_string(root, "version", version_name(rec->version)) < 0)
 		return ov_error_set(err, ENOMEM, "record");
+	if (add_int(root, "container_pid", rec->container_pid) < 0 ||
+	    add_int(root, "container_starttime", (int64_t)rec->container_starttime) < 0)
+		return ov_error_set(err, ENOMEM, "record");
 	for (unsigned i = 0; i < rec->count && i < OV_MAX_TPMS; i++) {
 		const struct ov_record_tpm *t = &rec->tpms[i];
 		json_object *o = json_object_new_object();
@@ -185,6 +188,15 @@ static int parse_record(json_object *root, struct ov_record *rec, ov_error *err)
 	if (ov_backend_parse(backend, false, &rec->backend) < 0)
 		return ov_error_set(err, 0, "record: bad backend \"%s\"", backend);
 	rec->version = strcmp(version, "1.2") == 0 ? OV_TPM_1_2 : OV_TPM_2_0;
+	{
+		int64_t cpid, cst;
+
+		if (get_int(root, "container_pid", 0, INT32_MAX, &cpid, err) < 0 ||
+		    get_int(root, "container_starttime", 0, INT64_MAX, &cst, err) < 0)
+			return -1;
+		rec->container_pid = (pid_t)cpid;
+		rec->container_starttime = (unsigned long long)cst;
+	}
 	if (!json_object_object_get_ex(root, "tpms", &tpms) ||
 	    !json_object_is_type(tpms, json_type_array))
 		return ov_error_set(err, 0, "record: missing \"tpms\"");
@@ -257,6 +269,13 @@ int ov_boot_id(char *buf, size_t size, ov_error *err)
 
 int ov_proc_starttime(pid_t pid, unsigned long long *out, ov_error *err)
 {
+	char state;
+
+	return ov_proc_stat(pid, out, &state, err);
+}
+
+int ov_proc_stat(pid_t pid, unsigned long long *starttime, char *state, ov_error *err)
+{
 	cleanup_free char *text = NULL;
 	char path[64];
 	char *p;
@@ -271,11 +290,23 @@ int ov_proc_starttime(pid_t pid, unsigned long long *out, ov_error *err)
 		return ov_error_set(err, 0, "%s: malformed", path);
 	p++;
 	/* field 3 (state) is the first after ')'; starttime is field 22 */
+	*state = p[0] == ' ' ? p[1] : '?';
 	for (int field = 3; field < 22; field++) {
 		p = strchr(p + 1, ' ');
 		if (!p)
 			return ov_error_set(err, 0, "%s: malformed", path);
 	}
-	*out = strtoull(p + 1, NULL, 10);
+	*starttime = strtoull(p + 1, NULL, 10);
 	return 0;
+}
+
+bool ov_proc_alive(pid_t pid, unsigned long long starttime)
+{
+	unsigned long long st;
+	char state;
+	ov_error ignored;
+
+	/* A zombie has exited: only its parent has not reaped it yet. */
+	return pid > 0 && ov_proc_stat(pid, &st, &state, &ignored) == 0 && st == starttime &&
+	       state != 'Z' && state != 'X';
 }

@@ -96,6 +96,13 @@ static void build_argv(const struct ov_swtpm_opts *o, const int fdnum[FD_COUNT],
 		arg_add(a, "--server");
 		arg_add(a, "type=unixio,fd=%d", fdnum[FD_SERVER]);
 	}
+	if (o->chardev) {
+		/* The vtpm proxy driver sends its vendor SetLocality command
+		 * (0x20001000) before every use of the chip; `swtpm chardev
+		 * --vtpm-proxy` allows it by itself, `--fd` must be told. */
+		arg_add(a, "--locality");
+		arg_add(a, "allow-set-locality");
+	}
 	arg_add(a, "--ctrl");
 	arg_add(a, "type=unixio,fd=%d", fdnum[FD_CTRL]);
 	arg_add(a, "--tpmstate");
