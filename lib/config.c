@@ -95,7 +95,9 @@ static int fill_defaults(struct ov_settings *s, ov_error *err)
 	    dup_default(&s->state_dir, "/var/lib/oci-vtpm") < 0 ||
 	    dup_default(&s->swtpm, "/usr/bin/swtpm") < 0 ||
 	    dup_default(&s->swtpm_user, "tss") < 0 || dup_default(&s->socket_dir, "/run/tpm") < 0 ||
-	    dup_default(&s->master_key, "/etc/oci-vtpm/master.key") < 0)
+	    dup_default(&s->master_key, "/etc/oci-vtpm/master.key") < 0 ||
+	    dup_default(&s->ca_key, "/etc/oci-vtpm/ca/ca.key") < 0 ||
+	    dup_default(&s->ca_cert, "/etc/oci-vtpm/ca/ca.pem") < 0)
 		return ov_error_set(err, ENOMEM, "settings");
 	return 0;
 }
@@ -117,6 +119,8 @@ static const struct key keys[] = {
     {"log_file", K_PATH, F(log_file), 0, 0},
     {"socket_dir", K_PATH, F(socket_dir), 0, 0},
     {"master_key", K_PATH, F(master_key), 0, 0},
+    {"ca_key", K_PATH, F(ca_key), 0, 0},
+    {"ca_cert", K_PATH, F(ca_cert), 0, 0},
     {"runtime", K_PATH, F(runtime), 0, 0},
     {"hook", K_PATH, F(hook), 0, 0},
     {"log_level", K_LEVEL, F(log_level), 0, 0},
@@ -245,6 +249,8 @@ void ov_settings_free(struct ov_settings *s)
 	free(s->runtime);
 	free(s->hook);
 	free(s->master_key);
+	free(s->ca_key);
+	free(s->ca_cert);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -313,6 +319,7 @@ int ov_request_parse(const struct ov_settings *s, json_object *annotations, stru
 		     ov_error *err)
 {
 	const size_t plen = strlen(OV_ANNOTATION_PREFIX);
+	bool ek_cert_asked = false;
 
 	memset(r, 0, sizeof(*r));
 	r->version = OV_TPM_2_0;
@@ -331,6 +338,19 @@ int ov_request_parse(const struct ov_settings *s, json_object *annotations, stru
 		}
 		if (request_key(s, key + plen, json_object_get_string(v), r, err) < 0)
 			goto fail;
+		if (strcmp(key + plen, "ek-cert") == 0)
+			ek_cert_asked = true;
+	}
+	/* EK certificates are made for TPM 2.0: asked for a 1.2 TPM it is an
+	 * error; the host's default simply does not apply to 1.2. */
+	if (r->version == OV_TPM_1_2 && r->ek_cert) {
+		if (ek_cert_asked) {
+			ov_error_set(err, 0,
+				     "annotation " OV_ANNOTATION_PREFIX
+				     "ek-cert=true needs " OV_ANNOTATION_PREFIX "version=2.0");
+			goto fail;
+		}
+		r->ek_cert = false;
 	}
 	return 0;
 fail:

@@ -38,6 +38,8 @@ struct ov_settings {
 	char *runtime;	  /* oci-vtpm-runtime: the real OCI runtime; NULL: search */
 	char *hook;	  /* oci-vtpm-runtime: the hook it adds; NULL: next to itself */
 	char *master_key; /* /etc/oci-vtpm/master.key */
+	char *ca_key;	  /* host CA's private key (PEM, 0600 root): /etc/oci-vtpm/ca/ca.key */
+	char *ca_cert;	  /* host CA's certificate (PEM): /etc/oci-vtpm/ca/ca.pem */
 	enum ov_log_level log_level;
 	enum ov_backend backend;
 	bool ek_cert;

@@ -73,13 +73,14 @@ static void test_request(void)
 	CHECK(request(NULL, &r, &err) == 0);
 	CHECK(!r.enable && r.count == 1 && r.version == OV_TPM_2_0 && !r.name);
 	CHECK(request("{\"other\":\"x\",\"io.oci-vtpm.enable\":\"true\",\"io.oci-vtpm.name\":"
-		      "\"db-1.a_b\",\"io.oci-vtpm.version\":\"1.2\",\"io.oci-vtpm.count\":\"2\","
+		      "\"db-1.a_b\",\"io.oci-vtpm.version\":\"2.0\",\"io.oci-vtpm.count\":\"2\","
 		      "\"io.oci-vtpm.backend\":\"socket\",\"io.oci-vtpm.ek-cert\":\"true\"}",
 		      &r, &err) == 0);
-	CHECK(r.enable && strcmp(r.name, "db-1.a_b") == 0 && r.version == OV_TPM_1_2);
+	CHECK(r.enable && r.name && strcmp(r.name, "db-1.a_b") == 0 && r.version == OV_TPM_2_0);
 	CHECK(r.count == 2 && r.backend == OV_BACKEND_SOCKET && r.ek_cert);
 	ov_request_free(&r);
 	CHECK(request("{\"io.oci-vtpm.enable\":\"false\"}", &r, &err) == 0 && !r.enable);
+	CHECK(request("{\"io.oci-vtpm.version\":\"1.2\"}", &r, &err) == 0 && r.version == OV_TPM_1_2);
 
 	CHECK(request("{\"io.oci-vtpm.foo\":\"1\"}", &r, &err) < 0);
 	CHECK_ERR(&err, "unknown annotation io.oci-vtpm.foo");
@@ -94,6 +95,9 @@ static void test_request(void)
 	CHECK(request("{\"io.oci-vtpm.version\":\"3\"}", &r, &err) < 0);
 	CHECK_ERR(&err, "io.oci-vtpm.version: bad value \"3\"");
 	CHECK(request("{\"io.oci-vtpm.backend\":\"auto\"}", &r, &err) < 0);
+	CHECK(request("{\"io.oci-vtpm.version\":\"1.2\",\"io.oci-vtpm.ek-cert\":\"true\"}", &r,
+		      &err) < 0);
+	CHECK_ERR(&err, "ek-cert=true needs io.oci-vtpm.version=2.0");
 	CHECK(request("{\"io.oci-vtpm.name\":\"../etc\"}", &r, &err) < 0);
 	CHECK_ERR(&err, "not a valid vTPM name");
 	CHECK(request("{\"io.oci-vtpm.name\":\"\"}", &r, &err) < 0);

@@ -1,0 +1,899 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "oci-vtpm/backend.h"
+#include "oci-vtpm/ca.h"
+#include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/log.h"
+#include "oci-vtpm/manufacture.h"
+#include "oci-vtpm/swtpm.h"
+
+/* TPM 2.0 constants (TPM 2.0 Library, Part 2). */
+#define TPM_ST_NO_SESSIONS	  0x8001
+#define TPM_ST_SESSIONS		  0x8002
+#define TPM_CC_NV_DEFINESPACE	  0x0000012a
+#define TPM_CC_CREATEPRIMARY	  0x00000131
+#define TPM_CC_NV_WRITE		  0x00000137
+#define TPM_CC_NV_WRITELOCK	  0x00000138
+#define TPM_CC_SHUTDOWN		  0x00000145
+#define TPM_CC_FLUSHCONTEXT	  0x00000165
+#define TPM_CC_GETCAPABILITY	  0x0000017a
+#define TPM_RS_PW		  0x40000009
+#define TPM_RH_ENDORSEMENT	  0x4000000b
+#define TPM_RH_PLATFORM		  0x4000000c
+#define TPM_SU_CLEAR		  0x0000
+#define TPM_CAP_TPM_PROPERTIES	  0x00000006
+#define TPM_PT_FIXED		  0x00000100
+#define TPM_PT_FAMILY_INDICATOR	  (TPM_PT_FIXED + 0)
+#define TPM_PT_LEVEL		  (TPM_PT_FIXED + 1)
+#define TPM_PT_REVISION		  (TPM_PT_FIXED + 2)
+#define TPM_PT_MANUFACTURER	  (TPM_PT_FIXED + 5)
+#define TPM_PT_VENDOR_STRING_1	  (TPM_PT_FIXED + 6)
+#define TPM_PT_FIRMWARE_VERSION_1 (TPM_PT_FIXED + 11)
+#define TPM_PT_NV_BUFFER_MAX	  (TPM_PT_FIXED + 44)
+#define TPM_ALG_RSA		  0x0001
+#define TPM_ALG_AES		  0x0006
+#define TPM_ALG_SHA256		  0x000b
+#define TPM_ALG_NULL		  0x0010
+#define TPM_ALG_ECC		  0x0023
+#define TPM_ALG_CFB		  0x0043
+#define TPM_ECC_NIST_P256	  0x0003
+/* fixedTPM | fixedParent | sensitiveDataOrigin | adminWithPolicy | restricted | decrypt */
+#define EK_OBJECT_ATTRIBUTES 0x000300b2u
+/* TPMA_NV: PPWRITE | WRITEDEFINE | PPREAD | OWNERREAD | AUTHREAD | NO_DA | PLATFORMCREATE */
+#define EK_CERT_NV_ATTRIBUTES 0x42072001u
+
+#define TPM_HEADER_LEN 10
+#define TPM_BUF_MAX    4096
+#define NV_CHUNK_MAX   1024
+#define WORK_DIR_NAME  ".manufacture-XXXXXX"
+
+/* TPM2_PolicySecret(TPM_RH_ENDORSEMENT), SHA-256: the EK templates' authPolicy. */
+static const uint8_t ek_auth_policy[32] = {
+    0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8, 0x1a, 0x90, 0xcc, 0x8d, 0x46, 0xa5, 0xd7, 0x24,
+    0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52, 0x0b, 0x64, 0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------ marshalling */
+
+struct out {
+	uint8_t b[TPM_BUF_MAX];
+	size_t n;
+	bool overflow;
+};
+
+static void put(struct out *o, const void *p, size_t len)
+{
+	if (o->overflow || len > sizeof(o->b) - o->n) {
+		o->overflow = true;
+		return;
+	}
+	memcpy(o->b + o->n, p, len);
+	o->n += len;
+}
+
+static void put8(struct out *o, uint8_t v)
+{
+	put(o, &v, 1);
+}
+
+static void put16(struct out *o, uint16_t v)
+{
+	uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+
+	put(o, b, 2);
+}
+
+static void put32(struct out *o, uint32_t v)
+{
+	uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+
+	put(o, b, 4);
+}
+
+/* A TPM2B: 16-bit size, then the bytes (NULL: that many zeros). */
+static void put2b(struct out *o, const void *p, size_t len)
+{
+	put16(o, (uint16_t)len);
+	if (p) {
+		put(o, p, len);
+		return;
+	}
+	for (size_t i = 0; i < len; i++)
+		put8(o, 0);
+}
+
+static void patch32(struct out *o, size_t at, uint32_t v)
+{
+	if (o->overflow || at + 4 > o->n)
+		return;
+	o->b[at] = (uint8_t)(v >> 24);
+	o->b[at + 1] = (uint8_t)(v >> 16);
+	o->b[at + 2] = (uint8_t)(v >> 8);
+	o->b[at + 3] = (uint8_t)v;
+}
+
+/* Command header; the size is set by cmd_end. */
+static void cmd_begin(struct out *o, uint16_t tag, uint32_t cc)
+{
+	o->n = 0;
+	o->overflow = false;
+	put16(o, tag);
+	put32(o, 0);
+	put32(o, cc);
+}
+
+static void cmd_end(struct out *o)
+{
+	patch32(o, 2, (uint32_t)o->n);
+}
+
+/* The authorization area: one password session with the empty password
+ * (platform and endorsement auth are empty on a TPM just started). */
+static void put_pw_session(struct out *o)
+{
+	put32(o, 9); /* authorizationSize */
+	put32(o, TPM_RS_PW);
+	put2b(o, NULL, 0); /* nonceCaller */
+	put8(o, 0);	   /* sessionAttributes */
+	put2b(o, NULL, 0); /* hmac: the password */
+}
+
+struct in {
+	const uint8_t *p;
+	size_t n, off;
+	bool bad;
+};
+
+static const uint8_t *take(struct in *i, size_t len)
+{
+	const uint8_t *p;
+
+	if (i->bad || len > i->n - i->off) {
+		i->bad = true;
+		return NULL;
+	}
+	p = i->p + i->off;
+	i->off += len;
+	return p;
+}
+
+static uint16_t get16(struct in *i)
+{
+	const uint8_t *p = take(i, 2);
+
+	return p ? (uint16_t)(p[0] << 8 | p[1]) : 0;
+}
+
+static uint32_t get32(struct in *i)
+{
+	const uint8_t *p = take(i, 4);
+
+	return p ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3] : 0;
+}
+
+static const uint8_t *get2b(struct in *i, size_t *len)
+{
+	*len = get16(i);
+	return take(i, *len);
+}
+
+/* --------------------------------------------------------- the connection */
+
+struct tpm {
+	int fd;	   /* connected to swtpm's server socket */
+	int pidfd; /* swtpm: its exit ends every wait */
+	int64_t deadline;
+	uint8_t rsp[TPM_BUF_MAX];
+	size_t rsp_len;
+};
+
+static int wait_fd(struct tpm *t, short events, ov_error *err)
+{
+	for (;;) {
+		struct pollfd p[2] = {{.fd = t->fd, .events = events},
+				      {.fd = t->pidfd, .events = POLLIN}};
+		int64_t left = t->deadline - now_ms();
+		int r;
+
+		if (left <= 0)
+			return ov_error_set(err, ETIMEDOUT, "waiting for the TPM");
+		r = poll(p, 2, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return ov_error_set(err, errno, "poll");
+		if (p[0].revents)
+			return 0;
+		if (p[1].revents)
+			return ov_error_set(err, ESRCH, "swtpm exited");
+	}
+}
+
+/* Send one command, read its whole response into t->rsp; returns the TPM's
+ * response code (0 success), or -1 on a transport error. */
+static int64_t transact(struct tpm *t, const struct out *cmd, const char *what, ov_error *err)
+{
+	size_t sent = 0, got = 0, want = TPM_HEADER_LEN;
+
+	if (cmd->overflow)
+		return ov_error_set(err, E2BIG, "%s: command too large", what);
+	while (sent < cmd->n) {
+		ssize_t n;
+
+		if (wait_fd(t, POLLOUT, err) < 0)
+			return ov_error_wrap(err, "%s", what);
+		n = send(t->fd, cmd->b + sent, cmd->n - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return ov_error_set(err, errno, "%s: sending to swtpm", what);
+		sent += (size_t)n;
+	}
+	while (got < want) {
+		ssize_t n;
+
+		if (wait_fd(t, POLLIN, err) < 0)
+			return ov_error_wrap(err, "%s", what);
+		n = recv(t->fd, t->rsp + got, want - got, MSG_DONTWAIT);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return ov_error_set(err, errno, "%s: reading from swtpm", what);
+		if (n == 0)
+			return ov_error_set(err, ECONNRESET, "%s: swtpm closed the connection",
+					    what);
+		got += (size_t)n;
+		if (got == TPM_HEADER_LEN && want == TPM_HEADER_LEN) {
+			uint32_t size = (uint32_t)t->rsp[2] << 24 | (uint32_t)t->rsp[3] << 16 |
+					(uint32_t)t->rsp[4] << 8 | t->rsp[5];
+
+			if (size < TPM_HEADER_LEN || size > sizeof(t->rsp))
+				return ov_error_set(err, EPROTO, "%s: response of %u bytes", what,
+						    size);
+			want = size;
+		}
+	}
+	t->rsp_len = got;
+	return (int64_t)((uint32_t)t->rsp[6] << 24 | (uint32_t)t->rsp[7] << 16 |
+			 (uint32_t)t->rsp[8] << 8 | t->rsp[9]);
+}
+
+/* transact, and a non-zero response code is an error naming the command. */
+static int run(struct tpm *t, const struct out *cmd, const char *what, ov_error *err)
+{
+	int64_t rc = transact(t, cmd, what, err);
+
+	if (rc < 0)
+		return -1;
+	if (rc != 0)
+		return ov_error_set(err, 0, "%s failed: TPM response code 0x%03x", what,
+				    (unsigned)rc);
+	return 0;
+}
+
+/* The parameters of the response in t->rsp, after the handles. */
+static struct in rsp_params(const struct tpm *t, size_t handles)
+{
+	struct in i = {.p = t->rsp, .n = t->rsp_len, .off = TPM_HEADER_LEN};
+	uint16_t tag = (uint16_t)(t->rsp[0] << 8 | t->rsp[1]);
+
+	take(&i, 4 * handles);
+	if (tag == TPM_ST_SESSIONS) {
+		uint32_t psize = get32(&i);
+
+		if (!i.bad && psize <= i.n - i.off)
+			i.n = i.off + psize;
+		else
+			i.bad = true;
+	}
+	return i;
+}
+
+/* ------------------------------------------------------------ commands */
+
+static int get_properties(struct tpm *t, struct ov_tpm_info *info, uint32_t *nv_max, ov_error *err)
+{
+	uint32_t vendor[4] = {0}, family = 0;
+	struct out o;
+	struct in i;
+	uint32_t count;
+	size_t m = 0;
+
+	cmd_begin(&o, TPM_ST_NO_SESSIONS, TPM_CC_GETCAPABILITY);
+	put32(&o, TPM_CAP_TPM_PROPERTIES);
+	put32(&o, TPM_PT_FIXED);
+	put32(&o, 64);
+	cmd_end(&o);
+	if (run(t, &o, "TPM2_GetCapability", err) < 0)
+		return -1;
+	i = rsp_params(t, 0);
+	take(&i, 1); /* moreData */
+	if (get32(&i) != TPM_CAP_TPM_PROPERTIES)
+		i.bad = true;
+	count = get32(&i);
+	*nv_max = 0;
+	for (uint32_t k = 0; k < count && !i.bad; k++) {
+		uint32_t prop = get32(&i), val = get32(&i);
+
+		if (prop == TPM_PT_FAMILY_INDICATOR)
+			family = val;
+		else if (prop == TPM_PT_LEVEL)
+			info->level = val;
+		else if (prop == TPM_PT_REVISION)
+			info->revision = val;
+		else if (prop == TPM_PT_MANUFACTURER)
+			info->manufacturer = val;
+		else if (prop >= TPM_PT_VENDOR_STRING_1 && prop < TPM_PT_VENDOR_STRING_1 + 4)
+			vendor[prop - TPM_PT_VENDOR_STRING_1] = val;
+		else if (prop == TPM_PT_FIRMWARE_VERSION_1)
+			info->firmware1 = val;
+		else if (prop == TPM_PT_NV_BUFFER_MAX)
+			*nv_max = val;
+	}
+	if (i.bad)
+		return ov_error_set(err, EPROTO, "TPM2_GetCapability: malformed response");
+	/* The vendor string: up to 16 characters, NULs dropped, trimmed. */
+	for (int k = 0; k < 4; k++)
+		for (int sh = 24; sh >= 0; sh -= 8) {
+			char c = (char)(vendor[k] >> sh);
+
+			if (c >= 0x20 && c < 0x7f)
+				info->model[m++] = c;
+		}
+	while (m > 0 && info->model[m - 1] == ' ')
+		m--;
+	info->model[m] = '\0';
+	if (!m)
+		snprintf(info->model, sizeof(info->model), "unknown");
+	for (int k = 0, f = 0; k < 4; k++) {
+		char c = (char)(family >> (24 - 8 * k));
+
+		if (c)
+			info->family[f++] = c;
+		info->family[f] = '\0';
+	}
+	return 0;
+}
+
+/* The TCG default EK template: L-1 (RSA 2048) or L-2 (ECC NIST P-256). */
+static void put_ek_template(struct out *o, bool rsa)
+{
+	size_t at = o->n;
+
+	put16(o, 0); /* TPM2B_PUBLIC size, patched below */
+	put16(o, rsa ? TPM_ALG_RSA : TPM_ALG_ECC);
+	put16(o, TPM_ALG_SHA256);
+	put32(o, EK_OBJECT_ATTRIBUTES);
+	put2b(o, ek_auth_policy, sizeof(ek_auth_policy));
+	put16(o, TPM_ALG_AES); /* symmetric: AES-128-CFB */
+	put16(o, 128);
+	put16(o, TPM_ALG_CFB);
+	put16(o, TPM_ALG_NULL); /* scheme */
+	if (rsa) {
+		put16(o, 2048); /* keyBits */
+		put32(o, 0);	/* exponent: the default, 65537 */
+		put2b(o, NULL, 256);
+	} else {
+		put16(o, TPM_ECC_NIST_P256);
+		put16(o, TPM_ALG_NULL); /* kdf */
+		put2b(o, NULL, 32);
+		put2b(o, NULL, 32);
+	}
+	if (!o->overflow) {
+		uint16_t size = (uint16_t)(o->n - at - 2);
+
+		o->b[at] = (uint8_t)(size >> 8);
+		o->b[at + 1] = (uint8_t)size;
+	}
+}
+
+static EVP_PKEY *pkey_from(const char *type, OSSL_PARAM_BLD *bld, ov_error *err)
+{
+	OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
+	EVP_PKEY *k = NULL;
+
+	if (!params || !ctx || EVP_PKEY_fromdata_init(ctx) != 1 ||
+	    EVP_PKEY_fromdata(ctx, &k, EVP_PKEY_PUBLIC_KEY, params) != 1) {
+		ERR_clear_error();
+		ov_error_set(err, EPROTO, "the TPM's %s EK is not a valid public key", type);
+		k = NULL;
+	}
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	return k;
+}
+
+/* The public key of the TPMT_PUBLIC in i, checked to be what was asked for. */
+static EVP_PKEY *parse_ek(struct in *i, bool rsa, ov_error *err)
+{
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	uint16_t type = get16(i), sym, scheme, bits_or_curve;
+	BIGNUM *n = NULL, *e = NULL;
+	EVP_PKEY *k = NULL;
+	size_t len, xlen, ylen;
+	const uint8_t *u, *x, *y;
+	uint32_t exponent = 0;
+
+	get16(i);	/* nameAlg */
+	get32(i);	/* objectAttributes */
+	get2b(i, &len); /* authPolicy */
+	sym = get16(i);
+	if (sym != TPM_ALG_NULL) {
+		get16(i); /* keyBits */
+		get16(i); /* mode */
+	}
+	scheme = get16(i);
+	if (scheme != TPM_ALG_NULL)
+		get16(i);
+	bits_or_curve = get16(i);
+	if (!bld || i->bad || type != (rsa ? TPM_ALG_RSA : TPM_ALG_ECC)) {
+		ov_error_set(err, EPROTO, "TPM2_CreatePrimary: unexpected public area");
+		goto out;
+	}
+	if (rsa) {
+		exponent = get32(i);
+		u = get2b(i, &len);
+		if (i->bad || bits_or_curve != 2048 || len != 256) {
+			ov_error_set(err, EPROTO, "TPM2_CreatePrimary: not an RSA 2048 key");
+			goto out;
+		}
+		n = BN_bin2bn(u, (int)len, NULL);
+		e = BN_new();
+		if (!n || !e || !BN_set_word(e, exponent ? exponent : 65537) ||
+		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
+		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e)) {
+			ov_error_set(err, ENOMEM, "the RSA EK");
+			goto out;
+		}
+		k = pkey_from("RSA", bld, err);
+	} else {
+		uint8_t point[65];
+
+		get16(i); /* kdf */
+		x = get2b(i, &xlen);
+		y = get2b(i, &ylen);
+		if (i->bad || bits_or_curve != TPM_ECC_NIST_P256 || xlen != 32 || ylen != 32) {
+			ov_error_set(err, EPROTO, "TPM2_CreatePrimary: not a NIST P-256 key");
+			goto out;
+		}
+		point[0] = 0x04; /* uncompressed */
+		memcpy(point + 1, x, 32);
+		memcpy(point + 33, y, 32);
+		if (!OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1",
+						     0) ||
+		    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point,
+						      sizeof(point))) {
+			ov_error_set(err, ENOMEM, "the ECC EK");
+			goto out;
+		}
+		k = pkey_from("EC", bld, err);
+	}
+out:
+	BN_free(n);
+	BN_free(e);
+	OSSL_PARAM_BLD_free(bld);
+	return k;
+}
+
+static int flush(struct tpm *t, uint32_t handle, ov_error *err)
+{
+	struct out o;
+
+	cmd_begin(&o, TPM_ST_NO_SESSIONS, TPM_CC_FLUSHCONTEXT);
+	put32(&o, handle);
+	cmd_end(&o);
+	return run(t, &o, "TPM2_FlushContext", err);
+}
+
+/* TPM2_CreatePrimary of an EK; its public key, the object flushed again. */
+static EVP_PKEY *create_ek(struct tpm *t, bool rsa, ov_error *err)
+{
+	const char *what = rsa ? "TPM2_CreatePrimary (RSA EK)" : "TPM2_CreatePrimary (ECC EK)";
+	struct out o;
+	struct in i;
+	uint32_t handle;
+	EVP_PKEY *k;
+
+	cmd_begin(&o, TPM_ST_SESSIONS, TPM_CC_CREATEPRIMARY);
+	put32(&o, TPM_RH_ENDORSEMENT);
+	put_pw_session(&o);
+	put16(&o, 4); /* inSensitive: empty userAuth and data */
+	put2b(&o, NULL, 0);
+	put2b(&o, NULL, 0);
+	put_ek_template(&o, rsa);
+	put2b(&o, NULL, 0); /* outsideInfo */
+	put32(&o, 0);	    /* creationPCR: none */
+	cmd_end(&o);
+	if (run(t, &o, what, err) < 0)
+		return NULL;
+	i = (struct in){.p = t->rsp, .n = t->rsp_len, .off = TPM_HEADER_LEN};
+	handle = get32(&i);
+	i = rsp_params(t, 1);
+	get16(&i); /* TPM2B_PUBLIC size */
+	k = parse_ek(&i, rsa, err);
+	if (flush(t, handle, k ? err : &(ov_error){0}) < 0) {
+		EVP_PKEY_free(k);
+		return NULL;
+	}
+	return k;
+}
+
+static int nv_store(struct tpm *t, uint32_t index, const uint8_t *data, size_t len, uint32_t chunk,
+		    ov_error *err)
+{
+	struct out o;
+
+	if (len > 0xffff)
+		return ov_error_set(err, EFBIG, "NV index 0x%08x: %zu bytes", index, len);
+	cmd_begin(&o, TPM_ST_SESSIONS, TPM_CC_NV_DEFINESPACE);
+	put32(&o, TPM_RH_PLATFORM);
+	put_pw_session(&o);
+	put2b(&o, NULL, 0); /* auth: empty */
+	put16(&o, 4 + 2 + 4 + 2 + 2);
+	put32(&o, index);
+	put16(&o, TPM_ALG_SHA256);
+	put32(&o, EK_CERT_NV_ATTRIBUTES);
+	put2b(&o, NULL, 0); /* authPolicy */
+	put16(&o, (uint16_t)len);
+	cmd_end(&o);
+	if (run(t, &o, "TPM2_NV_DefineSpace", err) < 0)
+		return ov_error_wrap(err, "NV index 0x%08x", index);
+	for (size_t off = 0; off < len; off += chunk) {
+		size_t n = len - off < chunk ? len - off : chunk;
+
+		cmd_begin(&o, TPM_ST_SESSIONS, TPM_CC_NV_WRITE);
+		put32(&o, TPM_RH_PLATFORM);
+		put32(&o, index);
+		put_pw_session(&o);
+		put2b(&o, data + off, n);
+		put16(&o, (uint16_t)off);
+		cmd_end(&o);
+		if (run(t, &o, "TPM2_NV_Write", err) < 0)
+			return ov_error_wrap(err, "NV index 0x%08x", index);
+	}
+	/* TPMA_NV_WRITEDEFINE: locked until the index is undefined. */
+	cmd_begin(&o, TPM_ST_SESSIONS, TPM_CC_NV_WRITELOCK);
+	put32(&o, TPM_RH_PLATFORM);
+	put32(&o, index);
+	put_pw_session(&o);
+	cmd_end(&o);
+	if (run(t, &o, "TPM2_NV_WriteLock", err) < 0)
+		return ov_error_wrap(err, "NV index 0x%08x", index);
+	return 0;
+}
+
+static int certify(struct tpm *t, const struct ov_ca *ca, const struct ov_tpm_info *info,
+		   uint32_t chunk, ov_error *err)
+{
+	static const struct ov_platform_info platform = {OV_PLATFORM_MANUFACTURER,
+							 OV_PLATFORM_MODEL, OV_PLATFORM_VERSION};
+	EVP_PKEY *rsa = NULL, *ecc = NULL;
+	unsigned char *der[3] = {NULL, NULL, NULL};
+	size_t len[3];
+	int ret = -1;
+
+	rsa = create_ek(t, true, err);
+	if (!rsa)
+		goto out;
+	ecc = create_ek(t, false, err);
+	if (!ecc)
+		goto out;
+	if (ov_ca_issue(ca, OV_CERT_EK, rsa, info, NULL, &der[0], &len[0], err) < 0 ||
+	    ov_ca_issue(ca, OV_CERT_EK, ecc, info, NULL, &der[1], &len[1], err) < 0 ||
+	    ov_ca_issue(ca, OV_CERT_PLATFORM, rsa, NULL, &platform, &der[2], &len[2], err) < 0)
+		goto out;
+	if (nv_store(t, OV_NV_EK_CERT_RSA, der[0], len[0], chunk, err) < 0 ||
+	    nv_store(t, OV_NV_EK_CERT_ECC, der[1], len[1], chunk, err) < 0 ||
+	    nv_store(t, OV_NV_PLATFORM_CERT, der[2], len[2], chunk, err) < 0)
+		goto out;
+	ret = 0;
+out:
+	for (int k = 0; k < 3; k++)
+		OPENSSL_free(der[k]);
+	EVP_PKEY_free(rsa);
+	EVP_PKEY_free(ecc);
+	return ret;
+}
+
+static int tpm2_shutdown(struct tpm *t, ov_error *err)
+{
+	struct out o;
+
+	cmd_begin(&o, TPM_ST_NO_SESSIONS, TPM_CC_SHUTDOWN);
+	put16(&o, TPM_SU_CLEAR);
+	cmd_end(&o);
+	return run(t, &o, "TPM2_Shutdown", err);
+}
+
+static int connect_at(int dirfd, const char *name, ov_error *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	cleanup_close int fd = -1;
+
+	if (ov_fd_path(dirfd, name, sa.sun_path, sizeof(sa.sun_path)) < 0)
+		return ov_error_set(err, ENAMETOOLONG, "socket %s", name);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return ov_error_set(err, errno, "socket");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return ov_error_set(err, errno, "connecting to swtpm");
+	return take_fd(&fd);
+}
+
+/* Everything said to the TPM 2.0 of a running manufacturing swtpm. */
+static int talk(int wdir, const struct ov_swtpm *sw, const struct ov_ca *ca, int timeout_ms,
+		ov_error *err)
+{
+	struct ov_tpm_info info = {0};
+	struct tpm t = {.fd = -1};
+	uint32_t nv_max;
+	int ret = -1;
+
+	t.fd = connect_at(wdir, "tpm.sock", err);
+	if (t.fd < 0)
+		return -1;
+	t.pidfd = sw->pidfd;
+	t.deadline = now_ms() + timeout_ms;
+	if (ca) {
+		if (get_properties(&t, &info, &nv_max, err) < 0)
+			goto out;
+		if (nv_max == 0 || nv_max > NV_CHUNK_MAX)
+			nv_max = nv_max ? NV_CHUNK_MAX : 512;
+		if (certify(&t, ca, &info, nv_max, err) < 0)
+			goto out;
+	}
+	ret = tpm2_shutdown(&t, err);
+out:
+	close(t.fd);
+	return ret;
+}
+
+/* ---------------------------------------------------------------- files */
+
+static const char *const state_files[] = {"tpm2-00.permall", "tpm-00.permall"};
+
+bool ov_tpm_state_fresh(int statefd)
+{
+	for (size_t i = 0; i < sizeof(state_files) / sizeof(state_files[0]); i++)
+		if (faccessat(statefd, state_files[i], F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
+		    errno != ENOENT)
+			return false;
+	return true;
+}
+
+static void closedirp(DIR **d)
+{
+	if (*d)
+		closedir(*d);
+}
+
+/* chown every entry of the directory statefd and the directory itself, or,
+ * with remove, unlink swtpm's files in it. */
+static int each_entry(int statefd, bool remove, uid_t uid, gid_t gid, ov_error *err)
+{
+	int fd = openat(statefd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	__attribute__((cleanup(closedirp))) DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return ov_error_set(err, errno, "reading the state directory");
+	}
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (remove) {
+			if (strncmp(de->d_name, "tpm2-00.", 8) != 0 &&
+			    strncmp(de->d_name, "tpm-00.", 7) != 0 &&
+			    strcmp(de->d_name, ".lock") != 0)
+				continue; /* not swtpm's */
+			if (unlinkat(statefd, de->d_name, 0) < 0 && errno != ENOENT)
+				return ov_error_set(err, errno, "removing %s", de->d_name);
+		} else if (fchownat(statefd, de->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
+			return ov_error_set(err, errno, "chown of %s", de->d_name);
+		}
+	}
+	if (!remove && fchown(statefd, uid, gid) < 0)
+		return ov_error_set(err, errno, "chown of the state directory");
+	return 0;
+}
+
+/* The state key on a pipe, for swtpm's --key fd=. */
+static int key_pipe(const struct ov_key *key, ov_error *err)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return ov_error_set(err, errno, "key pipe");
+	if (ov_write_all(p[1], key->b, sizeof(key->b)) < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return ov_error_set(err, e, "key pipe");
+	}
+	close(p[1]);
+	return p[0];
+}
+
+/* The private work directory next to state_dir: its parent's fd and name. */
+static int make_work_dir(const char *state_dir, int *parent, char *name, size_t size, ov_error *err)
+{
+	const char *slash = strrchr(state_dir, '/');
+	char dir[4200], tmpl[4300];
+	int n;
+
+	if (!slash)
+		n = snprintf(dir, sizeof(dir), ".");
+	else if (slash == state_dir)
+		n = snprintf(dir, sizeof(dir), "/");
+	else
+		n = snprintf(dir, sizeof(dir), "%.*s", (int)(slash - state_dir), state_dir);
+	if (n < 0 || (size_t)n >= sizeof(dir) ||
+	    snprintf(tmpl, sizeof(tmpl), "%s/" WORK_DIR_NAME, dir) >= (int)sizeof(tmpl))
+		return ov_error_set(err, ENAMETOOLONG, "work directory");
+	if (!mkdtemp(tmpl)) /* 0700 */
+		return ov_error_set(err, errno, "creating a work directory next to %s", state_dir);
+	*parent = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	snprintf(name, size, "%s", strrchr(tmpl, '/') + 1);
+	if (*parent < 0) {
+		int e = errno;
+		rmdir(tmpl);
+		name[0] = '\0';
+		return ov_error_set(err, e, "opening the parent of %s", state_dir);
+	}
+	n = openat(*parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (n < 0)
+		return ov_error_set(err, errno, "opening the work directory");
+	return n;
+}
+
+static void stop_swtpm(struct ov_swtpm *sw, int wdir, int timeout_ms, bool *orderly, ov_error *err)
+{
+	char ctrl[128];
+	int r = 1;
+
+	if (sw->pid <= 0)
+		return;
+	if (ov_fd_path(wdir, "tpm.sock.ctrl", ctrl, sizeof(ctrl)) == 0)
+		r = ov_swtpm_stop(sw->pid, sw->starttime, ctrl, timeout_ms, err);
+	if (r != 0)
+		kill(sw->pid, SIGKILL);
+	waitpid(sw->pid, NULL, 0);
+	sw->pid = 0;
+	if (orderly)
+		*orderly = r == 0;
+}
+
+int ov_manufacture(const struct ov_settings *s, enum ov_tpm_version v, const char *state_dir,
+		   const struct ov_key *state_key, bool ek_cert, uid_t uid, gid_t gid,
+		   ov_error *err)
+{
+	cleanup_close int sfd = -1, parent = -1, wdir = -1, server = -1, ctrl = -1, log = -1,
+			  keyfd = -1;
+	cleanup_ca struct ov_ca *ca = NULL;
+	struct ov_swtpm sw = {.pid = 0, .pidfd = -1};
+	char work[64] = "", ctrl_path[128];
+	int64_t t0 = now_ms();
+	int ret = -1;
+	ov_error ignored;
+
+	sfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sfd < 0)
+		return ov_error_set(err, errno, "state directory %s", state_dir);
+	if (!ov_tpm_state_fresh(sfd))
+		return ov_error_set(err, EEXIST, "%s already holds a TPM state; not replacing it",
+				    state_dir);
+	if (ek_cert && v != OV_TPM_2_0)
+		return ov_error_set(err, ENOTSUP, "EK certificates are made for TPM 2.0 only");
+	if (ek_cert) {
+		/* Before anything runs: a missing or bad CA fails fast. */
+		ca = ov_ca_load(s->ca_key, s->ca_cert, err);
+		if (!ca)
+			return ov_error_wrap(err, "host CA (create it with `oci-vtpm init`)");
+	}
+
+	wdir = make_work_dir(state_dir, &parent, work, sizeof(work), err);
+	if (wdir < 0)
+		goto out;
+	server = ov_unix_listen(wdir, "tpm.sock", 0600, err);
+	if (server < 0)
+		goto out;
+	ctrl = ov_unix_listen(wdir, "tpm.sock.ctrl", 0600, err);
+	if (ctrl < 0)
+		goto out;
+	log = openat(wdir, "swtpm.log", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (log < 0) {
+		ov_error_set(err, errno, "swtpm log");
+		goto out;
+	}
+	if (state_key) {
+		keyfd = key_pipe(state_key, err);
+		if (keyfd < 0)
+			goto out;
+	}
+
+	/* swtpm runs as the user who owns the state, in a directory it owns. */
+	char runas[32] = "";
+	if (uid != 0)
+		snprintf(runas, sizeof(runas), "%u", (unsigned)uid);
+	if (fchown(sfd, uid, gid) < 0) {
+		ov_error_set(err, errno, "chown of %s", state_dir);
+		goto out;
+	}
+	struct ov_swtpm_opts o = {
+	    .binary = s->swtpm,
+	    .tpm2 = v == OV_TPM_2_0,
+	    .server_fd = server,
+	    .ctrl_fd = ctrl,
+	    .log_fd = log,
+	    .key_fd = keyfd,
+	    .state_dir = state_dir,
+	    .runas = runas[0] ? runas : NULL,
+	};
+	if (ov_swtpm_spawn(&o, &sw, err) < 0)
+		goto out;
+	close(take_fd(&server));
+	close(take_fd(&keyfd));
+	/* Our copy of the control socket stays open until swtpm answers: a
+	 * swtpm that dies at once is then seen on its pidfd, with its status. */
+	ov_fd_path(wdir, "tpm.sock.ctrl", ctrl_path, sizeof(ctrl_path));
+	if (ov_swtpm_wait_ready(&sw, ctrl_path, log, (int)s->start_timeout_ms, err) < 0)
+		goto out;
+	close(take_fd(&ctrl));
+	if (v == OV_TPM_2_0 && talk(wdir, &sw, ca, (int)s->start_timeout_ms, err) < 0)
+		goto out;
+	bool orderly = false;
+	stop_swtpm(&sw, wdir, (int)s->stop_timeout_ms, &orderly, err);
+	if (!orderly) {
+		ov_error_set(err, 0, "swtpm did not shut down in order");
+		goto out;
+	}
+	if (ov_tpm_state_fresh(sfd)) {
+		ov_error_set(err, 0, "swtpm wrote no state into %s", state_dir);
+		goto out;
+	}
+	if (each_entry(sfd, false, uid, gid, err) < 0)
+		goto out;
+	ov_debug("manufactured a %s vTPM%s in %lld ms", v == OV_TPM_2_0 ? "TPM 2.0" : "TPM 1.2",
+		 ek_cert ? " with EK certificates" : "", (long long)(now_ms() - t0));
+	ret = 0;
+out:
+	stop_swtpm(&sw, wdir, 1000, NULL, &ignored);
+	if (sw.pidfd >= 0)
+		close(sw.pidfd);
+	if (ret < 0)
+		each_entry(sfd, true, 0, 0, &ignored); /* nothing half-made stays */
+	if (parent >= 0 && work[0])
+		ov_remove_tree_at(parent, work, &ignored);
+	return ret < 0 ? ov_error_wrap(err, "manufacturing the vTPM") : 0;
+}
