@@ -1,0 +1,556 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/oci.h"
+#include "oci-vtpm/spec.h"
+#include "oci-vtpm/vtpm.h"
+
+/* ------------------------------------------------------------ json helpers */
+
+/* parent[key] as an object or array of type t, made when missing or null. */
+static json_object *get_or_add(json_object *parent, const char *key, json_type t, const char *what,
+			       ov_error *err)
+{
+	json_object *v;
+
+	if (json_object_object_get_ex(parent, key, &v) && !json_object_is_type(v, json_type_null)) {
+		if (!json_object_is_type(v, t)) {
+			ov_error_set(err, 0, "config.json: \"%s\" is not %s", what,
+				     t == json_type_array ? "an array" : "an object");
+			return NULL;
+		}
+		return v;
+	}
+	v = t == json_type_array ? json_object_new_array() : json_object_new_object();
+	if (!v || json_object_object_add(parent, key, v) < 0) {
+		json_object_put(v);
+		ov_error_set(err, ENOMEM, "config.json");
+		return NULL;
+	}
+	return v;
+}
+
+static const char *get_str(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* o[key] as an integer; false when missing or not one. */
+static bool get_int(json_object *o, const char *key, int64_t *out)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+		return false;
+	*out = json_object_get_int64(v);
+	return true;
+}
+
+static bool get_bool(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_boolean) &&
+	       json_object_get_boolean(v);
+}
+
+static int add(json_object *o, const char *key, json_object *v)
+{
+	if (!v)
+		return -1;
+	if (json_object_object_add(o, key, v) < 0) {
+		json_object_put(v);
+		return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ hooks */
+
+bool ov_spec_hook_is_ours(json_object *entry)
+{
+	const char *path, *base;
+
+	if (!json_object_is_type(entry, json_type_object))
+		return false;
+	path = get_str(entry, "path");
+	if (!path)
+		return false;
+	base = strrchr(path, '/');
+	return strcmp(base ? base + 1 : path, OV_HOOK_NAME) == 0;
+}
+
+/* Does hooks[stage] hold our hook? */
+static bool stage_has_ours(json_object *hooks, const char *stage)
+{
+	json_object *arr;
+
+	if (!json_object_object_get_ex(hooks, stage, &arr) ||
+	    !json_object_is_type(arr, json_type_array))
+		return false;
+	for (size_t i = 0; i < json_object_array_length(arr); i++)
+		if (ov_spec_hook_is_ours(json_object_array_get_idx(arr, i)))
+			return true;
+	return false;
+}
+
+static unsigned ceil_s(unsigned ms)
+{
+	return (ms + 999) / 1000;
+}
+
+void ov_spec_hook_timeouts(const struct ov_settings *s, unsigned count, struct ov_hook_opts *o)
+{
+	if (count == 0)
+		count = 1;
+	/* Start: each TPM's readiness wait. Stop: per TPM a shutdown, a
+	 * SIGTERM and a SIGKILL wait, each bounded by stop_timeout_ms. */
+	o->start_timeout = count * ceil_s(s->start_timeout_ms) + OV_HOOK_TIMEOUT_PAD;
+	o->stop_timeout = count * 3 * ceil_s(s->stop_timeout_ms) + OV_HOOK_TIMEOUT_PAD;
+}
+
+static json_object *hook_entry(const struct ov_hook_opts *o, const char *stage, unsigned timeout)
+{
+	cleanup_json json_object *e = json_object_new_object();
+	json_object *args = json_object_new_array(), *env = json_object_new_array();
+
+	if (!e || add(e, "path", json_object_new_string(o->path)) < 0 || add(e, "args", args) < 0) {
+		json_object_put(args);
+		json_object_put(env);
+		return NULL;
+	}
+	if (add(e, "env", env) < 0)
+		return NULL;
+	if (json_object_array_add(args, json_object_new_string(OV_HOOK_NAME)) < 0 ||
+	    json_object_array_add(args, json_object_new_string(stage)) < 0)
+		return NULL;
+	if (o->config) {
+		cleanup_free char *kv = NULL;
+
+		if (asprintf(&kv, "%s=%s", OV_CONFIG_ENV, o->config) < 0) {
+			kv = NULL;
+			return NULL;
+		}
+		if (json_object_array_add(env, json_object_new_string(kv)) < 0)
+			return NULL;
+	}
+	if (add(e, "timeout", json_object_new_int((int)timeout)) < 0)
+		return NULL;
+	return take_ptr(e);
+}
+
+static int append_hook(json_object *hooks, const char *stage, const struct ov_hook_opts *o,
+		       unsigned timeout, ov_error *err)
+{
+	json_object *arr = get_or_add(hooks, stage, json_type_array, stage, err);
+	json_object *e;
+
+	if (!arr)
+		return -1;
+	e = hook_entry(o, stage, timeout);
+	if (!e || json_object_array_add(arr, e) < 0) {
+		json_object_put(e);
+		return ov_error_set(err, ENOMEM, "config.json: adding the %s hook", stage);
+	}
+	return 0;
+}
+
+int ov_spec_add_hooks(json_object *spec, const struct ov_hook_opts *o, ov_error *err)
+{
+	json_object *hooks;
+	int changed = 0;
+
+	if (!o->path || o->path[0] != '/')
+		return ov_error_set(err, 0, "the hook path \"%s\" is not absolute",
+				    o->path ? o->path : "");
+	hooks = get_or_add(spec, "hooks", json_type_object, "hooks", err);
+	if (!hooks)
+		return -1;
+	if (!stage_has_ours(hooks, "createRuntime") && !stage_has_ours(hooks, "prestart")) {
+		if (append_hook(hooks, "createRuntime", o, o->start_timeout, err) < 0)
+			return -1;
+		changed = 1;
+	}
+	if (!stage_has_ours(hooks, "poststop")) {
+		if (append_hook(hooks, "poststop", o, o->stop_timeout, err) < 0)
+			return -1;
+		changed = 1;
+	}
+	return changed;
+}
+
+/* ---------------------------------------------------------------- devices */
+
+static bool is_our_rule(json_object *r, int64_t major, int64_t minor)
+{
+	const char *type = get_str(r, "type"), *access = get_str(r, "access");
+	int64_t ma, mi;
+
+	return json_object_is_type(r, json_type_object) && get_bool(r, "allow") && type &&
+	       strcmp(type, "c") == 0 && access && strcmp(access, "rwm") == 0 &&
+	       get_int(r, "major", &ma) && ma == major && get_int(r, "minor", &mi) && mi == minor;
+}
+
+static int set_device(json_object *d, const char *path, unsigned major, unsigned minor)
+{
+	if (add(d, "path", json_object_new_string(path)) < 0 ||
+	    add(d, "type", json_object_new_string("c")) < 0 ||
+	    add(d, "major", json_object_new_int64(major)) < 0 ||
+	    add(d, "minor", json_object_new_int64(minor)) < 0 ||
+	    add(d, "fileMode", json_object_new_int(OV_DEV_FILE_MODE)) < 0 ||
+	    add(d, "uid", json_object_new_int(0)) < 0 || add(d, "gid", json_object_new_int(0)) < 0)
+		return -1;
+	return 0;
+}
+
+static bool device_matches(json_object *d, unsigned major, unsigned minor)
+{
+	const char *type = get_str(d, "type");
+	int64_t ma, mi, mode, uid, gid;
+
+	return type && strcmp(type, "c") == 0 && get_int(d, "major", &ma) && ma == major &&
+	       get_int(d, "minor", &mi) && mi == minor && get_int(d, "fileMode", &mode) &&
+	       mode == OV_DEV_FILE_MODE && get_int(d, "uid", &uid) && uid == 0 &&
+	       get_int(d, "gid", &gid) && gid == 0;
+}
+
+int ov_spec_add_device(json_object *spec, const char *path, unsigned major, unsigned minor,
+		       ov_error *err)
+{
+	json_object *linux_, *devs, *res, *rules, *entry = NULL;
+	int64_t old_major = -1, old_minor = -1;
+	int changed = 0;
+	size_t n;
+
+	if (path[0] != '/')
+		return ov_error_set(err, 0, "device path \"%s\" is not absolute", path);
+	linux_ = get_or_add(spec, "linux", json_type_object, "linux", err);
+	if (!linux_)
+		return -1;
+	devs = get_or_add(linux_, "devices", json_type_array, "linux.devices", err);
+	if (!devs)
+		return -1;
+	n = json_object_array_length(devs);
+	for (size_t i = 0; i < n; i++) {
+		json_object *d = json_object_array_get_idx(devs, i);
+		const char *p =
+		    json_object_is_type(d, json_type_object) ? get_str(d, "path") : NULL;
+
+		if (p && strcmp(p, path) == 0) {
+			entry = d;
+			break;
+		}
+	}
+	if (!entry) {
+		entry = json_object_new_object();
+		if (!entry || json_object_array_add(devs, entry) < 0) {
+			json_object_put(entry);
+			return ov_error_set(err, ENOMEM, "config.json: adding %s", path);
+		}
+		changed = 1;
+	} else if (!device_matches(entry, major, minor)) {
+		const char *type = get_str(entry, "type");
+
+		/* A stale entry (an earlier vTPM of this bundle): its rule goes too. */
+		if (type && strcmp(type, "c") == 0) {
+			get_int(entry, "major", &old_major);
+			get_int(entry, "minor", &old_minor);
+		}
+		changed = 1;
+	}
+	if (changed && set_device(entry, path, major, minor) < 0)
+		return ov_error_set(err, ENOMEM, "config.json: adding %s", path);
+
+	res = get_or_add(linux_, "resources", json_type_object, "linux.resources", err);
+	if (!res)
+		return -1;
+	rules = get_or_add(res, "devices", json_type_array, "linux.resources.devices", err);
+	if (!rules)
+		return -1;
+	if (old_major >= 0 && old_minor >= 0 && (old_major != major || old_minor != minor)) {
+		for (size_t i = json_object_array_length(rules); i-- > 0;) {
+			if (is_our_rule(json_object_array_get_idx(rules, i), old_major,
+					old_minor)) {
+				json_object_array_del_idx(rules, i, 1);
+				changed = 1;
+			}
+		}
+	}
+	for (size_t i = 0; i < json_object_array_length(rules); i++)
+		if (is_our_rule(json_object_array_get_idx(rules, i), major, minor))
+			return changed;
+
+	json_object *rule = json_object_new_object();
+	if (!rule || add(rule, "allow", json_object_new_boolean(1)) < 0 ||
+	    add(rule, "type", json_object_new_string("c")) < 0 ||
+	    add(rule, "major", json_object_new_int64(major)) < 0 ||
+	    add(rule, "minor", json_object_new_int64(minor)) < 0 ||
+	    add(rule, "access", json_object_new_string("rwm")) < 0 ||
+	    json_object_array_add(rules, rule) < 0) {
+		json_object_put(rule);
+		return ov_error_set(err, ENOMEM, "config.json: allowing %s", path);
+	}
+	return 1;
+}
+
+int ov_spec_add_record_devices(json_object *spec, const struct ov_record *rec, ov_error *err)
+{
+	int changed = 0;
+
+	for (unsigned i = 0; i < rec->count && i < OV_MAX_TPMS; i++) {
+		const struct ov_record_tpm *t = &rec->tpms[i];
+		char path[64];
+		int r;
+
+		if (t->dev == 0)
+			return ov_error_set(err, 0, "vTPM %u has no device number in its record",
+					    i);
+		snprintf(path, sizeof(path), "/dev/tpm%u", i);
+		r = ov_spec_add_device(spec, path, major(t->dev), minor(t->dev), err);
+		if (r < 0)
+			return -1;
+		changed |= r;
+		if (t->rmdev == 0)
+			continue;
+		snprintf(path, sizeof(path), "/dev/tpmrm%u", i);
+		r = ov_spec_add_device(spec, path, major(t->rmdev), minor(t->rmdev), err);
+		if (r < 0)
+			return -1;
+		changed |= r;
+	}
+	return changed;
+}
+
+/* --------------------------------------------------------- the whole edit */
+
+/*
+ * Device backend: start the vTPMs of container e->id now, before the
+ * runtime creates it, and give the container their devices. The hook finds
+ * the live record at createRuntime and adopts it.
+ */
+static void undo_precreate(const struct ov_spec_edit *e)
+{
+	ov_error ignored;
+
+	if (ov_vtpm_stop(e->s, e->id, &ignored) < 0)
+		ov_warn("undoing the vTPM started before the container: %s", ignored.msg);
+}
+
+/* Does <run_dir>/<id> exist (a vTPM of that id started before us)? */
+static bool has_run_dir(const struct ov_settings *s, const char *id)
+{
+	cleanup_close int run = open(s->run_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct stat st;
+
+	return run >= 0 && fstatat(run, id, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* Returns 1 when it started the vTPMs, 0 when it adopted running ones (a
+ * retried create: they are not ours to undo), -1 on error (nothing of ours
+ * left running). *changed: devices were added to the spec. */
+static int precreate(const struct ov_spec_edit *e, const struct ov_spec *sp,
+		     const struct ov_request *r, bool *changed, ov_error *err)
+{
+	struct ov_state st = {
+	    .id = (char *)e->id,
+	    .bundle = (char *)e->bundle,
+	    .status = (char *)"creating",
+	    .pid = 0, /* no container yet: start and record, place nothing */
+	    .annotations = sp->annotations,
+	};
+	cleanup_close int run = -1, cdir = -1;
+	bool existed = has_run_dir(e->s, e->id);
+	struct ov_record rec;
+	int ret;
+
+	if (ov_vtpm_start(e->s, &st, sp, r, err) < 0) /* undoes itself */
+		return ov_error_wrap(err, "starting the vTPM before the container");
+	run = ov_run_dir_open(e->s->run_dir, false, err);
+	if (run >= 0)
+		cdir = ov_container_dir_lock(run, e->id, false, err);
+	if (cdir < 0 || ov_record_read(cdir, &rec, err) < 0) {
+		ov_error_wrap(err, "the record of the vTPM started before the container");
+		goto fail;
+	}
+	ret = ov_spec_add_record_devices(sp->root, &rec, err);
+	ov_record_free(&rec);
+	if (ret < 0)
+		goto fail;
+	*changed = ret > 0;
+	return existed ? 0 : 1;
+fail:
+	close(take_fd(&cdir)); /* ov_vtpm_stop takes the lock */
+	if (!existed)
+		undo_precreate(e);
+	return -1;
+}
+
+static int parse_request(const char *buf, size_t len, const struct ov_settings *s,
+			 const char *bundle, struct ov_spec *sp, struct ov_request *r,
+			 ov_error *err)
+{
+	if (ov_spec_parse(buf, len, bundle, sp, err) < 0)
+		return -1;
+	if (ov_request_parse(s, sp->annotations, r, err) < 0) {
+		ov_spec_free(sp);
+		return -1;
+	}
+	return 0;
+}
+
+int ov_spec_edit_text(const char *buf, size_t len, const struct ov_spec_edit *e, char **out,
+		      size_t *out_len, struct ov_spec_edit_result *res, ov_error *err)
+{
+	struct ov_spec sp;
+	struct ov_request r;
+	struct ov_hook_opts ho = {.path = e->hook, .config = e->config};
+	enum ov_backend backend = OV_BACKEND_SOCKET;
+	int changed, ret = -1;
+
+	*out = NULL;
+	*out_len = 0;
+	memset(res, 0, sizeof(*res));
+	if (e->id && (!e->bundle || e->bundle[0] != '/'))
+		return ov_error_set(err, 0, "the bundle path is not absolute");
+	if (parse_request(buf, len, e->s, e->bundle ? e->bundle : "/", &sp, &r, err) < 0)
+		return -1;
+	if (!r.enable) {
+		ret = 0;
+		goto out;
+	}
+	res->enabled = true;
+	ov_spec_hook_timeouts(e->s, r.count, &ho);
+	changed = ov_spec_add_hooks(sp.root, &ho, err);
+	if (changed < 0)
+		goto out;
+	/* Which backend decides whether there is anything to start now; a
+	 * request this host cannot serve fails here, before the runtime. */
+	if (e->id && ov_vtpm_resolve_backend(&r, &backend, err) < 0)
+		goto out;
+	if (e->id && backend == OV_BACKEND_DEVICE) {
+		bool devs = false;
+		int p = precreate(e, &sp, &r, &devs, err);
+
+		if (p < 0)
+			goto out;
+		res->precreated = p > 0;
+		changed |= devs;
+	}
+	if (changed) {
+		size_t n;
+		const char *text = json_object_to_json_string_length(
+		    sp.root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+
+		if (!text || !(*out = malloc(n + 2))) {
+			ov_error_set(err, ENOMEM, "config.json");
+			goto undo;
+		}
+		memcpy(*out, text, n);
+		(*out)[n] = '\n';
+		(*out)[n + 1] = '\0';
+		*out_len = n + 1;
+	}
+	ret = 0;
+	goto out;
+undo:
+	if (res->precreated) {
+		undo_precreate(e);
+		res->precreated = false;
+	}
+out:
+	ov_request_free(&r);
+	ov_spec_free(&sp);
+	return ret;
+}
+
+/* Read dirfd/name: a regular file (a symlink to one is followed), bounded. */
+static int read_config(int dirfd, const char *name, struct stat *st, char **buf, size_t *len,
+		       ov_error *err)
+{
+	cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0)
+		return ov_error_set(err, errno, "opening %s", name);
+	if (fstat(fd, st) < 0)
+		return ov_error_set(err, errno, "stat of %s", name);
+	if (!S_ISREG(st->st_mode))
+		return ov_error_set(err, 0, "%s is not a regular file", name);
+	if (ov_read_fd(fd, OV_CONFIG_MAX, buf, len, err) < 0)
+		return ov_error_wrap(err, "%s", name);
+	return 0;
+}
+
+int ov_spec_edit_file(int dirfd, const char *name, const struct ov_spec_edit *e,
+		      struct ov_spec_edit_result *res, ov_error *err)
+{
+	cleanup_free char *buf = NULL, *out = NULL;
+	struct stat st, now;
+	size_t len, out_len;
+
+	memset(res, 0, sizeof(*res));
+	if (read_config(dirfd, name, &st, &buf, &len, err) < 0)
+		return -1;
+	if (ov_spec_edit_text(buf, len, e, &out, &out_len, res, err) < 0)
+		return ov_error_wrap(err, "%s", name);
+	if (!out)
+		return 0;
+	/* Replace only the file we read, never through a symlink. */
+	if (fstatat(dirfd, name, &now, AT_SYMLINK_NOFOLLOW) < 0) {
+		ov_error_set(err, errno, "stat of %s", name);
+		goto undo;
+	}
+	if (S_ISLNK(now.st_mode)) {
+		ov_error_set(err, 0, "%s is a symlink: not rewriting it (make it a file)", name);
+		goto undo;
+	}
+	if (now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
+		ov_error_set(err, 0, "%s was replaced while being edited", name);
+		goto undo;
+	}
+	if (ov_write_file_atomic(dirfd, name, out, out_len, st.st_mode & 07777, err) < 0)
+		goto undo;
+	if ((st.st_uid != geteuid() || st.st_gid != getegid()) &&
+	    fchownat(dirfd, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0) {
+		ov_error_set(err, errno, "keeping the owner of %s", name);
+		goto undo;
+	}
+	return 0;
+undo:
+	if (res->precreated) {
+		undo_precreate(e);
+		res->precreated = false;
+	}
+	return -1;
+}
+
+int ov_spec_file_wants_vtpm(int dirfd, const char *name, const struct ov_settings *s, ov_error *err)
+{
+	cleanup_free char *buf = NULL;
+	struct ov_spec sp;
+	struct ov_request r;
+	struct stat st;
+	size_t len;
+	bool enable;
+
+	if (read_config(dirfd, name, &st, &buf, &len, err) < 0)
+		return -1;
+	if (parse_request(buf, len, s, "/", &sp, &r, err) < 0)
+		return ov_error_wrap(err, "%s", name);
+	enable = r.enable;
+	ov_request_free(&r);
+	ov_spec_free(&sp);
+	return enable ? 1 : 0;
+}

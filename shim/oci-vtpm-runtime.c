@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * oci-vtpm-runtime: a runc-compatible OCI runtime shim. On `create` and
+ * `run` of a bundle whose config.json asks for a vTPM (io.oci-vtpm.enable),
+ * it edits config.json (lib/spec.c) and then runs the real runtime with the
+ * same argv, argv[0] aside. Everything else goes straight to the real
+ * runtime with exec.
+ *
+ * create/run with a vTPM run the real runtime as a supervised child rather
+ * than exec'ing it: when the runtime fails, or `run` returns in the
+ * foreground, and the runtime does not know the container any more (so no
+ * `delete` will ever run its poststop hook), the shim does what poststop
+ * does. Signals sent to the shim are passed on; its exit status is the
+ * runtime's.
+ *
+ * `oci-vtpm-runtime precreate` is podman's precreate hook stage: config on
+ * stdin, the same edit, the config on stdout (unchanged, byte for byte,
+ * when it does not ask for a vTPM).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/config.h"
+#include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/log.h"
+#include "oci-vtpm/oci.h"
+#include "oci-vtpm/runtime.h"
+#include "oci-vtpm/spec.h"
+#include "oci-vtpm/vtpm.h"
+
+static const char prog[] = "oci-vtpm-runtime";
+
+/* An error of ours also goes to the runtime log the engine reads (--log),
+ * in its format, as runc would write it. */
+static void runtime_log(const struct ov_rt_args *a, const char *msg)
+{
+	cleanup_close int fd = -1;
+	cleanup_free char *line = NULL;
+	char when[64];
+	struct tm tm;
+	time_t now = time(NULL);
+	int n;
+
+	if (!a->log || !*a->log)
+		return;
+	fd = open(a->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+	if (fd < 0)
+		return;
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (a->log_format && strcmp(a->log_format, "json") == 0) {
+		cleanup_json json_object *o = json_object_new_object();
+
+		if (!o)
+			return;
+		json_object_object_add(o, "level", json_object_new_string("error"));
+		json_object_object_add(o, "msg", json_object_new_string(msg));
+		json_object_object_add(o, "time", json_object_new_string(when));
+		n = asprintf(&line, "%s\n",
+			     json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	} else {
+		n = asprintf(&line, "time=\"%s\" level=error msg=\"%s\"\n", when, msg);
+	}
+	if (n > 0 && ov_write_all(fd, line, (size_t)n) < 0) {
+		/* nowhere left to report it */
+	}
+}
+
+static int fail(const struct ov_rt_args *a, const ov_error *err)
+{
+	char msg[OV_ERROR_MAX + 64];
+
+	ov_error_log(err);
+	snprintf(msg, sizeof(msg), "%s: %s", prog, err->msg);
+	runtime_log(a, msg);
+	return 1;
+}
+
+/* The hook config.json will name: the settings' "hook", else
+ * oci-vtpm-hook next to this program. */
+static int hook_path(const struct ov_settings *s, char *out, size_t size, ov_error *err)
+{
+	char self[PATH_MAX];
+	ssize_t n;
+	char *slash;
+
+	if (s->hook) {
+		if (snprintf(out, size, "%s", s->hook) >= (int)size)
+			return ov_error_set(err, ENAMETOOLONG, "hook");
+	} else {
+		n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (n < 0)
+			return ov_error_set(err, errno, "readlink /proc/self/exe");
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (!slash)
+			return ov_error_set(err, 0, "/proc/self/exe: %s", self);
+		*slash = '\0';
+		if (snprintf(out, size, "%s/" OV_HOOK_NAME, self) >= (int)size)
+			return ov_error_set(err, ENAMETOOLONG, "hook");
+	}
+	if (access(out, X_OK) < 0)
+		return ov_error_set(
+		    err, errno, "the hook %s (set \"hook\" in the settings to where it is)", out);
+	return 0;
+}
+
+/* $OCI_VTPM_CONFIG as an absolute path, for the hooks' env; NULL if unset. */
+static int settings_env(char **out, ov_error *err)
+{
+	const char *p = getenv(OV_CONFIG_ENV);
+
+	*out = NULL;
+	if (!p || !*p)
+		return 0;
+	*out = realpath(p, NULL);
+	if (!*out)
+		return ov_error_set(err, errno, "$" OV_CONFIG_ENV " %s", p);
+	return 0;
+}
+
+static int load_settings(struct ov_settings *s, ov_error *err)
+{
+	if (ov_settings_load(NULL, s, err) < 0)
+		return -1;
+	ov_log_set_level(s->log_level);
+	if (s->log_file && ov_log_open_file(s->log_file, err) < 0)
+		return -1;
+	return 0;
+}
+
+/* podman's precreate stage: config on stdin, edited config on stdout. */
+static int precreate_main(const struct ov_rt_args *a)
+{
+	struct ov_settings s = {0};
+	cleanup_free char *buf = NULL, *out = NULL, *cfg = NULL;
+	char hook[PATH_MAX];
+	struct ov_spec_edit_result res;
+	ov_error err = {0};
+	size_t len, out_len;
+	int ret = 1;
+
+	if (ov_read_fd(STDIN_FILENO, OV_CONFIG_MAX, &buf, &len, &err) < 0) {
+		ov_error_wrap(&err, "reading the config from stdin");
+		goto out;
+	}
+	if (load_settings(&s, &err) < 0 || settings_env(&cfg, &err) < 0 ||
+	    hook_path(&s, hook, sizeof(hook), &err) < 0)
+		goto out;
+	struct ov_spec_edit e = {.s = &s, .hook = hook, .config = cfg};
+	if (ov_spec_edit_text(buf, len, &e, &out, &out_len, &res, &err) < 0)
+		goto out;
+	if (!out) {
+		out = take_ptr(buf);
+		out_len = len;
+	}
+	if (ov_write_all(STDOUT_FILENO, out, out_len) < 0) {
+		ov_error_set(&err, errno, "writing the config to stdout");
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret)
+		fail(a, &err);
+	ov_settings_free(&s);
+	return ret;
+}
+
+/* Edit the bundle's config.json for create/run. Returns 1 when it asks for
+ * a vTPM, 0 when not (nothing touched), -1 on error. */
+static int edit_bundle(const struct ov_rt_args *a, const struct ov_settings *s, ov_error *err)
+{
+	cleanup_free char *dir = NULL, *name = NULL, *bundle = NULL, *cfg = NULL;
+	cleanup_close int dfd = -1;
+	struct ov_spec_edit_result res;
+	char hook[PATH_MAX];
+	int wants;
+
+	if (ov_rt_config_location(a, &dir, &name, err) < 0)
+		return -1;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return ov_error_set(err, errno, "opening %s", dir);
+	wants = ov_spec_file_wants_vtpm(dfd, name, s, err);
+	if (wants <= 0)
+		return wants;
+	if (a->unknown)
+		return ov_error_set(
+		    err, 0,
+		    "option %s is unknown to %s, which cannot tell where the "
+		    "container id is; not starting a container that asks for a vTPM",
+		    a->unknown, prog);
+	if (!ov_container_id_valid(a->id))
+		return ov_error_set(err, 0, "invalid container id \"%.64s\"", a->id);
+	bundle = realpath(a->bundle ? a->bundle : ".", NULL);
+	if (!bundle)
+		return ov_error_set(err, errno, "bundle %s", a->bundle ? a->bundle : ".");
+	if (settings_env(&cfg, err) < 0 || hook_path(s, hook, sizeof(hook), err) < 0)
+		return -1;
+	struct ov_spec_edit e = {
+	    .s = s, .hook = hook, .config = cfg, .id = a->id, .bundle = bundle};
+	if (ov_spec_edit_file(dfd, name, &e, &res, err) < 0)
+		return -1;
+	ov_debug("config.json of %s edited%s", bundle,
+		 res.precreated ? "; vTPM started before the container" : "");
+	return res.enabled ? 1 : 0;
+}
+
+static bool has_run_dir(const struct ov_settings *s, const char *id)
+{
+	cleanup_close int run = open(s->run_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct stat st;
+
+	return run >= 0 && fstatat(run, id, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/*
+ * After the runtime: when it failed, or a foreground `run` is over, and it
+ * does not know the container (any more), nobody will run the poststop
+ * hook: do its work. A container it still knows is left alone (it may be
+ * another one with the same id); its delete runs poststop.
+ */
+static void clean_up_after(const struct ov_rt_args *a, const struct ov_settings *s,
+			   const char *runtime, char *const argv[], int wstatus)
+{
+	bool ok = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
+	cleanup_free char **state = NULL;
+	ov_error err = {0};
+	int st;
+
+	if (ok && !(a->action == OV_RT_RUN && !a->detach))
+		return;
+	if (!has_run_dir(s, a->id))
+		return;
+	state = ov_rt_state_argv(runtime, argv, a->sub, a->id);
+	if (state && ov_rt_run_quiet(runtime, state, &st, &err) == 0 && WIFEXITED(st) &&
+	    WEXITSTATUS(st) == 0) {
+		ov_debug("%s still knows the container: its delete stops the vTPM", runtime);
+		return;
+	}
+	if (ov_vtpm_stop(s, a->id, &err) < 0)
+		ov_warn("cleaning up after %s: %s", runtime, err.msg);
+	else if (!ok)
+		ov_info("%s failed; the vTPM it was to get is stopped", runtime);
+}
+
+/* Leave the way the runtime did: its exit code, or its signal. */
+static int exit_like(int wstatus)
+{
+	if (WIFSIGNALED(wstatus)) {
+		int sig = WTERMSIG(wstatus);
+		struct rlimit none = {0, 0};
+		sigset_t one;
+
+		setrlimit(RLIMIT_CORE, &none);
+		signal(sig, SIG_DFL);
+		sigemptyset(&one);
+		sigaddset(&one, sig);
+		sigprocmask(SIG_UNBLOCK, &one, NULL);
+		raise(sig);
+		return 128 + sig;
+	}
+	return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct ov_rt_args a;
+	struct ov_settings s = {0};
+	char runtime[PATH_MAX];
+	ov_error err = {0};
+	int wstatus, wants = 0;
+	bool parsed;
+
+	ov_log_init(prog);
+	/* A command line we cannot read goes to the runtime as it is: it
+	 * says what is wrong with it. */
+	parsed = ov_rt_parse(argc, argv, &a, &err) == 0;
+	if (!parsed)
+		memset(&a, 0, sizeof(a));
+	if (a.action == OV_RT_PRECREATE)
+		return precreate_main(&a);
+	if (load_settings(&s, &err) < 0 ||
+	    ov_rt_resolve(s.runtime, getenv(OV_RT_ENV), OV_RT_SEARCH_PATH, "/proc/self/exe",
+			  runtime, sizeof(runtime), &err) < 0)
+		return fail(&a, &err);
+
+	if ((a.action == OV_RT_CREATE || a.action == OV_RT_RUN) && !a.help && a.id) {
+		ov_log_set_id(a.id);
+		wants = edit_bundle(&a, &s, &err);
+		if (wants < 0)
+			return fail(&a, &err);
+	}
+	argv[0] = runtime;
+	if (wants) {
+		if (ov_rt_supervise(runtime, argv, &wstatus, &err) < 0)
+			return fail(&a, &err);
+		clean_up_after(&a, &s, runtime, argv, wstatus);
+		ov_settings_free(&s);
+		return exit_like(wstatus);
+	}
+	ov_settings_free(&s);
+	execv(runtime, argv);
+	ov_error_set(&err, errno, "executing %s", runtime);
+	return fail(&a, &err);
+}

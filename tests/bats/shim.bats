@@ -1,0 +1,318 @@
+#!/usr/bin/env bats
+# oci-vtpm-runtime, the runc-compatible shim, in front of real runc and crun
+# (socket backend). See helpers.bash for the harness; every test ends with
+# its leak check.
+#
+# In each test, $T/shimbin/runc and $T/shimbin/crun come first on PATH: they
+# run the shim with the real runtime named in $OCI_VTPM_RUNTIME and this
+# test's settings in $OCI_VTPM_CONFIG. So every helper (ov_run, ov_create,
+# ov_rt, the teardown's delete) goes through the shim, crun's hybrid-cgroup
+# workaround included. Bundles made by shim_bundle have no hooks: the shim
+# has to add them.
+
+load helpers
+
+SHIM=${OCI_VTPM_RUNTIME_SHIM:-$OCI_VTPM_BUILD/oci-vtpm-runtime}
+
+setup_file() { ov_setup_file; }
+
+setup() {
+	ov_setup
+	local rt real
+	mkdir -p "$T/shimbin"
+	for rt in runc crun; do
+		real=$(command -v "$rt") || continue
+		cat >"$T/shimbin/$rt" <<EOF
+#!/bin/sh
+OCI_VTPM_CONFIG='$CFG' OCI_VTPM_RUNTIME='$real' exec '$SHIM' "\$@"
+EOF
+		chmod 0755 "$T/shimbin/$rt"
+		eval "REAL_${rt^^}=$real"
+	done
+	PATH=$T/shimbin:$PATH
+}
+
+teardown() { ov_teardown; }
+
+requires_shim() {
+	[ -x "$SHIM" ] || fail "$SHIM not built (run make)"
+	requires root jq busybox hook "$@"
+}
+
+# shim_bundle NAME [KEY=VALUE]...: ov_bundle without hooks in config.json.
+shim_bundle() {
+	local b
+	b=$(ov_bundle "$@")
+	ov_cfg "$b" 'del(.hooks)'
+	echo "$b"
+}
+
+# The runtimes log with a timestamp; compare without it.
+untime() { sed -E 's/time="[^"]*" //'; }
+
+# our_hooks BUNDLE STAGE: how many entries of hooks.STAGE are oci-vtpm-hook.
+our_hooks() {
+	jq --arg s "$2" '[.hooks[$s] // [] | .[] | select(.path | endswith("/oci-vtpm-hook"))] | length' \
+		"$1/config.json"
+}
+
+# ----------------------------------------------------------------------------
+# Pass-through: the shim is invisible.
+
+@test "shim: --version, state, list, delete, kill and unknown subcommands pass through to runc unchanged" {
+	requires_shim runc
+	local root=$T/rt/runc b id cmd
+	b=$(shim_bundle plain)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id plain)
+
+	# "$@" through the shim and straight to runc: same stdout, stderr, status.
+	same() {
+		local s_status s_out s_err
+		run --separate-stderr timeout 30 "$T/shimbin/runc" "$@"
+		s_status=$status s_out=$output s_err=$(untime <<<"$stderr")
+		run --separate-stderr timeout 30 "$REAL_RUNC" "$@"
+		[ "$s_status" = "$status" ] || fail "runc $*: exit $s_status through the shim, $status without"
+		[ "$s_out" = "$output" ] || fail "runc $*: stdout differs:
+shim: $s_out
+runc: $output"
+		[ "$s_err" = "$(untime <<<"$stderr")" ] || fail "runc $*: stderr differs:
+shim: $s_err
+runc: $stderr"
+	}
+	same --version
+	same -v
+	same --root "$root" list
+	same --root "$root" state nosuch
+	same --root "$root" delete nosuch
+	same --root "$root" kill nosuch KILL
+	same --root "$root" frobnicate
+	same --root "$root" state
+	same --root=/nonexistent/x list
+
+	# A container made through the shim (no vTPM asked for).
+	cp "$b/config.json" "$T/config.before"
+	run ov_create runc "$id" "$b"
+	assert_success
+	cmp "$T/config.before" "$b/config.json" || fail "the shim rewrote a config.json that asks for no vTPM"
+	same --root "$root" state "$id"
+	same --root "$root" list
+	same --root "$root" list -q
+	same --root "$root" ps "$id"
+	same --root "$root" kill "$id" NOSUCHSIGNAL
+	run timeout 30 "$T/shimbin/runc" --root "$root" delete "$id"
+	assert_success
+	assert_output ""
+	run "$REAL_RUNC" --root "$root" list -q
+	assert_output ""
+	[ ! -e "$RUN_DIR" ] || [ -z "$(ls -A "$RUN_DIR")" ] || fail "run_dir not empty: $(ls -A "$RUN_DIR")"
+}
+
+@test "shim: argv reaches the real runtime untouched, argv[0] replaced; the settings' runtime wins over \$OCI_VTPM_RUNTIME" {
+	requires_shim
+	local b fake=$T/fake-runtime
+	cat >"$fake" <<EOF
+#!/bin/sh
+printf '%s\n' "\$0" "\$@" >'$T/argv'
+exit \${FAKE_EXIT:-0}
+EOF
+	chmod 0755 "$fake"
+	ov_write_config ".runtime = \"$fake\""
+	b=$(shim_bundle argv io.oci-vtpm.enable=true)
+
+	# create of a bundle that asks for a vTPM: edited, then the same argv.
+	run env OCI_VTPM_CONFIG="$CFG" OCI_VTPM_RUNTIME=/bin/false "$SHIM" --root "$T/r" --log=/l \
+		--debug create --bundle "$b" --pid-file "$T/p" --console-socket "$T/s" ovid1
+	assert_success
+	printf '%s\n' "$fake" --root "$T/r" --log=/l --debug create --bundle "$b" --pid-file "$T/p" \
+		--console-socket "$T/s" ovid1 >"$T/want"
+	diff -u "$T/want" "$T/argv" || fail "argv changed on its way to the runtime"
+	[ "$(our_hooks "$b" createRuntime)" = 1 ] || fail "no createRuntime hook added"
+
+	# The bundle is found by --bundle, not mistaken for the subcommand.
+	(cd "$b" && mv config.json c.json)
+	mkdir -p "$T/create"
+	mv "$b/c.json" "$T/create/config.json"
+	ov_cfg "$T/create" 'del(.hooks)'
+	run env OCI_VTPM_CONFIG="$CFG" "$SHIM" create --bundle create ovid2 </dev/null
+	assert_failure # cwd has no ./create
+	(cd "$T" && OCI_VTPM_CONFIG="$CFG" "$SHIM" create --bundle create ovid2)
+	[ "$(our_hooks "$T/create" poststop)" = 1 ] || fail "bundle 'create' not edited"
+
+	# Pass-through: exec, exit status kept.
+	run env OCI_VTPM_CONFIG="$CFG" FAKE_EXIT=5 "$SHIM" --root "$T/r" state ovid1
+	assert_failure 5
+	printf '%s\n' "$fake" --root "$T/r" state ovid1 >"$T/want"
+	diff -u "$T/want" "$T/argv"
+
+	# The runtime failing: its status comes back (nothing was started:
+	# socket backend, no hook ran).
+	run env OCI_VTPM_CONFIG="$CFG" FAKE_EXIT=3 "$SHIM" create --bundle "$T/create" ovid3
+	assert_failure 3
+}
+
+@test "shim: a bundle with a bad io.oci-vtpm.* request is refused before the runtime runs, config.json untouched" {
+	requires_shim runc
+	local b id
+	b=$(shim_bundle bad io.oci-vtpm.enable=true io.oci-vtpm.count=99)
+	id=$(ov_new_id bad)
+	cp "$b/config.json" "$T/config.before"
+	run --separate-stderr ov_rt runc --log "$T/runc.log" --log-format json create --bundle "$b" "$id"
+	assert_failure 1
+	[ "${#stderr_lines[@]}" -eq 1 ] || fail "expected one line on stderr: $stderr"
+	[[ ${stderr_lines[0]} == "oci-vtpm-runtime: $id: "*"io.oci-vtpm.count"* ]] ||
+		fail "error does not name the annotation: $stderr"
+	# ... and in the log the engine reads, in its format.
+	run jq -r 'select(.level == "error") | .msg' "$T/runc.log"
+	assert_output --partial 'oci-vtpm-runtime: '
+	assert_output --partial 'io.oci-vtpm.count: bad value "99"'
+	cmp "$T/config.before" "$b/config.json"
+	run "$REAL_RUNC" --root "$T/rt/runc" list -q
+	assert_output ""
+
+	# An option the shim does not know, on a bundle that asks for a vTPM.
+	b=$(shim_bundle unk io.oci-vtpm.enable=true)
+	run --separate-stderr ov_rt runc create --frobnicate --bundle "$b" "$id"
+	assert_failure 1
+	[[ $stderr == *"option --frobnicate is unknown"* ]] || fail "$stderr"
+}
+
+# ----------------------------------------------------------------------------
+# The container's TPM works through the shim.
+
+shim_tpm() {
+	local rt=$1 b id
+	requires_shim swtpm tpm2-tools "$rt"
+	b=$(shim_bundle tpm io.oci-vtpm.enable=true)
+	ov_sh "$b" "echo RANDOM=\$(tpm2_getrandom -T $OV_TCTI --hex 8); exit 3"
+	id=$(ov_new_id tpm)
+
+	# run in the foreground: the container's exit status comes back.
+	run ov_run "$rt" "$id" "$b"
+	assert_failure 3
+	assert_line --regexp '^RANDOM=[0-9a-f]{16}$'
+	grep -q "$id: started 1 TPM 2.0 vTPM" "$OV_HOOK_LOG" || fail "the hook did not start the vTPM"
+
+	# The shim's edit: our hooks once, the settings in their env, a timeout.
+	[ "$(our_hooks "$b" createRuntime)" = 1 ] && [ "$(our_hooks "$b" poststop)" = 1 ] ||
+		fail "hooks: $(jq -c .hooks "$b/config.json")"
+	run jq -c '.hooks.createRuntime[0] | [.path, .args, .env, .timeout]' "$b/config.json"
+	assert_output "[\"$OV_HOOK\",[\"oci-vtpm-hook\",\"createRuntime\"],[\"OCI_VTPM_CONFIG=$CFG\"],20]"
+	ov_leak_check
+
+	# Again, the same bundle: nothing added twice.
+	cp "$b/config.json" "$T/config.once"
+	id=$(ov_new_id tpm)
+	run ov_run "$rt" "$id" "$b"
+	assert_failure 3
+	assert_line --regexp '^RANDOM=[0-9a-f]{16}$'
+	cmp "$T/config.once" "$b/config.json" || fail "second run changed config.json"
+
+	# create returns at once; the vTPM lives until delete.
+	b=$(shim_bundle created io.oci-vtpm.enable=true)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id created)
+	ov_create "$rt" "$id" "$b"
+	[ "$(ov_status "$rt" "$id")" = created ] || fail "status: $(ov_status "$rt" "$id")"
+	[ -f "$RUN_DIR/$id/record.json" ] || fail "no record after create"
+	run ov_rt "$rt" start "$id"
+	assert_success
+	run ov_exec "$rt" "$id" tpm2_getrandom -T "$OV_TCTI" --hex 8
+	assert_success
+	assert_output --regexp '^[0-9a-f]{16}$'
+	run ov_delete "$rt" "$id" -f
+	assert_success
+	ov_leak_check
+}
+
+@test "runc through the shim: a bundle without hooks gets a working TPM (run, create/start/exec/delete)" {
+	shim_tpm runc
+}
+
+@test "crun through the shim: a bundle without hooks gets a working TPM (run, create/start/exec/delete)" {
+	shim_tpm crun
+}
+
+# ----------------------------------------------------------------------------
+# The real runtime failing leaves nothing behind.
+
+runtime_fails() {
+	local rt=$1 b id how
+	requires_shim swtpm "$rt"
+	for how in create run; do
+		# The program is not in the rootfs: the runtime fails after the
+		# createRuntime hook started the vTPM (crun then runs no poststop).
+		b=$(shim_bundle noexec io.oci-vtpm.enable=true)
+		ov_args "$b" /nonexistent/program
+		id=$(ov_new_id noexec)
+		if [ "$how" = create ]; then
+			run ov_create "$rt" "$id" "$b"
+		else
+			run ov_run "$rt" "$id" "$b"
+		fi
+		assert_failure
+		assert_output --partial /nonexistent/program # the runtime's own error
+		grep -q "$id: started 1 TPM" "$OV_HOOK_LOG" || fail "$how: the hook never started the vTPM"
+		ov_leak_check || fail "$rt $how: left behind after the runtime failed"
+
+		# No rootfs at all: the runtime fails before any hook.
+		b=$(shim_bundle norootfs io.oci-vtpm.enable=true)
+		rm -rf "$b/rootfs"
+		id=$(ov_new_id norootfs)
+		if [ "$how" = create ]; then
+			run ov_create "$rt" "$id" "$b"
+		else
+			run ov_run "$rt" "$id" "$b"
+		fi
+		assert_failure
+		ov_leak_check || fail "$rt $how: left behind after the runtime failed"
+	done
+	run ov_rt "$rt" list -q
+	assert_output ""
+	[ "$(ov_swtpm_count)" -eq 0 ]
+}
+
+@test "runc through the shim: the runtime failing (program missing from the rootfs, no rootfs) leaves no swtpm or record" {
+	runtime_fails runc
+}
+
+@test "crun through the shim: the runtime failing (program missing from the rootfs, no rootfs) leaves no swtpm or record" {
+	runtime_fails crun
+}
+
+@test "shim: a failed create of an id already in use leaves the other container's vTPM running" {
+	requires_shim swtpm runc
+	local b1 b2 id
+	b1=$(shim_bundle first io.oci-vtpm.enable=true)
+	b2=$(shim_bundle second io.oci-vtpm.enable=true)
+	ov_args "$b1" sleep 600
+	id=$(ov_new_id dup)
+	ov_run_detached runc "$id" "$b1"
+	[ "$(ov_swtpm_count "$id")" -eq 1 ] || fail "no swtpm for $id"
+	run ov_rt runc create --bundle "$b2" "$id"
+	assert_failure
+	assert_output --partial "exists"
+	[ "$(ov_swtpm_count "$id")" -eq 1 ] || fail "the failed create stopped the running container's vTPM"
+	[ -f "$RUN_DIR/$id/record.json" ] || fail "the failed create removed the running container's record"
+	run ov_exec runc "$id" tpm2_getrandom -T "$OV_TCTI" --hex 4
+	assert_success
+}
+
+@test "shim: run in the foreground passes a SIGTERM sent to the shim on and exits like the container" {
+	requires_shim swtpm runc
+	local b id pid rc=0
+	b=$(shim_bundle sig io.oci-vtpm.enable=true)
+	ov_sh "$b" 'trap "exit 7" TERM; while :; do sleep 0.1; done'
+	id=$(ov_new_id sig)
+	_ov_register runc "$id"
+	# The wrapper execs the shim: $! is the shim itself.
+	"$T/shimbin/runc" --root "$T/rt/runc" run --bundle "$b" "$id" </dev/null >"$T/sig.out" 2>&1 3>&- &
+	pid=$!
+	echo "$pid" >>"$T/bgpids"
+	ov_wait_for 20 eval '[ "$(ov_status runc '"$id"')" = running ]'
+	[ "$(ov_swtpm_count "$id")" -eq 1 ] || fail "no swtpm while running"
+	kill -TERM "$pid"
+	wait "$pid" || rc=$?
+	[ "$rc" -eq 7 ] || fail "shim exited $rc, want the container's 7; output: $(cat "$T/sig.out")"
+	ov_leak_check
+}
