@@ -36,7 +36,7 @@ UNIT_SRCS  := $(wildcard tests/unit/test-*.c)
 UNIT_TESTS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .SECONDARY:
-.PHONY: all clean install check check-unit check-bats check-vm demo bench deps format lint
+.PHONY: all clean install check check-unit check-asan check-bats check-vm demo bench deps format lint fuzz
 all: $(PROGS)
 
 $(BUILD)/%.o: %.c
@@ -68,6 +68,19 @@ check: deps all $(UNIT_TESTS)
 check-unit: all $(UNIT_TESTS)
 	@tests/unit/run.sh $(UNIT_TESTS)
 
+# The unit tests again under AddressSanitizer and UBSan.
+check-asan:
+	@$(MAKE) -s BUILD=$(BUILD)/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	  LDFLAGS="-fsanitize=address,undefined" $(BUILD)/asan/oci-vtpm-hook \
+	  $(UNIT_TESTS:$(BUILD)/%=$(BUILD)/asan/%) >/dev/null
+	@ASAN_OPTIONS=detect_leaks=1 tests/unit/run.sh $(UNIT_TESTS:$(BUILD)/%=$(BUILD)/asan/%)
+
+bench: all
+	@tests/bench/bench.sh
+
+fuzz:
+	@tests/fuzz/run.sh
+
 check-bats: all
 	@tests/bats/run.sh
 
@@ -90,6 +103,11 @@ install: all
 	install -m 0644 config/oci-vtpm.json $(DESTDIR)$(SYSCONFDIR)/oci-vtpm/config.json.example
 	sed 's|@BINDIR@|$(BINDIR)|g' config/hooks.d/oci-vtpm.json.in \
 	  > $(DESTDIR)$(DATADIR)/containers/oci/hooks.d/oci-vtpm.json
+	# podman's precreate stage (README, "podman"): a directory of its own,
+	# for --hooks-dir; not active by default.
+	install -d $(DESTDIR)$(DATADIR)/oci-vtpm/precreate-hooks.d
+	sed 's|@BINDIR@|$(BINDIR)|g' config/hooks.d/oci-vtpm-precreate.json.in \
+	  > $(DESTDIR)$(DATADIR)/oci-vtpm/precreate-hooks.d/oci-vtpm-precreate.json
 
 clean:
 	rm -rf $(BUILD)

@@ -128,10 +128,16 @@ static int wrap_aad(const struct ov_meta *m, char *buf, size_t size)
 	return snprintf(buf, size, "oci-vtpm/v1/data-key/%s/%s", m->name, salt);
 }
 
+/*
+ * The state key is not bound to the name: the data key is random per vTPM
+ * already, and a state made ahead of time (the provisioning pool) must stay
+ * readable when it is claimed under a name. The name is bound where it
+ * matters: in the key-encryption key, the wrapped key's AAD, and every MAC.
+ */
 static int derive(const struct ov_meta *m, const struct ov_key *dek, struct ov_vtpm_keys *k,
 		  ov_error *err)
 {
-	if (ov_hkdf(dek, m->salt, sizeof(m->salt), "state", m->name, &k->state, err) < 0 ||
+	if (ov_hkdf(dek, m->salt, sizeof(m->salt), "state", NULL, &k->state, err) < 0 ||
 	    ov_hkdf(dek, m->salt, sizeof(m->salt), "mac", m->name, &k->mac, err) < 0)
 		return -1;
 	return 0;

@@ -7,6 +7,7 @@
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,14 +68,21 @@ int ov_master_key_load(const char *path, struct ov_key *k, ov_error *err)
 
 int ov_master_key_write(const char *path, const struct ov_key *k, ov_error *err)
 {
-	cleanup_close int fd =
-	    open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	char tmp[4200];
+	cleanup_close int fd = -1;
 
+	/* Written whole under a temporary name, then linked into place without
+	 * replacing anything: a crash never leaves a short key at path. */
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
+		return ov_error_set(err, ENAMETOOLONG, "master key %s", path);
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return ov_error_set(err, errno, "creating master key %s", path);
-	if (ov_write_all(fd, k->b, sizeof(k->b)) < 0 || fsync(fd) < 0) {
+	if (ov_write_all(fd, k->b, sizeof(k->b)) < 0 || fsync(fd) < 0 ||
+	    renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0) {
 		int e = errno;
-		unlink(path);
+		unlink(tmp);
 		return ov_error_set(err, e, "writing master key %s", path);
 	}
 	return 0;

@@ -8,15 +8,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "oci-vtpm/archive.h"
 #include "oci-vtpm/backend.h"
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/log.h"
+#include "oci-vtpm/manufacture.h"
 #include "oci-vtpm/store.h"
 #include "oci-vtpm/swtpm.h"
 #include "oci-vtpm/vtpm.h"
+#include "oci-vtpm/vtpmx.h"
 
-#define VTPMX "/dev/vtpmx"
+#define NAMES_DIR "@names" /* not a valid container id */
 
 const struct ov_backend_ops *ov_backend_ops(enum ov_backend kind)
 {
@@ -37,13 +40,14 @@ int ov_vtpm_resolve_backend(const struct ov_request *r, enum ov_backend *out, ov
 		*out = r->backend;
 		return 0;
 	}
-	if (access(VTPMX, F_OK) == 0) {
+	/* device wherever /dev/vtpmx exists or modprobe tpm_vtpm_proxy makes it */
+	if (ov_vtpmx_available(err) == 0) {
 		*out = OV_BACKEND_DEVICE;
 		return 0;
 	}
-	return ov_error_set(
-	    err, 0,
-	    "this kernel has no " VTPMX " (modprobe tpm_vtpm_proxy); "
+	return ov_error_wrap(
+	    err,
+	    "this kernel has no vtpm_proxy; "
 	    "set \"backend\": \"socket\" in the settings or the annotation " OV_ANNOTATION_PREFIX
 	    "backend=socket to use a unix socket instead");
 }
@@ -120,29 +124,39 @@ static int remove_dir(const struct ov_settings *s, const char *id, ov_error *err
 /* Is the vTPM of this record still running? */
 static bool record_alive(const struct ov_record *rec)
 {
-	ov_error ignored;
-	unsigned long long st;
+	return rec->count > 0 && ov_proc_alive(rec->tpms[0].pid, rec->tpms[0].starttime);
+}
 
-	return rec->count > 0 && rec->tpms[0].pid > 0 &&
-	       ov_proc_starttime(rec->tpms[0].pid, &st, &ignored) == 0 &&
-	       st == rec->tpms[0].starttime;
+/* The state key on a pipe: swtpm reads it from --key fd=; it never touches
+ * argv, the environment or a file. */
+static int key_pipe(const struct ov_key *key, ov_error *err)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return ov_error_set(err, errno, "key pipe");
+	if (ov_write_all(p[1], key->b, sizeof(key->b)) < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return ov_error_set(err, e, "key pipe");
+	}
+	close(p[1]);
+	return p[0];
 }
 
 static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 		     const struct ov_request *r, const struct ov_backend_ops *ops,
-		     const struct runas *ra, struct ov_record *rec, ov_error *err)
+		     const struct runas *ra, const struct ov_key *key, struct ov_record *rec,
+		     ov_error *err)
 {
 	struct ov_record_tpm *t = &rec->tpms[idx];
-	cleanup_close int server = -1, ctrl = -1, log = -1;
+	cleanup_close int server = -1, ctrl = -1, log = -1, keyfd = -1;
 	char name[64], ctrl_path[128], state_dir[4200];
 	struct ov_swtpm tpm;
 	int ret;
 
 	state_name(idx, name, sizeof(name));
-	if (mkdirat(cdirfd, name, 0700) < 0)
-		return ov_error_set(err, errno, "creating %s", name);
-	if (fchownat(cdirfd, name, ra->uid, ra->gid, AT_SYMLINK_NOFOLLOW) < 0)
-		return ov_error_set(err, errno, "chown of %s", name);
 	if (snprintf(state_dir, sizeof(state_dir), "%s/%s/%s", s->run_dir, rec->id, name) >=
 	    (int)sizeof(state_dir))
 		return ov_error_set(err, ENAMETOOLONG, "state directory");
@@ -158,6 +172,9 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	ctrl = ov_unix_listen(cdirfd, name, ops->chardev ? 0600 : 0666, err);
 	if (ctrl < 0)
 		return -1;
+	keyfd = key_pipe(key, err);
+	if (keyfd < 0)
+		return -1;
 
 	struct ov_swtpm_opts o = {
 	    .binary = s->swtpm,
@@ -166,12 +183,14 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	    .server_fd = server,
 	    .ctrl_fd = ctrl,
 	    .log_fd = log,
-	    .key_fd = -1,
+	    .key_fd = keyfd,
 	    .state_dir = state_dir,
 	    .runas = ra->name,
 	};
 	if (ov_swtpm_spawn(&o, &tpm, err) < 0)
 		return -1;
+	/* swtpm has its copy; ours would keep a dead swtpm's proxy chip alive. */
+	close(take_fd(&server));
 	t->pid = tpm.pid;
 	t->starttime = tpm.starttime;
 	/* Recorded before waiting: a hook killed from here on leaves poststop
@@ -183,21 +202,249 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 		if (!tpm.pid) /* reaped: it exited */
 			t->pid = 0;
 	}
+	/* The device backend: the kernel registers the chip only now that
+	 * swtpm answers; record the device numbers it gets. */
+	if (ret == 0 && ops->wait) {
+		ret = ops->wait(s, r, idx, t, err);
+		if (ret == 0)
+			ret = ov_record_write(cdirfd, rec, err);
+	}
 	close(tpm.pidfd);
 	return ret;
+}
+
+/* Make state-0..count-1, owned by the user swtpm runs as; return their fds. */
+static int make_state_dirs(int cdirfd, unsigned count, const struct runas *ra, int *fds,
+			   ov_error *err)
+{
+	for (unsigned i = 0; i < count; i++) {
+		char name[64];
+
+		state_name(i, name, sizeof(name));
+		if (mkdirat(cdirfd, name, 0700) < 0)
+			return ov_error_set(err, errno, "creating %s", name);
+		if (fchownat(cdirfd, name, ra->uid, ra->gid, AT_SYMLINK_NOFOLLOW) < 0)
+			return ov_error_set(err, errno, "chown of %s", name);
+		fds[i] = openat(cdirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fds[i] < 0)
+			return ov_error_set(err, errno, "opening %s", name);
+	}
+	return 0;
+}
+
+static void close_fds(int *fds, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+static int open_state_dirs(int cdirfd, unsigned count, int *fds, ov_error *err)
+{
+	for (unsigned i = 0; i < count; i++) {
+		char name[64];
+
+		state_name(i, name, sizeof(name));
+		fds[i] = openat(cdirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fds[i] < 0)
+			return ov_error_set(err, errno, "opening %s", name);
+	}
+	return 0;
+}
+
+/*
+ * Names: one container per vTPM name at a time. <run_dir>/@names/<name>
+ * holds the id of the container using it, written under the archive's lock;
+ * it lives on tmpfs, so a reboot frees every name. A claim whose container
+ * has no run directory any more is stale and taken over.
+ */
+static int claim_name(int run, const char *name, const char *id, ov_error *err)
+{
+	cleanup_close int names = -1;
+	cleanup_free char *holder = NULL;
+
+	if (mkdirat(run, NAMES_DIR, 0700) < 0 && errno != EEXIST)
+		return ov_error_set(err, errno, "creating the name claims");
+	names = openat(run, NAMES_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (names < 0)
+		return ov_error_set(err, errno, "opening the name claims");
+	if (ov_read_file_at(names, name, OV_ID_MAX + 1, &holder, NULL, err) == 0) {
+		struct stat st;
+
+		if (strcmp(holder, id) != 0 && ov_container_id_valid(holder) &&
+		    fstatat(run, holder, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			return ov_error_set(err, EBUSY, "vTPM %s is in use by container %s", name,
+					    holder);
+	} else if (err->code != ENOENT) {
+		return ov_error_wrap(err, "claim of vTPM %s", name);
+	}
+	if (ov_write_file_atomic(names, name, id, strlen(id), 0600, err) < 0)
+		return ov_error_wrap(err, "claiming vTPM %s", name);
+	return 0;
+}
+
+static void release_name(const struct ov_settings *s, const char *name, const char *id)
+{
+	cleanup_close int run = -1, names = -1;
+	cleanup_free char *holder = NULL;
+	ov_error ignored;
+
+	run = ov_run_dir_open(s->run_dir, false, &ignored);
+	if (run < 0)
+		return;
+	names = openat(run, NAMES_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (names >= 0 &&
+	    ov_read_file_at(names, name, OV_ID_MAX + 1, &holder, NULL, &ignored) == 0 &&
+	    strcmp(holder, id) == 0)
+		unlinkat(names, name, 0);
+}
+
+/* Named vTPM at start: claim it, load or create its keys, restore the
+ * newest generation into the state directories. */
+static int prepare_named(const struct ov_settings *s, int run, const struct ov_request *r,
+			 const char *id, const struct runas *ra, const int *statefds,
+			 struct ov_key *state_key, ov_error *err)
+{
+	cleanup_close int vdir = -1;
+	cleanup_key struct ov_key master = {0};
+	struct ov_vtpm_keys keys;
+	struct ov_meta m;
+	ov_error ignored;
+	bool fresh = false;
+	int ret = -1;
+
+	vdir = ov_archive_dir(s, r->name, true, err);
+	if (vdir < 0)
+		return -1;
+	if (claim_name(run, r->name, id, err) < 0)
+		return -1;
+	fresh = faccessat(vdir, "meta.json", F_OK, AT_SYMLINK_NOFOLLOW) < 0;
+	if (ov_meta_load(vdir, r->name, NULL, &m, NULL, err) == 0) {
+		if (ov_master_key_for(s, m.key_id, &master, err) < 0 ||
+		    ov_meta_load(vdir, r->name, &master, &m, &keys, err) < 0)
+			goto release;
+	} else {
+		if (err->code != ENOENT || ov_master_key_current(s, &master, err) < 0)
+			goto release;
+		if (ov_meta_new(r->name, &master, &m, &keys, err) < 0)
+			goto release;
+		m.version = r->version;
+		m.count = r->count;
+		if (ov_meta_write(vdir, &m, &keys, err) < 0)
+			goto wipe;
+	}
+	if (m.newest > 0) {
+		if (m.version != r->version || m.count > r->count) {
+			ov_error_set(
+			    err, 0,
+			    "vTPM %s was archived as %u TPM %s, the container asks for %u TPM %s",
+			    r->name, m.count, m.version == OV_TPM_1_2 ? "1.2" : "2.0", r->count,
+			    r->version == OV_TPM_1_2 ? "1.2" : "2.0");
+			goto wipe;
+		}
+		if (ov_archive_load(vdir, &m, &keys, m.newest, statefds, r->count, ra->uid, ra->gid,
+				    err) < 0)
+			goto wipe;
+		ov_info("vTPM %s restored from generation %llu", r->name, m.newest);
+	}
+	*state_key = keys.state;
+	ret = 0;
+wipe:
+	ov_vtpm_keys_wipe(&keys);
+release:
+	if (ret < 0) {
+		release_name(s, r->name, id);
+		/* A first start that failed leaves no empty vTPM behind. */
+		if (fresh) {
+			cleanup_close int root = ov_archive_root(s, false, &ignored);
+
+			unlinkat(vdir, "meta.json", 0);
+			if (root >= 0)
+				unlinkat(root, r->name, AT_REMOVEDIR);
+		}
+	}
+	return ret;
+}
+
+/* Named vTPM at stop: archive its state as a new generation. */
+static int archive_named(const struct ov_settings *s, int cdirfd, const struct ov_record *rec,
+			 ov_error *err)
+{
+	cleanup_close int vdir = -1;
+	cleanup_key struct ov_key master = {0};
+	int fds[OV_MAX_TPMS];
+	struct ov_vtpm_keys keys;
+	struct ov_meta m;
+	int ret = -1;
+
+	for (unsigned i = 0; i < OV_MAX_TPMS; i++)
+		fds[i] = -1;
+	vdir = ov_archive_dir(s, rec->name, true, err);
+	if (vdir < 0)
+		return -1;
+	if (ov_meta_load(vdir, rec->name, NULL, &m, NULL, err) < 0 ||
+	    ov_master_key_for(s, m.key_id, &master, err) < 0 ||
+	    ov_meta_load(vdir, rec->name, &master, &m, &keys, err) < 0)
+		return -1;
+	if (open_state_dirs(cdirfd, rec->count, fds, err) == 0 &&
+	    ov_archive_save(vdir, &m, &keys, fds, rec->count, rec->version, s->keep_generations,
+			    err) == 0) {
+		ov_info("vTPM %s archived as generation %llu", rec->name, m.newest);
+		ret = 0;
+	}
+	close_fds(fds, rec->count);
+	ov_vtpm_keys_wipe(&keys);
+	return ret;
+}
+
+static int adopt(int cdir, const struct ov_state *st, struct ov_record *rec, ov_error *err)
+{
+	unsigned long long starttime;
+
+	if (st->pid <= 0 || rec->container_pid == st->pid)
+		return 0;
+	if (ov_proc_starttime(st->pid, &starttime, err) < 0)
+		return ov_error_wrap(err, "container process %d", (int)st->pid);
+	rec->container_pid = st->pid;
+	rec->container_starttime = starttime;
+	return ov_record_write(cdir, rec, err);
+}
+
+/* EK certificates: manufacture every TPM whose state is fresh (nothing was
+ * restored into it) before its swtpm starts. */
+static int manufacture_fresh(const struct ov_settings *s, const char *id,
+			     const struct ov_request *r, const struct runas *ra,
+			     const int *statefds, const struct ov_key *key, ov_error *err)
+{
+	for (unsigned i = 0; i < r->count; i++) {
+		char dir[4200];
+
+		if (!ov_tpm_state_fresh(statefds[i]))
+			continue;
+		if (snprintf(dir, sizeof(dir), "%s/%s/state-%u", s->run_dir, id, i) >=
+		    (int)sizeof(dir))
+			return ov_error_set(err, ENAMETOOLONG, "state directory");
+		if (ov_manufacture(s, r->version, dir, key, true, ra->uid, ra->gid, err) < 0)
+			return ov_error_wrap(err, "vTPM %u", i);
+	}
+	return 0;
 }
 
 int ov_vtpm_start(const struct ov_settings *s, const struct ov_state *st, const struct ov_spec *sp,
 		  const struct ov_request *r, ov_error *err)
 {
 	cleanup_close int run = -1, cdir = -1;
+	cleanup_key struct ov_key key = {0};
 	const struct ov_backend_ops *ops;
 	struct ov_record rec = {0}, old;
+	int statefds[OV_MAX_TPMS];
 	char boot_id[64];
 	struct runas ra;
 	ov_error cleanup_err;
 	int ret = -1;
 
+	for (unsigned i = 0; i < OV_MAX_TPMS; i++)
+		statefds[i] = -1;
 	if (ov_vtpm_resolve_backend(r, &rec.backend, err) < 0 ||
 	    lookup_user(s->swtpm_user, &ra, err) < 0 ||
 	    ov_boot_id(boot_id, sizeof(boot_id), err) < 0)
@@ -213,13 +460,19 @@ int ov_vtpm_start(const struct ov_settings *s, const struct ov_state *st, const 
 	if (ov_record_read(cdir, &old, err) == 0) {
 		bool alive = record_alive(&old);
 
-		if (!alive)
-			stop_all(cdir, s, &old, &cleanup_err);
-		ov_record_free(&old);
 		if (alive) {
-			ov_info("vTPM already running, nothing to do");
-			return 0;
+			/* Made before the container existed (the shim's create, or
+			 * createRuntime before prestart): adopt it, and record the
+			 * container so gc knows it is in use. */
+			int adopted = adopt(cdir, st, &old, err);
+
+			ov_record_free(&old);
+			if (adopted == 0)
+				ov_info("vTPM already running, nothing to do");
+			return adopted;
 		}
+		stop_all(cdir, s, &old, &cleanup_err);
+		ov_record_free(&old);
 		ov_warn("replacing a stale record of a vTPM that is gone");
 		/* Empty the directory but keep it: we hold its lock. */
 		if (ov_remove_tree_at(run, st->id, err) < 0)
@@ -237,32 +490,81 @@ int ov_vtpm_start(const struct ov_settings *s, const struct ov_state *st, const 
 	rec.name = r->name;
 	rec.boot_id = boot_id;
 	rec.version = r->version;
+	if (st->pid > 0 && ov_proc_starttime(st->pid, &rec.container_starttime, err) == 0)
+		rec.container_pid = st->pid;
+	if (make_state_dirs(cdir, r->count, &ra, statefds, err) < 0)
+		goto undo;
+	if (r->name) {
+		if (prepare_named(s, run, r, st->id, &ra, statefds, &key, err) < 0)
+			goto undo;
+	} else if (ov_random(key.b, sizeof(key.b), err) < 0) {
+		goto undo;
+	}
+	if (r->ek_cert && manufacture_fresh(s, st->id, r, &ra, statefds, &key, err) < 0)
+		goto undo_named;
 	for (unsigned i = 0; i < r->count; i++) {
 		rec.tpms[i].devnum = -1;
 		rec.count = i + 1;
-		if (start_one(cdir, i, s, r, ops, &ra, &rec, err) < 0) {
+		if (start_one(cdir, i, s, r, ops, &ra, &key, &rec, err) < 0) {
 			ov_error_wrap(err, "vTPM %u", i);
-			goto undo;
+			goto undo_named;
 		}
 	}
 	if (ops->expose(cdir, s, st, sp, &rec, err) < 0)
-		goto undo;
-	ov_info("started %u %s vTPM%s (%s backend)", rec.count,
+		goto undo_named;
+	ov_info("started %u %s vTPM%s (%s backend)%s%s", rec.count,
 		r->version == OV_TPM_2_0 ? "TPM 2.0" : "TPM 1.2", rec.count > 1 ? "s" : "",
-		ov_backend_name(rec.backend));
+		ov_backend_name(rec.backend), r->name ? ", name " : "", r->name ? r->name : "");
+	close_fds(statefds, r->count);
 	return 0;
+undo_named:
+	/* The archive is untouched: nothing of this start is kept. */
+	if (r->name)
+		release_name(s, r->name, st->id);
 undo:
+	close_fds(statefds, r->count);
 	stop_all(cdir, s, &rec, &cleanup_err);
 	if (remove_dir(s, st->id, &cleanup_err) < 0)
 		ov_warn("cleaning up: %s", cleanup_err.msg);
 	return ret;
 }
 
+/* Stop, archive and remove the vTPMs of a record; cdir's lock is held. */
+static int stop_locked(const struct ov_settings *s, int run, int cdir, const char *id,
+		       struct ov_record *rec, ov_error *err)
+{
+	int ret = stop_all(cdir, s, rec, err);
+
+	if (ret == 0 && rec->name) {
+		/* Stopped: the record says so, whatever comes next. */
+		ov_error werr;
+
+		for (unsigned i = 0; i < rec->count; i++)
+			rec->tpms[i].pid = 0;
+		if (ov_record_write(cdir, rec, &werr) < 0)
+			ov_warn("%s", werr.msg);
+		ret = archive_named(s, cdir, rec, err);
+		if (ret < 0)
+			ov_error_wrap(err,
+				      "archiving failed; the previous generations are intact "
+				      "and the live state stays in %s/%s until `oci-vtpm gc` "
+				      "archives it",
+				      s->run_dir, id);
+		else
+			release_name(s, rec->name, id);
+	}
+	if (ret < 0)
+		return -1; /* keep the record and the state: gc retries */
+	if (ov_remove_tree_at(run, id, err) < 0)
+		return ov_error_wrap(err, "removing the live state");
+	return 0;
+}
+
 int ov_vtpm_stop(const struct ov_settings *s, const char *id, ov_error *err)
 {
 	cleanup_close int run = -1, cdir = -1;
 	struct ov_record rec;
-	int ret = 0;
+	int ret;
 
 	if (!ov_container_id_valid(id))
 		return ov_error_set(err, EINVAL, "invalid container id \"%.64s\"", id);
@@ -272,16 +574,50 @@ int ov_vtpm_stop(const struct ov_settings *s, const char *id, ov_error *err)
 	cdir = ov_container_dir_lock(run, id, false, err);
 	if (cdir < 0)
 		return err->code == ENOENT ? 0 : -1;
-	if (ov_record_read(cdir, &rec, err) == 0) {
-		ret = stop_all(cdir, s, &rec, err);
-		ov_record_free(&rec);
-		if (ret < 0)
-			return -1; /* keep the record: gc can retry */
-	} else if (err->code != ENOENT) {
-		ov_warn("%s; removing what is left", err->msg);
+	if (ov_record_read(cdir, &rec, err) < 0) {
+		if (err->code != ENOENT)
+			ov_warn("%s; removing what is left", err->msg);
+		if (ov_remove_tree_at(run, id, err) < 0)
+			return ov_error_wrap(err, "removing the live state");
+		return 0;
 	}
-	if (ov_remove_tree_at(run, id, err) < 0)
-		return ov_error_wrap(err, "removing the live state");
-	ov_info("vTPM stopped and its live state removed");
-	return 0;
+	ret = stop_locked(s, run, cdir, id, &rec, err);
+	ov_record_free(&rec);
+	if (ret == 0)
+		ov_info("vTPM stopped and its live state removed");
+	return ret;
+}
+
+int ov_vtpm_collect(const struct ov_settings *s, const char *id, const char *boot_id, ov_error *err)
+{
+	cleanup_close int run = -1, cdir = -1;
+	struct ov_record rec;
+	int ret;
+
+	run = ov_run_dir_open(s->run_dir, false, err);
+	if (run < 0)
+		return -1;
+	cdir = ov_container_dir_lock(run, id, false, err);
+	if (cdir < 0)
+		return err->code == ENOENT ? 0 : -1;
+	if (ov_record_read(cdir, &rec, err) < 0) {
+		if (err->code != ENOENT)
+			return -1; /* unreadable: leave it to an operator */
+		/* A start that died before its first record. */
+		if (ov_remove_tree_at(run, id, err) < 0)
+			return -1;
+		return 1;
+	}
+	if (!rec.boot_id || strcmp(rec.boot_id, boot_id) != 0) {
+		/* From before a reboot: its pids name other processes now. */
+		for (unsigned i = 0; i < rec.count; i++)
+			rec.tpms[i].pid = 0;
+	} else if (ov_proc_alive(rec.container_pid, rec.container_starttime) &&
+		   (rec.count == 0 || record_alive(&rec))) {
+		ov_record_free(&rec);
+		return 0; /* in use */
+	}
+	ret = stop_locked(s, run, cdir, id, &rec, err);
+	ov_record_free(&rec);
+	return ret < 0 ? -1 : 1;
 }

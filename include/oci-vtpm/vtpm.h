@@ -20,6 +20,13 @@ int ov_vtpm_start(const struct ov_settings *s, const struct ov_state *st, const 
  * partial state; nothing recorded is not an error. */
 int ov_vtpm_stop(const struct ov_settings *s, const char *id, ov_error *err);
 
+/* gc of one container's run directory: when its container is gone (or
+ * the record is from another boot), stop what is left, archive a named
+ * vTPM, remove the live state. Returns 1 when collected, 0 when still in
+ * use, -1 on error. */
+int ov_vtpm_collect(const struct ov_settings *s, const char *id, const char *boot_id,
+		    ov_error *err);
+
 /* Which backend a request gets on this host. */
 int ov_vtpm_resolve_backend(const struct ov_request *r, enum ov_backend *out, ov_error *err);
 

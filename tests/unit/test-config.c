@@ -80,7 +80,8 @@ static void test_request(void)
 	CHECK(r.count == 2 && r.backend == OV_BACKEND_SOCKET && r.ek_cert);
 	ov_request_free(&r);
 	CHECK(request("{\"io.oci-vtpm.enable\":\"false\"}", &r, &err) == 0 && !r.enable);
-	CHECK(request("{\"io.oci-vtpm.version\":\"1.2\"}", &r, &err) == 0 && r.version == OV_TPM_1_2);
+	CHECK(request("{\"io.oci-vtpm.version\":\"1.2\"}", &r, &err) == 0 &&
+	      r.version == OV_TPM_1_2);
 
 	CHECK(request("{\"io.oci-vtpm.foo\":\"1\"}", &r, &err) < 0);
 	CHECK_ERR(&err, "unknown annotation io.oci-vtpm.foo");

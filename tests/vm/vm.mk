@@ -9,14 +9,19 @@ VM_RUN ?= $(VM_DIR)/run.sh
 # Extra run.sh options, e.g. make check-vm VM_FLAGS='--verbose --timeout 900'
 VM_FLAGS ?=
 
-.PHONY: check-vm check-vm-v2 vm-prepare
+.PHONY: check-vm check-vm-smoke check-vm-v2 vm-prepare
 
 # Fetches the kernel into $OCI_VTPM_VM_CACHE (default /var/cache/oci-vtpm/vm)
 # on first use and builds the initramfs; later runs reuse both.
 vm-prepare:
 	$(VM_DIR)/prepare.sh
 
-check-vm:
+# The whole device-backend suite, v1 and v2 (tests/vm/check.sh).
+check-vm: all
+	@scripts/deps.sh vm
+	@$(VM_DIR)/check.sh
+
+check-vm-smoke:
 	$(VM_RUN) $(VM_FLAGS) --cgroup v1 -- $(VM_DIR)/smoke.sh
 
 check-vm-v2:

@@ -1,0 +1,520 @@
+#!/usr/bin/env bats
+# The device backend (vtpm_proxy), end to end with runc and crun. Runs only
+# inside the VM (a kernel with tpm_vtpm_proxy), in either cgroup mode:
+#
+#   tests/vm/run.sh --cgroup v1 -- tests/bats/run.sh tests/vm/device.bats
+#   tests/vm/run.sh --cgroup v2 -- tests/bats/run.sh tests/vm/device.bats
+#
+# "crun" is crun --cgroup-manager=disabled (helpers.bash); "crun-cg" is crun
+# with its cgroupfs manager (helpers-vm.bash). Every test ends with the
+# leak check of ov_teardown.
+
+load ../bats/helpers
+load helpers-vm
+
+setup_file() { ov_setup_file; }
+setup() { ov_vm_setup; }
+teardown() { ov_teardown; }
+
+DIGEST=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+
+requires_stack() {
+	requires root jq busybox swtpm tpm2-tools hook "$(_ov_rt_feature "$1")"
+}
+
+# After `delete`: no swtpm, no record, the host's chip gone.
+assert_cleaned_up() { # ID DEVNUM...
+	local id=$1 n
+	shift
+	ov_no_swtpm "$id" || fail "swtpm of $id still runs: $(ov_ps $(ov_swtpm_pids "$id"))"
+	[ ! -e "$RUN_DIR/$id" ] || fail "$RUN_DIR/$id still exists"
+	for n in "$@"; do
+		# The kernel drops the chip when swtpm's proxy fd closes.
+		ov_wait_for 10 ov_chip_gone "$n" || fail "/dev/tpm$n or /dev/tpmrm$n still exists"
+	done
+}
+
+# ----------------------------------------------------------------------------
+# The container sees its TPM as character devices and uses it.
+
+device_basic() {
+	local rt=$1 b id n
+	requires_stack "$rt"
+	b=$(ov_dev_bundle basic)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id basic)
+	ov_run_detached "$rt" "$id" "$b"
+
+	[ "$(ov_record "$id" .backend)" = device ] || fail "record: backend $(ov_record "$id" .backend)"
+	n=$(ov_devnums "$id")
+	[ -c "/dev/tpm$n" ] && [ -c "/dev/tpmrm$n" ] || fail "no /dev/tpm$n, /dev/tpmrm$n on the host"
+
+	run ov_exec "$rt" "$id" sh -c "
+		[ -c /dev/tpm0 ] && echo TPM0_CHR
+		[ -c /dev/tpmrm0 ] && echo TPMRM0_CHR
+		echo TPM0=\$(stat -c %t:%T /dev/tpm0) RM0=\$(stat -c %t:%T /dev/tpmrm0)
+		echo RANDOM=\$(tpm2_getrandom -T $OV_DEV_TCTI --hex 8)
+		echo BEFORE=\$(tpm2_pcrread -T $OV_DEV_TCTI sha256:16 | grep -o '0x[0-9A-Fa-f]*')
+		tpm2_pcrextend -T $OV_DEV_TCTI 16:sha256=$DIGEST || echo EXTEND_FAILED
+		echo AFTER=\$(tpm2_pcrread -T $OV_DEV_TCTI sha256:16 | grep -o '0x[0-9A-Fa-f]*')"
+	assert_success
+	assert_line TPM0_CHR
+	assert_line TPMRM0_CHR
+	# The very devices the host got from vtpm_proxy.
+	assert_line "TPM0=$(stat -c %t:%T "/dev/tpm$n") RM0=$(stat -c %t:%T "/dev/tpmrm$n")"
+	assert_line --regexp '^RANDOM=[0-9a-f]{16}$'
+	assert_line "BEFORE=0x$(printf '0%.0s' {1..64})"
+	refute_line EXTEND_FAILED
+	assert_line "AFTER=0x$(ov_expected_pcr "$DIGEST")"
+
+	# The host keeps the nodes root-only; the record has the numbers.
+	[ "$(ov_record "$id" '.tpms[0].dev')" != 0 ] && [ "$(ov_record "$id" '.tpms[0].rmdev')" != 0 ] ||
+		fail "record lacks device numbers: $(cat "$RUN_DIR/$id/record.json")"
+
+	run ov_delete "$rt" "$id" -f
+	assert_success
+	assert_cleaned_up "$id" "$n"
+}
+
+@test "runc: /dev/tpm0 and /dev/tpmrm0 are the vTPM's char devices; getrandom, PCR extend/read; delete cleans up" {
+	device_basic runc
+}
+
+@test "crun: /dev/tpm0 and /dev/tpmrm0 are the vTPM's char devices; getrandom, PCR extend/read; delete cleans up" {
+	device_basic crun
+}
+
+@test "crun (cgroupfs manager): the vTPM works through the container's device cgroup" {
+	device_basic crun-cg
+}
+
+# A foreground run: createRuntime, the process, poststop, all in one.
+device_run() {
+	local rt=$1 b id
+	requires_stack "$rt"
+	b=$(ov_dev_bundle run)
+	ov_sh "$b" "tpm2_getrandom -T $OV_DEV_TCTI --hex 8 && echo; echo DONE"
+	id=$(ov_new_id run)
+	run ov_run "$rt" "$id" "$b"
+	assert_success
+	assert_line --regexp '^[0-9a-f]{16}$'
+	assert_line DONE
+	assert_cleaned_up "$id"
+}
+
+@test "runc run: a container that uses its TPM and exits leaves nothing behind" {
+	device_run runc
+}
+
+@test "crun run: a container that uses its TPM and exits leaves nothing behind" {
+	device_run crun
+}
+
+# ----------------------------------------------------------------------------
+# Sharing and isolation.
+
+two_procs() {
+	local rt=$1 b id
+	requires_stack "$rt"
+	b=$(ov_dev_bundle two)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id two)
+	ov_run_detached "$rt" "$id" "$b"
+	# The shell holds /dev/tpmrm0 open (fd 3) while two other processes
+	# use it in parallel, one of them through an auth session.
+	run ov_exec "$rt" "$id" sh -c "
+		exec 3<>/dev/tpmrm0 && echo HELD_OPEN
+		(tpm2_startauthsession -T $OV_DEV_TCTI -S /tmp/s.ctx && echo SESSION_OK
+		 for i in 1 2 3 4 5; do tpm2_getrandom -T $OV_DEV_TCTI 8 >/dev/null || echo FAIL_A; done
+		 echo DONE_A) &
+		(for i in 1 2 3 4 5; do tpm2_getrandom -T $OV_DEV_TCTI 8 >/dev/null || echo FAIL_B; done
+		 echo DONE_B) &
+		wait"
+	assert_success
+	assert_line SESSION_OK
+	assert_line HELD_OPEN
+	assert_line DONE_A
+	assert_line DONE_B
+	refute_output --partial FAIL
+	run ov_delete "$rt" "$id" -f
+	assert_success
+}
+
+@test "runc: two processes in the container use /dev/tpmrm0 at once" {
+	two_procs runc
+}
+
+@test "crun: two processes in the container use /dev/tpmrm0 at once" {
+	two_procs crun
+}
+
+ek_hash() { # RT ID
+	ov_exec "$1" "$2" sh -c "tpm2_createek -T $OV_DEV_TCTI -G ecc -c /tmp/ek.ctx -u /tmp/ek.pub >/dev/null &&
+		sha256sum /tmp/ek.pub | cut -d' ' -f1"
+}
+
+two_containers() {
+	local rt=$1 b1 b2 id1 id2 n1 n2 ek1 ek2
+	requires_stack "$rt"
+	b1=$(ov_dev_bundle a)
+	b2=$(ov_dev_bundle b)
+	ov_args "$b1" sleep 600
+	ov_args "$b2" sleep 600
+	id1=$(ov_new_id a)
+	id2=$(ov_new_id b)
+	ov_run_detached "$rt" "$id1" "$b1"
+	ov_run_detached "$rt" "$id2" "$b2"
+	n1=$(ov_devnums "$id1")
+	n2=$(ov_devnums "$id2")
+	[ "$n1" != "$n2" ] || fail "both containers got /dev/tpm$n1"
+	[ "$(ov_hostdev "/dev/tpmrm$n1")" != "$(ov_hostdev "/dev/tpmrm$n2")" ] || fail "same tpmrm device"
+	[ "$(ov_swtpm_count "$id1")" -eq 1 ] && [ "$(ov_swtpm_count "$id2")" -eq 1 ] ||
+		fail "expected one swtpm per container"
+
+	ek1=$(ek_hash "$rt" "$id1") || fail "createek in $id1 failed: $ek1"
+	ek2=$(ek_hash "$rt" "$id2") || fail "createek in $id2 failed: $ek2"
+	[[ $ek1 =~ ^[0-9a-f]{64}$ ]] && [[ $ek2 =~ ^[0-9a-f]{64}$ ]] || fail "bad EK hashes: '$ek1' '$ek2'"
+	[ "$ek1" != "$ek2" ] || fail "both containers have the same EK: they share a TPM"
+	# The same EK again from the same TPM: it is a stable identity.
+	[ "$(ek_hash "$rt" "$id1")" = "$ek1" ] || fail "the EK of $id1 changed"
+
+	run ov_delete "$rt" "$id1" -f
+	assert_success
+	assert_cleaned_up "$id1" "$n1"
+	# The other container's TPM is untouched.
+	[ -c "/dev/tpmrm$n2" ] || fail "deleting $id1 removed /dev/tpmrm$n2"
+	[ "$(ek_hash "$rt" "$id2")" = "$ek2" ] || fail "the EK of $id2 changed"
+	run ov_delete "$rt" "$id2" -f
+	assert_success
+	assert_cleaned_up "$id2" "$n2"
+}
+
+@test "runc: two containers at once get distinct devices and distinct TPMs (EK differs)" {
+	two_containers runc
+}
+
+@test "crun: two containers at once get distinct devices and distinct TPMs (EK differs)" {
+	two_containers crun
+}
+
+count_two() {
+	local rt=$1 b id n0 n1
+	requires_stack "$rt"
+	b=$(ov_dev_bundle count io.oci-vtpm.count=2)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id count)
+	ov_run_detached "$rt" "$id" "$b"
+	run ov_devnums "$id"
+	[ "${#lines[@]}" -eq 2 ] || fail "record has ${#lines[@]} TPMs: $output"
+	n0=${lines[0]}
+	n1=${lines[1]}
+	[ "$n0" != "$n1" ] || fail "both vTPMs are /dev/tpm$n0"
+
+	run ov_exec "$rt" "$id" sh -c "
+		for d in tpm0 tpmrm0 tpm1 tpmrm1; do [ -c /dev/\$d ] && echo \$d=\$(stat -c %t:%T /dev/\$d); done
+		[ -e /dev/tpm2 ] || [ -e /dev/tpmrm2 ] && echo EXTRA
+		tpm2_getrandom -T device:/dev/tpmrm0 8 >/dev/null && echo RM0_OK
+		tpm2_getrandom -T device:/dev/tpmrm1 8 >/dev/null && echo RM1_OK"
+	assert_success
+	assert_line "tpm0=$(stat -c %t:%T "/dev/tpm$n0")"
+	assert_line "tpmrm0=$(stat -c %t:%T "/dev/tpmrm$n0")"
+	assert_line "tpm1=$(stat -c %t:%T "/dev/tpm$n1")"
+	assert_line "tpmrm1=$(stat -c %t:%T "/dev/tpmrm$n1")"
+	refute_line EXTRA
+	assert_line RM0_OK
+	assert_line RM1_OK
+	[ "$(ov_swtpm_count "$id")" -eq 2 ] || fail "expected two swtpm"
+
+	run ov_delete "$rt" "$id" -f
+	assert_success
+	assert_cleaned_up "$id" "$n0" "$n1"
+}
+
+@test "runc: count=2 gives /dev/tpm0, /dev/tpmrm0, /dev/tpm1, /dev/tpmrm1" {
+	count_two runc
+}
+
+@test "crun: count=2 gives /dev/tpm0, /dev/tpmrm0, /dev/tpm1, /dev/tpmrm1" {
+	count_two crun
+}
+
+# TPM_GetRandom(8), TPM 1.2: tag 00c1, size 14, ordinal 0x46, 8 bytes. A good
+# answer starts 00c4 00000016 00000000 00000008 (tag, size 22, TPM_SUCCESS).
+TPM12_GETRANDOM='\000\301\000\000\000\016\000\000\000\106\000\000\000\010'
+
+tpm12() {
+	local rt=$1 b id n
+	requires_stack "$rt"
+	b=$(ov_dev_bundle tpm12 io.oci-vtpm.version=1.2)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id tpm12)
+	ov_run_detached "$rt" "$id" "$b"
+	n=$(ov_devnums "$id")
+	[ "$(cat "/sys/class/tpm/tpm$n/tpm_version_major")" = 1 ] ||
+		fail "/sys/class/tpm/tpm$n is not a TPM 1.2"
+	[ ! -e "/dev/tpmrm$n" ] || fail "a TPM 1.2 chip has /dev/tpmrm$n"
+
+	run ov_exec "$rt" "$id" sh -c "
+		[ -c /dev/tpm0 ] && echo TPM0_CHR
+		[ -e /dev/tpmrm0 ] && echo HAS_TPMRM0
+		exec 3<>/dev/tpm0
+		printf '$TPM12_GETRANDOM' >&3
+		dd bs=4096 count=1 <&3 2>/dev/null | od -An -tx1 | tr -d ' \n'; echo"
+	assert_success
+	assert_line TPM0_CHR
+	refute_line HAS_TPMRM0
+	assert_line --regexp '^00c4000000160000000000000008[0-9a-f]{16}$'
+
+	run ov_delete "$rt" "$id" -f
+	assert_success
+	assert_cleaned_up "$id" "$n"
+}
+
+@test "runc: a TPM 1.2 container gets /dev/tpm0 only, and TPM_GetRandom works" {
+	tpm12 runc
+}
+
+@test "crun: a TPM 1.2 container gets /dev/tpm0 only, and TPM_GetRandom works" {
+	tpm12 crun
+}
+
+# ----------------------------------------------------------------------------
+# A hostile rootfs. runc and crun mount a tmpfs on /dev when config.json
+# asks (runc spec does); without that mount the image's own /dev is used.
+
+hostile_bundle() { # NAME: a bundle whose /dev is the image's
+	local b
+	b=$(ov_dev_bundle "$1")
+	ov_cfg "$b" 'del(.mounts[] | select(.destination == "/dev"))'
+	echo "$b"
+}
+
+# Run, expect a refusal naming the path; nothing left behind.
+assert_refused() { # RT ID BUNDLE REGEX
+	run ov_run "$1" "$2" "$3"
+	assert_failure
+	# runc shows the hook's stderr; crun writes it to run.oci.hooks.stderr.
+	{ echo "$output"; cat "$OV_HOOKS_STDERR" 2>/dev/null; } | tr -d '\\' | grep -E -- "$4" ||
+		fail "no refusal matching /$4/ in: $output $(cat "$OV_HOOKS_STDERR" 2>/dev/null)"
+	ov_no_swtpm "$2" || fail "swtpm left running"
+	[ ! -e "$RUN_DIR/$2" ] || fail "$RUN_DIR/$2 left behind"
+	if grep -F -- "$T/" /proc/self/mountinfo; then fail "something was mounted under $T"; fi
+}
+
+hostile() {
+	local rt=$1 b id
+	requires_stack "$rt"
+	mkdir -p "$T/outside"
+	echo victim >"$T/victim"
+
+	# /dev/tpm0 a symlink to a host file.
+	b=$(hostile_bundle link)
+	ln -s "$T/victim" "$b/rootfs/dev/tpm0"
+	id=$(ov_new_id link)
+	assert_refused "$rt" "$id" "$b" 'refusing /dev/tpm0: "tpm0" is a symlink'
+	[ "$(cat "$T/victim")" = victim ] || fail "the host file was changed"
+	[ -L "$b/rootfs/dev/tpm0" ] || fail "the symlink was replaced"
+
+	# /dev itself a symlink to a host directory.
+	b=$(hostile_bundle devlink)
+	rm -rf "$b/rootfs/dev"
+	ln -s "$T/outside" "$b/rootfs/dev"
+	id=$(ov_new_id devlink)
+	# (crun refuses a /dev symlink itself, before any hook runs)
+	assert_refused "$rt" "$id" "$b" 'refusing /dev/tpm0: "dev" is a symlink|openat2 `dev`'
+	# (runc 1.1 itself follows the /dev symlink for its /dev/fd, /dev/ptmx,
+	# ... symlinks, before the hook runs; the hook adds nothing there.)
+	if ls -A "$T/outside" | grep -q '^tpm'; then
+		fail "a TPM node was made in the host directory: $(ls -lA "$T/outside")"
+	fi
+
+	# A dangling symlink.
+	b=$(hostile_bundle dangling)
+	ln -s "/ov-nonexistent-$$/tpm0" "$b/rootfs/dev/tpm0"
+	id=$(ov_new_id dangling)
+	assert_refused "$rt" "$id" "$b" 'refusing /dev/tpm0: "tpm0" is a symlink'
+	[ ! -e "/ov-nonexistent-$$" ] || fail "/ov-nonexistent-$$ was created on the host"
+
+	# /dev/tpmrm0 a symlink, /dev/tpm0 fine: refused as a whole.
+	b=$(hostile_bundle rmlink)
+	ln -s "$T/victim" "$b/rootfs/dev/tpmrm0"
+	id=$(ov_new_id rmlink)
+	assert_refused "$rt" "$id" "$b" 'refusing /dev/tpmrm0: "tpmrm0" is a symlink'
+	[ "$(cat "$T/victim")" = victim ] || fail "the host file was changed"
+}
+
+@test "runc: hostile rootfs (/dev/tpm0 or /dev symlinks, dangling): refused, nothing outside touched" {
+	hostile runc
+}
+
+@test "crun: hostile rootfs (/dev/tpm0 or /dev symlinks, dangling): refused, nothing outside touched" {
+	hostile crun
+}
+
+# ----------------------------------------------------------------------------
+# swtpm dies under a running container.
+
+swtpm_killed() {
+	local rt=$1 b id n pid b2 id2 n2
+	requires_stack "$rt"
+	b=$(ov_dev_bundle killed)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id killed)
+	ov_run_detached "$rt" "$id" "$b"
+	n=$(ov_devnums "$id")
+	run ov_exec "$rt" "$id" tpm2_getrandom -T "$OV_DEV_TCTI" --hex 8
+	assert_success
+
+	pid=$(ov_swtpm_pids "$id")
+	[ -n "$pid" ] || fail "no swtpm for $id"
+	kill -KILL "$pid"
+	ov_wait_for 10 ov_no_swtpm "$id"
+	# Its proxy fd closed with it: the kernel dropped the chip.
+	ov_wait_for 10 ov_chip_gone "$n" || fail "/dev/tpm$n survived its swtpm"
+
+	# Inside: a clean failure, not a hang.
+	run ov_exec "$rt" "$id" sh -c "tpm2_getrandom -T $OV_DEV_TCTI --hex 8; echo rc=\$?"
+	assert_line --regexp '^rc=[1-9][0-9]*$'
+	[ "$status" -ne 124 ] || fail "tpm2_getrandom hung"
+
+	# The container still has the dead chip's node bind-mounted and allowed
+	# in its cgroup: a new container must not get a chip with that number.
+	b2=$(ov_dev_bundle next)
+	ov_args "$b2" sleep 600
+	id2=$(ov_new_id next)
+	ov_run_detached "$rt" "$id2" "$b2"
+	n2=$(ov_devnums "$id2")
+	[ "$n2" != "$n" ] || fail "$id2 got /dev/tpm$n, still reachable from $id"
+	grep -q "not using /dev/tpm$n: another container's record still names it" "$OV_HOOK_LOG" ||
+		fail "hook log: $(cat "$OV_HOOK_LOG")"
+	run ov_exec "$rt" "$id" sh -c "tpm2_getrandom -T $OV_DEV_TCTI --hex 8; echo rc=\$?"
+	assert_line --regexp '^rc=[1-9][0-9]*$'
+	run ov_exec "$rt" "$id2" tpm2_getrandom -T "$OV_DEV_TCTI" --hex 8
+	assert_success
+
+	# poststop still cleans up.
+	run ov_delete "$rt" "$id" -f
+	assert_success
+	assert_cleaned_up "$id" "$n"
+	run ov_delete "$rt" "$id2" -f
+	assert_success
+	assert_cleaned_up "$id2" "$n2"
+}
+
+@test "runc: swtpm killed with SIGKILL: TPM calls fail cleanly, its number is not reused while the container lives, poststop cleans up" {
+	swtpm_killed runc
+}
+
+@test "crun: swtpm killed with SIGKILL: TPM calls fail cleanly, its number is not reused while the container lives, poststop cleans up" {
+	swtpm_killed crun
+}
+
+# ----------------------------------------------------------------------------
+# Device cgroups.
+
+# Without a device rule in config.json (a bundle made without the shim):
+# cgroup v1: the hook allows the devices in the container's devices cgroup;
+# cgroup v2: the hook cannot, and says so in one line naming the shim.
+no_rule() {
+	local rt=$1 b id n cg list
+	requires_stack "$rt"
+	b=$(ov_bundle norule io.oci-vtpm.enable=true)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id norule)
+	if [ "$(ov_cgroup_mode)" = v2 ]; then
+		run ov_run_detached "$rt" "$id" "$b"
+		assert_failure
+		# runc passes the hook's stderr on; crun only to its log.
+		grep -q "cgroup v2: a hook cannot allow /dev/tpm0 (c 10:224 rw) in the container's device filter; run the container through oci-vtpm-runtime" \
+			"$OV_HOOK_LOG" || fail "hook log: $(cat "$OV_HOOK_LOG")"
+		[ "$rt" != runc ] || assert_output --partial "cgroup v2: a hook cannot allow /dev/tpm0"
+		ov_no_swtpm "$id" || fail "swtpm left running"
+		[ ! -e "$RUN_DIR/$id" ] || fail "$RUN_DIR/$id left behind"
+		return
+	fi
+	ov_run_detached "$rt" "$id" "$b"
+	n=$(ov_devnums "$id")
+	cg=$(sed -n 's/^[0-9]*:devices:\(.*\)$/\1/p' "/proc/$(ov_rt "$rt" state "$id" | jq .pid)/cgroup")
+	list=$(cat "/sys/fs/cgroup/devices$cg/devices.list")
+	grep -qx "c $(ov_hostdev "/dev/tpm$n") rw" <<<"$list" || fail "devices.list lacks /dev/tpm$n: $list"
+	grep -qx "c $(ov_hostdev "/dev/tpmrm$n") rw" <<<"$list" || fail "devices.list lacks /dev/tpmrm$n: $list"
+	! grep -q '^a ' <<<"$list" || fail "devices.list allows everything: $list"
+	run ov_exec "$rt" "$id" tpm2_getrandom -T "$OV_DEV_TCTI" --hex 8
+	assert_success
+	run ov_delete "$rt" "$id" -f
+	assert_success
+	assert_cleaned_up "$id" "$n"
+}
+
+@test "runc, no device rule in config.json: v1 devices.allow gets exactly the vTPM's devices; v2 fails in one line naming oci-vtpm-runtime" {
+	no_rule runc
+}
+
+@test "crun (cgroupfs manager), no device rule in config.json: v1 allowed by the hook; v2 fails clearly" {
+	no_rule crun-cg
+}
+
+@test "crun (no cgroup manager), no device rule in config.json: no device filter applies, works in v1 and v2" {
+	requires_stack crun
+	local b id
+	b=$(ov_bundle free io.oci-vtpm.enable=true)
+	ov_sh "$b" "tpm2_getrandom -T $OV_DEV_TCTI --hex 8 && echo; echo DONE"
+	id=$(ov_new_id free)
+	run ov_run crun "$id" "$b"
+	assert_success
+	assert_line --regexp '^[0-9a-f]{16}$'
+	if [ "$(ov_cgroup_mode)" = v2 ]; then
+		grep -q "where no device program is in effect" "$OV_HOOK_LOG" || fail "hook log: $(cat "$OV_HOOK_LOG")"
+	else
+		grep -q "already allows the vTPM devices" "$OV_HOOK_LOG" || fail "hook log: $(cat "$OV_HOOK_LOG")"
+	fi
+	assert_cleaned_up "$id"
+}
+
+# ----------------------------------------------------------------------------
+# Through oci-vtpm-runtime, the shim: config.json without hooks; the shim
+# starts the vTPM before the container and puts its devices in linux.devices
+# (with the device cgroup rules), so cgroup v2 works too.
+
+@test "oci-vtpm-runtime + runc: the device backend end to end" {
+	requires_stack shim-runc
+	[ -x "$OV_SHIM" ] || fail "$OV_SHIM not built"
+	local b id n
+	b=$(ov_bundle shim io.oci-vtpm.enable=true)
+	ov_cfg "$b" 'del(.hooks)'
+	ov_args "$b" sleep 600
+	id=$(ov_new_id shim)
+	ov_run_detached shim-runc "$id" "$b"
+	n=$(ov_devnums "$id")
+	run ov_exec shim-runc "$id" sh -c "
+		echo TPM0=\$(stat -c %t:%T /dev/tpm0) RM0=\$(stat -c %t:%T /dev/tpmrm0)
+		echo RANDOM=\$(tpm2_getrandom -T $OV_DEV_TCTI --hex 8)"
+	assert_success
+	assert_line "TPM0=$(stat -c %t:%T "/dev/tpm$n") RM0=$(stat -c %t:%T "/dev/tpmrm$n")"
+	assert_line --regexp '^RANDOM=[0-9a-f]{16}$'
+	run ov_delete shim-runc "$id" -f
+	assert_success
+	assert_cleaned_up "$id" "$n"
+}
+
+# ----------------------------------------------------------------------------
+# Backend selection.
+
+@test "auto backend: device, loading tpm_vtpm_proxy with modprobe when /dev/vtpmx is missing" {
+	requires_stack runc
+	local b id
+	ov_write_config 'del(.backend)'
+	if [ -e /sys/module/tpm_vtpm_proxy ]; then
+		rmmod tpm_vtpm_proxy || fail "cannot unload tpm_vtpm_proxy (a chip still exists?)"
+	fi
+	[ ! -e /dev/vtpmx ] || fail "/dev/vtpmx still there"
+	b=$(ov_dev_bundle auto)
+	ov_sh "$b" "tpm2_getrandom -T $OV_DEV_TCTI --hex 8 && echo; echo DONE"
+	id=$(ov_new_id auto)
+	run ov_run runc "$id" "$b"
+	assert_success
+	assert_line --regexp '^[0-9a-f]{16}$'
+	[ -c /dev/vtpmx ] || fail "the hook did not load tpm_vtpm_proxy"
+	grep -q "loaded kernel module tpm_vtpm_proxy" "$OV_HOOK_LOG" || fail "hook log: $(cat "$OV_HOOK_LOG")"
+	grep -q "(device backend)" "$OV_HOOK_LOG" || fail "hook log: $(cat "$OV_HOOK_LOG")"
+}
