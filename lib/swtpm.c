@@ -18,6 +18,7 @@
 
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/sandbox.h"
 #include "oci-vtpm/store.h"
 #include "oci-vtpm/swtpm.h"
 
@@ -167,6 +168,12 @@ static __attribute__((noreturn)) void child_exec(const struct argv_buf *a, const
 	if (syscall(SYS_close_range, next, ~0U, CLOSE_RANGE_CLOEXEC) < 0 && errno != ENOSYS &&
 	    errno != EINVAL)
 		child_fail(errpipe, errno);
+	{
+		ov_error serr;
+
+		if (ov_sandbox_apply(&serr) < 0)
+			child_fail(errpipe, serr.code ? serr.code : EPERM);
+	}
 	execve(a->argv[0], a->argv, envp);
 	child_fail(errpipe, errno);
 }

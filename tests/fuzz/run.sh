@@ -7,7 +7,7 @@ secs=${FUZZ_SECONDS:-20}
 out=build/fuzz
 mkdir -p "$out"
 flags="-std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude $(pkg-config --cflags json-c)"
-libs="$(pkg-config --libs json-c libcrypto)"
+libs="$(pkg-config --libs json-c libcrypto libseccomp)"
 passed=0 failed=0
 for src in tests/fuzz/fuzz-*.c; do
 	name=$(basename "$src" .c)

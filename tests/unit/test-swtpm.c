@@ -90,6 +90,14 @@ static void test_lifecycle(void)
 		}
 	}
 	CHECK(!leaked);
+	/* Our seccomp filter under swtpm's own: two filters. */
+	char proc_status[256], *buf = NULL;
+	ov_error serr;
+	snprintf(proc_status, sizeof(proc_status), "/proc/%d/status", (int)t.pid);
+	CHECK(ov_read_file_at(AT_FDCWD, proc_status, 1 << 16, &buf, NULL, &serr) == 0);
+	CHECK(buf && strstr(buf, "Seccomp:\t2") != NULL);
+	CHECK(buf && strstr(buf, "Seccomp_filters:\t2") != NULL);
+	free(buf);
 	snprintf(fdpath, sizeof(fdpath), "/proc/%d/fd/0", (int)t.pid);
 	CHECK(readlink(fdpath, target, sizeof(target)) == 9 && memcmp(target, "/dev/null", 9) == 0);
 	/* A wrong start time is not this process: left alone. */
