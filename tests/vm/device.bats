@@ -160,6 +160,9 @@ two_containers() {
 	b2=$(ov_dev_bundle b)
 	ov_args "$b1" sleep 600
 	ov_args "$b2" sleep 600
+	# mknod is allowed (runc's default rules allow it for every device):
+	# only opening another container's TPM must be refused.
+	ov_cfg "$b1" '.process.capabilities |= with_entries(.value += ["CAP_MKNOD"])'
 	id1=$(ov_new_id a)
 	id2=$(ov_new_id b)
 	ov_run_detached "$rt" "$id1" "$b1"
@@ -177,6 +180,22 @@ two_containers() {
 	[ "$ek1" != "$ek2" ] || fail "both containers have the same EK: they share a TPM"
 	# The same EK again from the same TPM: it is a stable identity.
 	[ "$(ek_hash "$rt" "$id1")" = "$ek1" ] || fail "the EK of $id1 changed"
+	# Neither can open the other's TPM: a node made with the other's number
+	# is refused by the container's device cgroup. (crun without a cgroup
+	# manager applies no device filter at all: nothing to test there.)
+	if [ "$rt" = runc ]; then
+		# Made in the container's /dev (a tmpfs that allows device nodes).
+		# The control: a node for its own TPM, made the same way, opens.
+		run ov_exec "$rt" "$id1" sh -c "
+			mknod /dev/own c $(stat -c '$((0x%t)) $((0x%T))' "/dev/tpmrm$n1") &&
+			mknod /dev/other c $(stat -c '$((0x%t)) $((0x%T))' "/dev/tpmrm$n2") && echo MKNOD_OK
+			(exec 3<>/dev/own) && echo OWN_OPENED
+			(exec 3<>/dev/other) 2>&1 && echo OTHER_OPENED; true"
+		assert_line MKNOD_OK
+		assert_line OWN_OPENED
+		refute_line OTHER_OPENED
+		assert_output --partial 'Operation not permitted'
+	fi
 
 	run ov_delete "$rt" "$id1" -f
 	assert_success
@@ -517,4 +536,41 @@ no_rule() {
 	[ -c /dev/vtpmx ] || fail "the hook did not load tpm_vtpm_proxy"
 	grep -q "loaded kernel module tpm_vtpm_proxy" "$OV_HOOK_LOG" || fail "hook log: $(cat "$OV_HOOK_LOG")"
 	grep -q "(device backend)" "$OV_HOOK_LOG" || fail "hook log: $(cat "$OV_HOOK_LOG")"
+}
+
+# ----------------------------------------------------------------------------
+# A named vTPM keeps its identity with the device backend too.
+
+@test "runc: a named vTPM keeps its EK and NV data across containers (device backend)" {
+	local b id1 id2 ek1 n
+	requires_stack runc
+	ov_write_config ".backend = \"device\" | .master_key = \"$T/master.key\""
+	run "$OCI_VTPM_BUILD/oci-vtpm" --config "$CFG" init
+	assert_success
+	b=$(ov_dev_bundle named io.oci-vtpm.name=dev-x)
+	ov_args "$b" sleep 600
+	id1=$(ov_new_id named1)
+	ov_run_detached runc "$id1" "$b"
+	ek1=$(ek_hash runc "$id1") || fail "createek failed: $ek1"
+	run ov_exec runc "$id1" sh -c "echo -n vm-secret >/tmp/d &&
+		tpm2_nvdefine -T $OV_DEV_TCTI 0x1500017 -C o -s 9 -a 'ownerread|ownerwrite' >/dev/null &&
+		tpm2_nvwrite -T $OV_DEV_TCTI -C o 0x1500017 -i /tmp/d && echo NV_OK"
+	assert_success
+	assert_line NV_OK
+	n=$(ov_devnums "$id1")
+	run ov_delete runc "$id1" -f
+	assert_success
+	assert_cleaned_up "$id1" "$n"
+	[ -f "$STATE_DIR/vtpms/dev-x/gen-0000000001.ovtpm" ] || fail "no archive after delete"
+
+	id2=$(ov_new_id named2)
+	ov_run_detached runc "$id2" "$b"
+	[ "$(ek_hash runc "$id2")" = "$ek1" ] || fail "a different EK after restore"
+	run ov_exec runc "$id2" sh -c "tpm2_nvread -T $OV_DEV_TCTI -C o 0x1500017 -s 9; echo"
+	assert_success
+	assert_line vm-secret
+	n=$(ov_devnums "$id2")
+	run ov_delete runc "$id2" -f
+	assert_success
+	assert_cleaned_up "$id2" "$n"
 }
