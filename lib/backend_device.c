@@ -47,7 +47,7 @@ static size_t recorded_devnums(int cdirfd, unsigned *out, size_t max)
 	cleanup_close int run = openat(cdirfd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct stat self;
 	char boot_id[64];
-	ov_error ignored;
+	ov_error ignored = {0};
 	struct dirent *de;
 	size_t n = 0;
 	DIR *d;

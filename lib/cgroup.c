@@ -531,7 +531,7 @@ static bool v2_unrestricted(pid_t pid)
 {
 	cleanup_free char *path = NULL, *own = NULL;
 	cleanup_close int cg = -1;
-	ov_error ignored;
+	ov_error ignored = {0};
 	int progs;
 
 	if (cgroup_path_of(pid, NULL, &path, &ignored) != 1 ||

@@ -179,7 +179,7 @@ int ov_hkdf(const struct ov_key *ikm, const uint8_t *salt, size_t salt_len, cons
 void ov_key_id(const struct ov_key *master, char out[OV_KEY_ID_LEN + 1])
 {
 	struct ov_key id;
-	ov_error ignored;
+	ov_error ignored = {0};
 	static const uint8_t salt[] = "oci-vtpm key id";
 
 	if (ov_hkdf(master, salt, sizeof(salt) - 1, "key-id", NULL, &id, &ignored) < 0)

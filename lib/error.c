@@ -35,7 +35,8 @@ int ov_error_wrap(ov_error *err, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		n = 0;
-	if ((size_t)n < sizeof(err->msg) - 1) {
+	/* Room for ": ", at least nothing of old, and the NUL. */
+	if ((size_t)n + 3 <= sizeof(err->msg)) {
 		size_t len = (size_t)n;
 
 		err->msg[len++] = ':';

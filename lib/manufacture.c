@@ -805,7 +805,7 @@ int ov_manufacture(const struct ov_settings *s, enum ov_tpm_version v, const cha
 	char work[64] = "", ctrl_path[128];
 	int64_t t0 = now_ms();
 	int ret = -1;
-	ov_error ignored;
+	ov_error ignored = {0};
 
 	sfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (sfd < 0)

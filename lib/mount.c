@@ -219,7 +219,7 @@ int ov_mount_into(pid_t pid, const char *rootfs, const struct ov_bind *binds, si
 	close(take_fd(&wr));
 	{
 		cleanup_free char *msg = NULL;
-		ov_error rerr;
+		ov_error rerr = {0};
 
 		if (ov_read_fd(rd, OV_ERROR_MAX, &msg, NULL, &rerr) < 0)
 			msg = NULL;

@@ -343,7 +343,7 @@ int ov_spec_add_record_devices(json_object *spec, const struct ov_record *rec, o
  */
 static void undo_precreate(const struct ov_spec_edit *e)
 {
-	ov_error ignored;
+	ov_error ignored = {0};
 
 	if (ov_vtpm_stop(e->s, e->id, &ignored) < 0)
 		ov_warn("undoing the vTPM started before the container: %s", ignored.msg);

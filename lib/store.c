@@ -304,7 +304,7 @@ bool ov_proc_alive(pid_t pid, unsigned long long starttime)
 {
 	unsigned long long st;
 	char state;
-	ov_error ignored;
+	ov_error ignored = {0};
 
 	/* A zombie has exited: only its parent has not reaped it yet. */
 	return pid > 0 && ov_proc_stat(pid, &st, &state, &ignored) == 0 && st == starttime &&

@@ -169,7 +169,7 @@ static __attribute__((noreturn)) void child_exec(const struct argv_buf *a, const
 	    errno != EINVAL)
 		child_fail(errpipe, errno);
 	{
-		ov_error serr;
+		ov_error serr = {0};
 
 		if (ov_sandbox_apply(&serr) < 0)
 			child_fail(errpipe, serr.code ? serr.code : EPERM);
@@ -395,7 +395,7 @@ int ov_swtpm_stop(pid_t pid, unsigned long long starttime, const char *ctrl_path
 	cleanup_close int pidfd = -1;
 	unsigned long long st = 0;
 	unsigned char rsp[4];
-	ov_error ignored;
+	ov_error ignored = {0};
 
 	if (pid <= 0)
 		return 0;

@@ -155,7 +155,7 @@ static int run_modprobe(ov_error *err)
 static int modprobe_once(ov_error *err)
 {
 	static int done = 0, result;
-	static ov_error saved;
+	static ov_error saved = {0};
 
 	if (!done) {
 		result = run_modprobe(&saved);
@@ -172,7 +172,7 @@ static int modprobe_once(ov_error *err)
 
 static int vtpmx_missing(const char *path, bool modprobe, ov_error *err)
 {
-	ov_error merr;
+	ov_error merr = {0};
 
 	if (!modprobe)
 		return ov_error_set(err, ENOENT, "%s", path);

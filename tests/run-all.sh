@@ -22,6 +22,8 @@ count() { # suite-name output-file exit-code
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
+make -s lint 2>&1 | tee "$out"
+count lint "$out" "${PIPESTATUS[0]}"
 tests/unit/run.sh "$build"/tests/test-* 2>&1 | tee "$out"
 count unit "$out" "${PIPESTATUS[0]}"
 make -s check-asan 2>&1 | sed 's/^unit:/asan:/' | tee "$out"

@@ -50,8 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		m.newest = 1;
 		m.count = 1;
 		ov_archive_gen_name(1, gen, sizeof(gen));
-		ov_write_file_atomic(dfd, gen, nul ? nul + 1 : data, nul ? size - first - 1 : 0, 0600,
-				     &err);
+		ov_write_file_atomic(dfd, gen, nul ? nul + 1 : data, nul ? size - first - 1 : 0,
+				     0600, &err);
 		ov_archive_verify(dfd, &m, &k, 1, &err);
 	}
 	return 0;

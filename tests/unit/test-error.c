@@ -27,6 +27,15 @@ int main(void)
 	ov_error_wrap(&err, "%s", big);
 	CHECK(strlen(err.msg) < OV_ERROR_MAX);
 
+	/* A prefix that just fits, and one a byte longer: never past the end. */
+	for (size_t plen = OV_ERROR_MAX - 4; plen < OV_ERROR_MAX + 2; plen++) {
+		memset(big, 'p', plen);
+		big[plen] = '\0';
+		ov_error_set(&err, 0, "inner");
+		ov_error_wrap(&err, "%s", big);
+		CHECK(strlen(err.msg) < OV_ERROR_MAX);
+	}
+
 	ov_error_clear(&err);
 	CHECK(err.code == 0 && err.msg[0] == '\0');
 	return unit_done("error");
