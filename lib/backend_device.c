@@ -203,6 +203,25 @@ static int device_expose(int cdirfd, const struct ov_settings *s, const struct o
 		}
 	}
 
+	/* A container with its own user namespace: its root is some other
+	 * host uid, which a root-only node would shut out. The chip is this
+	 * container's alone, so its host nodes go to that uid and gid. */
+	{
+		uid_t uid;
+		gid_t gid;
+
+		if (ov_userns_root_ids(st->pid, &uid, &gid, err) < 0)
+			goto out;
+		for (size_t k = 0; k < n && (uid || gid); k++) {
+			if (fchownat(fds[k], "", uid, gid, AT_EMPTY_PATH) < 0) {
+				ov_error_set(err, errno,
+					     "giving %s to the container's root (%u:%u)", names[k],
+					     (unsigned)uid, (unsigned)gid);
+				goto out;
+			}
+		}
+	}
+
 	/* The device cgroup first: under cgroup v2 it may refuse, and then the
 	 * container's rootfs is left untouched. */
 	if (ov_cgroup_allow_devices(st->pid, sp->root, devs, names, n, err) < 0)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -162,6 +163,8 @@ int ov_mount_into(pid_t pid, const char *rootfs, const struct ov_bind *binds, si
 	int trees[MAX_BINDS];
 	cleanup_close int pidfd = -1, rd = -1, wr = -1;
 	int pipefd[2], status, ret = -1;
+	uid_t root_uid = 0;
+	gid_t root_gid = 0;
 	size_t made = 0;
 	pid_t child;
 
@@ -172,6 +175,8 @@ int ov_mount_into(pid_t pid, const char *rootfs, const struct ov_bind *binds, si
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0)
 		return ov_error_set(err, errno, "opening container process %d", (int)pid);
+	if (ov_userns_root_ids(pid, &root_uid, &root_gid, err) < 0)
+		return -1;
 	/* Detached copies of the sources, made here in the host's namespace. */
 	for (; made < n; made++) {
 		const struct ov_bind *b = &binds[made];
@@ -210,6 +215,13 @@ int ov_mount_into(pid_t pid, const char *rootfs, const struct ov_bind *binds, si
 		if (setns(pidfd, CLONE_NEWNS) < 0)
 			ov_error_set(&cerr, errno, "joining the mount namespace of process %d",
 				     (int)pid);
+		/* What we create under the rootfs belongs to the container's
+		 * root; in a user namespace, our own uid 0 is not even mapped
+		 * on its filesystems (EOVERFLOW). */
+		else if ((root_gid && (setfsgid(root_gid), setfsgid((gid_t)-1) != (int)root_gid)) ||
+			 (root_uid && (setfsuid(root_uid), setfsuid((uid_t)-1) != (int)root_uid)))
+			ov_error_set(&cerr, EPERM, "switching to the container's root %u:%u",
+				     (unsigned)root_uid, (unsigned)root_gid);
 		else if (place_all(rootfs, binds, trees, n, &cerr) == 0)
 			_exit(0);
 		if (ov_write_all(wr, cerr.msg, strlen(cerr.msg)) < 0)
@@ -240,4 +252,36 @@ out:
 	for (size_t i = 0; i < made; i++)
 		close(trees[i]);
 	return ret;
+}
+
+/* The host id that id 0 maps to in /proc/<pid>/{uid,gid}_map. */
+static int map_root(pid_t pid, const char *which, unsigned long *out, ov_error *err)
+{
+	cleanup_free char *text = NULL;
+	char path[64], *line, *save = NULL;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, which);
+	if (ov_read_file_at(AT_FDCWD, path, 1 << 16, &text, NULL, err) < 0)
+		return -1;
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		unsigned long inside, outside, count;
+
+		if (sscanf(line, "%lu %lu %lu", &inside, &outside, &count) == 3 && inside == 0 &&
+		    count > 0) {
+			*out = outside;
+			return 0;
+		}
+	}
+	return ov_error_set(err, 0, "%s: root is not mapped", path);
+}
+
+int ov_userns_root_ids(pid_t pid, uid_t *uid, gid_t *gid, ov_error *err)
+{
+	unsigned long u, g;
+
+	if (map_root(pid, "uid_map", &u, err) < 0 || map_root(pid, "gid_map", &g, err) < 0)
+		return ov_error_wrap(err, "user namespace of process %d", (int)pid);
+	*uid = (uid_t)u;
+	*gid = (gid_t)g;
+	return 0;
 }

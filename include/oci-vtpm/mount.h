@@ -28,6 +28,10 @@ struct ov_bind {
 int ov_mount_into(pid_t pid, const char *rootfs, const struct ov_bind *binds, size_t n,
 		  ov_error *err);
 
+/* The host uid and gid that root in pid's user namespace is; 0 and 0 when
+ * pid shares the host's (the identity map). */
+int ov_userns_root_ids(pid_t pid, uid_t *uid, gid_t *gid, ov_error *err);
+
 /* Walk rel under rootfd through fds, making missing directories when
  * mkdirs; return an O_PATH fd of the final component, which is made as a
  * directory (want_dir) or an empty regular file when missing. Exposed for

@@ -574,3 +574,31 @@ no_rule() {
 	assert_success
 	assert_cleaned_up "$id2" "$n"
 }
+
+# ----------------------------------------------------------------------------
+# A container with its own user namespace: bound, not made with mknod, and
+# its (unprivileged on the host) root can use the TPM.
+
+@test "runc: a container in its own user namespace gets a working /dev/tpmrm0" {
+	local b id n
+	requires_stack runc
+	b=$(ov_dev_bundle userns)
+	ov_args "$b" sleep 600
+	ov_cfg "$b" '.linux.namespaces += [{type: "user"}]
+		| .linux.uidMappings = [{containerID: 0, hostID: 100000, size: 65536}]
+		| .linux.gidMappings = [{containerID: 0, hostID: 100000, size: 65536}]'
+	id=$(ov_new_id userns)
+	ov_run_detached runc "$id" "$b"
+	[ "$(awk '$1 == 0 {print $2}' "/proc/$(ov_rt runc state "$id" | jq -r .pid)/uid_map")" = 100000 ] ||
+		fail "the container is not in a user namespace"
+	n=$(ov_devnums "$id")
+	run ov_exec runc "$id" sh -c "id -u; stat -c %u /dev/tpmrm0; tpm2_getrandom -T $OV_DEV_TCTI --hex 8 && echo; echo DONE"
+	assert_success
+	assert_line --index 0 0
+	assert_line --index 1 0
+	assert_line --regexp '^[0-9a-f]{16}$'
+	[ "$(stat -c %u:%g "/dev/tpmrm$n")" = 100000:100000 ] || fail "host node owner $(stat -c %u:%g "/dev/tpmrm$n")"
+	run ov_delete runc "$id" -f
+	assert_success
+	assert_cleaned_up "$id" "$n"
+}
