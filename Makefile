@@ -4,6 +4,7 @@ BINDIR   ?= $(PREFIX)/bin
 LIBEXECDIR ?= $(PREFIX)/libexec/oci-vtpm
 SYSCONFDIR ?= /etc
 DATADIR  ?= $(PREFIX)/share
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 DESTDIR  ?=
 BUILD    ?= build
 
@@ -112,6 +113,12 @@ install: all
 	install -d $(DESTDIR)$(DATADIR)/oci-vtpm/precreate-hooks.d
 	sed 's|@BINDIR@|$(BINDIR)|g' config/hooks.d/oci-vtpm-precreate.json.in \
 	  > $(DESTDIR)$(DATADIR)/oci-vtpm/precreate-hooks.d/oci-vtpm-precreate.json
+	# The provisioning pool's refill (README, "Provisioning pool"): installed,
+	# not enabled (systemctl enable --now oci-vtpm-pool.timer).
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	sed 's|@BINDIR@|$(BINDIR)|g' config/systemd/oci-vtpm-pool.service \
+	  > $(DESTDIR)$(SYSTEMDUNITDIR)/oci-vtpm-pool.service
+	install -m 0644 config/systemd/oci-vtpm-pool.timer $(DESTDIR)$(SYSTEMDUNITDIR)/
 
 clean:
 	rm -rf $(BUILD)

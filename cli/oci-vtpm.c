@@ -22,7 +22,11 @@ static const char usage_text[] =
     "  rm NAME                     destroy a vTPM (refused while in use)\n"
     "  restore NAME --generation N make generation N the newest again\n"
     "  rotate-key                  new master key; every vTPM rewrapped, crash-safe\n"
-    "  gc                          collect what a crash or a reboot left\n";
+    "  gc                          collect what a crash or a reboot left\n"
+    "  pool fill [N]               manufacture EK-certified TPM 2.0 states ahead of time, up to\n"
+    "                              N ready (default: the settings' pool_size)\n"
+    "  pool status [--json]        ready entries, stale ones, claims under way\n"
+    "  pool drain                  remove every pooled state\n";
 
 static int usage(void)
 {
@@ -87,7 +91,25 @@ int main(int argc, char **argv)
 		ret = ov_admin_rotate_key(&s, stdout, &err);
 	else if (strcmp(cmd, "gc") == 0 && want_args(argc, 1) == 0)
 		ret = ov_admin_gc(&s, stdout, &err);
-	else {
+	else if (strcmp(cmd, "pool") == 0 && argc == 2 &&
+		 (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "drain") == 0 ||
+		  strcmp(argv[1], "fill") == 0))
+		ret = ov_admin_pool(&s, argv[1], -1, false, stdout, &err);
+	else if (strcmp(cmd, "pool") == 0 && argc == 3 && strcmp(argv[1], "status") == 0 &&
+		 strcmp(argv[2], "--json") == 0)
+		ret = ov_admin_pool(&s, "status", -1, true, stdout, &err);
+	else if (strcmp(cmd, "pool") == 0 && argc == 3 && strcmp(argv[1], "fill") == 0) {
+		char *end;
+		unsigned long n = strtoul(argv[2], &end, 10);
+
+		if (!*argv[2] || *end || argv[2][0] == '-' || n > 4096) {
+			fprintf(stderr, "%s: pool fill: bad count \"%s\" (0 to 4096)\n", prog,
+				argv[2]);
+			ret = -2;
+		} else {
+			ret = ov_admin_pool(&s, "fill", (long)n, false, stdout, &err);
+		}
+	} else {
 		ov_settings_free(&s);
 		return usage();
 	}

@@ -17,6 +17,7 @@
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/log.h"
 #include "oci-vtpm/oci.h"
+#include "oci-vtpm/pool.h"
 #include "oci-vtpm/store.h"
 #include "oci-vtpm/swtpm.h"
 #include "oci-vtpm/vtpm.h"
@@ -97,7 +98,7 @@ static bool name_in_use(const struct ov_settings *s, const char *name, char *hol
 {
 	cleanup_close int run = -1, names = -1;
 	cleanup_free char *id = NULL;
-	ov_error ignored;
+	ov_error ignored = {0};
 	struct stat st;
 
 	run = ov_run_dir_open(s->run_dir, false, &ignored);
@@ -158,7 +159,7 @@ static json_object *describe(const struct ov_settings *s, int root, const char *
 	static struct gen_info gens[GENS_MAX];
 	json_object *o, *arr;
 	struct ov_meta m;
-	ov_error err;
+	ov_error err = {0};
 	char holder[OV_ID_MAX + 1];
 	off_t total = 0;
 	size_t n;
@@ -286,7 +287,7 @@ int ov_admin_inspect(const struct ov_settings *s, const char *name, FILE *out, o
 		json_object_object_get_ex(o, "generations", &gens);
 		for (size_t i = 0; i < json_object_array_length(gens); i++) {
 			json_object *g = json_object_array_get_idx(gens, i), *gen;
-			ov_error verr;
+			ov_error verr = {0};
 
 			json_object_object_get_ex(g, "generation", &gen);
 			bool ok = ov_archive_verify(vdir, &m, &keys,
@@ -468,7 +469,7 @@ int ov_admin_import(const struct ov_settings *s, const char *path, FILE *out, ov
 	fprintf(out, "imported vTPM %s (generation %llu)\n", name, m.newest);
 	return 0;
 out : {
-	ov_error ignored;
+	ov_error ignored = {0};
 	ov_remove_tree_at(root, tmpname, &ignored);
 }
 	if (ret < 0 && err->msg[0] && !strstr(err->msg, path))
@@ -502,7 +503,7 @@ int ov_admin_restore(const struct ov_settings *s, const char *name, unsigned lon
 	int dirs[OV_MAX_TPMS];
 	struct ov_vtpm_keys keys;
 	struct ov_meta m;
-	ov_error ignored;
+	ov_error ignored = {0};
 	int ret = -1;
 
 	if (vdir < 0)
@@ -657,7 +658,7 @@ static unsigned kill_strays(const struct ov_settings *s, int run, FILE *out)
 		cleanup_free char *cmd = NULL;
 		char path[64], id[OV_ID_MAX + 1];
 		unsigned long long st;
-		ov_error ignored;
+		ov_error ignored = {0};
 		struct stat sb;
 		size_t len;
 		pid_t pid = (pid_t)atoi(de->d_name);
@@ -719,7 +720,7 @@ int ov_admin_gc(const struct ov_settings *s, FILE *out, ov_error *err)
 	if (!d)
 		return ov_error_set(err, errno, "listing %s", s->run_dir);
 	while ((de = readdir(d))) {
-		ov_error e;
+		ov_error e = {0};
 		int r;
 
 		if (!ov_container_id_valid(de->d_name))
@@ -748,4 +749,92 @@ int ov_admin_gc(const struct ov_settings *s, FILE *out, ov_error *err)
 	if (failed)
 		return ov_error_set(err, 0, "gc: %u containers could not be collected", failed);
 	return 0;
+}
+
+/* ---------------------------------------------------- provisioning pool */
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int pool_status_print(const struct ov_settings *s, bool json, FILE *out, ov_error *err)
+{
+	struct ov_pool_status st;
+
+	if (ov_pool_status(s, &st, err) < 0)
+		return -1;
+	if (json) {
+		cleanup_json json_object *o = json_object_new_object();
+		json_object *kinds = json_object_new_object();
+		char dir[4200];
+
+		if (!o || !kinds || json_object_object_add(o, "kinds", kinds) < 0) {
+			json_object_put(kinds);
+			return ov_error_set(err, ENOMEM, "pool status");
+		}
+		snprintf(dir, sizeof(dir), "%s/pool", s->state_dir);
+		json_object_object_add(o, "dir", json_object_new_string(dir));
+		json_object_object_add(o, "count", json_object_new_int((int)st.ready));
+		if (st.kind[0])
+			json_object_object_add(kinds, OV_POOL_KIND_EK2,
+					       json_object_new_int((int)st.ready));
+		json_object_object_add(o, "kind", json_object_new_string(st.kind));
+		json_object_object_add(o, "stale", json_object_new_int((int)st.stale));
+		json_object_object_add(o, "claims", json_object_new_int((int)st.claims));
+		json_object_object_add(o, "master_key", json_object_new_boolean(st.have_key));
+		json_object_object_add(o, "host_ca", json_object_new_boolean(st.have_ca));
+		json_object_object_add(o, "pool_size", json_object_new_int((int)s->pool_size));
+		fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		return 0;
+	}
+	fprintf(out, "pool %s/pool: %u ready (target %u)\n", s->state_dir, st.ready, s->pool_size);
+	if (st.kind[0])
+		fprintf(out, "  %s: %u (TPM 2.0 with EK and platform certificates; %s)\n",
+			OV_POOL_KIND_EK2, st.ready, st.kind);
+	if (st.stale)
+		fprintf(out,
+			"  stale: %u (another master key or host CA; `pool fill` replaces "
+			"them)\n",
+			st.stale);
+	if (st.claims)
+		fprintf(out, "  claims: %u (being taken by starting containers)\n", st.claims);
+	if (!st.have_key)
+		fprintf(out, "  no master key: the pool cannot be used (`oci-vtpm init`)\n");
+	else if (!st.have_ca)
+		fprintf(out, "  no host CA: the pool cannot be used (`oci-vtpm init`)\n");
+	return 0;
+}
+
+int ov_admin_pool(const struct ov_settings *s, const char *cmd, long count, bool json, FILE *out,
+		  ov_error *err)
+{
+	unsigned made = 0, removed = 0;
+
+	if (strcmp(cmd, "status") == 0)
+		return pool_status_print(s, json, out, err);
+	if (strcmp(cmd, "drain") == 0) {
+		if (ov_pool_drain(s, &removed, err) < 0)
+			return -1;
+		fprintf(out, "pool: %u entries removed\n", removed);
+		return 0;
+	}
+	if (strcmp(cmd, "fill") == 0) {
+		unsigned target = count < 0 ? s->pool_size : (unsigned)count;
+		double t0 = now_s();
+		int ret = ov_pool_fill(s, target, &made, &removed, err);
+
+		if (removed)
+			fprintf(out, "pool: removed %u stale entries or claims\n", removed);
+		if (made)
+			fprintf(out, "pool: made %u EK-certified TPM 2.0 states in %.1f s\n", made,
+				now_s() - t0);
+		if (ret < 0)
+			return -1;
+		return pool_status_print(s, json, out, err);
+	}
+	return ov_error_set(err, EINVAL, "pool: unknown command \"%s\"", cmd);
 }

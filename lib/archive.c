@@ -60,7 +60,7 @@ int ov_master_key_for(const struct ov_settings *s, const char *key_id, struct ov
 		      ov_error *err)
 {
 	char path[4200], next[4210], id[OV_KEY_ID_LEN + 1];
-	ov_error nerr;
+	ov_error nerr = {0};
 
 	if (ov_master_key_path(s, path, sizeof(path)) < 0)
 		return ov_error_set(err, ENAMETOOLONG, "master key path");
@@ -331,6 +331,28 @@ int ov_meta_rewrap(int vdir, struct ov_meta *m, const struct ov_key *old_master,
 		ret = ov_meta_write(vdir, m, &k, err);
 	ov_vtpm_keys_wipe(&k);
 	return ret;
+}
+
+int ov_meta_rename(const struct ov_meta *from, const struct ov_key *from_master, const char *name,
+		   const struct ov_key *master, struct ov_meta *to, struct ov_vtpm_keys *k,
+		   ov_error *err)
+{
+	cleanup_key struct ov_key dek = {0}, kek = {0};
+	char aad[256];
+
+	if (!ov_name_valid(name))
+		return ov_error_set(err, EINVAL, "invalid vTPM name \"%.64s\"", name);
+	if (unwrap(from, from_master, &dek, err) < 0)
+		return -1;
+	*to = *from;
+	snprintf(to->name, sizeof(to->name), "%s", name);
+	to->newest = 0;
+	ov_key_id(master, to->key_id);
+	wrap_aad(to, aad, sizeof(aad));
+	if (kek_for(to, master, &kek, err) < 0 ||
+	    ov_key_wrap(&kek, aad, strlen(aad), &dek, to->wrapped, err) < 0)
+		return -1;
+	return derive(to, &dek, k, err);
 }
 
 void ov_archive_gen_name(unsigned long long gen, char *buf, size_t size)

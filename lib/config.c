@@ -77,6 +77,7 @@ void ov_settings_defaults(struct ov_settings *s)
 	s->backend = OV_BACKEND_AUTO;
 	s->ek_cert = false;
 	s->keep_generations = 3;
+	s->pool_size = 8;
 	s->start_timeout_ms = 10000;
 	s->stop_timeout_ms = 5000;
 }
@@ -127,6 +128,7 @@ static const struct key keys[] = {
     {"backend", K_BACKEND, F(backend), 0, 0},
     {"ek_cert", K_BOOL, F(ek_cert), 0, 0},
     {"keep_generations", K_UINT, F(keep_generations), 1, 1000},
+    {"pool_size", K_UINT, F(pool_size), 0, 4096},
     {"start_timeout_ms", K_UINT, F(start_timeout_ms), 10, 600000},
     {"stop_timeout_ms", K_UINT, F(stop_timeout_ms), 10, 600000},
 };

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "oci-vtpm/archive.h"
@@ -14,12 +15,22 @@
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/log.h"
 #include "oci-vtpm/manufacture.h"
+#include "oci-vtpm/pool.h"
 #include "oci-vtpm/store.h"
 #include "oci-vtpm/swtpm.h"
 #include "oci-vtpm/vtpm.h"
 #include "oci-vtpm/vtpmx.h"
 
 #define NAMES_DIR "@names" /* not a valid container id */
+
+/* For the debug-level "timing:" lines of start and stop (make bench). */
+static double mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
 
 const struct ov_backend_ops *ov_backend_ops(enum ov_backend kind)
 {
@@ -287,7 +298,7 @@ static void release_name(const struct ov_settings *s, const char *name, const ch
 {
 	cleanup_close int run = -1, names = -1;
 	cleanup_free char *holder = NULL;
-	ov_error ignored;
+	ov_error ignored = {0};
 
 	run = ov_run_dir_open(s->run_dir, false, &ignored);
 	if (run < 0)
@@ -299,17 +310,101 @@ static void release_name(const struct ov_settings *s, const char *name, const ch
 		unlinkat(names, name, 0);
 }
 
+/* ------------------------------------------------ provisioning pool
+ * A new EK-certified TPM 2.0 state is taken from the pool (lib/pool.c)
+ * where one is ready, else manufactured inline as before. */
+
+/* Why a TPM was not taken from the pool. Without a master key or CA the
+ * pool cannot serve (quietly); an empty pool is worth an info line. */
+static void pool_fallback(unsigned idx, int r, const ov_error *perr)
+{
+	if (r < 0)
+		ov_warn("vTPM %u: %s; manufacturing it inline", idx, perr->msg);
+	else if (perr->code == ENOKEY)
+		ov_debug("vTPM %u: not from the pool: %s", idx, perr->msg);
+	else
+		ov_info("vTPM %u: %s; manufacturing it inline", idx, perr->msg);
+}
+
+/* A new named vTPM: its TPM 0 from the pool. The entry's data key becomes
+ * the vTPM's (same salt and data key, so the same state key; rewrapped for
+ * the name); further TPMs are manufactured inline with that state key.
+ * Returns 1 when taken, 0 when not (m, keys untouched), -1 on error. */
+static int pool_named(const struct ov_settings *s, const struct ov_request *r, const char *id,
+		      const struct runas *ra, int statefd, const struct ov_key *master,
+		      struct ov_meta *m, struct ov_vtpm_keys *keys, double *ms, ov_error *err)
+{
+	struct ov_pool_entry e;
+	double t0 = mono_ms();
+	ov_error perr = {0};
+	int got, ret;
+
+	if (!r->ek_cert || r->version != OV_TPM_2_0)
+		return 0;
+	got = ov_pool_claim(s, id, 0, statefd, ra->uid, ra->gid, &e, &perr);
+	if (got <= 0) {
+		pool_fallback(0, got, &perr);
+		*ms += mono_ms() - t0;
+		return 0;
+	}
+	ret = ov_meta_rename(&e.meta, &e.master, r->name, master, m, keys, err);
+	if (ret == 0)
+		ov_info("vTPM %s is new: TPM 0 from the pool (entry %s)", r->name, e.meta.name);
+	ov_pool_entry_wipe(&e);
+	*ms += mono_ms() - t0;
+	return ret < 0 ? -1 : 1;
+}
+
+/* Per-TPM state keys of an ephemeral request: taken[i] when TPM i came
+ * from the pool with its own key[i]; the others use the random key. */
+struct pool_keys {
+	bool taken[OV_MAX_TPMS];
+	struct ov_key key[OV_MAX_TPMS];
+};
+static void pool_keys_wipe(struct pool_keys *p)
+{
+	explicit_bzero(p, sizeof(*p));
+}
+
+static void pool_ephemeral(const struct ov_settings *s, const struct ov_request *r, const char *id,
+			   const struct runas *ra, const int *statefds, struct pool_keys *pk,
+			   double *ms)
+{
+	double t0 = mono_ms();
+
+	if (!r->ek_cert || r->version != OV_TPM_2_0)
+		return;
+	for (unsigned i = 0; i < r->count; i++) {
+		struct ov_pool_entry e;
+		ov_error perr = {0};
+		int got = ov_pool_claim(s, id, i, statefds[i], ra->uid, ra->gid, &e, &perr);
+
+		if (got <= 0) {
+			pool_fallback(i, got, &perr);
+			if (got == 0)
+				break; /* no more to be had */
+			continue;
+		}
+		pk->taken[i] = true;
+		pk->key[i] = e.keys.state;
+		ov_info("vTPM %u from the pool (entry %s)", i, e.meta.name);
+		ov_pool_entry_wipe(&e);
+	}
+	*ms += mono_ms() - t0;
+}
+/* ------------------------------------------------ end of provisioning pool */
+
 /* Named vTPM at start: claim it, load or create its keys, restore the
  * newest generation into the state directories. */
 static int prepare_named(const struct ov_settings *s, int run, const struct ov_request *r,
 			 const char *id, const struct runas *ra, const int *statefds,
-			 struct ov_key *state_key, ov_error *err)
+			 struct ov_key *state_key, double *pool_ms, ov_error *err)
 {
 	cleanup_close int vdir = -1;
 	cleanup_key struct ov_key master = {0};
 	struct ov_vtpm_keys keys;
 	struct ov_meta m;
-	ov_error ignored;
+	ov_error ignored = {0};
 	bool fresh = false;
 	int ret = -1;
 
@@ -324,9 +419,12 @@ static int prepare_named(const struct ov_settings *s, int run, const struct ov_r
 		    ov_meta_load(vdir, r->name, &master, &m, &keys, err) < 0)
 			goto release;
 	} else {
+		int pooled;
+
 		if (err->code != ENOENT || ov_master_key_current(s, &master, err) < 0)
 			goto release;
-		if (ov_meta_new(r->name, &master, &m, &keys, err) < 0)
+		pooled = pool_named(s, r, id, ra, statefds[0], &master, &m, &keys, pool_ms, err);
+		if (pooled < 0 || (!pooled && ov_meta_new(r->name, &master, &m, &keys, err) < 0))
 			goto release;
 		m.version = r->version;
 		m.count = r->count;
@@ -435,12 +533,14 @@ int ov_vtpm_start(const struct ov_settings *s, const struct ov_state *st, const 
 {
 	cleanup_close int run = -1, cdir = -1;
 	cleanup_key struct ov_key key = {0};
+	__attribute__((cleanup(pool_keys_wipe))) struct pool_keys pk = {0};
+	double t0 = mono_ms(), t_dirs = 0, t_keys = 0, t_pool = 0, t_mfg = 0, t_swtpm = 0;
 	const struct ov_backend_ops *ops;
 	struct ov_record rec = {0}, old;
 	int statefds[OV_MAX_TPMS];
 	char boot_id[64];
 	struct runas ra;
-	ov_error cleanup_err;
+	ov_error cleanup_err = {0};
 	int ret = -1;
 
 	for (unsigned i = 0; i < OV_MAX_TPMS; i++)
@@ -494,24 +594,39 @@ int ov_vtpm_start(const struct ov_settings *s, const struct ov_state *st, const 
 		rec.container_pid = st->pid;
 	if (make_state_dirs(cdir, r->count, &ra, statefds, err) < 0)
 		goto undo;
+	t_dirs = mono_ms();
 	if (r->name) {
-		if (prepare_named(s, run, r, st->id, &ra, statefds, &key, err) < 0)
+		if (prepare_named(s, run, r, st->id, &ra, statefds, &key, &t_pool, err) < 0)
 			goto undo;
 	} else if (ov_random(key.b, sizeof(key.b), err) < 0) {
 		goto undo;
+	} else {
+		pool_ephemeral(s, r, st->id, &ra, statefds, &pk, &t_pool);
 	}
+	t_keys = mono_ms();
 	if (r->ek_cert && manufacture_fresh(s, st->id, r, &ra, statefds, &key, err) < 0)
 		goto undo_named;
+	t_mfg = mono_ms();
 	for (unsigned i = 0; i < r->count; i++) {
 		rec.tpms[i].devnum = -1;
 		rec.count = i + 1;
-		if (start_one(cdir, i, s, r, ops, &ra, &key, &rec, err) < 0) {
+		if (start_one(cdir, i, s, r, ops, &ra, pk.taken[i] ? &pk.key[i] : &key, &rec, err) <
+		    0) {
 			ov_error_wrap(err, "vTPM %u", i);
 			goto undo_named;
 		}
 	}
+	t_swtpm = mono_ms();
 	if (ops->expose(cdir, s, st, sp, &rec, err) < 0)
 		goto undo_named;
+	{
+		double t_end = mono_ms();
+
+		ov_debug("timing: setup %.1f ms, restore %.1f ms, pool %.1f ms, manufacture %.1f "
+			 "ms, swtpm ready %.1f ms, expose %.1f ms, start total %.1f ms",
+			 t_dirs - t0, t_keys - t_dirs - t_pool, t_pool, t_mfg - t_keys,
+			 t_swtpm - t_mfg, t_end - t_swtpm, t_end - t0);
+	}
 	ov_info("started %u %s vTPM%s (%s backend)%s%s", rec.count,
 		r->version == OV_TPM_2_0 ? "TPM 2.0" : "TPM 1.2", rec.count > 1 ? "s" : "",
 		ov_backend_name(rec.backend), r->name ? ", name " : "", r->name ? r->name : "");
@@ -533,11 +648,14 @@ undo:
 static int stop_locked(const struct ov_settings *s, int run, int cdir, const char *id,
 		       struct ov_record *rec, ov_error *err)
 {
+	double t0 = mono_ms(), t_stop, t_archive;
 	int ret = stop_all(cdir, s, rec, err);
+
+	t_stop = mono_ms();
 
 	if (ret == 0 && rec->name) {
 		/* Stopped: the record says so, whatever comes next. */
-		ov_error werr;
+		ov_error werr = {0};
 
 		for (unsigned i = 0; i < rec->count; i++)
 			rec->tpms[i].pid = 0;
@@ -555,8 +673,16 @@ static int stop_locked(const struct ov_settings *s, int run, int cdir, const cha
 	}
 	if (ret < 0)
 		return -1; /* keep the record and the state: gc retries */
+	t_archive = mono_ms();
 	if (ov_remove_tree_at(run, id, err) < 0)
 		return ov_error_wrap(err, "removing the live state");
+	{
+		double t_end = mono_ms();
+
+		ov_debug("timing: swtpm stop %.1f ms, archive %.1f ms, remove %.1f ms, stop total "
+			 "%.1f ms",
+			 t_stop - t0, t_archive - t_stop, t_end - t_archive, t_end - t0);
+	}
 	return 0;
 }
 

@@ -20,4 +20,10 @@ int ov_admin_restore(const struct ov_settings *s, const char *name, unsigned lon
 int ov_admin_rotate_key(const struct ov_settings *s, FILE *out, ov_error *err);
 int ov_admin_gc(const struct ov_settings *s, FILE *out, ov_error *err);
 
+/* The provisioning pool (pool.h): cmd is "fill" (up to count entries;
+ * count < 0: the settings' pool_size), "status" (json: one JSON object) or
+ * "drain". */
+int ov_admin_pool(const struct ov_settings *s, const char *cmd, long count, bool json, FILE *out,
+		  ov_error *err);
+
 #endif

@@ -66,6 +66,13 @@ int ov_meta_write(int vdir, const struct ov_meta *m, const struct ov_vtpm_keys *
 int ov_meta_rewrap(int vdir, struct ov_meta *m, const struct ov_key *old_master,
 		   const struct ov_key *new_master, ov_error *err);
 
+/* The same vTPM keys under another name (a pooled state claimed by a
+ * named vTPM): from's data key and salt, so the same state key, wrapped
+ * under master for name; MAC key for name; newest 0. Not written. */
+int ov_meta_rename(const struct ov_meta *from, const struct ov_key *from_master, const char *name,
+		   const struct ov_key *master, struct ov_meta *to, struct ov_vtpm_keys *k,
+		   ov_error *err);
+
 /* Archive the TPM state directories srcdirs[0..count) as generation
  * m->newest + 1: written atomically, then meta.json, then generations older
  * than the last keep removed. */

@@ -44,6 +44,7 @@ struct ov_settings {
 	enum ov_backend backend;
 	bool ek_cert;
 	unsigned keep_generations;
+	unsigned pool_size; /* `oci-vtpm pool fill` without a count */
 	unsigned start_timeout_ms;
 	unsigned stop_timeout_ms;
 };

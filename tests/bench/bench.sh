@@ -1,99 +1,401 @@
 #!/usr/bin/env bash
-# make bench: what a vTPM costs at container start and stop, against bare
-# runc measured in the same run. N runs each (BENCH_N, default 30) of
-# `runc run` of a busybox `true`:
-#   bare            no hook
-#   hook, disabled  the hook configured, no annotation (the cost to everyone)
-#   ephemeral       a fresh vTPM, destroyed at poststop
-#   named           restored from its archive and archived again at poststop
-# and per-phase times of the hook itself from its own log. Prints a
-# markdown table: p50, p95, max (ms) and the p50 ratio to bare.
-# Also: private memory (Pss) of one idle swtpm.
+# make bench: what a vTPM costs, against bare runc measured in the same run.
+#
+# 1. Latency: N runs each (BENCH_N, default 30, at least 30 for the table
+#    in README.md), interleaved so drift on the machine hits every variant
+#    alike, of `runc run` of a busybox `true` (create, start, wait,
+#    poststop, delete):
+#      bare            no hook
+#      disabled        the hook configured, no annotation (the cost to everyone)
+#      ephemeral       a fresh vTPM, destroyed at poststop
+#      named           restored from its archive, archived again at poststop
+#      pool-ek         EK-certified, from the provisioning pool (filled to
+#                      N+5 before, outside the timed region)
+#      inline-ek       EK-certified, manufactured inline (an empty pool)
+#    and, for comparison, `swtpm_setup --tpm2 --create-ek-cert
+#    --create-platform-cert` alone into a temp dir (N runs): what creating
+#    an EK-certified TPM per container the usual way costs.
+#    p50/p95/max, the p50 ratio to bare, and the target next to each.
+# 2. Where the time goes: the hook's own "timing:" lines (debug level, in
+#    lib/vtpm.c) per step of start and stop, medians per variant.
+# 3. Scale: BENCH_SCALE (default 100) vTPM containers alive at once
+#    (`runc run -d`, sleeping): starts per second, every TPM answers
+#    (tpm2_getrandom from the host through its socket or device), private
+#    memory and fds per idle swtpm, then all stopped.
+# 4. Soak: BENCH_SOAK (default 1000) start/stop cycles (ephemeral, named,
+#    EK-certified from the pool, in turn), then leak counts: swtpm
+#    processes, run-dir entries, name claims, pool claims, mounts, our fds,
+#    zombies, runc state, archive generations, warnings in the hook log.
+# Prints markdown. Root only. Other load on the machine makes the numbers
+# noisy: the header says what else was running.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 hook=$repo/build/oci-vtpm-hook
 cli=$repo/build/oci-vtpm
 n=${BENCH_N:-30}
-[ "$(id -u)" -eq 0 ] || { echo "bench: must run as root" >&2; exit 1; }
+soak=${BENCH_SOAK:-1000}
+scale=${BENCH_SCALE:-100}
+[ "$(id -u)" -eq 0 ] || {
+	echo "bench: must run as root" >&2
+	exit 1
+}
+for t in runc jq busybox tpm2_getrandom swtpm_setup; do
+	command -v "$t" >/dev/null || {
+		echo "bench: $t not installed (scripts/deps.sh test)" >&2
+		exit 1
+	}
+done
 
 work=$(mktemp -d /tmp/oci-vtpm-bench.XXXXXX)
 chmod 0755 "$work"
-trap 'runc --root "$work/runc" list -q 2>/dev/null | xargs -r -n1 runc --root "$work/runc" delete -f >/dev/null 2>&1; rm -rf "$work"' EXIT
+R=(runc --root "$work/runc")
+cleanup() {
+	local id
+	for id in $("${R[@]}" list -q 2>/dev/null); do "${R[@]}" delete -f "$id" >/dev/null 2>&1 || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+now_us() { echo "${EPOCHREALTIME/./}"; }
+log() { echo "bench: $*" >&2; }
+
 backend=socket
 if [ -e /dev/vtpmx ] || modprobe tpm_vtpm_proxy 2>/dev/null; then backend=device; fi
-cat >"$work/settings.json" <<JSON
-{"run_dir": "$work/run", "state_dir": "$work/state", "backend": "$backend",
- "master_key": "$work/master.key", "log_file": "$work/hook.log", "log_level": "debug"}
-JSON
+settings() { # FILE STATE_DIR
+	jq -n --arg w "$work" --arg st "$2" --arg b "$backend" '{
+		run_dir: ($w + "/run"), state_dir: $st, backend: $b,
+		master_key: ($w + "/keys/master.key"), ca_key: ($w + "/ca/ca.key"),
+		ca_cert: ($w + "/ca/ca.pem"), log_file: ($w + "/hook.log"), log_level: "debug"}' >"$1"
+}
+settings "$work/settings.json" "$work/state"
+settings "$work/settings-inline.json" "$work/state-inline" # its pool stays empty
 export OCI_VTPM_CONFIG=$work/settings.json
 "$cli" init >/dev/null
 
 mkdir -p "$work/rootfs/bin"
-cp /bin/busybox "$work/rootfs/bin/"
+cp "$(command -v busybox)" "$work/rootfs/bin/"
 ln -s busybox "$work/rootfs/bin/true"
 ln -s busybox "$work/rootfs/bin/sleep"
 (cd "$work" && runc spec && mv config.json base.json)
 jq --arg r "$work/rootfs" '.root.path = $r | .process.terminal = false | .process.args = ["/bin/true"]' \
 	"$work/base.json" >"$work/bare.json"
-hooks() {
-	jq -n --arg h "$hook" --arg c "$work/settings.json" '{
+hooks() { # SETTINGS
+	jq -n --arg h "$hook" --arg c "$1" '{
 		createRuntime: [{path: $h, args: ["oci-vtpm-hook", "createRuntime"], env: ["OCI_VTPM_CONFIG=" + $c]}],
 		poststop: [{path: $h, args: ["oci-vtpm-hook", "poststop"], env: ["OCI_VTPM_CONFIG=" + $c]}]}'
 }
-mkbundle() { # name annotations-json
+mkbundle() { # NAME ANNOTATIONS-JSON [SETTINGS]
 	mkdir -p "$work/b/$1"
-	jq --argjson h "$(hooks)" --argjson a "$2" '.hooks = $h | .annotations = $a' \
+	jq --argjson h "$(hooks "${3:-$work/settings.json}")" --argjson a "$2" '.hooks = $h | .annotations = $a' \
 		"$work/bare.json" >"$work/b/$1/config.json"
 }
+sleeper() { # NAME: the bundle's process sleeps instead
+	jq '.process.args = ["/bin/sleep", "600"]' "$work/b/$1/config.json" >"$work/b/$1/c" &&
+		mv "$work/b/$1/c" "$work/b/$1/config.json"
+}
+on='"io.oci-vtpm.enable": "true"'
 mkdir -p "$work/b/bare"
 cp "$work/bare.json" "$work/b/bare/config.json"
 mkbundle disabled '{}'
-mkbundle ephemeral '{"io.oci-vtpm.enable": "true"}'
-mkbundle named '{"io.oci-vtpm.enable": "true", "io.oci-vtpm.name": "bench"}'
+mkbundle ephemeral "{$on}"
+mkbundle named "{$on, \"io.oci-vtpm.name\": \"bench\"}"
+mkbundle pool-ek "{$on, \"io.oci-vtpm.ek-cert\": \"true\"}"
+mkbundle inline-ek "{$on, \"io.oci-vtpm.ek-cert\": \"true\"}" "$work/settings-inline.json"
+variants=(bare disabled ephemeral named pool-ek inline-ek)
 
-# One timed run: ms of `runc run` (create, start, wait, poststop, delete).
+# One timed run: microseconds of `runc run`, or FAIL.
 run_once() {
 	local b=$1 id=bench-$1-$2 t0 t1
-	t0=$(date +%s%N)
-	runc --root "$work/runc" run --bundle "$work/b/$b" "$id" </dev/null >/dev/null
-	t1=$(date +%s%N)
-	echo $(((t1 - t0) / 1000))
+	t0=$(now_us)
+	if ! "${R[@]}" run --bundle "$work/b/$b" "$id" </dev/null >/dev/null 2>>"$work/runc.err"; then
+		"${R[@]}" delete -f "$id" >/dev/null 2>&1 || true
+		echo FAIL
+		return
+	fi
+	t1=$(now_us)
+	echo $((t1 - t0))
 }
 stats() { # file of microseconds -> "p50 p95 max" in ms
 	sort -n "$1" | awk '{a[NR]=$1} END {
-		p50=a[int((NR+1)*0.50)]; p95=a[int(NR*0.95) > 0 ? int(NR*0.95) : 1]; max=a[NR];
-		printf "%.1f %.1f %.1f\n", p50/1000, p95/1000, max/1000}'
+		if (NR == 0) { print "- - -"; exit }
+		p50=a[int((NR+1)*0.50) > 0 ? int((NR+1)*0.50) : 1]; p95=a[int(NR*0.95) > 0 ? int(NR*0.95) : 1];
+		printf "%.1f %.1f %.1f\n", p50/1000, p95/1000, a[NR]/1000}'
 }
+median() { sort -n | awk '{a[NR]=$1} END {if (NR) printf "%.1f", a[int((NR+1)/2)]; else printf "-"}'; }
+ge() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a >= b)}'; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a <= b)}'; }
+verdict() { if "$@"; then echo yes; else echo "**no**"; fi; }
 
+# ---------------------------------------------------------------- machine
+others=$(pgrep -c qemu-system 2>/dev/null || true)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+machine="$(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r), $(runc --version | head -1), $(swtpm --version 2>&1 | head -1 | sed 's/,.*//')"
+
+# ------------------------------------------------------------- 1. latency
+log "warming up; filling the pool to $((n + 5))"
 run_once named warmup >/dev/null # creates vTPM "bench" and its first generation
+run_once bare warmup >/dev/null
+t0=$(now_us)
+"$cli" pool fill $((n + 5)) >/dev/null
+fill_us=$(($(now_us) - t0))
 : >"$work/hook.log"
-for b in bare disabled ephemeral named; do : >"$work/$b.us"; done
-# Interleaved, so drift on the machine hits every variant alike.
+fails=0
+for b in "${variants[@]}"; do : >"$work/$b.us"; done
+log "latency: $n runs each of ${variants[*]}"
 for i in $(seq 1 "$n"); do
-	for b in bare disabled ephemeral named; do run_once "$b" "$i" >>"$work/$b.us"; done
+	# A new order each round: no variant always follows the heavy one.
+	mapfile -t order < <(printf '%s\n' "${variants[@]}" | shuf)
+	for b in "${order[@]}"; do
+		us=$(run_once "$b" "$i")
+		if [ "$us" = FAIL ]; then fails=$((fails + 1)); else echo "$us" >>"$work/$b.us"; fi
+	done
+done
+# The hook process alone, with nothing to do: exec, settings, log, state.
+hook_once() { # STAGE STATE-FILE
+	local t0 t1
+	t0=$(now_us)
+	"$hook" "$1" <"$2" >/dev/null 2>&1 || return 0
+	t1=$(now_us)
+	echo $((t1 - t0))
+}
+jq -n --arg b "$work/b/disabled" '{ociVersion: "1.0.2", id: "bench-nothing", status: "creating", pid: 0, bundle: $b}' >"$work/nothing.json"
+: >"$work/hook-disabled.us"
+: >"$work/hook-nothing.us"
+for i in $(seq 1 "$n"); do
+	hook_once createRuntime "$work/nothing.json" >>"$work/hook-disabled.us"
+	hook_once poststop "$work/nothing.json" >>"$work/hook-nothing.us"
+done
+pooled=$(grep -cE " bench-pool-ek-[0-9]+: vTPM 0 from the pool" "$work/hook.log" || true)
+inlined=$(grep -cE " bench-inline-ek-[0-9]+: vTPM 0: the pool is empty" "$work/hook.log" || true)
+
+log "swtpm_setup: $n runs"
+mkdir -p "$work/localca"
+cat >"$work/swtpm-localca.conf" <<EOF
+statedir = $work/localca
+signingkey = $work/localca/signkey.pem
+issuercert = $work/localca/issuercert.pem
+certserial = $work/localca/certserial
+EOF
+cat >"$work/swtpm_setup.conf" <<EOF
+create_certs_tool = /usr/bin/swtpm_localca
+create_certs_tool_config = $work/swtpm-localca.conf
+create_certs_tool_options = /etc/swtpm-localca.options
+active_pcr_banks = sha256
+EOF
+setup_once() { # I: microseconds of one swtpm_setup, or FAIL
+	local d=$work/sst/$1 t0 t1
+	mkdir -p "$d"
+	t0=$(now_us)
+	if ! swtpm_setup --config "$work/swtpm_setup.conf" --tpm2 --tpmstate "$d" \
+		--create-ek-cert --create-platform-cert >"$work/swtpm_setup.log" 2>&1; then
+		echo FAIL
+		return
+	fi
+	t1=$(now_us)
+	rm -rf "$d"
+	echo $((t1 - t0))
+}
+setup_once warmup >/dev/null # makes the local CA
+: >"$work/swtpm_setup.us"
+for i in $(seq 1 "$n"); do
+	us=$(setup_once "$i")
+	if [ "$us" = FAIL ]; then fails=$((fails + 1)); else echo "$us" >>"$work/swtpm_setup.us"; fi
 done
 
 read -r bare_p50 _ _ < <(stats "$work/bare.us")
-echo "## oci-vtpm bench: $n runs each, $backend backend, $(nproc) cores, $(uname -r)"
-echo
-echo "| runc run of busybox true | p50 ms | p95 ms | max ms | p50 vs bare |"
-echo "|---|---:|---:|---:|---:|"
-for b in bare disabled ephemeral named; do
-	read -r p50 p95 max < <(stats "$work/$b.us")
-	printf "| %s | %s | %s | %s | %s |\n" "$b" "$p50" "$p95" "$max" \
-		"$(awk -v a="$p50" -v b="$bare_p50" 'BEGIN {printf "%.2fx (+%.1f ms)", a/b, a-b}')"
-done
+declare -A label target check
+label=([bare]="bare runc" [disabled]="hook configured, not enabled"
+	[ephemeral]="ephemeral vTPM" [named]="named vTPM, restored from its archive, archived at poststop"
+	[pool-ek]="EK-certified vTPM from the pool" [inline-ek]="EK-certified vTPM manufactured inline (empty pool)")
+target=([ephemeral]="≤ +10 ms" [named]="≤ +15 ms" [pool-ek]="≤ +15 ms")
+check=([ephemeral]=10 [named]=15 [pool-ek]=15)
 
-# The swtpm of one idle vTPM: its private memory.
-mkbundle idle '{"io.oci-vtpm.enable": "true"}'
-jq '.process.args = ["/bin/sleep", "30"]' "$work/b/idle/config.json" >"$work/b/idle/c" &&
-	mv "$work/b/idle/c" "$work/b/idle/config.json"
-runc --root "$work/runc" run -d --bundle "$work/b/idle" bench-idle </dev/null >/dev/null 2>&1
-pid=$(pgrep -f "$work/run/bench-idle/state-0" | head -1)
-pss=$(awk '/^Pss:/ {s+=$2} END {print s}' "/proc/$pid/smaps_rollup")
-priv=$(awk '/^Private_(Clean|Dirty):/ {s+=$2} END {print s}' "/proc/$pid/smaps_rollup")
-runc --root "$work/runc" delete -f bench-idle >/dev/null 2>&1
+echo "## oci-vtpm bench"
 echo
-echo "Idle vTPM (one swtpm): Pss $pss KiB, private $priv KiB."
+echo "Machine: $machine. $backend backend."
+echo "Load average $load_before at the start; $others other qemu VMs were running on the same cores$([ "$others" -gt 0 ] && echo ", so the numbers are noisy" || true)."
 echo
-echo "bench: $((4 * n)) runs, 0 failed"
+echo "### Start + stop: \`runc run\` of busybox \`true\`, $n runs each, interleaved"
+echo
+echo "| variant | p50 ms | p95 ms | max ms | p50 vs bare | target | met |"
+echo "|---|---:|---:|---:|---:|---|---|"
+for b in "${variants[@]}"; do
+	read -r p50 p95 max < <(stats "$work/$b.us")
+	d=$(awk -v a="$p50" -v b="$bare_p50" 'BEGIN {printf "%.1f", a-b}')
+	met=""
+	[ -z "${check[$b]:-}" ] || met=$(verdict le "$d" "${check[$b]}")
+	printf "| %s | %s | %s | %s | %s | %s | %s |\n" "${label[$b]}" "$p50" "$p95" "$max" \
+		"$(awk -v a="$p50" -v b="$bare_p50" 'BEGIN {printf "%.2fx (+%.1f ms)", a/b, a-b}')" \
+		"${target[$b]:-}" "$met"
+done
+read -r p50 p95 max < <(stats "$work/swtpm_setup.us")
+printf "| \`swtpm_setup --tpm2 --create-ek-cert --create-platform-cert\` alone (no container) | %s | %s | %s | %s | | |\n" \
+	"$p50" "$p95" "$max" "$(awk -v a="$p50" -v b="$bare_p50" 'BEGIN {printf "%.1fx bare", a/b}')"
+echo
+echo "Pool runs that took their state from the pool: $pooled of $n; inline runs that found the pool empty: $inlined of $n."
+
+# ------------------------------------------------------- 2. the breakdown
+read -r hook_ms _ _ < <(stats "$work/hook-nothing.us")
+read -r hook_dis_ms _ _ < <(stats "$work/hook-disabled.us")
+start_re='.*timing: setup ([0-9.]+) ms, restore ([0-9.]+) ms, pool ([0-9.]+) ms, manufacture ([0-9.]+) ms, swtpm ready ([0-9.]+) ms, expose ([0-9.]+) ms, start total ([0-9.]+) ms.*'
+stop_re='.*timing: swtpm stop ([0-9.]+) ms, archive ([0-9.]+) ms, remove ([0-9.]+) ms, stop total ([0-9.]+) ms.*'
+cols() { # VARIANT REGEX NCOLS -> medians of each captured column
+	local b=$1 re=$2 k=$3 c rows
+	rows=$(grep -E " bench-$b-[0-9]+: timing: " "$work/hook.log" | sed -nE "s/$re/$(seq -s' ' 1 "$k" | sed 's/\([0-9]\)/\\\1/g')/p")
+	for c in $(seq 1 "$k"); do
+		printf '%s ' "$(cut -d' ' -f"$c" <<<"$rows" | grep . | median)"
+	done
+	echo
+}
+echo
+echo "### Where the time goes: the hook's own timing lines (medians, ms)"
+echo
+echo "| variant | setup | restore | pool claim | manufacture | swtpm ready | expose | **start** | swtpm stop | archive | remove | **stop** |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+for b in ephemeral named pool-ek inline-ek; do
+	read -r a1 a2 a3 a4 a5 a6 a7 < <(cols "$b" "$start_re" 7)
+	read -r s1 s2 s3 s4 < <(cols "$b" "$stop_re" 4)
+	echo "| ${label[$b]} | $a1 | $a2 | $a3 | $a4 | $a5 | $a6 | **$a7** | $s1 | $s2 | $s3 | **$s4** |"
+	[ "$b" != named ] || named_stop=$s4
+done
+echo
+echo "setup: lock, record, state dirs. restore: keys, and the archive unpacked (named). pool claim: rename out of the pool, unwrap, copy. swtpm ready: spawn until it answers on its control channel. expose: the socket dir or device bind-mounted into the container."
+echo "Outside these: the hook process itself, twice per container. Run alone with nothing to do (p50 of $n, fork and exec included): $hook_ms ms for a poststop of an unknown container (exec, dynamic linking, settings, log, state), $hook_dis_ms ms for a createRuntime of a bundle that does not ask (also config.json). And runc's own cost of running two hooks (state on a pipe, wait)."
+echo "Pool fill (outside the timed runs): $((n + 5)) EK-certified states in $(awk -v us="$fill_us" 'BEGIN {printf "%.1f s", us/1e6}') ($(awk -v n=$((n + 5)) -v us="$fill_us" 'BEGIN {printf "%.0f", n/(us/1e6)}') per second)."
+pst=$(awk -v a="${named_stop:-0}" -v b="$hook_ms" 'BEGIN {printf "%.1f", a+b}')
+echo "Poststop with archive: $named_stop ms in the hook's stop + $hook_ms ms hook process = **$pst ms** (target ≤ 10 ms: $(verdict le "$pst" 10))."
+
+# ------------------------------------------------------------- 3. scale
+log "scale: $scale vTPM containers alive at once"
+mkbundle scale "{$on}"
+sleeper scale
+mkdir -p "$work/b/scale-bare"
+cp "$work/bare.json" "$work/b/scale-bare/config.json"
+sleeper scale-bare
+scale_fail=0
+# The same with bare containers, for comparison.
+t0=$(now_us)
+for i in $(seq 1 "$scale"); do
+	"${R[@]}" run -d --bundle "$work/b/scale-bare" "bare-$i" </dev/null >/dev/null 2>>"$work/runc.err" ||
+		scale_fail=$((scale_fail + 1))
+done
+t1=$(now_us)
+bare_start_rate=$(awk -v n="$scale" -v us=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (us / 1e6)}')
+bare_fds=$(ls "/proc/$("${R[@]}" state bare-1 | jq -r .pid)/fd" | wc -l)
+t0=$(now_us)
+for i in $(seq 1 "$scale"); do "${R[@]}" delete -f "bare-$i" >/dev/null 2>>"$work/runc.err" || scale_fail=$((scale_fail + 1)); done
+t1=$(now_us)
+bare_stop_rate=$(awk -v n="$scale" -v us=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (us / 1e6)}')
+t0=$(now_us)
+for i in $(seq 1 "$scale"); do
+	"${R[@]}" run -d --bundle "$work/b/scale" "scale-$i" </dev/null >/dev/null 2>>"$work/runc.err" ||
+		scale_fail=$((scale_fail + 1))
+done
+t1=$(now_us)
+start_rate=$(awk -v n="$scale" -v us=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (us / 1e6)}')
+answered=0
+for i in $(seq 1 "$scale"); do
+	if [ "$backend" = socket ]; then
+		tcti="swtpm:path=$work/run/scale-$i/private/tpm/tpm0.sock"
+	else
+		tcti="device:/dev/tpmrm$(jq -r '.tpms[0].devnum' "$work/run/scale-$i/record.json" 2>/dev/null)"
+	fi
+	TPM2TOOLS_TCTI=$tcti timeout 10 tpm2_getrandom 8 >/dev/null 2>&1 && answered=$((answered + 1))
+done
+swtpms=$(pgrep -f -- "$work/run/scale-" || true)
+nswtpm=$(wc -w <<<"$swtpms")
+mem=$(for p in $swtpms; do awk '/^Private_(Clean|Dirty):/ {s+=$2} END {print s}' "/proc/$p/smaps_rollup" 2>/dev/null; done |
+	awk '{s+=$1; if ($1>m) m=$1} END {if (NR) printf "%.0f %d", s/NR, m; else print "0 0"}')
+read -r mem_avg mem_max <<<"$mem"
+fds=$(for p in $swtpms; do ls "/proc/$p/fd" 2>/dev/null | wc -l; done | sort -n | uniq | tr '\n' ' ')
+cfds=$(for i in 1 2 3; do ls "/proc/$("${R[@]}" state "scale-$i" | jq -r .pid)/fd" | wc -l; done | sort -u | tr '\n' ' ')
+t0=$(now_us)
+for i in $(seq 1 "$scale"); do "${R[@]}" delete -f "scale-$i" >/dev/null 2>>"$work/runc.err" || scale_fail=$((scale_fail + 1)); done
+t1=$(now_us)
+stop_rate=$(awk -v n="$scale" -v us=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (us / 1e6)}')
+left=$(pgrep -fc -- "$work/run/" || true)
+
+echo
+echo "### Scale: $scale ephemeral vTPM containers alive at once"
+echo
+echo "| | measured | target | met |"
+echo "|---|---:|---|---|"
+echo "| starts per second (\`runc run -d\`, one after another; bare runc) | $start_rate ($bare_start_rate) | ≥ 20/s | $(verdict ge "$start_rate" 20) |"
+echo "| TPMs answering \`tpm2_getrandom\` from the host | $answered of $scale | all | $(verdict [ "$answered" -eq "$scale" ]) |"
+echo "| swtpm processes while up | $nswtpm | $scale | $(verdict [ "$nswtpm" -eq "$scale" ]) |"
+echo "| private memory per idle swtpm (mean, max) | $((mem_avg)) KiB, $((mem_max)) KiB | ≤ 1.5 MB (1536 KiB) | $(verdict le "$mem_avg" 1536) |"
+echo "| open fds per swtpm (distinct values) | $fds | all equal | $(verdict [ "$(wc -w <<<"$fds")" -eq 1 ]) |"
+echo "| open fds of a container's init (vTPM; bare) | ${cfds}; $bare_fds | equal: nothing leaks in | $(verdict [ "$(echo $cfds)" = "$bare_fds" ]) |"
+echo "| stops per second (\`runc delete -f\`; bare runc) | $stop_rate ($bare_stop_rate) | | |"
+echo "| failed starts or stops; swtpm left after | $scale_fail; $left | 0; 0 | $(verdict [ $((scale_fail + left)) -eq 0 ]) |"
+
+# -------------------------------------------------------------- 4. soak
+log "soak: $soak cycles"
+count_mounts() { grep -cF -- "$work" /proc/self/mountinfo || true; }
+# Zombies of what we run. This builder's pid 1 reaps orphans lazily (within
+# about a second), so a count is taken once it has settled.
+count_zombies() { ps -eo stat=,comm= | awk '$1 ~ /^Z/ && $2 ~ /^(swtpm|runc|oci-vtpm|busybox|true|sleep)/' | wc -l; }
+settled_zombies() {
+	local i
+	for i in $(seq 1 50); do
+		[ "$(count_zombies)" -gt "${1:-0}" ] || break
+		sleep 0.1
+	done
+	count_zombies
+}
+snapshot() { # -> "swtpm rundirs names claims mounts fds zombies runc"
+	echo "$(pgrep -fc -- "$work/run/" || true) \
+$(find "$work/run" -mindepth 1 -maxdepth 1 ! -name '@*' | wc -l) \
+$(find "$work/run/@names" -mindepth 1 2>/dev/null | wc -l) \
+$(find "$work/state/pool/.claims" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l) \
+$(count_mounts) $(ls /proc/$$/fd | wc -l) $(settled_zombies) \
+$(find "$work/runc" -mindepth 1 -maxdepth 1 | wc -l)"
+}
+mkbundle soak-named "{$on, \"io.oci-vtpm.name\": \"soak\"}"
+"$cli" pool fill 25 >/dev/null
+read -r -a before < <(snapshot)
+warn_before=$(grep -cE ' (warning|error) ' "$work/hook.log" || true)
+soak_fail=0
+refill_us=0
+t0=$(now_us)
+for i in $(seq 1 "$soak"); do
+	case $((i % 3)) in
+	0) b=ephemeral ;;
+	1) b=soak-named ;;
+	2) b=pool-ek ;;
+	esac
+	if [ $((i % 30)) -eq 0 ]; then
+		r0=$(now_us)
+		"$cli" pool fill 25 >/dev/null || soak_fail=$((soak_fail + 1))
+		refill_us=$((refill_us + $(now_us) - r0))
+	fi
+	"${R[@]}" run --bundle "$work/b/$b" "soak-$i" </dev/null >/dev/null 2>>"$work/runc.err" || {
+		soak_fail=$((soak_fail + 1))
+		"${R[@]}" delete -f "soak-$i" >/dev/null 2>&1 || true
+	}
+done
+t1=$(now_us)
+soak_rate=$(awk -v n="$soak" -v us=$((t1 - t0 - refill_us)) 'BEGIN {printf "%.1f", n / (us / 1e6)}')
+read -r -a after < <(snapshot)
+warn_after=$(grep -cE ' (warning|error) ' "$work/hook.log" || true)
+gens=$(find "$work/state/vtpms/soak" -name 'gen-*.ovtpm' | wc -l)
+keep=3
+names=(swtpm "run dir entries" "name claims" "pool claims" "mounts under the bench dir" "open fds of the bench shell" "zombie processes" "runc containers")
+leaks=0
+echo
+echo "### Soak: $soak start/stop cycles (ephemeral, named, EK-certified from the pool, in turn)"
+echo
+echo "$soak_rate cycles per second (pool refills every 30 cycles excluded), $soak_fail failed."
+echo
+echo "| leak count | before | after | target | met |"
+echo "|---|---:|---:|---|---|"
+for k in "${!names[@]}"; do
+	d=$((after[k] - before[k]))
+	[ "$d" -le 0 ] || leaks=$((leaks + d))
+	echo "| ${names[$k]} | ${before[$k]} | ${after[$k]} | no growth | $(verdict [ "$d" -le 0 ]) |"
+done
+echo "| archive generations of the named vTPM | | $gens | ≤ keep_generations ($keep) | $(verdict [ "$gens" -le "$keep" ]) |"
+echo "| warnings and errors in the hook log | $warn_before | $warn_after | no growth | $(verdict [ "$warn_after" -le "$warn_before" ]) |"
+echo
+echo "bench: $((${#variants[@]} * n + 3 * n)) timed runs, $scale scale containers, $soak soak cycles; $((fails + scale_fail + soak_fail)) failed, $leaks leaked"
+[ -s "$work/runc.err" ] && log "runc stderr (last lines):" && tail -n 5 "$work/runc.err" >&2
+[ $((fails + scale_fail + soak_fail + leaks)) -eq 0 ]

@@ -1,0 +1,276 @@
+#!/usr/bin/env bats
+# shellcheck disable=SC2016 # jq programs in single quotes
+# The provisioning pool (`oci-vtpm pool`, lib/pool.c) with runc and the hook,
+# socket backend: EK-certified TPM 2.0 states manufactured ahead of time and
+# claimed by new vTPMs. See helpers.bash for the harness; every test ends
+# with its leak check.
+
+load helpers
+
+OV_CLI=${OCI_VTPM_CLI:-$OCI_VTPM_BUILD/oci-vtpm}
+
+setup_file() { ov_setup_file; }
+setup() {
+	ov_setup
+	ov_write_config ".master_key = \"$T/keys/master.key\" | .ca_key = \"$T/ca/ca.key\"
+		| .ca_cert = \"$T/ca/ca.pem\""
+}
+teardown() { ov_teardown; }
+
+ovadm() { timeout -k 5 "$OV_TIMEOUT" "$OV_CLI" --config "$CFG" "$@" 3>&-; }
+
+# pl_requires: features, then `oci-vtpm init` (master key and host CA).
+pl_requires() {
+	requires root jq busybox swtpm tpm2-tools hook runc
+	[ -x "$OV_CLI" ] || fail "$OV_CLI not built (run make)"
+	command -v openssl >/dev/null || fail "openssl not installed"
+	run ovadm init
+	assert_success
+	assert_output --partial "host CA"
+}
+
+# pl_count: ready entries in the pool.
+pl_count() { ovadm pool status --json | jq -r .count; }
+
+# pl_fill N: fill the pool up to N and check it has N.
+pl_fill() {
+	run ovadm pool fill "$1"
+	assert_success
+	assert_output --partial "$1 ready"
+	[ "$(pl_count)" = "$1" ] || fail "pool has $(pl_count) entries after fill $1"
+}
+
+# pl_bundle LABEL [KEY=VALUE]...: an enabled ek-cert bundle whose container
+# sleeps; prints its path.
+pl_bundle() {
+	local label=$1 b
+	shift
+	b=$(ov_bundle "$label" io.oci-vtpm.enable=true io.oci-vtpm.ek-cert=true "$@")
+	ov_args "$b" sleep 600
+	echo "$b"
+}
+
+# htpm ID [N] CMD ARGS...: host tpm2-tools against TPM N (default 0) of
+# container ID, through its socket.
+htpm() {
+	local id=$1 n=0
+	shift
+	if [[ $1 =~ ^[0-9]$ ]]; then
+		n=$1
+		shift
+	fi
+	TPM2TOOLS_TCTI="swtpm:path=$RUN_DIR/$id/private/tpm/tpm$n.sock" timeout -k 5 30 "$@"
+}
+
+# pl_identity ID [N]: "<sha256 of the RSA EK public key> <sha256 of the EK
+# certificate>" of TPM N of container ID, after checking that the
+# certificate chains to the host CA and certifies exactly that EK.
+pl_identity() {
+	local id=$1 n=${2:-0} d=$T/ident-$1-${2:-0} ekpub certpub
+	mkdir -p "$d"
+	htpm "$id" "$n" tpm2_nvread 0x01c00002 -o "$d/ek.der" >/dev/null 2>&1 || return 1
+	htpm "$id" "$n" tpm2_createek -c "$d/ek.ctx" -G rsa -u "$d/ek.pem" -f pem >/dev/null || return 1
+	htpm "$id" "$n" tpm2_flushcontext -t >/dev/null || return 1
+	openssl x509 -inform der -in "$d/ek.der" -out "$d/ek-cert.pem" || return 1
+	openssl verify -CAfile "$T/ca/ca.pem" "$d/ek-cert.pem" >/dev/null || {
+		ov_log "EK certificate of $id/tpm$n does not chain to the host CA"
+		return 1
+	}
+	ekpub=$(openssl pkey -pubin -in "$d/ek.pem" -outform der | sha256sum | cut -d' ' -f1)
+	certpub=$(openssl x509 -in "$d/ek-cert.pem" -noout -pubkey | openssl pkey -pubin -outform der | sha256sum | cut -d' ' -f1)
+	[ "$ekpub" = "$certpub" ] || {
+		ov_log "the EK certificate of $id/tpm$n certifies another key ($certpub, EK $ekpub)"
+		return 1
+	}
+	echo "$ekpub $(sha256sum <"$d/ek.der" | cut -d' ' -f1)"
+}
+
+# pl_log_count REGEX: lines of the hook log matching REGEX.
+pl_log_count() { grep -cE -- "$1" "$OV_HOOK_LOG" || true; }
+
+@test "pool fill 3: an ek-cert container gets its EK certificate from the pool, which shrinks by one" {
+	pl_requires
+	local b id ident
+	pl_fill 3
+	[ "$(stat -c %a "$STATE_DIR/pool")" = 700 ] || fail "pool dir mode $(stat -c %a "$STATE_DIR/pool")"
+	# At rest: a pooled state is encrypted (no certificate DER in the clear).
+	run grep -r -a -l -F -s -- "oci-vtpm" "$STATE_DIR/pool"
+	assert_failure 1
+
+	b=$(pl_bundle p1)
+	id=$(ov_new_id p1)
+	ov_run_detached runc "$id" "$b"
+	ident=$(pl_identity "$id") || fail "no valid EK certificate: $ident"
+	[ "$(pl_count)" = 2 ] || fail "pool has $(pl_count) entries, expected 2"
+	[ "$(pl_log_count "$id: vTPM 0 from the pool \(entry ek2-")" = 1 ] ||
+		fail "the hook log does not say vTPM 0 came from the pool: $(tail -n 5 "$OV_HOOK_LOG")"
+	[ "$(pl_log_count "$id: .*(manufactured a|manufacturing)")" = 0 ] || fail "manufactured inline despite the pool"
+	# The container itself reads the certificate.
+	run ov_exec runc "$id" tpm2_nvread -T "$OV_TCTI" 0x01c00002 -o /tmp/c.der
+	assert_success
+	run ov_delete runc "$id" -f
+	assert_success
+	[ -z "$(ls -A "$STATE_DIR/pool/.claims" 2>/dev/null)" ] || fail "a claim is left: $(ls -A "$STATE_DIR/pool/.claims")"
+	[ ! -e "$STATE_DIR/vtpms" ] || [ -z "$(ls -A "$STATE_DIR/vtpms")" ] || fail "an ephemeral vTPM was archived"
+	[ "$(pl_count)" = 2 ]
+}
+
+@test "a named container from the pool keeps its identity on restart (restored from its archive, not the pool)" {
+	pl_requires
+	local b id ident1 ident2
+	pl_fill 3
+	b=$(pl_bundle n1 io.oci-vtpm.name=pooled)
+	id=$(ov_new_id n1)
+	ov_run_detached runc "$id" "$b"
+	ident1=$(pl_identity "$id") || fail "no valid EK certificate: $ident1"
+	[ "$(pl_count)" = 2 ] || fail "pool has $(pl_count) entries, expected 2"
+	[ "$(pl_log_count "$id: vTPM pooled is new: TPM 0 from the pool")" = 1 ] ||
+		fail "not from the pool: $(tail -n 5 "$OV_HOOK_LOG")"
+	run ov_delete runc "$id" -f
+	assert_success
+	[ -f "$STATE_DIR/vtpms/pooled/meta.json" ] || fail "vTPM pooled was not archived"
+	jq -e '.name == "pooled" and .newest == 1' "$STATE_DIR/vtpms/pooled/meta.json" >/dev/null ||
+		fail "meta.json: $(cat "$STATE_DIR/vtpms/pooled/meta.json")"
+
+	id=$(ov_new_id n2)
+	ov_run_detached runc "$id" "$b"
+	ident2=$(pl_identity "$id") || fail "no valid EK certificate after the restart: $ident2"
+	[ "$ident1" = "$ident2" ] || fail "identity changed across restarts: $ident1 -> $ident2"
+	[ "$(pl_count)" = 2 ] || fail "the restart took a pool entry: $(pl_count) left"
+	[ "$(pl_log_count "$id: vTPM pooled restored from generation 1")" = 1 ] ||
+		fail "not restored from the archive: $(tail -n 5 "$OV_HOOK_LOG")"
+	run ov_delete runc "$id" -f
+	assert_success
+	run ovadm inspect pooled
+	assert_success
+}
+
+@test "empty pool: falls back to inline manufacture and the hook log says so; no master key: quietly" {
+	pl_requires
+	local b id ident
+	b=$(pl_bundle e1)
+	id=$(ov_new_id e1)
+	ov_run_detached runc "$id" "$b"
+	ident=$(pl_identity "$id") || fail "no valid EK certificate: $ident"
+	[ "$(pl_log_count "$id: vTPM 0: the pool is empty; manufacturing it inline")" = 1 ] ||
+		fail "the hook log does not say so: $(tail -n 5 "$OV_HOOK_LOG")"
+	[ "$(pl_log_count "$id: .*warning")" = 0 ] || fail "a warning: $(grep warning "$OV_HOOK_LOG")"
+	run ov_delete runc "$id" -f
+	assert_success
+
+	# Entries of another master key are stale: not used, replaced by fill.
+	pl_fill 2
+	run ovadm rotate-key
+	assert_success
+	run ovadm pool status --json
+	assert_success
+	[ "$(jq -r .count <<<"$output")" = 0 ] && [ "$(jq -r .stale <<<"$output")" = 2 ] || fail "status: $output"
+	id=$(ov_new_id e2)
+	ov_run_detached runc "$id" "$(pl_bundle e2)"
+	pl_identity "$id" >/dev/null || fail "no valid EK certificate"
+	[ "$(pl_log_count "$id: vTPM 0: the pool has no entry for this master key and host CA \(2 stale")" = 1 ] ||
+		fail "stale entries not named: $(tail -n 5 "$OV_HOOK_LOG")"
+	run ov_delete runc "$id" -f
+	assert_success
+	run ovadm pool fill 1
+	assert_success
+	assert_output --partial "removed 2 stale"
+	[ "$(pl_count)" = 1 ]
+
+	# Without a master key an ephemeral vTPM cannot unwrap a pooled state:
+	# it is manufactured inline, with nothing on stderr and no warning.
+	mv "$T/keys/master.key" "$T/keys/away.key"
+	b=$(pl_bundle e3)
+	ov_sh "$b" "tpm2_nvread -T $OV_TCTI 0x01c00002 -o /tmp/c.der 2>/dev/null && echo CERT_OK"
+	id=$(ov_new_id e3)
+	run --separate-stderr ov_run runc "$id" "$b"
+	mv "$T/keys/away.key" "$T/keys/master.key"
+	assert_success
+	assert_line CERT_OK
+	[ -z "$stderr" ] || fail "stderr: $stderr"
+	[ "$(pl_log_count "$id: vTPM 0: not from the pool: .*master key")" = 1 ] ||
+		fail "no debug line: $(tail -n 5 "$OV_HOOK_LOG")"
+	[ "$(pl_log_count "$id: .*(warning|error)")" = 0 ] || fail "$(grep -E 'warning|error' "$OV_HOOK_LOG")"
+	[ "$(pl_count)" = 1 ] || fail "an entry was used without a master key"
+}
+
+@test "4 containers started in parallel against a pool of 2 all get distinct, valid EKs" {
+	pl_requires
+	local b i id ids=() pids=() idents
+	pl_fill 2
+	b=$(pl_bundle par)
+	for i in 1 2 3 4; do
+		id=$(ov_new_id "par$i")
+		ids+=("$id")
+		ov_run_detached runc "$id" "$b" &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i" || fail "a parallel start failed: $(cat "$T"/*.out)"; done
+	idents=$(for id in "${ids[@]}"; do pl_identity "$id" || echo "BAD $id"; done)
+	[[ $idents != *BAD* ]] || fail "invalid identities: $idents"
+	[ "$(cut -d' ' -f1 <<<"$idents" | sort -u | wc -l)" = 4 ] || fail "EKs not distinct: $idents"
+	[ "$(cut -d' ' -f2 <<<"$idents" | sort -u | wc -l)" = 4 ] || fail "certificates not distinct: $idents"
+	[ "$(pl_count)" = 0 ] || fail "pool has $(pl_count) entries left"
+	[ "$(pl_log_count ": vTPM 0 from the pool \(entry ek2-")" = 2 ] ||
+		fail "expected 2 from the pool: $(grep -E 'pool|manufactur' "$OV_HOOK_LOG")"
+	[ "$(pl_log_count ": vTPM 0: the pool is empty.*; manufacturing it inline")" = 2 ] ||
+		fail "expected 2 inline: $(grep -E 'pool|manufactur' "$OV_HOOK_LOG")"
+	for id in "${ids[@]}"; do
+		run ov_delete runc "$id" -f
+		assert_success
+	done
+	[ -z "$(ls -A "$STATE_DIR/pool/.claims" 2>/dev/null)" ] || fail "claims left: $(ls -A "$STATE_DIR/pool/.claims")"
+}
+
+@test "count=2 against a pool of 1: TPM 0 from the pool, TPM 1 inline, both certified and distinct" {
+	pl_requires
+	local b id a c
+	pl_fill 1
+	b=$(pl_bundle two io.oci-vtpm.count=2)
+	id=$(ov_new_id two)
+	ov_run_detached runc "$id" "$b"
+	a=$(pl_identity "$id" 0) || fail "TPM 0: $a"
+	c=$(pl_identity "$id" 1) || fail "TPM 1: $c"
+	[ "${a%% *}" != "${c%% *}" ] || fail "both TPMs have the EK ${a%% *}"
+	[ "$(pl_log_count "$id: vTPM 0 from the pool")" = 1 ] || fail "$(tail -n 5 "$OV_HOOK_LOG")"
+	[ "$(pl_log_count "$id: vTPM 1: the pool is empty; manufacturing it inline")" = 1 ] ||
+		fail "$(tail -n 5 "$OV_HOOK_LOG")"
+	[ "$(pl_count)" = 0 ]
+	run ov_delete runc "$id" -f
+	assert_success
+}
+
+@test "admin: pool fill without a host CA fails in one line; drain empties; a fill is never visible half made" {
+	requires root jq swtpm
+	[ -x "$OV_CLI" ] || fail "$OV_CLI not built (run make)"
+	run ovadm pool fill 1
+	assert_failure
+	assert_output --partial "oci-vtpm init"
+	[ "${#lines[@]}" = 1 ] || fail "more than one line: $output"
+	run ovadm init
+	assert_success
+	run ovadm pool status
+	assert_success
+	assert_output --partial "0 ready"
+
+	# A fill killed half way leaves nothing that a start could take.
+	ovadm pool fill 50 >/dev/null &
+	local pid=$!
+	ov_wait_for 20 eval "[ \"\$(pl_count)\" -ge 1 ]"
+	kill -9 "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	# Its swtpm, if one was manufacturing, by pid.
+	local p
+	for p in $(ov_pids_matching "$RUN_DIR/@pool"); do kill -9 "$p" 2>/dev/null || true; done
+	local d
+	for d in "$STATE_DIR"/pool/ek2-*; do
+		[ -f "$d/meta.json" ] && [ -f "$d/tpm2-00.permall" ] || fail "a half-made entry is visible: $d"
+	done
+	run ovadm pool fill 2
+	assert_success
+	run ovadm pool drain
+	assert_success
+	[ "$(pl_count)" = 0 ]
+	[ -z "$(ls -A "$STATE_DIR/pool")" ] || fail "left in the pool: $(ls -A "$STATE_DIR/pool")"
+	[ ! -e "$RUN_DIR/@pool" ] || [ -z "$(ls -A "$RUN_DIR/@pool")" ] || fail "work dirs left: $(ls -A "$RUN_DIR/@pool")"
+}
