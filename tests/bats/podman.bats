@@ -2,7 +2,8 @@
 # podman 4 with oci-vtpm, both ways (socket backend):
 #   podman --hooks-dir DIR run --annotation io.oci-vtpm.enable=true ...
 #   podman --runtime oci-vtpm-runtime run --annotation io.oci-vtpm.enable=true ...
-# plus podman's precreate hook stage (oci-vtpm-runtime precreate).
+# plus podman's precreate hook stage (oci-vtpm-runtime precreate), and a
+# named vTPM across podman rm/run and across podman stop/start.
 #
 # Each test has its own podman (--root, --runroot, --tmpdir, file locks,
 # no events, CONTAINERS_CONF) under $T, and imports a busybox image from a
@@ -256,4 +257,82 @@ pm_rm_clean() {
 	done
 	[ "$ek1" = "$ek2" ] || fail "the EK changed across podman rm/run: $ek1 vs $ek2"
 	[ -d "$STATE_DIR/vtpms/pmtest" ] || fail "no archive of vTPM pmtest in $STATE_DIR: $(ls -R "$STATE_DIR" | head)"
+}
+
+# pm_ek NAME: the SHA-256 of the RSA EK's public part, read in the running
+# container NAME with podman exec.
+pm_ek() {
+	pm exec "$1" sh -c "cd /tmp && tpm2_createek -T $OV_TCTI -c ek.ctx -G rsa -u ek.pub >/dev/null &&
+		sha256sum ek.pub | cut -d' ' -f1"
+}
+
+# stop_start NAME-LABEL PODMAN-GLOBAL-ARGS...: a named vTPM survives podman
+# stop and podman start of the same container: stop runs poststop (the vTPM
+# is archived, its swtpm and live state gone), start runs createRuntime
+# again (the archive is restored).
+stop_start() {
+	local label=$1 cli=${OCI_VTPM_CLI:-$OCI_VTPM_BUILD/oci-vtpm} name id ek1 ek2 vname
+	shift
+	[ -x "$cli" ] || fail "$cli not built (run make)"
+	ov_write_config ".master_key = \"$T/keys/master.key\""
+	run timeout 30 "$cli" --config "$CFG" init
+	assert_success
+	vname=pm$label
+	name=$(pm_name "$label")
+	run pm "$@" run -d --name "$name" \
+		--annotation io.oci-vtpm.enable=true --annotation io.oci-vtpm.name="$vname" \
+		"${RUN_OPTS[@]}" "$IMAGE" sleep 600
+	assert_success
+	id=$(pm_register "$name")
+	[ "$(ov_swtpm_count "$id")" -eq 1 ] || fail "no swtpm for $id"
+	ek1=$(pm_ek "$name") || fail "createek: $ek1"
+	[[ $ek1 =~ ^[0-9a-f]{64}$ ]] || fail "bad EK hash: $ek1"
+	run timeout 30 "$cli" --config "$CFG" list --json
+	assert_success
+	jq -e --arg n "$vname" --arg id "$id" 'any(.[]; .name == $n and .in_use_by == $id)' <<<"$output" >/dev/null ||
+		fail "vTPM $vname not in use by $id: $output"
+	# A first start: no generation archived yet.
+	! ls "$STATE_DIR/vtpms/$vname"/gen-* >/dev/null 2>&1 || fail "archived before the first stop"
+
+	run pm "$@" stop -t 0 "$name"
+	assert_success
+	run pm inspect --format '{{.State.Status}}' "$name"
+	assert_output exited
+	# poststop ran: archived, swtpm stopped, live state removed, name free.
+	grep -q "$id: vTPM $vname archived as generation 1" "$OV_HOOK_LOG" ||
+		fail "podman stop did not archive the vTPM: $(tail -n 5 "$OV_HOOK_LOG")"
+	[ "$(ov_swtpm_count "$id")" -eq 0 ] || fail "swtpm still runs after podman stop"
+	[ ! -e "$RUN_DIR/$id" ] || fail "$RUN_DIR/$id left after podman stop: $(ls -A "$RUN_DIR/$id")"
+	run timeout 30 "$cli" --config "$CFG" list --json
+	assert_success
+	jq -e --arg n "$vname" 'any(.[]; .name == $n and .in_use_by == null)' <<<"$output" >/dev/null ||
+		fail "vTPM $vname not listed, or still in use, after podman stop: $output"
+
+	# (--hooks-dir is podman's setting, not the container's: start needs it
+	# again, as it would find it in containers.conf.)
+	run pm "$@" start "$name"
+	assert_success
+	grep -q "$id: vTPM $vname restored from generation 1" "$OV_HOOK_LOG" ||
+		fail "podman start did not restore the vTPM: $(tail -n 5 "$OV_HOOK_LOG")"
+	[ "$(ov_swtpm_count "$id")" -eq 1 ] || fail "no swtpm for $id after podman start"
+	ek2=$(pm_ek "$name") || fail "createek after start: $ek2"
+	[ "$ek1" = "$ek2" ] || fail "the EK changed across podman stop/start: $ek1 vs $ek2"
+
+	run pm "$@" stop -t 0 "$name"
+	assert_success
+	grep -q "$id: vTPM $vname archived as generation 2" "$OV_HOOK_LOG" ||
+		fail "the second podman stop did not archive: $(tail -n 5 "$OV_HOOK_LOG")"
+	pm_rm_clean "$name" "$id"
+	[ -f "$STATE_DIR/vtpms/$vname/meta.json" ] || fail "podman rm removed the archive of $vname"
+}
+
+@test "podman --runtime oci-vtpm-runtime: podman stop archives a named vTPM, podman start restores it (same EK)" {
+	requires_podman
+	stop_start shim --hooks-dir "$T/no-hooks" --runtime "$SHIM"
+}
+
+@test "podman --hooks-dir (oci-hooks file): podman stop archives a named vTPM, podman start restores it (same EK)" {
+	requires_podman
+	hooks_dir "$T/hooks.d" oci-vtpm.json
+	stop_start hooks --hooks-dir "$T/hooks.d" --runtime runc
 }

@@ -1,38 +1,56 @@
 #!/usr/bin/env bash
-# make check-vm: the device backend on Debian's kernel under qemu.
-#   cgroup v1: smoke.sh, then all of tests/vm/device.bats
-#   cgroup v2: smoke.sh, then the tests whose behaviour differs under v2
-#              (device filter, cgroup managers, the shim) and the basics
-# One VM boot per step. Ends with "N passed, N failed"; with OV_RESULTS set,
-# appends its counts there (see tests/run-all.sh).
+# make check-vm: the device backend on Debian's kernel under qemu, in two
+# chains that run at once (each VM takes one host thread; this machine has
+# two cores):
+#   chain 1: cgroup v1: smoke.sh, then all of tests/vm/device.bats
+#   chain 2: cgroup v2: smoke.sh, the tests of device.bats whose behaviour
+#            differs under v2 (device filter, cgroup managers, the shim) and
+#            the basics, all of tests/vm/shim.bats (the eBPF device filter
+#            through the shim with runc and crun, podman); then shim.bats
+#            under cgroup v1
+# One VM boot per step; each step's output is printed whole when it ends.
+# Ends with "N passed, N failed"; with OV_RESULTS set, appends its counts
+# there (see tests/run-all.sh).
 set -u
 cd "$(dirname "$0")/../.."
 timeout=${OCI_VTPM_VM_SUITE_TIMEOUT:-1500}
 v2_filter=${OCI_VTPM_VM_V2_FILTER:-'device rule|oci-vtpm-runtime|/dev/tpm0 and /dev/tpmrm0 are|cgroupfs manager'}
-total_p=0 total_f=0 total_s=0
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 
-step() { # name cgroup-mode cmd...
-	local name=$1 mode=$2 line p f s rc
-	shift 2
-	echo "== check-vm: $name (cgroup $mode)"
-	tests/vm/run.sh --cgroup "$mode" --timeout "$timeout" -- "$@" 2>&1 | tee "$out"
-	rc=${PIPESTATUS[0]}
-	line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+step() { # chain name cgroup-mode cmd...
+	local chain=$1 name=$2 mode=$3 log line p f s rc
+	shift 3
+	log=$work/$chain.$name.$mode.log
+	tests/vm/run.sh --cgroup "$mode" --timeout "$timeout" -- "$@" >"$log" 2>&1
+	rc=$?
+	line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
 	p=$(sed -nE 's/.*\b([0-9]+) passed.*/\1/p' <<<"$line")
 	f=$(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"$line")
 	s=$(sed -nE 's/.* ([0-9]+) skipped.*/\1/p' <<<"$line")
-	if [ -z "$p" ]; then p=0 f=1; echo "check-vm: $name: no result line (exit $rc)"; fi
+	if [ -z "$p" ]; then p=0 f=1; echo "check-vm: $name: no result line (exit $rc)" >>"$log"; fi
 	[ "$rc" -eq 0 ] || [ "${f:-0}" -gt 0 ] || f=1
-	total_p=$((total_p + p)) total_f=$((total_f + ${f:-0})) total_s=$((total_s + ${s:-0}))
-	[ -z "${OV_RESULTS:-}" ] || echo "vm-$name-$mode $p ${f:-0} ${s:-0}" >>"$OV_RESULTS"
+	{
+		echo "== check-vm: $name (cgroup $mode)"
+		cat "$log"
+	} >>"$work/$chain.out"
+	echo "vm-$name-$mode $p ${f:-0} ${s:-0}" >>"$work/counts"
 }
 
 tests/vm/prepare.sh || { echo "check-vm: preparing the VM failed"; echo "0 passed, 1 failed"; exit 1; }
-step smoke v1 tests/vm/smoke.sh
-step device v1 tests/bats/run.sh tests/vm/device.bats
-step smoke v2 tests/vm/smoke.sh
-step device v2 tests/bats/run.sh -f "$v2_filter" tests/vm/device.bats
-echo "check-vm: $total_p passed, $total_f failed, $total_s skipped"
-[ "$total_f" -eq 0 ]
+(
+	step 1 smoke v1 tests/vm/smoke.sh
+	step 1 device v1 tests/bats/run.sh tests/vm/device.bats
+) &
+(
+	step 2 smoke v2 tests/vm/smoke.sh
+	step 2 device v2 tests/bats/run.sh -f "$v2_filter" tests/vm/device.bats
+	step 2 shim v2 tests/bats/run.sh tests/vm/shim.bats
+	step 2 shim v1 tests/bats/run.sh tests/vm/shim.bats
+) &
+wait
+cat "$work/1.out" "$work/2.out"
+[ -z "${OV_RESULTS:-}" ] || cat "$work/counts" >>"$OV_RESULTS"
+read -r p f s < <(awk '{p+=$2; f+=$3; s+=$4} END {print p+0, f+0, s+0}' "$work/counts")
+echo "check-vm: $p passed, $f failed, $s skipped"
+[ "$f" -eq 0 ]

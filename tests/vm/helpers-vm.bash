@@ -33,10 +33,11 @@ ov_vm_setup() {
 	OV_DEV_TCTI=device:/dev/tpmrm0
 }
 
-# Two more runtimes for helpers' plumbing (ov_rt, ov_run, ov_teardown):
+# More runtimes for helpers' plumbing (ov_rt, ov_run, ov_teardown):
 # "crun-cg", crun with a real cgroup manager (helpers' "crun" runs with
-# --cgroup-manager=disabled), and "shim-runc", oci-vtpm-runtime in front of
-# runc.
+# --cgroup-manager=disabled), "shim-runc", oci-vtpm-runtime in front of
+# runc, and "shim-crun-cg", oci-vtpm-runtime in front of crun with its
+# cgroupfs manager.
 eval "$(declare -f _ov_rt_root | sed '1s/^_ov_rt_root/_ov_rt_root_base/')"
 _ov_rt_root() {
 	local root=$1
@@ -50,13 +51,20 @@ _ov_rt_root() {
 		timeout -k 5 "$OV_TIMEOUT" env OCI_VTPM_CONFIG="$CFG" OCI_VTPM_RUNTIME="$(command -v runc)" \
 			"$OV_SHIM" --root "$root" "$@" 3>&-
 		;;
+	shim-crun-cg)
+		# crun's own global option, passed through by the shim to crun
+		# (and to the `crun state` it runs after a failed create).
+		shift 2
+		timeout -k 5 "$OV_TIMEOUT" env OCI_VTPM_CONFIG="$CFG" OCI_VTPM_RUNTIME="$(command -v crun)" \
+			"$OV_SHIM" --root "$root" --cgroup-manager=cgroupfs "$@" 3>&-
+		;;
 	*) _ov_rt_root_base "$@" ;;
 	esac
 }
 eval "$(declare -f ov_run | sed '1s/^ov_run/_ov_run_base/')"
 ov_run() {
 	local rt=$1 id=$2 b=$3 rc=0
-	if [ "$rt" != crun-cg ]; then
+	if [ "$rt" != crun-cg ] && [ "$rt" != shim-crun-cg ]; then
 		_ov_run_base "$@"
 		return
 	fi
@@ -74,7 +82,7 @@ ov_run() {
 # The runtime that the probe in helpers knows this one as.
 _ov_rt_feature() {
 	case $1 in
-	crun-cg) echo crun ;;
+	crun-cg | shim-crun-cg) echo crun ;;
 	shim-runc) echo runc ;;
 	*) echo "$1" ;;
 	esac

@@ -1,0 +1,363 @@
+#!/usr/bin/env bats
+# oci-vtpm-runtime and podman with the device backend (vtpm_proxy). Runs only
+# inside the VM, in either cgroup mode:
+#
+#   tests/vm/run.sh --cgroup v2 -- tests/bats/run.sh tests/vm/shim.bats
+#   tests/vm/run.sh --cgroup v1 -- tests/bats/run.sh tests/vm/shim.bats
+#
+# Under cgroup v2 the container's device filter is an eBPF program that runc,
+# or crun with a cgroup manager, builds from config.json at create; a hook
+# cannot widen it later. oci-vtpm-runtime starts the vTPM before create and
+# puts its devices and their allow rules into config.json. Here: the vTPM
+# works under that filter (v1: the devices cgroup), and a container without
+# the annotation, under the same runtime and filter, cannot open a TPM node
+# it is handed. Then podman: `--runtime oci-vtpm-runtime` (runc or crun as
+# the real runtime), named vTPMs across podman rm and run, and podman's hooks
+# directories (the oci-hooks file, the precreate stage), which cannot serve
+# the device backend under v2 and say so.
+#
+# Runtimes (helpers-vm.bash): "shim-runc" is the shim in front of runc,
+# "shim-crun-cg" in front of crun --cgroup-manager=cgroupfs (crun's global
+# option, which the shim passes through). Every test ends with the leak
+# check of ov_teardown; podman's containers are removed first.
+
+# shellcheck disable=SC2015,SC2016,SC2046 # A && B || fail; jq programs; ov_ps pids
+load ../bats/helpers
+load helpers-vm
+
+IMAGE=localhost/ov-busybox:test
+
+setup_file() {
+	ov_setup_file
+	# podman's image: busybox and its applets, mount points for the host's
+	# /usr, /lib, /lib64 (as tests/bats/podman.bats).
+	local img=$BATS_FILE_TMPDIR/image bb a
+	bb=$(_ov_busybox)
+	[ -n "$bb" ] || return 0
+	mkdir -p "$img"/{bin,dev,etc,proc,sys,tmp,run,root,usr,lib,lib64,var/tmp}
+	chmod 1777 "$img/tmp" "$img/var/tmp"
+	cp "$bb" "$img/bin/busybox"
+	for a in $("$img/bin/busybox" --list); do
+		[ -e "$img/bin/$a" ] || ln -s busybox "$img/bin/$a"
+	done
+	printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' >"$img/etc/passwd"
+	printf '%s\n' 'root:x:0:' >"$img/etc/group"
+	tar -C "$img" -cf "$BATS_FILE_TMPDIR/image.tar" .
+}
+
+setup() {
+	ov_vm_setup
+	PM=$T/pm
+	mkdir -p "$PM/tmp" "$T/no-hooks"
+	cat >"$T/containers.conf" <<EOF
+[engine]
+conmon_env_vars = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	"CONTAINERS_CONF=$T/containers.conf"]
+lock_type = "file"
+EOF
+}
+
+teardown() {
+	if [ -n "${T:-}" ] && [ -d "$PM/root" ]; then
+		pm rm -a -f -t 0 >/dev/null 2>&1 || true
+		pm rmi -a -f >/dev/null 2>&1 || true
+	fi
+	if [ "${OCI_VTPM_VM:-}" = 1 ] && [ -n "${T:-}" ] && [ -f "$T/etc-settings" ]; then
+		if [ -f "$T/etc-settings.orig" ]; then
+			cp "$T/etc-settings.orig" "$OV_DEFAULT_SETTINGS"
+		else
+			rm -f "$OV_DEFAULT_SETTINGS"
+		fi
+	fi
+	ov_teardown
+}
+
+requires_stack() {
+	requires root jq busybox swtpm tpm2-tools hook "$(_ov_rt_feature "$1")"
+	[ -x "$OV_SHIM" ] || fail "$OV_SHIM not built (run make)"
+}
+
+# After the container is gone: no swtpm, no record, the host's chip gone.
+assert_cleaned_up() { # ID DEVNUM...
+	local id=$1 n
+	shift
+	ov_no_swtpm "$id" || fail "swtpm of $id still runs: $(ov_ps $(ov_swtpm_pids "$id"))"
+	[ ! -e "$RUN_DIR/$id" ] || fail "$RUN_DIR/$id still exists: $(ls -A "$RUN_DIR/$id")"
+	for n in "$@"; do
+		ov_wait_for 10 ov_chip_gone "$n" || fail "/dev/tpm$n or /dev/tpmrm$n still exists"
+	done
+}
+
+# has_rules CONFIG MAJ:MIN...: config.json's linux.resources.devices allows
+# each of the devices (c, rwm), as the shim writes them.
+has_rules() {
+	local cfg=$1 d
+	shift
+	for d in "$@"; do
+		jq -e --argjson ma "${d%:*}" --argjson mi "${d#*:}" \
+			'any(.linux.resources.devices[]; . == {allow: true, type: "c", major: $ma, minor: $mi, access: "rwm"})' \
+			"$cfg" >/dev/null || fail "no allow rule for c $d in $cfg: $(jq -c .linux.resources.devices "$cfg")"
+	done
+}
+
+# ----------------------------------------------------------------------------
+# The device filter, both ways, through the shim.
+
+device_filter() {
+	local rt=$1 b id n pid cg tpm rm b2 id2 list
+	requires_stack "$rt"
+	b=$(ov_bundle vtpm io.oci-vtpm.enable=true)
+	ov_cfg "$b" 'del(.hooks)'
+	ov_args "$b" sleep 600
+	id=$(ov_new_id vtpm)
+	ov_run_detached "$rt" "$id" "$b"
+	n=$(ov_devnums "$id")
+	tpm=$(ov_hostdev "/dev/tpm$n")
+	rm=$(ov_hostdev "/dev/tpmrm$n")
+	[ -n "$tpm" ] && [ -n "$rm" ] || fail "no /dev/tpm$n, /dev/tpmrm$n on the host"
+	grep -q "$id: no container process yet: the devices go in through config.json" "$OV_HOOK_LOG" ||
+		fail "the shim did not start the vTPM before create: $(cat "$OV_HOOK_LOG")"
+	# The shim put the nodes and exactly their allow rules into config.json.
+	run jq -c '[.linux.devices[] | select(.path | startswith("/dev/tpm")) | [.path, .type, .major, .minor]]' \
+		"$b/config.json"
+	assert_output "[[\"/dev/tpm0\",\"c\",${tpm%:*},${tpm#*:}],[\"/dev/tpmrm0\",\"c\",${rm%:*},${rm#*:}]]"
+	has_rules "$b/config.json" "$tpm" "$rm"
+
+	# The container runs in a cgroup of its own, under the runtime's device
+	# filter: v2 an eBPF program on that cgroup, v1 its devices cgroup.
+	pid=$(ov_rt "$rt" state "$id" | jq .pid)
+	if [ "$(ov_cgroup_mode)" = v2 ]; then
+		cg=$(sed -n 's/^0:://p' "/proc/$pid/cgroup")
+		[ -n "$cg" ] && [ "$cg" != / ] && [ -d "/sys/fs/cgroup$cg" ] ||
+			fail "the container is in no cgroup of its own: $(cat "/proc/$pid/cgroup")"
+	else
+		cg=$(sed -n 's/^[0-9]*:devices:\(.*\)$/\1/p' "/proc/$pid/cgroup")
+		list=$(cat "/sys/fs/cgroup/devices$cg/devices.list")
+		grep -qx "c $tpm rwm" <<<"$list" && grep -qx "c $rm rwm" <<<"$list" ||
+			fail "devices.list of $cg lacks the vTPM: $list"
+		! grep -q '^a ' <<<"$list" || fail "devices.list allows everything: $list"
+	fi
+
+	run ov_exec "$rt" "$id" sh -c "
+		echo TPM0=\$(stat -c %t:%T /dev/tpm0) RM0=\$(stat -c %t:%T /dev/tpmrm0)
+		echo RANDOM=\$(tpm2_getrandom -T $OV_DEV_TCTI --hex 8)"
+	assert_success
+	assert_line "TPM0=$(stat -c %t:%T "/dev/tpm$n") RM0=$(stat -c %t:%T "/dev/tpmrm$n")"
+	assert_line --regexp '^RANDOM=[0-9a-f]{16}$'
+
+	# Same runtime, no annotation: the shim passes the bundle through
+	# untouched. config.json hands the container the other one's TPM: a
+	# /dev/tpmrm0 node with its numbers (linux.devices, made by the runtime)
+	# and the host's /dev/tpmN bound at /dev/tpm0, but no allow rule.
+	b2=$(ov_bundle intruder)
+	ov_cfg "$b2" --argjson ma "${rm%:*}" --argjson mi "${rm#*:}" --arg src "/dev/tpm$n" '
+		del(.hooks)
+		| .linux.devices += [{path: "/dev/tpmrm0", type: "c", major: $ma, minor: $mi,
+			fileMode: 438, uid: 0, gid: 0}]
+		| .mounts += [{destination: "/dev/tpm0", type: "bind", source: $src, options: ["bind"]}]'
+	# (All on stdout, from the shell itself: a subshell's error message on
+	# stderr can land in the middle of the shell's output.)
+	ov_sh "$b2" "
+		for d in /dev/tpmrm0 /dev/tpm0; do
+			[ -c \$d ] && echo \$d=\$(stat -c %t:%T \$d)
+			if (exec 3<\$d) 2>/tmp/open.err; then echo \$d: OPENED; else echo \$d: \$(cat /tmp/open.err); fi
+		done
+		tpm2_getrandom -T $OV_DEV_TCTI --hex 8 >/dev/null 2>&1 && echo GETRANDOM_OK
+		echo END"
+	cp "$b2/config.json" "$T/intruder.before"
+	id2=$(ov_new_id intruder)
+	run ov_run "$rt" "$id2" "$b2"
+	assert_success
+	assert_line "/dev/tpmrm0=$(stat -c %t:%T "/dev/tpmrm$n")"
+	assert_line "/dev/tpm0=$(stat -c %t:%T "/dev/tpm$n")"
+	assert_line --regexp "^/dev/tpmrm0: .*can't open /dev/tpmrm0: Operation not permitted\$"
+	assert_line --regexp "^/dev/tpm0: .*can't open /dev/tpm0: Operation not permitted\$"
+	refute_output --partial OPENED
+	refute_line GETRANDOM_OK
+	assert_line END
+	cmp -s "$T/intruder.before" "$b2/config.json" || fail "the shim edited a config.json that asks for no vTPM"
+	[ ! -e "$RUN_DIR/$id2" ] || fail "a vTPM was made for $id2"
+
+	# The owner's TPM still works; delete cleans up.
+	run ov_exec "$rt" "$id" tpm2_getrandom -T "$OV_DEV_TCTI" --hex 8
+	assert_success
+	run ov_delete "$rt" "$id" -f
+	assert_success
+	assert_cleaned_up "$id" "$n"
+}
+
+@test "oci-vtpm-runtime + runc: /dev/tpmrm0 works under the device filter; a container without the annotation gets EPERM on a TPM node it is handed" {
+	device_filter shim-runc
+}
+
+@test "oci-vtpm-runtime + crun (cgroupfs manager): /dev/tpmrm0 works under the device filter; a container without the annotation gets EPERM on a TPM node it is handed" {
+	device_filter shim-crun-cg
+}
+
+# ----------------------------------------------------------------------------
+# podman
+
+# pm ARGS...: this test's private podman.
+pm() {
+	timeout -k 5 "$OV_TIMEOUT" env CONTAINERS_CONF="$T/containers.conf" \
+		podman --root "$PM/root" --runroot "$PM/runroot" \
+		--tmpdir "$PM/tmp" --cgroup-manager=cgroupfs --storage-driver=vfs \
+		--events-backend=none "$@" 3>&-
+}
+
+# pm_settings [JQ-FILTER]: the test's settings (ov_write_config), also as
+# the default settings file, which the shim reads whenever podman runs it.
+# conmon hands the runtime (create) only containers.conf's conmon_env_vars,
+# and podman runs start, kill and delete itself with only PATH and
+# XDG_RUNTIME_DIR: $OCI_VTPM_CONFIG would reach the create alone, and the
+# settings' "runtime" (crun here) would be used for create but runc for
+# the rest. Only in the VM, whose / is a throwaway overlay (a file that was
+# there is put back at teardown all the same).
+OV_DEFAULT_SETTINGS=/etc/oci-vtpm/config.json
+pm_settings() {
+	[ "${OCI_VTPM_VM:-}" = 1 ] || fail "pm_settings writes $OV_DEFAULT_SETTINGS: VM only"
+	ov_write_config "$@"
+	if [ ! -f "$T/etc-settings" ]; then
+		[ ! -f "$OV_DEFAULT_SETTINGS" ] || cp "$OV_DEFAULT_SETTINGS" "$T/etc-settings.orig"
+		: >"$T/etc-settings"
+	fi
+	mkdir -p "${OV_DEFAULT_SETTINGS%/*}"
+	cp "$CFG" "$OV_DEFAULT_SETTINGS"
+}
+
+RUN_OPTS=(--network none --ulimit nofile=20000:20000 --ulimit nproc=4096:4096
+	-v /usr:/usr:ro -v /lib:/lib:ro -v /lib64:/lib64:ro)
+
+requires_podman() {
+	requires_stack "$@"
+	command -v podman >/dev/null || fail "podman not installed"
+	command -v conmon >/dev/null || fail "conmon not installed"
+	run pm import "$BATS_FILE_TMPDIR/image.tar" "$IMAGE"
+	assert_success
+}
+
+pm_name() { echo "ovpm-$1-$RANDOM"; }
+
+# pm_register NAME: the container's full id, joined to the leak check.
+pm_register() {
+	local id
+	id=$(pm inspect --format '{{.Id}}' "$1" 2>/dev/null) || fail "podman inspect $1"
+	echo "$id" >>"$T/ids"
+	echo "$id"
+}
+
+pm_config() { echo "$PM/root/vfs-containers/$1/userdata/config.json"; }
+
+# pm_rm_clean NAME ID RUNTIME DEVNUM...: podman rm; then nothing is left:
+# no vTPM, no chip, no container in the real runtime, no cgroup.
+pm_rm_clean() {
+	local name=$1 id=$2 real=$3
+	shift 3
+	run pm rm "$name"
+	assert_success
+	assert_cleaned_up "$id" "$@"
+	! "$real" list -q 2>/dev/null | grep -qx -- "$id" || fail "$real still has container $id after podman rm"
+	[ -z "$(find /sys/fs/cgroup -maxdepth 4 -name "*$id*" 2>/dev/null)" ] ||
+		fail "cgroups of $id left after podman rm: $(find /sys/fs/cgroup -maxdepth 4 -name "*$id*")"
+	ov_leak_check
+}
+
+# pm_script: the container's TPM: the nodes, getrandom, the RSA EK's hash.
+pm_script() {
+	echo "echo TPM0=\$(stat -c %t:%T /dev/tpm0) RM0=\$(stat -c %t:%T /dev/tpmrm0)
+	echo RANDOM=\$(tpm2_getrandom -T $OV_DEV_TCTI --hex 8)
+	cd /tmp && tpm2_createek -T $OV_DEV_TCTI -c ek.ctx -G rsa -u ek.pub >/dev/null &&
+		echo EK=\$(sha256sum ek.pub | cut -d' ' -f1)"
+}
+
+# pm_named REAL-RUNTIME: podman --runtime oci-vtpm-runtime run with a named
+# vTPM, twice, podman rm in between: a working /dev/tpmrm0, the same EK.
+pm_named() {
+	local rt=$1 real name id ek1 ek2 i tpm rm cfg cli=${OCI_VTPM_CLI:-$OCI_VTPM_BUILD/oci-vtpm}
+	real=$(command -v "$rt")
+	[ -x "$cli" ] || fail "$cli not built (run make)"
+	pm_settings ".backend = \"device\" | .master_key = \"$T/keys/master.key\" | .runtime = \"$real\""
+	run timeout 30 "$cli" --config "$CFG" init
+	assert_success
+	for i in 1 2; do
+		name=$(pm_name "$rt$i")
+		run pm --hooks-dir "$T/no-hooks" --runtime "$OV_SHIM" run --name "$name" \
+			--annotation io.oci-vtpm.enable=true --annotation io.oci-vtpm.name="pm$rt" \
+			"${RUN_OPTS[@]}" "$IMAGE" sh -c "$(pm_script)"
+		assert_success
+		id=$(pm_register "$name")
+		cfg=$(pm_config "$id")
+		tpm=$(node_of "$cfg" /dev/tpm0)
+		rm=$(node_of "$cfg" /dev/tpmrm0)
+		[ -n "$tpm" ] && [ -n "$rm" ] || fail "no TPM nodes in podman's config.json: $(jq -c .linux.devices "$cfg")"
+		has_rules "$cfg" "$tpm" "$rm"
+		# (stat prints the numbers in hex)
+		assert_line "TPM0=$(printf '%x:%x' "${tpm%:*}" "${tpm#*:}") RM0=$(printf '%x:%x' "${rm%:*}" "${rm#*:}")"
+		assert_line --regexp '^RANDOM=[0-9a-f]{16}$'
+		assert_line --regexp '^EK=[0-9a-f]{64}$'
+		eval "ek$i=\$(sed -n 's/^EK=//p' <<<\"\$output\")"
+		grep -q "$id: started 1 TPM 2.0 vTPM (device backend), name pm$rt" "$OV_HOOK_LOG" ||
+			fail "hook log: $(tail -n 5 "$OV_HOOK_LOG")"
+		pm_rm_clean "$name" "$id" "$real" "$(chip_of "$tpm")"
+		grep -q "$id: vTPM pm$rt archived as generation $i" "$OV_HOOK_LOG" ||
+			fail "not archived: $(tail -n 5 "$OV_HOOK_LOG")"
+	done
+	[ "$ek1" = "$ek2" ] || fail "the EK changed across podman rm/run: $ek1 vs $ek2"
+	grep -q "vTPM pm$rt restored from generation 1" "$OV_HOOK_LOG" || fail "not restored"
+}
+
+# node_of CONFIG PATH: "major:minor" (decimal) of PATH in linux.devices.
+node_of() { jq -r --arg p "$2" '.linux.devices[] | select(.path == $p) | "\(.major):\(.minor)"' "$1"; }
+
+# chip_of MAJ:MIN: the N of the host's /dev/tpmN with those numbers (the
+# first chip is the misc device 10:224, the others tpm-major:N).
+chip_of() { if [ "$1" = 10:224 ]; then echo 0; else echo "${1#*:}"; fi; }
+
+@test "podman --runtime oci-vtpm-runtime (device backend, runc): working /dev/tpmrm0; a named vTPM keeps its EK across podman rm and run; nothing left" {
+	requires_podman runc
+	pm_named runc
+}
+
+@test "podman --runtime oci-vtpm-runtime (device backend, crun): working /dev/tpmrm0; a named vTPM keeps its EK across podman rm and run; nothing left" {
+	requires_podman crun
+	pm_named crun
+}
+
+# podman's own hooks directories with the device backend: the oci-hooks
+# file (createRuntime + podman's poststop) and the precreate stage (the
+# shim's edit as a hook; it runs before there is a container and starts
+# nothing). Either way the vTPM is made by the hook at createRuntime:
+# cgroup v1, the hook allows it in the devices cgroup and it works;
+# cgroup v2, the hook cannot widen the device filter and fails in one
+# line naming oci-vtpm-runtime, which runc passes on to podman.
+@test "podman hooks dirs (oci-hooks file, precreate) with the device backend: v1 works; v2 fails in one line naming oci-vtpm-runtime, nothing left" {
+	requires_podman runc
+	local f d name id
+	for f in oci-vtpm.json oci-vtpm-precreate.json; do
+		d=$T/hooks.d/$f
+		mkdir -p "$d"
+		sed "s|@BINDIR@|$OCI_VTPM_BUILD|g" "$OV_REPO/config/hooks.d/$f.in" |
+			jq --arg e "OCI_VTPM_CONFIG=$CFG" '.hook.env = [$e]' >"$d/$f"
+		name=$(pm_name "${f%.json}")
+		run pm --hooks-dir "$d" --runtime runc run --name "$name" --annotation io.oci-vtpm.enable=true \
+			"${RUN_OPTS[@]}" "$IMAGE" sh -c "tpm2_getrandom -T $OV_DEV_TCTI --hex 8 && echo; echo DONE"
+		id=$(pm_register "$name")
+		if [ "$(ov_cgroup_mode)" = v2 ]; then
+			assert_failure
+			assert_output --partial "oci-vtpm-hook: $id: cgroup v2: a hook cannot allow /dev/tpm0 ("
+			assert_output --partial "in the container's device filter; run the container through oci-vtpm-runtime"
+			refute_output --partial DONE
+		else
+			assert_success
+			assert_line --regexp '^[0-9a-f]{16}$'
+			assert_line DONE
+			grep -q "$id: started 1 TPM 2.0 vTPM (device backend)" "$OV_HOOK_LOG" ||
+				fail "hook log: $(tail -n 5 "$OV_HOOK_LOG")"
+		fi
+		run pm rm -f "$name"
+		assert_success
+		assert_cleaned_up "$id"
+		ov_wait_for 10 eval "! compgen -G '/dev/tpm*[0-9]' >/dev/null" || fail "TPM chips left: $(ls /dev/tpm*)"
+		ov_leak_check
+	done
+}
