@@ -27,24 +27,6 @@
 #define GENS_MAX	 1024
 #define NAMES_DIR	 "@names" /* not a valid container id */
 
-static void closedirp(DIR **d)
-{
-	if (*d)
-		closedir(*d);
-}
-#define cleanup_dir __attribute__((cleanup(closedirp)))
-
-/* An fdopendir of a copy of dirfd. */
-static DIR *opendir_at(int dirfd, const char *name)
-{
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-
-	if (!d && fd >= 0)
-		close(fd);
-	return d;
-}
-
 /* The host CA that signs EK certificates: made unless both files exist
  * (an operator's CA is used as it is). */
 static int init_ca(const struct ov_settings *s, FILE *out, ov_error *err)
@@ -129,7 +111,7 @@ static int cmp_gen(const void *a, const void *b)
 /* The generation files of a vTPM, oldest first. */
 static int list_gens(int vdir, struct gen_info *gens, size_t max, size_t *n)
 {
-	cleanup_dir DIR *d = opendir_at(vdir, ".");
+	cleanup_dir DIR *d = ov_opendir_at(vdir, ".");
 	struct dirent *de;
 
 	*n = 0;
@@ -223,7 +205,7 @@ int ov_admin_list(const struct ov_settings *s, bool json, FILE *out, ov_error *e
 		if (err->code != ENOENT)
 			return -1;
 	} else {
-		d = opendir_at(root, ".");
+		d = ov_opendir_at(root, ".");
 		if (!d)
 			return ov_error_set(err, errno, "listing %s/vtpms", s->state_dir);
 		while ((de = readdir(d))) {
@@ -617,7 +599,7 @@ int ov_admin_rotate_key(const struct ov_settings *s, FILE *out, ov_error *err)
 	}
 	root = ov_archive_root(s, false, err);
 	if (root >= 0)
-		d = opendir_at(root, ".");
+		d = ov_opendir_at(root, ".");
 	else if (err->code != ENOENT)
 		return -1;
 	while (d && (de = readdir(d))) {
@@ -716,7 +698,7 @@ int ov_admin_gc(const struct ov_settings *s, FILE *out, ov_error *err)
 	}
 	if (ov_boot_id(boot_id, sizeof(boot_id), err) < 0)
 		return -1;
-	d = opendir_at(run, ".");
+	d = ov_opendir_at(run, ".");
 	if (!d)
 		return ov_error_set(err, errno, "listing %s", s->run_dir);
 	while ((de = readdir(d))) {
@@ -736,7 +718,7 @@ int ov_admin_gc(const struct ov_settings *s, FILE *out, ov_error *err)
 	}
 	strays = kill_strays(s, run, out);
 	/* Claims of names whose container is gone. */
-	cleanup_dir DIR *names = opendir_at(run, NAMES_DIR);
+	cleanup_dir DIR *names = ov_opendir_at(run, NAMES_DIR);
 	while (names && (de = readdir(names))) {
 		char holder[OV_ID_MAX + 1];
 

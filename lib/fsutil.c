@@ -184,3 +184,16 @@ int ov_remove_tree_at(int dirfd, const char *name, ov_error *err)
 		return ov_error_set(err, errno, "removing %s", name);
 	return 0;
 }
+
+DIR *ov_opendir_at(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+
+	if (!d && fd >= 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	return d;
+}

@@ -728,23 +728,6 @@ static int each_entry(int statefd, bool remove, uid_t uid, gid_t gid, ov_error *
 	return 0;
 }
 
-/* The state key on a pipe, for swtpm's --key fd=. */
-static int key_pipe(const struct ov_key *key, ov_error *err)
-{
-	int p[2];
-
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return ov_error_set(err, errno, "key pipe");
-	if (ov_write_all(p[1], key->b, sizeof(key->b)) < 0) {
-		int e = errno;
-		close(p[0]);
-		close(p[1]);
-		return ov_error_set(err, e, "key pipe");
-	}
-	close(p[1]);
-	return p[0];
-}
-
 /* The private work directory next to state_dir: its parent's fd and name. */
 static int make_work_dir(const char *state_dir, int *parent, char *name, size_t size, ov_error *err)
 {
@@ -837,7 +820,7 @@ int ov_manufacture(const struct ov_settings *s, enum ov_tpm_version v, const cha
 		goto out;
 	}
 	if (state_key) {
-		keyfd = key_pipe(state_key, err);
+		keyfd = ov_swtpm_key_pipe(state_key, err);
 		if (keyfd < 0)
 			goto out;
 	}

@@ -37,23 +37,6 @@ void ov_pool_entry_wipe(struct ov_pool_entry *e)
 	ov_vtpm_keys_wipe(&e->keys);
 }
 
-static void closedirp(DIR **d)
-{
-	if (*d)
-		closedir(*d);
-}
-#define cleanup_dir __attribute__((cleanup(closedirp)))
-
-static DIR *opendir_at(int dirfd, const char *name)
-{
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-
-	if (!d && fd >= 0)
-		close(fd);
-	return d;
-}
-
 static int pool_path(const struct ov_settings *s, char *buf, size_t size, ov_error *err)
 {
 	if (snprintf(buf, size, "%s/" POOL_DIR, s->state_dir) >= (int)size)
@@ -144,7 +127,7 @@ static void uncopy(int to, const struct copied *c)
 static int copy_files(int from, int to, uid_t uid, gid_t gid, bool durable, struct copied *c,
 		      ov_error *err)
 {
-	cleanup_dir DIR *d = opendir_at(from, ".");
+	cleanup_dir DIR *d = ov_opendir_at(from, ".");
 	struct dirent *de;
 
 	c->n = 0;
@@ -221,7 +204,7 @@ int ov_pool_claim(const struct ov_settings *s, const char *id, unsigned idx, int
 		ov_error_set(err, errno, "opening %s", path);
 		goto fail;
 	}
-	d = pool >= 0 ? opendir_at(pool, ".") : NULL;
+	d = pool >= 0 ? ov_opendir_at(pool, ".") : NULL;
 	names = calloc(CANDIDATES, sizeof(*names));
 	if (!names) {
 		ov_error_set(err, ENOMEM, "pool");
@@ -319,7 +302,7 @@ fail:
 
 static unsigned count_dir(int dirfd, const char *name)
 {
-	cleanup_dir DIR *d = opendir_at(dirfd, name);
+	cleanup_dir DIR *d = ov_opendir_at(dirfd, name);
 	struct dirent *de;
 	unsigned n = 0;
 
@@ -349,7 +332,7 @@ int ov_pool_status(const struct ov_settings *s, struct ov_pool_status *st, ov_er
 	pool = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (pool < 0)
 		return errno == ENOENT ? 0 : ov_error_set(err, errno, "opening %s", path);
-	d = opendir_at(pool, ".");
+	d = ov_opendir_at(pool, ".");
 	if (!d)
 		return ov_error_set(err, errno, "listing %s", path);
 	while ((de = readdir(d))) {
@@ -405,7 +388,7 @@ static int pool_lock(const struct ov_settings *s, ov_error *err)
  * longer locked (a start holds that lock for as long as it claims). */
 static unsigned sweep_claims(const struct ov_settings *s, int pool)
 {
-	cleanup_dir DIR *d = opendir_at(pool, CLAIMS_DIR);
+	cleanup_dir DIR *d = ov_opendir_at(pool, CLAIMS_DIR);
 	cleanup_close int run = open(s->run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct dirent *de;
 	unsigned n = 0;
@@ -435,7 +418,7 @@ static unsigned sweep_claims(const struct ov_settings *s, int pool)
 /* Work directories of fills that died: <run_dir>/@pool/<pid>.XXXXXX. */
 static void sweep_work(int work)
 {
-	cleanup_dir DIR *d = opendir_at(work, ".");
+	cleanup_dir DIR *d = ov_opendir_at(work, ".");
 	struct dirent *de;
 
 	while (d && (de = readdir(d))) {
@@ -514,7 +497,7 @@ out:
 /* Remove entries: stale ones (another master key or CA), or all. */
 static unsigned remove_entries(int pool, const char *keep_prefix)
 {
-	cleanup_dir DIR *d = opendir_at(pool, ".");
+	cleanup_dir DIR *d = ov_opendir_at(pool, ".");
 	struct dirent *de;
 	unsigned n = 0;
 
@@ -532,7 +515,7 @@ static unsigned remove_entries(int pool, const char *keep_prefix)
 
 static unsigned count_ready(int pool, const char *prefix)
 {
-	cleanup_dir DIR *d = opendir_at(pool, ".");
+	cleanup_dir DIR *d = ov_opendir_at(pool, ".");
 	struct dirent *de;
 	unsigned n = 0;
 

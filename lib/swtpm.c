@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/crypto.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/sandbox.h"
 #include "oci-vtpm/store.h"
@@ -423,4 +424,20 @@ int ov_swtpm_stop(pid_t pid, unsigned long long starttime, const char *ctrl_path
 		return ov_error_set(err, ETIMEDOUT, "swtpm %d did not exit after SIGKILL",
 				    (int)pid);
 	return 1;
+}
+
+int ov_swtpm_key_pipe(const struct ov_key *key, ov_error *err)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return ov_error_set(err, errno, "key pipe");
+	if (ov_write_all(p[1], key->b, sizeof(key->b)) < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return ov_error_set(err, e, "key pipe");
+	}
+	close(p[1]);
+	return p[0];
 }

@@ -138,24 +138,6 @@ static bool record_alive(const struct ov_record *rec)
 	return rec->count > 0 && ov_proc_alive(rec->tpms[0].pid, rec->tpms[0].starttime);
 }
 
-/* The state key on a pipe: swtpm reads it from --key fd=; it never touches
- * argv, the environment or a file. */
-static int key_pipe(const struct ov_key *key, ov_error *err)
-{
-	int p[2];
-
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return ov_error_set(err, errno, "key pipe");
-	if (ov_write_all(p[1], key->b, sizeof(key->b)) < 0) {
-		int e = errno;
-		close(p[0]);
-		close(p[1]);
-		return ov_error_set(err, e, "key pipe");
-	}
-	close(p[1]);
-	return p[0];
-}
-
 static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 		     const struct ov_request *r, const struct ov_backend_ops *ops,
 		     const struct runas *ra, const struct ov_key *key, struct ov_record *rec,
@@ -183,7 +165,7 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	ctrl = ov_unix_listen(cdirfd, name, ops->chardev ? 0600 : 0666, err);
 	if (ctrl < 0)
 		return -1;
-	keyfd = key_pipe(key, err);
+	keyfd = ov_swtpm_key_pipe(key, err);
 	if (keyfd < 0)
 		return -1;
 

@@ -7,6 +7,7 @@
 #ifndef OCI_VTPM_CLEANUP_H
 #define OCI_VTPM_CLEANUP_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,9 +33,16 @@ static inline void ov_fclosep(FILE **f)
 		fclose(*f);
 }
 
+static inline void ov_closedirp(DIR **d)
+{
+	if (*d)
+		closedir(*d);
+}
+
 #define cleanup_free  __attribute__((cleanup(ov_freep)))
 #define cleanup_close __attribute__((cleanup(ov_closep)))
 #define cleanup_file  __attribute__((cleanup(ov_fclosep)))
+#define cleanup_dir   __attribute__((cleanup(ov_closedirp)))
 
 /* Hand an fd out of a cleanup_close variable. */
 static inline int take_fd(int *fd)

@@ -6,6 +6,7 @@
 #ifndef OCI_VTPM_FSUTIL_H
 #define OCI_VTPM_FSUTIL_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -29,6 +30,10 @@ int ov_write_file_atomic(int dirfd, const char *name, const void *buf, size_t le
 /* Create path and its parents (mode for the ones it makes); returns an
  * O_DIRECTORY fd of path. Refuses symlinks in the chain it walks. */
 int ov_mkdir_p(const char *path, mode_t mode, ov_error *err);
+
+/* A DIR of dirfd/name (no symlink as the last component), or NULL with
+ * errno set. */
+DIR *ov_opendir_at(int dirfd, const char *name);
 
 /* Remove dirfd/name and everything below it, following no symlink;
  * ENOENT is not an error. */

@@ -34,6 +34,11 @@ struct ov_swtpm {
 	unsigned long long starttime;
 };
 
+struct ov_key;
+/* A pipe holding key (its read end, O_CLOEXEC, returned), for swtpm's
+ * --key fd=: the key never touches argv, the environment or a file. */
+int ov_swtpm_key_pipe(const struct ov_key *key, ov_error *err);
+
 /* Start swtpm with the given fds as its only ones besides /dev/null on
  * 0-2. On return the process runs (not yet ready); out->pidfd is owned by
  * the caller. A failed exec is reported here with its errno. */
