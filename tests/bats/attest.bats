@@ -112,7 +112,13 @@ at_evidence() {
 	assert_failure
 	# Negative: an edited quote message.
 	cp "$x/quote.msg" "$T/quote.msg"
-	printf '\x01' | dd of="$T/quote.msg" bs=1 seek=40 conv=notrunc 2>/dev/null
+	# Flip a byte (writing a constant would change nothing when the byte
+	# already had that value).
+	local byte
+	byte=$(od -An -tu1 -j40 -N1 "$T/quote.msg" | tr -d " ")
+	# shellcheck disable=SC2059 # the format is the octal escape we build
+	printf "\\$(printf %o $((byte ^ 0xff)))" | dd of="$T/quote.msg" bs=1 seek=40 conv=notrunc 2>/dev/null
+	! cmp -s "$T/quote.msg" "$x/quote.msg" || fail "the quote message did not change"
 	run tpm2_checkquote -u "$priv/ak.pub" -m "$T/quote.msg" -s "$x/quote.sig" -g sha256 -q "$nonce"
 	assert_failure
 
