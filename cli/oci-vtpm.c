@@ -24,9 +24,10 @@ static const char usage_text[] =
     "  rotate-key                  new master key; every vTPM rewrapped, crash-safe\n"
     "  gc                          collect what a crash or a reboot left\n"
     "  pool fill [N]               manufacture EK-certified TPM 2.0 states ahead of time, up to\n"
-    "                              N ready (default: the settings' pool_size)\n"
-    "  pool status [--json]        ready entries, stale ones, claims under way\n"
-    "  pool drain                  remove every pooled state\n";
+    "                              N ready (default: the settings' pool_size), and start warm\n"
+    "                              vTPMs up to the settings' warm_size\n"
+    "  pool status [--json]        ready entries, stale ones, claims under way, warm vTPMs\n"
+    "  pool drain                  remove every pooled state, stop every warm vTPM\n";
 
 static int usage(void)
 {

@@ -64,6 +64,6 @@ mv "$bundle/config.json.new" "$bundle/config.json"
 echo "demo: runc run $id (annotation io.oci-vtpm.enable=true, $backend backend)"
 runc --root "$work/runc" run --bundle "$bundle" "$id" </dev/null
 echo "demo: container gone; left in the run dir: $(ls -A "$work/run" 2>/dev/null | wc -l) entries;" \
-	"swtpm processes: $(pgrep -fc "$work/run" || true)"
+	"swtpm processes: $(for p in $(pgrep -x swtpm); do readlink "/proc/$p/cwd"; done | grep -c "^$work/run/" || true)"
 echo "demo: hook log:"
 sed 's/^/  /' "$work/hook.log"

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -628,55 +629,90 @@ int ov_admin_rotate_key(const struct ov_settings *s, FILE *out, ov_error *err)
 	return 0;
 }
 
+/* The entry of run_dir that path names ("<run_dir>/<id>[/...]"), in id. */
+static bool run_dir_entry(const char *path, const char *run_dir, char *id, size_t size)
+{
+	size_t plen = strlen(run_dir), n;
+
+	if (strncmp(path, run_dir, plen) != 0 || path[plen] != '/')
+		return false;
+	path += plen + 1;
+	n = strcspn(path, "/");
+	if (n >= size)
+		return false;
+	memcpy(id, path, n);
+	id[n] = '\0';
+	return ov_container_id_valid(id);
+}
+
+/*
+ * The container an swtpm of run_dir belongs to, in id, and whether its
+ * directory is still there (*alive). A container's swtpm runs in its
+ * directory (lib/vtpm.c): alive when <run_dir>/<id> is that directory.
+ * Started by an older oci-vtpm, it has "dir=<run_dir>/<id>/state-N" in its
+ * arguments instead. Returns -1 when pid is no swtpm of run_dir.
+ */
+static int swtpm_container(pid_t pid, const char *run_dir, int run, char *id, size_t size,
+			   bool *alive)
+{
+	cleanup_free char *cmd = NULL;
+	char path[64], cwd[PATH_MAX];
+	struct stat here, there;
+	ov_error ignored = {0};
+	const char *base;
+	size_t len;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	if (ov_read_file_at(AT_FDCWD, path, 1u << 16, &cmd, &len, &ignored) < 0)
+		return -1;
+	base = strrchr(cmd, '/');
+	if (strcmp(base ? base + 1 : cmd, "swtpm") != 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/cwd", (int)pid);
+	n = readlink(path, cwd, sizeof(cwd) - 1);
+	if (n > 0 && stat(path, &here) == 0) {
+		cwd[n] = '\0';
+		if (n > 10 && strcmp(cwd + n - 10, " (deleted)") == 0)
+			cwd[n - 10] = '\0';
+		if (run_dir_entry(cwd, run_dir, id, size)) {
+			*alive = fstatat(run, id, &there, AT_SYMLINK_NOFOLLOW) == 0 &&
+				 there.st_dev == here.st_dev && there.st_ino == here.st_ino;
+			return 0;
+		}
+	}
+	for (size_t off = 0; off < len; off += strlen(cmd + off) + 1)
+		if (strncmp(cmd + off, "dir=", 4) == 0 &&
+		    run_dir_entry(cmd + off + 4, run_dir, id, size)) {
+			*alive = fstatat(run, id, &there, AT_SYMLINK_NOFOLLOW) == 0;
+			return 0;
+		}
+	return -1;
+}
+
 /* swtpm processes of our run_dir whose container has no run directory. */
 static unsigned kill_strays(const struct ov_settings *s, int run, FILE *out)
 {
 	cleanup_dir DIR *proc = opendir("/proc");
+	cleanup_free char *run_dir = realpath(s->run_dir, NULL);
 	struct dirent *de;
-	size_t plen = strlen(s->run_dir);
 	unsigned n = 0;
 
-	while (proc && (de = readdir(proc))) {
-		cleanup_free char *cmd = NULL;
-		char path[64], id[OV_ID_MAX + 1];
+	while (run_dir && proc && (de = readdir(proc))) {
+		char id[OV_ID_MAX + 1];
 		unsigned long long st;
 		ov_error ignored = {0};
-		struct stat sb;
-		size_t len;
 		pid_t pid = (pid_t)atoi(de->d_name);
+		bool alive;
 
-		if (pid <= 0)
+		if (pid <= 0 || swtpm_container(pid, run_dir, run, id, sizeof(id), &alive) < 0 ||
+		    alive)
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-		if (ov_read_file_at(AT_FDCWD, path, 1u << 16, &cmd, &len, &ignored) < 0)
-			continue;
-		const char *base = strrchr(cmd, '/');
-		if (strcmp(base ? base + 1 : cmd, "swtpm") != 0)
-			continue;
-		/* argv is NUL-separated: find "dir=<run_dir>/<id>/state-" */
-		for (size_t off = 0; off < len; off += strlen(cmd + off) + 1) {
-			const char *a = cmd + off, *end;
-
-			if (strncmp(a, "dir=", 4) != 0 || strncmp(a + 4, s->run_dir, plen) != 0 ||
-			    a[4 + plen] != '/')
-				continue;
-			a += 4 + plen + 1;
-			end = strchr(a, '/');
-			if (!end || (size_t)(end - a) > OV_ID_MAX)
-				break;
-			memcpy(id, a, (size_t)(end - a));
-			id[end - a] = '\0';
-			if (!ov_container_id_valid(id) ||
-			    fstatat(run, id, &sb, AT_SYMLINK_NOFOLLOW) == 0)
-				break;
-			if (ov_proc_starttime(pid, &st, &ignored) == 0 &&
-			    ov_swtpm_stop(pid, st, NULL, 2000, &ignored) >= 0) {
-				fprintf(out,
-					"stopped swtpm %d of container %s, which has no record\n",
-					(int)pid, id);
-				n++;
-			}
-			break;
+		if (ov_proc_starttime(pid, &st, &ignored) == 0 &&
+		    ov_swtpm_stop(pid, st, NULL, 2000, &ignored) >= 0) {
+			fprintf(out, "stopped swtpm %d of container %s, which has no record\n",
+				(int)pid, id);
+			n++;
 		}
 	}
 	return n;
@@ -770,6 +806,8 @@ static int pool_status_print(const struct ov_settings *s, bool json, FILE *out, 
 		json_object_object_add(o, "master_key", json_object_new_boolean(st.have_key));
 		json_object_object_add(o, "host_ca", json_object_new_boolean(st.have_ca));
 		json_object_object_add(o, "pool_size", json_object_new_int((int)s->pool_size));
+		json_object_object_add(o, "warm", json_object_new_int((int)ov_vtpm_warm_count(s)));
+		json_object_object_add(o, "warm_size", json_object_new_int((int)s->warm_size));
 		fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 		return 0;
 	}
@@ -784,11 +822,28 @@ static int pool_status_print(const struct ov_settings *s, bool json, FILE *out, 
 			st.stale);
 	if (st.claims)
 		fprintf(out, "  claims: %u (being taken by starting containers)\n", st.claims);
+	if (s->warm_size || ov_vtpm_warm_count(s))
+		fprintf(out, "warm vTPMs: %u running (target %u)\n", ov_vtpm_warm_count(s),
+			s->warm_size);
 	if (!st.have_key)
 		fprintf(out, "  no master key: the pool cannot be used (`oci-vtpm init`)\n");
 	else if (!st.have_ca)
 		fprintf(out, "  no host CA: the pool cannot be used (`oci-vtpm init`)\n");
 	return 0;
+}
+
+static int pool_fill_print(const struct ov_settings *s, unsigned target, FILE *out, ov_error *err)
+{
+	unsigned made = 0, removed = 0;
+	double t0 = now_s();
+	int ret = ov_pool_fill(s, target, &made, &removed, err);
+
+	if (removed)
+		fprintf(out, "pool: removed %u stale entries or claims\n", removed);
+	if (made)
+		fprintf(out, "pool: made %u EK-certified TPM 2.0 states in %.1f s\n", made,
+			now_s() - t0);
+	return ret;
 }
 
 int ov_admin_pool(const struct ov_settings *s, const char *cmd, long count, bool json, FILE *out,
@@ -799,23 +854,32 @@ int ov_admin_pool(const struct ov_settings *s, const char *cmd, long count, bool
 	if (strcmp(cmd, "status") == 0)
 		return pool_status_print(s, json, out, err);
 	if (strcmp(cmd, "drain") == 0) {
+		unsigned warm = ov_vtpm_warm_drain(s);
+
 		if (ov_pool_drain(s, &removed, err) < 0)
 			return -1;
-		fprintf(out, "pool: %u entries removed\n", removed);
+		fprintf(out, "pool: %u entries removed, %u warm vTPMs stopped\n", removed, warm);
 		return 0;
 	}
 	if (strcmp(cmd, "fill") == 0) {
-		unsigned target = count < 0 ? s->pool_size : (unsigned)count;
-		double t0 = now_s();
-		int ret = ov_pool_fill(s, target, &made, &removed, err);
+		unsigned target = count < 0 ? s->pool_size : (unsigned)count, ready;
+		double t0;
 
-		if (removed)
-			fprintf(out, "pool: removed %u stale entries or claims\n", removed);
-		if (made)
-			fprintf(out, "pool: made %u EK-certified TPM 2.0 states in %.1f s\n", made,
-				now_s() - t0);
-		if (ret < 0)
+		/* Warm vTPMs need no keys, but EK-certified ones take their
+		 * state from the pool: fill it before them, and again after. */
+		if ((target > 0 || !s->warm_size) && pool_fill_print(s, target, out, err) < 0)
 			return -1;
+		if (s->warm_size) {
+			t0 = now_s();
+			if (ov_vtpm_warm_fill(s, s->warm_size, &ready, &made, err) < 0)
+				return -1;
+			if (made)
+				fprintf(out, "pool: started %u warm vTPMs in %.1f s\n", made,
+					now_s() - t0);
+			if (made && s->ek_cert && target > 0 &&
+			    pool_fill_print(s, target, out, err) < 0)
+				return -1;
+		}
 		return pool_status_print(s, json, out, err);
 	}
 	return ov_error_set(err, EINVAL, "pool: unknown command \"%s\"", cmd);

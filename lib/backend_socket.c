@@ -82,6 +82,8 @@ static int socket_expose(int cdirfd, const struct ov_settings *s, const struct o
 	struct ov_bind b = {.src_fd = src, .is_dir = true, .target = s->socket_dir + 1};
 
 	(void)rec;
+	if (st->pid <= 0)
+		return 0; /* no container yet (a warm vTPM): placed when one takes it */
 	if (src < 0)
 		return ov_error_set(err, errno, "opening the socket directory");
 	if (!sp->rootfs)

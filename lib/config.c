@@ -129,6 +129,7 @@ static const struct key keys[] = {
     {"ek_cert", K_BOOL, F(ek_cert), 0, 0},
     {"keep_generations", K_UINT, F(keep_generations), 1, 1000},
     {"pool_size", K_UINT, F(pool_size), 0, 4096},
+    {"warm_size", K_UINT, F(warm_size), 0, 1024},
     {"start_timeout_ms", K_UINT, F(start_timeout_ms), 10, 600000},
     {"stop_timeout_ms", K_UINT, F(stop_timeout_ms), 10, 600000},
 };
@@ -273,6 +274,29 @@ bool ov_name_valid(const char *name)
 	return true;
 }
 
+/* prefix followed by 32 lowercase hex digits (ov_vtpm's own run-dir names) */
+static bool tagged_name(const char *id, const char *prefix)
+{
+	size_t plen = strlen(prefix);
+
+	if (strncmp(id, prefix, plen) != 0 || strlen(id) != plen + 32)
+		return false;
+	for (const char *p = id + plen; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
+bool ov_precreated_valid(const char *id)
+{
+	return tagged_name(id, OV_PRECREATED_PREFIX);
+}
+
+bool ov_warm_valid(const char *id)
+{
+	return tagged_name(id, OV_WARM_PREFIX);
+}
+
 static int request_key(const struct ov_settings *s, const char *key, const char *val,
 		       struct ov_request *r, ov_error *err)
 {
@@ -307,6 +331,13 @@ static int request_key(const struct ov_settings *s, const char *key, const char 
 	} else if (strcmp(key, "backend") == 0) {
 		if (ov_backend_parse(val, false, &r->backend) < 0)
 			goto bad;
+	} else if (strcmp(key, "precreated") == 0) {
+		if (!ov_precreated_valid(val))
+			goto bad;
+		free(r->precreated);
+		r->precreated = strdup(val);
+		if (!r->precreated)
+			return ov_error_set(err, ENOMEM, "annotations");
 	} else {
 		return ov_error_set(err, 0, "unknown annotation " OV_ANNOTATION_PREFIX "%s", key);
 	}
@@ -364,4 +395,6 @@ void ov_request_free(struct ov_request *r)
 {
 	free(r->name);
 	r->name = NULL;
+	free(r->precreated);
+	r->precreated = NULL;
 }

@@ -10,6 +10,7 @@
 
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/log.h"
 #include "oci-vtpm/oci.h"
 #include "oci-vtpm/spec.h"
 #include "oci-vtpm/vtpm.h"
@@ -337,15 +338,18 @@ int ov_spec_add_record_devices(json_object *spec, const struct ov_record *rec, o
 /* --------------------------------------------------------- the whole edit */
 
 /*
- * Device backend: start the vTPMs of container e->id now, before the
- * runtime creates it, and give the container their devices. The hook finds
- * the live record at createRuntime and adopts it.
+ * Device backend: start the vTPMs now, before the runtime creates the
+ * container, and give the container their devices: under the container's
+ * id, or in podman's precreate stage, which has none, under a name of their
+ * own (OV_PRECREATED_PREFIX + 32 random hex digits) recorded in the
+ * annotation io.oci-vtpm.precreated. The hook finds them at createRuntime
+ * and adopts them (lib/vtpm.c).
  */
-static void undo_precreate(const struct ov_spec_edit *e)
+static void undo_precreate(const struct ov_spec_edit *e, const char *run_name)
 {
 	ov_error ignored = {0};
 
-	if (ov_vtpm_stop(e->s, e->id, &ignored) < 0)
+	if (ov_vtpm_stop(e->s, run_name, &ignored) < 0)
 		ov_warn("undoing the vTPM started before the container: %s", ignored.msg);
 }
 
@@ -358,21 +362,41 @@ static bool has_run_dir(const struct ov_settings *s, const char *id)
 	return run >= 0 && fstatat(run, id, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
+static int annotate_precreated(json_object *spec, const char *run_name, ov_error *err)
+{
+	json_object *ann, *v = json_object_new_string(run_name);
+
+	if (!json_object_object_get_ex(spec, "annotations", &ann)) {
+		ann = json_object_new_object();
+		if (!ann || json_object_object_add(spec, "annotations", ann) < 0) {
+			json_object_put(ann);
+			ann = NULL;
+		}
+	}
+	if (!v || !ann || !json_object_is_type(ann, json_type_object) ||
+	    json_object_object_add(ann, OV_ANNOTATION_PREFIX "precreated", v) < 0) {
+		json_object_put(v);
+		return ov_error_set(err, ENOMEM, "config.json: annotations");
+	}
+	return 0;
+}
+
 /* Returns 1 when it started the vTPMs, 0 when it adopted running ones (a
  * retried create: they are not ours to undo), -1 on error (nothing of ours
  * left running). *changed: devices were added to the spec. */
-static int precreate(const struct ov_spec_edit *e, const struct ov_spec *sp,
+static int precreate(const struct ov_spec_edit *e, const char *run_name, const struct ov_spec *sp,
 		     const struct ov_request *r, bool *changed, ov_error *err)
 {
 	struct ov_state st = {
-	    .id = (char *)e->id,
-	    .bundle = (char *)e->bundle,
+	    .id = (char *)run_name,
+	    .bundle = (char *)(e->bundle ? e->bundle : "/"),
 	    .status = (char *)"creating",
 	    .pid = 0, /* no container yet: start and record, place nothing */
+	    .holder = e->holder,
 	    .annotations = sp->annotations,
 	};
 	cleanup_close int run = -1, cdir = -1;
-	bool existed = has_run_dir(e->s, e->id);
+	bool existed = has_run_dir(e->s, run_name);
 	struct ov_record rec;
 	int ret;
 
@@ -380,7 +404,7 @@ static int precreate(const struct ov_spec_edit *e, const struct ov_spec *sp,
 		return ov_error_wrap(err, "starting the vTPM before the container");
 	run = ov_run_dir_open(e->s->run_dir, false, err);
 	if (run >= 0)
-		cdir = ov_container_dir_lock(run, e->id, false, err);
+		cdir = ov_container_dir_lock(run, run_name, false, err);
 	if (cdir < 0 || ov_record_read(cdir, &rec, err) < 0) {
 		ov_error_wrap(err, "the record of the vTPM started before the container");
 		goto fail;
@@ -390,11 +414,16 @@ static int precreate(const struct ov_spec_edit *e, const struct ov_spec *sp,
 	if (ret < 0)
 		goto fail;
 	*changed = ret > 0;
+	if (!e->id) {
+		if (annotate_precreated(sp->root, run_name, err) < 0)
+			goto fail;
+		*changed = true;
+	}
 	return existed ? 0 : 1;
 fail:
 	close(take_fd(&cdir)); /* ov_vtpm_stop takes the lock */
 	if (!existed)
-		undo_precreate(e);
+		undo_precreate(e, run_name);
 	return -1;
 }
 
@@ -418,6 +447,8 @@ int ov_spec_edit_text(const char *buf, size_t len, const struct ov_spec_edit *e,
 	struct ov_request r;
 	struct ov_hook_opts ho = {.path = e->hook, .config = e->config};
 	enum ov_backend backend = OV_BACKEND_SOCKET;
+	char token[64] = "";
+	const char *run_name = e->id ? e->id : token;
 	int changed, ret = -1;
 
 	*out = NULL;
@@ -437,13 +468,21 @@ int ov_spec_edit_text(const char *buf, size_t len, const struct ov_spec_edit *e,
 	if (changed < 0)
 		goto out;
 	/* Which backend decides whether there is anything to start now; a
-	 * request this host cannot serve fails here, before the runtime. */
-	if (e->id && ov_vtpm_resolve_backend(&r, &backend, err) < 0)
+	 * request this host cannot serve fails here, before the runtime.
+	 * Started already by podman's precreate stage: the hook adopts them. */
+	if (ov_vtpm_resolve_backend(&r, &backend, err) < 0)
 		goto out;
-	if (e->id && backend == OV_BACKEND_DEVICE) {
+	if (backend == OV_BACKEND_DEVICE && !r.precreated) {
 		bool devs = false;
-		int p = precreate(e, &sp, &r, &devs, err);
+		int p;
 
+		if (!e->id) {
+			ov_vtpm_collect_precreated(e->s);
+			if (ov_vtpm_new_name(OV_PRECREATED_PREFIX, token, sizeof(token), err) < 0)
+				goto out;
+			ov_log_set_id(token); /* what the hook's log says it adopted */
+		}
+		p = precreate(e, run_name, &sp, &r, &devs, err);
 		if (p < 0)
 			goto out;
 		res->precreated = p > 0;
@@ -467,7 +506,7 @@ int ov_spec_edit_text(const char *buf, size_t len, const struct ov_spec_edit *e,
 	goto out;
 undo:
 	if (res->precreated) {
-		undo_precreate(e);
+		undo_precreate(e, run_name);
 		res->precreated = false;
 	}
 out:
@@ -530,7 +569,7 @@ int ov_spec_edit_file(int dirfd, const char *name, const struct ov_spec_edit *e,
 	return 0;
 undo:
 	if (res->precreated) {
-		undo_precreate(e);
+		undo_precreate(e, e->id);
 		res->precreated = false;
 	}
 	return -1;

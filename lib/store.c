@@ -122,6 +122,19 @@ int ov_record_write(int cdirfd, const struct ov_record *rec, ov_error *err)
 	if (add_int(root, "container_pid", rec->container_pid) < 0 ||
 	    add_int(root, "container_starttime", (int64_t)rec->container_starttime) < 0)
 		return ov_error_set(err, ENOMEM, "record");
+	if (rec->ek_cert) {
+		json_object *b = json_object_new_boolean(true);
+
+		if (!b || json_object_object_add(root, "ek_cert", b) < 0) {
+			json_object_put(b);
+			return ov_error_set(err, ENOMEM, "record");
+		}
+	}
+	if (rec->holder_pid > 0 &&
+	    (add_int(root, "holder_pid", rec->holder_pid) < 0 ||
+	     add_int(root, "holder_starttime", (int64_t)rec->holder_starttime) < 0 ||
+	     add_int(root, "started_at", rec->started_at) < 0))
+		return ov_error_set(err, ENOMEM, "record");
 	for (unsigned i = 0; i < rec->count && i < OV_MAX_TPMS; i++) {
 		const struct ov_record_tpm *t = &rec->tpms[i];
 		json_object *o = json_object_new_object();
@@ -196,6 +209,26 @@ static int parse_record(json_object *root, struct ov_record *rec, ov_error *err)
 			return -1;
 		rec->container_pid = (pid_t)cpid;
 		rec->container_starttime = (unsigned long long)cst;
+	}
+	{
+		json_object *b;
+
+		if (json_object_object_get_ex(root, "ek_cert", &b)) {
+			if (!json_object_is_type(b, json_type_boolean))
+				return ov_error_set(err, 0, "record: \"ek_cert\" is not a boolean");
+			rec->ek_cert = json_object_get_boolean(b);
+		}
+	}
+	if (json_object_object_get_ex(root, "holder_pid", NULL)) {
+		int64_t hpid, hst, at;
+
+		if (get_int(root, "holder_pid", 1, INT32_MAX, &hpid, err) < 0 ||
+		    get_int(root, "holder_starttime", 0, INT64_MAX, &hst, err) < 0 ||
+		    get_int(root, "started_at", 0, INT64_MAX, &at, err) < 0)
+			return -1;
+		rec->holder_pid = (pid_t)hpid;
+		rec->holder_starttime = (unsigned long long)hst;
+		rec->started_at = at;
 	}
 	if (!json_object_object_get_ex(root, "tpms", &tpms) ||
 	    !json_object_is_type(tpms, json_type_array))

@@ -137,7 +137,7 @@ static __attribute__((noreturn)) void child_fail(int errpipe, int e)
 }
 
 static __attribute__((noreturn)) void child_exec(const struct argv_buf *a, const int src[FD_COUNT],
-						 int devnull, int errpipe)
+						 int dir_fd, int devnull, int errpipe)
 {
 	static char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
 	int tmp[FD_COUNT];
@@ -149,6 +149,11 @@ static __attribute__((noreturn)) void child_exec(const struct argv_buf *a, const
 	for (int s = 1; s < NSIG; s++)
 		signal(s, SIG_DFL);
 	if (setsid() < 0)
+		child_fail(errpipe, errno);
+	/* Never the hook's cwd (the bundle). A state dir relative to dir_fd
+	 * keeps working when the directory above it is renamed (a vTPM started
+	 * before its container id was known, lib/vtpm.c). */
+	if ((dir_fd > 0 ? fchdir(dir_fd) : chdir("/")) < 0)
 		child_fail(errpipe, errno);
 	/* Park every fd above the target range first so no dup2 clobbers one. */
 	for (int i = 0; i < FD_COUNT; i++) {
@@ -214,7 +219,7 @@ int ov_swtpm_spawn(const struct ov_swtpm_opts *o, struct ov_swtpm *out, ov_error
 	if (pid < 0)
 		return ov_error_set(err, errno, "starting swtpm: fork");
 	if (pid == 0)
-		child_exec(a, src, devnull, wr);
+		child_exec(a, src, o->dir_fd, devnull, wr);
 
 	close(take_fd(&wr));
 	do

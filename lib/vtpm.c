@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -22,6 +23,10 @@
 #include "oci-vtpm/vtpmx.h"
 
 #define NAMES_DIR "@names" /* not a valid container id */
+/* How long vTPMs started before their container wait for it at most, even
+ * while the process creating it lives (a long-running podman service whose
+ * create failed after its precreate stage). */
+#define ADOPT_WINDOW_S 600
 
 /* For the debug-level "timing:" lines of start and stop (make bench). */
 static double mono_ms(void)
@@ -132,10 +137,27 @@ static int remove_dir(const struct ov_settings *s, const char *id, ov_error *err
 	return ov_remove_tree_at(run, id, err);
 }
 
+static int stop_locked(const struct ov_settings *s, int run, int cdir, const char *id,
+		       struct ov_record *rec, ov_error *err);
+
 /* Is the vTPM of this record still running? */
 static bool record_alive(const struct ov_record *rec)
 {
 	return rec->count > 0 && ov_proc_alive(rec->tpms[0].pid, rec->tpms[0].starttime);
+}
+
+/* Is it used: its container lives or, started before the container,
+ * the process creating the container still does (within ADOPT_WINDOW_S)? */
+static bool record_in_use(const struct ov_record *rec)
+{
+	if (rec->count > 0 && !record_alive(rec))
+		return false;
+	if (ov_warm_valid(rec->id)) /* waiting for any container */
+		return rec->count > 0;
+	if (rec->container_pid > 0)
+		return ov_proc_alive(rec->container_pid, rec->container_starttime);
+	return rec->holder_pid > 0 && ov_proc_alive(rec->holder_pid, rec->holder_starttime) &&
+	       time(NULL) - rec->started_at < ADOPT_WINDOW_S;
 }
 
 static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
@@ -145,15 +167,13 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 {
 	struct ov_record_tpm *t = &rec->tpms[idx];
 	cleanup_close int server = -1, ctrl = -1, log = -1, keyfd = -1;
-	char name[64], ctrl_path[128], state_dir[4200];
+	char name[64], ctrl_path[128], state_dir[64];
 	struct ov_swtpm tpm;
 	int ret;
 
-	state_name(idx, name, sizeof(name));
-	if (snprintf(state_dir, sizeof(state_dir), "%s/%s/%s", s->run_dir, rec->id, name) >=
-	    (int)sizeof(state_dir))
-		return ov_error_set(err, ENAMETOOLONG, "state directory");
-
+	/* Relative to the container's directory, swtpm's cwd: the directory
+	 * may be renamed under a running swtpm (adopt_token). */
+	state_name(idx, state_dir, sizeof(state_dir));
 	snprintf(name, sizeof(name), "swtpm-%u.log", idx);
 	log = openat(cdirfd, name, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (log < 0)
@@ -178,6 +198,7 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	    .log_fd = log,
 	    .key_fd = keyfd,
 	    .state_dir = state_dir,
+	    .dir_fd = cdirfd,
 	    .runas = ra->name,
 	};
 	if (ov_swtpm_spawn(&o, &tpm, err) < 0)
@@ -490,6 +511,174 @@ static int adopt(int cdir, const struct ov_state *st, struct ov_record *rec, ov_
 	return ov_record_write(cdir, rec, err);
 }
 
+/*
+ * Give the vTPMs started under the run-dir name from (locked: cdir; its
+ * record: rec) to container st->id: rename the directory under the running
+ * swtpm, whose cwd it is (start_one), pass the name's claim on, rewrite the
+ * record. Returns 0; -1 with err->code ENOENT when from was taken by
+ * another start first (nothing changed); or -1 (the vTPMs are stopped).
+ */
+static int move_started(const struct ov_settings *s, int run, int cdir, const char *from,
+			const struct ov_state *st, struct ov_record *rec, ov_error *err)
+{
+	struct ov_record moved = *rec;
+	ov_error ignored = {0};
+	struct stat held, named;
+
+	/* The lock was waited for: is cdir still <run_dir>/<from>? */
+	if (fstat(cdir, &held) < 0 || fstatat(run, from, &named, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    held.st_dev != named.st_dev || held.st_ino != named.st_ino)
+		return ov_error_set(err, ENOENT, "%s was taken by another start", from);
+	/* Whose it is now: the container, or the process creating it. */
+	if (st->pid > 0 && ov_proc_starttime(st->pid, &moved.container_starttime, err) < 0)
+		return ov_error_wrap(err, "container process %d", (int)st->pid);
+	if (st->pid <= 0 && st->holder > 0 &&
+	    ov_proc_starttime(st->holder, &moved.holder_starttime, err) < 0)
+		return ov_error_wrap(err, "the process creating the container (%d)",
+				     (int)st->holder);
+	if (renameat2(run, from, run, st->id, RENAME_NOREPLACE) < 0)
+		return ov_error_set(err, errno, "giving the vTPM %s to the container", from);
+	moved.id = st->id;
+	moved.bundle = st->bundle;
+	if (st->pid > 0) {
+		moved.container_pid = st->pid;
+	} else if (st->holder > 0) {
+		moved.holder_pid = st->holder;
+		moved.started_at = time(NULL);
+	}
+	if ((rec->name && claim_name(run, rec->name, st->id, err) < 0) ||
+	    ov_record_write(cdir, &moved, err) < 0) {
+		/* Half moved: stop it rather than leave a vTPM nobody owns. */
+		if (stop_locked(s, run, cdir, st->id, rec, &ignored) < 0)
+			ov_warn("undoing the adoption of %s: %s", from, ignored.msg);
+		return ov_error_wrap(err, "adopting the vTPM %s", from);
+	}
+	return 0;
+}
+
+/*
+ * podman's precreate stage started the vTPMs under a name of their own
+ * (pre, r->precreated) before the container had an id: give them the
+ * container's. Returns the locked directory, or -1. Adopted already
+ * (createRuntime, then prestart): the container's own directory.
+ */
+static int adopt_precreated(const struct ov_settings *s, int run, const char *pre,
+			    const struct ov_state *st, ov_error *err)
+{
+	cleanup_close int cdir = -1;
+	struct ov_record rec;
+	struct stat sb;
+	int ret;
+
+	if (fstatat(run, st->id, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+		return ov_container_dir_lock(run, st->id, false, err);
+	cdir = ov_container_dir_lock(run, pre, false, err);
+	if (cdir < 0)
+		return err->code == ENOENT
+			   ? ov_error_set(err, ENOENT,
+					  "the vTPM podman's precreate stage started for this "
+					  "container (%s) is gone",
+					  pre)
+			   : -1;
+	if (ov_record_read(cdir, &rec, err) < 0)
+		return ov_error_wrap(err, "the vTPM started by the precreate stage (%s)", pre);
+	if (strcmp(rec.id, pre) != 0 || rec.container_pid != 0 || !record_alive(&rec)) {
+		ov_record_free(&rec);
+		return ov_error_set(
+		    err, 0, "the vTPM started by the precreate stage (%s) is not running", pre);
+	}
+	ret = move_started(s, run, cdir, pre, st, &rec, err);
+	ov_record_free(&rec);
+	if (ret < 0)
+		return -1;
+	ov_debug("adopted the vTPM started by the precreate stage as %s", pre);
+	return take_fd(&cdir);
+}
+
+/* Can a warm vTPM serve this start? Warm vTPMs are of the host's default
+ * kind: one ephemeral TPM 2.0, EK-certified when the settings' ek_cert
+ * says so. For a container (not for a warm vTPM being made), with warm
+ * ones configured. */
+static bool warm_eligible(const struct ov_settings *s, const struct ov_state *st,
+			  const struct ov_request *r)
+{
+	return s->warm_size > 0 && !r->name && r->count == 1 && r->version == OV_TPM_2_0 &&
+	       r->ek_cert == s->ek_cert && !r->precreated && !ov_warm_valid(st->id);
+}
+
+/* Is rec a warm vTPM of the kind this host's settings make now? (Its
+ * backend is compared where it is taken: after a change of the settings'
+ * backend, `pool drain` replaces the old ones.) */
+static bool warm_kind(const struct ov_settings *s, const struct ov_record *rec)
+{
+	return rec->count == 1 && rec->version == OV_TPM_2_0 && rec->ek_cert == s->ek_cert &&
+	       !rec->name;
+}
+
+/*
+ * Take a warm vTPM (`oci-vtpm pool fill`, warm_size: started ahead, idle,
+ * never used) for container st->id: the first live one of the backend
+ * asked for, moved to the id. Returns its locked directory, or -1 with
+ * err->code ENOENT when none is ready (nothing changed).
+ */
+static int claim_warm(const struct ov_settings *s, int run, const struct ov_state *st,
+		      enum ov_backend backend, ov_error *err)
+{
+	cleanup_dir DIR *d = ov_opendir_at(run, ".");
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		cleanup_close int cdir = -1;
+		struct ov_record rec;
+		ov_error e = {0};
+		int ret = -1;
+
+		if (!ov_warm_valid(de->d_name))
+			continue;
+		cdir = ov_container_dir_lock(run, de->d_name, false, &e);
+		if (cdir < 0 || ov_record_read(cdir, &rec, &e) < 0)
+			continue;
+		if (strcmp(rec.id, de->d_name) == 0 && rec.backend == backend &&
+		    warm_kind(s, &rec) && rec.container_pid == 0 && record_alive(&rec))
+			ret = move_started(s, run, cdir, de->d_name, st, &rec, &e);
+		ov_record_free(&rec);
+		if (ret == 0) {
+			ov_debug("took the warm vTPM %s", de->d_name);
+			return take_fd(&cdir);
+		}
+		if (e.code != 0 && e.code != ENOENT)
+			ov_warn("warm vTPM %s: %s", de->d_name, e.msg);
+	}
+	return ov_error_set(err, ENOENT, "no warm vTPM ready");
+}
+
+/* A warm vTPM now in cdir: record the container and place it in it. */
+static int start_warm(const struct ov_settings *s, int run, int cdir, const struct ov_state *st,
+		      const struct ov_spec *sp, const struct ov_backend_ops *ops, double t0,
+		      ov_error *err)
+{
+	struct ov_record rec;
+	ov_error ignored = {0};
+	double t_claim = mono_ms(), t_end;
+
+	if (ov_record_read(cdir, &rec, err) < 0)
+		return ov_error_wrap(err, "the warm vTPM");
+	if (adopt(cdir, st, &rec, err) < 0 || ops->expose(cdir, s, st, sp, &rec, err) < 0) {
+		if (stop_locked(s, run, cdir, st->id, &rec, &ignored) < 0)
+			ov_warn("cleaning up: %s", ignored.msg);
+		ov_record_free(&rec);
+		return -1;
+	}
+	t_end = mono_ms();
+	ov_debug("timing: setup %.1f ms, restore 0.0 ms, pool 0.0 ms, manufacture 0.0 ms, swtpm "
+		 "ready 0.0 ms, expose %.1f ms, start total %.1f ms",
+		 t_claim - t0, t_end - t_claim, t_end - t0);
+	ov_info("started 1 TPM 2.0 vTPM (%s backend), warm%s", ov_backend_name(rec.backend),
+		rec.ek_cert ? ", EK-certified" : "");
+	ov_record_free(&rec);
+	return 0;
+}
+
 /* EK certificates: manufacture every TPM whose state is fresh (nothing was
  * restored into it) before its swtpm starts. */
 static int manufacture_fresh(const struct ov_settings *s, const char *id,
@@ -535,7 +724,18 @@ int ov_vtpm_start(const struct ov_settings *s, const struct ov_state *st, const 
 	run = ov_run_dir_open(s->run_dir, true, err);
 	if (run < 0)
 		return ov_error_wrap(err, "run directory");
-	cdir = ov_container_dir_lock(run, st->id, true, err);
+	if (r->precreated && st->pid > 0) {
+		cdir = adopt_precreated(s, run, r->precreated, st, err);
+	} else {
+		if (warm_eligible(s, st, r) &&
+		    faccessat(run, st->id, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+			cdir = claim_warm(s, run, st, rec.backend, err);
+			if (cdir >= 0)
+				return start_warm(s, run, cdir, st, sp, ops, t0, err);
+			ov_debug("%s; starting one", err->msg);
+		}
+		cdir = ov_container_dir_lock(run, st->id, true, err);
+	}
 	if (cdir < 0)
 		return -1;
 
@@ -572,8 +772,18 @@ int ov_vtpm_start(const struct ov_settings *s, const struct ov_state *st, const 
 	rec.name = r->name;
 	rec.boot_id = boot_id;
 	rec.version = r->version;
+	rec.ek_cert = r->ek_cert;
 	if (st->pid > 0 && ov_proc_starttime(st->pid, &rec.container_starttime, err) == 0)
 		rec.container_pid = st->pid;
+	if (st->pid <= 0 && st->holder > 0) {
+		if (ov_proc_starttime(st->holder, &rec.holder_starttime, err) < 0) {
+			ov_error_wrap(err, "the process creating the container (%d)",
+				      (int)st->holder);
+			goto undo;
+		}
+		rec.holder_pid = st->holder;
+		rec.started_at = time(NULL);
+	}
 	if (make_state_dirs(cdir, r->count, &ra, statefds, err) < 0)
 		goto undo;
 	t_dirs = mono_ms();
@@ -720,12 +930,150 @@ int ov_vtpm_collect(const struct ov_settings *s, const char *id, const char *boo
 		/* From before a reboot: its pids name other processes now. */
 		for (unsigned i = 0; i < rec.count; i++)
 			rec.tpms[i].pid = 0;
-	} else if (ov_proc_alive(rec.container_pid, rec.container_starttime) &&
-		   (rec.count == 0 || record_alive(&rec))) {
+	} else if (record_in_use(&rec)) {
 		ov_record_free(&rec);
-		return 0; /* in use */
+		return 0;
 	}
 	ret = stop_locked(s, run, cdir, id, &rec, err);
 	ov_record_free(&rec);
 	return ret < 0 ? -1 : 1;
+}
+
+int ov_vtpm_new_name(const char *prefix, char *buf, size_t size, ov_error *err)
+{
+	unsigned char rnd[16];
+	size_t n = strlen(prefix);
+
+	if (size < n + 2 * sizeof(rnd) + 1)
+		return ov_error_set(err, ENAMETOOLONG, "vTPM name");
+	if (ov_random(rnd, sizeof(rnd), err) < 0)
+		return -1;
+	memcpy(buf, prefix, n);
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(buf + n + 2 * i, 3, "%02x", rnd[i]);
+	return 0;
+}
+
+/* Calls fn for every run-dir entry whose name passes valid; returns how
+ * many it returned > 0 for. */
+static unsigned each_entry(const struct ov_settings *s, bool (*valid)(const char *),
+			   int (*fn)(const struct ov_settings *, const char *, const char *))
+{
+	cleanup_close int run = -1;
+	cleanup_dir DIR *d = NULL;
+	ov_error err = {0};
+	char boot_id[64];
+	struct dirent *de;
+	unsigned n = 0;
+
+	run = ov_run_dir_open(s->run_dir, false, &err);
+	if (run < 0 || ov_boot_id(boot_id, sizeof(boot_id), &err) < 0 ||
+	    !(d = ov_opendir_at(run, ".")))
+		return 0;
+	while ((de = readdir(d)))
+		if (valid(de->d_name) && fn(s, de->d_name, boot_id) > 0)
+			n++;
+	return n;
+}
+
+static unsigned each_warm(const struct ov_settings *s,
+			  int (*fn)(const struct ov_settings *, const char *, const char *))
+{
+	return each_entry(s, ov_warm_valid, fn);
+}
+
+static int collect_precreated(const struct ov_settings *s, const char *name, const char *boot_id)
+{
+	ov_error err = {0};
+	int r = ov_vtpm_collect(s, name, boot_id, &err);
+
+	if (r > 0)
+		ov_info("collected %s, started by a precreate stage for a container that never "
+			"came",
+			name);
+	else if (r < 0)
+		ov_warn("collecting %s: %s", name, err.msg);
+	return r;
+}
+
+void ov_vtpm_collect_precreated(const struct ov_settings *s)
+{
+	each_entry(s, ov_precreated_valid, collect_precreated);
+}
+
+/* 1 when a warm vTPM is not collected: it is alive (gc's view). */
+static int warm_collect(const struct ov_settings *s, const char *name, const char *boot_id)
+{
+	ov_error err = {0};
+	int r = ov_vtpm_collect(s, name, boot_id, &err);
+
+	if (r < 0)
+		ov_warn("warm vTPM %s: %s", name, err.msg);
+	return r == 0;
+}
+
+static int warm_stop(const struct ov_settings *s, const char *name, const char *boot_id)
+{
+	ov_error err = {0};
+
+	(void)boot_id;
+	if (ov_vtpm_stop(s, name, &err) < 0) {
+		ov_warn("warm vTPM %s: %s", name, err.msg);
+		return 0;
+	}
+	return 1;
+}
+
+/* 1 when it is alive and of the kind the settings make (by its record). */
+static int warm_ready(const struct ov_settings *s, const char *name, const char *boot_id)
+{
+	ov_error err = {0};
+	cleanup_close int run = ov_run_dir_open(s->run_dir, false, &err);
+	cleanup_close int cdir = -1;
+	struct ov_record rec;
+	bool ready;
+
+	cdir = run < 0 ? -1 : openat(run, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (cdir < 0 || ov_record_read(cdir, &rec, &err) < 0)
+		return 0;
+	ready = rec.boot_id && strcmp(rec.boot_id, boot_id) == 0 && rec.container_pid == 0 &&
+		warm_kind(s, &rec) && record_alive(&rec);
+	ov_record_free(&rec);
+	return ready;
+}
+
+unsigned ov_vtpm_warm_count(const struct ov_settings *s)
+{
+	return each_warm(s, warm_ready);
+}
+
+int ov_vtpm_warm_fill(const struct ov_settings *s, unsigned target, unsigned *ready, unsigned *made,
+		      ov_error *err)
+{
+	*made = 0;
+	each_warm(s, warm_collect);
+	*ready = each_warm(s, warm_ready);
+	while (*ready < target) {
+		char name[64];
+		struct ov_spec sp = {0};
+		struct ov_request r = {.enable = true,
+				       .count = 1,
+				       .version = OV_TPM_2_0,
+				       .ek_cert = s->ek_cert,
+				       .backend = s->backend};
+		struct ov_state st = {
+		    .id = name, .bundle = (char *)"/", .status = (char *)"created"};
+
+		if (ov_vtpm_new_name(OV_WARM_PREFIX, name, sizeof(name), err) < 0 ||
+		    ov_vtpm_start(s, &st, &sp, &r, err) < 0)
+			return ov_error_wrap(err, "starting a warm vTPM");
+		(*ready)++;
+		(*made)++;
+	}
+	return 0;
+}
+
+unsigned ov_vtpm_warm_drain(const struct ov_settings *s)
+{
+	return each_warm(s, warm_stop);
 }

@@ -158,7 +158,9 @@ static int precreate_main(const struct ov_rt_args *a)
 	if (load_settings(&s, &err) < 0 || settings_env(&cfg, &err) < 0 ||
 	    hook_path(&s, hook, sizeof(hook), &err) < 0)
 		goto out;
-	struct ov_spec_edit e = {.s = &s, .hook = hook, .config = cfg};
+	/* podman runs this stage, then the runtime's create: while it lives,
+	 * the vTPMs this may start wait for their container. */
+	struct ov_spec_edit e = {.s = &s, .hook = hook, .config = cfg, .holder = getppid()};
 	if (ov_spec_edit_text(buf, len, &e, &out, &out_len, &res, &err) < 0)
 		goto out;
 	if (!out) {
@@ -209,7 +211,7 @@ static int edit_bundle(const struct ov_rt_args *a, const struct ov_settings *s, 
 	if (settings_env(&cfg, err) < 0 || hook_path(s, hook, sizeof(hook), err) < 0)
 		return -1;
 	struct ov_spec_edit e = {
-	    .s = s, .hook = hook, .config = cfg, .id = a->id, .bundle = bundle};
+	    .s = s, .hook = hook, .config = cfg, .id = a->id, .bundle = bundle, .holder = getpid()};
 	if (ov_spec_edit_file(dfd, name, &e, &res, err) < 0)
 		return -1;
 	ov_debug("config.json of %s edited%s", bundle,

@@ -73,13 +73,17 @@ struct ov_spec_edit {
 	const struct ov_settings *s;
 	const char *hook;   /* absolute path of oci-vtpm-hook */
 	const char *config; /* settings file named in the hooks' env; NULL: none */
-	const char *id;	    /* container id; NULL: no pre-creation (podman's precreate) */
+	const char *id;	    /* container id; NULL: podman's precreate stage */
 	const char *bundle; /* absolute bundle directory; NULL with id NULL */
+	pid_t holder;	    /* the process that creates the container */
 };
 
 struct ov_spec_edit_result {
-	bool enabled;	 /* the config asks for a vTPM */
-	bool precreated; /* vTPMs were started for id: ov_vtpm_stop() undoes them */
+	bool enabled; /* the config asks for a vTPM */
+	/* vTPMs were started before the container: for id (ov_vtpm_stop()
+	 * undoes them), or without one, under a name of their own that the
+	 * edit puts in the annotation io.oci-vtpm.precreated. */
+	bool precreated;
 };
 
 /*

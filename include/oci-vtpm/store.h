@@ -7,6 +7,7 @@
 #define OCI_VTPM_STORE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "oci-vtpm/config.h"
@@ -40,9 +41,15 @@ struct ov_record {
 	char *boot_id;
 	enum ov_backend backend;
 	enum ov_tpm_version version;
+	bool ek_cert; /* asked for EK certificates */
 	unsigned count;
 	pid_t container_pid; /* the container's init at start; 0 unknown */
 	unsigned long long container_starttime;
+	/* Started before the container existed: the process creating it
+	 * (struct ov_state's holder), and when (CLOCK_REALTIME seconds). */
+	pid_t holder_pid;
+	unsigned long long holder_starttime;
+	int64_t started_at;
 	struct ov_record_tpm tpms[OV_MAX_TPMS];
 };
 

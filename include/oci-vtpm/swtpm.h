@@ -24,7 +24,8 @@ struct ov_swtpm_opts {
 	int ctrl_fd;	       /* a listening unix socket */
 	int log_fd;	       /* -1: no log */
 	int key_fd;	       /* -1: state not encrypted; else a pipe holding the key */
-	const char *state_dir; /* --tpmstate dir= */
+	const char *state_dir; /* --tpmstate dir=, relative to dir_fd if set */
+	int dir_fd;	       /* > 0: swtpm runs in this directory; else in "/" */
 	const char *runas;     /* NULL, "" or "root": stay root */
 };
 

@@ -27,6 +27,26 @@ int ov_vtpm_stop(const struct ov_settings *s, const char *id, ov_error *err);
 int ov_vtpm_collect(const struct ov_settings *s, const char *id, const char *boot_id,
 		    ov_error *err);
 
+/* gc of the vTPMs precreate stages started for containers that never
+ * came (ov_precreated_valid names whose creator is gone); warns only. */
+void ov_vtpm_collect_precreated(const struct ov_settings *s);
+
+/* A run-dir name for vTPMs started before their container: prefix
+ * (OV_PRECREATED_PREFIX or OV_WARM_PREFIX) and 32 random hex digits. */
+int ov_vtpm_new_name(const char *prefix, char *buf, size_t size, ov_error *err);
+
+/*
+ * Warm vTPMs: ephemeral TPM 2.0s of the host's default kind (the settings'
+ * backend and ek_cert), started ahead (run-dir names OV_WARM_PREFIX...),
+ * idle until a container that asks for just that takes one (one rename).
+ * Fill: collect dead ones and start new ones until target are ready.
+ * Drain: stop them all; returns how many. Count: the ready ones.
+ */
+int ov_vtpm_warm_fill(const struct ov_settings *s, unsigned target, unsigned *ready, unsigned *made,
+		      ov_error *err);
+unsigned ov_vtpm_warm_drain(const struct ov_settings *s);
+unsigned ov_vtpm_warm_count(const struct ov_settings *s);
+
 /* Which backend a request gets on this host. */
 int ov_vtpm_resolve_backend(const struct ov_request *r, enum ov_backend *out, ov_error *err);
 

@@ -69,9 +69,19 @@ ov_wait_for() {
 # Escape a string for use as a literal inside an extended regex (pgrep -f).
 ov_ere_quote() { printf '%s' "$1" | sed 's/[][\.*^$+?(){}|]/\\&/g'; }
 
-# ov_pids_matching STRING: pids of processes whose command line contains
-# STRING (pgrep -f excludes itself).
-ov_pids_matching() { pgrep -f -- "$(ov_ere_quote "$1")" || true; }
+# ov_pids_matching DIR: pids of processes whose command line contains DIR
+# (pgrep -f excludes itself) or that run in DIR or below (a container's
+# swtpm runs in its directory with a relative state dir).
+ov_pids_matching() {
+	local pid cwd
+	{
+		pgrep -f -- "$(ov_ere_quote "$1")" || true
+		for pid in $(pgrep -x swtpm); do
+			cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null) || continue
+			[[ $cwd != "$1" && $cwd != "$1"/* ]] || echo "$pid"
+		done
+	} | sort -un
+}
 
 # ov_swtpm_pids [ID]: pids of swtpm processes belonging to container ID
 # (all of this test's run_dir without ID).
@@ -557,6 +567,12 @@ ov_leak_check() {
 			leaks=1
 		fi
 	done <"$T/ids"
+	# vTPMs a precreate stage started for a container that never came.
+	m=$(find "$RUN_DIR" -mindepth 1 -maxdepth 1 -name 'pre-*' 2>/dev/null || true)
+	if [ -n "$m" ]; then
+		ov_log "LEAK: vTPMs started before their container, never adopted: $m"
+		leaks=1
+	fi
 	m=$(grep -F -- "$T" /proc/self/mountinfo || true)
 	if [ -n "$m" ]; then
 		ov_log "LEAK: mounts under $T:"

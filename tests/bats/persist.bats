@@ -761,7 +761,7 @@ pv_starttime() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $20}'; }
 
 @test "gc: an swtpm in run_dir without a record is stopped; a live vTPM is left alone" {
 	pv_requires
-	local pid live
+	local pid live lost lpid
 	live=$(ov_new_id live)
 	pv_hook_up "$live" L
 	pv_host_nvwrite "$live" L-1
@@ -774,10 +774,20 @@ pv_starttime() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $20}'; }
 	ov_wait_for 10 test -S "$T/x.ctrl"
 	ov_swtpm_pids | grep -qx "$pid" || fail "expected swtpm $pid: $(ov_swtpm_pids)"
 
+	# One of ours whose directory was removed under it (it runs there,
+	# with a relative state dir: its cwd tells whose it is).
+	lost=$(ov_new_id lost)
+	pv_hook_up "$lost"
+	lpid=$(ov_swtpm_pids "$lost")
+	[ -n "$lpid" ] || fail "no swtpm for $lost"
+	[ "$(readlink "/proc/$lpid/cwd")" = "$RUN_DIR/$lost" ] || fail "swtpm $lpid runs in $(readlink "/proc/$lpid/cwd")"
+	rm -rf "${RUN_DIR:?}/$lost"
+
 	run ovadm gc
 	assert_success
-	assert_output --partial "stopped swtpm $pid"
-	ov_wait_for 10 pv_gone "$pid" || fail "swtpm $pid still runs after gc"
+	assert_output --partial "stopped swtpm $pid of container ghost"
+	assert_output --partial "stopped swtpm $lpid of container $lost"
+	ov_wait_for 10 pv_gone "$pid" "$lpid" || fail "swtpm $pid or $lpid still runs after gc"
 	[ ! -e "$RUN_DIR/ghost" ] || fail "gc left $RUN_DIR/ghost"
 
 	# The live one: untouched, still answering, still holding its name.

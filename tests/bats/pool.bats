@@ -274,3 +274,144 @@ pl_log_count() { grep -cE -- "$1" "$OV_HOOK_LOG" || true; }
 	[ -z "$(ls -A "$STATE_DIR/pool")" ] || fail "left in the pool: $(ls -A "$STATE_DIR/pool")"
 	[ ! -e "$RUN_DIR/@pool" ] || [ -z "$(ls -A "$RUN_DIR/@pool")" ] || fail "work dirs left: $(ls -A "$RUN_DIR/@pool")"
 }
+
+# pl_warm: the run-dir names of the warm vTPMs.
+pl_warm() { find "$RUN_DIR" -mindepth 1 -maxdepth 1 -name 'warm-*' -printf '%f\n' | sort; }
+# pl_run LABEL ANNOTATION...: a new container (runc, detached) whose
+# process sleeps; prints its id.
+pl_run() {
+	local b id
+	b=$(ov_bundle "$@")
+	ov_args "$b" sleep 600
+	id=$(ov_new_id "$1")
+	ov_run_detached runc "$id" "$b" >&2
+	echo "$id"
+}
+
+# pl_tpm_pid ID: the swtpm pid in container ID's record.
+pl_tpm_pid() { jq -r '.tpms[0].pid' "$RUN_DIR/$1/record.json"; }
+
+@test "warm vTPMs (warm_size): pool fill starts them; a plain ephemeral container takes one (the running swtpm, renamed to its id); other requests start their own; gc keeps live ones; a dead one is not handed out; drain stops them" {
+	pl_requires
+	local warm pids b id id2 named dead i ids=() bg=() pid
+	ov_write_config ".warm_size = 2 | .master_key = \"$T/keys/master.key\" | .ca_key = \"$T/ca/ca.key\"
+		| .ca_cert = \"$T/ca/ca.pem\""
+	run ovadm pool fill 0
+	assert_success
+	assert_output --partial "started 2 warm vTPMs"
+	assert_output --partial "warm vTPMs: 2 running (target 2)"
+	warm=$(pl_warm)
+	[ "$(wc -l <<<"$warm")" = 2 ] || fail "warm vTPMs: $warm"
+	pids=$(for w in $warm; do ov_swtpm_pids "$w"; done)
+	[ "$(wc -w <<<"$pids")" = 2 ] || fail "swtpm of the warm vTPMs: $pids"
+	# Idle: they answer (from the host, through their socket).
+	for w in $warm; do
+		TPM2TOOLS_TCTI="swtpm:path=$RUN_DIR/$w/private/tpm/tpm0.sock" timeout 30 tpm2_getrandom 8 --hex >/dev/null ||
+			fail "warm vTPM $w does not answer"
+	done
+
+	# A plain ephemeral container takes one: no new swtpm.
+	id=$(pl_run plain io.oci-vtpm.enable=true)
+	grep -q "$id: started 1 TPM 2.0 vTPM (socket backend), warm" "$OV_HOOK_LOG" ||
+		fail "not from a warm vTPM: $(tail -n 5 "$OV_HOOK_LOG")"
+	grep -qw -- "$(pl_tpm_pid "$id")" <<<"$pids" || fail "swtpm $(pl_tpm_pid "$id") is none of the warm ones ($pids)"
+	[ "$(pl_warm | wc -l)" = 1 ] || fail "warm vTPMs left: $(pl_warm)"
+	jq -e --arg id "$id" '.id == $id and .container_pid > 0' "$RUN_DIR/$id/record.json" >/dev/null ||
+		fail "record: $(cat "$RUN_DIR/$id/record.json")"
+	run ov_exec runc "$id" tpm2_getrandom -T "$OV_TCTI" --hex 8
+	assert_success
+	assert_output --regexp '^[0-9a-f]{16}$'
+
+	# Requests a warm vTPM cannot serve start their own.
+	named=$(ov_new_id named)
+	b=$(ov_bundle named io.oci-vtpm.enable=true io.oci-vtpm.name=w1)
+	ov_args "$b" sleep 600
+	ov_run_detached runc "$named" "$b"
+	grep -q "$named: started 1 TPM 2.0 vTPM (socket backend), name w1$" "$OV_HOOK_LOG" ||
+		fail "hook log: $(tail -n 5 "$OV_HOOK_LOG")"
+	[ "$(pl_warm | wc -l)" = 1 ] || fail "a named vTPM took a warm one: $(pl_warm)"
+
+	# gc keeps the live warm one.
+	run ovadm gc
+	assert_success
+	[ "$(pl_warm | wc -l)" = 1 ] || fail "gc took a warm vTPM: $(pl_warm)"
+
+	# One whose swtpm died is not handed out: the next start makes its own.
+	dead=$(pl_warm)
+	kill -9 "$(ov_swtpm_pids "$dead")"
+	ov_wait_for 10 ov_no_swtpm "$dead"
+	id2=$(ov_new_id after)
+	b=$(ov_bundle after io.oci-vtpm.enable=true)
+	ov_args "$b" sleep 600
+	ov_run_detached runc "$id2" "$b"
+	grep -q "$id2: started 1 TPM 2.0 vTPM (socket backend)$" "$OV_HOOK_LOG" ||
+		fail "hook log: $(tail -n 5 "$OV_HOOK_LOG")"
+	run ov_exec runc "$id2" tpm2_getrandom -T "$OV_TCTI" --hex 8
+	assert_success
+
+	# Concurrent starts against 2 warm ones (the dead one is replaced):
+	# 4 containers, 4 distinct swtpm, exactly 2 of them warm.
+	run ovadm pool fill 0
+	assert_success
+	assert_output --partial "started 2 warm vTPMs"
+	[ ! -e "$RUN_DIR/$dead" ] || fail "pool fill left the dead warm vTPM $dead"
+	b=$(ov_bundle par io.oci-vtpm.enable=true)
+	ov_args "$b" sleep 600
+	for i in 1 2 3 4; do
+		ids+=("$(ov_new_id "par$i")")
+		ov_run_detached runc "${ids[-1]}" "$b" &
+		bg+=($!)
+	done
+	for pid in "${bg[@]}"; do wait "$pid" || fail "a parallel start failed: $(cat "$T"/*.out)"; done
+	[ "$(for i in "${ids[@]}"; do pl_tpm_pid "$i"; done | sort -u | wc -l)" = 4 ] || fail "swtpm shared between containers"
+	[ "$(grep -cE "(par[1-4][^:]*): started 1 TPM 2.0 vTPM \(socket backend\), warm" "$OV_HOOK_LOG")" = 2 ] ||
+		fail "expected 2 warm starts: $(grep -E 'par[1-4]' "$OV_HOOK_LOG" | grep started)"
+	for i in "${ids[@]}" "$id" "$id2" "$named"; do
+		run ov_delete runc "$i" -f
+		assert_success
+	done
+	[ -z "$(pl_warm)" ] || fail "warm vTPMs left after their containers: $(pl_warm)"
+
+	# drain stops the warm ones.
+	run ovadm pool fill 0
+	assert_success
+	run ovadm pool drain
+	assert_success
+	assert_output --partial "2 warm vTPMs stopped"
+	[ -z "$(pl_warm)" ] || fail "warm vTPMs left after drain: $(pl_warm)"
+	ov_no_swtpm || fail "swtpm left: $(ov_ps $(ov_swtpm_pids))"
+}
+
+@test "warm vTPMs with ek_cert in the settings are EK-certified (from the pool); a container that asks for no EK certificate starts its own" {
+	pl_requires
+	local id id2 b
+	ov_write_config ".warm_size = 1 | .ek_cert = true | .master_key = \"$T/keys/master.key\"
+		| .ca_key = \"$T/ca/ca.key\" | .ca_cert = \"$T/ca/ca.pem\""
+	run ovadm pool fill 2
+	assert_success
+	assert_output --partial "started 1 warm vTPMs"
+	assert_output --partial "2 ready"
+	assert_output --partial "warm vTPMs: 1 running (target 1)"
+	# Filled to 2, one taken by the warm vTPM, refilled.
+	assert_output --regexp $'pool: made 2 EK-certified[^\n]*\npool: started 1 warm vTPMs[^\n]*\npool: made 1 EK-certified'
+	[ "$(pl_count)" = 2 ] || fail "pool has $(pl_count) entries after the refill"
+
+	id=$(pl_run ekw io.oci-vtpm.enable=true)
+	grep -q "$id: started 1 TPM 2.0 vTPM (socket backend), warm, EK-certified" "$OV_HOOK_LOG" ||
+		fail "not a warm EK-certified vTPM: $(tail -n 5 "$OV_HOOK_LOG")"
+	pl_identity "$id" >/dev/null || fail "no valid EK certificate in the warm vTPM"
+
+	run ovadm pool fill 2
+	assert_success
+	id2=$(pl_run noek io.oci-vtpm.enable=true io.oci-vtpm.ek-cert=false)
+	grep -q "$id2: started 1 TPM 2.0 vTPM (socket backend)$" "$OV_HOOK_LOG" ||
+		fail "hook log: $(tail -n 5 "$OV_HOOK_LOG")"
+	[ "$(pl_warm | wc -l)" = 1 ] || fail "warm vTPMs: $(pl_warm)"
+	for b in "$id" "$id2"; do
+		run ov_delete runc "$b" -f
+		assert_success
+	done
+	run ovadm pool drain
+	assert_success
+	assert_output --partial "1 warm vTPMs stopped"
+}

@@ -102,6 +102,32 @@ static void test_request(void)
 	CHECK(request("{\"io.oci-vtpm.name\":\"../etc\"}", &r, &err) < 0);
 	CHECK_ERR(&err, "not a valid vTPM name");
 	CHECK(request("{\"io.oci-vtpm.name\":\"\"}", &r, &err) < 0);
+
+	/* The name a precreate stage gave the vTPMs it started. */
+	CHECK(request("{\"io.oci-vtpm.enable\":\"true\",\"io.oci-vtpm.precreated\":"
+		      "\"pre-0123456789abcdef0123456789abcdef\"}",
+		      &r, &err) == 0);
+	CHECK(r.precreated && strcmp(r.precreated, "pre-0123456789abcdef0123456789abcdef") == 0);
+	ov_request_free(&r);
+	CHECK(!r.precreated && !r.name);
+	CHECK(request("{\"io.oci-vtpm.precreated\":\"other-container\"}", &r, &err) < 0);
+	CHECK_ERR(&err, "io.oci-vtpm.precreated: bad value");
+	CHECK(request("{\"io.oci-vtpm.precreated\":\"pre-../../etc\"}", &r, &err) < 0);
+}
+
+static void test_precreated_names(void)
+{
+	CHECK(ov_precreated_valid("pre-0123456789abcdef0123456789abcdef"));
+	CHECK(!ov_precreated_valid("pre-0123456789abcdef0123456789abcde"));
+	CHECK(!ov_precreated_valid("pre-0123456789abcdef0123456789abcdef0"));
+	CHECK(!ov_precreated_valid("pre-0123456789ABCDEF0123456789abcdef"));
+	CHECK(!ov_precreated_valid("pre-0123456789abcdef0123456789abcdeg"));
+	CHECK(!ov_precreated_valid("xre-0123456789abcdef0123456789abcdef"));
+	CHECK(!ov_precreated_valid(""));
+	CHECK(ov_warm_valid("warm-0123456789abcdef0123456789abcdef"));
+	CHECK(!ov_warm_valid("pre-0123456789abcdef0123456789abcdef"));
+	CHECK(!ov_precreated_valid("warm-0123456789abcdef0123456789abcdef"));
+	CHECK(!ov_warm_valid("warm-"));
 }
 
 static void test_names(void)
@@ -128,5 +154,6 @@ int main(void)
 	test_settings();
 	test_request();
 	test_names();
+	test_precreated_names();
 	return unit_done("config");
 }

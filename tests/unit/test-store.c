@@ -70,6 +70,17 @@ static void test_lock_and_record(void)
 	CHECK(got.backend == OV_BACKEND_SOCKET && got.version == OV_TPM_1_2 && got.count == 2);
 	CHECK(got.tpms[1].starttime == 1ULL << 40 && got.tpms[1].devnum == 3);
 	CHECK(got.tpms[1].rmdev == 0xfe00010003 && got.tpms[0].pid == 10);
+	CHECK(got.holder_pid == 0 && got.started_at == 0);
+	ov_record_free(&got);
+
+	/* Started before its container: who creates it, and when. */
+	rec.holder_pid = 42;
+	rec.holder_starttime = 1ULL << 33;
+	rec.started_at = 1795000000;
+	CHECK(ov_record_write(cdir, &rec, &err) == 0);
+	CHECK(ov_record_read(cdir, &got, &err) == 0);
+	CHECK(got.holder_pid == 42 && got.holder_starttime == 1ULL << 33);
+	CHECK(got.started_at == 1795000000 && got.container_pid == 0);
 	ov_record_free(&got);
 
 	/* A corrupt record is an error, not an empty record. */

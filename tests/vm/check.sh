@@ -14,7 +14,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 timeout=${OCI_VTPM_VM_SUITE_TIMEOUT:-1500}
-v2_filter=${OCI_VTPM_VM_V2_FILTER:-'device rule|oci-vtpm-runtime|/dev/tpm0 and /dev/tpmrm0 are|cgroupfs manager'}
+v2_filter=${OCI_VTPM_VM_V2_FILTER:-'device rule|oci-vtpm-runtime|/dev/tpm0 and /dev/tpmrm0 are|cgroupfs manager|warm vTPMs'}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -141,3 +141,15 @@ ov_expected_pcr() {
 		printf "$(sed 's/../\\x&/g' <<<"$1")"
 	} | sha256sum | cut -d' ' -f1 | tr '[:lower:]' '[:upper:]'
 }
+
+# ov_assert_dev_tpm RT ID N: container ID (runtime RT) has the host's
+# /dev/tpmN and /dev/tpmrmN as its /dev/tpm0 and /dev/tpmrm0, and its
+# TPM answers.
+ov_assert_dev_tpm() {
+	run ov_exec "$1" "$2" sh -c "
+		echo TPM0=\$(stat -c %t:%T /dev/tpm0) RM0=\$(stat -c %t:%T /dev/tpmrm0)
+		echo RANDOM=\$(tpm2_getrandom -T $OV_DEV_TCTI --hex 8)"
+	assert_success
+	assert_line "TPM0=$(stat -c %t:%T "/dev/tpm$3") RM0=$(stat -c %t:%T "/dev/tpmrm$3")"
+	assert_line --regexp '^RANDOM=[0-9a-f]{16}$'
+}

@@ -12,9 +12,11 @@
 # works under that filter (v1: the devices cgroup), and a container without
 # the annotation, under the same runtime and filter, cannot open a TPM node
 # it is handed. Then podman: `--runtime oci-vtpm-runtime` (runc or crun as
-# the real runtime), named vTPMs across podman rm and run, and podman's hooks
-# directories (the oci-hooks file, the precreate stage), which cannot serve
-# the device backend under v2 and say so.
+# the real runtime), named vTPMs across podman rm and run; podman's
+# precreate stage with plain runc (the vTPM started before the container
+# has an id, adopted by the hook), which works under v2 too; and the
+# oci-hooks file alone, which cannot serve the device backend under v2 and
+# says so.
 #
 # Runtimes (helpers-vm.bash): "shim-runc" is the shim in front of runc,
 # "shim-crun-cg" in front of crun --cgroup-manager=cgroupfs (crun's global
@@ -138,12 +140,7 @@ device_filter() {
 		! grep -q '^a ' <<<"$list" || fail "devices.list allows everything: $list"
 	fi
 
-	run ov_exec "$rt" "$id" sh -c "
-		echo TPM0=\$(stat -c %t:%T /dev/tpm0) RM0=\$(stat -c %t:%T /dev/tpmrm0)
-		echo RANDOM=\$(tpm2_getrandom -T $OV_DEV_TCTI --hex 8)"
-	assert_success
-	assert_line "TPM0=$(stat -c %t:%T "/dev/tpm$n") RM0=$(stat -c %t:%T "/dev/tpmrm$n")"
-	assert_line --regexp '^RANDOM=[0-9a-f]{16}$'
+	ov_assert_dev_tpm "$rt" "$id" "$n"
 
 	# Same runtime, no annotation: the shim passes the bundle through
 	# untouched. config.json hands the container the other one's TPM: a
@@ -270,10 +267,28 @@ pm_script() {
 		echo EK=\$(sha256sum ek.pub | cut -d' ' -f1)"
 }
 
+# pm_assert_tpm ID: after `run ... sh -c "$(pm_script)"` of container ID:
+# its config.json has the TPM nodes and their allow rules, and the output
+# shows those very nodes (stat prints hex), random bytes and an EK. Sets
+# PM_TPM ("major:minor" of /dev/tpm0) and PM_EK.
+pm_assert_tpm() {
+	local cfg tpm rm
+	cfg=$(pm_config "$1")
+	tpm=$(node_of "$cfg" /dev/tpm0)
+	rm=$(node_of "$cfg" /dev/tpmrm0)
+	[ -n "$tpm" ] && [ -n "$rm" ] || fail "no TPM nodes in podman's config.json: $(jq -c .linux.devices "$cfg")"
+	has_rules "$cfg" "$tpm" "$rm"
+	assert_line "TPM0=$(printf '%x:%x' "${tpm%:*}" "${tpm#*:}") RM0=$(printf '%x:%x' "${rm%:*}" "${rm#*:}")"
+	assert_line --regexp '^RANDOM=[0-9a-f]{16}$'
+	assert_line --regexp '^EK=[0-9a-f]{64}$'
+	PM_TPM=$tpm
+	PM_EK=$(sed -n 's/^EK=//p' <<<"$output")
+}
+
 # pm_named REAL-RUNTIME: podman --runtime oci-vtpm-runtime run with a named
 # vTPM, twice, podman rm in between: a working /dev/tpmrm0, the same EK.
 pm_named() {
-	local rt=$1 real name id ek1 ek2 i tpm rm cfg cli=${OCI_VTPM_CLI:-$OCI_VTPM_BUILD/oci-vtpm}
+	local rt=$1 real name id ek1 ek2 i cli=${OCI_VTPM_CLI:-$OCI_VTPM_BUILD/oci-vtpm}
 	real=$(command -v "$rt")
 	[ -x "$cli" ] || fail "$cli not built (run make)"
 	pm_settings ".backend = \"device\" | .master_key = \"$T/keys/master.key\" | .runtime = \"$real\""
@@ -286,19 +301,11 @@ pm_named() {
 			"${RUN_OPTS[@]}" "$IMAGE" sh -c "$(pm_script)"
 		assert_success
 		id=$(pm_register "$name")
-		cfg=$(pm_config "$id")
-		tpm=$(node_of "$cfg" /dev/tpm0)
-		rm=$(node_of "$cfg" /dev/tpmrm0)
-		[ -n "$tpm" ] && [ -n "$rm" ] || fail "no TPM nodes in podman's config.json: $(jq -c .linux.devices "$cfg")"
-		has_rules "$cfg" "$tpm" "$rm"
-		# (stat prints the numbers in hex)
-		assert_line "TPM0=$(printf '%x:%x' "${tpm%:*}" "${tpm#*:}") RM0=$(printf '%x:%x' "${rm%:*}" "${rm#*:}")"
-		assert_line --regexp '^RANDOM=[0-9a-f]{16}$'
-		assert_line --regexp '^EK=[0-9a-f]{64}$'
-		eval "ek$i=\$(sed -n 's/^EK=//p' <<<\"\$output\")"
+		pm_assert_tpm "$id"
+		eval "ek$i=\$PM_EK"
 		grep -q "$id: started 1 TPM 2.0 vTPM (device backend), name pm$rt" "$OV_HOOK_LOG" ||
 			fail "hook log: $(tail -n 5 "$OV_HOOK_LOG")"
-		pm_rm_clean "$name" "$id" "$real" "$(chip_of "$tpm")"
+		pm_rm_clean "$name" "$id" "$real" "$(chip_of "$PM_TPM")"
 		grep -q "$id: vTPM pm$rt archived as generation $i" "$OV_HOOK_LOG" ||
 			fail "not archived: $(tail -n 5 "$OV_HOOK_LOG")"
 	done
@@ -323,41 +330,209 @@ chip_of() { if [ "$1" = 10:224 ]; then echo 0; else echo "${1#*:}"; fi; }
 	pm_named crun
 }
 
-# podman's own hooks directories with the device backend: the oci-hooks
-# file (createRuntime + podman's poststop) and the precreate stage (the
-# shim's edit as a hook; it runs before there is a container and starts
-# nothing). Either way the vTPM is made by the hook at createRuntime:
-# cgroup v1, the hook allows it in the devices cgroup and it works;
-# cgroup v2, the hook cannot widen the device filter and fails in one
-# line naming oci-vtpm-runtime, which runc passes on to podman.
-@test "podman hooks dirs (oci-hooks file, precreate) with the device backend: v1 works; v2 fails in one line naming oci-vtpm-runtime, nothing left" {
+# podman's oci-hooks file alone (createRuntime + podman's poststop): the
+# vTPM is made by the hook at createRuntime. cgroup v1: the hook allows it
+# in the devices cgroup and it works; cgroup v2: the hook cannot widen the
+# device filter and fails in one line naming the ways that can, which runc
+# passes on to podman.
+@test "podman oci-hooks file alone with the device backend: v1 works; v2 fails in one line naming oci-vtpm-runtime, nothing left" {
 	requires_podman runc
-	local f d name id
-	for f in oci-vtpm.json oci-vtpm-precreate.json; do
-		d=$T/hooks.d/$f
-		mkdir -p "$d"
+	local d name id
+	d=$(pm_hooks_dir oci-vtpm.json)
+	name=$(pm_name hooks)
+	run pm --hooks-dir "$d" --runtime runc run --name "$name" --annotation io.oci-vtpm.enable=true \
+		"${RUN_OPTS[@]}" "$IMAGE" sh -c "tpm2_getrandom -T $OV_DEV_TCTI --hex 8 && echo; echo DONE"
+	id=$(pm_register "$name")
+	if [ "$(ov_cgroup_mode)" = v2 ]; then
+		assert_failure
+		assert_output --partial "oci-vtpm-hook: $id: cgroup v2: a hook cannot allow /dev/tpm0 ("
+		assert_output --partial "in the container's device filter; run the container through oci-vtpm-runtime"
+		refute_output --partial DONE
+	else
+		assert_success
+		assert_line --regexp '^[0-9a-f]{16}$'
+		assert_line DONE
+		grep -q "$id: started 1 TPM 2.0 vTPM (device backend)" "$OV_HOOK_LOG" ||
+			fail "hook log: $(tail -n 5 "$OV_HOOK_LOG")"
+	fi
+	run pm rm -f "$name"
+	assert_success
+	assert_cleaned_up "$id"
+	ov_wait_for 10 eval "! compgen -G '/dev/tpm*[0-9]' >/dev/null" || fail "TPM chips left: $(ls /dev/tpm*)"
+	ov_leak_check
+}
+
+# pm_hooks_dir FILE...: a hooks dir with our oci-hooks FILEs, settings in
+# their env.
+pm_hooks_dir() {
+	local d=$T/hooks.d/$1 f
+	mkdir -p "$d"
+	for f in "$@"; do
 		sed "s|@BINDIR@|$OCI_VTPM_BUILD|g" "$OV_REPO/config/hooks.d/$f.in" |
 			jq --arg e "OCI_VTPM_CONFIG=$CFG" '.hook.env = [$e]' >"$d/$f"
-		name=$(pm_name "${f%.json}")
-		run pm --hooks-dir "$d" --runtime runc run --name "$name" --annotation io.oci-vtpm.enable=true \
-			"${RUN_OPTS[@]}" "$IMAGE" sh -c "tpm2_getrandom -T $OV_DEV_TCTI --hex 8 && echo; echo DONE"
-		id=$(pm_register "$name")
-		if [ "$(ov_cgroup_mode)" = v2 ]; then
-			assert_failure
-			assert_output --partial "oci-vtpm-hook: $id: cgroup v2: a hook cannot allow /dev/tpm0 ("
-			assert_output --partial "in the container's device filter; run the container through oci-vtpm-runtime"
-			refute_output --partial DONE
-		else
-			assert_success
-			assert_line --regexp '^[0-9a-f]{16}$'
-			assert_line DONE
-			grep -q "$id: started 1 TPM 2.0 vTPM (device backend)" "$OV_HOOK_LOG" ||
-				fail "hook log: $(tail -n 5 "$OV_HOOK_LOG")"
-		fi
-		run pm rm -f "$name"
-		assert_success
-		assert_cleaned_up "$id"
-		ov_wait_for 10 eval "! compgen -G '/dev/tpm*[0-9]' >/dev/null" || fail "TPM chips left: $(ls /dev/tpm*)"
-		ov_leak_check
 	done
+	echo "$d"
+}
+
+# pm_precreated ID: the name podman's precreate stage started the vTPM of
+# container ID under, from its config.json, checked and printed.
+pm_precreated() {
+	local pre
+	pre=$(jq -r '.annotations["io.oci-vtpm.precreated"] // ""' "$(pm_config "$1")")
+	[[ $pre =~ ^pre-[0-9a-f]{32}$ ]] || fail "no io.oci-vtpm.precreated annotation in config.json of $1: '$pre'"
+	grep -q "$1: adopted the vTPM started by the precreate stage as $pre" "$OV_HOOK_LOG" ||
+		fail "the hook did not adopt $pre: $(tail -n 5 "$OV_HOOK_LOG")"
+	[ ! -e "$RUN_DIR/$pre" ] || fail "$RUN_DIR/$pre still exists after the adoption"
+	echo "$pre"
+}
+
+# podman's precreate stage (oci-vtpm-runtime precreate) with plain runc: it
+# starts the vTPM before the container has an id, under a name of its own,
+# and puts its devices and their allow rules into config.json; the hook
+# adopts it at createRuntime. So it works under cgroup v2's device filter
+# too, without the shim as the runtime.
+@test "podman precreate stage + runc (device backend): working /dev/tpmrm0 under the device filter; the same EK across podman rm/run and stop/start; no TPM without the annotation; nothing left" {
+	requires_podman runc
+	local d name name2 id id2 ek1 ek2 ek3 tpm real i n pre cli=${OCI_VTPM_CLI:-$OCI_VTPM_BUILD/oci-vtpm}
+	real=$(command -v runc)
+	pm_settings ".backend = \"device\" | .master_key = \"$T/keys/master.key\""
+	run timeout 30 "$cli" --config "$CFG" init
+	assert_success
+	d=$(pm_hooks_dir oci-vtpm-precreate.json)
+	for i in 1 2; do
+		name=$(pm_name pre$i)
+		run pm --hooks-dir "$d" --runtime runc run --name "$name" \
+			--annotation io.oci-vtpm.enable=true --annotation io.oci-vtpm.name=pmpre \
+			"${RUN_OPTS[@]}" "$IMAGE" sh -c "$(pm_script)"
+		assert_success
+		id=$(pm_register "$name")
+		pre=$(pm_precreated "$id")
+		pm_assert_tpm "$id"
+		eval "ek$i=\$PM_EK"
+		grep -q "$pre: started 1 TPM 2.0 vTPM (device backend), name pmpre" "$OV_HOOK_LOG" ||
+			fail "hook log: $(tail -n 5 "$OV_HOOK_LOG")"
+		pm_rm_clean "$name" "$id" "$real" "$(chip_of "$PM_TPM")"
+		grep -q "$id: vTPM pmpre archived as generation $i" "$OV_HOOK_LOG" ||
+			fail "not archived: $(tail -n 5 "$OV_HOOK_LOG")"
+	done
+	[ "$ek1" = "$ek2" ] || fail "the EK changed across podman rm/run: $ek1 vs $ek2"
+
+	# podman stop and start: a new precreate stage, the same vTPM.
+	name=$(pm_name prestart)
+	run pm --hooks-dir "$d" --runtime runc run -d --name "$name" \
+		--annotation io.oci-vtpm.enable=true --annotation io.oci-vtpm.name=pmpre \
+		"${RUN_OPTS[@]}" "$IMAGE" sleep 600
+	assert_success
+	id=$(pm_register "$name")
+	run pm stop -t 0 "$name"
+	assert_success
+	assert_cleaned_up "$id"
+	run pm --hooks-dir "$d" start "$name"
+	assert_success
+	pm_precreated "$id" >/dev/null
+	run pm exec "$name" sh -c "$(pm_script)"
+	assert_success
+	ek3=$(sed -n 's/^EK=//p' <<<"$output")
+	[ "$ek3" = "$ek1" ] || fail "the EK changed across podman stop/start: $ek1 vs $ek3"
+	tpm=$(node_of "$(pm_config "$id")" /dev/tpm0)
+	n=$(chip_of "$tpm")
+
+	# Same hooks dir, no annotation, handed that container's TPM nodes:
+	# the device filter keeps it out.
+	name2=$(pm_name intruder)
+	run pm --hooks-dir "$d" --runtime runc run --name "$name2" \
+		-v "/dev/tpm$n:/dev/tpm0" -v "/dev/tpmrm$n:/dev/tpmrm0" "${RUN_OPTS[@]}" "$IMAGE" sh -c '
+		for d in /dev/tpm0 /dev/tpmrm0; do
+			[ -c $d ] && echo $d is a node
+			if (exec 3<>$d) 2>/tmp/open.err; then echo $d: OPENED; else echo $d: $(cat /tmp/open.err); fi
+		done; echo END'
+	assert_success
+	assert_line "/dev/tpm0 is a node"
+	assert_line "/dev/tpmrm0 is a node"
+	assert_line --regexp "^/dev/tpm0: .* /dev/tpm0: Operation not permitted\$"
+	assert_line --regexp "^/dev/tpmrm0: .* /dev/tpmrm0: Operation not permitted\$"
+	refute_output --partial OPENED
+	assert_line END
+	id2=$(pm_register "$name2")
+	run pm rm "$name2"
+	assert_success
+	assert_cleaned_up "$id2"
+	run pm exec "$name" tpm2_getrandom -T "$OV_DEV_TCTI" --hex 8
+	assert_success
+	run pm stop -t 0 "$name"
+	assert_success
+	pm_rm_clean "$name" "$id" "$real" "$n"
+
+	# Same hooks dir, no annotation: the stage is not even run; no TPM.
+	name=$(pm_name none)
+	run pm --hooks-dir "$d" --runtime runc run --name "$name" "${RUN_OPTS[@]}" "$IMAGE" \
+		sh -c 'for d in /dev/tpm0 /dev/tpmrm0; do [ ! -e $d ] || echo HAS $d; done; echo END'
+	assert_success
+	refute_output --partial HAS
+	assert_line END
+	id=$(pm_register "$name")
+	[ -z "$(find "$RUN_DIR" -mindepth 1 -maxdepth 1 -name 'pre-*')" ] || fail "a vTPM was started: $(ls "$RUN_DIR")"
+	pm_rm_clean "$name" "$id" "$real"
+}
+
+# precreate_orphan: podman's precreate stage run by a process that then
+# exits without creating the container; prints the name the vTPM got.
+precreate_input() {
+	jq -n '{ociVersion: "1.0.2", root: {path: "rootfs"}, process: {args: ["true"]},
+		annotations: {"io.oci-vtpm.enable": "true"}}' >"$T/pre.in.json"
+}
+precreate_orphan() {
+	local out=$T/pre.$RANDOM.json
+	precreate_input
+	# (`; true`: bash forks for the stage instead of exec'ing it, so the
+	# stage's parent, the process creating the container, is this bash.)
+	OCI_VTPM_CONFIG=$CFG bash -c '"$1" precreate <"$2" >"$3"; true' - "$OV_SHIM" "$T/pre.in.json" "$out" ||
+		return 1
+	jq -r '.annotations["io.oci-vtpm.precreated"]' "$out"
+}
+
+@test "podman precreate stage: a vTPM started for a container that never came is kept while its creator lives, then collected by the next precreate stage and by gc" {
+	requires_stack runc
+	local pre1 pre2 pid1 pid2 n1 n2 holder cli=${OCI_VTPM_CLI:-$OCI_VTPM_BUILD/oci-vtpm}
+	ov_write_config '.backend = "device"'
+	# The stage's parent, the process creating the container, lives on.
+	precreate_input
+	OCI_VTPM_CONFIG=$CFG bash -c '"$1" precreate <"$2" >"$3" && touch "$3.done"; exec sleep 300' \
+		- "$OV_SHIM" "$T/pre.in.json" "$T/held.json" 3>&- &
+	holder=$!
+	echo "$holder" >>"$T/bgpids"
+	ov_wait_for 60 test -e "$T/held.json.done" || fail "the precreate stage did not finish"
+	pre1=$(jq -r '.annotations["io.oci-vtpm.precreated"]' "$T/held.json")
+	[[ $pre1 =~ ^pre-[0-9a-f]{32}$ ]] || fail "precreate: no vTPM name in its output: $pre1"
+	pid1=$(ov_swtpm_pids "$pre1")
+	[ -n "$pid1" ] || fail "no swtpm runs for $pre1"
+	n1=$(ov_devnums "$pre1")
+	[ -c "/dev/tpm$n1" ] || fail "no /dev/tpm$n1"
+	jq -e --argjson h "$holder" '.holder_pid == $h and .container_pid == 0' "$RUN_DIR/$pre1/record.json" >/dev/null ||
+		fail "record: $(cat "$RUN_DIR/$pre1/record.json")"
+	run "$cli" --config "$CFG" gc
+	assert_success
+	refute_output --partial "$pre1"
+	[ -d "$RUN_DIR/$pre1" ] && [ -e "/proc/$pid1" ] || fail "gc took $pre1 while its creator lives"
+
+	# The creator is gone: the next precreate stage collects it.
+	kill "$holder"
+	wait "$holder" 2>/dev/null || true
+	pre2=$(precreate_orphan)
+	[[ $pre2 =~ ^pre-[0-9a-f]{32}$ ]] && [ "$pre2" != "$pre1" ] || fail "second precreate: $pre2"
+	grep -q "collected $pre1, started by a precreate stage for a container that never came" "$OV_HOOK_LOG" ||
+		fail "hook log: $(tail -n 5 "$OV_HOOK_LOG")"
+	# (Its chip number may already be the new one's.)
+	ov_wait_for 10 test ! -e "/proc/$pid1" || fail "swtpm $pid1 of $pre1 still runs"
+	[ ! -e "$RUN_DIR/$pre1" ] || fail "$RUN_DIR/$pre1 still exists"
+	pid2=$(ov_swtpm_pids "$pre2")
+	n2=$(ov_devnums "$pre2")
+	[ -n "$pid2" ] && [ -c "/dev/tpm$n2" ] || fail "no vTPM for $pre2"
+
+	# And gc.
+	run "$cli" --config "$CFG" gc
+	assert_success
+	assert_output --partial "collected container $pre2"
+	assert_cleaned_up "$pre2" "$n2"
+	ov_leak_check
 }
