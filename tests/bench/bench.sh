@@ -302,6 +302,27 @@ bench_breakdown() {
 }
 
 # ------------------------------------------------------------- 3. scale
+# start_all BUNDLE PREFIX: `runc run -d` of $scale containers PREFIX-1...,
+# one after another; stop_all PREFIX: `runc delete -f` of them. Both set
+# rate (per second) and count failures in scale_fail.
+start_all() {
+	local t0 i
+	t0=$(now_us)
+	for i in $(seq 1 "$scale"); do
+		"${R[@]}" run -d --bundle "$work/b/$1" "$2-$i" </dev/null >/dev/null 2>>"$work/runc.err" ||
+			scale_fail=$((scale_fail + 1))
+	done
+	rate=$(per_second "$t0")
+}
+stop_all() {
+	local t0 i
+	t0=$(now_us)
+	for i in $(seq 1 "$scale"); do
+		"${R[@]}" delete -f "$1-$i" >/dev/null 2>>"$work/runc.err" || scale_fail=$((scale_fail + 1))
+	done
+	rate=$(per_second "$t0")
+}
+per_second() { awk -v n="$scale" -v us=$(($(now_us) - $1)) 'BEGIN {printf "%.1f", n / (us / 1e6)}'; } # T0
 bench_scale() {
 	log "scale: $scale vTPM containers alive at once"
 	mkbundle scale "{$on}"
@@ -311,25 +332,13 @@ bench_scale() {
 	sleeper scale-bare
 	scale_fail=0
 	# The same with bare containers, for comparison.
-	t0=$(now_us)
-	for i in $(seq 1 "$scale"); do
-		"${R[@]}" run -d --bundle "$work/b/scale-bare" "bare-$i" </dev/null >/dev/null 2>>"$work/runc.err" ||
-			scale_fail=$((scale_fail + 1))
-	done
-	t1=$(now_us)
-	bare_start_rate=$(awk -v n="$scale" -v us=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (us / 1e6)}')
+	start_all scale-bare bare
+	bare_start_rate=$rate
 	bare_fds=$(count_fds "$("${R[@]}" state bare-1 | jq -r .pid)")
-	t0=$(now_us)
-	for i in $(seq 1 "$scale"); do "${R[@]}" delete -f "bare-$i" >/dev/null 2>>"$work/runc.err" || scale_fail=$((scale_fail + 1)); done
-	t1=$(now_us)
-	bare_stop_rate=$(awk -v n="$scale" -v us=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (us / 1e6)}')
-	t0=$(now_us)
-	for i in $(seq 1 "$scale"); do
-		"${R[@]}" run -d --bundle "$work/b/scale" "scale-$i" </dev/null >/dev/null 2>>"$work/runc.err" ||
-			scale_fail=$((scale_fail + 1))
-	done
-	t1=$(now_us)
-	start_rate=$(awk -v n="$scale" -v us=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (us / 1e6)}')
+	stop_all bare
+	bare_stop_rate=$rate
+	start_all scale scale
+	start_rate=$rate
 	answered=0
 	for i in $(seq 1 "$scale"); do
 		if [ "$backend" = socket ]; then
@@ -346,10 +355,8 @@ bench_scale() {
 	read -r mem_avg mem_max <<<"$mem"
 	fds=$(for p in $swtpms; do count_fds "$p" 2>/dev/null; done | sort -n | uniq | tr '\n' ' ')
 	cfds=$(for i in 1 2 3; do count_fds "$("${R[@]}" state "scale-$i" | jq -r .pid)"; done | sort -u | tr '\n' ' ')
-	t0=$(now_us)
-	for i in $(seq 1 "$scale"); do "${R[@]}" delete -f "scale-$i" >/dev/null 2>>"$work/runc.err" || scale_fail=$((scale_fail + 1)); done
-	t1=$(now_us)
-	stop_rate=$(awk -v n="$scale" -v us=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (us / 1e6)}')
+	stop_all scale
+	stop_rate=$rate
 	left=$(pgrep -fc -- "$work/run/" || true)
 
 	echo
