@@ -12,7 +12,7 @@
 # --if-available  when qemu or the cached kernel is missing, say so in one
 #                 markdown line and exit 0 instead of failing (make bench)
 # Env: BENCH_VM_SOAK  cycles (default BENCH_SOAK, else 1000)
-#      BENCH_VM_TIMEOUT  seconds for the whole VM (default 300 + 2 per cycle)
+#      BENCH_VM_TIMEOUT  seconds for the whole VM (default 300 + 3 per cycle)
 #      OCI_VTPM_BUILD  build dir (default <repo>/build)
 #      OCI_VTPM_VM_CACHE  as tests/vm/prepare.sh
 # Exit: bench.sh's status (non-zero on a failed cycle or any leak); 124 on
@@ -25,7 +25,7 @@ soak=${BENCH_VM_SOAK:-${BENCH_SOAK:-1000}}
 	echo "bench-vm: BENCH_VM_SOAK must be a positive number, not '$soak'" >&2
 	exit 2
 }
-tmo=${BENCH_VM_TIMEOUT:-$((300 + 2 * soak))}
+tmo=${BENCH_VM_TIMEOUT:-$((300 + 3 * soak))}
 
 case "${1:-}" in
 --if-available)
