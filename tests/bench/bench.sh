@@ -25,25 +25,42 @@
 # 4. Soak: BENCH_SOAK (default 1000) start/stop cycles (ephemeral, named,
 #    EK-certified from the pool, in turn), then leak counts: swtpm
 #    processes, run-dir entries, name claims, pool claims, mounts, our fds,
-#    zombies, runc state, archive generations, warnings in the hook log.
+#    zombies, runc state, archive generations, warnings in the hook log;
+#    with the device backend also the host side of every chip: /dev/tpmN and
+#    /dev/tpmrmN nodes, /sys/class/tpm entries, open vtpm_proxy fds in any
+#    process, references to the tpm_vtpm_proxy module, device cgroups (v1).
+#    Any growth, a generation over keep_generations or a new warning in the
+#    hook log is a leak: the script exits non-zero.
 # Prints markdown. Root only. Other load on the machine makes the numbers
 # noisy: the header says what else was running.
+#
+# Environment:
+#   BENCH_N, BENCH_SCALE, BENCH_SOAK   see above
+#   BENCH_ONLY      all (default) or soak: section 4 only
+#   BENCH_BACKEND   socket or device (default: device where /dev/vtpmx can
+#                   be had, else socket)
+#   OCI_VTPM_BUILD  build dir (default <repo>/build)
+# `make bench-vm` (tests/vm/bench.sh) runs BENCH_ONLY=soak BENCH_BACKEND=device
+# inside the VM of tests/vm/run.sh, the only place here with vtpm_proxy.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-hook=$repo/build/oci-vtpm-hook
-cli=$repo/build/oci-vtpm
+build=${OCI_VTPM_BUILD:-$repo/build}
+hook=$build/oci-vtpm-hook
+cli=$build/oci-vtpm
 n=${BENCH_N:-30}
 soak=${BENCH_SOAK:-1000}
 scale=${BENCH_SCALE:-100}
-[ "$(id -u)" -eq 0 ] || {
-	echo "bench: must run as root" >&2
+only=${BENCH_ONLY:-all}
+die() {
+	echo "bench: $*" >&2
 	exit 1
 }
+case $only in all | soak) ;; *) die "BENCH_ONLY must be all or soak, not '$only'" ;; esac
+[[ $soak =~ ^[1-9][0-9]*$ ]] || die "BENCH_SOAK must be a positive number, not '$soak'"
+[ "$(id -u)" -eq 0 ] || die "must run as root"
+for f in "$hook" "$cli"; do [ -x "$f" ] || die "$f not built (make; or set OCI_VTPM_BUILD)"; done
 for t in runc jq busybox tpm2_getrandom swtpm_setup; do
-	command -v "$t" >/dev/null || {
-		echo "bench: $t not installed (scripts/deps.sh test)" >&2
-		exit 1
-	}
+	command -v "$t" >/dev/null || die "$t not installed (scripts/deps.sh test)"
 done
 
 work=$(mktemp -d /tmp/oci-vtpm-bench.XXXXXX)
@@ -58,8 +75,14 @@ trap cleanup EXIT
 now_us() { echo "${EPOCHREALTIME/./}"; }
 log() { echo "bench: $*" >&2; }
 
-backend=socket
-if [ -e /dev/vtpmx ] || modprobe tpm_vtpm_proxy 2>/dev/null; then backend=device; fi
+have_vtpmx() { [ -e /dev/vtpmx ] || modprobe tpm_vtpm_proxy 2>/dev/null; }
+backend=${BENCH_BACKEND:-}
+case $backend in
+"") if have_vtpmx; then backend=device; else backend=socket; fi ;;
+device) have_vtpmx || die "BENCH_BACKEND=device: no /dev/vtpmx (run it in the VM: make bench-vm)" ;;
+socket) ;;
+*) die "BENCH_BACKEND must be socket or device, not '$backend'" ;;
+esac
 settings() { # FILE STATE_DIR
 	jq -n --arg w "$work" --arg st "$2" --arg b "$backend" '{
 		run_dir: ($w + "/run"), state_dir: $st, backend: $b,
@@ -124,84 +147,13 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR) printf "%.1f", a[int((NR+1)/2)
 ge() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a >= b)}'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a <= b)}'; }
 verdict() { if "$@"; then echo yes; else echo "**no**"; fi; }
+count_fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; } # PID
 
 # ---------------------------------------------------------------- machine
 others=$(pgrep -c qemu-system 2>/dev/null || true)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-machine="$(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r), $(runc --version | head -1), $(swtpm --version 2>&1 | head -1 | sed 's/,.*//')"
+machine=$("$repo/tests/bench/machine.sh")
 
-# ------------------------------------------------------------- 1. latency
-log "warming up; filling the pool to $((n + 5))"
-run_once named warmup >/dev/null # creates vTPM "bench" and its first generation
-run_once bare warmup >/dev/null
-t0=$(now_us)
-"$cli" pool fill $((n + 5)) >/dev/null
-fill_us=$(($(now_us) - t0))
-: >"$work/hook.log"
-fails=0
-for b in "${variants[@]}"; do : >"$work/$b.us"; done
-log "latency: $n runs each of ${variants[*]}"
-for i in $(seq 1 "$n"); do
-	# A new order each round: no variant always follows the heavy one.
-	mapfile -t order < <(printf '%s\n' "${variants[@]}" | shuf)
-	for b in "${order[@]}"; do
-		us=$(run_once "$b" "$i")
-		if [ "$us" = FAIL ]; then fails=$((fails + 1)); else echo "$us" >>"$work/$b.us"; fi
-	done
-done
-# The hook process alone, with nothing to do: exec, settings, log, state.
-hook_once() { # STAGE STATE-FILE
-	local t0 t1
-	t0=$(now_us)
-	"$hook" "$1" <"$2" >/dev/null 2>&1 || return 0
-	t1=$(now_us)
-	echo $((t1 - t0))
-}
-jq -n --arg b "$work/b/disabled" '{ociVersion: "1.0.2", id: "bench-nothing", status: "creating", pid: 0, bundle: $b}' >"$work/nothing.json"
-: >"$work/hook-disabled.us"
-: >"$work/hook-nothing.us"
-for i in $(seq 1 "$n"); do
-	hook_once createRuntime "$work/nothing.json" >>"$work/hook-disabled.us"
-	hook_once poststop "$work/nothing.json" >>"$work/hook-nothing.us"
-done
-pooled=$(grep -cE " bench-pool-ek-[0-9]+: vTPM 0 from the pool" "$work/hook.log" || true)
-inlined=$(grep -cE " bench-inline-ek-[0-9]+: vTPM 0: the pool is empty" "$work/hook.log" || true)
-
-log "swtpm_setup: $n runs"
-mkdir -p "$work/localca"
-cat >"$work/swtpm-localca.conf" <<EOF
-statedir = $work/localca
-signingkey = $work/localca/signkey.pem
-issuercert = $work/localca/issuercert.pem
-certserial = $work/localca/certserial
-EOF
-cat >"$work/swtpm_setup.conf" <<EOF
-create_certs_tool = /usr/bin/swtpm_localca
-create_certs_tool_config = $work/swtpm-localca.conf
-create_certs_tool_options = /etc/swtpm-localca.options
-active_pcr_banks = sha256
-EOF
-setup_once() { # I: microseconds of one swtpm_setup, or FAIL
-	local d=$work/sst/$1 t0 t1
-	mkdir -p "$d"
-	t0=$(now_us)
-	if ! swtpm_setup --config "$work/swtpm_setup.conf" --tpm2 --tpmstate "$d" \
-		--create-ek-cert --create-platform-cert >"$work/swtpm_setup.log" 2>&1; then
-		echo FAIL
-		return
-	fi
-	t1=$(now_us)
-	rm -rf "$d"
-	echo $((t1 - t0))
-}
-setup_once warmup >/dev/null # makes the local CA
-: >"$work/swtpm_setup.us"
-for i in $(seq 1 "$n"); do
-	us=$(setup_once "$i")
-	if [ "$us" = FAIL ]; then fails=$((fails + 1)); else echo "$us" >>"$work/swtpm_setup.us"; fi
-done
-
-read -r bare_p50 _ _ < <(stats "$work/bare.us")
 declare -A label target check
 label=([bare]="bare runc" [disabled]="hook configured, not enabled"
 	[ephemeral]="ephemeral vTPM" [named]="named vTPM, restored from its archive, archived at poststop"
@@ -209,193 +161,340 @@ label=([bare]="bare runc" [disabled]="hook configured, not enabled"
 target=([ephemeral]="≤ +10 ms" [named]="≤ +15 ms" [pool-ek]="≤ +15 ms")
 check=([ephemeral]=10 [named]=15 [pool-ek]=15)
 
-echo "## oci-vtpm bench"
+where=
+[ "${OCI_VTPM_VM:-}" != 1 ] || where=" in the VM ($backend backend)"
+echo "## oci-vtpm bench$where"
 echo
-echo "Machine: $machine. $backend backend."
-echo "Load average $load_before at the start; $others other qemu VMs were running on the same cores$([ "$others" -gt 0 ] && echo ", so the numbers are noisy" || true)."
-echo
-echo "### Start + stop: \`runc run\` of busybox \`true\`, $n runs each, interleaved"
-echo
-echo "| variant | p50 ms | p95 ms | max ms | p50 vs bare | target | met |"
-echo "|---|---:|---:|---:|---:|---|---|"
-for b in "${variants[@]}"; do
-	read -r p50 p95 max < <(stats "$work/$b.us")
-	d=$(awk -v a="$p50" -v b="$bare_p50" 'BEGIN {printf "%.1f", a-b}')
-	met=""
-	[ -z "${check[$b]:-}" ] || met=$(verdict le "$d" "${check[$b]}")
-	printf "| %s | %s | %s | %s | %s | %s | %s |\n" "${label[$b]}" "$p50" "$p95" "$max" \
-		"$(awk -v a="$p50" -v b="$bare_p50" 'BEGIN {printf "%.2fx (+%.1f ms)", a/b, a-b}')" \
-		"${target[$b]:-}" "$met"
-done
-read -r p50 p95 max < <(stats "$work/swtpm_setup.us")
-printf "| \`swtpm_setup --tpm2 --create-ek-cert --create-platform-cert\` alone (no container) | %s | %s | %s | %s | | |\n" \
-	"$p50" "$p95" "$max" "$(awk -v a="$p50" -v b="$bare_p50" 'BEGIN {printf "%.1fx bare", a/b}')"
-echo
-echo "Pool runs that took their state from the pool: $pooled of $n; inline runs that found the pool empty: $inlined of $n."
+if [ -n "$where" ]; then
+	# Inside tests/vm/run.sh: tests/vm/bench.sh describes the host.
+	echo "Machine: a qemu TCG guest (tests/vm/run.sh, cgroup ${OCI_VTPM_VM_CGROUP:-v1}; emulated: rates are not comparable to the host's): $machine. $backend backend."
+	echo "Host: ${OCI_VTPM_BENCH_HOST:-not described (run it through tests/vm/bench.sh)}."
+else
+	echo "Machine: $machine. $backend backend."
+	echo "Load average $load_before at the start; $others other qemu VMs were running on the same cores$(if [ "$others" -gt 0 ]; then echo ", so the numbers are noisy"; fi)."
+fi
+
+# ------------------------------------------------------------- 1. latency
+bench_latency() {
+	log "warming up; filling the pool to $((n + 5))"
+	run_once named warmup >/dev/null # creates vTPM "bench" and its first generation
+	run_once bare warmup >/dev/null
+	t0=$(now_us)
+	"$cli" pool fill $((n + 5)) >/dev/null
+	fill_us=$(($(now_us) - t0))
+	: >"$work/hook.log"
+	for b in "${variants[@]}"; do : >"$work/$b.us"; done
+	log "latency: $n runs each of ${variants[*]}"
+	for i in $(seq 1 "$n"); do
+		# A new order each round: no variant always follows the heavy one.
+		mapfile -t order < <(printf '%s\n' "${variants[@]}" | shuf)
+		for b in "${order[@]}"; do
+			us=$(run_once "$b" "$i")
+			if [ "$us" = FAIL ]; then fails=$((fails + 1)); else echo "$us" >>"$work/$b.us"; fi
+		done
+	done
+	# The hook process alone, with nothing to do: exec, settings, log, state.
+	hook_once() { # STAGE STATE-FILE
+		local t0 t1
+		t0=$(now_us)
+		"$hook" "$1" <"$2" >/dev/null 2>&1 || return 0
+		t1=$(now_us)
+		echo $((t1 - t0))
+	}
+	jq -n --arg b "$work/b/disabled" '{ociVersion: "1.0.2", id: "bench-nothing", status: "creating", pid: 0, bundle: $b}' >"$work/nothing.json"
+	: >"$work/hook-disabled.us"
+	: >"$work/hook-nothing.us"
+	for i in $(seq 1 "$n"); do
+		hook_once createRuntime "$work/nothing.json" >>"$work/hook-disabled.us"
+		hook_once poststop "$work/nothing.json" >>"$work/hook-nothing.us"
+	done
+	pooled=$(grep -cE " bench-pool-ek-[0-9]+: vTPM 0 from the pool" "$work/hook.log" || true)
+	inlined=$(grep -cE " bench-inline-ek-[0-9]+: vTPM 0: the pool is empty" "$work/hook.log" || true)
+
+	log "swtpm_setup: $n runs"
+	mkdir -p "$work/localca"
+	cat >"$work/swtpm-localca.conf" <<-EOF
+	statedir = $work/localca
+	signingkey = $work/localca/signkey.pem
+	issuercert = $work/localca/issuercert.pem
+	certserial = $work/localca/certserial
+	EOF
+	cat >"$work/swtpm_setup.conf" <<-EOF
+	create_certs_tool = /usr/bin/swtpm_localca
+	create_certs_tool_config = $work/swtpm-localca.conf
+	create_certs_tool_options = /etc/swtpm-localca.options
+	active_pcr_banks = sha256
+	EOF
+	setup_once() { # I: microseconds of one swtpm_setup, or FAIL
+		local d=$work/sst/$1 t0 t1
+		mkdir -p "$d"
+		t0=$(now_us)
+		if ! swtpm_setup --config "$work/swtpm_setup.conf" --tpm2 --tpmstate "$d" \
+			--create-ek-cert --create-platform-cert >"$work/swtpm_setup.log" 2>&1; then
+			echo FAIL
+			return
+		fi
+		t1=$(now_us)
+		rm -rf "$d"
+		echo $((t1 - t0))
+	}
+	setup_once warmup >/dev/null # makes the local CA
+	: >"$work/swtpm_setup.us"
+	for i in $(seq 1 "$n"); do
+		us=$(setup_once "$i")
+		if [ "$us" = FAIL ]; then fails=$((fails + 1)); else echo "$us" >>"$work/swtpm_setup.us"; fi
+	done
+
+	read -r bare_p50 _ _ < <(stats "$work/bare.us")
+
+	echo
+	echo "### Start + stop: \`runc run\` of busybox \`true\`, $n runs each, interleaved"
+	echo
+	echo "| variant | p50 ms | p95 ms | max ms | p50 vs bare | target | met |"
+	echo "|---|---:|---:|---:|---:|---|---|"
+	for b in "${variants[@]}"; do
+		read -r p50 p95 max < <(stats "$work/$b.us")
+		d=$(awk -v a="$p50" -v b="$bare_p50" 'BEGIN {printf "%.1f", a-b}')
+		met=""
+		[ -z "${check[$b]:-}" ] || met=$(verdict le "$d" "${check[$b]}")
+		printf "| %s | %s | %s | %s | %s | %s | %s |\n" "${label[$b]}" "$p50" "$p95" "$max" \
+			"$(awk -v a="$p50" -v b="$bare_p50" 'BEGIN {printf "%.2fx (+%.1f ms)", a/b, a-b}')" \
+			"${target[$b]:-}" "$met"
+	done
+	read -r p50 p95 max < <(stats "$work/swtpm_setup.us")
+	printf "| \`swtpm_setup --tpm2 --create-ek-cert --create-platform-cert\` alone (no container) | %s | %s | %s | %s | | |\n" \
+		"$p50" "$p95" "$max" "$(awk -v a="$p50" -v b="$bare_p50" 'BEGIN {printf "%.1fx bare", a/b}')"
+	echo
+	echo "Pool runs that took their state from the pool: $pooled of $n; inline runs that found the pool empty: $inlined of $n."
+}
 
 # ------------------------------------------------------- 2. the breakdown
-read -r hook_ms _ _ < <(stats "$work/hook-nothing.us")
-read -r hook_dis_ms _ _ < <(stats "$work/hook-disabled.us")
-start_re='.*timing: setup ([0-9.]+) ms, restore ([0-9.]+) ms, pool ([0-9.]+) ms, manufacture ([0-9.]+) ms, swtpm ready ([0-9.]+) ms, expose ([0-9.]+) ms, start total ([0-9.]+) ms.*'
-stop_re='.*timing: swtpm stop ([0-9.]+) ms, archive ([0-9.]+) ms, remove ([0-9.]+) ms, stop total ([0-9.]+) ms.*'
-cols() { # VARIANT REGEX NCOLS -> medians of each captured column
-	local b=$1 re=$2 k=$3 c rows
-	rows=$(grep -E " bench-$b-[0-9]+: timing: " "$work/hook.log" | sed -nE "s/$re/$(seq -s' ' 1 "$k" | sed 's/\([0-9]\)/\\\1/g')/p")
-	for c in $(seq 1 "$k"); do
-		printf '%s ' "$(cut -d' ' -f"$c" <<<"$rows" | grep . | median)"
+bench_breakdown() {
+	read -r hook_ms _ _ < <(stats "$work/hook-nothing.us")
+	read -r hook_dis_ms _ _ < <(stats "$work/hook-disabled.us")
+	start_re='.*timing: setup ([0-9.]+) ms, restore ([0-9.]+) ms, pool ([0-9.]+) ms, manufacture ([0-9.]+) ms, swtpm ready ([0-9.]+) ms, expose ([0-9.]+) ms, start total ([0-9.]+) ms.*'
+	stop_re='.*timing: swtpm stop ([0-9.]+) ms, archive ([0-9.]+) ms, remove ([0-9.]+) ms, stop total ([0-9.]+) ms.*'
+	cols() { # VARIANT REGEX NCOLS -> medians of each captured column
+		local b=$1 re=$2 k=$3 c rows
+		rows=$(grep -E " bench-$b-[0-9]+: timing: " "$work/hook.log" | sed -nE "s/$re/$(seq -s' ' 1 "$k" | sed 's/\([0-9]\)/\\\1/g')/p")
+		for c in $(seq 1 "$k"); do
+			printf '%s ' "$(cut -d' ' -f"$c" <<<"$rows" | grep . | median)"
+		done
+		echo
+	}
+	echo
+	echo "### Where the time goes: the hook's own timing lines (medians, ms)"
+	echo
+	echo "| variant | setup | restore | pool claim | manufacture | swtpm ready | expose | **start** | swtpm stop | archive | remove | **stop** |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	for b in ephemeral named pool-ek inline-ek; do
+		read -r a1 a2 a3 a4 a5 a6 a7 < <(cols "$b" "$start_re" 7)
+		read -r s1 s2 s3 s4 < <(cols "$b" "$stop_re" 4)
+		echo "| ${label[$b]} | $a1 | $a2 | $a3 | $a4 | $a5 | $a6 | **$a7** | $s1 | $s2 | $s3 | **$s4** |"
+		[ "$b" != named ] || named_stop=$s4
 	done
 	echo
+	echo "setup: lock, record, state dirs. restore: keys, and the archive unpacked (named). pool claim: rename out of the pool, unwrap, copy. swtpm ready: spawn until it answers on its control channel. expose: the socket dir or device bind-mounted into the container."
+	echo "Outside these: the hook process itself, twice per container. Run alone with nothing to do (p50 of $n, fork and exec included): $hook_ms ms for a poststop of an unknown container (exec, dynamic linking, settings, log, state), $hook_dis_ms ms for a createRuntime of a bundle that does not ask (also config.json). And runc's own cost of running two hooks (state on a pipe, wait)."
+	echo "Pool fill (outside the timed runs): $((n + 5)) EK-certified states in $(awk -v us="$fill_us" 'BEGIN {printf "%.1f s", us/1e6}') ($(awk -v n=$((n + 5)) -v us="$fill_us" 'BEGIN {printf "%.0f", n/(us/1e6)}') per second)."
+	pst=$(awk -v a="${named_stop:-0}" -v b="$hook_ms" 'BEGIN {printf "%.1f", a+b}')
+	echo "Poststop with archive: $named_stop ms in the hook's stop + $hook_ms ms hook process = **$pst ms** (target ≤ 10 ms: $(verdict le "$pst" 10))."
 }
-echo
-echo "### Where the time goes: the hook's own timing lines (medians, ms)"
-echo
-echo "| variant | setup | restore | pool claim | manufacture | swtpm ready | expose | **start** | swtpm stop | archive | remove | **stop** |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-for b in ephemeral named pool-ek inline-ek; do
-	read -r a1 a2 a3 a4 a5 a6 a7 < <(cols "$b" "$start_re" 7)
-	read -r s1 s2 s3 s4 < <(cols "$b" "$stop_re" 4)
-	echo "| ${label[$b]} | $a1 | $a2 | $a3 | $a4 | $a5 | $a6 | **$a7** | $s1 | $s2 | $s3 | **$s4** |"
-	[ "$b" != named ] || named_stop=$s4
-done
-echo
-echo "setup: lock, record, state dirs. restore: keys, and the archive unpacked (named). pool claim: rename out of the pool, unwrap, copy. swtpm ready: spawn until it answers on its control channel. expose: the socket dir or device bind-mounted into the container."
-echo "Outside these: the hook process itself, twice per container. Run alone with nothing to do (p50 of $n, fork and exec included): $hook_ms ms for a poststop of an unknown container (exec, dynamic linking, settings, log, state), $hook_dis_ms ms for a createRuntime of a bundle that does not ask (also config.json). And runc's own cost of running two hooks (state on a pipe, wait)."
-echo "Pool fill (outside the timed runs): $((n + 5)) EK-certified states in $(awk -v us="$fill_us" 'BEGIN {printf "%.1f s", us/1e6}') ($(awk -v n=$((n + 5)) -v us="$fill_us" 'BEGIN {printf "%.0f", n/(us/1e6)}') per second)."
-pst=$(awk -v a="${named_stop:-0}" -v b="$hook_ms" 'BEGIN {printf "%.1f", a+b}')
-echo "Poststop with archive: $named_stop ms in the hook's stop + $hook_ms ms hook process = **$pst ms** (target ≤ 10 ms: $(verdict le "$pst" 10))."
 
 # ------------------------------------------------------------- 3. scale
-log "scale: $scale vTPM containers alive at once"
-mkbundle scale "{$on}"
-sleeper scale
-mkdir -p "$work/b/scale-bare"
-cp "$work/bare.json" "$work/b/scale-bare/config.json"
-sleeper scale-bare
-scale_fail=0
-# The same with bare containers, for comparison.
-t0=$(now_us)
-for i in $(seq 1 "$scale"); do
-	"${R[@]}" run -d --bundle "$work/b/scale-bare" "bare-$i" </dev/null >/dev/null 2>>"$work/runc.err" ||
-		scale_fail=$((scale_fail + 1))
-done
-t1=$(now_us)
-bare_start_rate=$(awk -v n="$scale" -v us=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (us / 1e6)}')
-bare_fds=$(ls "/proc/$("${R[@]}" state bare-1 | jq -r .pid)/fd" | wc -l)
-t0=$(now_us)
-for i in $(seq 1 "$scale"); do "${R[@]}" delete -f "bare-$i" >/dev/null 2>>"$work/runc.err" || scale_fail=$((scale_fail + 1)); done
-t1=$(now_us)
-bare_stop_rate=$(awk -v n="$scale" -v us=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (us / 1e6)}')
-t0=$(now_us)
-for i in $(seq 1 "$scale"); do
-	"${R[@]}" run -d --bundle "$work/b/scale" "scale-$i" </dev/null >/dev/null 2>>"$work/runc.err" ||
-		scale_fail=$((scale_fail + 1))
-done
-t1=$(now_us)
-start_rate=$(awk -v n="$scale" -v us=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (us / 1e6)}')
-answered=0
-for i in $(seq 1 "$scale"); do
-	if [ "$backend" = socket ]; then
-		tcti="swtpm:path=$work/run/scale-$i/private/tpm/tpm0.sock"
-	else
-		tcti="device:/dev/tpmrm$(jq -r '.tpms[0].devnum' "$work/run/scale-$i/record.json" 2>/dev/null)"
-	fi
-	TPM2TOOLS_TCTI=$tcti timeout 10 tpm2_getrandom 8 >/dev/null 2>&1 && answered=$((answered + 1))
-done
-swtpms=$(pgrep -f -- "$work/run/scale-" || true)
-nswtpm=$(wc -w <<<"$swtpms")
-mem=$(for p in $swtpms; do awk '/^Private_(Clean|Dirty):/ {s+=$2} END {print s}' "/proc/$p/smaps_rollup" 2>/dev/null; done |
-	awk '{s+=$1; if ($1>m) m=$1} END {if (NR) printf "%.0f %d", s/NR, m; else print "0 0"}')
-read -r mem_avg mem_max <<<"$mem"
-fds=$(for p in $swtpms; do ls "/proc/$p/fd" 2>/dev/null | wc -l; done | sort -n | uniq | tr '\n' ' ')
-cfds=$(for i in 1 2 3; do ls "/proc/$("${R[@]}" state "scale-$i" | jq -r .pid)/fd" | wc -l; done | sort -u | tr '\n' ' ')
-t0=$(now_us)
-for i in $(seq 1 "$scale"); do "${R[@]}" delete -f "scale-$i" >/dev/null 2>>"$work/runc.err" || scale_fail=$((scale_fail + 1)); done
-t1=$(now_us)
-stop_rate=$(awk -v n="$scale" -v us=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (us / 1e6)}')
-left=$(pgrep -fc -- "$work/run/" || true)
+# start_all BUNDLE PREFIX: `runc run -d` of $scale containers PREFIX-1...,
+# one after another; stop_all PREFIX: `runc delete -f` of them. Both set
+# rate (per second) and count failures in scale_fail.
+start_all() {
+	local t0 i
+	t0=$(now_us)
+	for i in $(seq 1 "$scale"); do
+		"${R[@]}" run -d --bundle "$work/b/$1" "$2-$i" </dev/null >/dev/null 2>>"$work/runc.err" ||
+			scale_fail=$((scale_fail + 1))
+	done
+	rate=$(per_second "$t0")
+}
+stop_all() {
+	local t0 i
+	t0=$(now_us)
+	for i in $(seq 1 "$scale"); do
+		"${R[@]}" delete -f "$1-$i" >/dev/null 2>>"$work/runc.err" || scale_fail=$((scale_fail + 1))
+	done
+	rate=$(per_second "$t0")
+}
+per_second() { awk -v n="$scale" -v us=$(($(now_us) - $1)) 'BEGIN {printf "%.1f", n / (us / 1e6)}'; } # T0
+bench_scale() {
+	log "scale: $scale vTPM containers alive at once"
+	mkbundle scale "{$on}"
+	sleeper scale
+	mkdir -p "$work/b/scale-bare"
+	cp "$work/bare.json" "$work/b/scale-bare/config.json"
+	sleeper scale-bare
+	scale_fail=0
+	# The same with bare containers, for comparison.
+	start_all scale-bare bare
+	bare_start_rate=$rate
+	bare_fds=$(count_fds "$("${R[@]}" state bare-1 | jq -r .pid)")
+	stop_all bare
+	bare_stop_rate=$rate
+	start_all scale scale
+	start_rate=$rate
+	answered=0
+	for i in $(seq 1 "$scale"); do
+		if [ "$backend" = socket ]; then
+			tcti="swtpm:path=$work/run/scale-$i/private/tpm/tpm0.sock"
+		else
+			tcti="device:/dev/tpmrm$(jq -r '.tpms[0].devnum' "$work/run/scale-$i/record.json" 2>/dev/null)"
+		fi
+		TPM2TOOLS_TCTI=$tcti timeout 10 tpm2_getrandom 8 >/dev/null 2>&1 && answered=$((answered + 1))
+	done
+	swtpms=$(pgrep -f -- "$work/run/scale-" || true)
+	nswtpm=$(wc -w <<<"$swtpms")
+	mem=$(for p in $swtpms; do awk '/^Private_(Clean|Dirty):/ {s+=$2} END {print s}' "/proc/$p/smaps_rollup" 2>/dev/null; done |
+		awk '{s+=$1; if ($1>m) m=$1} END {if (NR) printf "%.0f %d", s/NR, m; else print "0 0"}')
+	read -r mem_avg mem_max <<<"$mem"
+	fds=$(for p in $swtpms; do count_fds "$p" 2>/dev/null; done | sort -n | uniq | tr '\n' ' ')
+	cfds=$(for i in 1 2 3; do count_fds "$("${R[@]}" state "scale-$i" | jq -r .pid)"; done | sort -u | tr '\n' ' ')
+	stop_all scale
+	stop_rate=$rate
+	left=$(pgrep -fc -- "$work/run/" || true)
 
-echo
-echo "### Scale: $scale ephemeral vTPM containers alive at once"
-echo
-echo "| | measured | target | met |"
-echo "|---|---:|---|---|"
-echo "| starts per second (\`runc run -d\`, one after another; bare runc) | $start_rate ($bare_start_rate) | ≥ 20/s | $(verdict ge "$start_rate" 20) |"
-echo "| TPMs answering \`tpm2_getrandom\` from the host | $answered of $scale | all | $(verdict [ "$answered" -eq "$scale" ]) |"
-echo "| swtpm processes while up | $nswtpm | $scale | $(verdict [ "$nswtpm" -eq "$scale" ]) |"
-echo "| private memory per idle swtpm (mean, max) | $((mem_avg)) KiB, $((mem_max)) KiB | ≤ 1.5 MB (1536 KiB) | $(verdict le "$mem_avg" 1536) |"
-echo "| open fds per swtpm (distinct values) | $fds | all equal | $(verdict [ "$(wc -w <<<"$fds")" -eq 1 ]) |"
-echo "| open fds of a container's init (vTPM; bare) | ${cfds}; $bare_fds | equal: nothing leaks in | $(verdict [ "$(echo $cfds)" = "$bare_fds" ]) |"
-echo "| stops per second (\`runc delete -f\`; bare runc) | $stop_rate ($bare_stop_rate) | | |"
-echo "| failed starts or stops; swtpm left after | $scale_fail; $left | 0; 0 | $(verdict [ $((scale_fail + left)) -eq 0 ]) |"
+	echo
+	echo "### Scale: $scale ephemeral vTPM containers alive at once"
+	echo
+	echo "| | measured | target | met |"
+	echo "|---|---:|---|---|"
+	echo "| starts per second (\`runc run -d\`, one after another; bare runc) | $start_rate ($bare_start_rate) | ≥ 20/s | $(verdict ge "$start_rate" 20) |"
+	echo "| TPMs answering \`tpm2_getrandom\` from the host | $answered of $scale | all | $(verdict [ "$answered" -eq "$scale" ]) |"
+	echo "| swtpm processes while up | $nswtpm | $scale | $(verdict [ "$nswtpm" -eq "$scale" ]) |"
+	echo "| private memory per idle swtpm (mean, max) | $((mem_avg)) KiB, $((mem_max)) KiB | ≤ 1.5 MB (1536 KiB) | $(verdict le "$mem_avg" 1536) |"
+	echo "| open fds per swtpm (distinct values) | $fds | all equal | $(verdict [ "$(wc -w <<<"$fds")" -eq 1 ]) |"
+	echo "| open fds of a container's init (vTPM; bare) | ${cfds}; $bare_fds | equal: nothing leaks in | $(verdict [ "${cfds% }" = "$bare_fds" ]) |"
+	echo "| stops per second (\`runc delete -f\`; bare runc) | $stop_rate ($bare_stop_rate) | | |"
+	echo "| failed starts or stops; swtpm left after | $scale_fail; $left | 0; 0 | $(verdict [ $((scale_fail + left)) -eq 0 ]) |"
+}
 
 # -------------------------------------------------------------- 4. soak
-log "soak: $soak cycles"
+count_entries() { # DIR [FIND-TESTS...]: entries directly in DIR, 0 without DIR
+	local d=$1
+	shift
+	if [ -d "$d" ]; then find "$d" -mindepth 1 -maxdepth 1 "$@" | wc -l; else echo 0; fi
+}
 count_mounts() { grep -cF -- "$work" /proc/self/mountinfo || true; }
-# Zombies of what we run. This builder's pid 1 reaps orphans lazily (within
-# about a second), so a count is taken once it has settled.
-count_zombies() { ps -eo stat=,comm= | awk '$1 ~ /^Z/ && $2 ~ /^(swtpm|runc|oci-vtpm|busybox|true|sleep)/' | wc -l; }
+# Zombies of what we run that stay zombies. The count is system-wide (an
+# orphan's parent is pid 1) and this builder's pid 1 reaps orphans lazily
+# (within about a second), so with other work on the machine there are
+# always a few fresh ones: only those still there 2 s later count.
+zombies() { ps -eo pid=,stat=,comm= | awk '$2 ~ /^Z/ && $3 ~ /^(swtpm|runc|oci-vtpm|busybox|true|sleep)/ {print $1}'; }
 settled_zombies() {
-	local i
-	for i in $(seq 1 50); do
-		[ "$(count_zombies)" -gt "${1:-0}" ] || break
-		sleep 0.1
-	done
-	count_zombies
-}
-snapshot() { # -> "swtpm rundirs names claims mounts fds zombies runc"
-	echo "$(pgrep -fc -- "$work/run/" || true) \
-$(find "$work/run" -mindepth 1 -maxdepth 1 ! -name '@*' | wc -l) \
-$(find "$work/run/@names" -mindepth 1 2>/dev/null | wc -l) \
-$(find "$work/state/pool/.claims" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l) \
-$(count_mounts) $(ls /proc/$$/fd | wc -l) $(settled_zombies) \
-$(find "$work/runc" -mindepth 1 -maxdepth 1 | wc -l)"
-}
-mkbundle soak-named "{$on, \"io.oci-vtpm.name\": \"soak\"}"
-"$cli" pool fill 25 >/dev/null
-read -r -a before < <(snapshot)
-warn_before=$(grep -cE ' (warning|error) ' "$work/hook.log" || true)
-soak_fail=0
-refill_us=0
-t0=$(now_us)
-for i in $(seq 1 "$soak"); do
-	case $((i % 3)) in
-	0) b=ephemeral ;;
-	1) b=soak-named ;;
-	2) b=pool-ek ;;
-	esac
-	if [ $((i % 30)) -eq 0 ]; then
-		r0=$(now_us)
-		"$cli" pool fill 25 >/dev/null || soak_fail=$((soak_fail + 1))
-		refill_us=$((refill_us + $(now_us) - r0))
-	fi
-	"${R[@]}" run --bundle "$work/b/$b" "soak-$i" </dev/null >/dev/null 2>>"$work/runc.err" || {
-		soak_fail=$((soak_fail + 1))
-		"${R[@]}" delete -f "soak-$i" >/dev/null 2>&1 || true
+	local z
+	z=$(zombies)
+	[ -z "$z" ] || {
+		sleep 2
+		z=$(sort <<<"$z" | comm -12 - <(zombies | sort))
 	}
-done
-t1=$(now_us)
-soak_rate=$(awk -v n="$soak" -v us=$((t1 - t0 - refill_us)) 'BEGIN {printf "%.1f", n / (us / 1e6)}')
-read -r -a after < <(snapshot)
-warn_after=$(grep -cE ' (warning|error) ' "$work/hook.log" || true)
-gens=$(find "$work/state/vtpms/soak" -name 'gen-*.ovtpm' | wc -l)
-keep=3
-names=(swtpm "run dir entries" "name claims" "pool claims" "mounts under the bench dir" "open fds of the bench shell" "zombie processes" "runc containers")
-leaks=0
+	grep -c . <<<"$z" || true
+}
+# The host side of vtpm_proxy chips, system-wide: nodes, sysfs, the proxy
+# fds (anon inode "[vtpms]", held by swtpm) in any process, and the
+# module's references (one per open /dev/vtpmx or proxy fd).
+count_proxy_fds() {
+	find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 -lname 'anon_inode:\[vtpms\]' 2>/dev/null | wc -l
+}
+count_warnings() { if [ -f "$work/hook.log" ]; then grep -cE ' (warning|error) ' "$work/hook.log" || true; else echo 0; fi; }
+count_devcgroups() { # v1 devices hierarchy: cgroups below the root
+	if [ -d /sys/fs/cgroup/devices ]; then find /sys/fs/cgroup/devices -mindepth 1 -type d | wc -l; else echo 0; fi
+}
+leak_names=(swtpm "run dir entries (records)" "name claims" "pool claims" "mounts under the bench dir"
+	"open fds of the bench shell" "zombie processes" "runc containers")
+if [ "$backend" = device ]; then
+	leak_names+=("/dev/tpmN nodes" "/dev/tpmrmN nodes" "/sys/class/tpm entries (vtpm_proxy chips)"
+		"open vtpm_proxy fds, any process" "tpm_vtpm_proxy module references" "device cgroups (v1 devices hierarchy)")
+fi
+snapshot() { # -> one count for each of leak_names
+	local v=(
+		"$(pgrep -fc -- "$work/run/" || true)"
+		"$(count_entries "$work/run" ! -name '@*')"
+		"$(count_entries "$work/run/@names")"
+		"$(count_entries "$work/state/pool/.claims")"
+		"$(count_mounts)"
+		"$(count_fds $$)"
+		"$(settled_zombies)"
+		"$(count_entries "$work/runc")"
+	)
+	if [ "$backend" = device ]; then
+		v+=(
+			"$(count_entries /dev -name 'tpm[0-9]*')"
+			"$(count_entries /dev -name 'tpmrm[0-9]*')"
+			"$(count_entries /sys/class/tpm)"
+			"$(count_proxy_fds)"
+			"$(cat /sys/module/tpm_vtpm_proxy/refcnt 2>/dev/null || echo 0)"
+			"$(count_devcgroups)"
+		)
+	fi
+	echo "${v[*]}"
+}
+bench_soak() {
+	local i b t0 t1 r0 refill_us=0 k d gens keep=3 warn_before warn_after before after
+	log "soak: $soak cycles, $backend backend"
+	mkbundle soak-named "{$on, \"io.oci-vtpm.name\": \"soak\"}"
+	"$cli" pool fill 25 >/dev/null
+	read -r -a before < <(snapshot)
+	warn_before=$(count_warnings)
+	t0=$(now_us)
+	for i in $(seq 1 "$soak"); do
+		case $((i % 3)) in
+		0) b=ephemeral ;;
+		1) b="soak-named" ;;
+		2) b="pool-ek" ;;
+		esac
+		if [ $((i % 30)) -eq 0 ]; then
+			r0=$(now_us)
+			"$cli" pool fill 25 >/dev/null || soak_fail=$((soak_fail + 1))
+			refill_us=$((refill_us + $(now_us) - r0))
+		fi
+		"${R[@]}" run --bundle "$work/b/$b" "soak-$i" </dev/null >/dev/null 2>>"$work/runc.err" || {
+			soak_fail=$((soak_fail + 1))
+			"${R[@]}" delete -f "soak-$i" >/dev/null 2>&1 || true
+		}
+		[ $((i % 100)) -ne 0 ] || log "soak: $i of $soak cycles, $soak_fail failed"
+	done
+	t1=$(now_us)
+	read -r -a after < <(snapshot)
+	warn_after=$(count_warnings)
+	gens=$(find "$work/state/vtpms/soak" -name 'gen-*.ovtpm' | wc -l)
+	echo
+	echo "### Soak$where: $soak start/stop cycles (ephemeral, named, EK-certified from the pool, in turn)"
+	echo
+	echo "$(awk -v n="$soak" -v us=$((t1 - t0 - refill_us)) 'BEGIN {printf "%.1f", n / (us / 1e6)}') cycles per second (pool refills every 30 cycles excluded), $soak_fail failed; $(awk -v us=$((t1 - t0)) -v r="$refill_us" 'BEGIN {printf "%.1f s in all, %.1f s of it refilling the pool", us / 1e6, r / 1e6}')."
+	echo
+	echo "| leak count | before | after | target | met |"
+	echo "|---|---:|---:|---|---|"
+	for k in "${!leak_names[@]}"; do
+		d=$((after[k] - before[k]))
+		[ "$d" -le 0 ] || leaks=$((leaks + d))
+		echo "| ${leak_names[$k]} | ${before[$k]} | ${after[$k]} | no growth | $(verdict [ "$d" -le 0 ]) |"
+	done
+	[ "$gens" -le "$keep" ] || leaks=$((leaks + gens - keep))
+	echo "| archive generations of the named vTPM | | $gens | ≤ keep_generations ($keep) | $(verdict [ "$gens" -le "$keep" ]) |"
+	[ "$warn_after" -le "$warn_before" ] || leaks=$((leaks + warn_after - warn_before))
+	echo "| warnings and errors in the hook log | $warn_before | $warn_after | no growth | $(verdict [ "$warn_after" -le "$warn_before" ]) |"
+}
+
+fails=0 scale_fail=0 soak_fail=0 leaks=0 timed=0
+if [ "$only" = all ]; then
+	bench_latency
+	bench_breakdown
+	bench_scale
+	timed=$((${#variants[@]} * n + 3 * n))
+else
+	scale=0
+fi
+bench_soak
 echo
-echo "### Soak: $soak start/stop cycles (ephemeral, named, EK-certified from the pool, in turn)"
-echo
-echo "$soak_rate cycles per second (pool refills every 30 cycles excluded), $soak_fail failed."
-echo
-echo "| leak count | before | after | target | met |"
-echo "|---|---:|---:|---|---|"
-for k in "${!names[@]}"; do
-	d=$((after[k] - before[k]))
-	[ "$d" -le 0 ] || leaks=$((leaks + d))
-	echo "| ${names[$k]} | ${before[$k]} | ${after[$k]} | no growth | $(verdict [ "$d" -le 0 ]) |"
-done
-echo "| archive generations of the named vTPM | | $gens | ≤ keep_generations ($keep) | $(verdict [ "$gens" -le "$keep" ]) |"
-echo "| warnings and errors in the hook log | $warn_before | $warn_after | no growth | $(verdict [ "$warn_after" -le "$warn_before" ]) |"
-echo
-echo "bench: $((${#variants[@]} * n + 3 * n)) timed runs, $scale scale containers, $soak soak cycles; $((fails + scale_fail + soak_fail)) failed, $leaks leaked"
-[ -s "$work/runc.err" ] && log "runc stderr (last lines):" && tail -n 5 "$work/runc.err" >&2
+echo "bench: $timed timed runs, $scale scale containers, $soak soak cycles; $((fails + scale_fail + soak_fail)) failed, $leaks leaked"
+if [ -s "$work/runc.err" ]; then
+	log "runc stderr (last lines):"
+	tail -n 5 "$work/runc.err" >&2
+fi
 [ $((fails + scale_fail + soak_fail + leaks)) -eq 0 ]
