@@ -8,10 +8,14 @@
 #      bare            no hook
 #      disabled        the hook configured, no annotation (the cost to everyone)
 #      ephemeral       a fresh vTPM, destroyed at poststop
+#      warm            a warm vTPM taken (warm_size; N+5 started before,
+#                      outside the timed region)
 #      named           restored from its archive, archived again at poststop
 #      pool-ek         EK-certified, from the provisioning pool (filled to
 #                      N+5 before, outside the timed region)
+#      warm-ek         a warm EK-certified vTPM taken (warm_size, ek_cert)
 #      inline-ek       EK-certified, manufactured inline (an empty pool)
+#    The run_dir is a tmpfs, as /run is (BENCH_RUN_TMPFS=0: the disk).
 #    and, for comparison, `swtpm_setup --tpm2 --create-ek-cert
 #    --create-platform-cert` alone into a temp dir (N runs): what creating
 #    an EK-certified TPM per container the usual way costs.
@@ -23,7 +27,8 @@
 #    (tpm2_getrandom from the host through its socket or device), private
 #    memory and fds per idle swtpm, then all stopped.
 # 4. Soak: BENCH_SOAK (default 1000) start/stop cycles (ephemeral, named,
-#    EK-certified from the pool, in turn), then leak counts: swtpm
+#    EK-certified from the pool, warm, in turn; the warm vTPMs drained at
+#    the end), then leak counts: swtpm
 #    processes, run-dir entries, name claims, pool claims, mounts, our fds,
 #    zombies, runc state, archive generations, warnings in the hook log;
 #    with the device backend also the host side of every chip: /dev/tpmN and
@@ -66,13 +71,29 @@ done
 work=$(mktemp -d /tmp/oci-vtpm-bench.XXXXXX)
 chmod 0755 "$work"
 R=(runc --root "$work/runc")
+# The run directory on a tmpfs, as /run/oci-vtpm is on any systemd host
+# (BENCH_RUN_TMPFS=0: on the disk of /tmp, as it is); the state_dir stays
+# on disk.
+run_tmpfs=${BENCH_RUN_TMPFS:-1}
+mkdir -p "$work/run"
+[ "$run_tmpfs" = 0 ] || mount -t tmpfs -o mode=0711,size=256m oci-vtpm-bench "$work/run"
 cleanup() {
 	local id
 	for id in $("${R[@]}" list -q 2>/dev/null); do "${R[@]}" delete -f "$id" >/dev/null 2>&1 || true; done
+	[ "$run_tmpfs" = 0 ] || umount -l "$work/run" 2>/dev/null || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
 now_us() { echo "${EPOCHREALTIME/./}"; }
+# swtpm_pids PREFIX: swtpm processes running in a directory whose path
+# starts with PREFIX (a container's swtpm runs in its run directory).
+swtpm_pids() {
+	local p cwd
+	for p in $(pgrep -x swtpm); do
+		cwd=$(readlink "/proc/$p/cwd" 2>/dev/null) || continue
+		[[ $cwd != "$1"* ]] || echo "$p"
+	done
+}
 log() { echo "bench: $*" >&2; }
 
 have_vtpmx() { [ -e /dev/vtpmx ] || modprobe tpm_vtpm_proxy 2>/dev/null; }
@@ -91,6 +112,9 @@ settings() { # FILE STATE_DIR
 }
 settings "$work/settings.json" "$work/state"
 settings "$work/settings-inline.json" "$work/state-inline" # its pool stays empty
+# Warm vTPMs: the same run_dir; only starts under these settings take them.
+jq --argjson n $((n + 5)) '.warm_size = $n' "$work/settings.json" >"$work/settings-warm.json"
+jq '.ek_cert = true' "$work/settings-warm.json" >"$work/settings-warm-ek.json"
 export OCI_VTPM_CONFIG=$work/settings.json
 "$cli" init >/dev/null
 
@@ -123,7 +147,9 @@ mkbundle ephemeral "{$on}"
 mkbundle named "{$on, \"io.oci-vtpm.name\": \"bench\"}"
 mkbundle pool-ek "{$on, \"io.oci-vtpm.ek-cert\": \"true\"}"
 mkbundle inline-ek "{$on, \"io.oci-vtpm.ek-cert\": \"true\"}" "$work/settings-inline.json"
-variants=(bare disabled ephemeral named pool-ek inline-ek)
+mkbundle warm "{$on}" "$work/settings-warm.json"
+mkbundle warm-ek "{$on}" "$work/settings-warm-ek.json"
+variants=(bare disabled ephemeral warm named pool-ek warm-ek inline-ek)
 
 # One timed run: microseconds of `runc run`, or FAIL.
 run_once() {
@@ -156,10 +182,10 @@ machine=$("$repo/tests/bench/machine.sh")
 
 declare -A label target check
 label=([bare]="bare runc" [disabled]="hook configured, not enabled"
-	[ephemeral]="ephemeral vTPM" [named]="named vTPM, restored from its archive, archived at poststop"
-	[pool-ek]="EK-certified vTPM from the pool" [inline-ek]="EK-certified vTPM manufactured inline (empty pool)")
-target=([ephemeral]="≤ +10 ms" [named]="≤ +15 ms" [pool-ek]="≤ +15 ms")
-check=([ephemeral]=10 [named]=15 [pool-ek]=15)
+	[ephemeral]="ephemeral vTPM" [warm]="ephemeral vTPM, warm (\`warm_size\`: a running one taken)" [named]="named vTPM, restored from its archive, archived at poststop"
+	[pool-ek]="EK-certified vTPM from the pool" [warm-ek]="EK-certified vTPM, warm (\`warm_size\` with \`ek_cert\`)" [inline-ek]="EK-certified vTPM manufactured inline (empty pool)")
+target=([ephemeral]="≤ +10 ms" [warm]="≤ +10 ms" [named]="≤ +15 ms" [pool-ek]="≤ +15 ms" [warm-ek]="≤ +15 ms")
+check=([ephemeral]=10 [warm]=10 [named]=15 [pool-ek]=15 [warm-ek]=15)
 
 where=
 [ "${OCI_VTPM_VM:-}" != 1 ] || where=" in the VM ($backend backend)"
@@ -170,7 +196,7 @@ if [ -n "$where" ]; then
 	echo "Machine: a qemu TCG guest (tests/vm/run.sh, cgroup ${OCI_VTPM_VM_CGROUP:-v1}; emulated: rates are not comparable to the host's): $machine. $backend backend."
 	echo "Host: ${OCI_VTPM_BENCH_HOST:-not described (run it through tests/vm/bench.sh)}."
 else
-	echo "Machine: $machine. $backend backend."
+	echo "Machine: $machine. $backend backend; run_dir on $([ "$run_tmpfs" = 0 ] && echo "the disk of /tmp" || echo "a tmpfs (as /run)"), state_dir on the disk of /tmp."
 	echo "Load average $load_before at the start; $others other qemu VMs were running on the same cores$(if [ "$others" -gt 0 ]; then echo ", so the numbers are noisy"; fi)."
 fi
 
@@ -182,6 +208,11 @@ bench_latency() {
 	t0=$(now_us)
 	"$cli" pool fill $((n + 5)) >/dev/null
 	fill_us=$(($(now_us) - t0))
+	t0=$(now_us)
+	OCI_VTPM_CONFIG=$work/settings-warm.json "$cli" pool fill 0 >/dev/null
+	warm_fill_us=$(($(now_us) - t0))
+	# (These take their states from the pool, which is then refilled.)
+	OCI_VTPM_CONFIG=$work/settings-warm-ek.json "$cli" pool fill $((n + 5)) >/dev/null
 	: >"$work/hook.log"
 	for b in "${variants[@]}"; do : >"$work/$b.us"; done
 	log "latency: $n runs each of ${variants[*]}"
@@ -209,7 +240,11 @@ bench_latency() {
 		hook_once poststop "$work/nothing.json" >>"$work/hook-nothing.us"
 	done
 	pooled=$(grep -cE " bench-pool-ek-[0-9]+: vTPM 0 from the pool" "$work/hook.log" || true)
+	warmed=$(grep -cE " bench-warm-[0-9]+: started 1 TPM 2.0 vTPM \([a-z]+ backend\), warm$" "$work/hook.log" || true)
+	warmed_ek=$(grep -cE " bench-warm-ek-[0-9]+: started 1 TPM 2.0 vTPM \([a-z]+ backend\), warm, EK-certified$" "$work/hook.log" || true)
 	inlined=$(grep -cE " bench-inline-ek-[0-9]+: vTPM 0: the pool is empty" "$work/hook.log" || true)
+	# The warm vTPMs left over would count as running swtpm in what follows.
+	OCI_VTPM_CONFIG=$work/settings-warm.json "$cli" pool drain >/dev/null
 
 	log "swtpm_setup: $n runs"
 	mkdir -p "$work/localca"
@@ -265,7 +300,7 @@ bench_latency() {
 	printf "| \`swtpm_setup --tpm2 --create-ek-cert --create-platform-cert\` alone (no container) | %s | %s | %s | %s | | |\n" \
 		"$p50" "$p95" "$max" "$(awk -v a="$p50" -v b="$bare_p50" 'BEGIN {printf "%.1fx bare", a/b}')"
 	echo
-	echo "Pool runs that took their state from the pool: $pooled of $n; inline runs that found the pool empty: $inlined of $n."
+	echo "Pool runs that took their state from the pool: $pooled of $n; inline runs that found the pool empty: $inlined of $n; warm runs that took a warm vTPM: $warmed of $n, EK-certified: $warmed_ek of $n."
 }
 
 # ------------------------------------------------------- 2. the breakdown
@@ -287,7 +322,7 @@ bench_breakdown() {
 	echo
 	echo "| variant | setup | restore | pool claim | manufacture | swtpm ready | expose | **start** | swtpm stop | archive | remove | **stop** |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-	for b in ephemeral named pool-ek inline-ek; do
+	for b in ephemeral warm named pool-ek warm-ek inline-ek; do
 		read -r a1 a2 a3 a4 a5 a6 a7 < <(cols "$b" "$start_re" 7)
 		read -r s1 s2 s3 s4 < <(cols "$b" "$stop_re" 4)
 		echo "| ${label[$b]} | $a1 | $a2 | $a3 | $a4 | $a5 | $a6 | **$a7** | $s1 | $s2 | $s3 | **$s4** |"
@@ -297,6 +332,7 @@ bench_breakdown() {
 	echo "setup: lock, record, state dirs. restore: keys, and the archive unpacked (named). pool claim: rename out of the pool, unwrap, copy. swtpm ready: spawn until it answers on its control channel. expose: the socket dir or device bind-mounted into the container."
 	echo "Outside these: the hook process itself, twice per container. Run alone with nothing to do (p50 of $n, fork and exec included): $hook_ms ms for a poststop of an unknown container (exec, dynamic linking, settings, log, state), $hook_dis_ms ms for a createRuntime of a bundle that does not ask (also config.json). And runc's own cost of running two hooks (state on a pipe, wait)."
 	echo "Pool fill (outside the timed runs): $((n + 5)) EK-certified states in $(awk -v us="$fill_us" 'BEGIN {printf "%.1f s", us/1e6}') ($(awk -v n=$((n + 5)) -v us="$fill_us" 'BEGIN {printf "%.0f", n/(us/1e6)}') per second)."
+	echo "Warm vTPMs started by \`pool fill\` (outside the timed runs): $((n + 5)) in $(awk -v us="$warm_fill_us" 'BEGIN {printf "%.2f s", us/1e6}'). A warm start's \"setup\" is the claim: the run directory listed, a warm vTPM's directory locked, its record read and the directory renamed to the container's id."
 	pst=$(awk -v a="${named_stop:-0}" -v b="$hook_ms" 'BEGIN {printf "%.1f", a+b}')
 	echo "Poststop with archive: $named_stop ms in the hook's stop + $hook_ms ms hook process = **$pst ms** (target ≤ 10 ms: $(verdict le "$pst" 10))."
 }
@@ -348,7 +384,7 @@ bench_scale() {
 		fi
 		TPM2TOOLS_TCTI=$tcti timeout 10 tpm2_getrandom 8 >/dev/null 2>&1 && answered=$((answered + 1))
 	done
-	swtpms=$(pgrep -f -- "$work/run/scale-" || true)
+	swtpms=$(swtpm_pids "$work/run/scale-")
 	nswtpm=$(wc -w <<<"$swtpms")
 	mem=$(for p in $swtpms; do awk '/^Private_(Clean|Dirty):/ {s+=$2} END {print s}' "/proc/$p/smaps_rollup" 2>/dev/null; done |
 		awk '{s+=$1; if ($1>m) m=$1} END {if (NR) printf "%.0f %d", s/NR, m; else print "0 0"}')
@@ -357,7 +393,7 @@ bench_scale() {
 	cfds=$(for i in 1 2 3; do count_fds "$("${R[@]}" state "scale-$i" | jq -r .pid)"; done | sort -u | tr '\n' ' ')
 	stop_all scale
 	stop_rate=$rate
-	left=$(pgrep -fc -- "$work/run/" || true)
+	left=$(swtpm_pids "$work/run/" | wc -l)
 
 	echo
 	echo "### Scale: $scale ephemeral vTPM containers alive at once"
@@ -413,7 +449,7 @@ if [ "$backend" = device ]; then
 fi
 snapshot() { # -> one count for each of leak_names
 	local v=(
-		"$(pgrep -fc -- "$work/run/" || true)"
+		"$(swtpm_pids "$work/run/" | wc -l)"
 		"$(count_entries "$work/run" ! -name '@*')"
 		"$(count_entries "$work/run/@names")"
 		"$(count_entries "$work/state/pool/.claims")"
@@ -439,18 +475,24 @@ bench_soak() {
 	log "soak: $soak cycles, $backend backend"
 	mkbundle soak-named "{$on, \"io.oci-vtpm.name\": \"soak\"}"
 	"$cli" pool fill 25 >/dev/null
+	# Before the warm vTPMs start: at the end they are drained, and every
+	# count must be back where it was.
 	read -r -a before < <(snapshot)
 	warn_before=$(count_warnings)
+	# (settings-warm: the EK pool to 25 and the warm vTPMs to BENCH_N + 5)
+	refill() { OCI_VTPM_CONFIG=$work/settings-warm.json "$cli" pool fill 25 >/dev/null; }
+	refill
 	t0=$(now_us)
 	for i in $(seq 1 "$soak"); do
-		case $((i % 3)) in
+		case $((i % 4)) in
 		0) b=ephemeral ;;
 		1) b="soak-named" ;;
 		2) b="pool-ek" ;;
+		3) b=warm ;;
 		esac
 		if [ $((i % 30)) -eq 0 ]; then
 			r0=$(now_us)
-			"$cli" pool fill 25 >/dev/null || soak_fail=$((soak_fail + 1))
+			refill || soak_fail=$((soak_fail + 1))
 			refill_us=$((refill_us + $(now_us) - r0))
 		fi
 		"${R[@]}" run --bundle "$work/b/$b" "soak-$i" </dev/null >/dev/null 2>>"$work/runc.err" || {
@@ -460,13 +502,14 @@ bench_soak() {
 		[ $((i % 100)) -ne 0 ] || log "soak: $i of $soak cycles, $soak_fail failed"
 	done
 	t1=$(now_us)
+	OCI_VTPM_CONFIG=$work/settings-warm.json "$cli" pool drain >/dev/null || soak_fail=$((soak_fail + 1))
 	read -r -a after < <(snapshot)
 	warn_after=$(count_warnings)
 	gens=$(find "$work/state/vtpms/soak" -name 'gen-*.ovtpm' | wc -l)
 	echo
-	echo "### Soak$where: $soak start/stop cycles (ephemeral, named, EK-certified from the pool, in turn)"
+	echo "### Soak$where: $soak start/stop cycles (ephemeral, named, EK-certified from the pool, warm, in turn)"
 	echo
-	echo "$(awk -v n="$soak" -v us=$((t1 - t0 - refill_us)) 'BEGIN {printf "%.1f", n / (us / 1e6)}') cycles per second (pool refills every 30 cycles excluded), $soak_fail failed; $(awk -v us=$((t1 - t0)) -v r="$refill_us" 'BEGIN {printf "%.1f s in all, %.1f s of it refilling the pool", us / 1e6, r / 1e6}')."
+	echo "$(awk -v n="$soak" -v us=$((t1 - t0 - refill_us)) 'BEGIN {printf "%.1f", n / (us / 1e6)}') cycles per second (refills of the pool and the warm vTPMs every 30 cycles excluded; all warm vTPMs drained before the counts after), $soak_fail failed; $(awk -v us=$((t1 - t0)) -v r="$refill_us" 'BEGIN {printf "%.1f s in all, %.1f s of it refilling the pool", us / 1e6, r / 1e6}')."
 	echo
 	echo "| leak count | before | after | target | met |"
 	echo "|---|---:|---:|---|---|"
