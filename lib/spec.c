@@ -486,6 +486,8 @@ int ov_spec_edit_text(const char *buf, size_t len, const struct ov_spec_edit *e,
 		if (p < 0)
 			goto out;
 		res->precreated = p > 0;
+		if (!e->id)
+			snprintf(res->run_name, sizeof(res->run_name), "%s", token);
 		changed |= devs;
 	}
 	if (changed) {

@@ -168,7 +168,11 @@ static int precreate_main(const struct ov_rt_args *a)
 		out_len = len;
 	}
 	if (ov_write_all(STDOUT_FILENO, out, out_len) < 0) {
+		ov_error ignored = {0};
+
 		ov_error_set(&err, errno, "writing the config to stdout");
+		if (res.precreated && ov_vtpm_stop(&s, res.run_name, &ignored) < 0)
+			ov_warn("undoing the vTPM started before the container: %s", ignored.msg);
 		goto out;
 	}
 	ret = 0;

@@ -84,6 +84,7 @@ struct ov_spec_edit_result {
 	 * undoes them), or without one, under a name of their own that the
 	 * edit puts in the annotation io.oci-vtpm.precreated. */
 	bool precreated;
+	char run_name[64]; /* with precreated and no id: the name they got */
 };
 
 /*

@@ -534,5 +534,13 @@ precreate_orphan() {
 	assert_success
 	assert_output --partial "collected container $pre2"
 	assert_cleaned_up "$pre2" "$n2"
+
+	# A stage whose config cannot be written (a full disk) fails in one
+	# line and stops the vTPM it started.
+	run env OCI_VTPM_CONFIG="$CFG" bash -c '"$1" precreate <"$2" >/dev/full' - "$OV_SHIM" "$T/pre.in.json"
+	assert_failure
+	assert_output --regexp 'oci-vtpm-runtime: .*writing the config to stdout: No space left on device'
+	[ -z "$(find "$RUN_DIR" -mindepth 1 -maxdepth 1 -name 'pre-*')" ] || fail "left: $(ls "$RUN_DIR")"
+	ov_no_swtpm || fail "swtpm left: $(ov_ps $(ov_swtpm_pids))"
 	ov_leak_check
 }
