@@ -11,7 +11,23 @@ BUILD    ?= build
 CC       ?= cc
 PKGS     := json-c libcrypto libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljson-c -lcrypto -lseccomp)
+# STATIC_LIBS=1 (the default) links json-c, libcrypto and libseccomp from
+# their .a files into each program; glibc stays shared (getpwnam and NSS).
+# runc execs the hook twice per container, and this takes about 0.4 ms off
+# each run (1.3 ms before, idle builder; README, "Performance"): ld.so no
+# longer finds, maps and binds three libraries symbol by symbol. PIE, full
+# RELRO and BIND_NOW stay. The price: an OpenSSL security update reaches
+# these programs only when they are rebuilt. STATIC_LIBS=0 links the shared
+# libraries.
+STATIC_LIBS ?= 1
+PKG_OWN    := -ljson-c -lcrypto -lseccomp
+ifeq ($(STATIC_LIBS),1)
+PKG_ALL    := $(shell pkg-config --static --libs $(PKGS) 2>/dev/null || echo $(PKG_OWN))
+PKG_LIBS   := $(patsubst -l%,-l:lib%.a,$(filter $(PKG_OWN),$(PKG_ALL))) \
+              $(filter-out $(PKG_OWN),$(PKG_ALL))
+else
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo $(PKG_OWN))
+endif
 
 WARN     := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wno-unused-parameter \
             -Wstrict-prototypes -Wmissing-prototypes -Wvla

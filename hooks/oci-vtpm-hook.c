@@ -4,6 +4,11 @@
  * container's vTPMs; poststop stops them. The OCI state comes on stdin.
  * Without STAGE (an oci-hooks(5) file gives every stage the same argv) the
  * state's status tells: "stopped" is poststop, anything else a start.
+ *
+ * runc execs the hook at every container's start and stop, so a start that
+ * asks for nothing returns as soon as it knows: before the settings and the
+ * log when no annotation names io.oci-vtpm.*. A stop always looks for what
+ * is recorded under the container's id.
  */
 #include <stdio.h>
 #include <string.h>
@@ -23,20 +28,34 @@ static int usage(void)
 	return 2;
 }
 
-static int start(const struct ov_settings *s, const struct ov_state *st, ov_error *err)
+/* Does any annotation name io.oci-vtpm.*? Bad values are ov_request_parse's
+ * to report, so any such key takes the whole way. */
+static bool asks(json_object *annotations)
 {
-	struct ov_spec sp;
+	const size_t plen = strlen(OV_ANNOTATION_PREFIX);
+
+	if (!annotations)
+		return false;
+	json_object_object_foreach(annotations, key, v)
+	{
+		(void)v;
+		if (strncmp(key, OV_ANNOTATION_PREFIX, plen) == 0)
+			return true;
+	}
+	return false;
+}
+
+static int start(const struct ov_settings *s, const struct ov_state *st, const struct ov_spec *sp,
+		 ov_error *err)
+{
 	struct ov_request r;
 	int ret;
 
-	if (ov_spec_load(st->bundle, &sp, err) < 0)
-		return -1;
-	ret = ov_request_parse(s, sp.annotations, &r, err);
+	ret = ov_request_parse(s, sp->annotations, &r, err);
 	if (ret == 0 && r.enable)
-		ret = ov_vtpm_start(s, st, &sp, &r, err);
+		ret = ov_vtpm_start(s, st, sp, &r, err);
 	if (ret == 0)
 		ov_request_free(&r);
-	ov_spec_free(&sp);
 	return ret;
 }
 
@@ -44,9 +63,10 @@ int main(int argc, char **argv)
 {
 	struct ov_settings s = {0};
 	struct ov_state st = {0};
-	ov_error err = {0};
+	struct ov_spec sp = {0};
+	ov_error err = {0}, spec_err = {0};
 	bool stop = false;
-	int ret = 1;
+	int spec_ret = 0, ret = 1;
 
 	ov_log_init(prog);
 	if (argc > 2)
@@ -62,17 +82,37 @@ int main(int argc, char **argv)
 	if (argc == 1)
 		stop = st.status && strcmp(st.status, "stopped") == 0;
 	ov_log_set_id(st.id);
+	if (!stop) {
+		/* The state carries the container's annotations when the runtime
+		 * has any (runc, crun); config.json is read only when they ask or
+		 * are not there. A config.json that cannot be read is reported
+		 * below, through the log the settings name. */
+		if (st.annotations && !asks(st.annotations)) {
+			ret = 0;
+			goto out;
+		}
+		spec_ret = ov_spec_load(st.bundle, &sp, &spec_err);
+		if (spec_ret == 0 && !asks(sp.annotations)) {
+			ret = 0;
+			goto out;
+		}
+	}
 	if (ov_settings_load(NULL, &s, &err) < 0)
 		goto out;
 	ov_log_set_level(s.log_level);
 	if (s.log_file && ov_log_open_file(s.log_file, &err) < 0)
 		goto out;
-	if (stop ? ov_vtpm_stop(&s, st.id, &err) : start(&s, &st, &err))
+	if (spec_ret < 0) {
+		err = spec_err;
+		goto out;
+	}
+	if (stop ? ov_vtpm_stop(&s, st.id, &err) : start(&s, &st, &sp, &err))
 		goto out;
 	ret = 0;
 out:
 	if (ret)
 		ov_error_log(&err);
+	ov_spec_free(&sp);
 	ov_settings_free(&s);
 	ov_state_free(&st);
 	return ret;
