@@ -328,6 +328,31 @@ requires_hook_direct() { requires root jq busybox hook nsenter; }
 	bad_bundle 'config|settings' io.oci-vtpm.enable=true
 }
 
+@test "hook: a container that does not ask is not failed by a malformed settings file; its createRuntime reads no config.json when the state's annotations tell" {
+	requires_hook_direct
+	local b id
+	printf '{"run_dir": ' >"$CFG"
+	b=$(ov_bundle quiet other.annotation=1)
+	id=$(ov_new_id quiet)
+	ov_state "$id" "$b" "$(ov_dummy_pid)" >"$T/state.json"
+	jq -c 'del(.annotations)' "$T/state.json" >"$T/state2.json"
+	ov_snapshot
+	run --separate-stderr ov_hook createRuntime "$T/state.json"
+	assert_success
+	assert_equal "$stderr" ""
+	# The state's annotations (runc and crun pass them) name none of ours:
+	# config.json is not even read, so one that is gone does not matter.
+	rm "$b/config.json"
+	run --separate-stderr ov_hook createRuntime "$T/state.json"
+	assert_success
+	# Without annotations in the state it reads config.json, and says so.
+	run --separate-stderr ov_hook createRuntime "$T/state2.json"
+	assert_failure
+	[[ $stderr == *config.json* ]] || fail "stderr: $stderr"
+	ov_assert_no_new_files
+	ov_leak_check
+}
+
 @test "hook: unknown stage is rejected" {
 	requires_hook_direct
 	local b id
