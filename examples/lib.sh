@@ -4,6 +4,25 @@
 # dir, the backend this kernel allows, a busybox root filesystem, and a
 # runc bundle whose container asks oci-vtpm-hook for a vTPM.
 
+# need_root; need_built FILE...; need_commands COMMAND...: root, each FILE
+# an executable (else: run make), each COMMAND installed; else the script
+# stops, saying which.
+need_root() {
+	[ "$(id -u)" -eq 0 ] || { echo "$0: must run as root" >&2; exit 1; }
+}
+need_built() {
+	local f
+	for f in "$@"; do
+		[ -x "$f" ] || { echo "$0: $f not built: run make" >&2; exit 1; }
+	done
+}
+need_commands() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null || { echo "$0: $c not installed" >&2; exit 1; }
+	done
+}
+
 # example_workdir NAME: a new temp dir /tmp/oci-vtpm-NAME.XXXXXX, its path;
 # readable by all, for swtpm runs as tss below it.
 example_workdir() {

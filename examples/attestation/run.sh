@@ -29,13 +29,9 @@ repo=$(cd "$here/../.." && pwd)
 build=${OCI_VTPM_BUILD:-$repo/build}
 hook=${OCI_VTPM_HOOK:-$build/oci-vtpm-hook}
 cli=${OCI_VTPM_CLI:-$build/oci-vtpm}
-[ "$(id -u)" -eq 0 ] || { echo "$0: must run as root" >&2; exit 1; }
-for f in "$hook" "$cli"; do
-	[ -x "$f" ] || { echo "$0: $f not built: run make" >&2; exit 1; }
-done
-for c in runc swtpm tpm2_createak busybox jq openssl; do
-	command -v "$c" >/dev/null || { echo "$0: $c not installed" >&2; exit 1; }
-done
+need_root
+need_built "$hook" "$cli"
+need_commands runc swtpm tpm2_createak busybox jq openssl
 
 work=$(example_workdir attest)
 id=oci-vtpm-attest-$$

@@ -24,13 +24,9 @@ case $what in hooks | runtime | precreate | all) ;; *)
 	exit 2
 	;;
 esac
-[ "$(id -u)" -eq 0 ] || { echo "$0: must run as root" >&2; exit 1; }
-for f in oci-vtpm-hook oci-vtpm-runtime; do
-	[ -x "$build/$f" ] || { echo "$0: $build/$f not built: run make" >&2; exit 1; }
-done
-for c in podman runc swtpm tpm2_getrandom busybox jq; do
-	command -v "$c" >/dev/null || { echo "$0: $c not installed" >&2; exit 1; }
-done
+need_root
+need_built "$build/oci-vtpm-hook" "$build/oci-vtpm-runtime"
+need_commands podman runc swtpm tpm2_getrandom busybox jq
 
 work=$(example_workdir podman)
 pm() {
