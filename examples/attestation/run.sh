@@ -25,19 +25,15 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+. "$repo/examples/lib.sh"
 build=${OCI_VTPM_BUILD:-$repo/build}
 hook=${OCI_VTPM_HOOK:-$build/oci-vtpm-hook}
 cli=${OCI_VTPM_CLI:-$build/oci-vtpm}
-[ "$(id -u)" -eq 0 ] || { echo "$0: must run as root" >&2; exit 1; }
-for f in "$hook" "$cli"; do
-	[ -x "$f" ] || { echo "$0: $f not built: run make" >&2; exit 1; }
-done
-for c in runc swtpm tpm2_createak busybox jq openssl; do
-	command -v "$c" >/dev/null || { echo "$0: $c not installed" >&2; exit 1; }
-done
+need_root
+need_built "$hook" "$cli"
+need_commands runc swtpm tpm2_createak busybox jq openssl
 
-work=$(mktemp -d /tmp/oci-vtpm-attest.XXXXXX)
-chmod 0755 "$work" # swtpm runs as tss below it
+work=$(example_workdir attest)
 id=oci-vtpm-attest-$$
 rt() { runc --root "$work/runc" "$@"; }
 cleanup() {
@@ -46,12 +42,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ -e /dev/vtpmx ] || modprobe tpm_vtpm_proxy 2>/dev/null; then
-	backend=device tcti=device:/dev/tpmrm0
-else
-	backend=socket tcti=swtpm:path=/run/tpm/tpm0.sock
-	echo "== this kernel has no vtpm_proxy: socket backend (see the README)"
-fi
+pick_backend "== this kernel has no vtpm_proxy: socket backend (see the README)"
 
 # 1. Settings under $work; the host CA and master key made by init.
 jq -n --arg w "$work" --arg b "$backend" '{run_dir: ($w + "/run"), state_dir: ($w + "/state"),
@@ -64,30 +55,15 @@ ca=$work/etc/ca/ca.pem
 # 2. The container: busybox, tpm2-tools from the host's /usr, this
 # directory read-only at /attest/bin, the exchange directory at /attest/xfer.
 bundle=$work/bundle
-mkdir -p "$bundle/rootfs"/{bin,dev,proc,sys,usr,lib,lib64,tmp,run,attest/bin,attest/xfer} "$work/xfer"
-cp "$(command -v busybox)" "$bundle/rootfs/bin/busybox"
-for a in $("$bundle/rootfs/bin/busybox" --list); do
-	[ -e "$bundle/rootfs/bin/$a" ] || ln -s busybox "$bundle/rootfs/bin/$a"
-done
-(cd "$bundle" && runc spec)
-hook_entry() {
-	jq -n --arg h "$hook" --arg s "$1" --arg c "$work/config.json" \
-		'{path: $h, args: ["oci-vtpm-hook", $s], env: ["OCI_VTPM_CONFIG=" + $c], timeout: 30}'
-}
-ro() { jq -n --arg d "$1" --arg s "$2" '{destination: $d, type: "bind", source: $s, options: ["rbind", "ro"]}'; }
-jq --argjson cr "$(hook_entry createRuntime)" --argjson ps "$(hook_entry poststop)" \
-	--argjson usr "$(ro /usr /usr)" --argjson lib "$(ro /lib /lib)" --argjson lib64 "$(ro /lib64 /lib64)" \
-	--argjson bin "$(ro /attest/bin "$here")" --arg xfer "$work/xfer" '
-	.process.terminal = false
-	| .process.args = ["sleep", "600"]
+busybox_rootfs "$bundle/rootfs" all run attest/bin attest/xfer
+mkdir -p "$work/xfer"
+# shellcheck disable=SC2016 # a jq program
+runc_bundle "$bundle" "$hook" "$work/config.json" --arg here "$here" --arg xfer "$work/xfer" '
+	.process.args = ["sleep", "600"]
 	| .process.env += ["PATH=/bin:/usr/bin"]
-	| .root.readonly = false
-	| .annotations = {"io.oci-vtpm.enable": "true", "io.oci-vtpm.ek-cert": "true"}
-	| .mounts += [$usr, $lib, $lib64, $bin,
-		{destination: "/attest/xfer", type: "bind", source: $xfer, options: ["rbind", "rw"]}]
-	| .hooks = {createRuntime: [$cr], poststop: [$ps]}' \
-	"$bundle/config.json" >"$bundle/config.json.new"
-mv "$bundle/config.json.new" "$bundle/config.json"
+	| .annotations["io.oci-vtpm.ek-cert"] = "true"
+	| .mounts += [ro("/attest/bin"; $here),
+		{destination: "/attest/xfer", type: "bind", source: $xfer, options: ["rbind", "rw"]}]'
 echo "== runc run -d $id (io.oci-vtpm.ek-cert=true, $backend backend)"
 rt run -d --bundle "$bundle" "$id" </dev/null >"$work/run.out" 2>&1 || {
 	cat "$work/run.out" "$work/hook.log" >&2

@@ -16,6 +16,7 @@
 # jq, and `make` run first (OCI_VTPM_BUILD names another build dir).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
+. "$repo/examples/lib.sh"
 build=${OCI_VTPM_BUILD:-$repo/build}
 what=${1:-all}
 case $what in hooks | runtime | precreate | all) ;; *)
@@ -23,16 +24,11 @@ case $what in hooks | runtime | precreate | all) ;; *)
 	exit 2
 	;;
 esac
-[ "$(id -u)" -eq 0 ] || { echo "$0: must run as root" >&2; exit 1; }
-for f in oci-vtpm-hook oci-vtpm-runtime; do
-	[ -x "$build/$f" ] || { echo "$0: $build/$f not built: run make" >&2; exit 1; }
-done
-for c in podman runc swtpm tpm2_getrandom busybox jq; do
-	command -v "$c" >/dev/null || { echo "$0: $c not installed" >&2; exit 1; }
-done
+need_root
+need_built "$build/oci-vtpm-hook" "$build/oci-vtpm-runtime"
+need_commands podman runc swtpm tpm2_getrandom busybox jq
 
-work=$(mktemp -d /tmp/oci-vtpm-podman.XXXXXX)
-chmod 0755 "$work" # swtpm runs as tss below it
+work=$(example_workdir podman)
 pm() {
 	podman --root "$work/root" --runroot "$work/runroot" --tmpdir "$work/tmp" \
 		--cgroup-manager=cgroupfs --storage-driver=vfs --events-backend=none "$@"
@@ -44,12 +40,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ -e /dev/vtpmx ] || modprobe tpm_vtpm_proxy 2>/dev/null; then
-	backend=device tcti=device:/dev/tpmrm0
-else
-	backend=socket tcti=swtpm:path=/run/tpm/tpm0.sock
-	echo "== this kernel has no vtpm_proxy: socket backend (see README)"
-fi
+pick_backend "== this kernel has no vtpm_proxy: socket backend (see README)"
 
 # Settings: everything under $work.
 cat >"$work/config.json" <<JSON
@@ -69,9 +60,7 @@ export CONTAINERS_CONF=$work/containers.conf
 
 # A busybox image.
 img=$work/image
-mkdir -p "$img"/{bin,dev,etc,proc,sys,tmp,run,root,usr,lib,lib64}
-cp "$(command -v busybox)" "$img/bin/busybox"
-for a in $("$img/bin/busybox" --list); do [ -e "$img/bin/$a" ] || ln -s busybox "$img/bin/$a"; done
+busybox_rootfs "$img" all etc run root
 echo 'root:x:0:0:root:/root:/bin/sh' >"$img/etc/passwd"
 tar -C "$img" -cf "$work/image.tar" .
 pm import -q "$work/image.tar" localhost/ov-busybox >/dev/null

@@ -11,11 +11,8 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "oci-vtpm/backend.h"
@@ -24,41 +21,10 @@
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/manufacture.h"
 #include "oci-vtpm/swtpm.h"
+#include "swtpm-fixture.h"
 #include "unit.h"
 
-static char dir[] = "/tmp/ov-unit-mfg.XXXXXX";
-static int dfd;
 static struct ov_settings s;
-static uid_t tss_uid;
-static gid_t tss_gid;
-static const char *tss_name; /* NULL: no tss user, all as root */
-
-static const char *path(const char *name)
-{
-	static char buf[64][256]; /* enough for every path one test holds */
-	static int next;
-	char *p = buf[next++ % 64];
-
-	snprintf(p, 256, "%s/%s", dir, name);
-	return p;
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static const char *new_state(const char *name)
-{
-	const char *p = path(name);
-
-	CHECK(mkdir(p, 0700) == 0);
-	CHECK(chown(p, tss_uid, tss_gid) == 0);
-	return p;
-}
 
 /* Entries in dir (besides . and ..), and whether one starts with prefix. */
 static int count_entries(const char *d, const char *prefix, bool *found)
@@ -91,83 +57,6 @@ static bool file_contains(const char *p, const void *needle, size_t len)
 	if (ov_read_file_at(AT_FDCWD, p, 1u << 20, &buf, &n, &err) < 0 || n < len)
 		return false;
 	return memmem(buf, n, needle, len) != NULL;
-}
-
-/* ---------------------------------------------- a swtpm on a made state */
-
-struct tpm {
-	struct ov_swtpm sw;
-	char sock[256], ctrl[256], tcti[300];
-};
-
-static int start_tpm(struct tpm *t, const char *state, const struct ov_key *key, ov_error *err)
-{
-	cleanup_close int server = -1, ctrl = -1, log = -1, keyfd = -1;
-	int p[2];
-
-	snprintf(t->sock, sizeof(t->sock), "%s/tpm.sock", dir);
-	snprintf(t->ctrl, sizeof(t->ctrl), "%s/tpm.sock.ctrl", dir);
-	snprintf(t->tcti, sizeof(t->tcti), "TPM2TOOLS_TCTI=swtpm:path=%s", t->sock);
-	server = ov_unix_listen(dfd, "tpm.sock", 0600, err);
-	ctrl = ov_unix_listen(dfd, "tpm.sock.ctrl", 0600, err);
-	log = openat(dfd, "swtpm.log", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (server < 0 || ctrl < 0 || log < 0)
-		return -1;
-	if (key) {
-		CHECK(pipe2(p, O_CLOEXEC) == 0);
-		CHECK(write(p[1], key->b, sizeof(key->b)) == (ssize_t)sizeof(key->b));
-		close(p[1]);
-		keyfd = p[0];
-	}
-	struct ov_swtpm_opts o = {
-	    .binary = "/usr/bin/swtpm",
-	    .tpm2 = true,
-	    .server_fd = server,
-	    .ctrl_fd = ctrl,
-	    .log_fd = log,
-	    .key_fd = keyfd,
-	    .state_dir = state,
-	    .runas = tss_name,
-	};
-	if (ov_swtpm_spawn(&o, &t->sw, err) < 0)
-		return -1;
-	if (ov_swtpm_wait_ready(&t->sw, t->ctrl, log, 10000, err) < 0) {
-		close(t->sw.pidfd);
-		return -1;
-	}
-	return 0;
-}
-
-static void stop_tpm(struct tpm *t)
-{
-	ov_error err = {0};
-
-	CHECK(ov_swtpm_stop(t->sw.pid, t->sw.starttime, t->ctrl, 5000, &err) == 0);
-	waitpid(t->sw.pid, NULL, 0);
-	close(t->sw.pidfd);
-}
-
-/* Run a tpm2-tools command against t; stdout to out (NULL: /dev/null).
- * Returns its exit status. */
-static int tool(const struct tpm *t, const char *out, const char *const argv[])
-{
-	char *const envp[] = {(char *)t->tcti, "PATH=/usr/bin:/bin", "TSS2_LOG=all+NONE", NULL};
-	int status;
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-		int fd = out ? open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600) : null;
-
-		dup2(null, 0);
-		dup2(fd, 1);
-		dup2(null, 2);
-		execve(argv[0], (char *const *)argv, envp);
-		_exit(127);
-	}
-	if (pid < 0 || waitpid(pid, &status, 0) != pid)
-		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 static X509 *load_der(const char *p)
@@ -403,17 +292,9 @@ static void test_failures(void)
 
 int main(void)
 {
-	struct passwd *pw = getpwnam("tss");
 	ov_error err = {0};
 
-	if (pw) {
-		tss_uid = pw->pw_uid;
-		tss_gid = pw->pw_gid;
-		tss_name = "tss";
-	}
-	CHECK(mkdtemp(dir) != NULL);
-	chmod(dir, 0755); /* swtpm as tss reaches its state below it */
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fixture_setup("/tmp/ov-unit-mfg.XXXXXX");
 	ov_settings_defaults(&s);
 	s.swtpm = (char *)"/usr/bin/swtpm";
 	s.ca_key = strdup(path("ca/ca.key"));
@@ -426,8 +307,7 @@ int main(void)
 	test_no_cert();
 	test_failures();
 
-	close(dfd);
-	ov_remove_tree_at(AT_FDCWD, dir, &err);
+	fixture_teardown();
 	free(s.ca_key);
 	free(s.ca_cert);
 	return unit_done("manufacture");

@@ -10,11 +10,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "oci-vtpm/archive.h"
@@ -25,44 +23,18 @@
 #include "oci-vtpm/manufacture.h"
 #include "oci-vtpm/pool.h"
 #include "oci-vtpm/swtpm.h"
+#include "swtpm-fixture.h"
 #include "unit.h"
 
 #define RACERS	  12
 #define RACE_POOL 8
 
-static char dir[] = "/tmp/ov-unit-pool.XXXXXX";
-static int dfd;
 static struct ov_settings s;
-static uid_t tss_uid;
-static gid_t tss_gid;
-static const char *tss_name; /* NULL: no tss user, all as root */
-
-static const char *path(const char *name)
-{
-	static char buf[64][256];
-	static int next;
-	char *p = buf[next++ % 64];
-
-	snprintf(p, 256, "%s/%s", dir, name);
-	return p;
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* A new empty state directory owned by tss; its fd. */
-static int new_state(const char *name)
+static int new_state_fd(const char *name)
 {
-	const char *p = path(name);
-
-	CHECK(mkdir(p, 0700) == 0);
-	CHECK(chown(p, tss_uid, tss_gid) == 0);
-	return open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return open(new_state(name), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
 /* Entries of d (not . and ..), counting those starting with prefix. */
@@ -96,80 +68,6 @@ static unsigned ready(void)
 	return st.ready;
 }
 
-/* ---------------------------------------------- a swtpm on a claimed state */
-
-struct tpm {
-	struct ov_swtpm sw;
-	char ctrl[256], tcti[300];
-};
-
-static int start_tpm(struct tpm *t, const char *state, const struct ov_key *key, ov_error *err)
-{
-	cleanup_close int server = -1, ctrl = -1, log = -1, keyfd = -1;
-	int p[2];
-
-	snprintf(t->ctrl, sizeof(t->ctrl), "%s/tpm.sock.ctrl", dir);
-	snprintf(t->tcti, sizeof(t->tcti), "TPM2TOOLS_TCTI=swtpm:path=%s/tpm.sock", dir);
-	unlinkat(dfd, "tpm.sock", 0);
-	unlinkat(dfd, "tpm.sock.ctrl", 0);
-	server = ov_unix_listen(dfd, "tpm.sock", 0600, err);
-	ctrl = ov_unix_listen(dfd, "tpm.sock.ctrl", 0600, err);
-	log = openat(dfd, "swtpm.log", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (server < 0 || ctrl < 0 || log < 0)
-		return -1;
-	CHECK(pipe2(p, O_CLOEXEC) == 0);
-	CHECK(write(p[1], key->b, sizeof(key->b)) == (ssize_t)sizeof(key->b));
-	close(p[1]);
-	keyfd = p[0];
-	struct ov_swtpm_opts o = {
-	    .binary = "/usr/bin/swtpm",
-	    .tpm2 = true,
-	    .server_fd = server,
-	    .ctrl_fd = ctrl,
-	    .log_fd = log,
-	    .key_fd = keyfd,
-	    .state_dir = state,
-	    .runas = tss_name,
-	};
-	if (ov_swtpm_spawn(&o, &t->sw, err) < 0)
-		return -1;
-	if (ov_swtpm_wait_ready(&t->sw, t->ctrl, log, 10000, err) < 0) {
-		close(t->sw.pidfd);
-		return -1;
-	}
-	return 0;
-}
-
-static void stop_tpm(struct tpm *t)
-{
-	ov_error err = {0};
-
-	CHECK(ov_swtpm_stop(t->sw.pid, t->sw.starttime, t->ctrl, 5000, &err) == 0);
-	waitpid(t->sw.pid, NULL, 0);
-	close(t->sw.pidfd);
-}
-
-static int tool(const struct tpm *t, const char *out, const char *const argv[])
-{
-	char *const envp[] = {(char *)t->tcti, "PATH=/usr/bin:/bin", "TSS2_LOG=all+NONE", NULL};
-	int status;
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-		int fd = out ? open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600) : null;
-
-		dup2(null, 0);
-		dup2(fd, 1);
-		dup2(null, 2);
-		execve(argv[0], (char *const *)argv, envp);
-		_exit(127);
-	}
-	if (pid < 0 || waitpid(pid, &status, 0) != pid)
-		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 static off_t file_size(const char *p)
 {
 	struct stat sb;
@@ -183,7 +81,7 @@ static void test_empty(void)
 {
 	struct ov_pool_entry e;
 	ov_error err = {0};
-	int sfd = new_state("st-empty");
+	int sfd = new_state_fd("st-empty");
 
 	CHECK(ov_pool_claim(&s, "c-empty", 0, sfd, tss_uid, tss_gid, &e, &err) == 0);
 	CHECK(err.code == ENOENT);
@@ -216,7 +114,7 @@ static void test_fill_claim_start(void)
 	CHECK(ov_pool_fill(&s, 3, &made, NULL, &err) == 0 && made == 0);
 	CHECK(entries(path("run/@pool"), NULL, NULL) == 0);
 
-	sfd = new_state("st-claimed");
+	sfd = new_state_fd("st-claimed");
 	t0 = now_ms();
 	CHECK(ov_pool_claim(&s, "c1", 0, sfd, tss_uid, tss_gid, &e, &err) == 1);
 	printf("# pool claim: %.2f ms\n", now_ms() - t0);
@@ -301,7 +199,7 @@ static void test_concurrent(void)
 		int sfd;
 
 		snprintf(st, sizeof(st), "st-race-%d", i);
-		sfd = new_state(st);
+		sfd = new_state_fd(st);
 		CHECK(pipe(pipes[i]) == 0);
 		pids[i] = fork();
 		if (pids[i] == 0) {
@@ -412,7 +310,7 @@ static void test_stale_tampered_nokey(void)
 		int r;
 
 		snprintf(name, sizeof(name), "st-t%d", i);
-		sfd = new_state(name);
+		sfd = new_state_fd(name);
 		r = ov_pool_claim(&s, "c-tamper", (unsigned)i, sfd, tss_uid, tss_gid, &e, &err);
 		if (r < 0) {
 			bad++;
@@ -433,7 +331,7 @@ static void test_stale_tampered_nokey(void)
 	unlink(s.ca_cert);
 	CHECK(ov_ca_create(s.ca_key, s.ca_cert, OV_CA_EC_P256, "another unit test CA", &err) == 0);
 	CHECK(ov_pool_status(&s, &st, &err) == 0 && st.ready == 0 && st.stale == 2);
-	sfd = new_state("st-stale");
+	sfd = new_state_fd("st-stale");
 	CHECK(ov_pool_claim(&s, "c-stale", 0, sfd, tss_uid, tss_gid, &e, &err) == 0);
 	CHECK(err.code == ENOENT);
 	CHECK_ERR(&err, "2 stale");
@@ -479,18 +377,10 @@ static void test_settings(void)
 
 int main(void)
 {
-	struct passwd *pw = getpwnam("tss");
 	struct ov_key k;
 	ov_error err = {0};
 
-	if (pw) {
-		tss_uid = pw->pw_uid;
-		tss_gid = pw->pw_gid;
-		tss_name = "tss";
-	}
-	CHECK(mkdtemp(dir) != NULL);
-	chmod(dir, 0755); /* swtpm as tss reaches its state below it */
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fixture_setup("/tmp/ov-unit-pool.XXXXXX");
 	ov_settings_defaults(&s);
 	s.swtpm = strdup("/usr/bin/swtpm");
 	s.swtpm_user = strdup(tss_name ? tss_name : "root");
@@ -509,8 +399,7 @@ int main(void)
 	test_concurrent();
 	test_stale_tampered_nokey();
 
-	close(dfd);
-	ov_remove_tree_at(AT_FDCWD, dir, &err);
+	fixture_teardown();
 	ov_settings_free(&s);
 	return unit_done("pool");
 }
