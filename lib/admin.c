@@ -846,6 +846,17 @@ static int pool_fill_print(const struct ov_settings *s, unsigned target, FILE *o
 	return ret;
 }
 
+static int warm_fill_print(const struct ov_settings *s, unsigned *made, FILE *out, ov_error *err)
+{
+	double t0 = now_s();
+	unsigned ready;
+	int ret = ov_vtpm_warm_fill(s, s->warm_size, &ready, made, err);
+
+	if (*made)
+		fprintf(out, "pool: started %u warm vTPMs in %.1f s\n", *made, now_s() - t0);
+	return ret;
+}
+
 int ov_admin_pool(const struct ov_settings *s, const char *cmd, long count, bool json, FILE *out,
 		  ov_error *err)
 {
@@ -862,22 +873,19 @@ int ov_admin_pool(const struct ov_settings *s, const char *cmd, long count, bool
 		return 0;
 	}
 	if (strcmp(cmd, "fill") == 0) {
-		unsigned target = count < 0 ? s->pool_size : (unsigned)count, ready;
-		double t0;
+		unsigned target = count < 0 ? s->pool_size : (unsigned)count;
+		/* Plain warm vTPMs need no keys: first. EK-certified ones take
+		 * their state from the pool: it is filled before them and after. */
+		bool warm_first = s->warm_size && !s->ek_cert;
 
-		/* Warm vTPMs need no keys, but EK-certified ones take their
-		 * state from the pool: fill it before them, and again after. */
+		if (warm_first && warm_fill_print(s, &made, out, err) < 0)
+			return -1;
 		if ((target > 0 || !s->warm_size) && pool_fill_print(s, target, out, err) < 0)
 			return -1;
-		if (s->warm_size) {
-			t0 = now_s();
-			if (ov_vtpm_warm_fill(s, s->warm_size, &ready, &made, err) < 0)
+		if (s->warm_size && !warm_first) {
+			if (warm_fill_print(s, &made, out, err) < 0)
 				return -1;
-			if (made)
-				fprintf(out, "pool: started %u warm vTPMs in %.1f s\n", made,
-					now_s() - t0);
-			if (made && s->ek_cert && target > 0 &&
-			    pool_fill_print(s, target, out, err) < 0)
+			if (made && target > 0 && pool_fill_print(s, target, out, err) < 0)
 				return -1;
 		}
 		return pool_status_print(s, json, out, err);

@@ -380,6 +380,18 @@ pl_tpm_pid() { jq -r '.tpms[0].pid' "$RUN_DIR/$1/record.json"; }
 	assert_output --partial "2 warm vTPMs stopped"
 	[ -z "$(pl_warm)" ] || fail "warm vTPMs left after drain: $(pl_warm)"
 	ov_no_swtpm || fail "swtpm left: $(ov_ps $(ov_swtpm_pids))"
+
+	# Plain warm vTPMs need no master key; the EK pool does, and says so.
+	ov_write_config ".warm_size = 1 | .master_key = \"$T/keys/none.key\""
+	run --separate-stderr ovadm pool fill
+	assert_failure
+	assert_output --partial "started 1 warm vTPMs"
+	[[ $stderr == "oci-vtpm: pool fill: master key $T/keys/none.key"*"No such file or directory" ]] ||
+		fail "stderr: $stderr"
+	[ "$(pl_warm | wc -l)" = 1 ] || fail "warm vTPMs: $(pl_warm)"
+	run ovadm pool drain
+	assert_success
+	assert_output --partial "1 warm vTPMs stopped"
 }
 
 @test "warm vTPMs with ek_cert in the settings are EK-certified (from the pool); a container that asks for no EK certificate starts its own" {
