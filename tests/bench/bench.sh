@@ -80,6 +80,9 @@ mkdir -p "$work/run"
 cleanup() {
 	local id
 	for id in $("${R[@]}" list -q 2>/dev/null); do "${R[@]}" delete -f "$id" >/dev/null 2>&1 || true; done
+	# Warm vTPMs (and anything an aborted run left) have no container
+	# whose delete would stop them.
+	for id in $(swtpm_pids "$work/run/"); do kill "$id" 2>/dev/null || true; done
 	[ "$run_tmpfs" = 0 ] || umount -l "$work/run" 2>/dev/null || true
 	rm -rf "$work"
 }
