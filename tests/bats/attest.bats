@@ -7,7 +7,6 @@
 
 load helpers
 
-OV_CLI=${OCI_VTPM_CLI:-$OCI_VTPM_BUILD/oci-vtpm}
 EXAMPLE=$OV_REPO/examples/attestation
 
 setup_file() { ov_setup_file; }
@@ -22,18 +21,6 @@ teardown() { ov_teardown; }
 at_config() {
 	ov_write_config ".master_key = \"$T/keys/master.key\" | .ca_key = \"$1/ca.key\"
 		| .ca_cert = \"$1/ca.pem\" | ${2:-.}"
-}
-
-ovadm() { timeout -k 5 "$OV_TIMEOUT" "$OV_CLI" --config "$CFG" "$@" 3>&-; }
-
-# at_requires: features, then `oci-vtpm init` (master key and host CA).
-at_requires() {
-	requires root jq busybox swtpm tpm2-tools hook runc
-	[ -x "$OV_CLI" ] || fail "$OV_CLI not built (run make)"
-	command -v openssl >/dev/null || fail "openssl not installed"
-	run ovadm init
-	assert_success
-	assert_output --partial "host CA"
 }
 
 # at_bundle LABEL [KEY=VALUE]...: an enabled bundle whose container sleeps,
@@ -73,7 +60,7 @@ at_evidence() {
 }
 
 @test "runc: EK-certified vTPM: certificates chain to the host CA, AK bound by credential, quote verifies; a wrong nonce fails" {
-	at_requires
+	ov_requires_init
 	local id x=$T/xfer-a priv=$T/verifier nonce
 	id=$(ov_new_id a)
 	at_evidence a "$id"
@@ -141,7 +128,7 @@ at_evidence() {
 }
 
 @test "runc: an EK certificate from a vTPM manufactured under another CA fails openssl verify" {
-	at_requires
+	ov_requires_init
 	local id1 id2
 	id1=$(ov_new_id ca1)
 	at_evidence ca1 "$id1"
@@ -181,7 +168,7 @@ AT_NV_PROBE="cd /tmp; tpm2_nvread -T $OV_TCTI 0x01c00002 -o c.der >/dev/null 2>&
 	tpm2_createek -T $OV_TCTI -c ek.ctx -G rsa -u ek.pub >/dev/null 2>&1; echo EK=\$?"
 
 @test "runc: a container without ek-cert has no EK certificate in NV; settings ek_cert=true gives one" {
-	at_requires
+	ov_requires_init
 	local b id
 	b=$(ov_bundle plain io.oci-vtpm.enable=true)
 	ov_sh "$b" "$AT_NV_PROBE"
@@ -210,7 +197,7 @@ AT_NV_PROBE="cd /tmp; tpm2_nvread -T $OV_TCTI 0x01c00002 -o c.der >/dev/null 2>&
 }
 
 @test "runc: a named EK-certified vTPM keeps its certificate across containers (restored, not remanufactured)" {
-	at_requires
+	ov_requires_init
 	local b id c1 c2
 	b=$(ov_bundle n1 io.oci-vtpm.enable=true io.oci-vtpm.ek-cert=true io.oci-vtpm.name=certified)
 	ov_sh "$b" "tpm2_nvread -T $OV_TCTI 0x01c00002 2>/dev/null | sha256sum | sed 's/^/CERT=/'"

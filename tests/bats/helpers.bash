@@ -41,6 +41,7 @@ load /usr/lib/bats/bats-assert/load
 OV_REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 OCI_VTPM_BUILD=${OCI_VTPM_BUILD:-$OV_REPO/build}
 OV_HOOK=${OCI_VTPM_HOOK:-$OCI_VTPM_BUILD/oci-vtpm-hook}
+OV_CLI=${OCI_VTPM_CLI:-$OCI_VTPM_BUILD/oci-vtpm}
 OV_TIMEOUT=${OV_TIMEOUT:-60}
 OV_HOOK_TIMEOUT=30 # the timeout written into config.json hook entries
 OV_TCTI=swtpm:path=/run/tpm/tpm0.sock
@@ -108,11 +109,49 @@ requires() {
 	local f why
 	for f in "$@"; do
 		why=$(_ov_probe "$f") && continue
-		if [ "${OV_STRICT:-0}" = 1 ]; then
-			fail "missing feature '$f': $why (OV_STRICT=1)"
-		fi
-		skip "missing feature '$f': $why"
+		ov_missing "$f" "$why"
 	done
+}
+
+# ov_missing FEATURE WHY: skip the test naming what is missing; with
+# OV_STRICT=1 (CI) fail it instead.
+ov_missing() {
+	if [ "${OV_STRICT:-0}" = 1 ]; then
+		fail "missing feature '$1': $2 (OV_STRICT=1)"
+	fi
+	skip "missing feature '$1': $2"
+}
+
+# ovadm ARGS...: the admin tool with the test's settings.
+ovadm() { timeout -k 5 "$OV_TIMEOUT" "$OV_CLI" --config "$CFG" "$@" 3>&-; }
+
+# ov_requires_init: what the admin tool's tests need, then `oci-vtpm init`
+# (master key and host CA, as the settings name them).
+ov_requires_init() {
+	requires root jq busybox swtpm tpm2-tools hook runc
+	[ -x "$OV_CLI" ] || fail "$OV_CLI not built (run make)"
+	command -v openssl >/dev/null || fail "openssl not installed"
+	run ovadm init
+	assert_success
+	assert_output --partial "host CA"
+}
+
+# ov_busybox_image TAR: a container image as a tar: busybox and its
+# applets, root in passwd and group, empty mount points for the host's
+# /usr, /lib and /lib64 (podman import). Nothing without busybox.
+ov_busybox_image() {
+	local img=${1%.tar} bb a
+	bb=$(_ov_busybox)
+	[ -n "$bb" ] || return 0
+	mkdir -p "$img"/{bin,dev,etc,proc,sys,tmp,run,root,usr,lib,lib64,var/tmp}
+	chmod 1777 "$img/tmp" "$img/var/tmp"
+	cp "$bb" "$img/bin/busybox"
+	for a in $("$img/bin/busybox" --list); do
+		[ -e "$img/bin/$a" ] || ln -s busybox "$img/bin/$a"
+	done
+	printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' >"$img/etc/passwd"
+	printf '%s\n' 'root:x:0:' >"$img/etc/group"
+	tar -C "$img" -cf "$1" .
 }
 
 # Prints the reason and returns 1 when FEATURE is unavailable. Cached per file.

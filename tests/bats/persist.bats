@@ -5,7 +5,6 @@
 
 load helpers
 
-OV_CLI=${OCI_VTPM_CLI:-$OCI_VTPM_BUILD/oci-vtpm}
 NV=0x1500016
 PERSIST=0x81000001
 DIGEST=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
@@ -39,7 +38,6 @@ pv_umount_all() {
 pv_config() { ov_write_config ".master_key = \"$MASTER_KEY\" | ${1:-.}"; }
 
 # ovadm ARGS...: the admin tool on this test's settings.
-ovadm() { timeout -k 5 "$OV_TIMEOUT" "$OV_CLI" --config "$CFG" "$@" 3>&-; }
 
 requires_cli() {
 	requires root jq busybox swtpm tpm2-tools hook nsenter

@@ -7,7 +7,6 @@
 
 load helpers
 
-OV_CLI=${OCI_VTPM_CLI:-$OCI_VTPM_BUILD/oci-vtpm}
 
 setup_file() { ov_setup_file; }
 setup() {
@@ -16,18 +15,6 @@ setup() {
 		| .ca_cert = \"$T/ca/ca.pem\""
 }
 teardown() { ov_teardown; }
-
-ovadm() { timeout -k 5 "$OV_TIMEOUT" "$OV_CLI" --config "$CFG" "$@" 3>&-; }
-
-# pl_requires: features, then `oci-vtpm init` (master key and host CA).
-pl_requires() {
-	requires root jq busybox swtpm tpm2-tools hook runc
-	[ -x "$OV_CLI" ] || fail "$OV_CLI not built (run make)"
-	command -v openssl >/dev/null || fail "openssl not installed"
-	run ovadm init
-	assert_success
-	assert_output --partial "host CA"
-}
 
 # pl_count: ready entries in the pool.
 pl_count() { ovadm pool status --json | jq -r .count; }
@@ -89,7 +76,7 @@ pl_identity() {
 pl_log_count() { grep -cE -- "$1" "$OV_HOOK_LOG" || true; }
 
 @test "pool fill 3: an ek-cert container gets its EK certificate from the pool, which shrinks by one" {
-	pl_requires
+	ov_requires_init
 	local b id ident
 	pl_fill 3
 	[ "$(stat -c %a "$STATE_DIR/pool")" = 700 ] || fail "pool dir mode $(stat -c %a "$STATE_DIR/pool")"
@@ -116,7 +103,7 @@ pl_log_count() { grep -cE -- "$1" "$OV_HOOK_LOG" || true; }
 }
 
 @test "a named container from the pool keeps its identity on restart (restored from its archive, not the pool)" {
-	pl_requires
+	ov_requires_init
 	local b id ident1 ident2
 	pl_fill 3
 	b=$(pl_bundle n1 io.oci-vtpm.name=pooled)
@@ -146,7 +133,7 @@ pl_log_count() { grep -cE -- "$1" "$OV_HOOK_LOG" || true; }
 }
 
 @test "empty pool: falls back to inline manufacture and the hook log says so; no master key: quietly" {
-	pl_requires
+	ov_requires_init
 	local b id ident
 	b=$(pl_bundle e1)
 	id=$(ov_new_id e1)
@@ -195,7 +182,7 @@ pl_log_count() { grep -cE -- "$1" "$OV_HOOK_LOG" || true; }
 }
 
 @test "4 containers started in parallel against a pool of 2 all get distinct, valid EKs" {
-	pl_requires
+	ov_requires_init
 	local b i id ids=() pids=() idents
 	pl_fill 2
 	b=$(pl_bundle par)
@@ -223,7 +210,7 @@ pl_log_count() { grep -cE -- "$1" "$OV_HOOK_LOG" || true; }
 }
 
 @test "count=2 against a pool of 1: TPM 0 from the pool, TPM 1 inline, both certified and distinct" {
-	pl_requires
+	ov_requires_init
 	local b id a c
 	pl_fill 1
 	b=$(pl_bundle two io.oci-vtpm.count=2)
@@ -292,7 +279,7 @@ pl_run() {
 pl_tpm_pid() { jq -r '.tpms[0].pid' "$RUN_DIR/$1/record.json"; }
 
 @test "warm vTPMs (warm_size): pool fill starts them; a plain ephemeral container takes one (the running swtpm, renamed to its id); other requests start their own; gc keeps live ones; a dead one is not handed out; drain stops them" {
-	pl_requires
+	ov_requires_init
 	local warm pids b id id2 named dead i ids=() bg=() pid
 	ov_write_config ".warm_size = 2 | .master_key = \"$T/keys/master.key\" | .ca_key = \"$T/ca/ca.key\"
 		| .ca_cert = \"$T/ca/ca.pem\""
@@ -395,7 +382,7 @@ pl_tpm_pid() { jq -r '.tpms[0].pid' "$RUN_DIR/$1/record.json"; }
 }
 
 @test "warm vTPMs with ek_cert in the settings are EK-certified (from the pool); a container that asks for no EK certificate starts its own" {
-	pl_requires
+	ov_requires_init
 	local id id2 b
 	ov_write_config ".warm_size = 1 | .ek_cert = true | .master_key = \"$T/keys/master.key\"
 		| .ca_key = \"$T/ca/ca.key\" | .ca_cert = \"$T/ca/ca.pem\""

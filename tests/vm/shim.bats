@@ -31,20 +31,7 @@ IMAGE=localhost/ov-busybox:test
 
 setup_file() {
 	ov_setup_file
-	# podman's image: busybox and its applets, mount points for the host's
-	# /usr, /lib, /lib64 (as tests/bats/podman.bats).
-	local img=$BATS_FILE_TMPDIR/image bb a
-	bb=$(_ov_busybox)
-	[ -n "$bb" ] || return 0
-	mkdir -p "$img"/{bin,dev,etc,proc,sys,tmp,run,root,usr,lib,lib64,var/tmp}
-	chmod 1777 "$img/tmp" "$img/var/tmp"
-	cp "$bb" "$img/bin/busybox"
-	for a in $("$img/bin/busybox" --list); do
-		[ -e "$img/bin/$a" ] || ln -s busybox "$img/bin/$a"
-	done
-	printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' >"$img/etc/passwd"
-	printf '%s\n' 'root:x:0:' >"$img/etc/group"
-	tar -C "$img" -cf "$BATS_FILE_TMPDIR/image.tar" .
+	ov_busybox_image "$BATS_FILE_TMPDIR/image.tar"
 }
 
 setup() {
