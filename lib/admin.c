@@ -19,6 +19,7 @@
 #include "oci-vtpm/log.h"
 #include "oci-vtpm/oci.h"
 #include "oci-vtpm/pool.h"
+#include "oci-vtpm/proc.h"
 #include "oci-vtpm/store.h"
 #include "oci-vtpm/swtpm.h"
 #include "oci-vtpm/vtpm.h"
@@ -87,7 +88,7 @@ static bool name_in_use(const struct ov_settings *s, const char *name, char *hol
 	run = ov_run_dir_open(s->run_dir, false, &ignored);
 	if (run < 0)
 		return false;
-	names = openat(run, NAMES_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	names = ov_open_dir_at(run, NAMES_DIR);
 	if (names < 0 || ov_read_file_at(names, name, OV_ID_MAX + 1, &id, NULL, &ignored) < 0)
 		return false;
 	if (!ov_container_id_valid(id) || fstatat(run, id, &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -137,8 +138,7 @@ static int list_gens(int vdir, struct gen_info *gens, size_t max, size_t *n)
 
 static json_object *describe(const struct ov_settings *s, int root, const char *name)
 {
-	cleanup_close int vdir =
-	    openat(root, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	cleanup_close int vdir = ov_open_dir_at(root, name);
 	static struct gen_info gens[GENS_MAX];
 	json_object *o, *arr;
 	struct ov_meta m;
@@ -423,7 +423,7 @@ int ov_admin_import(const struct ov_settings *s, const char *path, FILE *out, ov
 	ov_remove_tree_at(root, tmpname, err);
 	if (mkdirat(root, tmpname, 0700) < 0)
 		return ov_error_set(err, errno, "import");
-	tmp = openat(root, tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	tmp = ov_open_dir_at(root, tmpname);
 	if (tmp < 0) {
 		ov_error_set(err, errno, "import");
 		goto out;
@@ -732,7 +732,7 @@ int ov_admin_gc(const struct ov_settings *s, FILE *out, ov_error *err)
 		fprintf(out, "gc: nothing to do (%s does not exist)\n", s->run_dir);
 		return 0;
 	}
-	if (ov_boot_id(boot_id, sizeof(boot_id), err) < 0)
+	if (ov_proc_boot_id(boot_id, sizeof(boot_id), err) < 0)
 		return -1;
 	d = ov_opendir_at(run, ".");
 	if (!d)

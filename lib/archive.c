@@ -15,6 +15,7 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/oci.h"
+#include "oci-vtpm/util.h"
 
 #define META	   "meta.json"
 #define META_MAX   (64u << 10)
@@ -105,18 +106,13 @@ int ov_archive_dir(const struct ov_settings *s, const char *name, bool create, o
 		return -1;
 	if (create && mkdirat(root, name, 0700) < 0 && errno != EEXIST)
 		return ov_error_set(err, errno, "creating the archive of vTPM %s", name);
-	fd = openat(root, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = ov_open_dir_at(root, name);
 	if (fd < 0)
 		return ov_error_set(err, errno, "vTPM %s", name);
 	while (flock(fd, LOCK_EX) < 0)
 		if (errno != EINTR)
 			return ov_error_set(err, errno, "locking vTPM %s", name);
 	return take_fd(&fd);
-}
-
-static const char *version_str(enum ov_tpm_version v)
-{
-	return v == OV_TPM_1_2 ? "1.2" : "2.0";
 }
 
 /* The additional data a wrapped key is bound to. */
@@ -178,7 +174,7 @@ static int meta_mac(const struct ov_meta *m, const struct ov_vtpm_keys *k, uint8
 	ov_hex(m->salt, sizeof(m->salt), salt);
 	ov_hex(m->wrapped, sizeof(m->wrapped), wrapped);
 	n = snprintf(text, sizeof(text), "oci-vtpm/v1/meta|%s|%s|%s|%s|%llu|%s|%u", m->name, salt,
-		     m->key_id, wrapped, m->newest, version_str(m->version), m->count);
+		     m->key_id, wrapped, m->newest, ov_util_tpm_version(m->version), m->count);
 	if (n < 0 || (size_t)n >= sizeof(text))
 		return ov_error_set(err, ENAMETOOLONG, "meta");
 	mac = ov_mac_new(&k->mac, err);
@@ -207,7 +203,7 @@ int ov_meta_write(int vdir, const struct ov_meta *m, const struct ov_vtpm_keys *
 		     "{\"format\":1,\"name\":\"%s\",\"salt\":\"%s\",\"key_id\":\"%s\","
 		     "\"wrapped_key\":\"%s\",\"newest\":%llu,\"version\":\"%s\",\"count\":%u,"
 		     "\"mac\":\"%s\"}\n",
-		     m->name, salt, m->key_id, wrapped, m->newest, version_str(m->version),
+		     m->name, salt, m->key_id, wrapped, m->newest, ov_util_tpm_version(m->version),
 		     m->count, mac_hex);
 	if (n < 0 || (size_t)n >= sizeof(text))
 		return ov_error_set(err, ENAMETOOLONG, "meta");
@@ -501,7 +497,7 @@ int ov_archive_save(int vdir, struct ov_meta *m, const struct ov_vtpm_keys *k, c
 	    json_object_object_add(header, "name", json_object_new_string(m->name)) < 0 ||
 	    json_object_object_add(header, "generation", json_object_new_int64((int64_t)gen)) < 0 ||
 	    json_object_object_add(header, "version",
-				   json_object_new_string(version_str(version))) < 0 ||
+				   json_object_new_string(ov_util_tpm_version(version))) < 0 ||
 	    json_object_object_add(header, "count", json_object_new_int((int)count)) < 0 ||
 	    json_object_object_add(header, "created", json_object_new_int64(time(NULL))) < 0) {
 		ov_error_set(err, ENOMEM, "archiving");

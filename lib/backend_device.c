@@ -18,8 +18,10 @@
 #include "oci-vtpm/backend.h"
 #include "oci-vtpm/cgroup.h"
 #include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/log.h"
 #include "oci-vtpm/mount.h"
+#include "oci-vtpm/proc.h"
 #include "oci-vtpm/store.h"
 #include "oci-vtpm/vtpmx.h"
 
@@ -53,7 +55,7 @@ static size_t recorded_devnums(int cdirfd, unsigned *out, size_t max)
 	DIR *d;
 
 	if (run < 0 || fstat(cdirfd, &self) < 0 ||
-	    ov_boot_id(boot_id, sizeof(boot_id), &ignored) < 0)
+	    ov_proc_boot_id(boot_id, sizeof(boot_id), &ignored) < 0)
 		return 0;
 	d = fdopendir(take_fd(&run));
 	if (!d)
@@ -65,7 +67,7 @@ static size_t recorded_devnums(int cdirfd, unsigned *out, size_t max)
 
 		if (de->d_name[0] == '.')
 			continue;
-		c = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		c = ov_open_dir_at(dirfd(d), de->d_name);
 		if (c < 0 || fstat(c, &st) < 0 ||
 		    (st.st_dev == self.st_dev && st.st_ino == self.st_ino))
 			continue;

@@ -3,14 +3,14 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "oci-vtpm/backend.h"
 #include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/mount.h"
+#include "oci-vtpm/socket.h"
 
 /*
  * The directory the container gets is world-searchable (any user inside may
@@ -19,33 +19,6 @@
  */
 #define PRIVATE_DIR "private"
 #define SOCK_DIR    PRIVATE_DIR "/tpm"
-
-int ov_fd_path(int dirfd, const char *name, char *buf, size_t size)
-{
-	int n = snprintf(buf, size, "/proc/self/fd/%d/%s", dirfd, name);
-
-	return n < 0 || (size_t)n >= size ? -1 : 0;
-}
-
-int ov_unix_listen(int dirfd, const char *name, mode_t mode, ov_error *err)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	cleanup_close int fd = -1;
-
-	if (ov_fd_path(dirfd, name, sa.sun_path, sizeof(sa.sun_path)) < 0)
-		return ov_error_set(err, ENAMETOOLONG, "socket %s", name);
-	unlinkat(dirfd, name, 0);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return ov_error_set(err, errno, "socket %s", name);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return ov_error_set(err, errno, "binding %s", name);
-	if (fchmodat(dirfd, name, mode, 0) < 0)
-		return ov_error_set(err, errno, "chmod %s", name);
-	if (listen(fd, 16) < 0)
-		return ov_error_set(err, errno, "listening on %s", name);
-	return take_fd(&fd);
-}
 
 static void socket_ctrl_name(unsigned idx, char *buf, size_t size)
 {
@@ -64,13 +37,13 @@ static int socket_open_channel(int cdirfd, unsigned idx, const struct ov_request
 		return ov_error_set(err, errno, "creating the socket directory");
 	if (mkdirat(cdirfd, SOCK_DIR, 0755) < 0 && errno != EEXIST)
 		return ov_error_set(err, errno, "creating the socket directory");
-	sdir = openat(cdirfd, SOCK_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	sdir = ov_open_dir_at(cdirfd, SOCK_DIR);
 	if (sdir < 0)
 		return ov_error_set(err, errno, "opening the socket directory");
 	if (fchmod(sdir, 0755) < 0)
 		return ov_error_set(err, errno, "chmod of the socket directory");
 	snprintf(name, sizeof(name), "tpm%u.sock", idx);
-	*server_fd = ov_unix_listen(sdir, name, 0666, err);
+	*server_fd = ov_socket_listen(sdir, name, 0666, err);
 	return *server_fd < 0 ? -1 : 0;
 }
 

@@ -17,6 +17,7 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/log.h"
+#include "oci-vtpm/proc.h"
 
 #define PROC_CGROUP_MAX	 (64u << 10)
 #define MOUNTINFO_MAX	 (16u << 20)

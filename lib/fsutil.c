@@ -172,7 +172,7 @@ int ov_remove_tree_at(int dirfd, const char *name, ov_error *err)
 		return 0;
 	if (errno != EISDIR && errno != EPERM)
 		return ov_error_set(err, errno, "removing %s", name);
-	int dfd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int dfd = ov_open_dir_at(dirfd, name);
 	if (dfd < 0) {
 		if (errno == ENOENT)
 			return 0;
@@ -185,9 +185,14 @@ int ov_remove_tree_at(int dirfd, const char *name, ov_error *err)
 	return 0;
 }
 
+int ov_open_dir_at(int dirfd, const char *name)
+{
+	return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
 DIR *ov_opendir_at(int dirfd, const char *name)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = ov_open_dir_at(dirfd, name);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 
 	if (!d && fd >= 0) {

@@ -20,13 +20,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "oci-vtpm/backend.h"
 #include "oci-vtpm/ca.h"
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/log.h"
 #include "oci-vtpm/manufacture.h"
+#include "oci-vtpm/socket.h"
 #include "oci-vtpm/swtpm.h"
+#include "oci-vtpm/util.h"
 
 /* TPM 2.0 constants (TPM 2.0 Library, Part 2). */
 #define TPM_ST_NO_SESSIONS	  0x8001
@@ -72,14 +73,6 @@
 static const uint8_t ek_auth_policy[32] = {
     0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8, 0x1a, 0x90, 0xcc, 0x8d, 0x46, 0xa5, 0xd7, 0x24,
     0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52, 0x0b, 0x64, 0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa};
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ------------------------------------------------------------ marshalling */
 
@@ -220,7 +213,7 @@ static int wait_fd(struct tpm *t, short events, ov_error *err)
 	for (;;) {
 		struct pollfd p[2] = {{.fd = t->fd, .events = events},
 				      {.fd = t->pidfd, .events = POLLIN}};
-		int64_t left = t->deadline - now_ms();
+		int64_t left = t->deadline - (int64_t)ov_util_mono_ms();
 		int r;
 
 		if (left <= 0)
@@ -634,21 +627,6 @@ static int tpm2_shutdown(struct tpm *t, ov_error *err)
 	return run(t, &o, "TPM2_Shutdown", err);
 }
 
-static int connect_at(int dirfd, const char *name, ov_error *err)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	cleanup_close int fd = -1;
-
-	if (ov_fd_path(dirfd, name, sa.sun_path, sizeof(sa.sun_path)) < 0)
-		return ov_error_set(err, ENAMETOOLONG, "socket %s", name);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return ov_error_set(err, errno, "socket");
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return ov_error_set(err, errno, "connecting to swtpm");
-	return take_fd(&fd);
-}
-
 /* Everything said to the TPM 2.0 of a running manufacturing swtpm. */
 static int talk(int wdir, const struct ov_swtpm *sw, const struct ov_ca *ca, int timeout_ms,
 		ov_error *err)
@@ -658,11 +636,11 @@ static int talk(int wdir, const struct ov_swtpm *sw, const struct ov_ca *ca, int
 	uint32_t nv_max;
 	int ret = -1;
 
-	t.fd = connect_at(wdir, "tpm.sock", err);
+	t.fd = ov_socket_connect(wdir, "tpm.sock", err);
 	if (t.fd < 0)
 		return -1;
 	t.pidfd = sw->pidfd;
-	t.deadline = now_ms() + timeout_ms;
+	t.deadline = (int64_t)ov_util_mono_ms() + timeout_ms;
 	if (ca) {
 		if (get_properties(&t, &info, &nv_max, err) < 0)
 			goto out;
@@ -754,7 +732,7 @@ static int make_work_dir(const char *state_dir, int *parent, char *name, size_t 
 		name[0] = '\0';
 		return ov_error_set(err, e, "opening the parent of %s", state_dir);
 	}
-	n = openat(*parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	n = ov_open_dir_at(*parent, name);
 	if (n < 0)
 		return ov_error_set(err, errno, "opening the work directory");
 	return n;
@@ -767,7 +745,7 @@ static void stop_swtpm(struct ov_swtpm *sw, int wdir, int timeout_ms, bool *orde
 
 	if (sw->pid <= 0)
 		return;
-	if (ov_fd_path(wdir, "tpm.sock.ctrl", ctrl, sizeof(ctrl)) == 0)
+	if (ov_socket_path(wdir, "tpm.sock.ctrl", ctrl, sizeof(ctrl)) == 0)
 		r = ov_swtpm_stop(sw->pid, sw->starttime, ctrl, timeout_ms, err);
 	if (r != 0)
 		kill(sw->pid, SIGKILL);
@@ -786,7 +764,7 @@ int ov_manufacture(const struct ov_settings *s, enum ov_tpm_version v, const cha
 	cleanup_ca struct ov_ca *ca = NULL;
 	struct ov_swtpm sw = {.pid = 0, .pidfd = -1};
 	char work[64] = "", ctrl_path[128];
-	int64_t t0 = now_ms();
+	int64_t t0 = (int64_t)ov_util_mono_ms();
 	int ret = -1;
 	ov_error ignored = {0};
 
@@ -808,10 +786,10 @@ int ov_manufacture(const struct ov_settings *s, enum ov_tpm_version v, const cha
 	wdir = make_work_dir(state_dir, &parent, work, sizeof(work), err);
 	if (wdir < 0)
 		goto out;
-	server = ov_unix_listen(wdir, "tpm.sock", 0600, err);
+	server = ov_socket_listen(wdir, "tpm.sock", 0600, err);
 	if (server < 0)
 		goto out;
-	ctrl = ov_unix_listen(wdir, "tpm.sock.ctrl", 0600, err);
+	ctrl = ov_socket_listen(wdir, "tpm.sock.ctrl", 0600, err);
 	if (ctrl < 0)
 		goto out;
 	log = openat(wdir, "swtpm.log", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -849,7 +827,7 @@ int ov_manufacture(const struct ov_settings *s, enum ov_tpm_version v, const cha
 	close(take_fd(&keyfd));
 	/* Our copy of the control socket stays open until swtpm answers: a
 	 * swtpm that dies at once is then seen on its pidfd, with its status. */
-	ov_fd_path(wdir, "tpm.sock.ctrl", ctrl_path, sizeof(ctrl_path));
+	ov_socket_path(wdir, "tpm.sock.ctrl", ctrl_path, sizeof(ctrl_path));
 	if (ov_swtpm_wait_ready(&sw, ctrl_path, log, (int)s->start_timeout_ms, err) < 0)
 		goto out;
 	close(take_fd(&ctrl));
@@ -867,8 +845,9 @@ int ov_manufacture(const struct ov_settings *s, enum ov_tpm_version v, const cha
 	}
 	if (each_entry(sfd, false, uid, gid, err) < 0)
 		goto out;
-	ov_debug("manufactured a %s vTPM%s in %lld ms", v == OV_TPM_2_0 ? "TPM 2.0" : "TPM 1.2",
-		 ek_cert ? " with EK certificates" : "", (long long)(now_ms() - t0));
+	ov_debug("manufactured a TPM %s vTPM%s in %lld ms", ov_util_tpm_version(v),
+		 ek_cert ? " with EK certificates" : "",
+		 (long long)((int64_t)ov_util_mono_ms() - t0));
 	ret = 0;
 out:
 	stop_swtpm(&sw, wdir, 1000, NULL, &ignored);

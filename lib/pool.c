@@ -20,6 +20,7 @@
 #include "oci-vtpm/manufacture.h"
 #include "oci-vtpm/pool.h"
 #include "oci-vtpm/store.h"
+#include "oci-vtpm/util.h"
 
 #define POOL_DIR   "pool"
 #define NEW_DIR	   ".new"
@@ -236,7 +237,7 @@ int ov_pool_claim(const struct ov_settings *s, const char *id, unsigned idx, int
 		ov_error_set(err, errno, "creating %s/" CLAIMS_DIR, path);
 		goto fail;
 	}
-	claims = openat(pool, CLAIMS_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	claims = ov_open_dir_at(pool, CLAIMS_DIR);
 	if (claims < 0) {
 		ov_error_set(err, errno, "opening %s/" CLAIMS_DIR, path);
 		goto fail;
@@ -268,7 +269,7 @@ int ov_pool_claim(const struct ov_settings *s, const char *id, unsigned idx, int
 		return 0;
 	}
 
-	cd = openat(claims, cname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	cd = ov_open_dir_at(claims, cname);
 	if (cd < 0) {
 		ov_error_set(err, errno, "opening the claimed entry");
 		goto discard;
@@ -349,24 +350,6 @@ int ov_pool_status(const struct ov_settings *s, struct ov_pool_status *st, ov_er
 
 /* ------------------------------------------------------------ fill, drain */
 
-static int lookup_user(const char *name, uid_t *uid, gid_t *gid, ov_error *err)
-{
-	struct passwd pw, *res = NULL;
-	char buf[4096];
-	int e;
-
-	*uid = 0;
-	*gid = 0;
-	if (!name || !*name || strcmp(name, "root") == 0)
-		return 0;
-	e = getpwnam_r(name, &pw, buf, sizeof(buf), &res);
-	if (!res)
-		return ov_error_set(err, e, "swtpm_user \"%s\": no such user", name);
-	*uid = pw.pw_uid;
-	*gid = pw.pw_gid;
-	return 0;
-}
-
 /* Open (making it) and lock the pool: one fill or drain at a time. */
 static int pool_lock(const struct ov_settings *s, ov_error *err)
 {
@@ -405,7 +388,7 @@ static unsigned sweep_claims(const struct ov_settings *s, int pool)
 		if (dot)
 			*dot = '\0';
 		if (run >= 0 && ov_container_id_valid(id)) {
-			cfd = openat(run, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			cfd = ov_open_dir_at(run, id);
 			if (cfd >= 0 && flock(cfd, LOCK_EX | LOCK_NB) < 0)
 				continue; /* that start is still under way */
 		}
@@ -455,7 +438,7 @@ static int make_entry(const struct ov_settings *s, int pool, int newdir, int wdi
 	ov_remove_tree_at(wdir, "state", &ignored);
 	if (mkdirat(wdir, "state", 0700) < 0)
 		return ov_error_set(err, errno, "creating %s", state);
-	sfd = openat(wdir, "state", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	sfd = ov_open_dir_at(wdir, "state");
 	if (sfd < 0 || fchown(sfd, uid, gid) < 0)
 		return ov_error_set(err, errno, "%s", state);
 	if (ov_meta_new(name, master, &m, &keys, err) < 0)
@@ -468,7 +451,7 @@ static int make_entry(const struct ov_settings *s, int pool, int newdir, int wdi
 		ov_error_set(err, errno, "creating %s", name);
 		goto out;
 	}
-	efd = openat(newdir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	efd = ov_open_dir_at(newdir, name);
 	if (efd < 0) {
 		ov_error_set(err, errno, "opening %s", name);
 		goto out;
@@ -533,15 +516,14 @@ int ov_pool_fill(const struct ov_settings *s, unsigned target, unsigned *made, u
 	char prefix[80], wpath[4300];
 	unsigned ready, n_made = 0, n_removed = 0;
 	ov_error ignored = {0};
-	uid_t uid;
-	gid_t gid;
+	struct ov_user u;
 	int ret = -1;
 
 	if (made)
 		*made = 0;
 	if (removed)
 		*removed = 0;
-	if (lookup_user(s->swtpm_user, &uid, &gid, err) < 0)
+	if (ov_util_user(s->swtpm_user, &u, err) < 0)
 		return -1;
 	if (ov_master_key_current(s, &master, err) < 0)
 		return ov_error_wrap(err, "pool fill");
@@ -562,7 +544,7 @@ int ov_pool_fill(const struct ov_settings *s, unsigned target, unsigned *made, u
 		ov_error_set(err, errno, "creating the pool's " NEW_DIR);
 		goto out;
 	}
-	newdir = openat(pool, NEW_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	newdir = ov_open_dir_at(pool, NEW_DIR);
 	if (newdir < 0) {
 		ov_error_set(err, errno, "opening the pool's " NEW_DIR);
 		goto out;
@@ -580,8 +562,7 @@ int ov_pool_fill(const struct ov_settings *s, unsigned target, unsigned *made, u
 			goto out;
 		}
 		if (work < 0)
-			work =
-			    openat(run, WORK_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			work = ov_open_dir_at(run, WORK_DIR);
 		if (work < 0) {
 			ov_error_set(err, errno, "opening %s/" WORK_DIR, s->run_dir);
 			goto out;
@@ -607,7 +588,8 @@ int ov_pool_fill(const struct ov_settings *s, unsigned target, unsigned *made, u
 		goto cleanup_work;
 	}
 	while (ready + n_made < target) {
-		if (make_entry(s, pool, newdir, wdir, wpath, prefix, &master, uid, gid, err) < 0) {
+		if (make_entry(s, pool, newdir, wdir, wpath, prefix, &master, u.uid, u.gid, err) <
+		    0) {
 			ov_error_wrap(err, "pool entry %u of %u", ready + n_made + 1, target);
 			goto cleanup_work;
 		}

@@ -14,6 +14,7 @@
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/oci.h"
 #include "oci-vtpm/store.h"
+#include "oci-vtpm/util.h"
 
 #define RECORD	   "record.json"
 #define RECORD_MAX (64u << 10)
@@ -58,7 +59,7 @@ int ov_container_dir_lock(int run_dirfd, const char *id, bool create, ov_error *
 
 		if (create && mkdirat(run_dirfd, id, 0711) < 0 && errno != EEXIST)
 			return ov_error_set(err, errno, "creating the run directory of %s", id);
-		fd = openat(run_dirfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		fd = ov_open_dir_at(run_dirfd, id);
 		if (fd < 0) {
 			if (errno == ENOENT && create)
 				continue; /* removed between mkdir and open */
@@ -79,11 +80,6 @@ int ov_container_dir_lock(int run_dirfd, const char *id, bool create, ov_error *
 		return take_fd(&fd);
 	}
 	return ov_error_set(err, EAGAIN, "locking the run directory of %s", id);
-}
-
-static const char *version_name(enum ov_tpm_version v)
-{
-	return v == OV_TPM_1_2 ? "1.2" : "2.0";
 }
 
 static int add_string(json_object *o, const char *k, const char *v)
@@ -117,7 +113,7 @@ int ov_record_write(int cdirfd, const struct ov_record *rec, ov_error *err)
 	    add_string(root, "name", rec->name) < 0 ||
 	    add_string(root, "boot_id", rec->boot_id) < 0 ||
 	    add_string(root, "backend", ov_backend_name(rec->backend)) < 0 ||
-	    add_string(root, "version", version_name(rec->version)) < 0)
+	    add_string(root, "version", ov_util_tpm_version(rec->version)) < 0)
 		return ov_error_set(err, ENOMEM, "record");
 	if (add_int(root, "container_pid", rec->container_pid) < 0 ||
 	    add_int(root, "container_starttime", (int64_t)rec->container_starttime) < 0)
@@ -284,62 +280,4 @@ void ov_record_free(struct ov_record *rec)
 	free(rec->name);
 	free(rec->boot_id);
 	memset(rec, 0, sizeof(*rec));
-}
-
-int ov_boot_id(char *buf, size_t size, ov_error *err)
-{
-	cleanup_free char *text = NULL;
-	size_t len;
-
-	if (ov_read_file_at(AT_FDCWD, "/proc/sys/kernel/random/boot_id", 128, &text, &len, err) < 0)
-		return -1;
-	while (len && (text[len - 1] == '\n'))
-		text[--len] = '\0';
-	if (snprintf(buf, size, "%s", text) >= (int)size)
-		return ov_error_set(err, ENAMETOOLONG, "boot id");
-	return 0;
-}
-
-int ov_proc_starttime(pid_t pid, unsigned long long *out, ov_error *err)
-{
-	char state;
-
-	return ov_proc_stat(pid, out, &state, err);
-}
-
-int ov_proc_stat(pid_t pid, unsigned long long *starttime, char *state, ov_error *err)
-{
-	cleanup_free char *text = NULL;
-	char path[64];
-	char *p;
-	size_t len;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (ov_read_file_at(AT_FDCWD, path, 4096, &text, &len, err) < 0)
-		return -1;
-	/* comm may hold spaces and ')': fields resume after the last ')'. */
-	p = strrchr(text, ')');
-	if (!p)
-		return ov_error_set(err, 0, "%s: malformed", path);
-	p++;
-	/* field 3 (state) is the first after ')'; starttime is field 22 */
-	*state = p[0] == ' ' ? p[1] : '?';
-	for (int field = 3; field < 22; field++) {
-		p = strchr(p + 1, ' ');
-		if (!p)
-			return ov_error_set(err, 0, "%s: malformed", path);
-	}
-	*starttime = strtoull(p + 1, NULL, 10);
-	return 0;
-}
-
-bool ov_proc_alive(pid_t pid, unsigned long long starttime)
-{
-	unsigned long long st;
-	char state;
-	ov_error ignored = {0};
-
-	/* A zombie has exited: only its parent has not reaped it yet. */
-	return pid > 0 && ov_proc_stat(pid, &st, &state, &ignored) == 0 && st == starttime &&
-	       state != 'Z' && state != 'X';
 }

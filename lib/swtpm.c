@@ -19,9 +19,10 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/crypto.h"
 #include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/proc.h"
 #include "oci-vtpm/sandbox.h"
-#include "oci-vtpm/store.h"
 #include "oci-vtpm/swtpm.h"
+#include "oci-vtpm/util.h"
 
 #define ARGV_MAX 32
 #define ARG_LEN	 4200
@@ -36,17 +37,9 @@ static int sys_pidfd_send_signal(int pidfd, int sig)
 	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int remaining_ms(int64_t deadline)
 {
-	int64_t left = deadline - now_ms();
+	int64_t left = deadline - (int64_t)ov_util_mono_ms();
 
 	return left < 0 ? 0 : (int)left;
 }
@@ -290,7 +283,7 @@ static int wait_io(int fd, short events, int pidfd, int64_t deadline, ov_error *
 int ov_swtpm_ctrl(const char *ctrl_path, uint32_t cmd, void *rsp, size_t rsp_len, int pidfd,
 		  int timeout_ms, ov_error *err)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = (int64_t)ov_util_mono_ms() + timeout_ms;
 	uint32_t be = htobe32(cmd);
 	cleanup_close int fd = connect_ctrl(ctrl_path, err);
 	size_t got = 0;
@@ -386,7 +379,7 @@ int ov_swtpm_wait_ready(struct ov_swtpm *t, const char *ctrl_path, int log_fd, i
 static int wait_exit(int pidfd, int timeout_ms)
 {
 	struct pollfd p = {.fd = pidfd, .events = POLLIN};
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = (int64_t)ov_util_mono_ms() + timeout_ms;
 	int r;
 
 	do

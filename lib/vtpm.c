@@ -17,8 +17,11 @@
 #include "oci-vtpm/log.h"
 #include "oci-vtpm/manufacture.h"
 #include "oci-vtpm/pool.h"
+#include "oci-vtpm/proc.h"
+#include "oci-vtpm/socket.h"
 #include "oci-vtpm/store.h"
 #include "oci-vtpm/swtpm.h"
+#include "oci-vtpm/util.h"
 #include "oci-vtpm/vtpm.h"
 #include "oci-vtpm/vtpmx.h"
 
@@ -29,14 +32,6 @@
 #define ADOPT_WINDOW_S 600
 
 /* For the debug-level "timing:" lines of start and stop (make bench). */
-static double mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 const struct ov_backend_ops *ov_backend_ops(enum ov_backend kind)
 {
 	switch (kind) {
@@ -68,32 +63,6 @@ int ov_vtpm_resolve_backend(const struct ov_request *r, enum ov_backend *out, ov
 	    "backend=socket to use a unix socket instead");
 }
 
-struct runas {
-	uid_t uid;
-	gid_t gid;
-	const char *name; /* NULL: root */
-};
-
-static int lookup_user(const char *name, struct runas *ra, ov_error *err)
-{
-	struct passwd pw, *res = NULL;
-	char buf[4096];
-	int e;
-
-	ra->uid = 0;
-	ra->gid = 0;
-	ra->name = NULL;
-	if (!name || !*name || strcmp(name, "root") == 0)
-		return 0;
-	e = getpwnam_r(name, &pw, buf, sizeof(buf), &res);
-	if (!res)
-		return ov_error_set(err, e, "swtpm_user \"%s\": no such user", name);
-	ra->uid = pw.pw_uid;
-	ra->gid = pw.pw_gid;
-	ra->name = name;
-	return 0;
-}
-
 static void state_name(unsigned idx, char *buf, size_t size)
 {
 	snprintf(buf, size, "state-%u", idx);
@@ -113,7 +82,7 @@ static int stop_all(int cdirfd, const struct ov_settings *s, const struct ov_rec
 		if (!rec->tpms[i].pid)
 			continue;
 		ops->ctrl_name(i, name, sizeof(name));
-		ov_fd_path(cdirfd, name, path, sizeof(path));
+		ov_socket_path(cdirfd, name, path, sizeof(path));
 		r = ov_swtpm_stop(rec->tpms[i].pid, rec->tpms[i].starttime, path,
 				  (int)s->stop_timeout_ms, err);
 		if (r < 0) {
@@ -162,7 +131,7 @@ static bool record_in_use(const struct ov_record *rec)
 
 static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 		     const struct ov_request *r, const struct ov_backend_ops *ops,
-		     const struct runas *ra, const struct ov_key *key, struct ov_record *rec,
+		     const struct ov_user *ra, const struct ov_key *key, struct ov_record *rec,
 		     ov_error *err)
 {
 	struct ov_record_tpm *t = &rec->tpms[idx];
@@ -182,7 +151,7 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	if (ops->open_channel(cdirfd, idx, r, &server, t, err) < 0)
 		return -1;
 	ops->ctrl_name(idx, name, sizeof(name));
-	ctrl = ov_unix_listen(cdirfd, name, ops->chardev ? 0600 : 0666, err);
+	ctrl = ov_socket_listen(cdirfd, name, ops->chardev ? 0600 : 0666, err);
 	if (ctrl < 0)
 		return -1;
 	keyfd = ov_swtpm_key_pipe(key, err);
@@ -211,7 +180,7 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	 * what it needs to stop this swtpm. */
 	ret = ov_record_write(cdirfd, rec, err);
 	if (ret == 0) {
-		ov_fd_path(cdirfd, name, ctrl_path, sizeof(ctrl_path));
+		ov_socket_path(cdirfd, name, ctrl_path, sizeof(ctrl_path));
 		ret = ov_swtpm_wait_ready(&tpm, ctrl_path, log, (int)s->start_timeout_ms, err);
 		if (!tpm.pid) /* reaped: it exited */
 			t->pid = 0;
@@ -228,7 +197,7 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 }
 
 /* Make state-0..count-1, owned by the user swtpm runs as; return their fds. */
-static int make_state_dirs(int cdirfd, unsigned count, const struct runas *ra, int *fds,
+static int make_state_dirs(int cdirfd, unsigned count, const struct ov_user *ra, int *fds,
 			   ov_error *err)
 {
 	for (unsigned i = 0; i < count; i++) {
@@ -239,7 +208,7 @@ static int make_state_dirs(int cdirfd, unsigned count, const struct runas *ra, i
 			return ov_error_set(err, errno, "creating %s", name);
 		if (fchownat(cdirfd, name, ra->uid, ra->gid, AT_SYMLINK_NOFOLLOW) < 0)
 			return ov_error_set(err, errno, "chown of %s", name);
-		fds[i] = openat(cdirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		fds[i] = ov_open_dir_at(cdirfd, name);
 		if (fds[i] < 0)
 			return ov_error_set(err, errno, "opening %s", name);
 	}
@@ -259,7 +228,7 @@ static int open_state_dirs(int cdirfd, unsigned count, int *fds, ov_error *err)
 		char name[64];
 
 		state_name(i, name, sizeof(name));
-		fds[i] = openat(cdirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		fds[i] = ov_open_dir_at(cdirfd, name);
 		if (fds[i] < 0)
 			return ov_error_set(err, errno, "opening %s", name);
 	}
@@ -279,7 +248,7 @@ static int claim_name(int run, const char *name, const char *id, ov_error *err)
 
 	if (mkdirat(run, NAMES_DIR, 0700) < 0 && errno != EEXIST)
 		return ov_error_set(err, errno, "creating the name claims");
-	names = openat(run, NAMES_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	names = ov_open_dir_at(run, NAMES_DIR);
 	if (names < 0)
 		return ov_error_set(err, errno, "opening the name claims");
 	if (ov_read_file_at(names, name, OV_ID_MAX + 1, &holder, NULL, err) == 0) {
@@ -306,7 +275,7 @@ static void release_name(const struct ov_settings *s, const char *name, const ch
 	run = ov_run_dir_open(s->run_dir, false, &ignored);
 	if (run < 0)
 		return;
-	names = openat(run, NAMES_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	names = ov_open_dir_at(run, NAMES_DIR);
 	if (names >= 0 &&
 	    ov_read_file_at(names, name, OV_ID_MAX + 1, &holder, NULL, &ignored) == 0 &&
 	    strcmp(holder, id) == 0)
@@ -334,11 +303,11 @@ static void pool_fallback(unsigned idx, int r, const ov_error *perr)
  * the name); further TPMs are manufactured inline with that state key.
  * Returns 1 when taken, 0 when not (m, keys untouched), -1 on error. */
 static int pool_named(const struct ov_settings *s, const struct ov_request *r, const char *id,
-		      const struct runas *ra, int statefd, const struct ov_key *master,
+		      const struct ov_user *ra, int statefd, const struct ov_key *master,
 		      struct ov_meta *m, struct ov_vtpm_keys *keys, double *ms, ov_error *err)
 {
 	struct ov_pool_entry e;
-	double t0 = mono_ms();
+	double t0 = ov_util_mono_ms();
 	ov_error perr = {0};
 	int got, ret;
 
@@ -347,14 +316,14 @@ static int pool_named(const struct ov_settings *s, const struct ov_request *r, c
 	got = ov_pool_claim(s, id, 0, statefd, ra->uid, ra->gid, &e, &perr);
 	if (got <= 0) {
 		pool_fallback(0, got, &perr);
-		*ms += mono_ms() - t0;
+		*ms += ov_util_mono_ms() - t0;
 		return 0;
 	}
 	ret = ov_meta_rename(&e.meta, &e.master, r->name, master, m, keys, err);
 	if (ret == 0)
 		ov_info("vTPM %s is new: TPM 0 from the pool (entry %s)", r->name, e.meta.name);
 	ov_pool_entry_wipe(&e);
-	*ms += mono_ms() - t0;
+	*ms += ov_util_mono_ms() - t0;
 	return ret < 0 ? -1 : 1;
 }
 
@@ -370,10 +339,10 @@ static void pool_keys_wipe(struct pool_keys *p)
 }
 
 static void pool_ephemeral(const struct ov_settings *s, const struct ov_request *r, const char *id,
-			   const struct runas *ra, const int *statefds, struct pool_keys *pk,
+			   const struct ov_user *ra, const int *statefds, struct pool_keys *pk,
 			   double *ms)
 {
-	double t0 = mono_ms();
+	double t0 = ov_util_mono_ms();
 
 	if (!r->ek_cert || r->version != OV_TPM_2_0)
 		return;
@@ -393,14 +362,14 @@ static void pool_ephemeral(const struct ov_settings *s, const struct ov_request 
 		ov_info("vTPM %u from the pool (entry %s)", i, e.meta.name);
 		ov_pool_entry_wipe(&e);
 	}
-	*ms += mono_ms() - t0;
+	*ms += ov_util_mono_ms() - t0;
 }
 /* ------------------------------------------------ end of provisioning pool */
 
 /* Named vTPM at start: claim it, load or create its keys, restore the
  * newest generation into the state directories. */
 static int prepare_named(const struct ov_settings *s, int run, const struct ov_request *r,
-			 const char *id, const struct runas *ra, const int *statefds,
+			 const char *id, const struct ov_user *ra, const int *statefds,
 			 struct ov_key *state_key, double *pool_ms, ov_error *err)
 {
 	cleanup_close int vdir = -1;
@@ -439,8 +408,8 @@ static int prepare_named(const struct ov_settings *s, int run, const struct ov_r
 			ov_error_set(
 			    err, 0,
 			    "vTPM %s was archived as %u TPM %s, the container asks for %u TPM %s",
-			    r->name, m.count, m.version == OV_TPM_1_2 ? "1.2" : "2.0", r->count,
-			    r->version == OV_TPM_1_2 ? "1.2" : "2.0");
+			    r->name, m.count, ov_util_tpm_version(m.version), r->count,
+			    ov_util_tpm_version(r->version));
 			goto wipe;
 		}
 		if (ov_archive_load(vdir, &m, &keys, m.newest, statefds, r->count, ra->uid, ra->gid,
@@ -659,7 +628,7 @@ static int start_warm(const struct ov_settings *s, int run, int cdir, const stru
 {
 	struct ov_record rec;
 	ov_error ignored = {0};
-	double t_claim = mono_ms(), t_end;
+	double t_claim = ov_util_mono_ms(), t_end;
 
 	if (ov_record_read(cdir, &rec, err) < 0)
 		return ov_error_wrap(err, "the warm vTPM");
@@ -669,7 +638,7 @@ static int start_warm(const struct ov_settings *s, int run, int cdir, const stru
 		ov_record_free(&rec);
 		return -1;
 	}
-	t_end = mono_ms();
+	t_end = ov_util_mono_ms();
 	ov_debug("timing: setup %.1f ms, restore 0.0 ms, pool 0.0 ms, manufacture 0.0 ms, swtpm "
 		 "ready 0.0 ms, expose %.1f ms, start total %.1f ms",
 		 t_claim - t0, t_end - t_claim, t_end - t0);
@@ -682,7 +651,7 @@ static int start_warm(const struct ov_settings *s, int run, int cdir, const stru
 /* EK certificates: manufacture every TPM whose state is fresh (nothing was
  * restored into it) before its swtpm starts. */
 static int manufacture_fresh(const struct ov_settings *s, const char *id,
-			     const struct ov_request *r, const struct runas *ra,
+			     const struct ov_request *r, const struct ov_user *ra,
 			     const int *statefds, const struct ov_key *key, ov_error *err)
 {
 	for (unsigned i = 0; i < r->count; i++) {
@@ -705,20 +674,20 @@ int ov_vtpm_start(const struct ov_settings *s, const struct ov_state *st, const 
 	cleanup_close int run = -1, cdir = -1;
 	cleanup_key struct ov_key key = {0};
 	__attribute__((cleanup(pool_keys_wipe))) struct pool_keys pk = {0};
-	double t0 = mono_ms(), t_dirs = 0, t_keys = 0, t_pool = 0, t_mfg = 0, t_swtpm = 0;
+	double t0 = ov_util_mono_ms(), t_dirs = 0, t_keys = 0, t_pool = 0, t_mfg = 0, t_swtpm = 0;
 	const struct ov_backend_ops *ops;
 	struct ov_record rec = {0}, old;
 	int statefds[OV_MAX_TPMS];
 	char boot_id[64];
-	struct runas ra;
+	struct ov_user ra;
 	ov_error cleanup_err = {0};
 	int ret = -1;
 
 	for (unsigned i = 0; i < OV_MAX_TPMS; i++)
 		statefds[i] = -1;
 	if (ov_vtpm_resolve_backend(r, &rec.backend, err) < 0 ||
-	    lookup_user(s->swtpm_user, &ra, err) < 0 ||
-	    ov_boot_id(boot_id, sizeof(boot_id), err) < 0)
+	    ov_util_user(s->swtpm_user, &ra, err) < 0 ||
+	    ov_proc_boot_id(boot_id, sizeof(boot_id), err) < 0)
 		return -1;
 	ops = ov_backend_ops(rec.backend);
 	run = ov_run_dir_open(s->run_dir, true, err);
@@ -786,7 +755,7 @@ int ov_vtpm_start(const struct ov_settings *s, const struct ov_state *st, const 
 	}
 	if (make_state_dirs(cdir, r->count, &ra, statefds, err) < 0)
 		goto undo;
-	t_dirs = mono_ms();
+	t_dirs = ov_util_mono_ms();
 	if (r->name) {
 		if (prepare_named(s, run, r, st->id, &ra, statefds, &key, &t_pool, err) < 0)
 			goto undo;
@@ -795,10 +764,10 @@ int ov_vtpm_start(const struct ov_settings *s, const struct ov_state *st, const 
 	} else {
 		pool_ephemeral(s, r, st->id, &ra, statefds, &pk, &t_pool);
 	}
-	t_keys = mono_ms();
+	t_keys = ov_util_mono_ms();
 	if (r->ek_cert && manufacture_fresh(s, st->id, r, &ra, statefds, &key, err) < 0)
 		goto undo_named;
-	t_mfg = mono_ms();
+	t_mfg = ov_util_mono_ms();
 	for (unsigned i = 0; i < r->count; i++) {
 		rec.tpms[i].devnum = -1;
 		rec.count = i + 1;
@@ -808,19 +777,19 @@ int ov_vtpm_start(const struct ov_settings *s, const struct ov_state *st, const 
 			goto undo_named;
 		}
 	}
-	t_swtpm = mono_ms();
+	t_swtpm = ov_util_mono_ms();
 	if (ops->expose(cdir, s, st, sp, &rec, err) < 0)
 		goto undo_named;
 	{
-		double t_end = mono_ms();
+		double t_end = ov_util_mono_ms();
 
 		ov_debug("timing: setup %.1f ms, restore %.1f ms, pool %.1f ms, manufacture %.1f "
 			 "ms, swtpm ready %.1f ms, expose %.1f ms, start total %.1f ms",
 			 t_dirs - t0, t_keys - t_dirs - t_pool, t_pool, t_mfg - t_keys,
 			 t_swtpm - t_mfg, t_end - t_swtpm, t_end - t0);
 	}
-	ov_info("started %u %s vTPM%s (%s backend)%s%s", rec.count,
-		r->version == OV_TPM_2_0 ? "TPM 2.0" : "TPM 1.2", rec.count > 1 ? "s" : "",
+	ov_info("started %u TPM %s vTPM%s (%s backend)%s%s", rec.count,
+		ov_util_tpm_version(r->version), rec.count > 1 ? "s" : "",
 		ov_backend_name(rec.backend), r->name ? ", name " : "", r->name ? r->name : "");
 	close_fds(statefds, r->count);
 	return 0;
@@ -840,10 +809,10 @@ undo:
 static int stop_locked(const struct ov_settings *s, int run, int cdir, const char *id,
 		       struct ov_record *rec, ov_error *err)
 {
-	double t0 = mono_ms(), t_stop, t_archive;
+	double t0 = ov_util_mono_ms(), t_stop, t_archive;
 	int ret = stop_all(cdir, s, rec, err);
 
-	t_stop = mono_ms();
+	t_stop = ov_util_mono_ms();
 
 	if (ret == 0 && rec->name) {
 		/* Stopped: the record says so, whatever comes next. */
@@ -865,11 +834,11 @@ static int stop_locked(const struct ov_settings *s, int run, int cdir, const cha
 	}
 	if (ret < 0)
 		return -1; /* keep the record and the state: gc retries */
-	t_archive = mono_ms();
+	t_archive = ov_util_mono_ms();
 	if (ov_remove_tree_at(run, id, err) < 0)
 		return ov_error_wrap(err, "removing the live state");
 	{
-		double t_end = mono_ms();
+		double t_end = ov_util_mono_ms();
 
 		ov_debug("timing: swtpm stop %.1f ms, archive %.1f ms, remove %.1f ms, stop total "
 			 "%.1f ms",
@@ -967,7 +936,7 @@ static unsigned each_entry(const struct ov_settings *s, bool (*valid)(const char
 	unsigned n = 0;
 
 	run = ov_run_dir_open(s->run_dir, false, &err);
-	if (run < 0 || ov_boot_id(boot_id, sizeof(boot_id), &err) < 0 ||
+	if (run < 0 || ov_proc_boot_id(boot_id, sizeof(boot_id), &err) < 0 ||
 	    !(d = ov_opendir_at(run, ".")))
 		return 0;
 	while ((de = readdir(d)))
@@ -1033,7 +1002,7 @@ static int warm_ready(const struct ov_settings *s, const char *name, const char 
 	struct ov_record rec;
 	bool ready;
 
-	cdir = run < 0 ? -1 : openat(run, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	cdir = run < 0 ? -1 : ov_open_dir_at(run, name);
 	if (cdir < 0 || ov_record_read(cdir, &rec, &err) < 0)
 		return 0;
 	ready = rec.boot_id && strcmp(rec.boot_id, boot_id) == 0 && rec.container_pid == 0 &&

@@ -223,8 +223,8 @@ int ov_vtpmx_new_at(const char *path, bool modprobe, bool tpm2, struct ov_vtpmx_
 	out->tpm_num = nd.tpm_num;
 	out->dev = makedev(nd.major, nd.minor);
 	out->rmdev = 0;
-	ov_debug("vtpm proxy: /dev/tpm%u (%u:%u), %s", nd.tpm_num, nd.major, nd.minor,
-		 tpm2 ? "TPM 2.0" : "TPM 1.2");
+	ov_debug("vtpm proxy: /dev/tpm%u (%u:%u), TPM %s", nd.tpm_num, nd.major, nd.minor,
+		 tpm2 ? "2.0" : "1.2");
 	return take_fd(&fd);
 }
 

@@ -40,10 +40,4 @@ extern const struct ov_backend_ops ov_backend_device;
 
 const struct ov_backend_ops *ov_backend_ops(enum ov_backend kind);
 
-/* Bind and listen on a unix socket dirfd/name (through /proc/self/fd, so
- * the length of the directory's path does not matter), with mode. */
-int ov_unix_listen(int dirfd, const char *name, mode_t mode, ov_error *err);
-/* The path that reaches dirfd/name from this process. */
-int ov_fd_path(int dirfd, const char *name, char *buf, size_t size);
-
 #endif

@@ -31,6 +31,10 @@ int ov_write_file_atomic(int dirfd, const char *name, const void *buf, size_t le
  * O_DIRECTORY fd of path. Refuses symlinks in the chain it walks. */
 int ov_mkdir_p(const char *path, mode_t mode, ov_error *err);
 
+/* An O_RDONLY|O_DIRECTORY|O_CLOEXEC fd of dirfd/name, never through a
+ * symlink as the last component; -1 with errno set. */
+int ov_open_dir_at(int dirfd, const char *name);
+
 /* A DIR of dirfd/name (no symlink as the last component), or NULL with
  * errno set. */
 DIR *ov_opendir_at(int dirfd, const char *name);

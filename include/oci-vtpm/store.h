@@ -58,14 +58,4 @@ int ov_record_write(int cdirfd, const struct ov_record *rec, ov_error *err);
 int ov_record_read(int cdirfd, struct ov_record *rec, ov_error *err);
 void ov_record_free(struct ov_record *rec);
 
-/* Is pid still the process that had this start time, and not a zombie? */
-bool ov_proc_alive(pid_t pid, unsigned long long starttime);
-
-/* The kernel's boot id, to tell a record from before a reboot. */
-int ov_boot_id(char *buf, size_t size, ov_error *err);
-/* Fields 22 (start time) and 3 (state) of /proc/<pid>/stat. */
-int ov_proc_stat(pid_t pid, unsigned long long *starttime, char *state, ov_error *err);
-/* Field 22 of /proc/<pid>/stat. */
-int ov_proc_starttime(pid_t pid, unsigned long long *out, ov_error *err);
-
 #endif

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "oci-vtpm/backend.h"
+#include "oci-vtpm/socket.h"
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/crypto.h"
 #include "oci-vtpm/fsutil.h"
@@ -98,8 +98,8 @@ static int start_tpm(struct tpm *t, const char *state, const struct ov_key *key,
 
 	snprintf(t->ctrl, sizeof(t->ctrl), "%s/tpm.sock.ctrl", dir);
 	snprintf(t->tcti, sizeof(t->tcti), "TPM2TOOLS_TCTI=swtpm:path=%s/tpm.sock", dir);
-	server = ov_unix_listen(dfd, "tpm.sock", 0600, err);
-	ctrl = ov_unix_listen(dfd, "tpm.sock.ctrl", 0600, err);
+	server = ov_socket_listen(dfd, "tpm.sock", 0600, err);
+	ctrl = ov_socket_listen(dfd, "tpm.sock.ctrl", 0600, err);
 	log = openat(dfd, "swtpm.log", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (server < 0 || ctrl < 0 || log < 0)
 		return -1;

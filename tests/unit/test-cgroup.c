@@ -14,6 +14,7 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/oci.h"
+#include "oci-vtpm/proc.h"
 #include "unit.h"
 
 #define RW (OV_DEV_READ | OV_DEV_WRITE)

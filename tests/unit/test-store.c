@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "oci-vtpm/proc.h"
 #include "oci-vtpm/store.h"
 #include "unit.h"
 
@@ -105,7 +106,7 @@ static void test_proc(void)
 	CHECK(ov_proc_starttime(getpid(), &a, &err) == 0 && a > 0);
 	CHECK(ov_proc_starttime(getpid(), &b, &err) == 0 && a == b);
 	CHECK(ov_proc_starttime(1, &b, &err) == 0 && b <= a);
-	CHECK(ov_boot_id(boot, sizeof(boot), &err) == 0 && strlen(boot) == 36);
+	CHECK(ov_proc_boot_id(boot, sizeof(boot), &err) == 0 && strlen(boot) == 36);
 }
 
 int main(void)

@@ -7,8 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "oci-vtpm/backend.h"
+#include "oci-vtpm/socket.h"
 #include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/proc.h"
 #include "oci-vtpm/store.h"
 #include "oci-vtpm/swtpm.h"
 #include "unit.h"
@@ -30,10 +31,10 @@ static void fixture(struct fixture *f, const char *tag)
 	snprintf(f->state, sizeof(f->state), "%s/state-%s", dir, tag);
 	mkdir(f->state, 0700);
 	snprintf(name, sizeof(name), "%s.sock", tag);
-	f->server = ov_unix_listen(dfd, name, 0600, &err);
+	f->server = ov_socket_listen(dfd, name, 0600, &err);
 	snprintf(name, sizeof(name), "%s.ctrl", tag);
-	f->ctrl = ov_unix_listen(dfd, name, 0600, &err);
-	ov_fd_path(dfd, name, f->ctrl_path, sizeof(f->ctrl_path));
+	f->ctrl = ov_socket_listen(dfd, name, 0600, &err);
+	ov_socket_path(dfd, name, f->ctrl_path, sizeof(f->ctrl_path));
 	snprintf(name, sizeof(name), "%s.log", tag);
 	f->log = openat(dfd, name, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	CHECK(f->server >= 0 && f->ctrl >= 0 && f->log >= 0);
