@@ -738,15 +738,14 @@ static int make_work_dir(const char *state_dir, int *parent, char *name, size_t 
 	return n;
 }
 
-static void stop_swtpm(struct ov_swtpm *sw, int wdir, int timeout_ms, bool *orderly, ov_error *err)
+static void stop_swtpm(struct ov_swtpm *sw, int timeout_ms, bool *orderly, ov_error *err)
 {
-	char ctrl[128];
 	int r = 1;
 
 	if (sw->pid <= 0)
 		return;
-	if (ov_socket_path(wdir, "tpm.sock.ctrl", ctrl, sizeof(ctrl)) == 0)
-		r = ov_swtpm_stop(sw->pid, sw->starttime, ctrl, timeout_ms, err);
+	if (sw->ctrl_path[0])
+		r = ov_swtpm_stop(sw->pid, sw->starttime, sw->ctrl_path, timeout_ms, err);
 	if (r != 0)
 		kill(sw->pid, SIGKILL);
 	waitpid(sw->pid, NULL, 0);
@@ -759,11 +758,10 @@ int ov_manufacture(const struct ov_settings *s, enum ov_tpm_version v, const cha
 		   const struct ov_key *state_key, bool ek_cert, uid_t uid, gid_t gid,
 		   ov_error *err)
 {
-	cleanup_close int sfd = -1, parent = -1, wdir = -1, server = -1, ctrl = -1, log = -1,
-			  keyfd = -1;
+	cleanup_close int sfd = -1, parent = -1, wdir = -1, server = -1;
 	cleanup_ca struct ov_ca *ca = NULL;
 	struct ov_swtpm sw = {.pid = 0, .pidfd = -1};
-	char work[64] = "", ctrl_path[128];
+	char work[64] = "";
 	int64_t t0 = (int64_t)ov_util_mono_ms();
 	int ret = -1;
 	ov_error ignored = {0};
@@ -789,20 +787,6 @@ int ov_manufacture(const struct ov_settings *s, enum ov_tpm_version v, const cha
 	server = ov_socket_listen(wdir, "tpm.sock", 0600, err);
 	if (server < 0)
 		goto out;
-	ctrl = ov_socket_listen(wdir, "tpm.sock.ctrl", 0600, err);
-	if (ctrl < 0)
-		goto out;
-	log = openat(wdir, "swtpm.log", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (log < 0) {
-		ov_error_set(err, errno, "swtpm log");
-		goto out;
-	}
-	if (state_key) {
-		keyfd = ov_swtpm_key_pipe(state_key, err);
-		if (keyfd < 0)
-			goto out;
-	}
-
 	/* swtpm runs as the user who owns the state, in a directory it owns. */
 	char runas[32] = "";
 	if (uid != 0)
@@ -811,30 +795,24 @@ int ov_manufacture(const struct ov_settings *s, enum ov_tpm_version v, const cha
 		ov_error_set(err, errno, "chown of %s", state_dir);
 		goto out;
 	}
-	struct ov_swtpm_opts o = {
+	struct ov_swtpm_instance in = {
 	    .binary = s->swtpm,
 	    .tpm2 = v == OV_TPM_2_0,
-	    .server_fd = server,
-	    .ctrl_fd = ctrl,
-	    .log_fd = log,
-	    .key_fd = keyfd,
+	    .dir_fd = wdir,
 	    .state_dir = state_dir,
+	    .log_name = "swtpm.log",
+	    .ctrl_name = "tpm.sock.ctrl",
+	    .ctrl_mode = 0600,
+	    .key = state_key,
 	    .runas = runas[0] ? runas : NULL,
+	    .timeout_ms = (int)s->start_timeout_ms,
 	};
-	if (ov_swtpm_spawn(&o, &sw, err) < 0)
+	if (ov_swtpm_start(&in, &server, &sw, err) < 0)
 		goto out;
-	close(take_fd(&server));
-	close(take_fd(&keyfd));
-	/* Our copy of the control socket stays open until swtpm answers: a
-	 * swtpm that dies at once is then seen on its pidfd, with its status. */
-	ov_socket_path(wdir, "tpm.sock.ctrl", ctrl_path, sizeof(ctrl_path));
-	if (ov_swtpm_wait_ready(&sw, ctrl_path, log, (int)s->start_timeout_ms, err) < 0)
-		goto out;
-	close(take_fd(&ctrl));
 	if (v == OV_TPM_2_0 && talk(wdir, &sw, ca, (int)s->start_timeout_ms, err) < 0)
 		goto out;
 	bool orderly = false;
-	stop_swtpm(&sw, wdir, (int)s->stop_timeout_ms, &orderly, err);
+	stop_swtpm(&sw, (int)s->stop_timeout_ms, &orderly, err);
 	if (!orderly) {
 		ov_error_set(err, 0, "swtpm did not shut down in order");
 		goto out;
@@ -850,7 +828,7 @@ int ov_manufacture(const struct ov_settings *s, enum ov_tpm_version v, const cha
 		 (long long)((int64_t)ov_util_mono_ms() - t0));
 	ret = 0;
 out:
-	stop_swtpm(&sw, wdir, 1000, NULL, &ignored);
+	stop_swtpm(&sw, 1000, NULL, &ignored);
 	if (sw.pidfd >= 0)
 		close(sw.pidfd);
 	if (ret < 0)

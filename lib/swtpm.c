@@ -21,6 +21,7 @@
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/proc.h"
 #include "oci-vtpm/sandbox.h"
+#include "oci-vtpm/socket.h"
 #include "oci-vtpm/swtpm.h"
 #include "oci-vtpm/util.h"
 
@@ -191,6 +192,7 @@ int ov_swtpm_spawn(const struct ov_swtpm_opts *o, struct ov_swtpm *out, ov_error
 	out->pid = 0;
 	out->pidfd = -1;
 	out->starttime = 0;
+	out->ctrl_path[0] = '\0';
 	if (!abuf)
 		return ov_error_set(err, ENOMEM, "starting swtpm");
 	a = abuf;
@@ -438,4 +440,52 @@ int ov_swtpm_key_pipe(const struct ov_key *key, ov_error *err)
 	}
 	close(p[1]);
 	return p[0];
+}
+
+int ov_swtpm_start(const struct ov_swtpm_instance *in, int *channel, struct ov_swtpm *out,
+		   ov_error *err)
+{
+	cleanup_close int ctrl = -1, log = -1, keyfd = -1;
+	char ctrl_path[sizeof(out->ctrl_path)];
+
+	out->pid = 0;
+	out->pidfd = -1;
+	out->ctrl_path[0] = '\0';
+	log = openat(in->dir_fd, in->log_name, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+		     0600);
+	if (log < 0)
+		return ov_error_set(err, errno, "creating %s", in->log_name);
+	ctrl = ov_socket_listen(in->dir_fd, in->ctrl_name, in->ctrl_mode, err);
+	if (ctrl < 0)
+		return -1;
+	if (ov_socket_path(in->dir_fd, in->ctrl_name, ctrl_path, sizeof(ctrl_path)) < 0)
+		return ov_error_set(err, ENAMETOOLONG, "socket %s", in->ctrl_name);
+	if (in->key) {
+		keyfd = ov_swtpm_key_pipe(in->key, err);
+		if (keyfd < 0)
+			return -1;
+	}
+
+	struct ov_swtpm_opts o = {
+	    .binary = in->binary,
+	    .chardev = in->chardev,
+	    .tpm2 = in->tpm2,
+	    .server_fd = *channel,
+	    .ctrl_fd = ctrl,
+	    .log_fd = log,
+	    .key_fd = keyfd,
+	    .state_dir = in->state_dir,
+	    .dir_fd = in->run_in_dir ? in->dir_fd : -1,
+	    .runas = in->runas,
+	};
+	if (ov_swtpm_spawn(&o, out, err) < 0)
+		return -1;
+	memcpy(out->ctrl_path, ctrl_path, sizeof(ctrl_path));
+	close(*channel);
+	*channel = -1;
+	if (in->spawned && in->spawned(out, in->arg, err) < 0)
+		return -1;
+	/* Our copy of the control socket stays open until swtpm answers: a
+	 * swtpm that dies at once is then seen on its pidfd, with its status. */
+	return ov_swtpm_wait_ready(out, ctrl_path, log, in->timeout_ms, err);
 }

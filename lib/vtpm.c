@@ -129,62 +129,62 @@ static bool record_in_use(const struct ov_record *rec)
 	       time(NULL) - rec->started_at < ADOPT_WINDOW_S;
 }
 
+struct recorder {
+	int cdirfd;
+	struct ov_record *rec;
+	unsigned idx;
+};
+
+/* Recorded before waiting: a hook killed from here on leaves poststop
+ * what it needs to stop this swtpm. */
+static int record_spawned(const struct ov_swtpm *t, void *arg, ov_error *err)
+{
+	struct recorder *w = arg;
+
+	w->rec->tpms[w->idx].pid = t->pid;
+	w->rec->tpms[w->idx].starttime = t->starttime;
+	return ov_record_write(w->cdirfd, w->rec, err);
+}
+
 static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 		     const struct ov_request *r, const struct ov_backend_ops *ops,
 		     const struct ov_user *ra, const struct ov_key *key, struct ov_record *rec,
 		     ov_error *err)
 {
 	struct ov_record_tpm *t = &rec->tpms[idx];
-	cleanup_close int server = -1, ctrl = -1, log = -1, keyfd = -1;
-	char name[64], ctrl_path[128], state_dir[64];
+	cleanup_close int server = -1;
+	char log[64], ctrl[64], state_dir[64];
+	struct recorder w = {.cdirfd = cdirfd, .rec = rec, .idx = idx};
 	struct ov_swtpm tpm;
 	int ret;
 
 	/* Relative to the container's directory, swtpm's cwd: the directory
 	 * may be renamed under a running swtpm (adopt_token). */
 	state_name(idx, state_dir, sizeof(state_dir));
-	snprintf(name, sizeof(name), "swtpm-%u.log", idx);
-	log = openat(cdirfd, name, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (log < 0)
-		return ov_error_set(err, errno, "creating %s", name);
-
+	snprintf(log, sizeof(log), "swtpm-%u.log", idx);
+	ops->ctrl_name(idx, ctrl, sizeof(ctrl));
 	if (ops->open_channel(cdirfd, idx, r, &server, t, err) < 0)
 		return -1;
-	ops->ctrl_name(idx, name, sizeof(name));
-	ctrl = ov_socket_listen(cdirfd, name, ops->chardev ? 0600 : 0666, err);
-	if (ctrl < 0)
-		return -1;
-	keyfd = ov_swtpm_key_pipe(key, err);
-	if (keyfd < 0)
-		return -1;
 
-	struct ov_swtpm_opts o = {
+	struct ov_swtpm_instance in = {
 	    .binary = s->swtpm,
 	    .chardev = ops->chardev,
 	    .tpm2 = r->version == OV_TPM_2_0,
-	    .server_fd = server,
-	    .ctrl_fd = ctrl,
-	    .log_fd = log,
-	    .key_fd = keyfd,
-	    .state_dir = state_dir,
 	    .dir_fd = cdirfd,
+	    .run_in_dir = true,
+	    .state_dir = state_dir,
+	    .log_name = log,
+	    .ctrl_name = ctrl,
+	    .ctrl_mode = ops->chardev ? 0600 : 0666,
+	    .key = key,
 	    .runas = ra->name,
+	    .timeout_ms = (int)s->start_timeout_ms,
+	    .spawned = record_spawned,
+	    .arg = &w,
 	};
-	if (ov_swtpm_spawn(&o, &tpm, err) < 0)
-		return -1;
-	/* swtpm has its copy; ours would keep a dead swtpm's proxy chip alive. */
-	close(take_fd(&server));
-	t->pid = tpm.pid;
-	t->starttime = tpm.starttime;
-	/* Recorded before waiting: a hook killed from here on leaves poststop
-	 * what it needs to stop this swtpm. */
-	ret = ov_record_write(cdirfd, rec, err);
-	if (ret == 0) {
-		ov_socket_path(cdirfd, name, ctrl_path, sizeof(ctrl_path));
-		ret = ov_swtpm_wait_ready(&tpm, ctrl_path, log, (int)s->start_timeout_ms, err);
-		if (!tpm.pid) /* reaped: it exited */
-			t->pid = 0;
-	}
+	ret = ov_swtpm_start(&in, &server, &tpm, err);
+	if (t->pid && !tpm.pid) /* reaped: it exited */
+		t->pid = 0;
 	/* The device backend: the kernel registers the chip only now that
 	 * swtpm answers; record the device numbers it gets. */
 	if (ret == 0 && ops->wait) {
@@ -192,7 +192,8 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 		if (ret == 0)
 			ret = ov_record_write(cdirfd, rec, err);
 	}
-	close(tpm.pidfd);
+	if (tpm.pidfd >= 0)
+		close(tpm.pidfd);
 	return ret;
 }
 

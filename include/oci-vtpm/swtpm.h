@@ -33,6 +33,7 @@ struct ov_swtpm {
 	pid_t pid;
 	int pidfd;
 	unsigned long long starttime;
+	char ctrl_path[128]; /* set by ov_swtpm_start: its control socket */
 };
 
 struct ov_key;
@@ -56,6 +57,46 @@ int ov_swtpm_wait_ready(struct ov_swtpm *t, const char *ctrl_path, int log_fd, i
  * the wait when the process exits. */
 int ov_swtpm_ctrl(const char *ctrl_path, uint32_t cmd, void *rsp, size_t rsp_len, int pidfd,
 		  int timeout_ms, ov_error *err);
+
+/*
+ * One swtpm instance as both the container path (lib/launch.c) and
+ * manufacture (lib/manufacture.c) run it, after swtpm_setup's struct swtpm:
+ * its log (log_name, appended to) and control socket (ctrl_name, made with
+ * ctrl_mode) live in the directory dir_fd; it serves the TPM on a channel
+ * the caller made (a listening socket or a vtpm proxy fd: the backend's
+ * open_channel); its state is encrypted with key, which reaches it on a
+ * pipe only.
+ */
+struct ov_swtpm_instance {
+	const char *binary;
+	bool chardev;
+	bool tpm2;
+	int dir_fd;	       /* borrowed */
+	bool run_in_dir;       /* swtpm's cwd is dir_fd (state_dir relative to it); else "/" */
+	const char *state_dir; /* --tpmstate dir= */
+	const char *log_name;
+	const char *ctrl_name;
+	mode_t ctrl_mode;
+	const struct ov_key *key; /* NULL: state not encrypted */
+	const char *runas;	  /* NULL, "" or "root": stay root */
+	int timeout_ms;		  /* bounds the wait for readiness */
+	/* Optional: called once swtpm runs, before the wait (to record its
+	 * pid: a caller killed during the wait then leaves what stops it).
+	 * A failure ends the start (the swtpm is left to the caller). */
+	int (*spawned)(const struct ov_swtpm *t, void *arg, ov_error *err);
+	void *arg;
+};
+
+/*
+ * Open the log and the control socket, spawn swtpm on *channel (taken:
+ * closed once swtpm has its copy, so a dead swtpm's proxy chip goes with
+ * it), call spawned, wait until it answers. On return, failure included,
+ * out->pid is the swtpm still running (0: none; one that exited was
+ * reaped) and out->pidfd (or -1) is the caller's to close; stop it with
+ * ov_swtpm_stop(out->pid, out->starttime, out->ctrl_path, ...).
+ */
+int ov_swtpm_start(const struct ov_swtpm_instance *in, int *channel, struct ov_swtpm *out,
+		   ov_error *err);
 
 /*
  * Stop the swtpm that was pid with that start time: CMD_SHUTDOWN on the
