@@ -23,6 +23,20 @@ int ov_error_set(ov_error *err, int errnum, const char *fmt, ...)
 	return -1;
 }
 
+int ov_error_code(ov_error *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		err->msg[0] = '\0';
+	err->code = code;
+	return -1;
+}
+
 int ov_error_wrap(ov_error *err, const char *fmt, ...)
 {
 	char old[OV_ERROR_MAX];

@@ -189,14 +189,12 @@ int ov_pool_claim(const struct ov_settings *s, const char *id, unsigned idx, int
 		return ov_error_set(err, EINVAL, "invalid container id \"%.64s\"", id);
 	if (!ov_tpm_state_fresh(dstdir))
 		return ov_error_set(err, EEXIST, "the state directory already holds a TPM");
-	if (ov_master_key_current(s, &e->master, err) < 0) {
-		err->code = ENOKEY; /* entries are wrapped: no key, no pool */
-		return 0;
-	}
+	/* Entries are wrapped and certified: no key or no CA, no pool. */
+	if (ov_master_key_current(s, &e->master, err) < 0)
+		return ov_error_code(err, ENOKEY, "%s", err->msg);
 	if (kind_prefix(s, &e->master, prefix, sizeof(prefix), err) < 0) {
 		ov_key_wipe(&e->master);
-		err->code = ENOKEY;
-		return 0;
+		return ov_error_code(err, ENOKEY, "%s", err->msg);
 	}
 	if (pool_path(s, path, sizeof(path), err) < 0)
 		goto fail;
@@ -223,15 +221,12 @@ int ov_pool_claim(const struct ov_settings *s, const char *id, unsigned idx, int
 		ov_key_wipe(&e->master);
 		free(names);
 		if (others)
-			ov_error_set(
-			    err, 0,
+			return ov_error_code(
+			    err, ENOENT,
 			    "the pool has no entry for this master key and host CA (%u stale; "
 			    "`oci-vtpm pool fill` replaces them)",
 			    others);
-		else
-			ov_error_set(err, 0, "the pool is empty");
-		err->code = ENOENT; /* set after: no strerror in the message */
-		return 0;
+		return ov_error_code(err, ENOENT, "the pool is empty");
 	}
 	if (mkdirat(pool, CLAIMS_DIR, 0700) < 0 && errno != EEXIST) {
 		ov_error_set(err, errno, "creating %s/" CLAIMS_DIR, path);
@@ -264,9 +259,8 @@ int ov_pool_claim(const struct ov_settings *s, const char *id, unsigned idx, int
 		}
 		ov_key_wipe(&e->master);
 		free(names);
-		ov_error_set(err, 0, "the pool is empty (concurrent starts took every entry)");
-		err->code = ENOENT;
-		return 0;
+		return ov_error_code(err, ENOENT,
+				     "the pool is empty (concurrent starts took every entry)");
 	}
 
 	cd = ov_open_dir_at(claims, cname);
@@ -287,7 +281,7 @@ int ov_pool_claim(const struct ov_settings *s, const char *id, unsigned idx, int
 		ov_warn("pool: removing the claimed entry %s: %s", got, err->msg);
 	ov_debug("pool: took entry %s", got);
 	free(names);
-	return 1;
+	return 0;
 discard:
 	/* A claimed entry is never given back: it may be half copied. */
 	ov_error_wrap(err, "pool entry %s (discarded)", got);

@@ -289,14 +289,14 @@ static void release_name(const struct ov_settings *s, const char *name, const ch
 
 /* Why a TPM was not taken from the pool. Without a master key or CA the
  * pool cannot serve (quietly); an empty pool is worth an info line. */
-static void pool_fallback(unsigned idx, int r, const ov_error *perr)
+static void pool_fallback(unsigned idx, const ov_error *perr)
 {
-	if (r < 0)
-		ov_warn("vTPM %u: %s; manufacturing it inline", idx, perr->msg);
-	else if (perr->code == ENOKEY)
+	if (perr->code == ENOKEY)
 		ov_debug("vTPM %u: not from the pool: %s", idx, perr->msg);
-	else
+	else if (perr->code == ENOENT)
 		ov_info("vTPM %u: %s; manufacturing it inline", idx, perr->msg);
+	else
+		ov_warn("vTPM %u: %s; manufacturing it inline", idx, perr->msg);
 }
 
 /* A new named vTPM: its TPM 0 from the pool. The entry's data key becomes
@@ -315,8 +315,8 @@ static int pool_named(const struct ov_settings *s, const struct ov_request *r, c
 	if (!r->ek_cert || r->version != OV_TPM_2_0)
 		return 0;
 	got = ov_pool_claim(s, id, 0, statefd, ra->uid, ra->gid, &e, &perr);
-	if (got <= 0) {
-		pool_fallback(0, got, &perr);
+	if (got < 0) {
+		pool_fallback(0, &perr);
 		*ms += ov_util_mono_ms() - t0;
 		return 0;
 	}
@@ -352,9 +352,9 @@ static void pool_ephemeral(const struct ov_settings *s, const struct ov_request 
 		ov_error perr = {0};
 		int got = ov_pool_claim(s, id, i, statefds[i], ra->uid, ra->gid, &e, &perr);
 
-		if (got <= 0) {
-			pool_fallback(i, got, &perr);
-			if (got == 0)
+		if (got < 0) {
+			pool_fallback(i, &perr);
+			if (perr.code == ENOENT || perr.code == ENOKEY)
 				break; /* no more to be had */
 			continue;
 		}

@@ -54,10 +54,10 @@ void ov_pool_entry_wipe(struct ov_pool_entry *e);
  * Take one EK-certified TPM 2.0 state out of the pool for TPM idx of
  * container id: its files are written into dstdir (which must hold no TPM
  * state; files owned uid:gid, 0600), and e describes it.
- * Returns 1 when an entry was taken; 0 when none could be (err says why:
- * ENOENT the pool has no matching entry, ENOKEY no master key or no host
- * CA), and nothing was changed; -1 on failure (err filled; a claimed entry
- * is discarded and dstdir left empty again).
+ * Returns 0 when an entry was taken; else -1 with err filled: err->code
+ * ENOENT (the pool has no matching entry) or ENOKEY (no master key or no
+ * host CA) when none could be taken and nothing was changed; any other
+ * code on a failure (a claimed entry is discarded, dstdir left empty).
  */
 int ov_pool_claim(const struct ov_settings *s, const char *id, unsigned idx, int dstdir, uid_t uid,
 		  gid_t gid, struct ov_pool_entry *e, ov_error *err);

@@ -83,7 +83,7 @@ static void test_empty(void)
 	ov_error err = {0};
 	int sfd = new_state_fd("st-empty");
 
-	CHECK(ov_pool_claim(&s, "c-empty", 0, sfd, tss_uid, tss_gid, &e, &err) == 0);
+	CHECK(ov_pool_claim(&s, "c-empty", 0, sfd, tss_uid, tss_gid, &e, &err) < 0);
 	CHECK(err.code == ENOENT);
 	CHECK_ERR(&err, "the pool is empty");
 	CHECK(ov_tpm_state_fresh(sfd));
@@ -116,7 +116,7 @@ static void test_fill_claim_start(void)
 
 	sfd = new_state_fd("st-claimed");
 	t0 = now_ms();
-	CHECK(ov_pool_claim(&s, "c1", 0, sfd, tss_uid, tss_gid, &e, &err) == 1);
+	CHECK(ov_pool_claim(&s, "c1", 0, sfd, tss_uid, tss_gid, &e, &err) == 0);
 	printf("# pool claim: %.2f ms\n", now_ms() - t0);
 	if (err.msg[0])
 		fprintf(stderr, "claim: %s\n", err.msg);
@@ -213,7 +213,7 @@ static void test_concurrent(void)
 				_exit(3);
 			snprintf(id, sizeof(id), "racer-%d", i);
 			r = ov_pool_claim(&s, id, 0, sfd, tss_uid, tss_gid, &e, &err);
-			snprintf(out, sizeof(out), "%d %.150s", r, r == 1 ? e.meta.name : err.msg);
+			snprintf(out, sizeof(out), "%d %.150s", r, r == 0 ? e.meta.name : err.msg);
 			if (write(pipes[i][1], out, strlen(out)) < 0)
 				_exit(3);
 			_exit(0);
@@ -232,10 +232,10 @@ static void test_concurrent(void)
 		CHECK(waitpid(pids[i], &status, 0) == pids[i] && WIFEXITED(status) &&
 		      WEXITSTATUS(status) == 0);
 		names[i][0] = '\0';
-		if (n > 2 && buf[0] == '1') {
+		if (n > 2 && buf[0] == '0') {
 			snprintf(names[i], sizeof(names[i]), "%.127s", buf + 2);
 			got++;
-		} else if (n > 2 && buf[0] == '0') {
+		} else if (n > 2 && buf[0] == '-') {
 			CHECK(strstr(buf, "the pool is empty") != NULL);
 			empty++;
 		} else {
@@ -312,11 +312,11 @@ static void test_stale_tampered_nokey(void)
 		snprintf(name, sizeof(name), "st-t%d", i);
 		sfd = new_state_fd(name);
 		r = ov_pool_claim(&s, "c-tamper", (unsigned)i, sfd, tss_uid, tss_gid, &e, &err);
-		if (r < 0) {
+		if (r < 0 && err.code != ENOENT) {
 			bad++;
 			CHECK_ERR(&err, "discarded");
 			CHECK(ov_tpm_state_fresh(sfd));
-		} else if (r == 1) {
+		} else if (r == 0) {
 			good++;
 			ov_pool_entry_wipe(&e);
 		}
@@ -332,7 +332,7 @@ static void test_stale_tampered_nokey(void)
 	CHECK(ov_ca_create(s.ca_key, s.ca_cert, OV_CA_EC_P256, "another unit test CA", &err) == 0);
 	CHECK(ov_pool_status(&s, &st, &err) == 0 && st.ready == 0 && st.stale == 2);
 	sfd = new_state_fd("st-stale");
-	CHECK(ov_pool_claim(&s, "c-stale", 0, sfd, tss_uid, tss_gid, &e, &err) == 0);
+	CHECK(ov_pool_claim(&s, "c-stale", 0, sfd, tss_uid, tss_gid, &e, &err) < 0);
 	CHECK(err.code == ENOENT);
 	CHECK_ERR(&err, "2 stale");
 	CHECK(ov_tpm_state_fresh(sfd));
@@ -345,14 +345,14 @@ static void test_stale_tampered_nokey(void)
 
 	/* No master key: no pool (entries are wrapped), nothing changed. */
 	CHECK(rename(s.master_key, path("keys/away")) == 0);
-	CHECK(ov_pool_claim(&s, "c-nokey", 0, sfd, tss_uid, tss_gid, &e, &err) == 0);
+	CHECK(ov_pool_claim(&s, "c-nokey", 0, sfd, tss_uid, tss_gid, &e, &err) < 0);
 	CHECK(err.code == ENOKEY);
 	CHECK(ov_tpm_state_fresh(sfd));
 	CHECK(ov_pool_fill(&s, 2, &made, NULL, &err) < 0);
 	CHECK_ERR(&err, "master key");
 	CHECK(rename(path("keys/away"), s.master_key) == 0);
 	CHECK(ready() == 1);
-	CHECK(ov_pool_claim(&s, "c-nokey", 0, sfd, tss_uid, tss_gid, &e, &err) == 1);
+	CHECK(ov_pool_claim(&s, "c-nokey", 0, sfd, tss_uid, tss_gid, &e, &err) == 0);
 	ov_pool_entry_wipe(&e);
 	close(sfd);
 
