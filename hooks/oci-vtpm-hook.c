@@ -45,17 +45,26 @@ static bool asks(json_object *annotations)
 	return false;
 }
 
+/* Start the container's vTPMs (the container's init keeps them in use
+ * until it is recorded), then place them in it; vTPMs running already
+ * (started by the shim, podman's precreate stage, an earlier stage) were
+ * placed through config.json: the container is only recorded. */
 static int start(const struct ov_settings *s, const struct ov_state *st, const struct ov_spec *sp,
 		 ov_error *err)
 {
 	struct ov_request r;
-	int ret;
+	int ret = 0;
 
-	ret = ov_request_parse(s, sp->annotations, &r, err);
-	if (ret == 0 && r.enable)
-		ret = ov_vtpm_start(s, st, sp, &r, err);
-	if (ret == 0)
-		ov_request_free(&r);
+	if (ov_request_parse(s, sp->annotations, &r, err) < 0)
+		return -1;
+	if (r.enable) {
+		ret = ov_vtpm_start(s, st->id, st->bundle, &r, st->pid, err);
+		if (ret == 0)
+			ret = ov_vtpm_attach(s, st->id, st->pid, sp, err);
+		else if (ret > 0)
+			ret = ov_vtpm_adopt(s, st->id, st->pid, err);
+	}
+	ov_request_free(&r);
 	return ret;
 }
 

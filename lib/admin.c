@@ -16,6 +16,7 @@
 #include "oci-vtpm/ca.h"
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/instance.h"
 #include "oci-vtpm/log.h"
 #include "oci-vtpm/oci.h"
 #include "oci-vtpm/pool.h"
@@ -23,11 +24,11 @@
 #include "oci-vtpm/store.h"
 #include "oci-vtpm/swtpm.h"
 #include "oci-vtpm/vtpm.h"
+#include "oci-vtpm/warm.h"
 
 #define EXPORT_MAGIC	 "OVTPMEX1"
 #define EXPORT_MAGIC_LEN 8
 #define GENS_MAX	 1024
-#define NAMES_DIR	 "@names" /* not a valid container id */
 
 /* The host CA that signs EK certificates: made unless both files exist
  * (an operator's CA is used as it is). */
@@ -75,26 +76,6 @@ int ov_admin_init(const struct ov_settings *s, FILE *out, ov_error *err)
 		fprintf(out, "created master key %s (key id %s)\n", path, id);
 	}
 	return init_ca(s, out, err);
-}
-
-/* The container a name's claim points to, if that container is still there. */
-static bool name_in_use(const struct ov_settings *s, const char *name, char *holder, size_t size)
-{
-	cleanup_close int run = -1, names = -1;
-	cleanup_free char *id = NULL;
-	ov_error ignored = {0};
-	struct stat st;
-
-	run = ov_run_dir_open(s->run_dir, false, &ignored);
-	if (run < 0)
-		return false;
-	names = ov_open_dir_at(run, NAMES_DIR);
-	if (names < 0 || ov_read_file_at(names, name, OV_ID_MAX + 1, &id, NULL, &ignored) < 0)
-		return false;
-	if (!ov_container_id_valid(id) || fstatat(run, id, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return false;
-	snprintf(holder, size, "%s", id);
-	return true;
 }
 
 struct gen_info {
@@ -175,9 +156,10 @@ static json_object *describe(const struct ov_settings *s, int root, const char *
 	json_object_object_add(o, "size", json_object_new_int64(total));
 	json_object_object_add(o, "last_archived",
 			       n ? json_object_new_int64(gens[n - 1].mtime) : NULL);
-	json_object_object_add(
-	    o, "in_use_by",
-	    name_in_use(s, name, holder, sizeof(holder)) ? json_object_new_string(holder) : NULL);
+	json_object_object_add(o, "in_use_by",
+			       ov_instance_name_holder(s, name, holder, sizeof(holder))
+				   ? json_object_new_string(holder)
+				   : NULL);
 	return o;
 }
 
@@ -249,7 +231,6 @@ int ov_admin_inspect(const struct ov_settings *s, const char *name, FILE *out, o
 {
 	cleanup_close int vdir = ov_archive_dir(s, name, false, err);
 	cleanup_close int root = -1;
-	cleanup_key struct ov_key master = {0};
 	cleanup_json json_object *o = NULL;
 	struct ov_vtpm_keys keys;
 	struct ov_meta m;
@@ -264,9 +245,7 @@ int ov_admin_inspect(const struct ov_settings *s, const char *name, FILE *out, o
 	if (root < 0 || !(o = describe(s, root, name)))
 		return ov_error_set(err, errno, "vTPM %s", name);
 	/* Verify every generation with this host's master key. */
-	if (ov_meta_load(vdir, name, NULL, &m, NULL, err) == 0 &&
-	    ov_master_key_for(s, m.key_id, &master, err) == 0 &&
-	    ov_meta_load(vdir, name, &master, &m, &keys, err) == 0) {
+	if (ov_meta_load_keys(s, vdir, name, &m, &keys, err) == 0) {
 		json_object_object_get_ex(o, "generations", &gens);
 		for (size_t i = 0; i < json_object_array_length(gens); i++) {
 			json_object *g = json_object_array_get_idx(gens, i), *gen;
@@ -297,19 +276,6 @@ int ov_admin_inspect(const struct ov_settings *s, const char *name, FILE *out, o
 	return 0;
 }
 
-/* Load meta with this host's master key: checks it and yields the keys. */
-static int load_verified(const struct ov_settings *s, int vdir, const char *name, struct ov_meta *m,
-			 struct ov_vtpm_keys *k, ov_error *err)
-{
-	cleanup_key struct ov_key master = {0};
-
-	if (ov_meta_load(vdir, name, NULL, m, NULL, err) < 0 ||
-	    ov_master_key_for(s, m->key_id, &master, err) < 0 ||
-	    ov_meta_load(vdir, name, &master, m, k, err) < 0)
-		return -1;
-	return 0;
-}
-
 static int put_u32(FILE *f, uint32_t v)
 {
 	v = htonl(v);
@@ -329,7 +295,7 @@ int ov_admin_export(const struct ov_settings *s, const char *name, const char *p
 	if (vdir < 0)
 		return err->code == ENOENT ? ov_error_set(err, ENOENT, "no vTPM named %s", name)
 					   : -1;
-	if (load_verified(s, vdir, name, &m, &keys, err) < 0)
+	if (ov_meta_load_keys(s, vdir, name, &m, &keys, err) < 0)
 		return -1;
 	int verified = m.newest == 0 ? ov_error_set(err, ENOENT,
 						    "vTPM %s has no archived generation yet", name)
@@ -389,7 +355,6 @@ int ov_admin_import(const struct ov_settings *s, const char *path, FILE *out, ov
 	cleanup_free char *buf = NULL;
 	cleanup_json json_object *meta_obj = NULL;
 	cleanup_close int root = -1, tmp = -1;
-	cleanup_key struct ov_key master = {0};
 	struct ov_vtpm_keys keys;
 	struct ov_meta m;
 	uint32_t meta_len, gen_len;
@@ -431,9 +396,7 @@ int ov_admin_import(const struct ov_settings *s, const char *path, FILE *out, ov
 	/* Unpack into a private directory and verify there before it is
 	 * visible under its name. */
 	if (ov_write_file_atomic(tmp, "meta.json", meta, meta_len, 0600, err) < 0 ||
-	    ov_meta_load(tmp, name, NULL, &m, NULL, err) < 0 ||
-	    ov_master_key_for(s, m.key_id, &master, err) < 0 ||
-	    ov_meta_load(tmp, name, &master, &m, &keys, err) < 0)
+	    ov_meta_load_keys(s, tmp, name, &m, &keys, err) < 0)
 		goto out;
 	ov_archive_gen_name(m.newest, gname, sizeof(gname));
 	ret = ov_write_file_atomic(tmp, gname, gen, gen_len, 0600, err);
@@ -469,7 +432,7 @@ int ov_admin_rm(const struct ov_settings *s, const char *name, ov_error *err)
 	if (vdir < 0)
 		return err->code == ENOENT ? ov_error_set(err, ENOENT, "no vTPM named %s", name)
 					   : -1;
-	if (name_in_use(s, name, holder, sizeof(holder)))
+	if (ov_instance_name_holder(s, name, holder, sizeof(holder)))
 		return ov_error_set(err, EBUSY, "vTPM %s is in use by container %s", name, holder);
 	root = ov_archive_root(s, false, err);
 	if (root < 0)
@@ -492,9 +455,9 @@ int ov_admin_restore(const struct ov_settings *s, const char *name, unsigned lon
 	if (vdir < 0)
 		return err->code == ENOENT ? ov_error_set(err, ENOENT, "no vTPM named %s", name)
 					   : -1;
-	if (name_in_use(s, name, holder, sizeof(holder)))
+	if (ov_instance_name_holder(s, name, holder, sizeof(holder)))
 		return ov_error_set(err, EBUSY, "vTPM %s is in use by container %s", name, holder);
-	if (load_verified(s, vdir, name, &m, &keys, err) < 0)
+	if (ov_meta_load_keys(s, vdir, name, &m, &keys, err) < 0)
 		return -1;
 	for (unsigned i = 0; i < OV_MAX_TPMS; i++)
 		dirs[i] = -1;
@@ -753,15 +716,7 @@ int ov_admin_gc(const struct ov_settings *s, FILE *out, ov_error *err)
 		}
 	}
 	strays = kill_strays(s, run, out);
-	/* Claims of names whose container is gone. */
-	cleanup_dir DIR *names = ov_opendir_at(run, NAMES_DIR);
-	while (names && (de = readdir(names))) {
-		char holder[OV_ID_MAX + 1];
-
-		if (ov_name_valid(de->d_name) &&
-		    !name_in_use(s, de->d_name, holder, sizeof(holder)))
-			unlinkat(dirfd(names), de->d_name, 0);
-	}
+	ov_instance_gc_names(s); /* claims of names whose container is gone */
 	fprintf(out, "gc: %u collected, %u stray swtpm stopped, %u failed\n", collected, strays,
 		failed);
 	if (failed)
@@ -806,7 +761,7 @@ static int pool_status_print(const struct ov_settings *s, bool json, FILE *out, 
 		json_object_object_add(o, "master_key", json_object_new_boolean(st.have_key));
 		json_object_object_add(o, "host_ca", json_object_new_boolean(st.have_ca));
 		json_object_object_add(o, "pool_size", json_object_new_int((int)s->pool_size));
-		json_object_object_add(o, "warm", json_object_new_int((int)ov_vtpm_warm_count(s)));
+		json_object_object_add(o, "warm", json_object_new_int((int)ov_warm_count(s)));
 		json_object_object_add(o, "warm_size", json_object_new_int((int)s->warm_size));
 		fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 		return 0;
@@ -822,8 +777,8 @@ static int pool_status_print(const struct ov_settings *s, bool json, FILE *out, 
 			st.stale);
 	if (st.claims)
 		fprintf(out, "  claims: %u (being taken by starting containers)\n", st.claims);
-	if (s->warm_size || ov_vtpm_warm_count(s))
-		fprintf(out, "warm vTPMs: %u running (target %u)\n", ov_vtpm_warm_count(s),
+	if (s->warm_size || ov_warm_count(s))
+		fprintf(out, "warm vTPMs: %u running (target %u)\n", ov_warm_count(s),
 			s->warm_size);
 	if (!st.have_key)
 		fprintf(out, "  no master key: the pool cannot be used (`oci-vtpm init`)\n");
@@ -850,7 +805,7 @@ static int warm_fill_print(const struct ov_settings *s, unsigned *made, FILE *ou
 {
 	double t0 = now_s();
 	unsigned ready;
-	int ret = ov_vtpm_warm_fill(s, s->warm_size, &ready, made, err);
+	int ret = ov_warm_fill(s, s->warm_size, &ready, made, err);
 
 	if (*made)
 		fprintf(out, "pool: started %u warm vTPMs in %.1f s\n", *made, now_s() - t0);
@@ -865,7 +820,7 @@ int ov_admin_pool(const struct ov_settings *s, const char *cmd, long count, bool
 	if (strcmp(cmd, "status") == 0)
 		return pool_status_print(s, json, out, err);
 	if (strcmp(cmd, "drain") == 0) {
-		unsigned warm = ov_vtpm_warm_drain(s);
+		unsigned warm = ov_warm_drain(s);
 
 		if (ov_pool_drain(s, &removed, err) < 0)
 			return -1;

@@ -186,6 +186,18 @@ static int meta_mac(const struct ov_meta *m, const struct ov_vtpm_keys *k, uint8
 	return ret;
 }
 
+int ov_meta_load_keys(const struct ov_settings *s, int vdir, const char *name, struct ov_meta *m,
+		      struct ov_vtpm_keys *k, ov_error *err)
+{
+	cleanup_key struct ov_key master = {0};
+
+	if (ov_meta_load(vdir, name, NULL, m, NULL, err) < 0 ||
+	    ov_master_key_for(s, m->key_id, &master, err) < 0 ||
+	    ov_meta_load(vdir, name, &master, m, k, err) < 0)
+		return -1;
+	return 0;
+}
+
 int ov_meta_write(int vdir, const struct ov_meta *m, const struct ov_vtpm_keys *k, ov_error *err)
 {
 	char salt[2 * OV_SALT_LEN + 1], wrapped[2 * OV_WRAPPED_LEN + 1],

@@ -21,6 +21,7 @@
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/log.h"
 #include "oci-vtpm/mount.h"
+#include "oci-vtpm/spec.h"
 #include "oci-vtpm/proc.h"
 #include "oci-vtpm/store.h"
 #include "oci-vtpm/vtpmx.h"
@@ -151,7 +152,7 @@ static int device_wait(const struct ov_settings *s, const struct ov_request *r, 
 	return 0;
 }
 
-static int device_expose(int cdirfd, const struct ov_settings *s, const struct ov_state *st,
+static int device_attach(int cdirfd, const struct ov_settings *s, pid_t pid,
 			 const struct ov_spec *sp, const struct ov_record *rec, ov_error *err)
 {
 	char shown[MAX_DEVS][32], hostname[32];
@@ -166,13 +167,6 @@ static int device_expose(int cdirfd, const struct ov_settings *s, const struct o
 
 	(void)cdirfd;
 	(void)s;
-	/* Started before the container exists (oci-vtpm-runtime does that):
-	 * nothing to place; the runtime makes the nodes and the device rules
-	 * from config.json's linux.devices. */
-	if (st->pid <= 0) {
-		ov_debug("no container process yet: the devices go in through config.json");
-		return 0;
-	}
 	if (!sp->rootfs)
 		return ov_error_set(err, 0, "config.json has no root.path");
 	devfd = open("/dev", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -212,7 +206,7 @@ static int device_expose(int cdirfd, const struct ov_settings *s, const struct o
 		uid_t uid;
 		gid_t gid;
 
-		if (ov_userns_root_ids(st->pid, &uid, &gid, err) < 0)
+		if (ov_userns_root_ids(pid, &uid, &gid, err) < 0)
 			goto out;
 		for (size_t k = 0; k < n && (uid || gid); k++) {
 			if (fchownat(fds[k], "", uid, gid, AT_EMPTY_PATH) < 0) {
@@ -226,9 +220,9 @@ static int device_expose(int cdirfd, const struct ov_settings *s, const struct o
 
 	/* The device cgroup first: under cgroup v2 it may refuse, and then the
 	 * container's rootfs is left untouched. */
-	if (ov_cgroup_allow_devices(st->pid, sp->root, devs, names, n, err) < 0)
+	if (ov_cgroup_allow_devices(pid, sp->root, devs, names, n, err) < 0)
 		goto out;
-	if (ov_mount_into(st->pid, sp->rootfs, binds, n, err) < 0) {
+	if (ov_mount_into(pid, sp->rootfs, binds, n, err) < 0) {
 		ov_error_wrap(err, "placing the vTPM devices in the container");
 		goto out;
 	}
@@ -248,6 +242,7 @@ const struct ov_backend_ops ov_backend_device = {
     .chardev = true,
     .open_channel = device_open_channel,
     .wait = device_wait,
-    .expose = device_expose,
+    .precreate = ov_spec_add_record_devices,
+    .attach = device_attach,
     .ctrl_name = device_ctrl_name,
 };

@@ -47,7 +47,7 @@ static int socket_open_channel(int cdirfd, unsigned idx, const struct ov_request
 	return *server_fd < 0 ? -1 : 0;
 }
 
-static int socket_expose(int cdirfd, const struct ov_settings *s, const struct ov_state *st,
+static int socket_attach(int cdirfd, const struct ov_settings *s, pid_t pid,
 			 const struct ov_spec *sp, const struct ov_record *rec, ov_error *err)
 {
 	cleanup_close int src =
@@ -55,13 +55,11 @@ static int socket_expose(int cdirfd, const struct ov_settings *s, const struct o
 	struct ov_bind b = {.src_fd = src, .is_dir = true, .target = s->socket_dir + 1};
 
 	(void)rec;
-	if (st->pid <= 0)
-		return 0; /* no container yet (a warm vTPM): placed when one takes it */
 	if (src < 0)
 		return ov_error_set(err, errno, "opening the socket directory");
 	if (!sp->rootfs)
 		return ov_error_set(err, 0, "config.json has no root.path");
-	if (ov_mount_into(st->pid, sp->rootfs, &b, 1, err) < 0)
+	if (ov_mount_into(pid, sp->rootfs, &b, 1, err) < 0)
 		return ov_error_wrap(err, "placing %s in the container", s->socket_dir);
 	return 0;
 }
@@ -70,6 +68,6 @@ const struct ov_backend_ops ov_backend_socket = {
     .kind = OV_BACKEND_SOCKET,
     .chardev = false,
     .open_channel = socket_open_channel,
-    .expose = socket_expose,
+    .attach = socket_attach,
     .ctrl_name = socket_ctrl_name,
 };

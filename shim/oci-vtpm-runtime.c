@@ -36,6 +36,7 @@
 #include "oci-vtpm/log.h"
 #include "oci-vtpm/oci.h"
 #include "oci-vtpm/runtime.h"
+#include "oci-vtpm/prepare.h"
 #include "oci-vtpm/spec.h"
 #include "oci-vtpm/vtpm.h"
 
@@ -146,7 +147,7 @@ static int precreate_main(const struct ov_rt_args *a)
 	struct ov_settings s = {0};
 	cleanup_free char *buf = NULL, *out = NULL, *cfg = NULL;
 	char hook[PATH_MAX];
-	struct ov_spec_edit_result res;
+	struct ov_prepare_result res;
 	ov_error err = {0};
 	size_t len, out_len;
 	int ret = 1;
@@ -160,8 +161,8 @@ static int precreate_main(const struct ov_rt_args *a)
 		goto out;
 	/* podman runs this stage, then the runtime's create: while it lives,
 	 * the vTPMs this may start wait for their container. */
-	struct ov_spec_edit e = {.s = &s, .hook = hook, .config = cfg, .holder = getppid()};
-	if (ov_spec_edit_text(buf, len, &e, &out, &out_len, &res, &err) < 0)
+	struct ov_prepare e = {.s = &s, .hook = hook, .config = cfg, .holder = getppid()};
+	if (ov_prepare_text(buf, len, &e, &out, &out_len, &res, &err) < 0)
 		goto out;
 	if (!out) {
 		out = take_ptr(buf);
@@ -189,7 +190,7 @@ static int edit_bundle(const struct ov_rt_args *a, const struct ov_settings *s, 
 {
 	cleanup_free char *dir = NULL, *name = NULL, *bundle = NULL, *cfg = NULL;
 	cleanup_close int dfd = -1;
-	struct ov_spec_edit_result res;
+	struct ov_prepare_result res;
 	char hook[PATH_MAX];
 	int wants;
 
@@ -214,9 +215,9 @@ static int edit_bundle(const struct ov_rt_args *a, const struct ov_settings *s, 
 		return ov_error_set(err, errno, "bundle %s", a->bundle ? a->bundle : ".");
 	if (settings_env(&cfg, err) < 0 || hook_path(s, hook, sizeof(hook), err) < 0)
 		return -1;
-	struct ov_spec_edit e = {
+	struct ov_prepare e = {
 	    .s = s, .hook = hook, .config = cfg, .id = a->id, .bundle = bundle, .holder = getpid()};
-	if (ov_spec_edit_file(dfd, name, &e, &res, err) < 0)
+	if (ov_prepare_file(dfd, name, &e, &res, err) < 0)
 		return -1;
 	ov_debug("config.json of %s edited%s", bundle,
 		 res.precreated ? "; vTPM started before the container" : "");

@@ -61,6 +61,10 @@ int ov_meta_new(const char *name, const struct ov_key *master, struct ov_meta *m
  * unwrap the data key and derive keys (k may be NULL without master). */
 int ov_meta_load(int vdir, const char *name, const struct ov_key *master, struct ov_meta *m,
 		 struct ov_vtpm_keys *k, ov_error *err);
+/* ov_meta_load checked with this host's master key for the vTPM (by its
+ * key id): the one way to get a vTPM's keys. */
+int ov_meta_load_keys(const struct ov_settings *s, int vdir, const char *name, struct ov_meta *m,
+		      struct ov_vtpm_keys *k, ov_error *err);
 int ov_meta_write(int vdir, const struct ov_meta *m, const struct ov_vtpm_keys *k, ov_error *err);
 /* Wrap the data key of (m, under old) under new_master instead, and write. */
 int ov_meta_rewrap(int vdir, struct ov_meta *m, const struct ov_key *old_master,

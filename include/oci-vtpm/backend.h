@@ -3,10 +3,13 @@
  * How a TPM reaches the container. `socket`: swtpm serves a unix socket
  * that is bind-mounted into the container (for kernels without vtpm_proxy).
  * `device`: the kernel's vtpm_proxy gives /dev/tpmN and /dev/tpmrmN.
+ *
+ * A backend is its ops; no caller tests which backend it is.
  */
 #ifndef OCI_VTPM_BACKEND_H
 #define OCI_VTPM_BACKEND_H
 
+#include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -25,19 +28,31 @@ struct ov_backend_ops {
 			    struct ov_record_tpm *t, ov_error *err);
 	/* Optional: once TPM idx's swtpm answers, wait for what the backend
 	 * needs from it (the device backend: the kernel registering the chip;
-	 * it fills the rest of t). vtpm.c records t again afterwards. */
+	 * it fills the rest of t). The caller records t again afterwards. */
 	int (*wait)(const struct ov_settings *s, const struct ov_request *r, unsigned idx,
 		    struct ov_record_tpm *t, ov_error *err);
-	/* Make the started TPMs visible inside the container. */
-	int (*expose)(int cdirfd, const struct ov_settings *s, const struct ov_state *st,
-		      const struct ov_spec *sp, const struct ov_record *rec, ov_error *err);
-	/* Name, under the container's run dir, of TPM idx's control socket. */
+	/* Optional: vTPMs started before their container (the shim, podman's
+	 * precreate stage) reach it through its config.json: add to spec what
+	 * the runtime needs to place the TPMs of rec itself. Returns 1 when
+	 * spec changed, 0 when it had it all, -1 on error. NULL: this backend
+	 * cannot start before the container (attach places the TPMs). */
+	int (*precreate)(json_object *spec, const struct ov_record *rec, ov_error *err);
+	/* Place the started TPMs of rec (slot cdirfd) in the container whose
+	 * init is pid, of config sp. */
+	int (*attach)(int cdirfd, const struct ov_settings *s, pid_t pid, const struct ov_spec *sp,
+		      const struct ov_record *rec, ov_error *err);
+	/* Name, under the slot's directory, of TPM idx's control socket. */
 	void (*ctrl_name)(unsigned idx, char *buf, size_t size);
 };
 
 extern const struct ov_backend_ops ov_backend_socket;
 extern const struct ov_backend_ops ov_backend_device;
 
+/* The ops of a resolved backend (not OV_BACKEND_AUTO). */
 const struct ov_backend_ops *ov_backend_ops(enum ov_backend kind);
+
+/* Which backend a request gets on this host: the request's, or with
+ * OV_BACKEND_AUTO the device backend where vtpm_proxy can be had. */
+int ov_backend_resolve(const struct ov_request *r, enum ov_backend *out, ov_error *err);
 
 #endif

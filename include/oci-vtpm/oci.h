@@ -17,11 +17,7 @@ struct ov_state {
 	char *id;
 	char *bundle;
 	char *status;
-	pid_t pid; /* 0 when absent (poststop) */
-	/* Not OCI: with pid 0, the process creating the container (the shim,
-	 * or podman for its precreate stage); its vTPMs are in use while it
-	 * lives, until the hook records the container. 0: none. */
-	pid_t holder;
+	pid_t pid;		  /* 0 when absent (poststop) */
 	json_object *annotations; /* borrowed from root, may be NULL */
 	json_object *root;
 };

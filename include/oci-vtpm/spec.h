@@ -1,21 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The edit oci-vtpm-runtime makes to a bundle's config.json, and podman's
- * precreate hook stage makes to the config on its stdin.
+ * Edits of a container's config.json (a json-c tree): our hooks, our
+ * devices, our annotation. Nothing here starts anything (prepare.h does).
  *
  * The json-c tree is edited in place, so fields we do not know survive. The
- * edit is idempotent: our hook (any hooks[] entry whose path has the
+ * edits are idempotent: our hook (any hooks[] entry whose path has the
  * basename oci-vtpm-hook, also one an oci-hooks(5) file put there) and our
- * devices and device rules are never added twice. A config.json that does
- * not ask for a vTPM is not touched at all. Files are replaced atomically.
- *
- * Device backend: the vTPMs are started before the runtime's create, with
- * ov_vtpm_start() and a state whose pid is 0 ("pre-created by the shim":
- * start swtpm and record it, place nothing), and their character devices
- * go into linux.devices and linux.resources.devices, so the runtime makes
- * the nodes and the device cgroup rules itself (cgroup v1 and v2 alike).
- * The hook, at createRuntime, finds the live record of that container id
- * and adopts it instead of starting another vTPM.
+ * devices and device rules are never added twice.
  */
 #ifndef OCI_VTPM_SPEC_H
 #define OCI_VTPM_SPEC_H
@@ -23,9 +14,11 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/error.h"
+#include "oci-vtpm/oci.h"
 #include "oci-vtpm/store.h"
 
 #define OV_HOOK_NAME	    "oci-vtpm-hook"
@@ -69,41 +62,19 @@ int ov_spec_add_device(json_object *spec, const char *path, unsigned major, unsi
  * tpms[i].rmdev (when not 0) as /dev/tpmrm<i>. Returns 1, 0 or -1 as above. */
 int ov_spec_add_record_devices(json_object *spec, const struct ov_record *rec, ov_error *err);
 
-struct ov_spec_edit {
-	const struct ov_settings *s;
-	const char *hook;   /* absolute path of oci-vtpm-hook */
-	const char *config; /* settings file named in the hooks' env; NULL: none */
-	const char *id;	    /* container id; NULL: podman's precreate stage */
-	const char *bundle; /* absolute bundle directory; NULL with id NULL */
-	pid_t holder;	    /* the process that creates the container */
-};
+/* Record run_name (vTPMs started by podman's precreate stage) in the
+ * annotation io.oci-vtpm.precreated, for the hook to adopt them. */
+int ov_spec_annotate_precreated(json_object *spec, const char *run_name, ov_error *err);
 
-struct ov_spec_edit_result {
-	bool enabled; /* the config asks for a vTPM */
-	/* vTPMs were started before the container: for id (ov_vtpm_stop()
-	 * undoes them), or without one, under a name of their own that the
-	 * edit puts in the annotation io.oci-vtpm.precreated. */
-	bool precreated;
-	char run_name[64]; /* with precreated and no id: the name they got */
-};
+/* Read dirfd/name: a regular file (a symlink to one is followed), at most
+ * OV_CONFIG_MAX bytes; st is what was read. */
+int ov_spec_read(int dirfd, const char *name, struct stat *st, char **buf, size_t *len,
+		 ov_error *err);
 
-/*
- * Edit config.json text. *out is the new text (malloc'd, caller frees), or
- * NULL when nothing changes (no vTPM asked for, or everything already
- * there). Bad io.oci-vtpm.* annotations are errors. On error nothing is
- * left running.
- */
-int ov_spec_edit_text(const char *buf, size_t len, const struct ov_spec_edit *e, char **out,
-		      size_t *out_len, struct ov_spec_edit_result *res, ov_error *err);
-
-/*
- * Edit dirfd/name (a config.json) in place: read it (a regular file,
- * bounded), edit as above, and only when something changed replace it
- * atomically with the same mode and owner. A config.json that is a symlink
- * is read but never rewritten. On error nothing is left running.
- */
-int ov_spec_edit_file(int dirfd, const char *name, const struct ov_spec_edit *e,
-		      struct ov_spec_edit_result *res, ov_error *err);
+/* Parse config.json text (bundle resolves a relative root.path) and the
+ * request it makes. On failure nothing is left to free. */
+int ov_spec_request(const char *buf, size_t len, const struct ov_settings *s, const char *bundle,
+		    struct ov_spec *sp, struct ov_request *r, ov_error *err);
 
 /* Does dirfd/name ask for a vTPM? 1 yes, 0 no, -1 error (bad annotations). */
 int ov_spec_file_wants_vtpm(int dirfd, const char *name, const struct ov_settings *s,

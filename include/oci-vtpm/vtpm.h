@@ -1,53 +1,60 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The life of a container's vTPMs: start at createRuntime/prestart, stop at
- * poststop. This is all the hook does; the hook's main only parses.
+ * The life of a container's vTPMs, composed of its stages:
+ *   start   a slot (instance.h) + where the state comes from (provision.h)
+ *           + the swtpm processes (launch.h): running, recorded, in no
+ *           container yet;
+ *   attach  the backend places the TPMs in a container (backend.h);
+ *   adopt   a container takes over vTPMs placed already (by config.json);
+ *   stop    swtpm stopped, a named vTPM archived, the slot removed.
+ * The hook calls start, then attach (or adopt); podman's precreate stage,
+ * the shim and warm vTPMs call start alone. No OCI state travels here.
  */
 #ifndef OCI_VTPM_VTPM_H
 #define OCI_VTPM_VTPM_H
+
+#include <sys/types.h>
 
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/error.h"
 #include "oci-vtpm/oci.h"
 
-/* Start the vTPMs the request asks for and make them visible in the
- * container. Idempotent: a container that already has running vTPMs is left
- * as it is. On failure everything made so far is undone. */
-int ov_vtpm_start(const struct ov_settings *s, const struct ov_state *st, const struct ov_spec *sp,
-		  const struct ov_request *r, ov_error *err);
+/*
+ * Start the vTPMs request r asks for in slot id (bundle: recorded for the
+ * operator, may be NULL). holder (> 0) is the process whose life keeps
+ * them in use until a container is recorded: the container's init (the
+ * hook), the process creating it (the shim, podman's precreate stage); 0:
+ * none (a warm vTPM: in use while it runs). A warm vTPM or podman's
+ * precreated ones (r->precreated) are taken over where they serve.
+ * Returns 0 when they were started (or a warm one taken): ov_vtpm_attach
+ * places them; 1 when id's vTPMs run already (nothing done: ov_vtpm_adopt);
+ * -1 on error, with everything made undone.
+ */
+int ov_vtpm_start(const struct ov_settings *s, const char *id, const char *bundle,
+		  const struct ov_request *r, pid_t holder, ov_error *err);
 
-/* Stop the vTPMs of container id and remove its live state. Tolerates
- * partial state; nothing recorded is not an error. */
+/* Place the vTPMs of slot id in the container whose init is pid (of
+ * config sp) and record it. On failure they are stopped and discarded
+ * (the archive is untouched). */
+int ov_vtpm_attach(const struct ov_settings *s, const char *id, pid_t pid, const struct ov_spec *sp,
+		   ov_error *err);
+
+/* Record the container whose init is pid as the user of slot id's running
+ * vTPMs (placed in it already: through config.json). */
+int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, ov_error *err);
+
+/* Stop the vTPMs of slot id and remove its live state. Tolerates partial
+ * state; nothing recorded is not an error. */
 int ov_vtpm_stop(const struct ov_settings *s, const char *id, ov_error *err);
 
-/* gc of one container's run directory: when its container is gone (or
- * the record is from another boot), stop what is left, archive a named
- * vTPM, remove the live state. Returns 1 when collected, 0 when still in
- * use, -1 on error. */
+/* gc of one slot: when its container is gone (or the record is from
+ * another boot), stop what is left, archive a named vTPM, remove the live
+ * state. Returns 1 when collected, 0 when still in use, -1 on error. */
 int ov_vtpm_collect(const struct ov_settings *s, const char *id, const char *boot_id,
 		    ov_error *err);
 
 /* gc of the vTPMs precreate stages started for containers that never
  * came (ov_precreated_valid names whose creator is gone); warns only. */
 void ov_vtpm_collect_precreated(const struct ov_settings *s);
-
-/* A run-dir name for vTPMs started before their container: prefix
- * (OV_PRECREATED_PREFIX or OV_WARM_PREFIX) and 32 random hex digits. */
-int ov_vtpm_new_name(const char *prefix, char *buf, size_t size, ov_error *err);
-
-/*
- * Warm vTPMs: ephemeral TPM 2.0s of the host's default kind (the settings'
- * backend and ek_cert), started ahead (run-dir names OV_WARM_PREFIX...),
- * idle until a container that asks for just that takes one (one rename).
- * Fill: collect dead ones and start new ones until target are ready.
- * Drain: stop them all; returns how many. Count: the ready ones.
- */
-int ov_vtpm_warm_fill(const struct ov_settings *s, unsigned target, unsigned *ready, unsigned *made,
-		      ov_error *err);
-unsigned ov_vtpm_warm_drain(const struct ov_settings *s);
-unsigned ov_vtpm_warm_count(const struct ov_settings *s);
-
-/* Which backend a request gets on this host. */
-int ov_vtpm_resolve_backend(const struct ov_request *r, enum ov_backend *out, ov_error *err);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/runtime.h"
+#include "oci-vtpm/prepare.h"
 #include "oci-vtpm/spec.h"
 
 #define ARGS_MAX 64
@@ -19,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *buf = malloc(size + 1), *argv[ARGS_MAX + 1], *out = NULL;
-	struct ov_spec_edit_result res;
+	struct ov_prepare_result res;
 	struct ov_settings s;
 	struct ov_rt_args a;
 	size_t out_len;
@@ -38,8 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(buf, data, size);
 	ov_settings_defaults(&s);
 	s.backend = OV_BACKEND_SOCKET;
-	struct ov_spec_edit e = {.s = &s, .hook = "/usr/bin/oci-vtpm-hook"};
-	if (ov_spec_edit_text(buf, size, &e, &out, &out_len, &res, &err) == 0)
+	struct ov_prepare e = {.s = &s, .hook = "/usr/bin/oci-vtpm-hook"};
+	if (ov_prepare_text(buf, size, &e, &out, &out_len, &res, &err) == 0)
 		free(out);
 	free(buf);
 	return 0;

@@ -13,7 +13,6 @@
 #include <pwd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "oci-vtpm/socket.h"
@@ -21,6 +20,7 @@
 #include "oci-vtpm/crypto.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/swtpm.h"
+#include "oci-vtpm/util.h"
 #include "unit.h"
 
 static char dir[64]; /* the temp directory: fixture_setup */
@@ -37,14 +37,6 @@ static const char *path(const char *name)
 
 	snprintf(p, 256, "%s/%s", dir, name);
 	return p;
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 /* The temp directory, made from template ("/tmp/name.XXXXXX"), and the tss
@@ -73,7 +65,7 @@ static void fixture_teardown(void)
 }
 
 /* A new empty state directory owned by tss; its path. */
-static const char *new_state(const char *name)
+__attribute__((unused)) static const char *new_state(const char *name)
 {
 	const char *p = path(name);
 
@@ -91,44 +83,38 @@ struct tpm {
 
 /* swtpm on state (TPM 2.0, as tss), its state encrypted with key (NULL: in
  * the clear), listening on dir/tpm.sock; ready when it returns 0. */
-static int start_tpm(struct tpm *t, const char *state, const struct ov_key *key, ov_error *err)
+__attribute__((unused)) static int start_tpm(struct tpm *t, const char *state,
+					     const struct ov_key *key, ov_error *err)
 {
-	cleanup_close int server = -1, ctrl = -1, log = -1, keyfd = -1;
-	int p[2];
+	cleanup_close int server = -1;
 
 	snprintf(t->ctrl, sizeof(t->ctrl), "%s/tpm.sock.ctrl", dir);
 	snprintf(t->tcti, sizeof(t->tcti), "TPM2TOOLS_TCTI=swtpm:path=%s/tpm.sock", dir);
 	server = ov_socket_listen(dfd, "tpm.sock", 0600, err);
-	ctrl = ov_socket_listen(dfd, "tpm.sock.ctrl", 0600, err);
-	log = openat(dfd, "swtpm.log", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (server < 0 || ctrl < 0 || log < 0)
+	if (server < 0)
 		return -1;
-	if (key) {
-		CHECK(pipe2(p, O_CLOEXEC) == 0);
-		CHECK(write(p[1], key->b, sizeof(key->b)) == (ssize_t)sizeof(key->b));
-		close(p[1]);
-		keyfd = p[0];
-	}
-	struct ov_swtpm_opts o = {
+	unlinkat(dfd, "swtpm.log", 0); /* this swtpm's lines only */
+	struct ov_swtpm_instance in = {
 	    .binary = "/usr/bin/swtpm",
 	    .tpm2 = true,
-	    .server_fd = server,
-	    .ctrl_fd = ctrl,
-	    .log_fd = log,
-	    .key_fd = keyfd,
+	    .dir_fd = dfd,
 	    .state_dir = state,
+	    .log_name = "swtpm.log",
+	    .ctrl_name = "tpm.sock.ctrl",
+	    .ctrl_mode = 0600,
+	    .key = key,
 	    .runas = tss_name,
+	    .timeout_ms = 10000,
 	};
-	if (ov_swtpm_spawn(&o, &t->sw, err) < 0)
-		return -1;
-	if (ov_swtpm_wait_ready(&t->sw, t->ctrl, log, 10000, err) < 0) {
-		close(t->sw.pidfd);
+	if (ov_swtpm_start(&in, &server, &t->sw, err) < 0) {
+		if (t->sw.pidfd >= 0)
+			close(t->sw.pidfd);
 		return -1;
 	}
 	return 0;
 }
 
-static void stop_tpm(struct tpm *t)
+__attribute__((unused)) static void stop_tpm(struct tpm *t)
 {
 	ov_error err = {0};
 

@@ -99,12 +99,12 @@ static void test_fill_claim_start(void)
 	struct stat sb;
 	struct tpm t = {0};
 	int with = 0, sfd;
-	double t0 = now_ms();
+	double t0 = ov_util_mono_ms();
 
 	CHECK(ov_pool_fill(&s, 3, &made, NULL, &err) == 0);
 	if (err.msg[0])
 		fprintf(stderr, "fill: %s\n", err.msg);
-	printf("# pool fill of 3: %.1f ms\n", now_ms() - t0);
+	printf("# pool fill of 3: %.1f ms\n", ov_util_mono_ms() - t0);
 	CHECK(made == 3);
 	CHECK(ov_pool_status(&s, &st, &err) == 0);
 	CHECK(st.ready == 3 && st.stale == 0 && st.claims == 0 && st.have_key && st.have_ca);
@@ -115,9 +115,9 @@ static void test_fill_claim_start(void)
 	CHECK(entries(path("run/@pool"), NULL, NULL) == 0);
 
 	sfd = new_state_fd("st-claimed");
-	t0 = now_ms();
+	t0 = ov_util_mono_ms();
 	CHECK(ov_pool_claim(&s, "c1", 0, sfd, tss_uid, tss_gid, &e, &err) == 0);
-	printf("# pool claim: %.2f ms\n", now_ms() - t0);
+	printf("# pool claim: %.2f ms\n", ov_util_mono_ms() - t0);
 	if (err.msg[0])
 		fprintf(stderr, "claim: %s\n", err.msg);
 	CHECK(ready() == 2);

@@ -10,6 +10,7 @@
 
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/oci.h"
+#include "oci-vtpm/prepare.h"
 #include "oci-vtpm/spec.h"
 #include "unit.h"
 
@@ -59,13 +60,13 @@ static bool streq(const char *a, const char *b)
 }
 
 /* Run the edit as the precreate stage does (no container id). */
-static int edit(const char *in, const char *config, char **out, struct ov_spec_edit_result *res,
+static int edit(const char *in, const char *config, char **out, struct ov_prepare_result *res,
 		ov_error *err)
 {
-	struct ov_spec_edit e = {.s = &settings, .hook = HOOK, .config = config};
+	struct ov_prepare e = {.s = &settings, .hook = HOOK, .config = config};
 	size_t n;
 
-	return ov_spec_edit_text(in, strlen(in), &e, out, &n, res, err);
+	return ov_prepare_text(in, strlen(in), &e, out, &n, res, err);
 }
 
 static const char enabled[] =
@@ -80,7 +81,7 @@ static const char enabled[] =
 static void test_edit_keeps_unknown_fields(void)
 {
 	cleanup_json json_object *before = parse(enabled), *after = NULL;
-	struct ov_spec_edit_result res;
+	struct ov_prepare_result res;
 	ov_error err = {0};
 	char *out = NULL;
 	json_object *h;
@@ -132,7 +133,7 @@ static void test_edit_keeps_unknown_fields(void)
 
 static void test_edit_idempotent(void)
 {
-	struct ov_spec_edit_result res;
+	struct ov_prepare_result res;
 	ov_error err = {0};
 	char *once = NULL, *twice = NULL;
 	cleanup_json json_object *o = NULL;
@@ -189,7 +190,7 @@ static void test_edit_not_asked(void)
 	    "{\"annotations\":{\"other\":\"true\"}}",
 	    "{}",
 	};
-	struct ov_spec_edit_result res;
+	struct ov_prepare_result res;
 	ov_error err = {0};
 	char *out = NULL;
 
@@ -373,7 +374,7 @@ static void test_files(void)
 	const char *plain =
 	    "{ \"ociVersion\" : \"1.0.2\",\n\t\"annotations\": {\"io.oci-vtpm.enable\""
 	    ": \"false\"},  \"x\": 1.50 }\n";
-	struct ov_spec_edit_result res;
+	struct ov_prepare_result res;
 	struct stat before, after;
 	cleanup_json json_object *o = NULL;
 	ov_error err = {0};
@@ -385,14 +386,14 @@ static void test_files(void)
 	snprintf(path, sizeof(path), "%s/config.json", dir);
 	snprintf(run, sizeof(run), "%s/run", dir);
 
-	struct ov_spec_edit e = {.s = &settings, .hook = HOOK, .id = "c1", .bundle = dir};
+	struct ov_prepare e = {.s = &settings, .hook = HOOK, .id = "c1", .bundle = dir};
 	free(settings.run_dir);
 	settings.run_dir = strdup(run);
 
 	/* Not asked: byte for byte the same file, not even rewritten. */
 	write_file(path, plain, 0640);
 	CHECK(stat(path, &before) == 0);
-	CHECK(ov_spec_edit_file(dfd, "config.json", &e, &res, &err) == 0 && !res.enabled);
+	CHECK(ov_prepare_file(dfd, "config.json", &e, &res, &err) == 0 && !res.enabled);
 	CHECK(stat(path, &after) == 0);
 	text = read_file(path);
 	CHECK(streq(text, plain));
@@ -406,7 +407,7 @@ static void test_files(void)
 		   "{\"annotations\":{\"io.oci-vtpm.count\":\"99\",\"io.oci-vtpm.enable\":"
 		   "\"true\"}}",
 		   0640);
-	CHECK(ov_spec_edit_file(dfd, "config.json", &e, &res, &err) < 0);
+	CHECK(ov_prepare_file(dfd, "config.json", &e, &res, &err) < 0);
 	CHECK_ERR(&err, "io.oci-vtpm.count");
 	text = read_file(path);
 	CHECK(text && strstr(text, "\"99\"") && !strstr(text, "hooks"));
@@ -418,7 +419,7 @@ static void test_files(void)
 	write_file(path, enabled, 0640);
 	CHECK(stat(path, &before) == 0);
 	CHECK(ov_spec_file_wants_vtpm(dfd, "config.json", &settings, &err) == 1);
-	CHECK(ov_spec_edit_file(dfd, "config.json", &e, &res, &err) == 0);
+	CHECK(ov_prepare_file(dfd, "config.json", &e, &res, &err) == 0);
 	CHECK(res.enabled && !res.precreated);
 	CHECK(stat(path, &after) == 0);
 	CHECK(before.st_ino != after.st_ino && (after.st_mode & 07777) == 0640);
@@ -431,7 +432,7 @@ static void test_files(void)
 
 	/* Run twice: not rewritten. */
 	CHECK(stat(path, &before) == 0);
-	CHECK(ov_spec_edit_file(dfd, "config.json", &e, &res, &err) == 0 && res.enabled);
+	CHECK(ov_prepare_file(dfd, "config.json", &e, &res, &err) == 0 && res.enabled);
 	CHECK(stat(path, &after) == 0 && before.st_ino == after.st_ino);
 
 	/* A symlinked config.json is read, never rewritten. */
@@ -440,7 +441,7 @@ static void test_files(void)
 	write_file(real, enabled, 0644);
 	unlink(path);
 	CHECK(symlink("real.json", path) == 0);
-	CHECK(ov_spec_edit_file(dfd, "config.json", &e, &res, &err) < 0);
+	CHECK(ov_prepare_file(dfd, "config.json", &e, &res, &err) < 0);
 	CHECK_ERR(&err, "symlink");
 	CHECK(lstat(path, &after) == 0 && S_ISLNK(after.st_mode));
 	text = read_file(real);
@@ -454,7 +455,7 @@ static void test_files(void)
 	settings.backend = OV_BACKEND_DEVICE;
 	write_file(path, enabled, 0640);
 	if (access("/dev/vtpmx", F_OK) != 0) {
-		CHECK(ov_spec_edit_file(dfd, "config.json", &e, &res, &err) < 0);
+		CHECK(ov_prepare_file(dfd, "config.json", &e, &res, &err) < 0);
 		CHECK(!res.precreated);
 		text = read_file(path);
 		CHECK(streq(text, enabled));

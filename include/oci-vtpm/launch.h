@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The swtpm processes of a slot (instance.h): one swtpm instance
+ * (swtpm.h's ov_swtpm_start) per TPM, on the channel its backend opens, in
+ * the slot's directory, recorded in the slot's record as soon as it runs.
+ */
+#ifndef OCI_VTPM_LAUNCH_H
+#define OCI_VTPM_LAUNCH_H
+
+#include "oci-vtpm/backend.h"
+#include "oci-vtpm/config.h"
+#include "oci-vtpm/crypto.h"
+#include "oci-vtpm/error.h"
+#include "oci-vtpm/store.h"
+#include "oci-vtpm/util.h"
+
+/*
+ * Start r->count swtpms in slot cdirfd (their states in state-<i>, made
+ * and provisioned, encrypted with keys[i]), running as u, and wait until
+ * every one answers (and its backend's device is there). rec (its id,
+ * backend, ... filled) gets each swtpm and is written as it grows. On
+ * failure the swtpms started so far are in rec: stop them with
+ * ov_launch_stop.
+ */
+int ov_launch_start(int cdirfd, const struct ov_settings *s, const struct ov_request *r,
+		    const struct ov_user *u, const struct ov_key *keys, struct ov_record *rec,
+		    ov_error *err);
+
+/* Stop every swtpm rec records, in order where it answers (a warning when
+ * one had to be killed). -1 if one could not be stopped (the others are). */
+int ov_launch_stop(int cdirfd, const struct ov_settings *s, const struct ov_record *rec,
+		   ov_error *err);
+
+#endif

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Where the state of a slot's TPMs comes from, and where it goes: all the
+ * policy in one place.
+ *
+ * At start, for each TPM of a new slot, in this order:
+ *   restore      a named vTPM with an archived generation: its newest one
+ *                (the name is claimed first: one container per name);
+ *   pool         a new EK-certified TPM 2.0: a state manufactured ahead
+ *                (lib/pool.c), where one is ready;
+ *   manufacture  a new EK-certified TPM that the pool did not serve:
+ *                manufactured inline (lib/manufacture.c);
+ *   fresh        otherwise: an empty state directory, which swtpm fills
+ *                with a new TPM at its first start.
+ * Every state is encrypted with a state key: a named vTPM's (derived from
+ * the master key, archive.h), a pool entry's, or a random one.
+ * At stop, a named vTPM's state is archived as a new generation.
+ */
+#ifndef OCI_VTPM_PROVISION_H
+#define OCI_VTPM_PROVISION_H
+
+#include "oci-vtpm/config.h"
+#include "oci-vtpm/crypto.h"
+#include "oci-vtpm/error.h"
+#include "oci-vtpm/store.h"
+#include "oci-vtpm/util.h"
+
+struct ov_provision {
+	struct ov_key keys[OV_MAX_TPMS]; /* TPM i's state key */
+	/* For the debug-level "timing:" line (ms). */
+	double restore_ms, pool_ms, manufacture_ms;
+};
+void ov_provision_wipe(struct ov_provision *p);
+
+/*
+ * Fill the empty state directories statefds[0..r->count-1] of slot id
+ * (<run_dir>/<id>/state-<i>, files owned by u) with the states r asks
+ * for and fill p with their keys. On failure nothing of a named vTPM
+ * changed (a first start leaves no empty vTPM behind) and its claim is
+ * released; the state directories may hold files (the slot is removed).
+ */
+int ov_provision_start(const struct ov_settings *s, int run, const char *id,
+		       const struct ov_request *r, const struct ov_user *u, const int *statefds,
+		       struct ov_provision *p, ov_error *err);
+
+/* A start that failed after ov_provision_start: nothing of it is kept (the
+ * archive is untouched); the claim of r->name by id is released. */
+void ov_provision_undo(const struct ov_settings *s, const char *id, const struct ov_request *r);
+
+/* Stop of a named vTPM (rec->name; its swtpms stopped): archive the state
+ * of slot cdirfd as a new generation. The claim is kept (released by the
+ * caller once the slot is gone). */
+int ov_provision_archive(const struct ov_settings *s, int cdirfd, const struct ov_record *rec,
+			 ov_error *err);
+
+#endif

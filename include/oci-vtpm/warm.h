@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Warm vTPMs: ephemeral TPM 2.0s of the host's default kind (the settings'
+ * backend and ek_cert), started ahead in slots named OV_WARM_PREFIX...,
+ * idle until a container that asks for just that takes one (one rename:
+ * ov_warm_take, from ov_vtpm_start). Best effort: what fails is a warning.
+ */
+#ifndef OCI_VTPM_WARM_H
+#define OCI_VTPM_WARM_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "oci-vtpm/config.h"
+#include "oci-vtpm/error.h"
+
+/* Can a warm vTPM serve request r of slot id? With warm ones configured,
+ * for a container (not for a warm vTPM being made). */
+bool ov_warm_eligible(const struct ov_settings *s, const char *id, const struct ov_request *r);
+
+/*
+ * Take a warm vTPM of backend for slot to (of bundle, held by holder): the
+ * first live one, moved to to. Returns its locked slot directory, or -1
+ * with err->code ENOENT when none is ready (nothing changed).
+ */
+int ov_warm_take(const struct ov_settings *s, int run, const char *to, const char *bundle,
+		 pid_t holder, enum ov_backend backend, ov_error *err);
+
+/* Fill: collect dead ones and start new ones until target are ready.
+ * Drain: stop them all; returns how many. Count: the ready ones. */
+int ov_warm_fill(const struct ov_settings *s, unsigned target, unsigned *ready, unsigned *made,
+		 ov_error *err);
+unsigned ov_warm_drain(const struct ov_settings *s);
+unsigned ov_warm_count(const struct ov_settings *s);
+
+#endif

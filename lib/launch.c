@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdio.h>
+#include <unistd.h>
+
+#include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/instance.h"
+#include "oci-vtpm/launch.h"
+#include "oci-vtpm/log.h"
+#include "oci-vtpm/socket.h"
+#include "oci-vtpm/swtpm.h"
+
+struct recorder {
+	int cdirfd;
+	struct ov_record *rec;
+	unsigned idx;
+};
+
+/* Recorded before waiting: a hook killed from here on leaves poststop
+ * what it needs to stop this swtpm. */
+static int record_spawned(const struct ov_swtpm *t, void *arg, ov_error *err)
+{
+	struct recorder *w = arg;
+
+	w->rec->tpms[w->idx].pid = t->pid;
+	w->rec->tpms[w->idx].starttime = t->starttime;
+	return ov_record_write(w->cdirfd, w->rec, err);
+}
+
+static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
+		     const struct ov_request *r, const struct ov_backend_ops *ops,
+		     const struct ov_user *u, const struct ov_key *key, struct ov_record *rec,
+		     ov_error *err)
+{
+	struct ov_record_tpm *t = &rec->tpms[idx];
+	cleanup_close int channel = -1;
+	char log[64], ctrl[64], state_dir[64];
+	struct recorder w = {.cdirfd = cdirfd, .rec = rec, .idx = idx};
+	struct ov_swtpm tpm;
+	int ret;
+
+	/* Relative to the slot's directory, swtpm's cwd: the directory may be
+	 * renamed under a running swtpm (ov_instance_move). */
+	ov_instance_state_name(idx, state_dir, sizeof(state_dir));
+	snprintf(log, sizeof(log), "swtpm-%u.log", idx);
+	ops->ctrl_name(idx, ctrl, sizeof(ctrl));
+	if (ops->open_channel(cdirfd, idx, r, &channel, t, err) < 0)
+		return -1;
+
+	struct ov_swtpm_instance in = {
+	    .binary = s->swtpm,
+	    .chardev = ops->chardev,
+	    .tpm2 = r->version == OV_TPM_2_0,
+	    .dir_fd = cdirfd,
+	    .run_in_dir = true,
+	    .state_dir = state_dir,
+	    .log_name = log,
+	    .ctrl_name = ctrl,
+	    .ctrl_mode = ops->chardev ? 0600 : 0666,
+	    .key = key,
+	    .runas = u->name,
+	    .timeout_ms = (int)s->start_timeout_ms,
+	    .spawned = record_spawned,
+	    .arg = &w,
+	};
+	ret = ov_swtpm_start(&in, &channel, &tpm, err);
+	if (t->pid && !tpm.pid) /* reaped: it exited */
+		t->pid = 0;
+	/* The device backend: the kernel registers the chip only now that
+	 * swtpm answers; record the device numbers it gets. */
+	if (ret == 0 && ops->wait) {
+		ret = ops->wait(s, r, idx, t, err);
+		if (ret == 0)
+			ret = ov_record_write(cdirfd, rec, err);
+	}
+	if (tpm.pidfd >= 0)
+		close(tpm.pidfd);
+	return ret;
+}
+
+int ov_launch_start(int cdirfd, const struct ov_settings *s, const struct ov_request *r,
+		    const struct ov_user *u, const struct ov_key *keys, struct ov_record *rec,
+		    ov_error *err)
+{
+	const struct ov_backend_ops *ops = ov_backend_ops(rec->backend);
+
+	for (unsigned i = 0; i < r->count; i++) {
+		rec->tpms[i].devnum = -1;
+		rec->count = i + 1;
+		if (start_one(cdirfd, i, s, r, ops, u, &keys[i], rec, err) < 0)
+			return ov_error_wrap(err, "vTPM %u", i);
+	}
+	return 0;
+}
+
+int ov_launch_stop(int cdirfd, const struct ov_settings *s, const struct ov_record *rec,
+		   ov_error *err)
+{
+	const struct ov_backend_ops *ops = ov_backend_ops(rec->backend);
+	int ret = 0;
+
+	for (unsigned i = 0; i < rec->count; i++) {
+		char name[64], path[128];
+		int r;
+
+		if (!rec->tpms[i].pid)
+			continue;
+		ops->ctrl_name(i, name, sizeof(name));
+		ov_socket_path(cdirfd, name, path, sizeof(path));
+		r = ov_swtpm_stop(rec->tpms[i].pid, rec->tpms[i].starttime, path,
+				  (int)s->stop_timeout_ms, err);
+		if (r < 0) {
+			ov_error_wrap(err, "stopping vTPM %u", i);
+			ret = -1;
+		} else if (r > 0) {
+			ov_warn("vTPM %u (swtpm pid %d) did not shut down in order and was killed",
+				i, (int)rec->tpms[i].pid);
+		}
+	}
+	return ret;
+}

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "oci-vtpm/backend.h"
+#include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/instance.h"
+#include "oci-vtpm/log.h"
+#include "oci-vtpm/prepare.h"
+#include "oci-vtpm/spec.h"
+#include "oci-vtpm/vtpm.h"
+
+/*
+ * A backend that can (its precreate op: the device backend): start the
+ * vTPMs now, before the runtime creates the container, and give the
+ * container their devices through config.json: under the container's
+ * id, or in podman's precreate stage, which has none, under a name of their
+ * own (OV_PRECREATED_PREFIX + 32 random hex digits) recorded in the
+ * annotation io.oci-vtpm.precreated. The hook finds them at createRuntime
+ * and adopts them (lib/vtpm.c).
+ */
+static void undo_precreate(const struct ov_prepare *e, const char *run_name)
+{
+	ov_error ignored = {0};
+
+	if (ov_vtpm_stop(e->s, run_name, &ignored) < 0)
+		ov_warn("undoing the vTPM started before the container: %s", ignored.msg);
+}
+
+/* Returns 1 when it started the vTPMs, 0 when they ran already (a
+ * retried create: they are not ours to undo), -1 on error (nothing of ours
+ * left running). *changed: the backend added to the spec. */
+static int precreate(const struct ov_prepare *e, const char *run_name,
+		     const struct ov_backend_ops *ops, const struct ov_spec *sp,
+		     const struct ov_request *r, bool *changed, ov_error *err)
+{
+	cleanup_close int run = -1, cdir = -1;
+	struct ov_record rec;
+	int started, ret;
+
+	/* No container yet: started and recorded, placed by the runtime. */
+	started = ov_vtpm_start(e->s, run_name, e->bundle, r, e->holder, err);
+	if (started < 0) /* undoes itself */
+		return ov_error_wrap(err, "starting the vTPM before the container");
+	run = ov_run_dir_open(e->s->run_dir, false, err);
+	if (run >= 0)
+		cdir = ov_container_dir_lock(run, run_name, false, err);
+	if (cdir < 0 || ov_record_read(cdir, &rec, err) < 0) {
+		ov_error_wrap(err, "the record of the vTPM started before the container");
+		goto fail;
+	}
+	ret = ops->precreate(sp->root, &rec, err);
+	ov_record_free(&rec);
+	if (ret < 0)
+		goto fail;
+	*changed = ret > 0;
+	if (!e->id) {
+		if (ov_spec_annotate_precreated(sp->root, run_name, err) < 0)
+			goto fail;
+		*changed = true;
+	}
+	return started == 0 ? 1 : 0;
+fail:
+	close(take_fd(&cdir)); /* ov_vtpm_stop takes the lock */
+	if (started == 0)
+		undo_precreate(e, run_name);
+	return -1;
+}
+
+int ov_prepare_text(const char *buf, size_t len, const struct ov_prepare *e, char **out,
+		    size_t *out_len, struct ov_prepare_result *res, ov_error *err)
+{
+	struct ov_spec sp;
+	struct ov_request r;
+	struct ov_hook_opts ho = {.path = e->hook, .config = e->config};
+	enum ov_backend backend = OV_BACKEND_SOCKET;
+	const struct ov_backend_ops *ops;
+	char token[64] = "";
+	const char *run_name = e->id ? e->id : token;
+	int changed, ret = -1;
+
+	*out = NULL;
+	*out_len = 0;
+	memset(res, 0, sizeof(*res));
+	if (e->id && (!e->bundle || e->bundle[0] != '/'))
+		return ov_error_set(err, 0, "the bundle path is not absolute");
+	if (ov_spec_request(buf, len, e->s, e->bundle ? e->bundle : "/", &sp, &r, err) < 0)
+		return -1;
+	if (!r.enable) {
+		ret = 0;
+		goto out;
+	}
+	res->enabled = true;
+	ov_spec_hook_timeouts(e->s, r.count, &ho);
+	changed = ov_spec_add_hooks(sp.root, &ho, err);
+	if (changed < 0)
+		goto out;
+	/* Which backend decides whether there is anything to start now; a
+	 * request this host cannot serve fails here, before the runtime.
+	 * Started already by podman's precreate stage: the hook adopts them. */
+	if (ov_backend_resolve(&r, &backend, err) < 0)
+		goto out;
+	ops = ov_backend_ops(backend);
+	if (ops->precreate && !r.precreated) {
+		bool devs = false;
+		int p;
+
+		if (!e->id) {
+			ov_vtpm_collect_precreated(e->s);
+			if (ov_instance_new_name(OV_PRECREATED_PREFIX, token, sizeof(token), err) <
+			    0)
+				goto out;
+			ov_log_set_id(token); /* what the hook's log says it adopted */
+		}
+		p = precreate(e, run_name, ops, &sp, &r, &devs, err);
+		if (p < 0)
+			goto out;
+		res->precreated = p > 0;
+		if (!e->id)
+			snprintf(res->run_name, sizeof(res->run_name), "%s", token);
+		changed |= devs;
+	}
+	if (changed) {
+		size_t n;
+		const char *text = json_object_to_json_string_length(
+		    sp.root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+
+		if (!text || !(*out = malloc(n + 2))) {
+			ov_error_set(err, ENOMEM, "config.json");
+			goto undo;
+		}
+		memcpy(*out, text, n);
+		(*out)[n] = '\n';
+		(*out)[n + 1] = '\0';
+		*out_len = n + 1;
+	}
+	ret = 0;
+	goto out;
+undo:
+	if (res->precreated) {
+		undo_precreate(e, run_name);
+		res->precreated = false;
+	}
+out:
+	ov_request_free(&r);
+	ov_spec_free(&sp);
+	return ret;
+}
+
+int ov_prepare_file(int dirfd, const char *name, const struct ov_prepare *e,
+		    struct ov_prepare_result *res, ov_error *err)
+{
+	cleanup_free char *buf = NULL, *out = NULL;
+	struct stat st, now;
+	size_t len, out_len;
+
+	memset(res, 0, sizeof(*res));
+	if (ov_spec_read(dirfd, name, &st, &buf, &len, err) < 0)
+		return -1;
+	if (ov_prepare_text(buf, len, e, &out, &out_len, res, err) < 0)
+		return ov_error_wrap(err, "%s", name);
+	if (!out)
+		return 0;
+	/* Replace only the file we read, never through a symlink. */
+	if (fstatat(dirfd, name, &now, AT_SYMLINK_NOFOLLOW) < 0) {
+		ov_error_set(err, errno, "stat of %s", name);
+		goto undo;
+	}
+	if (S_ISLNK(now.st_mode)) {
+		ov_error_set(err, 0, "%s is a symlink: not rewriting it (make it a file)", name);
+		goto undo;
+	}
+	if (now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
+		ov_error_set(err, 0, "%s was replaced while being edited", name);
+		goto undo;
+	}
+	if (ov_write_file_atomic(dirfd, name, out, out_len, st.st_mode & 07777, err) < 0)
+		goto undo;
+	if ((st.st_uid != geteuid() || st.st_gid != getegid()) &&
+	    fchownat(dirfd, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0) {
+		ov_error_set(err, errno, "keeping the owner of %s", name);
+		goto undo;
+	}
+	return 0;
+undo:
+	if (res->precreated) {
+		undo_precreate(e, e->id);
+		res->precreated = false;
+	}
+	return -1;
+}
