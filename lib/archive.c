@@ -368,8 +368,7 @@ void ov_archive_gen_name(unsigned long long gen, char *buf, size_t size)
 	snprintf(buf, size, "gen-%010llu.ovtpm", gen);
 }
 
-/* A file name swtpm writes: no path, nothing hidden. */
-static bool state_file_name_ok(const char *n)
+bool ov_archive_state_file_ok(const char *n)
 {
 	size_t len = strlen(n);
 
@@ -435,7 +434,7 @@ static int collect(const int *srcdirs, unsigned count, json_object *files, struc
 			json_object *f;
 			size_t len;
 
-			if (!state_file_name_ok(de->d_name))
+			if (!ov_archive_state_file_ok(de->d_name))
 				continue; /* ".", "..", swtpm's .lock */
 			if (ov_read_file_at(srcdirs[i], de->d_name, OV_ARCHIVE_MAX, &buf, &len,
 					    err) < 0) {
@@ -631,7 +630,7 @@ static int unpack(const char *data, size_t len, json_object *header, const int *
 		const char *name = jstr(f, "name");
 		cleanup_close int fd = -1;
 
-		if (!name || !state_file_name_ok(name) || jnum(f, "tpm", &tpm) < 0 ||
+		if (!name || !ov_archive_state_file_ok(name) || jnum(f, "tpm", &tpm) < 0 ||
 		    jnum(f, "size", &size) < 0 || size > len - off)
 			return ov_error_set(err, 0, "archive: bad file entry");
 		if (tpm >= count)

@@ -5,35 +5,36 @@
 
 #include "oci-vtpm/error.h"
 
+static void set_msg(ov_error *err, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void set_msg(ov_error *err, int code, const char *fmt, va_list ap)
+{
+	if (vsnprintf(err->msg, sizeof(err->msg), fmt, ap) < 0)
+		err->msg[0] = '\0';
+	err->code = code;
+}
+
 int ov_error_set(ov_error *err, int errnum, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	set_msg(err, errnum, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		err->msg[0] = '\0';
 	if (errnum) {
 		size_t len = strlen(err->msg);
 		snprintf(err->msg + len, sizeof(err->msg) - len, ": %s", strerror(errnum));
 	}
-	err->code = errnum;
 	return -1;
 }
 
 int ov_error_code(ov_error *err, int code, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	set_msg(err, code, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		err->msg[0] = '\0';
-	err->code = code;
 	return -1;
 }
 

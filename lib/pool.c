@@ -101,15 +101,7 @@ static bool entry_name_ok(const char *n)
 /* A state file swtpm writes: no path, nothing hidden, not our metadata. */
 static bool state_file_ok(const char *n)
 {
-	size_t len = strlen(n);
-
-	if (len == 0 || len > 64 || n[0] == '.' || strcmp(n, META) == 0)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= 'A' && n[i] <= 'Z') ||
-		      (n[i] >= '0' && n[i] <= '9') || strchr("_.-", n[i])))
-			return false;
-	return true;
+	return ov_archive_state_file_ok(n) && strcmp(n, META) != 0;
 }
 
 struct copied {
@@ -181,7 +173,7 @@ int ov_pool_claim(const struct ov_settings *s, const char *id, unsigned idx, int
 	const char *got = NULL;
 	struct copied copied = {.n = 0};
 	struct dirent *de;
-	ov_error ignored = {0};
+	ov_error ignored = {0}, kerr = {0};
 	int ret = -1;
 
 	memset(e, 0, sizeof(*e));
@@ -190,11 +182,11 @@ int ov_pool_claim(const struct ov_settings *s, const char *id, unsigned idx, int
 	if (!ov_tpm_state_fresh(dstdir))
 		return ov_error_set(err, EEXIST, "the state directory already holds a TPM");
 	/* Entries are wrapped and certified: no key or no CA, no pool. */
-	if (ov_master_key_current(s, &e->master, err) < 0)
-		return ov_error_code(err, ENOKEY, "%s", err->msg);
-	if (kind_prefix(s, &e->master, prefix, sizeof(prefix), err) < 0) {
+	if (ov_master_key_current(s, &e->master, &kerr) < 0)
+		return ov_error_code(err, ENOKEY, "%s", kerr.msg);
+	if (kind_prefix(s, &e->master, prefix, sizeof(prefix), &kerr) < 0) {
 		ov_key_wipe(&e->master);
-		return ov_error_code(err, ENOKEY, "%s", err->msg);
+		return ov_error_code(err, ENOKEY, "%s", kerr.msg);
 	}
 	if (pool_path(s, path, sizeof(path), err) < 0)
 		goto fail;

@@ -89,6 +89,9 @@ int ov_archive_load(int vdir, const struct ov_meta *m, const struct ov_vtpm_keys
 /* Verify generation gen without unpacking it. */
 int ov_archive_verify(int vdir, const struct ov_meta *m, const struct ov_vtpm_keys *k,
 		      unsigned long long gen, ov_error *err);
+/* Is n a file name swtpm writes: no path, nothing hidden? */
+bool ov_archive_state_file_ok(const char *n);
+
 void ov_archive_gen_name(unsigned long long gen, char *buf, size_t size);
 
 #endif
