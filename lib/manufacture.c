@@ -27,314 +27,48 @@
 #include "oci-vtpm/manufacture.h"
 #include "oci-vtpm/socket.h"
 #include "oci-vtpm/swtpm.h"
+#include "oci-vtpm/tpm2.h"
 #include "oci-vtpm/util.h"
 
 /* TPM 2.0 constants (TPM 2.0 Library, Part 2). */
-#define TPM_ST_NO_SESSIONS	  0x8001
-#define TPM_ST_SESSIONS		  0x8002
-#define TPM_CC_NV_DEFINESPACE	  0x0000012a
-#define TPM_CC_CREATEPRIMARY	  0x00000131
-#define TPM_CC_NV_WRITE		  0x00000137
-#define TPM_CC_NV_WRITELOCK	  0x00000138
-#define TPM_CC_SHUTDOWN		  0x00000145
-#define TPM_CC_FLUSHCONTEXT	  0x00000165
-#define TPM_CC_GETCAPABILITY	  0x0000017a
-#define TPM_RS_PW		  0x40000009
-#define TPM_RH_ENDORSEMENT	  0x4000000b
-#define TPM_RH_PLATFORM		  0x4000000c
-#define TPM_SU_CLEAR		  0x0000
-#define TPM_CAP_TPM_PROPERTIES	  0x00000006
-#define TPM_PT_FIXED		  0x00000100
-#define TPM_PT_FAMILY_INDICATOR	  (TPM_PT_FIXED + 0)
-#define TPM_PT_LEVEL		  (TPM_PT_FIXED + 1)
-#define TPM_PT_REVISION		  (TPM_PT_FIXED + 2)
-#define TPM_PT_MANUFACTURER	  (TPM_PT_FIXED + 5)
-#define TPM_PT_VENDOR_STRING_1	  (TPM_PT_FIXED + 6)
-#define TPM_PT_FIRMWARE_VERSION_1 (TPM_PT_FIXED + 11)
-#define TPM_PT_NV_BUFFER_MAX	  (TPM_PT_FIXED + 44)
-#define TPM_ALG_RSA		  0x0001
-#define TPM_ALG_AES		  0x0006
-#define TPM_ALG_SHA256		  0x000b
-#define TPM_ALG_NULL		  0x0010
-#define TPM_ALG_ECC		  0x0023
-#define TPM_ALG_CFB		  0x0043
-#define TPM_ECC_NIST_P256	  0x0003
-/* fixedTPM | fixedParent | sensitiveDataOrigin | adminWithPolicy | restricted | decrypt */
 #define EK_OBJECT_ATTRIBUTES 0x000300b2u
 /* TPMA_NV: PPWRITE | WRITEDEFINE | PPREAD | OWNERREAD | AUTHREAD | NO_DA | PLATFORMCREATE */
 #define EK_CERT_NV_ATTRIBUTES 0x42072001u
 
-#define TPM_HEADER_LEN 10
-#define TPM_BUF_MAX    4096
-#define NV_CHUNK_MAX   1024
-#define WORK_DIR_NAME  ".manufacture-XXXXXX"
+#define NV_CHUNK_MAX  1024
+#define WORK_DIR_NAME ".manufacture-XXXXXX"
 
 /* TPM2_PolicySecret(TPM_RH_ENDORSEMENT), SHA-256: the EK templates' authPolicy. */
 static const uint8_t ek_auth_policy[32] = {
     0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8, 0x1a, 0x90, 0xcc, 0x8d, 0x46, 0xa5, 0xd7, 0x24,
     0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52, 0x0b, 0x64, 0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa};
 
-/* ------------------------------------------------------------ marshalling */
-
-struct out {
-	uint8_t b[TPM_BUF_MAX];
-	size_t n;
-	bool overflow;
-};
-
-static void put(struct out *o, const void *p, size_t len)
-{
-	if (o->overflow || len > sizeof(o->b) - o->n) {
-		o->overflow = true;
-		return;
-	}
-	memcpy(o->b + o->n, p, len);
-	o->n += len;
-}
-
-static void put8(struct out *o, uint8_t v)
-{
-	put(o, &v, 1);
-}
-
-static void put16(struct out *o, uint16_t v)
-{
-	uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-
-	put(o, b, 2);
-}
-
-static void put32(struct out *o, uint32_t v)
-{
-	uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-
-	put(o, b, 4);
-}
-
-/* A TPM2B: 16-bit size, then the bytes (NULL: that many zeros). */
-static void put2b(struct out *o, const void *p, size_t len)
-{
-	put16(o, (uint16_t)len);
-	if (p) {
-		put(o, p, len);
-		return;
-	}
-	for (size_t i = 0; i < len; i++)
-		put8(o, 0);
-}
-
-static void patch32(struct out *o, size_t at, uint32_t v)
-{
-	if (o->overflow || at + 4 > o->n)
-		return;
-	o->b[at] = (uint8_t)(v >> 24);
-	o->b[at + 1] = (uint8_t)(v >> 16);
-	o->b[at + 2] = (uint8_t)(v >> 8);
-	o->b[at + 3] = (uint8_t)v;
-}
-
-/* Command header; the size is set by cmd_end. */
-static void cmd_begin(struct out *o, uint16_t tag, uint32_t cc)
-{
-	o->n = 0;
-	o->overflow = false;
-	put16(o, tag);
-	put32(o, 0);
-	put32(o, cc);
-}
-
-static void cmd_end(struct out *o)
-{
-	patch32(o, 2, (uint32_t)o->n);
-}
-
-/* The authorization area: one password session with the empty password
- * (platform and endorsement auth are empty on a TPM just started). */
-static void put_pw_session(struct out *o)
-{
-	put32(o, 9); /* authorizationSize */
-	put32(o, TPM_RS_PW);
-	put2b(o, NULL, 0); /* nonceCaller */
-	put8(o, 0);	   /* sessionAttributes */
-	put2b(o, NULL, 0); /* hmac: the password */
-}
-
-struct in {
-	const uint8_t *p;
-	size_t n, off;
-	bool bad;
-};
-
-static const uint8_t *take(struct in *i, size_t len)
-{
-	const uint8_t *p;
-
-	if (i->bad || len > i->n - i->off) {
-		i->bad = true;
-		return NULL;
-	}
-	p = i->p + i->off;
-	i->off += len;
-	return p;
-}
-
-static uint16_t get16(struct in *i)
-{
-	const uint8_t *p = take(i, 2);
-
-	return p ? (uint16_t)(p[0] << 8 | p[1]) : 0;
-}
-
-static uint32_t get32(struct in *i)
-{
-	const uint8_t *p = take(i, 4);
-
-	return p ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3] : 0;
-}
-
-static const uint8_t *get2b(struct in *i, size_t *len)
-{
-	*len = get16(i);
-	return take(i, *len);
-}
-
-/* --------------------------------------------------------- the connection */
-
-struct tpm {
-	int fd;	   /* connected to swtpm's server socket */
-	int pidfd; /* swtpm: its exit ends every wait */
-	int64_t deadline;
-	uint8_t rsp[TPM_BUF_MAX];
-	size_t rsp_len;
-};
-
-static int wait_fd(struct tpm *t, short events, ov_error *err)
-{
-	for (;;) {
-		struct pollfd p[2] = {{.fd = t->fd, .events = events},
-				      {.fd = t->pidfd, .events = POLLIN}};
-		int64_t left = t->deadline - (int64_t)ov_util_mono_ms();
-		int r;
-
-		if (left <= 0)
-			return ov_error_set(err, ETIMEDOUT, "waiting for the TPM");
-		r = poll(p, 2, (int)left);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return ov_error_set(err, errno, "poll");
-		if (p[0].revents)
-			return 0;
-		if (p[1].revents)
-			return ov_error_set(err, ESRCH, "swtpm exited");
-	}
-}
-
-/* Send one command, read its whole response into t->rsp; returns the TPM's
- * response code (0 success), or -1 on a transport error. */
-static int64_t transact(struct tpm *t, const struct out *cmd, const char *what, ov_error *err)
-{
-	size_t sent = 0, got = 0, want = TPM_HEADER_LEN;
-
-	if (cmd->overflow)
-		return ov_error_set(err, E2BIG, "%s: command too large", what);
-	while (sent < cmd->n) {
-		ssize_t n;
-
-		if (wait_fd(t, POLLOUT, err) < 0)
-			return ov_error_wrap(err, "%s", what);
-		n = send(t->fd, cmd->b + sent, cmd->n - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n < 0)
-			return ov_error_set(err, errno, "%s: sending to swtpm", what);
-		sent += (size_t)n;
-	}
-	while (got < want) {
-		ssize_t n;
-
-		if (wait_fd(t, POLLIN, err) < 0)
-			return ov_error_wrap(err, "%s", what);
-		n = recv(t->fd, t->rsp + got, want - got, MSG_DONTWAIT);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n < 0)
-			return ov_error_set(err, errno, "%s: reading from swtpm", what);
-		if (n == 0)
-			return ov_error_set(err, ECONNRESET, "%s: swtpm closed the connection",
-					    what);
-		got += (size_t)n;
-		if (got == TPM_HEADER_LEN && want == TPM_HEADER_LEN) {
-			uint32_t size = (uint32_t)t->rsp[2] << 24 | (uint32_t)t->rsp[3] << 16 |
-					(uint32_t)t->rsp[4] << 8 | t->rsp[5];
-
-			if (size < TPM_HEADER_LEN || size > sizeof(t->rsp))
-				return ov_error_set(err, EPROTO, "%s: response of %u bytes", what,
-						    size);
-			want = size;
-		}
-	}
-	t->rsp_len = got;
-	return (int64_t)((uint32_t)t->rsp[6] << 24 | (uint32_t)t->rsp[7] << 16 |
-			 (uint32_t)t->rsp[8] << 8 | t->rsp[9]);
-}
-
-/* transact, and a non-zero response code is an error naming the command. */
-static int run(struct tpm *t, const struct out *cmd, const char *what, ov_error *err)
-{
-	int64_t rc = transact(t, cmd, what, err);
-
-	if (rc < 0)
-		return -1;
-	if (rc != 0)
-		return ov_error_set(err, 0, "%s failed: TPM response code 0x%03x", what,
-				    (unsigned)rc);
-	return 0;
-}
-
-/* The parameters of the response in t->rsp, after the handles. */
-static struct in rsp_params(const struct tpm *t, size_t handles)
-{
-	struct in i = {.p = t->rsp, .n = t->rsp_len, .off = TPM_HEADER_LEN};
-	uint16_t tag = (uint16_t)(t->rsp[0] << 8 | t->rsp[1]);
-
-	take(&i, 4 * handles);
-	if (tag == TPM_ST_SESSIONS) {
-		uint32_t psize = get32(&i);
-
-		if (!i.bad && psize <= i.n - i.off)
-			i.n = i.off + psize;
-		else
-			i.bad = true;
-	}
-	return i;
-}
-
 /* ------------------------------------------------------------ commands */
 
-static int get_properties(struct tpm *t, struct ov_tpm_info *info, uint32_t *nv_max, ov_error *err)
+static int get_properties(struct ov_tpm2 *t, struct ov_tpm_info *info, uint32_t *nv_max,
+			  ov_error *err)
 {
 	uint32_t vendor[4] = {0}, family = 0;
-	struct out o;
-	struct in i;
+	struct ov_tpm2_cmd o;
+	struct ov_tpm2_rsp i;
 	uint32_t count;
 	size_t m = 0;
 
-	cmd_begin(&o, TPM_ST_NO_SESSIONS, TPM_CC_GETCAPABILITY);
-	put32(&o, TPM_CAP_TPM_PROPERTIES);
-	put32(&o, TPM_PT_FIXED);
-	put32(&o, 64);
-	cmd_end(&o);
-	if (run(t, &o, "TPM2_GetCapability", err) < 0)
+	ov_tpm2_begin(&o, TPM_ST_NO_SESSIONS, TPM_CC_GETCAPABILITY);
+	ov_tpm2_put32(&o, TPM_CAP_TPM_PROPERTIES);
+	ov_tpm2_put32(&o, TPM_PT_FIXED);
+	ov_tpm2_put32(&o, 64);
+	ov_tpm2_end(&o);
+	if (ov_tpm2_run(t, &o, "TPM2_GetCapability", err) < 0)
 		return -1;
-	i = rsp_params(t, 0);
-	take(&i, 1); /* moreData */
-	if (get32(&i) != TPM_CAP_TPM_PROPERTIES)
+	i = ov_tpm2_params(t, 0);
+	ov_tpm2_take(&i, 1); /* moreData */
+	if (ov_tpm2_get32(&i) != TPM_CAP_TPM_PROPERTIES)
 		i.bad = true;
-	count = get32(&i);
+	count = ov_tpm2_get32(&i);
 	*nv_max = 0;
 	for (uint32_t k = 0; k < count && !i.bad; k++) {
-		uint32_t prop = get32(&i), val = get32(&i);
+		uint32_t prop = ov_tpm2_get32(&i), val = ov_tpm2_get32(&i);
 
 		if (prop == TPM_PT_FAMILY_INDICATOR)
 			family = val;
@@ -377,28 +111,28 @@ static int get_properties(struct tpm *t, struct ov_tpm_info *info, uint32_t *nv_
 }
 
 /* The TCG default EK template: L-1 (RSA 2048) or L-2 (ECC NIST P-256). */
-static void put_ek_template(struct out *o, bool rsa)
+static void put_ek_template(struct ov_tpm2_cmd *o, bool rsa)
 {
 	size_t at = o->n;
 
-	put16(o, 0); /* TPM2B_PUBLIC size, patched below */
-	put16(o, rsa ? TPM_ALG_RSA : TPM_ALG_ECC);
-	put16(o, TPM_ALG_SHA256);
-	put32(o, EK_OBJECT_ATTRIBUTES);
-	put2b(o, ek_auth_policy, sizeof(ek_auth_policy));
-	put16(o, TPM_ALG_AES); /* symmetric: AES-128-CFB */
-	put16(o, 128);
-	put16(o, TPM_ALG_CFB);
-	put16(o, TPM_ALG_NULL); /* scheme */
+	ov_tpm2_put16(o, 0); /* TPM2B_PUBLIC size, patched below */
+	ov_tpm2_put16(o, rsa ? TPM_ALG_RSA : TPM_ALG_ECC);
+	ov_tpm2_put16(o, TPM_ALG_SHA256);
+	ov_tpm2_put32(o, EK_OBJECT_ATTRIBUTES);
+	ov_tpm2_put2b(o, ek_auth_policy, sizeof(ek_auth_policy));
+	ov_tpm2_put16(o, TPM_ALG_AES); /* symmetric: AES-128-CFB */
+	ov_tpm2_put16(o, 128);
+	ov_tpm2_put16(o, TPM_ALG_CFB);
+	ov_tpm2_put16(o, TPM_ALG_NULL); /* scheme */
 	if (rsa) {
-		put16(o, 2048); /* keyBits */
-		put32(o, 0);	/* exponent: the default, 65537 */
-		put2b(o, NULL, 256);
+		ov_tpm2_put16(o, 2048); /* keyBits */
+		ov_tpm2_put32(o, 0);	/* exponent: the default, 65537 */
+		ov_tpm2_put2b(o, NULL, 256);
 	} else {
-		put16(o, TPM_ECC_NIST_P256);
-		put16(o, TPM_ALG_NULL); /* kdf */
-		put2b(o, NULL, 32);
-		put2b(o, NULL, 32);
+		ov_tpm2_put16(o, TPM_ECC_NIST_P256);
+		ov_tpm2_put16(o, TPM_ALG_NULL); /* kdf */
+		ov_tpm2_put2b(o, NULL, 32);
+		ov_tpm2_put2b(o, NULL, 32);
 	}
 	if (!o->overflow) {
 		uint16_t size = (uint16_t)(o->n - at - 2);
@@ -426,35 +160,35 @@ static EVP_PKEY *pkey_from(const char *type, OSSL_PARAM_BLD *bld, ov_error *err)
 }
 
 /* The public key of the TPMT_PUBLIC in i, checked to be what was asked for. */
-static EVP_PKEY *parse_ek(struct in *i, bool rsa, ov_error *err)
+static EVP_PKEY *parse_ek(struct ov_tpm2_rsp *i, bool rsa, ov_error *err)
 {
 	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-	uint16_t type = get16(i), sym, scheme, bits_or_curve;
+	uint16_t type = ov_tpm2_get16(i), sym, scheme, bits_or_curve;
 	BIGNUM *n = NULL, *e = NULL;
 	EVP_PKEY *k = NULL;
 	size_t len, xlen, ylen;
 	const uint8_t *u, *x, *y;
 	uint32_t exponent = 0;
 
-	get16(i);	/* nameAlg */
-	get32(i);	/* objectAttributes */
-	get2b(i, &len); /* authPolicy */
-	sym = get16(i);
+	ov_tpm2_get16(i);	/* nameAlg */
+	ov_tpm2_get32(i);	/* objectAttributes */
+	ov_tpm2_get2b(i, &len); /* authPolicy */
+	sym = ov_tpm2_get16(i);
 	if (sym != TPM_ALG_NULL) {
-		get16(i); /* keyBits */
-		get16(i); /* mode */
+		ov_tpm2_get16(i); /* keyBits */
+		ov_tpm2_get16(i); /* mode */
 	}
-	scheme = get16(i);
+	scheme = ov_tpm2_get16(i);
 	if (scheme != TPM_ALG_NULL)
-		get16(i);
-	bits_or_curve = get16(i);
+		ov_tpm2_get16(i);
+	bits_or_curve = ov_tpm2_get16(i);
 	if (!bld || i->bad || type != (rsa ? TPM_ALG_RSA : TPM_ALG_ECC)) {
 		ov_error_set(err, EPROTO, "TPM2_CreatePrimary: unexpected public area");
 		goto out;
 	}
 	if (rsa) {
-		exponent = get32(i);
-		u = get2b(i, &len);
+		exponent = ov_tpm2_get32(i);
+		u = ov_tpm2_get2b(i, &len);
 		if (i->bad || bits_or_curve != 2048 || len != 256) {
 			ov_error_set(err, EPROTO, "TPM2_CreatePrimary: not an RSA 2048 key");
 			goto out;
@@ -471,9 +205,9 @@ static EVP_PKEY *parse_ek(struct in *i, bool rsa, ov_error *err)
 	} else {
 		uint8_t point[65];
 
-		get16(i); /* kdf */
-		x = get2b(i, &xlen);
-		y = get2b(i, &ylen);
+		ov_tpm2_get16(i); /* kdf */
+		x = ov_tpm2_get2b(i, &xlen);
+		y = ov_tpm2_get2b(i, &ylen);
 		if (i->bad || bits_or_curve != TPM_ECC_NIST_P256 || xlen != 32 || ylen != 32) {
 			ov_error_set(err, EPROTO, "TPM2_CreatePrimary: not a NIST P-256 key");
 			goto out;
@@ -497,41 +231,41 @@ out:
 	return k;
 }
 
-static int flush(struct tpm *t, uint32_t handle, ov_error *err)
+static int flush(struct ov_tpm2 *t, uint32_t handle, ov_error *err)
 {
-	struct out o;
+	struct ov_tpm2_cmd o;
 
-	cmd_begin(&o, TPM_ST_NO_SESSIONS, TPM_CC_FLUSHCONTEXT);
-	put32(&o, handle);
-	cmd_end(&o);
-	return run(t, &o, "TPM2_FlushContext", err);
+	ov_tpm2_begin(&o, TPM_ST_NO_SESSIONS, TPM_CC_FLUSHCONTEXT);
+	ov_tpm2_put32(&o, handle);
+	ov_tpm2_end(&o);
+	return ov_tpm2_run(t, &o, "TPM2_FlushContext", err);
 }
 
 /* TPM2_CreatePrimary of an EK; its public key, the object flushed again. */
-static EVP_PKEY *create_ek(struct tpm *t, bool rsa, ov_error *err)
+static EVP_PKEY *create_ek(struct ov_tpm2 *t, bool rsa, ov_error *err)
 {
 	const char *what = rsa ? "TPM2_CreatePrimary (RSA EK)" : "TPM2_CreatePrimary (ECC EK)";
-	struct out o;
-	struct in i;
+	struct ov_tpm2_cmd o;
+	struct ov_tpm2_rsp i;
 	uint32_t handle;
 	EVP_PKEY *k;
 
-	cmd_begin(&o, TPM_ST_SESSIONS, TPM_CC_CREATEPRIMARY);
-	put32(&o, TPM_RH_ENDORSEMENT);
-	put_pw_session(&o);
-	put16(&o, 4); /* inSensitive: empty userAuth and data */
-	put2b(&o, NULL, 0);
-	put2b(&o, NULL, 0);
+	ov_tpm2_begin(&o, TPM_ST_SESSIONS, TPM_CC_CREATEPRIMARY);
+	ov_tpm2_put32(&o, TPM_RH_ENDORSEMENT);
+	ov_tpm2_put_pw_session(&o);
+	ov_tpm2_put16(&o, 4); /* inSensitive: empty userAuth and data */
+	ov_tpm2_put2b(&o, NULL, 0);
+	ov_tpm2_put2b(&o, NULL, 0);
 	put_ek_template(&o, rsa);
-	put2b(&o, NULL, 0); /* outsideInfo */
-	put32(&o, 0);	    /* creationPCR: none */
-	cmd_end(&o);
-	if (run(t, &o, what, err) < 0)
+	ov_tpm2_put2b(&o, NULL, 0); /* outsideInfo */
+	ov_tpm2_put32(&o, 0);	    /* creationPCR: none */
+	ov_tpm2_end(&o);
+	if (ov_tpm2_run(t, &o, what, err) < 0)
 		return NULL;
-	i = (struct in){.p = t->rsp, .n = t->rsp_len, .off = TPM_HEADER_LEN};
-	handle = get32(&i);
-	i = rsp_params(t, 1);
-	get16(&i); /* TPM2B_PUBLIC size */
+	i = (struct ov_tpm2_rsp){.p = t->rsp, .n = t->rsp_len, .off = TPM_HEADER_LEN};
+	handle = ov_tpm2_get32(&i);
+	i = ov_tpm2_params(t, 1);
+	ov_tpm2_get16(&i); /* TPM2B_PUBLIC size */
 	k = parse_ek(&i, rsa, err);
 	if (flush(t, handle, k ? err : &(ov_error){0}) < 0) {
 		EVP_PKEY_free(k);
@@ -540,51 +274,51 @@ static EVP_PKEY *create_ek(struct tpm *t, bool rsa, ov_error *err)
 	return k;
 }
 
-static int nv_store(struct tpm *t, uint32_t index, const uint8_t *data, size_t len, uint32_t chunk,
-		    ov_error *err)
+static int nv_store(struct ov_tpm2 *t, uint32_t index, const uint8_t *data, size_t len,
+		    uint32_t chunk, ov_error *err)
 {
-	struct out o;
+	struct ov_tpm2_cmd o;
 
 	if (len > 0xffff)
 		return ov_error_set(err, EFBIG, "NV index 0x%08x: %zu bytes", index, len);
-	cmd_begin(&o, TPM_ST_SESSIONS, TPM_CC_NV_DEFINESPACE);
-	put32(&o, TPM_RH_PLATFORM);
-	put_pw_session(&o);
-	put2b(&o, NULL, 0); /* auth: empty */
-	put16(&o, 4 + 2 + 4 + 2 + 2);
-	put32(&o, index);
-	put16(&o, TPM_ALG_SHA256);
-	put32(&o, EK_CERT_NV_ATTRIBUTES);
-	put2b(&o, NULL, 0); /* authPolicy */
-	put16(&o, (uint16_t)len);
-	cmd_end(&o);
-	if (run(t, &o, "TPM2_NV_DefineSpace", err) < 0)
+	ov_tpm2_begin(&o, TPM_ST_SESSIONS, TPM_CC_NV_DEFINESPACE);
+	ov_tpm2_put32(&o, TPM_RH_PLATFORM);
+	ov_tpm2_put_pw_session(&o);
+	ov_tpm2_put2b(&o, NULL, 0); /* auth: empty */
+	ov_tpm2_put16(&o, 4 + 2 + 4 + 2 + 2);
+	ov_tpm2_put32(&o, index);
+	ov_tpm2_put16(&o, TPM_ALG_SHA256);
+	ov_tpm2_put32(&o, EK_CERT_NV_ATTRIBUTES);
+	ov_tpm2_put2b(&o, NULL, 0); /* authPolicy */
+	ov_tpm2_put16(&o, (uint16_t)len);
+	ov_tpm2_end(&o);
+	if (ov_tpm2_run(t, &o, "TPM2_NV_DefineSpace", err) < 0)
 		return ov_error_wrap(err, "NV index 0x%08x", index);
 	for (size_t off = 0; off < len; off += chunk) {
 		size_t n = len - off < chunk ? len - off : chunk;
 
-		cmd_begin(&o, TPM_ST_SESSIONS, TPM_CC_NV_WRITE);
-		put32(&o, TPM_RH_PLATFORM);
-		put32(&o, index);
-		put_pw_session(&o);
-		put2b(&o, data + off, n);
-		put16(&o, (uint16_t)off);
-		cmd_end(&o);
-		if (run(t, &o, "TPM2_NV_Write", err) < 0)
+		ov_tpm2_begin(&o, TPM_ST_SESSIONS, TPM_CC_NV_WRITE);
+		ov_tpm2_put32(&o, TPM_RH_PLATFORM);
+		ov_tpm2_put32(&o, index);
+		ov_tpm2_put_pw_session(&o);
+		ov_tpm2_put2b(&o, data + off, n);
+		ov_tpm2_put16(&o, (uint16_t)off);
+		ov_tpm2_end(&o);
+		if (ov_tpm2_run(t, &o, "TPM2_NV_Write", err) < 0)
 			return ov_error_wrap(err, "NV index 0x%08x", index);
 	}
 	/* TPMA_NV_WRITEDEFINE: locked until the index is undefined. */
-	cmd_begin(&o, TPM_ST_SESSIONS, TPM_CC_NV_WRITELOCK);
-	put32(&o, TPM_RH_PLATFORM);
-	put32(&o, index);
-	put_pw_session(&o);
-	cmd_end(&o);
-	if (run(t, &o, "TPM2_NV_WriteLock", err) < 0)
+	ov_tpm2_begin(&o, TPM_ST_SESSIONS, TPM_CC_NV_WRITELOCK);
+	ov_tpm2_put32(&o, TPM_RH_PLATFORM);
+	ov_tpm2_put32(&o, index);
+	ov_tpm2_put_pw_session(&o);
+	ov_tpm2_end(&o);
+	if (ov_tpm2_run(t, &o, "TPM2_NV_WriteLock", err) < 0)
 		return ov_error_wrap(err, "NV index 0x%08x", index);
 	return 0;
 }
 
-static int certify(struct tpm *t, const struct ov_ca *ca, const struct ov_tpm_info *info,
+static int certify(struct ov_tpm2 *t, const struct ov_ca *ca, const struct ov_tpm_info *info,
 		   uint32_t chunk, ov_error *err)
 {
 	static const struct ov_platform_info platform = {OV_PLATFORM_MANUFACTURER,
@@ -617,14 +351,14 @@ out:
 	return ret;
 }
 
-static int tpm2_shutdown(struct tpm *t, ov_error *err)
+static int tpm2_shutdown(struct ov_tpm2 *t, ov_error *err)
 {
-	struct out o;
+	struct ov_tpm2_cmd o;
 
-	cmd_begin(&o, TPM_ST_NO_SESSIONS, TPM_CC_SHUTDOWN);
-	put16(&o, TPM_SU_CLEAR);
-	cmd_end(&o);
-	return run(t, &o, "TPM2_Shutdown", err);
+	ov_tpm2_begin(&o, TPM_ST_NO_SESSIONS, TPM_CC_SHUTDOWN);
+	ov_tpm2_put16(&o, TPM_SU_CLEAR);
+	ov_tpm2_end(&o);
+	return ov_tpm2_run(t, &o, "TPM2_Shutdown", err);
 }
 
 /* Everything said to the TPM 2.0 of a running manufacturing swtpm. */
@@ -632,7 +366,7 @@ static int talk(int wdir, const struct ov_swtpm *sw, const struct ov_ca *ca, int
 		ov_error *err)
 {
 	struct ov_tpm_info info = {0};
-	struct tpm t = {.fd = -1};
+	struct ov_tpm2 t = {.fd = -1};
 	uint32_t nv_max;
 	int ret = -1;
 
@@ -754,6 +488,29 @@ static void stop_swtpm(struct ov_swtpm *sw, int timeout_ms, bool *orderly, ov_er
 		*orderly = r == 0;
 }
 
+/* Before anything runs: an empty state directory (its fd), a request that
+ * can be met, and with ek_cert the host CA (a missing or bad CA fails
+ * fast). */
+static int check_request(const struct ov_settings *s, enum ov_tpm_version v, const char *state_dir,
+			 bool ek_cert, struct ov_ca **ca, ov_error *err)
+{
+	cleanup_close int sfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (sfd < 0)
+		return ov_error_set(err, errno, "state directory %s", state_dir);
+	if (!ov_tpm_state_fresh(sfd))
+		return ov_error_set(err, EEXIST, "%s already holds a TPM state; not replacing it",
+				    state_dir);
+	if (ek_cert && v != OV_TPM_2_0)
+		return ov_error_set(err, ENOTSUP, "EK certificates are made for TPM 2.0 only");
+	if (ek_cert) {
+		*ca = ov_ca_load(s->ca_key, s->ca_cert, err);
+		if (!*ca)
+			return ov_error_wrap(err, "host CA (create it with `oci-vtpm init`)");
+	}
+	return take_fd(&sfd);
+}
+
 int ov_manufacture(const struct ov_settings *s, enum ov_tpm_version v, const char *state_dir,
 		   const struct ov_key *state_key, bool ek_cert, uid_t uid, gid_t gid,
 		   ov_error *err)
@@ -766,20 +523,9 @@ int ov_manufacture(const struct ov_settings *s, enum ov_tpm_version v, const cha
 	int ret = -1;
 	ov_error ignored = {0};
 
-	sfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	sfd = check_request(s, v, state_dir, ek_cert, &ca, err);
 	if (sfd < 0)
-		return ov_error_set(err, errno, "state directory %s", state_dir);
-	if (!ov_tpm_state_fresh(sfd))
-		return ov_error_set(err, EEXIST, "%s already holds a TPM state; not replacing it",
-				    state_dir);
-	if (ek_cert && v != OV_TPM_2_0)
-		return ov_error_set(err, ENOTSUP, "EK certificates are made for TPM 2.0 only");
-	if (ek_cert) {
-		/* Before anything runs: a missing or bad CA fails fast. */
-		ca = ov_ca_load(s->ca_key, s->ca_cert, err);
-		if (!ca)
-			return ov_error_wrap(err, "host CA (create it with `oci-vtpm init`)");
-	}
+		return -1;
 
 	wdir = make_work_dir(state_dir, &parent, work, sizeof(work), err);
 	if (wdir < 0)
