@@ -161,20 +161,101 @@ static int copy_files(int from, int to, uid_t uid, gid_t gid, bool durable, stru
 
 /* ------------------------------------------------------------------ claim */
 
+/* The names of up to CANDIDATES entries of this host's kind (prefix) in
+ * the pool (d may be NULL: none); *others: entries of another kind. */
+static unsigned list_candidates(DIR *d, const char *prefix, char (*names)[80], unsigned *others)
+{
+	struct dirent *de;
+	unsigned n = 0;
+
+	*others = 0;
+	while (d && (de = readdir(d)) && n < CANDIDATES) {
+		if (!entry_name_ok(de->d_name))
+			continue;
+		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+			snprintf(names[n++], sizeof(names[0]), "%.79s", de->d_name);
+		else
+			(*others)++;
+	}
+	return n;
+}
+
+/* Rename one of the n candidates to claims/cname; concurrent starts begin
+ * at different entries. Returns its index, or -1 (ENOENT: other starts
+ * took them all). */
+static int claim_one(int pool, int claims, const char *cname, char (*names)[80], unsigned n,
+		     ov_error *err)
+{
+	unsigned start = 0;
+
+	if (ov_random(&start, sizeof(start), err) < 0)
+		return -1;
+	for (unsigned k = 0; k < n; k++) {
+		unsigned i = (start + k) % n;
+
+		if (renameat2(pool, names[i], claims, cname, RENAME_NOREPLACE) == 0)
+			return (int)i;
+		if (errno != ENOENT) /* ENOENT: another start took it */
+			return ov_error_set(err, errno, "claiming a pool entry");
+	}
+	return ov_error_code(err, ENOENT, "the pool is empty (concurrent starts took every entry)");
+}
+
+/* The claimed entry claims/cname (named got): its keys unwrapped with
+ * e->master, its state copied into dstdir. On failure the claim is
+ * discarded (it may be half copied) and dstdir left empty again. */
+static int take_claimed(int claims, const char *cname, const char *got, int dstdir, uid_t uid,
+			gid_t gid, struct ov_pool_entry *e, ov_error *err)
+{
+	cleanup_close int cd = ov_open_dir_at(claims, cname);
+	struct copied copied = {.n = 0};
+	ov_error ignored = {0};
+	int ret = -1;
+
+	if (cd < 0)
+		ov_error_set(err, errno, "opening the claimed entry");
+	else if (ov_meta_load(cd, got, &e->master, &e->meta, &e->keys, err) == 0) {
+		if (e->meta.version != OV_TPM_2_0 || e->meta.count != 1)
+			ov_error_set(err, 0, "not one TPM 2.0 state");
+		else
+			ret = copy_files(cd, dstdir, uid, gid, false, &copied, err);
+	}
+	if (ret == 0) {
+		close(take_fd(&cd));
+		if (ov_remove_tree_at(claims, cname, err) < 0)
+			ov_warn("pool: removing the claimed entry %s: %s", got, err->msg);
+		ov_debug("pool: took entry %s", got);
+		return 0;
+	}
+	ov_error_wrap(err, "pool entry %s (discarded)", got);
+	uncopy(dstdir, &copied);
+	ov_remove_tree_at(claims, cname, &ignored);
+	return -1;
+}
+
+/* Open (making it) the pool's claims directory. */
+static int open_claims(int pool, const char *path, ov_error *err)
+{
+	int claims;
+
+	if (mkdirat(pool, CLAIMS_DIR, 0700) < 0 && errno != EEXIST)
+		return ov_error_set(err, errno, "creating %s/" CLAIMS_DIR, path);
+	claims = ov_open_dir_at(pool, CLAIMS_DIR);
+	if (claims < 0)
+		return ov_error_set(err, errno, "opening %s/" CLAIMS_DIR, path);
+	return claims;
+}
+
 int ov_pool_claim(const struct ov_settings *s, const char *id, unsigned idx, int dstdir, uid_t uid,
 		  gid_t gid, struct ov_pool_entry *e, ov_error *err)
 {
-	cleanup_close int pool = -1, claims = -1, cd = -1;
+	cleanup_close int pool = -1, claims = -1;
 	cleanup_dir DIR *d = NULL;
+	cleanup_free char(*names)[80] = NULL;
 	char path[4200], prefix[80], cname[OV_ID_MAX + 16];
-	char(*names)[80] = NULL;
-	unsigned n = 0, others = 0, start = 0;
-	int last = ENOENT;
-	const char *got = NULL;
-	struct copied copied = {.n = 0};
-	struct dirent *de;
+	unsigned n, others;
 	ov_error ignored = {0}, kerr = {0};
-	int ret = -1;
+	int got;
 
 	memset(e, 0, sizeof(*e));
 	if (!ov_container_id_valid(id))
@@ -201,88 +282,27 @@ int ov_pool_claim(const struct ov_settings *s, const char *id, unsigned idx, int
 		ov_error_set(err, ENOMEM, "pool");
 		goto fail;
 	}
-	while (d && (de = readdir(d)) && n < CANDIDATES) {
-		if (!entry_name_ok(de->d_name))
-			continue;
-		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
-			snprintf(names[n++], sizeof(names[0]), "%.79s", de->d_name);
-		else
-			others++;
-	}
-	if (n == 0) {
-		ov_key_wipe(&e->master);
-		free(names);
-		if (others)
-			return ov_error_code(
-			    err, ENOENT,
-			    "the pool has no entry for this master key and host CA (%u stale; "
-			    "`oci-vtpm pool fill` replaces them)",
-			    others);
-		return ov_error_code(err, ENOENT, "the pool is empty");
-	}
-	if (mkdirat(pool, CLAIMS_DIR, 0700) < 0 && errno != EEXIST) {
-		ov_error_set(err, errno, "creating %s/" CLAIMS_DIR, path);
+	n = list_candidates(d, prefix, names, &others);
+	if (n == 0 && others)
+		ov_error_code(err, ENOENT,
+			      "the pool has no entry for this master key and host CA (%u stale; "
+			      "`oci-vtpm pool fill` replaces them)",
+			      others);
+	else if (n == 0)
+		ov_error_code(err, ENOENT, "the pool is empty");
+	if (n == 0 || (claims = open_claims(pool, path, err)) < 0)
 		goto fail;
-	}
-	claims = ov_open_dir_at(pool, CLAIMS_DIR);
-	if (claims < 0) {
-		ov_error_set(err, errno, "opening %s/" CLAIMS_DIR, path);
-		goto fail;
-	}
 	/* Ours alone (the container's run directory is locked): a leftover of
 	 * a start that died is in the way. */
 	snprintf(cname, sizeof(cname), "%s.%u", id, idx);
 	ov_remove_tree_at(claims, cname, &ignored);
-	/* Concurrent starts begin at different entries. */
-	if (ov_random(&start, sizeof(start), err) < 0)
+	got = claim_one(pool, claims, cname, names, n, err);
+	if (got < 0 || take_claimed(claims, cname, names[got], dstdir, uid, gid, e, err) < 0)
 		goto fail;
-	for (unsigned k = 0; k < n && !got && last == ENOENT; k++) {
-		const char *name = names[(start + k) % n];
-
-		if (renameat2(pool, name, claims, cname, RENAME_NOREPLACE) == 0)
-			got = name;
-		else
-			last = errno; /* ENOENT: another start took it */
-	}
-	if (!got) {
-		if (last != ENOENT) {
-			ov_error_set(err, last, "claiming a pool entry");
-			goto fail;
-		}
-		ov_key_wipe(&e->master);
-		free(names);
-		return ov_error_code(err, ENOENT,
-				     "the pool is empty (concurrent starts took every entry)");
-	}
-
-	cd = ov_open_dir_at(claims, cname);
-	if (cd < 0) {
-		ov_error_set(err, errno, "opening the claimed entry");
-		goto discard;
-	}
-	if (ov_meta_load(cd, got, &e->master, &e->meta, &e->keys, err) < 0)
-		goto discard;
-	if (e->meta.version != OV_TPM_2_0 || e->meta.count != 1) {
-		ov_error_set(err, 0, "not one TPM 2.0 state");
-		goto discard;
-	}
-	if (copy_files(cd, dstdir, uid, gid, false, &copied, err) < 0)
-		goto discard;
-	close(take_fd(&cd));
-	if (ov_remove_tree_at(claims, cname, err) < 0)
-		ov_warn("pool: removing the claimed entry %s: %s", got, err->msg);
-	ov_debug("pool: took entry %s", got);
-	free(names);
 	return 0;
-discard:
-	/* A claimed entry is never given back: it may be half copied. */
-	ov_error_wrap(err, "pool entry %s (discarded)", got);
-	uncopy(dstdir, &copied);
-	ov_remove_tree_at(claims, cname, &ignored);
 fail:
 	ov_pool_entry_wipe(e);
-	free(names);
-	return ret;
+	return -1;
 }
 
 /* ----------------------------------------------------------------- status */
@@ -494,6 +514,50 @@ static unsigned count_ready(int pool, const char *prefix)
 	return n;
 }
 
+/* A private directory for one fill's swtpm under <run_dir>/WORK_DIR (its
+ * fd; its path in wpath, "" when none was made). WORK_DIR is shared with
+ * the fills of other state_dirs on this run_dir, which remove it when
+ * they leave it empty: made again if that happens. */
+static int make_work_dir(const struct ov_settings *s, int run, int *work, char *wpath, size_t size,
+			 ov_error *err)
+{
+	int wdir;
+
+	wpath[0] = '\0';
+	for (int attempt = 0;; attempt++) {
+		if (mkdirat(run, WORK_DIR, 0711) < 0 && errno != EEXIST)
+			return ov_error_set(err, errno, "creating %s/" WORK_DIR, s->run_dir);
+		if (*work < 0)
+			*work = ov_open_dir_at(run, WORK_DIR);
+		if (*work < 0)
+			return ov_error_set(err, errno, "opening %s/" WORK_DIR, s->run_dir);
+		if (attempt == 0)
+			sweep_work(*work);
+		if (snprintf(wpath, size, "%s/" WORK_DIR "/%d.XXXXXX", s->run_dir, (int)getpid()) >=
+		    (int)size) {
+			wpath[0] = '\0';
+			return ov_error_set(err, ENAMETOOLONG, "run_dir");
+		}
+		if (mkdtemp(wpath))
+			break;
+		if (errno != ENOENT || attempt == 3) {
+			ov_error_set(err, errno, "creating %s", wpath);
+			wpath[0] = '\0';
+			return -1;
+		}
+		close(*work);
+		*work = -1;
+	}
+	wdir = open(wpath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (wdir < 0 || fchmod(wdir, 0711) < 0) {
+		ov_error_set(err, errno, "opening %s", wpath);
+		if (wdir >= 0)
+			close(wdir);
+		return -1;
+	}
+	return wdir;
+}
+
 int ov_pool_fill(const struct ov_settings *s, unsigned target, unsigned *made, unsigned *removed,
 		 ov_error *err)
 {
@@ -540,38 +604,11 @@ int ov_pool_fill(const struct ov_settings *s, unsigned target, unsigned *made, u
 	run = ov_run_dir_open(s->run_dir, true, err);
 	if (run < 0)
 		goto out;
-	/* Shared with the fills of other state_dirs on this run_dir, which
-	 * remove it when they leave it empty: made again if that happens. */
-	for (int attempt = 0;; attempt++) {
-		if (mkdirat(run, WORK_DIR, 0711) < 0 && errno != EEXIST) {
-			ov_error_set(err, errno, "creating %s/" WORK_DIR, s->run_dir);
-			goto out;
-		}
-		if (work < 0)
-			work = ov_open_dir_at(run, WORK_DIR);
-		if (work < 0) {
-			ov_error_set(err, errno, "opening %s/" WORK_DIR, s->run_dir);
-			goto out;
-		}
-		if (attempt == 0)
-			sweep_work(work);
-		if (snprintf(wpath, sizeof(wpath), "%s/" WORK_DIR "/%d.XXXXXX", s->run_dir,
-			     (int)getpid()) >= (int)sizeof(wpath)) {
-			ov_error_set(err, ENAMETOOLONG, "run_dir");
-			goto out;
-		}
-		if (mkdtemp(wpath))
-			break;
-		if (errno != ENOENT || attempt == 3) {
-			ov_error_set(err, errno, "creating %s", wpath);
-			goto out;
-		}
-		close(take_fd(&work));
-	}
-	wdir = open(wpath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (wdir < 0 || fchmod(wdir, 0711) < 0) {
-		ov_error_set(err, errno, "opening %s", wpath);
-		goto cleanup_work;
+	wdir = make_work_dir(s, run, &work, wpath, sizeof(wpath), err);
+	if (wdir < 0) {
+		if (wpath[0])
+			goto cleanup_work;
+		goto out;
 	}
 	while (ready + n_made < target) {
 		if (make_entry(s, pool, newdir, wdir, wpath, prefix, &master, u.uid, u.gid, err) <
