@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -6,6 +8,7 @@
 #include "oci-vtpm/instance.h"
 #include "oci-vtpm/launch.h"
 #include "oci-vtpm/log.h"
+#include "oci-vtpm/proc.h"
 #include "oci-vtpm/socket.h"
 #include "oci-vtpm/swtpm.h"
 
@@ -26,6 +29,35 @@ static int record_spawned(const struct ov_swtpm *t, void *arg, ov_error *err)
 	return ov_record_write(w->cdirfd, w->rec, err);
 }
 
+/*
+ * A start that ran out of start_timeout_ms (while waiting for stage): say
+ * whether swtpm was busy or hung. On a slow host a swtpm that keeps using
+ * CPU is still starting: a TPM 1.2 runs libtpms's self-test, which makes an
+ * RSA-2048 key, at every start before it answers anything, and that takes
+ * seconds under emulation or load (heavy-tailed: most starts far less, a
+ * few many times more). The message replaces the poll's "timed out".
+ */
+static void explain_timeout(const struct ov_swtpm *tpm, const char *stage, int64_t t0,
+			    const struct ov_settings *s, bool tpm2, ov_error *err)
+{
+	uint64_t cpu = 0;
+	ov_error ignored = {0};
+	int64_t waited = (int64_t)ov_util_mono_ms() - t0;
+
+	if (err->code != ETIMEDOUT || tpm->pid <= 0 || ov_proc_cpu_ms(tpm->pid, &cpu, &ignored) < 0)
+		return;
+	if (cpu * 10 >= (uint64_t)waited) /* a tenth of a CPU or more throughout */
+		ov_error_set(err, ETIMEDOUT,
+			     "%s in %lld ms: swtpm (pid %d) is busy (%llu ms of CPU), still "
+			     "starting%s; raise start_timeout_ms (%u) for a host this slow",
+			     stage, (long long)waited, (int)tpm->pid, (unsigned long long)cpu,
+			     tpm2 ? "" : " (a TPM 1.2 makes an RSA key at every start)",
+			     s->start_timeout_ms);
+	else
+		ov_error_set(err, ETIMEDOUT, "%s in %lld ms: swtpm (pid %d) hangs (%llu ms of CPU)",
+			     stage, (long long)waited, (int)tpm->pid, (unsigned long long)cpu);
+}
+
 static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 		     const struct ov_request *r, const struct ov_backend_ops *ops,
 		     const struct ov_user *u, const struct ov_key *key, struct ov_record *rec,
@@ -36,6 +68,8 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	char log[64], ctrl[64], state_dir[64];
 	struct recorder w = {.cdirfd = cdirfd, .rec = rec, .idx = idx};
 	struct ov_swtpm tpm;
+	const char *stage = "swtpm did not answer";
+	int64_t t0, left;
 	int ret;
 
 	/* Relative to the slot's directory, swtpm's cwd: the directory may be
@@ -62,15 +96,27 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	    .spawned = record_spawned,
 	    .arg = &w,
 	};
+	/* One deadline for all of this TPM's start: swtpm answering, then
+	 * what the backend waits for (the hook's own timeout in config.json
+	 * counts start_timeout_ms once per TPM). */
+	t0 = (int64_t)ov_util_mono_ms();
 	ret = ov_swtpm_start(&in, &channel, &tpm, err);
 	if (t->pid && !tpm.pid) /* reaped: it exited */
 		t->pid = 0;
 	/* The device backend: the kernel registers the chip only now that
 	 * swtpm answers; record the device numbers it gets. */
+	left = (int64_t)s->start_timeout_ms - ((int64_t)ov_util_mono_ms() - t0);
 	if (ret == 0 && ops->wait) {
-		ret = ops->wait(s, r, idx, t, err);
+		stage = "the kernel did not register its chip";
+		ret = ops->wait(r, idx, t, left > 0 ? (int)left : 0, err);
 		if (ret == 0)
 			ret = ov_record_write(cdirfd, rec, err);
+	}
+	if (ret < 0) {
+		explain_timeout(&tpm, stage, t0, s, r->version == OV_TPM_2_0, err);
+		/* Nothing of a failed start is kept: no orderly stop to wait for. */
+		ov_swtpm_kill(&tpm);
+		t->pid = 0;
 	}
 	if (tpm.pidfd >= 0)
 		close(tpm.pidfd);

@@ -28,9 +28,10 @@ struct ov_backend_ops {
 			    struct ov_record_tpm *t, ov_error *err);
 	/* Optional: once TPM idx's swtpm answers, wait for what the backend
 	 * needs from it (the device backend: the kernel registering the chip;
-	 * it fills the rest of t). The caller records t again afterwards. */
-	int (*wait)(const struct ov_settings *s, const struct ov_request *r, unsigned idx,
-		    struct ov_record_tpm *t, ov_error *err);
+	 * it fills the rest of t), for at most timeout_ms: what is left of
+	 * this TPM's start_timeout_ms. The caller records t again afterwards. */
+	int (*wait)(const struct ov_request *r, unsigned idx, struct ov_record_tpm *t,
+		    int timeout_ms, ov_error *err);
 	/* Optional: vTPMs started before their container (the shim, podman's
 	 * precreate stage) reach it through its config.json: add to spec what
 	 * the runtime needs to place the TPMs of rec itself. Returns 1 when
