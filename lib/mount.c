@@ -157,12 +157,81 @@ static int check_source(const struct ov_bind *b, ov_error *err)
 	return 0;
 }
 
+/* Detached copies of the sources (trees[0..*made-1], the caller closes
+ * them), made here in the host's namespace: nosuid, noexec, and nodev for
+ * a directory. */
+static int clone_sources(const struct ov_bind *binds, size_t n, int *trees, size_t *made,
+			 ov_error *err)
+{
+	for (*made = 0; *made < n; (*made)++) {
+		const struct ov_bind *b = &binds[*made];
+		unsigned long long attr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
+
+		if (check_source(b, err) < 0)
+			return -1;
+		trees[*made] = sys_open_tree(b->src_fd, "",
+					     AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		if (trees[*made] < 0)
+			return ov_error_set(err, errno, "open_tree for /%s", b->target);
+		if (b->is_dir)
+			attr |= MOUNT_ATTR_NODEV;
+		if (sys_mount_setattr(trees[*made], attr) < 0) {
+			(*made)++;
+			return ov_error_set(err, errno, "mount_setattr for /%s", b->target);
+		}
+	}
+	return 0;
+}
+
+/* In a child: join the mount namespace of pid (pidfd), act as the
+ * container's root and place the trees; its error comes back on wr. */
+static __attribute__((noreturn)) void helper(int pidfd, pid_t pid, uid_t root_uid, gid_t root_gid,
+					     const char *rootfs, const struct ov_bind *binds,
+					     const int *trees, size_t n, int wr)
+{
+	ov_error cerr = {0};
+
+	if (setns(pidfd, CLONE_NEWNS) < 0)
+		ov_error_set(&cerr, errno, "joining the mount namespace of process %d", (int)pid);
+	/* What we create under the rootfs belongs to the container's root; in
+	 * a user namespace, our own uid 0 is not even mapped on its
+	 * filesystems (EOVERFLOW). */
+	else if ((root_gid && (setfsgid(root_gid), setfsgid((gid_t)-1) != (int)root_gid)) ||
+		 (root_uid && (setfsuid(root_uid), setfsuid((uid_t)-1) != (int)root_uid)))
+		ov_error_set(&cerr, EPERM, "switching to the container's root %u:%u",
+			     (unsigned)root_uid, (unsigned)root_gid);
+	else if (place_all(rootfs, binds, trees, n, &cerr) == 0)
+		_exit(0);
+	if (ov_write_all(wr, cerr.msg, strlen(cerr.msg)) < 0)
+		_exit(2);
+	_exit(1);
+}
+
+/* Wait for the helper; its message (read from rd) is the error. */
+static int wait_helper(pid_t child, int rd, ov_error *err)
+{
+	cleanup_free char *msg = NULL;
+	ov_error rerr = {0};
+	int status;
+
+	if (ov_read_fd(rd, OV_ERROR_MAX, &msg, NULL, &rerr) < 0)
+		msg = NULL;
+	while (waitpid(child, &status, 0) < 0)
+		if (errno != EINTR)
+			return ov_error_set(err, errno, "waiting for the mount helper");
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (msg && *msg)
+		return ov_error_set(err, 0, "%s", msg);
+	return ov_error_set(err, 0, "the mount helper failed (status 0x%x)", status);
+}
+
 int ov_mount_into(pid_t pid, const char *rootfs, const struct ov_bind *binds, size_t n,
 		  ov_error *err)
 {
 	int trees[MAX_BINDS];
 	cleanup_close int pidfd = -1, rd = -1, wr = -1;
-	int pipefd[2], status, ret = -1;
+	int pipefd[2], ret = -1;
 	uid_t root_uid = 0;
 	gid_t root_gid = 0;
 	size_t made = 0;
@@ -177,27 +246,8 @@ int ov_mount_into(pid_t pid, const char *rootfs, const struct ov_bind *binds, si
 		return ov_error_set(err, errno, "opening container process %d", (int)pid);
 	if (ov_userns_root_ids(pid, &root_uid, &root_gid, err) < 0)
 		return -1;
-	/* Detached copies of the sources, made here in the host's namespace. */
-	for (; made < n; made++) {
-		const struct ov_bind *b = &binds[made];
-		unsigned long long attr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
-
-		if (check_source(b, err) < 0)
-			goto out;
-		trees[made] = sys_open_tree(b->src_fd, "",
-					    AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-		if (trees[made] < 0) {
-			ov_error_set(err, errno, "open_tree for /%s", b->target);
-			goto out;
-		}
-		if (b->is_dir)
-			attr |= MOUNT_ATTR_NODEV;
-		if (sys_mount_setattr(trees[made], attr) < 0) {
-			ov_error_set(err, errno, "mount_setattr for /%s", b->target);
-			made++;
-			goto out;
-		}
-	}
+	if (clone_sources(binds, n, trees, &made, err) < 0)
+		goto out;
 	if (pipe2(pipefd, O_CLOEXEC) < 0) {
 		ov_error_set(err, errno, "pipe");
 		goto out;
@@ -209,45 +259,10 @@ int ov_mount_into(pid_t pid, const char *rootfs, const struct ov_bind *binds, si
 		ov_error_set(err, errno, "fork");
 		goto out;
 	}
-	if (child == 0) {
-		ov_error cerr = {0};
-
-		if (setns(pidfd, CLONE_NEWNS) < 0)
-			ov_error_set(&cerr, errno, "joining the mount namespace of process %d",
-				     (int)pid);
-		/* What we create under the rootfs belongs to the container's
-		 * root; in a user namespace, our own uid 0 is not even mapped
-		 * on its filesystems (EOVERFLOW). */
-		else if ((root_gid && (setfsgid(root_gid), setfsgid((gid_t)-1) != (int)root_gid)) ||
-			 (root_uid && (setfsuid(root_uid), setfsuid((uid_t)-1) != (int)root_uid)))
-			ov_error_set(&cerr, EPERM, "switching to the container's root %u:%u",
-				     (unsigned)root_uid, (unsigned)root_gid);
-		else if (place_all(rootfs, binds, trees, n, &cerr) == 0)
-			_exit(0);
-		if (ov_write_all(wr, cerr.msg, strlen(cerr.msg)) < 0)
-			_exit(2);
-		_exit(1);
-	}
+	if (child == 0)
+		helper(pidfd, pid, root_uid, root_gid, rootfs, binds, trees, n, wr);
 	close(take_fd(&wr));
-	{
-		cleanup_free char *msg = NULL;
-		ov_error rerr = {0};
-
-		if (ov_read_fd(rd, OV_ERROR_MAX, &msg, NULL, &rerr) < 0)
-			msg = NULL;
-		while (waitpid(child, &status, 0) < 0)
-			if (errno != EINTR) {
-				ov_error_set(err, errno, "waiting for the mount helper");
-				goto out;
-			}
-		if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-			ret = 0;
-		} else if (msg && *msg) {
-			ov_error_set(err, 0, "%s", msg);
-		} else {
-			ov_error_set(err, 0, "the mount helper failed (status 0x%x)", status);
-		}
-	}
+	ret = wait_helper(child, rd, err);
 out:
 	for (size_t i = 0; i < made; i++)
 		close(trees[i]);
