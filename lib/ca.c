@@ -17,35 +17,10 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/crypto.h"
 #include "oci-vtpm/fsutil.h"
-
-#define CA_DAYS (20 * 365 + 5) /* the CA certificate: twenty years */
-/* notBefore a little in the past: a verifier whose clock is behind the host's
- * must not find a certificate made a moment ago "not yet valid". */
-#define CA_BACKDATE   (60 * 60)
-#define CERT_BACKDATE (5 * 60)
-#define NO_EXPIRY     "99991231235959Z"
-#define SERIAL_LEN    16
-
-/* TCG OIDs (TCG EK Credential Profile for TPM Family 2.0). */
-#define OID_TPM_MANUFACTURER	  "2.23.133.2.1"
-#define OID_TPM_MODEL		  "2.23.133.2.2"
-#define OID_TPM_VERSION		  "2.23.133.2.3"
-#define OID_PLATFORM_MANUFACTURER "2.23.133.5.1.1"
-#define OID_PLATFORM_MODEL	  "2.23.133.5.1.4"
-#define OID_PLATFORM_VERSION	  "2.23.133.5.1.5"
-#define OID_KP_EK_CERTIFICATE	  "2.23.133.8.1"
-#define OID_KP_PLATFORM		  "2.23.133.8.2"
-/* tcg-at-tpmSpecification 2.23.133.2.16, DER */
-static const unsigned char oid_tpm_specification[] = {0x06, 0x05, 0x67, 0x81, 0x05, 0x02, 0x10};
-
-struct ov_ca {
-	EVP_PKEY *key;
-	X509 *cert;
-};
+#include "ca_internal.h"
 
 /* Set err with the reason OpenSSL gives (its error queue is emptied). */
-static int ssl_error(ov_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int ssl_error(ov_error *err, const char *fmt, ...)
+int ov_ca_ssl_error(ov_error *err, const char *fmt, ...)
 {
 	unsigned long e = ERR_peek_last_error();
 	char what[512];
@@ -74,12 +49,6 @@ static void bio_freep(BIO **b)
 	BIO_free(*b);
 }
 #define cleanup_bio __attribute__((cleanup(bio_freep)))
-
-static void x509_freep(X509 **x)
-{
-	X509_free(*x);
-}
-#define cleanup_x509 __attribute__((cleanup(x509_freep)))
 
 static void pkey_freep(EVP_PKEY **k)
 {
@@ -140,7 +109,7 @@ static EVP_PKEY *parse_key(const char *path, const char *pem, size_t len, ov_err
 	}
 	k = PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL);
 	if (!k)
-		ssl_error(err, "CA key %s: not a PEM private key", path);
+		ov_ca_ssl_error(err, "CA key %s: not a PEM private key", path);
 	return k;
 }
 
@@ -161,7 +130,7 @@ static X509 *parse_cert(const char *path, const char *buf, size_t len, ov_error 
 		x = d2i_X509(NULL, &p, (long)len); /* DER is accepted too */
 	}
 	if (!x)
-		ssl_error(err, "CA certificate %s: not a PEM or DER certificate", path);
+		ov_ca_ssl_error(err, "CA certificate %s: not a PEM or DER certificate", path);
 	return x;
 }
 
@@ -244,7 +213,7 @@ void ov_ca_describe(const struct ov_ca *ca, char *buf, size_t size)
 }
 
 /* A random positive serial of SERIAL_LEN octets. */
-static int set_serial(X509 *x, ov_error *err)
+int ov_ca_set_serial(X509 *x, ov_error *err)
 {
 	unsigned char b[SERIAL_LEN];
 	BIGNUM *bn;
@@ -256,10 +225,10 @@ static int set_serial(X509 *x, ov_error *err)
 	bn = BN_bin2bn(b, sizeof(b), NULL);
 	ok = bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
 	BN_free(bn);
-	return ok ? 0 : ssl_error(err, "certificate serial");
+	return ok ? 0 : ov_ca_ssl_error(err, "certificate serial");
 }
 
-static int add_conf_ext(X509 *x, X509 *issuer, int nid, const char *value)
+int ov_ca_add_conf_ext(X509 *x, X509 *issuer, int nid, const char *value)
 {
 	X509V3_CTX ctx;
 	X509_EXTENSION *ext;
@@ -274,7 +243,7 @@ static int add_conf_ext(X509 *x, X509 *issuer, int nid, const char *value)
 	return ok ? 0 : -1;
 }
 
-static int add_key_usage(X509 *x, int bit)
+int ov_ca_add_key_usage(X509 *x, int bit)
 {
 	ASN1_BIT_STRING *ku = ASN1_BIT_STRING_new();
 	int ok = ku && ASN1_BIT_STRING_set_bit(ku, bit, 1) &&
@@ -284,7 +253,7 @@ static int add_key_usage(X509 *x, int bit)
 	return ok ? 0 : -1;
 }
 
-static const EVP_MD *sign_md(EVP_PKEY *k)
+const EVP_MD *ov_ca_sign_md(EVP_PKEY *k)
 {
 	/* EdDSA signs the message itself; everything else SHA-256. */
 	if (EVP_PKEY_is_a(k, "ED25519") || EVP_PKEY_is_a(k, "ED448"))
@@ -299,10 +268,10 @@ static X509 *make_ca_cert(EVP_PKEY *k, const char *cn, ov_error *err)
 	X509_NAME *name;
 
 	if (!x || X509_set_version(x, X509_VERSION_3) != 1) {
-		ssl_error(err, "CA certificate");
+		ov_ca_ssl_error(err, "CA certificate");
 		return NULL;
 	}
-	if (set_serial(x, err) < 0)
+	if (ov_ca_set_serial(x, err) < 0)
 		return NULL;
 	name = X509_get_subject_name(x);
 	if (X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"oci-vtpm",
@@ -313,12 +282,12 @@ static X509 *make_ca_cert(EVP_PKEY *k, const char *cn, ov_error *err)
 	    !X509_gmtime_adj(X509_getm_notBefore(x), -CA_BACKDATE) ||
 	    !X509_time_adj_ex(X509_getm_notAfter(x), CA_DAYS, 0, NULL) ||
 	    X509_set_pubkey(x, k) != 1 ||
-	    add_conf_ext(x, x, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") < 0 ||
-	    add_conf_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") < 0 ||
-	    add_conf_ext(x, x, NID_subject_key_identifier, "hash") < 0 ||
-	    add_conf_ext(x, x, NID_authority_key_identifier, "keyid:always") < 0 ||
-	    X509_sign(x, k, sign_md(k)) <= 0) {
-		ssl_error(err, "making the CA certificate");
+	    ov_ca_add_conf_ext(x, x, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") < 0 ||
+	    ov_ca_add_conf_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") < 0 ||
+	    ov_ca_add_conf_ext(x, x, NID_subject_key_identifier, "hash") < 0 ||
+	    ov_ca_add_conf_ext(x, x, NID_authority_key_identifier, "keyid:always") < 0 ||
+	    X509_sign(x, k, ov_ca_sign_md(k)) <= 0) {
+		ov_ca_ssl_error(err, "making the CA certificate");
 		return NULL;
 	}
 	return take_ptr(x);
@@ -369,7 +338,7 @@ static char *to_pem(EVP_PKEY *k, X509 *x, size_t *len, ov_error *err)
 
 	if (!bio || (k && PEM_write_bio_PrivateKey(bio, k, NULL, NULL, 0, NULL, NULL) != 1) ||
 	    (x && PEM_write_bio_X509(bio, x) != 1)) {
-		ssl_error(err, "PEM encoding");
+		ov_ca_ssl_error(err, "PEM encoding");
 		return NULL;
 	}
 	n = BIO_get_mem_data(bio, &data);
@@ -417,7 +386,7 @@ int ov_ca_create(const char *key_path, const char *cert_path, enum ov_ca_alg alg
 	}
 	k = alg == OV_CA_RSA_3072 ? EVP_RSA_gen(3072) : EVP_EC_gen("P-256");
 	if (!k)
-		return ssl_error(err, "generating the CA key");
+		return ov_ca_ssl_error(err, "generating the CA key");
 	x = make_ca_cert(k, cn, err);
 	if (!x)
 		return -1;
@@ -459,182 +428,5 @@ int ov_ca_init(const char *key_path, const char *cert_path, bool *created, ov_er
 	if (ov_ca_create(key_path, cert_path, OV_CA_EC_P256, NULL, err) < 0)
 		return -1;
 	*created = true;
-	return 0;
-}
-
-/* A directoryName of (oid, UTF8String) RDNs, as a critical subjectAltName. */
-static int add_dirname_san(X509 *x, const char *const oids[3], const char *const values[3])
-{
-	GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
-	GENERAL_NAME *gn = GENERAL_NAME_new();
-	X509_NAME *dn = X509_NAME_new();
-	int ok = gens && gn && dn;
-
-	for (int i = 0; ok && i < 3; i++) {
-		ASN1_OBJECT *o = OBJ_txt2obj(oids[i], 1);
-
-		ok = o &&
-		     X509_NAME_add_entry_by_OBJ(dn, o, V_ASN1_UTF8STRING,
-						(const unsigned char *)values[i], -1, -1, 0) == 1;
-		ASN1_OBJECT_free(o);
-	}
-	if (ok) {
-		GENERAL_NAME_set0_value(gn, GEN_DIRNAME, dn);
-		dn = NULL;
-		ok = sk_GENERAL_NAME_push(gens, gn) > 0;
-		if (ok)
-			gn = NULL;
-	}
-	ok = ok && X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 1, X509V3_ADD_DEFAULT) == 1;
-	X509_NAME_free(dn);
-	GENERAL_NAME_free(gn);
-	GENERAL_NAMES_free(gens);
-	return ok ? 0 : -1;
-}
-
-static int add_eku(X509 *x, const char *oid)
-{
-	EXTENDED_KEY_USAGE *eku = sk_ASN1_OBJECT_new_null();
-	ASN1_OBJECT *o = OBJ_txt2obj(oid, 1);
-	int ok = eku && o && sk_ASN1_OBJECT_push(eku, o) > 0;
-
-	if (ok)
-		o = NULL;
-	ok = ok && X509_add1_ext_i2d(x, NID_ext_key_usage, eku, 0, X509V3_ADD_DEFAULT) == 1;
-	ASN1_OBJECT_free(o);
-	sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
-	return ok ? 0 : -1;
-}
-
-/* DER of a non-negative INTEGER. */
-static size_t der_uint(uint32_t v, unsigned char *out)
-{
-	unsigned char b[5];
-	size_t n = 0;
-
-	b[n++] = 0;
-	for (int shift = 24; shift >= 0; shift -= 8)
-		b[n++] = (unsigned char)(v >> shift);
-	/* minimal: drop leading zeros while the next octet's top bit is clear */
-	size_t start = 0;
-	while (start < n - 1 && b[start] == 0 && !(b[start + 1] & 0x80))
-		start++;
-	out[0] = 0x02;
-	out[1] = (unsigned char)(n - start);
-	memcpy(out + 2, b + start, n - start);
-	return 2 + n - start;
-}
-
-/*
- * subjectDirectoryAttributes with one tcg-at-tpmSpecification:
- * SEQUENCE { SEQUENCE { OID, SET { SEQUENCE { UTF8String family,
- * INTEGER level, INTEGER revision } } } }. Every length is < 128.
- */
-static int add_tpm_spec(X509 *x, const struct ov_tpm_info *tpm)
-{
-	unsigned char spec[64], attr[96], der[128];
-	size_t flen = strnlen(tpm->family, sizeof(tpm->family) - 1), n = 0, a = 0;
-	ASN1_OCTET_STRING *os;
-	X509_EXTENSION *ext;
-	int ok;
-
-	spec[n++] = 0x30;
-	spec[n++] = 0; /* filled below */
-	spec[n++] = 0x0c;
-	spec[n++] = (unsigned char)flen;
-	memcpy(spec + n, tpm->family, flen);
-	n += flen;
-	n += der_uint(tpm->level, spec + n);
-	n += der_uint(tpm->revision, spec + n);
-	spec[1] = (unsigned char)(n - 2);
-
-	attr[a++] = 0x30;
-	attr[a++] = (unsigned char)(sizeof(oid_tpm_specification) + 2 + n);
-	memcpy(attr + a, oid_tpm_specification, sizeof(oid_tpm_specification));
-	a += sizeof(oid_tpm_specification);
-	attr[a++] = 0x31;
-	attr[a++] = (unsigned char)n;
-	memcpy(attr + a, spec, n);
-	a += n;
-
-	der[0] = 0x30;
-	der[1] = (unsigned char)a;
-	memcpy(der + 2, attr, a);
-
-	os = ASN1_OCTET_STRING_new();
-	ok = os && ASN1_OCTET_STRING_set(os, der, (int)(a + 2)) == 1;
-	ext =
-	    ok ? X509_EXTENSION_create_by_NID(NULL, NID_subject_directory_attributes, 0, os) : NULL;
-	ok = ext && X509_add_ext(x, ext, -1) == 1;
-	X509_EXTENSION_free(ext);
-	ASN1_OCTET_STRING_free(os);
-	return ok ? 0 : -1;
-}
-
-static int add_extensions(const struct ov_ca *ca, X509 *x, enum ov_cert_kind kind, EVP_PKEY *ek,
-			  const struct ov_tpm_info *tpm, const struct ov_platform_info *platform)
-{
-	BASIC_CONSTRAINTS *bc = BASIC_CONSTRAINTS_new();
-	int ok;
-
-	if (kind == OV_CERT_EK) {
-		char manufacturer[16], version[16];
-		const char *const oids[3] = {OID_TPM_MANUFACTURER, OID_TPM_MODEL, OID_TPM_VERSION};
-		const char *const values[3] = {manufacturer, tpm->model, version};
-
-		snprintf(manufacturer, sizeof(manufacturer), "id:%08X", tpm->manufacturer);
-		snprintf(version, sizeof(version), "id:%08X", tpm->firmware1);
-		ok = add_dirname_san(x, oids, values) == 0;
-	} else {
-		const char *const oids[3] = {OID_PLATFORM_MANUFACTURER, OID_PLATFORM_MODEL,
-					     OID_PLATFORM_VERSION};
-		const char *const values[3] = {platform->manufacturer, platform->model,
-					       platform->version};
-
-		ok = add_dirname_san(x, oids, values) == 0;
-	}
-	/* CA:FALSE (the DER default, so an empty SEQUENCE), critical */
-	ok =
-	    ok && bc && X509_add1_ext_i2d(x, NID_basic_constraints, bc, 1, X509V3_ADD_DEFAULT) == 1;
-	BASIC_CONSTRAINTS_free(bc);
-	if (ok && kind == OV_CERT_EK)
-		ok = add_tpm_spec(x, tpm) == 0;
-	/* keyid when the CA has a subjectKeyIdentifier, else issuer and serial */
-	ok = ok && add_conf_ext(x, ca->cert, NID_authority_key_identifier, "keyid,issuer") == 0;
-	/* RSA EK: keyEncipherment (bit 2); ECC EK: keyAgreement (bit 4) */
-	ok = ok && add_key_usage(x, EVP_PKEY_is_a(ek, "EC") ? 4 : 2) == 0;
-	ok = ok && add_eku(x, kind == OV_CERT_EK ? OID_KP_EK_CERTIFICATE : OID_KP_PLATFORM) == 0;
-	return ok ? 0 : -1;
-}
-
-int ov_ca_issue(const struct ov_ca *ca, enum ov_cert_kind kind, EVP_PKEY *ek,
-		const struct ov_tpm_info *tpm, const struct ov_platform_info *platform,
-		unsigned char **der, size_t *der_len, ov_error *err)
-{
-	const char *what = kind == OV_CERT_EK ? "EK certificate" : "platform certificate";
-	cleanup_x509 X509 *x = X509_new();
-	unsigned char *out = NULL;
-	int n;
-
-	*der = NULL;
-	*der_len = 0;
-	if ((kind == OV_CERT_EK && !tpm) || (kind == OV_CERT_PLATFORM && !platform))
-		return ov_error_set(err, EINVAL, "%s: nothing to certify", what);
-	if (!x || X509_set_version(x, X509_VERSION_3) != 1)
-		return ssl_error(err, "%s", what);
-	if (set_serial(x, err) < 0)
-		return ov_error_wrap(err, "%s", what);
-	/* Empty subject (TCG): the subjectAltName, critical, names the TPM. */
-	if (X509_set_issuer_name(x, X509_get_subject_name(ca->cert)) != 1 ||
-	    !X509_gmtime_adj(X509_getm_notBefore(x), -CERT_BACKDATE) ||
-	    ASN1_TIME_set_string_X509(X509_getm_notAfter(x), NO_EXPIRY) != 1 ||
-	    X509_set_pubkey(x, ek) != 1 || add_extensions(ca, x, kind, ek, tpm, platform) < 0 ||
-	    X509_sign(x, ca->key, sign_md(ca->key)) <= 0)
-		return ssl_error(err, "issuing the %s", what);
-	n = i2d_X509(x, &out);
-	if (n <= 0)
-		return ssl_error(err, "encoding the %s", what);
-	*der = out;
-	*der_len = (size_t)n;
 	return 0;
 }
