@@ -60,7 +60,7 @@ static void test_state_dirs(void)
 {
 	cleanup_close int cdir = ov_container_dir_lock(run, "c-state", true, &lock_err);
 	struct ov_user u = {.uid = 1, .gid = 2, .name = "daemon"};
-	int fds[3];
+	int fds[OV_MAX_TPMS];
 	struct stat st;
 	ov_error err = {0};
 
