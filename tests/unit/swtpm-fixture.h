@@ -17,6 +17,7 @@
 
 #include "oci-vtpm/socket.h"
 #include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/config.h"
 #include "oci-vtpm/crypto.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/swtpm.h"
@@ -62,6 +63,49 @@ static void fixture_teardown(void)
 
 	close(dfd);
 	ov_remove_tree_at(AT_FDCWD, dir, &err);
+}
+
+/* Settings on the temp directory: run/, state/, keys/master.key (made),
+ * the real swtpm run as tss. */
+__attribute__((unused)) static void fixture_settings(struct ov_settings *st)
+{
+	struct ov_key k;
+	ov_error err = {0};
+
+	ov_settings_defaults(st);
+	free(st->swtpm);
+	free(st->swtpm_user);
+	free(st->run_dir);
+	free(st->state_dir);
+	free(st->master_key);
+	st->swtpm = strdup("/usr/bin/swtpm");
+	st->swtpm_user = strdup(tss_name ? tss_name : "root");
+	st->run_dir = strdup(path("run"));
+	st->state_dir = strdup(path("state"));
+	st->master_key = strdup(path("keys/master.key"));
+	CHECK(ov_master_key_create(st->master_key, &k, &err) == 0);
+	ov_key_wipe(&k);
+}
+
+/* A child process that lives until killed (and runs when this returns). */
+__attribute__((unused)) static pid_t fixture_child(void)
+{
+	int p[2];
+	char c;
+	pid_t pid;
+
+	CHECK(pipe(p) == 0);
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		close(p[1]);
+		pause();
+		_exit(0);
+	}
+	close(p[1]);
+	CHECK(read(p[0], &c, 1) == 0); /* closed: the child runs */
+	close(p[0]);
+	return pid;
 }
 
 /* A new empty state directory owned by tss; its path. */
@@ -125,7 +169,8 @@ __attribute__((unused)) static void stop_tpm(struct tpm *t)
 
 /* Run a tpm2-tools command against t; stdout to out (NULL: /dev/null).
  * Returns its exit status. */
-static int tool(const struct tpm *t, const char *out, const char *const argv[])
+__attribute__((unused)) static int tool(const struct tpm *t, const char *out,
+					const char *const argv[])
 {
 	char *const envp[] = {(char *)t->tcti, "PATH=/usr/bin:/bin", "TSS2_LOG=all+NONE", NULL};
 	int status;

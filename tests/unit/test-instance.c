@@ -17,22 +17,12 @@
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/instance.h"
 #include "oci-vtpm/proc.h"
+#include "swtpm-fixture.h"
 #include "unit.h"
 
-static char dir[64];
 static struct ov_settings s;
 static int run;
 static ov_error lock_err;
-
-static const char *path(const char *name)
-{
-	static char buf[8][256];
-	static int next;
-	char *p = buf[next++ % 8];
-
-	snprintf(p, 256, "%s/%s", dir, name);
-	return p;
-}
 
 static bool exists(const char *name)
 {
@@ -91,21 +81,8 @@ static void test_state_dirs(void)
 static pid_t child(unsigned long long *starttime)
 {
 	ov_error err = {0};
-	int p[2];
-	char c;
-	pid_t pid;
+	pid_t pid = fixture_child();
 
-	CHECK(pipe(p) == 0);
-	pid = fork();
-	if (pid == 0) {
-		close(p[0]);
-		close(p[1]);
-		pause();
-		_exit(0);
-	}
-	close(p[1]);
-	CHECK(read(p[0], &c, 1) == 0); /* closed: the child runs */
-	close(p[0]);
 	CHECK(ov_proc_starttime(pid, starttime, &err) == 0);
 	return pid;
 }
@@ -247,8 +224,7 @@ int main(void)
 {
 	ov_error err = {0};
 
-	snprintf(dir, sizeof(dir), "/tmp/ov-unit-instance.XXXXXX");
-	CHECK(mkdtemp(dir) != NULL);
+	fixture_setup("/tmp/ov-unit-instance.XXXXXX");
 	ov_settings_defaults(&s);
 	free(s.run_dir);
 	s.run_dir = strdup(path("run"));
@@ -263,7 +239,7 @@ int main(void)
 	test_each();
 
 	close(run);
-	ov_remove_tree_at(AT_FDCWD, dir, &err);
+	fixture_teardown();
 	ov_settings_free(&s);
 	return unit_done("instance");
 }

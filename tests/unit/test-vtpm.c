@@ -59,27 +59,6 @@ static int record(const char *id, struct ov_record *rec)
 	return cdir < 0 ? -1 : ov_record_read(cdir, rec, &err);
 }
 
-/* A child that lives until killed. */
-static pid_t child(void)
-{
-	int p[2];
-	char c;
-	pid_t pid;
-
-	CHECK(pipe(p) == 0);
-	pid = fork();
-	if (pid == 0) {
-		close(p[0]);
-		close(p[1]);
-		pause();
-		_exit(0);
-	}
-	close(p[1]);
-	CHECK(read(p[0], &c, 1) == 0);
-	close(p[0]);
-	return pid;
-}
-
 static void reap(pid_t pid)
 {
 	kill(pid, SIGKILL);
@@ -190,7 +169,7 @@ static void test_start_stop(void)
 	struct tpm t;
 	const char *define[] = {"/usr/bin/tpm2_nvdefine", "-C", "o", "-s", "32", "0x1500016", NULL};
 	const char *readpub[] = {"/usr/bin/tpm2_nvreadpublic", "0x1500016", NULL};
-	pid_t container = child();
+	pid_t container = fixture_child();
 	ov_error err = {0};
 	int vdir;
 
@@ -226,7 +205,7 @@ static void test_start_stop(void)
 	CHECK(tool(&t, NULL, readpub) != 0);
 	CHECK(ov_vtpm_stop(&s, "c-eph", &err) == 0 && !exists("run/c-eph"));
 	/* Its holder gone, nothing adopted it: gc collects it. */
-	pid_t holder = child();
+	pid_t holder = fixture_child();
 
 	CHECK(ov_vtpm_start(&s, "c-gc", NULL, &r, holder, &err) == 0);
 	reap(holder);
@@ -293,7 +272,7 @@ static void test_precreated(void)
 {
 	struct ov_request r = request("vt-pre", 1);
 	char pre[64];
-	pid_t podman = child();
+	pid_t podman = fixture_child();
 	ov_error err = {0};
 
 	CHECK(ov_instance_new_name(OV_PRECREATED_PREFIX, pre, sizeof(pre), &err) == 0);
@@ -325,20 +304,12 @@ static void test_precreated(void)
 
 int main(void)
 {
-	struct ov_key k;
 	ov_error err = {0};
 
 	fixture_setup("/tmp/ov-unit-vtpm.XXXXXX");
-	ov_settings_defaults(&s);
-	s.swtpm = strdup("/usr/bin/swtpm");
-	s.swtpm_user = strdup(tss_name ? tss_name : "root");
-	s.run_dir = strdup(path("run"));
-	s.state_dir = strdup(path("state"));
-	s.master_key = strdup(path("keys/master.key"));
+	fixture_settings(&s);
 	s.backend = OV_BACKEND_SOCKET;
 	s.ek_cert = false;
-	CHECK(ov_master_key_create(s.master_key, &k, &err) == 0);
-	ov_key_wipe(&k);
 	CHECK(ov_proc_boot_id(boot_id, sizeof(boot_id), &err) == 0);
 
 	test_launch();
