@@ -145,15 +145,22 @@ static void test_stop_escalates(void)
 {
 	ov_error err = {0};
 	unsigned long long st;
-	int status;
-	pid_t pid = fork();
+	int status, p[2];
+	char c;
+	pid_t pid;
 
+	CHECK(pipe(p) == 0);
+	pid = fork();
 	if (pid == 0) {
 		signal(SIGTERM, SIG_IGN);
+		close(p[0]);
+		close(p[1]); /* SIGTERM is ignored from here on */
 		pause();
 		_exit(0);
 	}
-	usleep(10000);
+	close(p[1]);
+	CHECK(read(p[0], &c, 1) == 0);
+	close(p[0]);
 	CHECK(ov_proc_starttime(pid, &st, &err) == 0);
 	/* No control channel to answer and SIGTERM ignored: SIGKILL. */
 	CHECK(ov_swtpm_stop(pid, st, "/nonexistent/ctrl", 200, &err) == 1);
