@@ -1,9 +1,12 @@
-# oci-vtpm: make | make check | make install | make demo | make bench | make bench-vm | make check-vm
+# oci-vtpm: make | make check | make install | make man | make demo | make bench | make bench-vm | make check-vm
+# The one place the version is written: every program's --version prints it.
+VERSION  := 0.1.0
 PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
 LIBEXECDIR ?= $(PREFIX)/libexec/oci-vtpm
 SYSCONFDIR ?= /etc
 DATADIR  ?= $(PREFIX)/share
+MANDIR   ?= $(DATADIR)/man
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 DESTDIR  ?=
 BUILD    ?= build
@@ -35,7 +38,7 @@ WARN     := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wno-unused-parameter \
             -Wstrict-prototypes -Wmissing-prototypes -Wvla
 HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE -fno-strict-aliasing
 CFLAGS   ?= -O2 -g
-ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(CFLAGS) -Iinclude $(PKG_CFLAGS) -MMD -MP
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -DOV_VERSION='"$(VERSION)"' $(WARN) $(HARDEN) $(CFLAGS) -Iinclude $(PKG_CFLAGS) -MMD -MP
 LDFLAGS  ?=
 ALL_LDFLAGS := -pie -Wl,-z,relro -Wl,-z,now -Wl,--as-needed $(LDFLAGS)
 
@@ -50,12 +53,17 @@ endif
 ifneq ($(wildcard cli/oci-vtpm.c),)
 PROGS    += $(BUILD)/oci-vtpm
 endif
+CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
+
+# Man pages: man/NAME.SECTION.md, built by go-md2man into build/man.
+MAN_SRCS := $(wildcard man/*.md)
+MANS     := $(MAN_SRCS:man/%.md=$(BUILD)/man/%)
 
 UNIT_SRCS  := $(wildcard tests/unit/test-*.c)
 UNIT_TESTS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .SECONDARY:
-.PHONY: all clean install check check-unit check-asan check-bats check-vm demo bench bench-vm deps format lint fuzz
+.PHONY: all clean install man check check-unit check-asan check-bats check-vm demo bench bench-vm deps format lint fuzz
 all: $(PROGS)
 
 $(BUILD)/%.o: %.c
@@ -71,12 +79,19 @@ $(BUILD)/oci-vtpm-hook: $(BUILD)/hooks/oci-vtpm-hook.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/oci-vtpm-runtime: $(BUILD)/shim/oci-vtpm-runtime.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
-$(BUILD)/oci-vtpm: $(BUILD)/cli/oci-vtpm.o $(LIB)
+$(BUILD)/oci-vtpm: $(CLI_OBJS) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+man: $(MANS)
+
+$(BUILD)/man/%: man/%.md
+	@mkdir -p $(dir $@)
+	@echo "  MAN     $<"
+	@go-md2man -in $< -out $@
 
 deps:
 	@scripts/deps.sh test
@@ -128,7 +143,10 @@ lint:
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
-install: all
+install: all man
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	for m in $(MANS); do \
+	  install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/oci-vtpm \
 	  $(DESTDIR)$(DATADIR)/containers/oci/hooks.d
 	install -m 0755 $(PROGS) $(DESTDIR)$(BINDIR)/
