@@ -17,8 +17,8 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # STATIC_LIBS=1 (the default) links json-c, libcrypto and libseccomp from
 # their .a files into each program; glibc stays shared (getpwnam and NSS).
 # runc execs the hook twice per container, and this takes about 0.45 ms off
-# each run (1.44 -> 0.96 ms for a poststop with nothing to do; README,
-# "Performance"): ld.so no longer finds, maps and binds three libraries
+# each run (1.44 -> 0.96 ms for a poststop with nothing to do;
+# docs/performance.md): ld.so no longer finds, maps and binds three libraries
 # symbol by symbol. PIE, full RELRO and BIND_NOW stay. The price: an
 # OpenSSL security update reaches these programs only when they are
 # rebuilt, and a provider module that openssl.cnf loads and that links
@@ -153,12 +153,12 @@ install: all man
 	install -m 0644 config/oci-vtpm.json $(DESTDIR)$(SYSCONFDIR)/oci-vtpm/config.json.example
 	sed 's|@BINDIR@|$(BINDIR)|g' config/hooks.d/oci-vtpm.json.in \
 	  > $(DESTDIR)$(DATADIR)/containers/oci/hooks.d/oci-vtpm.json
-	# podman's precreate stage (README, "podman"): a directory of its own,
+	# podman's precreate stage (docs/guide.md, "podman"): a directory of its own,
 	# for --hooks-dir; not active by default.
 	install -d $(DESTDIR)$(DATADIR)/oci-vtpm/precreate-hooks.d
 	sed 's|@BINDIR@|$(BINDIR)|g' config/hooks.d/oci-vtpm-precreate.json.in \
 	  > $(DESTDIR)$(DATADIR)/oci-vtpm/precreate-hooks.d/oci-vtpm-precreate.json
-	# The provisioning pool's refill (README, "Provisioning pool"): installed,
+	# The provisioning pool's refill (docs/guide.md, "Provisioning pool"): installed,
 	# not enabled (systemctl enable --now oci-vtpm-pool.timer).
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
 	sed 's|@BINDIR@|$(BINDIR)|g' config/systemd/oci-vtpm-pool.service \
