@@ -196,14 +196,7 @@ static void test_pool(void)
 int main(void)
 {
 	fixture_setup("/tmp/ov-unit-admin.XXXXXX");
-	ov_settings_defaults(&s);
-	s.swtpm = strdup("/usr/bin/swtpm");
-	s.swtpm_user = strdup(tss_name ? tss_name : "root");
-	s.run_dir = strdup(path("run"));
-	s.state_dir = strdup(path("state"));
-	s.master_key = strdup(path("keys/master.key"));
-	s.ca_key = strdup(path("ca/ca.key"));
-	s.ca_cert = strdup(path("ca/ca.pem"));
+	fixture_settings(&s);
 
 	test_init();
 	test_list_inspect_restore();
