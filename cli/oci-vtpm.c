@@ -74,7 +74,7 @@ static void print_forms(FILE *f, const struct command *c)
 
 		snprintf(verb, sizeof(verb), "%s%s%s", c->name, *c->forms[i].synopsis ? " " : "",
 			 c->forms[i].synopsis);
-		fprintf(f, "  %-27s %s\n", verb, c->forms[i].help);
+		fprintf(f, "  %-28s %s\n", verb, c->forms[i].help);
 	}
 }
 
@@ -94,8 +94,10 @@ static int usage(FILE *f, int status)
 
 static int verb_usage(FILE *f, const struct command *c, int status)
 {
-	fprintf(f, "usage: %s [--config FILE] %s%s\n", CLI_PROG, c->name,
-		c->forms[1].help ? " SUBCOMMAND" : (*c->forms[0].synopsis ? " ARGS" : ""));
+	const char *synopsis = c->forms[1].help ? "SUBCOMMAND" : c->forms[0].synopsis;
+
+	fprintf(f, "usage: %s [--config FILE] %s%s%s\n", CLI_PROG, c->name, *synopsis ? " " : "",
+		synopsis);
 	print_forms(f, c);
 	return status;
 }
