@@ -65,26 +65,25 @@ static void fixture_teardown(void)
 	ov_remove_tree_at(AT_FDCWD, dir, &err);
 }
 
-/* Settings on the temp directory: run/, state/, keys/master.key (made),
- * the real swtpm run as tss. */
+/* Settings whose every path is below the temp directory: run, state,
+ * keys/master.key, ca/ca.key, ca/ca.pem (none of them made); swtpm as tss. */
 __attribute__((unused)) static void fixture_settings(struct ov_settings *st)
 {
-	struct ov_key k;
-	ov_error err = {0};
-
 	ov_settings_defaults(st);
 	free(st->swtpm);
 	free(st->swtpm_user);
 	free(st->run_dir);
 	free(st->state_dir);
 	free(st->master_key);
+	free(st->ca_key);
+	free(st->ca_cert);
 	st->swtpm = strdup("/usr/bin/swtpm");
 	st->swtpm_user = strdup(tss_name ? tss_name : "root");
 	st->run_dir = strdup(path("run"));
 	st->state_dir = strdup(path("state"));
 	st->master_key = strdup(path("keys/master.key"));
-	CHECK(ov_master_key_create(st->master_key, &k, &err) == 0);
-	ov_key_wipe(&k);
+	st->ca_key = strdup(path("ca/ca.key"));
+	st->ca_cert = strdup(path("ca/ca.pem"));
 }
 
 /* A child process that lives until killed (and runs when this returns). */

@@ -377,12 +377,13 @@ static void test_settings(void)
 
 int main(void)
 {
+	struct ov_key k;
 	ov_error err = {0};
 
 	fixture_setup("/tmp/ov-unit-pool.XXXXXX");
 	fixture_settings(&s);
-	s.ca_key = strdup(path("ca/ca.key"));
-	s.ca_cert = strdup(path("ca/ca.pem"));
+	CHECK(ov_master_key_create(s.master_key, &k, &err) == 0);
+	ov_key_wipe(&k);
 	CHECK(ov_ca_create(s.ca_key, s.ca_cert, OV_CA_EC_P256, "unit test CA", &err) == 0);
 
 	test_settings();

@@ -304,10 +304,13 @@ static void test_precreated(void)
 
 int main(void)
 {
+	struct ov_key k;
 	ov_error err = {0};
 
 	fixture_setup("/tmp/ov-unit-vtpm.XXXXXX");
 	fixture_settings(&s);
+	CHECK(ov_master_key_create(s.master_key, &k, &err) == 0);
+	ov_key_wipe(&k);
 	s.backend = OV_BACKEND_SOCKET;
 	s.ek_cert = false;
 	CHECK(ov_proc_boot_id(boot_id, sizeof(boot_id), &err) == 0);
