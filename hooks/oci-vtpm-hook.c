@@ -7,8 +7,9 @@
  *
  * runc execs the hook at every container's start and stop, so a start that
  * asks for nothing returns as soon as it knows: before the settings and the
- * log when no annotation names io.oci-vtpm.*. A stop always looks for what
- * is recorded under the container's id.
+ * log when no annotation names io.oci-vtpm.* and no OCI_VTPM_* request is
+ * in process.env. A stop always looks for what is recorded under the
+ * container's id.
  */
 #include <stdio.h>
 #include <string.h>
@@ -51,7 +52,7 @@ static int start(const struct ov_settings *s, const struct ov_state *st, const s
 	struct ov_request r;
 	int ret;
 
-	ret = ov_request_parse(s, sp->annotations, &r, err);
+	ret = ov_request_parse(s, sp->annotations, sp->env, &r, err);
 	if (ret == 0 && r.enable)
 		ret = ov_vtpm_start(s, st, sp, &r, err);
 	if (ret == 0)
@@ -83,16 +84,11 @@ int main(int argc, char **argv)
 		stop = st.status && strcmp(st.status, "stopped") == 0;
 	ov_log_set_id(st.id);
 	if (!stop) {
-		/* The state carries the container's annotations when the runtime
-		 * has any (runc, crun); config.json is read only when they ask or
-		 * are not there. A config.json that cannot be read is reported
-		 * below, through the log the settings name. */
-		if (st.annotations && !asks(st.annotations)) {
-			ret = 0;
-			goto out;
-		}
+		/* The request is in config.json: its annotations (the state's
+		 * are the same) or process.env. A config.json that cannot be
+		 * read is reported below, through the log the settings name. */
 		spec_ret = ov_spec_load(st.bundle, &sp, &spec_err);
-		if (spec_ret == 0 && !asks(sp.annotations)) {
+		if (spec_ret == 0 && !asks(sp.annotations) && !ov_request_in_env(sp.env)) {
 			ret = 0;
 			goto out;
 		}

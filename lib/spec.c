@@ -362,9 +362,18 @@ static bool has_run_dir(const struct ov_settings *s, const char *id)
 	return run >= 0 && fstatat(run, id, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-static int annotate_precreated(json_object *spec, const char *run_name, ov_error *err)
+static bool annotated_true(json_object *annotations, const char *key)
 {
-	json_object *ann, *v = json_object_new_string(run_name);
+	json_object *v;
+
+	return annotations && json_object_object_get_ex(annotations, key, &v) &&
+	       strcmp(json_object_get_string(v), "true") == 0;
+}
+
+/* Set the annotation key to value in spec (made when absent). */
+static int annotate(json_object *spec, const char *key, const char *value, ov_error *err)
+{
+	json_object *ann, *v = json_object_new_string(value);
 
 	if (!json_object_object_get_ex(spec, "annotations", &ann)) {
 		ann = json_object_new_object();
@@ -374,7 +383,7 @@ static int annotate_precreated(json_object *spec, const char *run_name, ov_error
 		}
 	}
 	if (!v || !ann || !json_object_is_type(ann, json_type_object) ||
-	    json_object_object_add(ann, OV_ANNOTATION_PREFIX "precreated", v) < 0) {
+	    json_object_object_add(ann, key, v) < 0) {
 		json_object_put(v);
 		return ov_error_set(err, ENOMEM, "config.json: annotations");
 	}
@@ -415,7 +424,7 @@ static int precreate(const struct ov_spec_edit *e, const char *run_name, const s
 		goto fail;
 	*changed = ret > 0;
 	if (!e->id) {
-		if (annotate_precreated(sp->root, run_name, err) < 0)
+		if (annotate(sp->root, OV_ANNOTATION_PREFIX "precreated", run_name, err) < 0)
 			goto fail;
 		*changed = true;
 	}
@@ -433,7 +442,7 @@ static int parse_request(const char *buf, size_t len, const struct ov_settings *
 {
 	if (ov_spec_parse(buf, len, bundle, sp, err) < 0)
 		return -1;
-	if (ov_request_parse(s, sp->annotations, r, err) < 0) {
+	if (ov_request_parse(s, sp->annotations, sp->env, r, err) < 0) {
 		ov_spec_free(sp);
 		return -1;
 	}
@@ -467,6 +476,15 @@ int ov_spec_edit_text(const char *buf, size_t len, const struct ov_spec_edit *e,
 	changed = ov_spec_add_hooks(sp.root, &ho, err);
 	if (changed < 0)
 		goto out;
+	/* Asked by process.env or the settings' default_enable: the
+	 * annotation says so to the hook, which runs only for containers
+	 * that ask, and finds the same request. */
+	if (!annotated_true(sp.annotations, OV_ANNOTATION_PREFIX "enable")) {
+		if (annotate(sp.root, OV_ANNOTATION_PREFIX "enable", "true", err) < 0)
+			goto out;
+		json_object_object_get_ex(sp.root, "annotations", &sp.annotations);
+		changed = 1;
+	}
 	/* Which backend decides whether there is anything to start now; a
 	 * request this host cannot serve fails here, before the runtime.
 	 * Started already by podman's precreate stage: the hook adopts them. */
