@@ -483,6 +483,24 @@ static int request_env(const struct ov_settings *s, json_object *env, unsigned *
 	return 0;
 }
 
+/* A Kubernetes pod's sandbox ("pause") container, as containerd's and
+ * CRI-O's CRI mark it: it gets the pod's annotations too (containerd's
+ * pod_annotations), and runs under the pod's RuntimeClass handler, but the
+ * vTPM is for the pod's containers. */
+static bool cri_sandbox(json_object *annotations)
+{
+	static const char *const types[] = {"io.kubernetes.cri.container-type",
+					    "io.kubernetes.cri-o.ContainerType"};
+	json_object *v;
+
+	for (size_t i = 0; annotations && i < sizeof(types) / sizeof(types[0]); i++)
+		if (json_object_object_get_ex(annotations, types[i], &v) &&
+		    json_object_is_type(v, json_type_string) &&
+		    strcmp(json_object_get_string(v), "sandbox") == 0)
+			return true;
+	return false;
+}
+
 int ov_request_parse(const struct ov_settings *s, json_object *annotations, json_object *env,
 		     struct ov_request *r, ov_error *err)
 {
@@ -521,6 +539,8 @@ int ov_request_parse(const struct ov_settings *s, json_object *annotations, json
 	annotated = set;
 	if (request_env(s, env, &set, r, err) < 0)
 		goto fail;
+	if (cri_sandbox(annotations))
+		r->enable = false;
 	/* EK certificates are made for TPM 2.0: asked for a 1.2 TPM it is an
 	 * error; the host's default simply does not apply to 1.2. */
 	if (r->version == OV_TPM_1_2 && r->ek_cert) {

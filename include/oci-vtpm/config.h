@@ -107,7 +107,9 @@ void ov_settings_free(struct ov_settings *s);
  * Defaults: the settings' default_enable, ek_cert and backend. Unknown
  * io.oci-vtpm.* keys, bad values, a key set twice in the environment and
  * one the settings' env_request leaves out are errors naming the key;
- * other OCI_VTPM_* variables are not ours. */
+ * other OCI_VTPM_* variables are not ours. A Kubernetes pod sandbox
+ * (io.kubernetes.cri.container-type or io.kubernetes.cri-o.ContainerType
+ * "sandbox") is validated the same but never enabled. */
 int ov_request_parse(const struct ov_settings *s, json_object *annotations, json_object *env,
 		     struct ov_request *r, ov_error *err);
 /* Does process.env (may be NULL) hold any OCI_VTPM_<KEY> of a request? */

@@ -166,6 +166,27 @@ static void test_request_env(void)
 			   &r, &err) == 0 &&
 	      !r.enable);
 
+	/* A Kubernetes pod's sandbox gets the pod's annotations, not a vTPM. */
+	CHECK(request_with("{\"default_enable\":true}",
+			   "{\"io.oci-vtpm.enable\":\"true\",\"io.kubernetes.cri.container-type\":"
+			   "\"sandbox\"}",
+			   NULL, &r, &err) == 0 &&
+	      !r.enable);
+	CHECK(request_with(NULL,
+			   "{\"io.oci-vtpm.enable\":\"true\",\"io.kubernetes.cri-o.ContainerType\":"
+			   "\"sandbox\"}",
+			   NULL, &r, &err) == 0 &&
+	      !r.enable);
+	CHECK(request_with(NULL,
+			   "{\"io.oci-vtpm.enable\":\"true\",\"io.kubernetes.cri.container-type\":"
+			   "\"container\"}",
+			   NULL, &r, &err) == 0 &&
+	      r.enable);
+	CHECK(request_with(NULL,
+			   "{\"io.oci-vtpm.count\":\"99\",\"io.kubernetes.cri.container-type\":"
+			   "\"sandbox\"}",
+			   NULL, &r, &err) < 0);
+
 	/* The settings' keys. */
 	CHECK(request_env("{\"env_request\":[\"enable\",\"precreated\"]}", NULL, &r, &err) == -2);
 	CHECK_ERR(&err, "\"env_request\": \"precreated\" is not enable, name, version, count, "
