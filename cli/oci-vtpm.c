@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "oci-vtpm/admin.h"
+#include "oci-vtpm/cdi.h"
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/log.h"
 
@@ -27,7 +28,9 @@ static const char usage_text[] =
     "                              N ready (default: the settings' pool_size), and start warm\n"
     "                              vTPMs up to the settings' warm_size\n"
     "  pool status [--json]        ready entries, stale ones, claims under way, warm vTPMs\n"
-    "  pool drain                  remove every pooled state, stop every warm vTPM\n";
+    "  pool drain                  remove every pooled state, stop every warm vTPM\n"
+    "  cdi [--dir DIR] [NAME...]   write the CDI spec (kind oci-vtpm.io/tpm; devices ephemeral\n"
+    "                              and each NAME) to DIR/oci-vtpm.json (default /etc/cdi)\n";
 
 static int usage(void)
 {
@@ -110,6 +113,13 @@ int main(int argc, char **argv)
 		} else {
 			ret = ov_admin_pool(&s, "fill", (long)n, false, stdout, &err);
 		}
+	} else if (strcmp(cmd, "cdi") == 0) {
+		bool dir_given = argc >= 3 && strcmp(argv[1], "--dir") == 0;
+		const char *dir = dir_given ? argv[2] : OV_CDI_DIR_DEFAULT;
+		int first = dir_given ? 3 : 1;
+
+		ret = ov_cdi_write(&s, config, dir, (const char *const *)argv + first,
+				   (size_t)(argc - first), stdout, &err);
 	} else {
 		ov_settings_free(&s);
 		return usage();

@@ -430,6 +430,41 @@ bad:
 	return ov_error_set(err, 0, "%s: bad value \"%s\"", src, val);
 }
 
+int ov_request_hook_env(json_object *annotations, char *const *envp, json_object **out,
+			ov_error *err)
+{
+	cleanup_json json_object *o = NULL;
+
+	*out = NULL;
+	for (; envp && *envp; envp++) {
+		const struct req_key *k;
+		const char *val;
+		char key[64];
+
+		if (!(k = req_key_env(*envp, &val)))
+			continue;
+		if (!o) {
+			o = json_object_new_object();
+			if (!o)
+				return ov_error_set(err, ENOMEM, "the hook's environment");
+			if (annotations) {
+				json_object_object_foreach(annotations, ak, av)
+				{
+					if (json_object_object_add(o, ak, json_object_get(av)) < 0)
+						return ov_error_set(err, ENOMEM, "annotations");
+				}
+			}
+		}
+		snprintf(key, sizeof(key), OV_ANNOTATION_PREFIX "%s", k->key);
+		if (json_object_object_get_ex(o, key, NULL))
+			continue; /* the annotation wins */
+		if (json_object_object_add(o, key, json_object_new_string(val)) < 0)
+			return ov_error_set(err, ENOMEM, "the hook's environment");
+	}
+	*out = take_ptr(o);
+	return 0;
+}
+
 bool ov_request_in_env(json_object *env)
 {
 	size_t n = env ? json_object_array_length(env) : 0;

@@ -123,7 +123,7 @@ void ov_spec_hook_timeouts(const struct ov_settings *s, unsigned count, struct o
 	o->stop_timeout = count * 3 * ceil_s(s->stop_timeout_ms) + OV_HOOK_TIMEOUT_PAD;
 }
 
-static json_object *hook_entry(const struct ov_hook_opts *o, const char *stage, unsigned timeout)
+json_object *ov_spec_hook_entry(const struct ov_hook_opts *o, const char *stage, unsigned timeout)
 {
 	cleanup_json json_object *e = json_object_new_object();
 	json_object *args = json_object_new_array(), *env = json_object_new_array();
@@ -148,6 +148,9 @@ static json_object *hook_entry(const struct ov_hook_opts *o, const char *stage, 
 		if (json_object_array_add(env, json_object_new_string(kv)) < 0)
 			return NULL;
 	}
+	for (const char *const *x = o->env; x && *x; x++)
+		if (json_object_array_add(env, json_object_new_string(*x)) < 0)
+			return NULL;
 	if (add(e, "timeout", json_object_new_int((int)timeout)) < 0)
 		return NULL;
 	return take_ptr(e);
@@ -161,7 +164,7 @@ static int append_hook(json_object *hooks, const char *stage, const struct ov_ho
 
 	if (!arr)
 		return -1;
-	e = hook_entry(o, stage, timeout);
+	e = ov_spec_hook_entry(o, stage, timeout);
 	if (!e || json_object_array_add(arr, e) < 0) {
 		json_object_put(e);
 		return ov_error_set(err, ENOMEM, "config.json: adding the %s hook", stage);

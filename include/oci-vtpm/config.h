@@ -112,6 +112,14 @@ void ov_settings_free(struct ov_settings *s);
  * "sandbox") is validated the same but never enabled. */
 int ov_request_parse(const struct ov_settings *s, json_object *annotations, json_object *env,
 		     struct ov_request *r, ov_error *err);
+/* The request in the hook's own environment (envp, NULL-terminated): the
+ * env of its hooks[] entry, written by whoever wrote config.json or by a
+ * CDI spec's device, never by the image, so as trusted as an annotation.
+ * Its OCI_VTPM_<KEY> entries become io.oci-vtpm.<key> in *out, a new
+ * object holding annotations' entries too (which win); *out is NULL when
+ * envp holds no request. */
+int ov_request_hook_env(json_object *annotations, char *const *envp, json_object **out,
+			ov_error *err);
 /* Does process.env (may be NULL) hold any OCI_VTPM_<KEY> of a request? */
 bool ov_request_in_env(json_object *env);
 void ov_request_free(struct ov_request *r);

@@ -38,7 +38,12 @@ struct ov_hook_opts {
 	const char *config;	/* settings file, for env OCI_VTPM_CONFIG=; NULL: empty env */
 	unsigned start_timeout; /* seconds, the createRuntime entry */
 	unsigned stop_timeout;	/* seconds, the poststop entry */
+	const char *const *env; /* more env entries, NULL-terminated; may be NULL */
 };
+
+/* One hooks[] entry: {path, args [oci-vtpm-hook, STAGE], env
+ * [OCI_VTPM_CONFIG=config if set, o->env...], timeout}; NULL: no memory. */
+json_object *ov_spec_hook_entry(const struct ov_hook_opts *o, const char *stage, unsigned timeout);
 
 /* Is this hooks[] entry oci-vtpm-hook (by the basename of its path)? */
 bool ov_spec_hook_is_ours(json_object *entry);

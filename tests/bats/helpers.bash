@@ -154,6 +154,22 @@ ov_busybox_image() {
 	tar -C "$img" -cf "$1" .
 }
 
+# ov_pm ARGS...: podman on the test's private storage under $PM (--root,
+# --runroot, --tmpdir; vfs, cgroupfs, no events), under timeout.
+ov_pm() {
+	timeout -k 5 "$OV_TIMEOUT" podman --root "$PM/root" --runroot "$PM/runroot" \
+		--tmpdir "$PM/tmp" --cgroup-manager=cgroupfs --storage-driver=vfs \
+		--events-backend=none "$@" 3>&-
+}
+
+# ov_pm_teardown: remove the test's podman containers and images.
+ov_pm_teardown() {
+	if [ -n "${T:-}" ] && [ -d "${PM:-/nonexistent}" ]; then
+		ov_pm rm -a -f -t 0 >/dev/null 2>&1 || true
+		ov_pm rmi -a -f >/dev/null 2>&1 || true
+	fi
+}
+
 # Prints the reason and returns 1 when FEATURE is unavailable. Cached per file.
 _ov_probe() {
 	local f=$1 cache="$BATS_FILE_TMPDIR/probe.$1" why=""
