@@ -79,8 +79,8 @@ static int check_names(const struct ov_cdi_opts *o, ov_error *err)
 
 int ov_cdi_spec(const struct ov_settings *s, const struct ov_cdi_opts *o, char **out, ov_error *err)
 {
-	cleanup_json json_object *spec = json_object_new_object();
-	json_object *devs = json_object_new_array(), *d;
+	cleanup_json json_object *spec = NULL;
+	json_object *devs, *d;
 	const char *text;
 	size_t len;
 
@@ -89,6 +89,8 @@ int ov_cdi_spec(const struct ov_settings *s, const struct ov_cdi_opts *o, char *
 		return ov_error_set(err, 0, "CDI spec: the hook's path is not absolute");
 	if (check_names(o, err) < 0)
 		return ov_error_wrap(err, "CDI spec");
+	spec = json_object_new_object();
+	devs = json_object_new_array();
 	if (!spec || !devs ||
 	    json_object_object_add(spec, "cdiVersion", json_object_new_string(OV_CDI_VERSION)) <
 		0 ||
