@@ -1,9 +1,12 @@
-# oci-vtpm: make | make check | make install | make demo | make bench | make bench-vm | make check-vm
+# oci-vtpm: make | make check | make install | make man | make demo | make bench | make bench-vm | make check-vm
+# The one place the version is written: every program's --version prints it.
+VERSION  := 0.1.0
 PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
 LIBEXECDIR ?= $(PREFIX)/libexec/oci-vtpm
 SYSCONFDIR ?= /etc
 DATADIR  ?= $(PREFIX)/share
+MANDIR   ?= $(DATADIR)/man
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 DESTDIR  ?=
 BUILD    ?= build
@@ -17,8 +20,8 @@ PKG_CFLAGS = $(call once,PKG_CFLAGS,pkg-config --cflags $(PKGS) 2>/dev/null)
 # STATIC_LIBS=1 (the default) links json-c, libcrypto and libseccomp from
 # their .a files into each program; glibc stays shared (getpwnam and NSS).
 # runc execs the hook twice per container, and this takes about 0.45 ms off
-# each run (1.44 -> 0.96 ms for a poststop with nothing to do; README,
-# "Performance"): ld.so no longer finds, maps and binds three libraries
+# each run (1.44 -> 0.96 ms for a poststop with nothing to do;
+# docs/performance.md): ld.so no longer finds, maps and binds three libraries
 # symbol by symbol. PIE, full RELRO and BIND_NOW stay. The price: an
 # OpenSSL security update reaches these programs only when they are
 # rebuilt, and a provider module that openssl.cnf loads and that links
@@ -38,7 +41,7 @@ WARN     := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wno-unused-parameter \
             -Wstrict-prototypes -Wmissing-prototypes -Wvla
 HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE -fno-strict-aliasing
 CFLAGS   ?= -O2 -g
-ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(CFLAGS) -Iinclude $(PKG_CFLAGS) -MMD -MP
+ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DOV_VERSION='"$(VERSION)"' $(WARN) $(HARDEN) $(CFLAGS) -Iinclude $(PKG_CFLAGS) -MMD -MP
 LDFLAGS  ?=
 ALL_LDFLAGS := -pie -Wl,-z,relro -Wl,-z,now -Wl,--as-needed $(LDFLAGS)
 
@@ -53,6 +56,11 @@ endif
 ifneq ($(wildcard cli/oci-vtpm.c),)
 PROGS    += $(BUILD)/oci-vtpm
 endif
+CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
+
+# Man pages: man/NAME.SECTION.md, built by go-md2man into build/man.
+MAN_SRCS := $(wildcard man/*.md)
+MANS     := $(MAN_SRCS:man/%.md=$(BUILD)/man/%)
 
 UNIT_SRCS  := $(wildcard tests/unit/test-*.c)
 UNIT_TESTS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -66,7 +74,7 @@ DEPS_BUILD := check-unit check-asan lint deps
 DEPS_SET   := $(if $(filter $(DEPS_VM),$(MAKECMDGOALS)),vm,$(if $(filter $(DEPS_TEST),$(MAKECMDGOALS)),test,$(if $(filter $(DEPS_BUILD),$(MAKECMDGOALS)),build)))
 
 .SECONDARY:
-.PHONY: all clean install check check-unit check-asan check-bats check-vm demo bench bench-vm deps format lint fuzz
+.PHONY: all clean install man check check-unit check-asan check-bats check-vm demo bench bench-vm deps format lint fuzz
 all: $(PROGS)
 
 $(BUILD)/%.o: %.c | $(if $(DEPS_SET),deps)
@@ -82,12 +90,19 @@ $(BUILD)/oci-vtpm-hook: $(BUILD)/hooks/oci-vtpm-hook.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/oci-vtpm-runtime: $(BUILD)/shim/oci-vtpm-runtime.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
-$(BUILD)/oci-vtpm: $(BUILD)/cli/oci-vtpm.o $(LIB)
+$(BUILD)/oci-vtpm: $(CLI_OBJS) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+man: $(MANS)
+
+$(BUILD)/man/%: man/%.md
+	@mkdir -p $(dir $@)
+	@echo "  MAN     $<"
+	@go-md2man -in $< -out $@
 
 deps:
 	@scripts/deps.sh $(or $(DEPS_SET),build)
@@ -138,19 +153,22 @@ lint: | deps
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
-install: all
+install: all man
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	for m in $(MANS); do \
+	  install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/oci-vtpm \
 	  $(DESTDIR)$(DATADIR)/containers/oci/hooks.d
 	install -m 0755 $(PROGS) $(DESTDIR)$(BINDIR)/
 	install -m 0644 config/oci-vtpm.json $(DESTDIR)$(SYSCONFDIR)/oci-vtpm/config.json.example
 	sed 's|@BINDIR@|$(BINDIR)|g' config/hooks.d/oci-vtpm.json.in \
 	  > $(DESTDIR)$(DATADIR)/containers/oci/hooks.d/oci-vtpm.json
-	# podman's precreate stage (README, "podman"): a directory of its own,
+	# podman's precreate stage (docs/guide.md, "podman"): a directory of its own,
 	# for --hooks-dir; not active by default.
 	install -d $(DESTDIR)$(DATADIR)/oci-vtpm/precreate-hooks.d
 	sed 's|@BINDIR@|$(BINDIR)|g' config/hooks.d/oci-vtpm-precreate.json.in \
 	  > $(DESTDIR)$(DATADIR)/oci-vtpm/precreate-hooks.d/oci-vtpm-precreate.json
-	# The provisioning pool's refill (README, "Provisioning pool"): installed,
+	# The provisioning pool's refill (docs/guide.md, "Provisioning pool"): installed,
 	# not enabled (systemctl enable --now oci-vtpm-pool.timer).
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
 	sed 's|@BINDIR@|$(BINDIR)|g' config/systemd/oci-vtpm-pool.service \

@@ -1,132 +1,159 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* oci-vtpm: the admin tool. Parses arguments; lib/admin.c does the work. */
-#include <getopt.h>
+/*
+ * oci-vtpm: the admin tool. The verbs are the entries of commands[]; each
+ * lives in the file of its group (keys.c, archive.c, gc.c, pool.c, cdi.c) and
+ * prints what lib/admin.c returns.
+ *
+ * Exit status: 0 success, 1 failure (one line on stderr), 2 bad usage.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "oci-vtpm/admin.h"
-#include "oci-vtpm/cdi.h"
+#include "cli.h"
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/log.h"
 
-static const char prog[] = "oci-vtpm";
+#define MAX_FORMS 3
 
-static const char usage_text[] =
-    "usage: oci-vtpm [--config FILE] COMMAND [ARGS]\n"
-    "\n"
-    "  init                        create the master key and the host CA (never overwrites)\n"
-    "  list [--json]               archived vTPMs: generations, size, last archived, in use by\n"
-    "  inspect NAME                one vTPM, every generation verified\n"
-    "  export NAME FILE            the newest generation, still encrypted and authenticated\n"
-    "  import FILE                 a vTPM exported on a host with the same master key\n"
-    "  rm NAME                     destroy a vTPM (refused while in use)\n"
-    "  restore NAME --generation N make generation N the newest again\n"
-    "  rotate-key                  new master key; every vTPM rewrapped, crash-safe\n"
-    "  gc                          collect what a crash or a reboot left\n"
-    "  pool fill [N]               manufacture EK-certified TPM 2.0 states ahead of time, up to\n"
-    "                              N ready (default: the settings' pool_size), and start warm\n"
-    "                              vTPMs up to the settings' warm_size\n"
-    "  pool status [--json]        ready entries, stale ones, claims under way, warm vTPMs\n"
-    "  pool drain                  remove every pooled state, stop every warm vTPM\n"
-    "  cdi [--dir DIR] [NAME...]   write the CDI spec (kind oci-vtpm.io/tpm; devices ephemeral\n"
-    "                              and each NAME) to DIR/oci-vtpm.json (default /etc/cdi)\n";
+struct form {
+	const char *synopsis; /* after the verb's name: its arguments */
+	const char *help;     /* one line */
+};
 
-static int usage(void)
+struct command {
+	const char *name;
+	cli_handler *run;
+	struct form forms[MAX_FORMS]; /* the ways to call it */
+};
+
+static const struct command commands[] = {
+    {"init", cli_init, {{"", "create the master key and the host CA (never overwrites)"}}},
+    {"list",
+     cli_list,
+     {{"[--json]", "archived vTPMs: generations, size, last archived, in use by"}}},
+    {"inspect", cli_inspect, {{"NAME", "one vTPM, every generation verified"}}},
+    {"export",
+     cli_export,
+     {{"NAME FILE", "the newest generation, still encrypted and authenticated"}}},
+    {"import", cli_import, {{"FILE", "a vTPM exported on a host with the same master key"}}},
+    {"rm", cli_rm, {{"NAME", "destroy a vTPM (refused while in use)"}}},
+    {"restore", cli_restore, {{"NAME --generation N", "make generation N the newest again"}}},
+    {"rotate-key", cli_rotate_key, {{"", "new master key; every vTPM rewrapped, crash-safe"}}},
+    {"gc", cli_gc, {{"", "collect what a crash or a reboot left"}}},
+    {"pool",
+     cli_pool,
+     {{"fill [N]", "EK-certified states up to N ready (default pool_size), warm vTPMs up to "
+		   "warm_size"},
+      {"status [--json]", "ready entries, stale ones, claims under way, warm vTPMs"},
+      {"drain", "remove every pooled state, stop every warm vTPM"}}},
+    {"cdi",
+     cli_cdi,
+     {{"[--dir DIR] [NAME...]", "write the CDI spec (oci-vtpm.io/tpm: ephemeral, each NAME) to "
+				"DIR/oci-vtpm.json (default /etc/cdi)"}}},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+bool cli_is_json(const char *arg)
 {
-	fputs(usage_text, stderr);
-	return 2;
+	return strcmp(arg, "--json") == 0;
 }
 
-static int want_args(int argc, int n)
+void cli_print_json(json_object *o, bool pretty)
 {
-	return argc == n ? 0 : -1;
+	printf("%s\n", json_object_to_json_string_ext(o, pretty ? JSON_C_TO_STRING_PRETTY
+								: JSON_C_TO_STRING_PLAIN));
+}
+
+static bool is_help(const char *arg)
+{
+	return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+static void print_forms(FILE *f, const struct command *c)
+{
+	for (size_t i = 0; i < MAX_FORMS && c->forms[i].help; i++) {
+		char verb[64];
+
+		snprintf(verb, sizeof(verb), "%s%s%s", c->name, *c->forms[i].synopsis ? " " : "",
+			 c->forms[i].synopsis);
+		fprintf(f, "  %-28s %s\n", verb, c->forms[i].help);
+	}
+}
+
+static int usage(FILE *f, int status)
+{
+	fprintf(f,
+		"usage: %s [--config FILE] VERB [ARGS]\n"
+		"       %s VERB --help\n"
+		"       %s --help | --version\n\nVerbs:\n",
+		CLI_PROG, CLI_PROG, CLI_PROG);
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		print_forms(f, &commands[i]);
+	fprintf(f, "\n--config FILE: the settings (default $OCI_VTPM_CONFIG, else "
+		   "/etc/oci-vtpm/config.json).\nSee oci-vtpm(8) and oci-vtpm.json(5).\n");
+	return status;
+}
+
+static int verb_usage(FILE *f, const struct command *c, int status)
+{
+	const char *synopsis = c->forms[1].help ? "SUBCOMMAND" : c->forms[0].synopsis;
+
+	fprintf(f, "usage: %s [--config FILE] %s%s%s\n", CLI_PROG, c->name, *synopsis ? " " : "",
+		synopsis);
+	print_forms(f, c);
+	return status;
+}
+
+static const struct command *find(const char *name)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
 }
 
 int main(int argc, char **argv)
 {
 	struct ov_settings s = {0};
 	ov_error err = {0};
-	const char *config = NULL, *cmd;
-	int ret = -1, i = 1;
+	const struct command *c;
+	const char *config = NULL;
+	int ret, i = 1;
 
-	ov_log_init(prog);
+	ov_log_init(CLI_PROG);
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("%s %s\n", CLI_PROG, OV_VERSION);
+		return 0;
+	}
 	if (argc > 2 && strcmp(argv[1], "--config") == 0) {
 		config = argv[2];
 		i = 3;
 	}
 	if (i >= argc)
-		return usage();
-	cmd = argv[i];
+		return usage(stderr, 2);
+	if (is_help(argv[i]) || strcmp(argv[i], "help") == 0) {
+		if (i + 1 < argc && (c = find(argv[i + 1])))
+			return verb_usage(stdout, c, 0);
+		return usage(stdout, 0);
+	}
+	c = find(argv[i]);
+	if (!c)
+		return usage(stderr, 2);
 	argc -= i;
 	argv += i;
-	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
-		fputs(usage_text, stdout);
-		return 0;
-	}
-	if (ov_settings_load(config, &s, &err) < 0)
-		goto out;
-
-	if (strcmp(cmd, "init") == 0 && want_args(argc, 1) == 0)
-		ret = ov_admin_init(&s, stdout, &err);
-	else if (strcmp(cmd, "list") == 0 && argc == 1)
-		ret = ov_admin_list(&s, false, stdout, &err);
-	else if (strcmp(cmd, "list") == 0 && argc == 2 && strcmp(argv[1], "--json") == 0)
-		ret = ov_admin_list(&s, true, stdout, &err);
-	else if (strcmp(cmd, "inspect") == 0 && want_args(argc, 2) == 0)
-		ret = ov_admin_inspect(&s, argv[1], stdout, &err);
-	else if (strcmp(cmd, "export") == 0 && want_args(argc, 3) == 0)
-		ret = ov_admin_export(&s, argv[1], argv[2], &err);
-	else if (strcmp(cmd, "import") == 0 && want_args(argc, 2) == 0)
-		ret = ov_admin_import(&s, argv[1], stdout, &err);
-	else if (strcmp(cmd, "rm") == 0 && want_args(argc, 2) == 0)
-		ret = ov_admin_rm(&s, argv[1], &err);
-	else if (strcmp(cmd, "restore") == 0 && argc == 4 && strcmp(argv[2], "--generation") == 0) {
-		char *end;
-		unsigned long long gen = strtoull(argv[3], &end, 10);
-
-		if (!*argv[3] || *end || gen == 0) {
-			fprintf(stderr, "%s: restore: bad generation \"%s\"\n", prog, argv[3]);
-			ret = -2;
-		} else {
-			ret = ov_admin_restore(&s, argv[1], gen, stdout, &err);
-		}
-	} else if (strcmp(cmd, "rotate-key") == 0 && want_args(argc, 1) == 0)
-		ret = ov_admin_rotate_key(&s, stdout, &err);
-	else if (strcmp(cmd, "gc") == 0 && want_args(argc, 1) == 0)
-		ret = ov_admin_gc(&s, stdout, &err);
-	else if (strcmp(cmd, "pool") == 0 && argc == 2 &&
-		 (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "drain") == 0 ||
-		  strcmp(argv[1], "fill") == 0))
-		ret = ov_admin_pool(&s, argv[1], -1, false, stdout, &err);
-	else if (strcmp(cmd, "pool") == 0 && argc == 3 && strcmp(argv[1], "status") == 0 &&
-		 strcmp(argv[2], "--json") == 0)
-		ret = ov_admin_pool(&s, "status", -1, true, stdout, &err);
-	else if (strcmp(cmd, "pool") == 0 && argc == 3 && strcmp(argv[1], "fill") == 0) {
-		char *end;
-		unsigned long n = strtoul(argv[2], &end, 10);
-
-		if (!*argv[2] || *end || argv[2][0] == '-' || n > 4096) {
-			fprintf(stderr, "%s: pool fill: bad count \"%s\" (0 to 4096)\n", prog,
-				argv[2]);
-			ret = -2;
-		} else {
-			ret = ov_admin_pool(&s, "fill", (long)n, false, stdout, &err);
-		}
-	} else if (strcmp(cmd, "cdi") == 0) {
-		bool dir_given = argc >= 3 && strcmp(argv[1], "--dir") == 0;
-		const char *dir = dir_given ? argv[2] : OV_CDI_DIR_DEFAULT;
-		int first = dir_given ? 3 : 1;
-
-		ret = ov_cdi_write(&s, config, dir, (const char *const *)argv + first,
-				   (size_t)(argc - first), stdout, &err);
-	} else {
-		ov_settings_free(&s);
-		return usage();
-	}
-out:
-	if (ret == -1)
+	if (argc == 2 && is_help(argv[1]))
+		return verb_usage(stdout, c, 0);
+	if (ov_settings_load(config, &s, &err) < 0) {
 		ov_error_log(&err);
+		return 1;
+	}
+	ret = c->run(&s, argc, argv, &err);
 	ov_settings_free(&s);
+	if (ret == CLI_USAGE)
+		return verb_usage(stderr, c, 2);
+	if (ret == CLI_ERROR)
+		ov_error_log(&err);
 	return ret == 0 ? 0 : 1;
 }

@@ -19,7 +19,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-pick_backend "demo: this kernel has no vtpm_proxy; using the socket backend (see README)"
+pick_backend "demo: this kernel has no vtpm_proxy; using the socket backend (see docs/guide.md, \"Backends\")"
 cat >"$work/settings.json" <<JSON
 {"run_dir": "$work/run", "state_dir": "$work/state", "backend": "$backend",
  "log_file": "$work/hook.log"}

@@ -24,6 +24,15 @@
 
 static const char prog[] = "oci-vtpm-hook";
 
+static const char help_text[] =
+    "usage: oci-vtpm-hook [createRuntime|prestart|poststop] < state.json\n"
+    "       oci-vtpm-hook --help | --version\n"
+    "\n"
+    "An OCI hook: createRuntime (or prestart) starts the vTPMs a container's\n"
+    "io.oci-vtpm.* annotations ask for, poststop stops them. The OCI state comes\n"
+    "on stdin; without a stage its status tells. Settings: $OCI_VTPM_CONFIG, else\n"
+    "/etc/oci-vtpm/config.json. See oci-vtpm-hook(1) and oci-vtpm.json(5).\n";
+
 static int usage(void)
 {
 	fprintf(stderr, "%s: usage: %s [createRuntime|prestart|poststop] < state.json\n", prog,
@@ -73,6 +82,14 @@ int main(int argc, char **argv)
 	int spec_ret = 0, ret = 1;
 
 	ov_log_init(prog);
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("%s %s\n", prog, OV_VERSION);
+		return 0;
+	}
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		fputs(help_text, stdout);
+		return 0;
+	}
 	if (argc > 2)
 		return usage();
 	if (argc == 2 && strcmp(argv[1], "poststop") == 0)

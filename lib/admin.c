@@ -25,55 +25,51 @@
 
 #define EXPORT_MAGIC	 "OVTPMEX1"
 #define EXPORT_MAGIC_LEN 8
-#define GENS_MAX	 1024
 #define NAMES_DIR	 "@names" /* not a valid container id */
 
 /* The host CA that signs EK certificates: made unless both files exist
  * (an operator's CA is used as it is). */
-static int init_ca(const struct ov_settings *s, FILE *out, ov_error *err)
+static int init_ca(const struct ov_settings *s, struct ov_admin_init *r, ov_error *err)
 {
 	struct ov_ca *ca;
-	char desc[512];
-	bool created;
 
-	if (ov_ca_init(s->ca_key, s->ca_cert, &created, err) < 0)
+	if (ov_ca_init(s->ca_key, s->ca_cert, &r->ca_created, err) < 0)
 		return ov_error_wrap(err, "host CA");
 	ca = ov_ca_load(s->ca_key, s->ca_cert, err);
 	if (!ca)
 		return ov_error_wrap(err, "host CA");
-	ov_ca_describe(ca, desc, sizeof(desc));
+	ov_ca_describe(ca, r->ca_desc, sizeof(r->ca_desc));
 	ov_ca_free(ca);
-	fprintf(out, "%s host CA %s: %s\n", created ? "created" : "using the", s->ca_cert, desc);
+	r->have_ca = true;
 	return 0;
 }
 
-int ov_admin_init(const struct ov_settings *s, FILE *out, ov_error *err)
+int ov_admin_init(const struct ov_settings *s, struct ov_admin_init *r, ov_error *err)
 {
 	cleanup_key struct ov_key k = {0};
-	char path[4200], id[OV_KEY_ID_LEN + 1];
 	struct stat st;
+	int ret;
 
-	if (ov_master_key_path(s, path, sizeof(path)) < 0)
+	*r = (struct ov_admin_init){0};
+	if (ov_master_key_path(s, r->key_path, sizeof(r->key_path)) < 0)
 		return ov_error_set(err, ENAMETOOLONG, "master key path");
-	if (strcmp(path, s->master_key) != 0) {
+	if (strcmp(r->key_path, s->master_key) != 0) {
 		/* systemd hands us the key as a credential: use it, make nothing. */
-		if (ov_master_key_load(path, &k, err) < 0)
-			return -1;
-		ov_key_id(&k, id);
-		fprintf(out, "using the master key from the credential %s (key id %s)\n", path, id);
-	} else if (lstat(path, &st) == 0) {
+		r->key_origin = OV_ADMIN_KEY_CREDENTIAL;
+		ret = ov_master_key_load(r->key_path, &k, err);
+	} else if (lstat(r->key_path, &st) == 0) {
 		/* Never overwritten; a second init only adds what is missing. */
-		if (ov_master_key_load(path, &k, err) < 0)
-			return -1;
-		ov_key_id(&k, id);
-		fprintf(out, "kept the existing master key %s (key id %s)\n", path, id);
+		r->key_origin = OV_ADMIN_KEY_KEPT;
+		ret = ov_master_key_load(r->key_path, &k, err);
 	} else {
-		if (ov_master_key_create(path, &k, err) < 0)
-			return -1;
-		ov_key_id(&k, id);
-		fprintf(out, "created master key %s (key id %s)\n", path, id);
+		r->key_origin = OV_ADMIN_KEY_CREATED;
+		ret = ov_master_key_create(r->key_path, &k, err);
 	}
-	return init_ca(s, out, err);
+	if (ret < 0)
+		return -1;
+	ov_key_id(&k, r->key_id);
+	r->have_key = true;
+	return init_ca(s, r, err);
 }
 
 /* The container a name's claim points to, if that container is still there. */
@@ -96,207 +92,6 @@ static bool name_in_use(const struct ov_settings *s, const char *name, char *hol
 	return true;
 }
 
-struct gen_info {
-	unsigned long long gen;
-	off_t size;
-	time_t mtime;
-};
-
-static int cmp_gen(const void *a, const void *b)
-{
-	const struct gen_info *x = a, *y = b;
-
-	return x->gen < y->gen ? -1 : x->gen > y->gen;
-}
-
-/* The generation files of a vTPM, oldest first. */
-static int list_gens(int vdir, struct gen_info *gens, size_t max, size_t *n)
-{
-	cleanup_dir DIR *d = ov_opendir_at(vdir, ".");
-	struct dirent *de;
-
-	*n = 0;
-	if (!d)
-		return -1;
-	while ((de = readdir(d)) && *n < max) {
-		unsigned long long g;
-		char name[64];
-		struct stat st;
-
-		if (sscanf(de->d_name, "gen-%llu.ovtpm", &g) != 1)
-			continue;
-		ov_archive_gen_name(g, name, sizeof(name));
-		if (strcmp(name, de->d_name) != 0 ||
-		    fstatat(vdir, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		gens[(*n)++] = (struct gen_info){g, st.st_size, st.st_mtime};
-	}
-	qsort(gens, *n, sizeof(*gens), cmp_gen);
-	return 0;
-}
-
-static json_object *describe(const struct ov_settings *s, int root, const char *name)
-{
-	cleanup_close int vdir =
-	    openat(root, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	static struct gen_info gens[GENS_MAX];
-	json_object *o, *arr;
-	struct ov_meta m;
-	ov_error err = {0};
-	char holder[OV_ID_MAX + 1];
-	off_t total = 0;
-	size_t n;
-
-	if (vdir < 0 || list_gens(vdir, gens, GENS_MAX, &n) < 0)
-		return NULL;
-	o = json_object_new_object();
-	arr = json_object_new_array();
-	json_object_object_add(o, "name", json_object_new_string(name));
-	if (ov_meta_load(vdir, name, NULL, &m, NULL, &err) == 0) {
-		json_object_object_add(o, "newest", json_object_new_int64((int64_t)m.newest));
-		json_object_object_add(
-		    o, "version", json_object_new_string(m.version == OV_TPM_1_2 ? "1.2" : "2.0"));
-		json_object_object_add(o, "count", json_object_new_int((int)m.count));
-		json_object_object_add(o, "key_id", json_object_new_string(m.key_id));
-	} else {
-		json_object_object_add(o, "error", json_object_new_string(err.msg));
-	}
-	for (size_t i = 0; i < n; i++) {
-		json_object *g = json_object_new_object();
-
-		json_object_object_add(g, "generation",
-				       json_object_new_int64((int64_t)gens[i].gen));
-		json_object_object_add(g, "size", json_object_new_int64(gens[i].size));
-		json_object_object_add(g, "archived", json_object_new_int64(gens[i].mtime));
-		json_object_array_add(arr, g);
-		total += gens[i].size;
-	}
-	json_object_object_add(o, "generations", arr);
-	json_object_object_add(o, "size", json_object_new_int64(total));
-	json_object_object_add(o, "last_archived",
-			       n ? json_object_new_int64(gens[n - 1].mtime) : NULL);
-	json_object_object_add(
-	    o, "in_use_by",
-	    name_in_use(s, name, holder, sizeof(holder)) ? json_object_new_string(holder) : NULL);
-	return o;
-}
-
-static void fmt_time(json_object *t, char *buf, size_t size)
-{
-	time_t v;
-	struct tm tm;
-
-	if (!t) {
-		snprintf(buf, size, "-");
-		return;
-	}
-	v = (time_t)json_object_get_int64(t);
-	gmtime_r(&v, &tm);
-	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-int ov_admin_list(const struct ov_settings *s, bool json, FILE *out, ov_error *err)
-{
-	cleanup_close int root = ov_archive_root(s, false, err);
-	cleanup_json json_object *all = json_object_new_array();
-	cleanup_dir DIR *d = NULL;
-	struct dirent *de;
-
-	if (root < 0) {
-		if (err->code != ENOENT)
-			return -1;
-	} else {
-		d = ov_opendir_at(root, ".");
-		if (!d)
-			return ov_error_set(err, errno, "listing %s/vtpms", s->state_dir);
-		while ((de = readdir(d))) {
-			json_object *o;
-
-			if (!ov_name_valid(de->d_name))
-				continue;
-			o = describe(s, root, de->d_name);
-			if (o)
-				json_object_array_add(all, o);
-		}
-	}
-	json_object_array_sort(all, NULL);
-	if (json) {
-		fprintf(out, "%s\n", json_object_to_json_string_ext(all, JSON_C_TO_STRING_PRETTY));
-		return 0;
-	}
-	fprintf(out, "%-24s %5s %10s %-20s %s\n", "NAME", "GENS", "SIZE", "LAST ARCHIVED",
-		"IN USE BY");
-	for (size_t i = 0; i < json_object_array_length(all); i++) {
-		json_object *o = json_object_array_get_idx(all, i), *v;
-		char when[32];
-
-		json_object_object_get_ex(o, "last_archived", &v);
-		fmt_time(v, when, sizeof(when));
-		json_object_object_get_ex(o, "generations", &v);
-		size_t gens = json_object_array_length(v);
-		json_object_object_get_ex(o, "size", &v);
-		int64_t size = json_object_get_int64(v);
-		json_object_object_get_ex(o, "in_use_by", &v);
-		json_object *name;
-		json_object_object_get_ex(o, "name", &name);
-		fprintf(out, "%-24s %5zu %10lld %-20s %s\n", json_object_get_string(name), gens,
-			(long long)size, when, v ? json_object_get_string(v) : "-");
-	}
-	return 0;
-}
-
-int ov_admin_inspect(const struct ov_settings *s, const char *name, FILE *out, ov_error *err)
-{
-	cleanup_close int vdir = ov_archive_dir(s, name, false, err);
-	cleanup_close int root = -1;
-	cleanup_key struct ov_key master = {0};
-	cleanup_json json_object *o = NULL;
-	struct ov_vtpm_keys keys;
-	struct ov_meta m;
-	json_object *gens;
-	unsigned bad = 0;
-	bool verify_failed = false;
-
-	if (vdir < 0)
-		return err->code == ENOENT ? ov_error_set(err, ENOENT, "no vTPM named %s", name)
-					   : -1;
-	root = ov_archive_root(s, false, err);
-	if (root < 0 || !(o = describe(s, root, name)))
-		return ov_error_set(err, errno, "vTPM %s", name);
-	/* Verify every generation with this host's master key. */
-	if (ov_meta_load(vdir, name, NULL, &m, NULL, err) == 0 &&
-	    ov_master_key_for(s, m.key_id, &master, err) == 0 &&
-	    ov_meta_load(vdir, name, &master, &m, &keys, err) == 0) {
-		json_object_object_get_ex(o, "generations", &gens);
-		for (size_t i = 0; i < json_object_array_length(gens); i++) {
-			json_object *g = json_object_array_get_idx(gens, i), *gen;
-			ov_error verr = {0};
-
-			json_object_object_get_ex(g, "generation", &gen);
-			bool ok = ov_archive_verify(vdir, &m, &keys,
-						    (unsigned long long)json_object_get_int64(gen),
-						    &verr) == 0;
-			json_object_object_add(g, "verified", json_object_new_boolean(ok));
-			if (!ok) {
-				json_object_object_add(g, "error",
-						       json_object_new_string(verr.msg));
-				bad++;
-			}
-		}
-		ov_vtpm_keys_wipe(&keys);
-	} else {
-		json_object_object_add(o, "verify_error", json_object_new_string(err->msg));
-		verify_failed = true;
-	}
-	fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-	if (verify_failed)
-		return ov_error_set(err, 0, "vTPM %s: %s", name, err->msg);
-	if (bad)
-		return ov_error_set(err, 0, "vTPM %s: %u generation%s did not verify", name, bad,
-				    bad > 1 ? "s" : "");
-	return 0;
-}
-
 /* Load meta with this host's master key: checks it and yields the keys. */
 static int load_verified(const struct ov_settings *s, int vdir, const char *name, struct ov_meta *m,
 			 struct ov_vtpm_keys *k, ov_error *err)
@@ -307,6 +102,183 @@ static int load_verified(const struct ov_settings *s, int vdir, const char *name
 	    ov_master_key_for(s, m->key_id, &master, err) < 0 ||
 	    ov_meta_load(vdir, name, &master, m, k, err) < 0)
 		return -1;
+	return 0;
+}
+
+void ov_admin_vtpm_clear(struct ov_admin_vtpm *v)
+{
+	for (size_t i = 0; i < v->n_gens; i++)
+		free(v->gens[i].error);
+	free(v->gens);
+	free(v->meta_error);
+	free(v->verify_error);
+	*v = (struct ov_admin_vtpm){0};
+}
+
+void ov_admin_vtpms_free(struct ov_admin_vtpm *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		ov_admin_vtpm_clear(&v[i]);
+	free(v);
+}
+
+static int cmp_gen(const void *a, const void *b)
+{
+	const struct ov_admin_gen *x = a, *y = b;
+
+	return x->gen < y->gen ? -1 : x->gen > y->gen;
+}
+
+/* The generation files of a vTPM, oldest first, into v. */
+static int list_gens(int vdir, struct ov_admin_vtpm *v, ov_error *err)
+{
+	cleanup_dir DIR *d = ov_opendir_at(vdir, ".");
+	size_t cap = 0;
+	struct dirent *de;
+
+	if (!d)
+		return ov_error_set(err, errno, "vTPM %s", v->name);
+	while ((de = readdir(d))) {
+		unsigned long long g;
+		char name[64];
+		struct stat st;
+
+		if (sscanf(de->d_name, "gen-%llu.ovtpm", &g) != 1)
+			continue;
+		ov_archive_gen_name(g, name, sizeof(name));
+		if (strcmp(name, de->d_name) != 0 ||
+		    fstatat(vdir, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (v->n_gens == cap) {
+			size_t ncap = cap ? 2 * cap : 8;
+			struct ov_admin_gen *n = reallocarray(v->gens, ncap, sizeof(*n));
+
+			if (!n)
+				return ov_error_set(err, ENOMEM, "vTPM %s", v->name);
+			v->gens = n;
+			cap = ncap;
+		}
+		v->gens[v->n_gens++] = (struct ov_admin_gen){g, st.st_size, st.st_mtime, -1, NULL};
+		v->size += st.st_size;
+	}
+	if (v->n_gens)
+		qsort(v->gens, v->n_gens, sizeof(*v->gens), cmp_gen);
+	return 0;
+}
+
+/* What the archive says of one vTPM, without its key. */
+static int describe(const struct ov_settings *s, int root, const char *name,
+		    struct ov_admin_vtpm *v, ov_error *err)
+{
+	cleanup_close int vdir =
+	    openat(root, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct ov_meta m;
+	ov_error merr = {0};
+
+	*v = (struct ov_admin_vtpm){0};
+	snprintf(v->name, sizeof(v->name), "%s", name);
+	if (vdir < 0)
+		return ov_error_set(err, errno, "vTPM %s", name);
+	if (list_gens(vdir, v, err) < 0)
+		return -1;
+	if (ov_meta_load(vdir, name, NULL, &m, NULL, &merr) == 0) {
+		v->newest = m.newest;
+		v->version = m.version;
+		v->count = m.count;
+		snprintf(v->key_id, sizeof(v->key_id), "%s", m.key_id);
+	} else if (!(v->meta_error = strdup(merr.msg))) {
+		return ov_error_set(err, ENOMEM, "vTPM %s", name);
+	}
+	if (!name_in_use(s, name, v->in_use_by, sizeof(v->in_use_by)))
+		v->in_use_by[0] = '\0';
+	return 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(((const struct ov_admin_vtpm *)a)->name,
+		      ((const struct ov_admin_vtpm *)b)->name);
+}
+
+int ov_admin_list(const struct ov_settings *s, struct ov_admin_vtpm **list, size_t *n,
+		  ov_error *err)
+{
+	cleanup_close int root = ov_archive_root(s, false, err);
+	cleanup_dir DIR *d = NULL;
+	struct ov_admin_vtpm *all = NULL;
+	size_t cap = 0, len = 0;
+	struct dirent *de;
+
+	*list = NULL;
+	*n = 0;
+	if (root < 0)
+		return err->code == ENOENT ? 0 : -1;
+	d = ov_opendir_at(root, ".");
+	if (!d)
+		return ov_error_set(err, errno, "listing %s/vtpms", s->state_dir);
+	while ((de = readdir(d))) {
+		ov_error ignored = {0};
+
+		if (!ov_name_valid(de->d_name))
+			continue;
+		if (len == cap) {
+			size_t ncap = cap ? 2 * cap : 16;
+			struct ov_admin_vtpm *next = reallocarray(all, ncap, sizeof(*next));
+
+			if (!next) {
+				ov_admin_vtpms_free(all, len);
+				return ov_error_set(err, ENOMEM, "listing %s/vtpms", s->state_dir);
+			}
+			all = next;
+			cap = ncap;
+		}
+		/* One that vanished or cannot be read meanwhile is left out. */
+		if (describe(s, root, de->d_name, &all[len], &ignored) == 0)
+			len++;
+		else
+			ov_admin_vtpm_clear(&all[len]);
+	}
+	if (len)
+		qsort(all, len, sizeof(*all), cmp_name);
+	*list = all;
+	*n = len;
+	return 0;
+}
+
+int ov_admin_inspect(const struct ov_settings *s, const char *name, struct ov_admin_vtpm *v,
+		     ov_error *err)
+{
+	cleanup_close int vdir = ov_archive_dir(s, name, false, err);
+	cleanup_close int root = -1;
+	struct ov_vtpm_keys keys;
+	struct ov_meta m;
+	ov_error verr = {0};
+
+	*v = (struct ov_admin_vtpm){0};
+	if (vdir < 0)
+		return err->code == ENOENT ? ov_error_set(err, ENOENT, "no vTPM named %s", name)
+					   : -1;
+	root = ov_archive_root(s, false, err);
+	if (root < 0 || describe(s, root, name, v, err) < 0)
+		return ov_error_wrap(err, "vTPM %s", name);
+	/* Verify every generation with this host's master key. */
+	if (load_verified(s, vdir, name, &m, &keys, &verr) < 0) {
+		if (!(v->verify_error = strdup(verr.msg)))
+			return ov_error_set(err, ENOMEM, "vTPM %s", name);
+		return 0;
+	}
+	for (size_t i = 0; i < v->n_gens; i++) {
+		struct ov_admin_gen *g = &v->gens[i];
+
+		ov_error_clear(&verr);
+		g->verified = ov_archive_verify(vdir, &m, &keys, g->gen, &verr) == 0;
+		if (!g->verified) {
+			v->bad++;
+			if (!(g->error = strdup(verr.msg)))
+				break;
+		}
+	}
+	ov_vtpm_keys_wipe(&keys);
 	return 0;
 }
 
@@ -384,7 +356,9 @@ static int get_u32(const char *buf, size_t len, size_t *off, uint32_t *v)
 	return 0;
 }
 
-int ov_admin_import(const struct ov_settings *s, const char *path, FILE *out, ov_error *err)
+int ov_admin_import(const struct ov_settings *s, const char *path,
+		    char name_out[OV_ADMIN_NAME_MAX + 1], unsigned long long *gen_out,
+		    ov_error *err)
 {
 	cleanup_free char *buf = NULL;
 	cleanup_json json_object *meta_obj = NULL;
@@ -449,7 +423,8 @@ int ov_admin_import(const struct ov_settings *s, const char *path, FILE *out, ov
 					     : "import");
 		goto out;
 	}
-	fprintf(out, "imported vTPM %s (generation %llu)\n", name, m.newest);
+	snprintf(name_out, OV_ADMIN_NAME_MAX + 1, "%s", name);
+	*gen_out = m.newest;
 	return 0;
 out : {
 	ov_error ignored = {0};
@@ -479,7 +454,7 @@ int ov_admin_rm(const struct ov_settings *s, const char *name, ov_error *err)
 }
 
 int ov_admin_restore(const struct ov_settings *s, const char *name, unsigned long long gen,
-		     FILE *out, ov_error *err)
+		     unsigned long long *newest, ov_error *err)
 {
 	cleanup_close int vdir = ov_archive_dir(s, name, false, err);
 	char holder[OV_ID_MAX + 1], tmpname[64];
@@ -520,7 +495,7 @@ int ov_admin_restore(const struct ov_settings *s, const char *name, unsigned lon
 	    ov_archive_save(vdir, &m, &keys, dirs, m.count, m.version, s->keep_generations, err) <
 		0)
 		goto out;
-	fprintf(out, "vTPM %s: generation %llu restored as generation %llu\n", name, gen, m.newest);
+	*newest = m.newest;
 	ret = 0;
 out:
 	for (unsigned i = 0; i < OV_MAX_TPMS; i++)
@@ -550,14 +525,15 @@ static void remove_key_temps(const char *path)
 			unlinkat(dirfd(d), de->d_name, 0);
 }
 
-int ov_admin_rotate_key(const struct ov_settings *s, FILE *out, ov_error *err)
+int ov_admin_rotate_key(const struct ov_settings *s, struct ov_admin_rotation *r, ov_error *err)
 {
 	cleanup_key struct ov_key old = {0}, next = {0};
 	cleanup_close int root = -1, pdir = -1;
 	cleanup_dir DIR *d = NULL;
-	char path[4200], next_path[4210], old_id[OV_KEY_ID_LEN + 1], new_id[OV_KEY_ID_LEN + 1];
+	char path[4200], next_path[4210];
 	struct dirent *de;
-	unsigned done = 0;
+
+	*r = (struct ov_admin_rotation){0};
 
 	if (ov_master_key_path(s, path, sizeof(path)) < 0)
 		return ov_error_set(err, ENAMETOOLONG, "master key path");
@@ -580,14 +556,14 @@ int ov_admin_rotate_key(const struct ov_settings *s, FILE *out, ov_error *err)
 	if (access(next_path, F_OK) == 0) {
 		if (ov_master_key_load(next_path, &next, err) < 0)
 			return -1;
-		fprintf(out, "resuming an interrupted rotation\n");
+		r->resumed = true;
 	} else {
 		if (ov_random(next.b, sizeof(next.b), err) < 0 ||
 		    ov_master_key_write(next_path, &next, err) < 0)
 			return -1;
 	}
-	ov_key_id(&old, old_id);
-	ov_key_id(&next, new_id);
+	ov_key_id(&old, r->old_id);
+	ov_key_id(&next, r->new_id);
 	{
 		cleanup_free char *dir = strdup(path);
 		char *slash = dir ? strrchr(dir, '/') : NULL;
@@ -617,15 +593,14 @@ int ov_admin_rotate_key(const struct ov_settings *s, FILE *out, ov_error *err)
 				continue;
 			return -1;
 		}
-		if (strcmp(m.key_id, new_id) == 0)
+		if (strcmp(m.key_id, r->new_id) == 0)
 			continue; /* done before an interruption */
 		if (ov_meta_rewrap(vdir, &m, &old, &next, err) < 0)
 			return ov_error_wrap(err, "rewrapping vTPM %s", de->d_name);
-		done++;
+		r->rewrapped++;
 	}
 	if (rename(next_path, path) < 0 || fsync(pdir) < 0)
 		return ov_error_set(err, errno, "installing the new master key");
-	fprintf(out, "master key rotated: %s -> %s (%u vTPMs rewrapped)\n", old_id, new_id, done);
 	return 0;
 }
 
@@ -690,13 +665,37 @@ static int swtpm_container(pid_t pid, const char *run_dir, int run, char *id, si
 	return -1;
 }
 
+void ov_admin_gc_free(struct ov_admin_gc *r)
+{
+	for (size_t i = 0; i < r->n_events; i++)
+		free(r->events[i].msg);
+	free(r->events);
+	*r = (struct ov_admin_gc){0};
+}
+
+static int gc_event(struct ov_admin_gc *r, enum ov_admin_gc_kind kind, const char *id, pid_t pid,
+		    const char *msg, ov_error *err)
+{
+	struct ov_admin_gc_event *ev = reallocarray(r->events, r->n_events + 1, sizeof(*ev));
+
+	if (!ev)
+		return ov_error_set(err, ENOMEM, "gc");
+	r->events = ev;
+	ev += r->n_events;
+	*ev = (struct ov_admin_gc_event){.kind = kind, .pid = pid};
+	snprintf(ev->id, sizeof(ev->id), "%s", id);
+	if (msg && !(ev->msg = strdup(msg)))
+		return ov_error_set(err, ENOMEM, "gc");
+	r->n_events++;
+	return 0;
+}
+
 /* swtpm processes of our run_dir whose container has no run directory. */
-static unsigned kill_strays(const struct ov_settings *s, int run, FILE *out)
+static int kill_strays(const struct ov_settings *s, int run, struct ov_admin_gc *r, ov_error *err)
 {
 	cleanup_dir DIR *proc = opendir("/proc");
 	cleanup_free char *run_dir = realpath(s->run_dir, NULL);
 	struct dirent *de;
-	unsigned n = 0;
 
 	while (run_dir && proc && (de = readdir(proc))) {
 		char id[OV_ID_MAX + 1];
@@ -710,26 +709,27 @@ static unsigned kill_strays(const struct ov_settings *s, int run, FILE *out)
 			continue;
 		if (ov_proc_starttime(pid, &st, &ignored) == 0 &&
 		    ov_swtpm_stop(pid, st, NULL, 2000, &ignored) >= 0) {
-			fprintf(out, "stopped swtpm %d of container %s, which has no record\n",
-				(int)pid, id);
-			n++;
+			r->strays++;
+			if (gc_event(r, OV_ADMIN_GC_STRAY, id, pid, NULL, err) < 0)
+				return -1;
 		}
 	}
-	return n;
+	return 0;
 }
 
-int ov_admin_gc(const struct ov_settings *s, FILE *out, ov_error *err)
+int ov_admin_gc(const struct ov_settings *s, struct ov_admin_gc *r, ov_error *err)
 {
 	cleanup_close int run = ov_run_dir_open(s->run_dir, false, err);
 	cleanup_dir DIR *d = NULL;
 	char boot_id[64];
 	struct dirent *de;
-	unsigned collected = 0, failed = 0, strays;
 
+	*r = (struct ov_admin_gc){0};
 	if (run < 0) {
 		if (err->code != ENOENT)
 			return -1;
-		fprintf(out, "gc: nothing to do (%s does not exist)\n", s->run_dir);
+		ov_error_clear(err);
+		r->no_run_dir = true;
 		return 0;
 	}
 	if (ov_boot_id(boot_id, sizeof(boot_id), err) < 0)
@@ -739,20 +739,23 @@ int ov_admin_gc(const struct ov_settings *s, FILE *out, ov_error *err)
 		return ov_error_set(err, errno, "listing %s", s->run_dir);
 	while ((de = readdir(d))) {
 		ov_error e = {0};
-		int r;
+		int n;
 
 		if (!ov_container_id_valid(de->d_name))
 			continue;
-		r = ov_vtpm_collect(s, de->d_name, boot_id, &e);
-		if (r > 0) {
-			fprintf(out, "collected container %s\n", de->d_name);
-			collected++;
-		} else if (r < 0) {
-			fprintf(out, "container %s: %s\n", de->d_name, e.msg);
-			failed++;
+		n = ov_vtpm_collect(s, de->d_name, boot_id, &e);
+		if (n > 0) {
+			r->collected++;
+			if (gc_event(r, OV_ADMIN_GC_COLLECTED, de->d_name, 0, NULL, err) < 0)
+				return -1;
+		} else if (n < 0) {
+			r->failed++;
+			if (gc_event(r, OV_ADMIN_GC_FAILED, de->d_name, 0, e.msg, err) < 0)
+				return -1;
 		}
 	}
-	strays = kill_strays(s, run, out);
+	if (kill_strays(s, run, r, err) < 0)
+		return -1;
 	/* Claims of names whose container is gone. */
 	cleanup_dir DIR *names = ov_opendir_at(run, NAMES_DIR);
 	while (names && (de = readdir(names))) {
@@ -762,10 +765,8 @@ int ov_admin_gc(const struct ov_settings *s, FILE *out, ov_error *err)
 		    !name_in_use(s, de->d_name, holder, sizeof(holder)))
 			unlinkat(dirfd(names), de->d_name, 0);
 	}
-	fprintf(out, "gc: %u collected, %u stray swtpm stopped, %u failed\n", collected, strays,
-		failed);
-	if (failed)
-		return ov_error_set(err, 0, "gc: %u containers could not be collected", failed);
+	if (r->failed)
+		return ov_error_set(err, 0, "gc: %u containers could not be collected", r->failed);
 	return 0;
 }
 
@@ -779,116 +780,74 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int pool_status_print(const struct ov_settings *s, bool json, FILE *out, ov_error *err)
+int ov_admin_pool_status(const struct ov_settings *s, struct ov_admin_pool_status *r, ov_error *err)
 {
-	struct ov_pool_status st;
-
-	if (ov_pool_status(s, &st, err) < 0)
+	*r = (struct ov_admin_pool_status){0};
+	if (ov_pool_status(s, &r->pool, err) < 0)
 		return -1;
-	if (json) {
-		cleanup_json json_object *o = json_object_new_object();
-		json_object *kinds = json_object_new_object();
-		char dir[4200];
-
-		if (!o || !kinds || json_object_object_add(o, "kinds", kinds) < 0) {
-			json_object_put(kinds);
-			return ov_error_set(err, ENOMEM, "pool status");
-		}
-		snprintf(dir, sizeof(dir), "%s/pool", s->state_dir);
-		json_object_object_add(o, "dir", json_object_new_string(dir));
-		json_object_object_add(o, "count", json_object_new_int((int)st.ready));
-		if (st.kind[0])
-			json_object_object_add(kinds, OV_POOL_KIND_EK2,
-					       json_object_new_int((int)st.ready));
-		json_object_object_add(o, "kind", json_object_new_string(st.kind));
-		json_object_object_add(o, "stale", json_object_new_int((int)st.stale));
-		json_object_object_add(o, "claims", json_object_new_int((int)st.claims));
-		json_object_object_add(o, "master_key", json_object_new_boolean(st.have_key));
-		json_object_object_add(o, "host_ca", json_object_new_boolean(st.have_ca));
-		json_object_object_add(o, "pool_size", json_object_new_int((int)s->pool_size));
-		json_object_object_add(o, "warm", json_object_new_int((int)ov_vtpm_warm_count(s)));
-		json_object_object_add(o, "warm_size", json_object_new_int((int)s->warm_size));
-		fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-		return 0;
-	}
-	fprintf(out, "pool %s/pool: %u ready (target %u)\n", s->state_dir, st.ready, s->pool_size);
-	if (st.kind[0])
-		fprintf(out, "  %s: %u (TPM 2.0 with EK and platform certificates; %s)\n",
-			OV_POOL_KIND_EK2, st.ready, st.kind);
-	if (st.stale)
-		fprintf(out,
-			"  stale: %u (another master key or host CA; `pool fill` replaces "
-			"them)\n",
-			st.stale);
-	if (st.claims)
-		fprintf(out, "  claims: %u (being taken by starting containers)\n", st.claims);
-	if (s->warm_size || ov_vtpm_warm_count(s))
-		fprintf(out, "warm vTPMs: %u running (target %u)\n", ov_vtpm_warm_count(s),
-			s->warm_size);
-	if (!st.have_key)
-		fprintf(out, "  no master key: the pool cannot be used (`oci-vtpm init`)\n");
-	else if (!st.have_ca)
-		fprintf(out, "  no host CA: the pool cannot be used (`oci-vtpm init`)\n");
+	snprintf(r->dir, sizeof(r->dir), "%s/pool", s->state_dir);
+	r->pool_size = s->pool_size;
+	r->warm = ov_vtpm_warm_count(s);
+	r->warm_size = s->warm_size;
 	return 0;
 }
 
-static int pool_fill_print(const struct ov_settings *s, unsigned target, FILE *out, ov_error *err)
+static void fill_step(struct ov_admin_pool_fill *r, enum ov_admin_fill_kind kind, unsigned n,
+		      double seconds)
+{
+	if (n && r->n_steps < OV_ADMIN_FILL_STEPS)
+		r->steps[r->n_steps++] = (struct ov_admin_fill_step){kind, n, seconds};
+}
+
+static int pool_fill(const struct ov_settings *s, unsigned target, struct ov_admin_pool_fill *r,
+		     ov_error *err)
 {
 	unsigned made = 0, removed = 0;
 	double t0 = now_s();
 	int ret = ov_pool_fill(s, target, &made, &removed, err);
 
-	if (removed)
-		fprintf(out, "pool: removed %u stale entries or claims\n", removed);
-	if (made)
-		fprintf(out, "pool: made %u EK-certified TPM 2.0 states in %.1f s\n", made,
-			now_s() - t0);
+	fill_step(r, OV_ADMIN_FILL_REMOVED, removed, 0);
+	fill_step(r, OV_ADMIN_FILL_MADE, made, now_s() - t0);
 	return ret;
 }
 
-static int warm_fill_print(const struct ov_settings *s, unsigned *made, FILE *out, ov_error *err)
+static int warm_fill(const struct ov_settings *s, unsigned *made, struct ov_admin_pool_fill *r,
+		     ov_error *err)
 {
 	double t0 = now_s();
 	unsigned ready;
 	int ret = ov_vtpm_warm_fill(s, s->warm_size, &ready, made, err);
 
-	if (*made)
-		fprintf(out, "pool: started %u warm vTPMs in %.1f s\n", *made, now_s() - t0);
+	fill_step(r, OV_ADMIN_FILL_WARM, *made, now_s() - t0);
 	return ret;
 }
 
-int ov_admin_pool(const struct ov_settings *s, const char *cmd, long count, bool json, FILE *out,
-		  ov_error *err)
+int ov_admin_pool_fill(const struct ov_settings *s, long count, struct ov_admin_pool_fill *r,
+		       ov_error *err)
 {
-	unsigned made = 0, removed = 0;
+	unsigned target = count < 0 ? s->pool_size : (unsigned)count, made = 0;
+	/* Plain warm vTPMs need no keys: first. EK-certified ones take their
+	 * state from the pool: it is filled before them and after. */
+	bool warm_first = s->warm_size && !s->ek_cert;
 
-	if (strcmp(cmd, "status") == 0)
-		return pool_status_print(s, json, out, err);
-	if (strcmp(cmd, "drain") == 0) {
-		unsigned warm = ov_vtpm_warm_drain(s);
-
-		if (ov_pool_drain(s, &removed, err) < 0)
+	*r = (struct ov_admin_pool_fill){0};
+	if (warm_first && warm_fill(s, &made, r, err) < 0)
+		return -1;
+	if ((target > 0 || !s->warm_size) && pool_fill(s, target, r, err) < 0)
+		return -1;
+	if (s->warm_size && !warm_first) {
+		if (warm_fill(s, &made, r, err) < 0)
 			return -1;
-		fprintf(out, "pool: %u entries removed, %u warm vTPMs stopped\n", removed, warm);
-		return 0;
+		if (made && target > 0 && pool_fill(s, target, r, err) < 0)
+			return -1;
 	}
-	if (strcmp(cmd, "fill") == 0) {
-		unsigned target = count < 0 ? s->pool_size : (unsigned)count;
-		/* Plain warm vTPMs need no keys: first. EK-certified ones take
-		 * their state from the pool: it is filled before them and after. */
-		bool warm_first = s->warm_size && !s->ek_cert;
+	return 0;
+}
 
-		if (warm_first && warm_fill_print(s, &made, out, err) < 0)
-			return -1;
-		if ((target > 0 || !s->warm_size) && pool_fill_print(s, target, out, err) < 0)
-			return -1;
-		if (s->warm_size && !warm_first) {
-			if (warm_fill_print(s, &made, out, err) < 0)
-				return -1;
-			if (made && target > 0 && pool_fill_print(s, target, out, err) < 0)
-				return -1;
-		}
-		return pool_status_print(s, json, out, err);
-	}
-	return ov_error_set(err, EINVAL, "pool: unknown command \"%s\"", cmd);
+int ov_admin_pool_drain(const struct ov_settings *s, unsigned *removed, unsigned *warm,
+			ov_error *err)
+{
+	*warm = ov_vtpm_warm_drain(s);
+	*removed = 0;
+	return ov_pool_drain(s, removed, err);
 }

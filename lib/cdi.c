@@ -118,17 +118,17 @@ int ov_cdi_spec(const struct ov_settings *s, const struct ov_cdi_opts *o, char *
 	return 0;
 }
 
-int ov_cdi_write(const struct ov_settings *s, const char *config, const char *dir,
-		 const char *const *names, size_t n_names, FILE *out, ov_error *err)
+int ov_cdi_write(const struct ov_settings *s, const char *dir, const char *const *names,
+		 size_t n_names, FILE *out, ov_error *err)
 {
+	const char *config = s->path;
+
 	cleanup_free char *text = NULL, *cfg = NULL;
 	cleanup_close int dfd = -1;
 	char hook[PATH_MAX];
 	struct ov_cdi_opts o = {.hook = hook, .names = names, .n_names = n_names};
 
-	if (!config)
-		config = getenv(OV_CONFIG_ENV);
-	if (config && *config) {
+	if (config) {
 		cfg = realpath(config, NULL);
 		if (!cfg)
 			return ov_error_set(err, errno, "settings %s", config);

@@ -295,11 +295,17 @@ int ov_settings_load(const char *path, struct ov_settings *s, ov_error *err)
 	}
 	if (ov_settings_parse(buf, len, s, err) < 0)
 		return ov_error_wrap(err, "settings %s", path);
+	s->path = strdup(path);
+	if (!s->path) {
+		ov_settings_free(s);
+		return ov_error_set(err, ENOMEM, "settings");
+	}
 	return 0;
 }
 
 void ov_settings_free(struct ov_settings *s)
 {
+	free(s->path);
 	free(s->run_dir);
 	free(s->state_dir);
 	free(s->swtpm);

@@ -11,7 +11,7 @@
 # only when apt fails.
 set -eu
 
-BUILD_PKGS="gcc make pkg-config libjson-c-dev libseccomp-dev libssl-dev
+BUILD_PKGS="gcc make pkg-config libjson-c-dev libseccomp-dev libssl-dev go-md2man
 libtpms-dev libtss2-dev clang-format cppcheck"
 TEST_PKGS="$BUILD_PKGS swtpm swtpm-tools tpm2-tools runc crun podman bats
 bats-assert bats-support busybox-static jq uidmap docker.io containerd

@@ -41,6 +41,19 @@
 
 static const char prog[] = "oci-vtpm-runtime";
 
+static const char help_text[] =
+    "usage: oci-vtpm-runtime [RUNTIME OPTIONS] COMMAND [ARGS]   (as runc)\n"
+    "       oci-vtpm-runtime precreate < config.json > config.json\n"
+    "       oci-vtpm-runtime --help | --version\n"
+    "\n"
+    "An OCI runtime shim: on create and run of a bundle whose config.json asks\n"
+    "for a vTPM (io.oci-vtpm.enable), it adds the hooks and devices to\n"
+    "config.json, then runs the real runtime (the settings' \"runtime\",\n"
+    "$OCI_VTPM_RUNTIME, else runc or crun on PATH) with the same arguments.\n"
+    "Every other command goes to the real runtime unchanged. --version prints\n"
+    "this line's version, then the real runtime's --version output.\n"
+    "See oci-vtpm-runtime(8) and oci-vtpm.json(5).\n";
+
 /* An error of ours also goes to the runtime log the engine reads (--log),
  * in its format, as runc would write it. */
 static void runtime_log(const struct ov_rt_args *a, const char *msg)
@@ -251,6 +264,38 @@ static int exit_like(int wstatus)
 	return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 1;
 }
 
+/* --version and --help, when they are the only argument: ours, then for
+ * --version the real runtime's, so an engine that parses `RUNTIME
+ * --version` (podman info, docker info) still finds runc's or crun's
+ * lines. Returns -1 when argv is anything else. */
+static int own_option(char **argv, int argc, ov_error *err)
+{
+	struct ov_settings s = {0};
+	char runtime[PATH_MAX];
+	char *args[] = {runtime, (char *)"--version", NULL};
+
+	if (argc != 2)
+		return -1;
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(help_text, stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "--version") != 0)
+		return -1;
+	printf("%s %s\n", prog, OV_VERSION);
+	fflush(stdout);
+	if (load_settings(&s, err) < 0 ||
+	    ov_rt_resolve(s.runtime, getenv(OV_RT_ENV), OV_RT_SEARCH_PATH, "/proc/self/exe",
+			  runtime, sizeof(runtime), err) < 0) {
+		ov_settings_free(&s);
+		return 0;
+	}
+	ov_settings_free(&s);
+	execv(runtime, args);
+	ov_error_set(err, errno, "executing %s", runtime);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct ov_rt_args a;
@@ -261,6 +306,10 @@ int main(int argc, char **argv)
 	bool parsed;
 
 	ov_log_init(prog);
+	if (own_option(argv, argc, &err) >= 0) {
+		memset(&a, 0, sizeof(a));
+		return err.msg[0] ? fail(&a, &err) : 0;
+	}
 	/* A command line we cannot read goes to the runtime as it is: it
 	 * says what is wrong with it. */
 	parsed = ov_rt_parse(argc, argv, &a, &err) == 0;

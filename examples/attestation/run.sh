@@ -19,7 +19,7 @@
 # Host and container exchange files through a shared directory (/attest/xfer
 # in the container); a real verifier talks over the network. Uses the device
 # backend where /dev/vtpmx exists (TCTI device:/dev/tpmrm0), else the socket
-# backend (TCTI swtpm:path=/run/tpm/tpm0.sock; see the README on what that
+# backend (TCTI swtpm:path=/run/tpm/tpm0.sock; see docs/guide.md on what that
 # backend's quotes are worth). Needs root, runc, swtpm, tpm2-tools, busybox,
 # jq, openssl, and `make` run first (OCI_VTPM_BUILD names another build dir).
 set -euo pipefail
@@ -42,7 +42,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-pick_backend "== this kernel has no vtpm_proxy: socket backend (see the README)"
+pick_backend "== this kernel has no vtpm_proxy: socket backend (see docs/guide.md, \"Backends\")"
 
 # 1. Settings under $work; the host CA and master key made by init.
 jq -n --arg w "$work" --arg b "$backend" '{run_dir: ($w + "/run"), state_dir: ($w + "/state"),

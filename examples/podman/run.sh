@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # examples/podman/run.sh [hooks|runtime|precreate|all]: podman 4 gives a
-# container a vTPM, each of the ways the README's "podman" section shows,
+# container a vTPM, each of the ways docs/guide.md's "podman" section shows,
 # and the container reads random bytes from it.
 #
 #   hooks      podman --hooks-dir DIR run --annotation io.oci-vtpm.enable=true ...
@@ -40,7 +40,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-pick_backend "== this kernel has no vtpm_proxy: socket backend (see README)"
+pick_backend "== this kernel has no vtpm_proxy: socket backend (see docs/guide.md, \"Backends\")"
 
 # Settings: everything under $work.
 cat >"$work/config.json" <<JSON

@@ -39,9 +39,9 @@ int ov_cdi_spec(const struct ov_settings *s, const struct ov_cdi_opts *o, char *
 
 /* Write the spec to dir/oci-vtpm.json atomically (mode 0644; dir made,
  * 0755, when missing) and say so on out. The hooks: the settings' "hook",
- * else oci-vtpm-hook next to this program; their env names config (else
- * $OCI_VTPM_CONFIG) as an absolute path, when there is one. */
-int ov_cdi_write(const struct ov_settings *s, const char *config, const char *dir,
-		 const char *const *names, size_t n_names, FILE *out, ov_error *err);
+ * else oci-vtpm-hook next to this program; their env names the settings
+ * file s was loaded from (s->path) as an absolute path, when there is one. */
+int ov_cdi_write(const struct ov_settings *s, const char *dir, const char *const *names,
+		 size_t n_names, FILE *out, ov_error *err);
 
 #endif

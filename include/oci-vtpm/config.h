@@ -45,6 +45,7 @@ enum ov_tpm_version {
 };
 
 struct ov_settings {
+	char *path;	  /* the file ov_settings_load read; NULL: none (defaults) */
 	char *run_dir;	  /* live state, records: /run/oci-vtpm */
 	char *state_dir;  /* archives: /var/lib/oci-vtpm */
 	char *swtpm;	  /* swtpm binary */

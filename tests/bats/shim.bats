@@ -59,7 +59,7 @@ our_hooks() {
 # ----------------------------------------------------------------------------
 # Pass-through: the shim is invisible.
 
-@test "shim: --version, state, list, delete, kill and unknown subcommands pass through to runc unchanged" {
+@test "shim: --version (its own line, then runc's), -v, state, list, delete, kill and unknown subcommands pass through to runc unchanged" {
 	requires_shim runc
 	local root=$T/rt/runc b id cmd
 	b=$(shim_bundle plain)
@@ -80,8 +80,13 @@ runc: $output"
 shim: $s_err
 runc: $stderr"
 	}
-	same --version
+	# --version alone: the shim's own line first, then runc's, unchanged
+	# (cli.bats); -v and --version among other options are runc's alone.
+	run --separate-stderr timeout 30 "$T/shimbin/runc" --version
+	assert_success
+	[ "$(printf '%s\n' "${lines[@]:1}")" = "$("$REAL_RUNC" --version)" ] || fail "shim --version: $output"
 	same -v
+	same --debug --version
 	same --root "$root" list
 	same --root "$root" state nosuch
 	same --root "$root" delete nosuch

@@ -2,7 +2,7 @@
 # make bench: what a vTPM costs, against bare runc measured in the same run.
 #
 # 1. Latency: N runs each (BENCH_N, default 30, at least 30 for the table
-#    in README.md), interleaved so drift on the machine hits every variant
+#    in docs/performance.md), interleaved so drift on the machine hits every variant
 #    alike, of `runc run` of a busybox `true` (create, start, wait,
 #    poststop, delete):
 #      bare            no hook

@@ -18,6 +18,7 @@
 
 #include "oci-vtpm/backend.h"
 #include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/config.h"
 #include "oci-vtpm/crypto.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/swtpm.h"
@@ -70,6 +71,20 @@ static void fixture_teardown(void)
 
 	close(dfd);
 	ov_remove_tree_at(AT_FDCWD, dir, &err);
+}
+
+/* Settings whose every path is below the temp directory: run, state,
+ * keys/master.key, ca/ca.key, ca/ca.pem; swtpm as tss. */
+static inline void fixture_settings(struct ov_settings *s)
+{
+	ov_settings_defaults(s);
+	s->swtpm = strdup("/usr/bin/swtpm");
+	s->swtpm_user = strdup(tss_name ? tss_name : "root");
+	s->run_dir = strdup(path("run"));
+	s->state_dir = strdup(path("state"));
+	s->master_key = strdup(path("keys/master.key"));
+	s->ca_key = strdup(path("ca/ca.key"));
+	s->ca_cert = strdup(path("ca/ca.pem"));
 }
 
 /* A new empty state directory owned by tss; its path. */

@@ -131,7 +131,7 @@ static void test_write(void)
 	close(fd);
 	s.hook = hook;
 	snprintf(sub, sizeof(sub), "%s/cdi", dir);
-	CHECK(ov_cdi_write(&s, NULL, sub, NULL, 0, out, &err) == 0);
+	CHECK(ov_cdi_write(&s, sub, NULL, 0, out, &err) == 0);
 	CHECK(ov_read_file_at(AT_FDCWD, strcat(sub, "/oci-vtpm.json"), 1 << 20, &buf, &len, &err) ==
 	      0);
 	CHECK(buf && strstr(buf, hook) && strstr(buf, "\"ephemeral\""));
@@ -142,7 +142,7 @@ static void test_write(void)
 	rmdir(sub);
 	/* A hook that is not there is an error naming it. */
 	unlink(hook);
-	CHECK(ov_cdi_write(&s, NULL, sub, NULL, 0, out, &err) < 0);
+	CHECK(ov_cdi_write(&s, sub, NULL, 0, out, &err) < 0);
 	CHECK_ERR(&err, "the hook");
 	rmdir(sub);
 	rmdir(dir);

@@ -381,14 +381,7 @@ int main(void)
 	ov_error err = {0};
 
 	fixture_setup("/tmp/ov-unit-pool.XXXXXX");
-	ov_settings_defaults(&s);
-	s.swtpm = strdup("/usr/bin/swtpm");
-	s.swtpm_user = strdup(tss_name ? tss_name : "root");
-	s.run_dir = strdup(path("run"));
-	s.state_dir = strdup(path("state"));
-	s.master_key = strdup(path("keys/master.key"));
-	s.ca_key = strdup(path("ca/ca.key"));
-	s.ca_cert = strdup(path("ca/ca.pem"));
+	fixture_settings(&s);
 	CHECK(ov_master_key_create(s.master_key, &k, &err) == 0);
 	ov_key_wipe(&k);
 	CHECK(ov_ca_create(s.ca_key, s.ca_cert, OV_CA_EC_P256, "unit test CA", &err) == 0);
