@@ -182,7 +182,7 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	if (ops->open_channel(cdirfd, idx, r, &server, t, err) < 0)
 		return -1;
 	ops->ctrl_name(idx, name, sizeof(name));
-	ctrl = ov_unix_listen(cdirfd, name, ops->chardev ? 0600 : 0666, err);
+	ctrl = ov_unix_listen(cdirfd, name, 0600, err);
 	if (ctrl < 0)
 		return -1;
 	keyfd = ov_swtpm_key_pipe(key, err);
@@ -219,7 +219,7 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	/* The device backend: the kernel registers the chip only now that
 	 * swtpm answers; record the device numbers it gets. */
 	if (ret == 0 && ops->wait) {
-		ret = ops->wait(s, r, idx, t, err);
+		ret = ops->wait(cdirfd, s, r, idx, t, err);
 		if (ret == 0)
 			ret = ov_record_write(cdirfd, rec, err);
 	}

@@ -1,0 +1,152 @@
+#!/usr/bin/env bats
+# shellcheck disable=SC2016,SC2030,SC2031,SC2046,SC2001
+# (sh programs in single quotes; bats `run` sets output in the test)
+# What a container, or a crafted OCI state, must never do to a vTPM or the
+# host (issue #11). Socket backend, runc; each test failed before its fix.
+
+load helpers
+
+setup_file() { ov_setup_file; }
+setup() { ov_setup; }
+teardown() { ov_teardown; }
+
+requires_stack() { requires root jq busybox swtpm tpm2-tools hook runc; }
+
+# ----------------------------------------------------------------------------
+# 1. The state never leaves the TPM: the container's control channel answers
+#    only what a TSS needs.
+
+@test "socket: swtpm_ioctl in the container cannot save, load, stop or re-init the TPM; tpm2-tools work" {
+	requires_stack
+	command -v swtpm_ioctl >/dev/null || fail "swtpm_ioctl not installed (swtpm-tools)"
+	local b id T2=$OV_TCTI
+	b=$(ov_bundle ioctl io.oci-vtpm.enable=true)
+	ov_sh "$b" "
+		cd /tmp
+		C=/run/tpm/tpm0.sock.ctrl
+		ls /run/tpm
+		for what in permanent volatile savestate; do
+			if swtpm_ioctl --unix \$C --save \$what /tmp/\$what.bin 2>/dev/null; then echo SAVED_\$what; fi
+			[ -s /tmp/\$what.bin ] && echo DATA_\$what
+		done
+		head -c 64 /dev/zero >/tmp/junk.bin
+		swtpm_ioctl --unix \$C --load permanent /tmp/junk.bin 2>/dev/null && echo LOADED
+		swtpm_ioctl --unix \$C --stop 2>/dev/null && echo STOPPED
+		swtpm_ioctl --unix \$C -i 2>/dev/null && echo REINIT
+		swtpm_ioctl --unix \$C --info 1 2>/dev/null && echo INFO
+		swtpm_ioctl --unix \$C -l 3 2>/dev/null && echo LOCALITY3
+		swtpm_ioctl --unix \$C -s 2>/dev/null && echo SHUTDOWN
+		echo RANDOM=\$(tpm2_getrandom -T $T2 --hex 8)
+		tpm2_createek -T $T2 -c ek.ctx -G rsa -u ek.pub >/dev/null && echo EK_OK
+		tpm2_flushcontext -T $T2 -t
+		tpm2_createak -T $T2 -C ek.ctx -c ak.ctx -u ak.pub -n ak.name >/dev/null && echo AK_OK
+		tpm2_flushcontext -T $T2 -t
+		tpm2_pcrread -T $T2 sha256:0,16 >/dev/null && echo PCRREAD_OK
+		tpm2_quote -T $T2 -c ak.ctx -l sha256:16 -q abcd -m q.msg -s q.sig -o q.pcrs >/dev/null && echo QUOTE_OK
+		tpm2_nvdefine -T $T2 0x1500016 -C o -s 8 -a 'ownerread|ownerwrite' >/dev/null &&
+			printf 12345678 | tpm2_nvwrite -T $T2 0x1500016 -C o -i - >/dev/null &&
+			tpm2_nvread -T $T2 0x1500016 -C o -s 8 >/dev/null && echo NV_OK
+		echo AFTER=\$(tpm2_getrandom -T $T2 --hex 4)"
+	id=$(ov_new_id ioctl)
+	run ov_run runc "$id" "$b"
+	assert_success
+	assert_line tpm0.sock.ctrl
+	for x in SAVED_permanent SAVED_volatile SAVED_savestate DATA_permanent DATA_volatile \
+		DATA_savestate LOADED STOPPED REINIT INFO LOCALITY3 SHUTDOWN; do
+		refute_line "$x"
+	done
+	assert_line --regexp '^RANDOM=[0-9a-f]{16}$'
+	for x in EK_OK AK_OK PCRREAD_OK QUOTE_OK NV_OK; do assert_line "$x"; done
+	assert_line --regexp '^AFTER=[0-9a-f]{8}$'
+}
+
+@test "socket: swtpm's own control socket is root-only, outside the directory the container gets" {
+	requires_stack
+	local b id s
+	b=$(ov_bundle ctrl io.oci-vtpm.enable=true)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id ctrl)
+	ov_run_detached runc "$id" "$b"
+	s=$RUN_DIR/$id/ctrl-0.sock
+	[ -S "$s" ] || fail "no $s: $(ls -la "$RUN_DIR/$id")"
+	[ "$(stat -c '%a %u' "$s")" = "600 0" ] || fail "$s is $(stat -c '%a %u' "$s")"
+	# It is swtpm's: the hook's stop answers there.
+	run swtpm_ioctl --unix "$s" -c
+	assert_success
+	# What the container sees is not it.
+	run ov_exec runc "$id" sh -c 'swtpm_ioctl --unix /run/tpm/tpm0.sock.ctrl --save permanent /tmp/p.bin; echo rc=$?'
+	assert_line --regexp '^rc=[1-9]'
+	# That is the relay's: unprivileged, gone with its swtpm.
+	local relay
+	relay=$(ov_relay_pids "$RUN_DIR/$id")
+	[ -n "$relay" ] || fail "no control relay for $id"
+	[ "$(stat -c %u "/proc/$relay")" != 0 ] || fail "the control relay runs as root"
+	ov_delete runc "$id" -f
+	ov_wait_for 5 _ov_gone "$relay"
+}
+_ov_gone() { ! kill -0 "$1" 2>/dev/null; }
+
+# ----------------------------------------------------------------------------
+# 2. Poststop talks to swtpm only through what the container cannot touch.
+
+@test "socket: a container's symlink to another container's control socket does not make its poststop stop that swtpm" {
+	requires_stack
+	local a b ida idb target before after
+	a=$(ov_bundle attacker io.oci-vtpm.enable=true)
+	b=$(ov_bundle victim io.oci-vtpm.enable=true)
+	ov_args "$a" sleep 600
+	ov_args "$b" sleep 600
+	ida=$(ov_new_id attacker)
+	idb=$(ov_new_id victim)
+	ov_run_detached runc "$ida" "$a"
+	ov_run_detached runc "$idb" "$b"
+	# The victim's control channel, wherever this version keeps it.
+	target=$RUN_DIR/$idb/ctrl-0.sock
+	[ -S "$target" ] || target=$RUN_DIR/$idb/private/tpm/tpm0.sock.ctrl
+	[ -S "$target" ] || fail "no control socket of $idb found"
+	before=$(ov_swtpm_pids "$idb")
+	[ -n "$before" ] || fail "no swtpm for $idb"
+	# Whatever the container manages to do to its own /run/tpm.
+	ov_exec runc "$ida" sh -c "
+		for f in /run/tpm/tpm0.sock.ctrl /run/tpm/tpm0.sock; do
+			rm -f \$f; ln -s '$target' \$f
+		done; ls -l /run/tpm" || true
+	run ov_delete runc "$ida" -f
+	after=$(ov_swtpm_pids "$idb")
+	[ "$before" = "$after" ] || fail "the victim's swtpm changed: '$before' -> '$after'"
+	run ov_exec runc "$idb" tpm2_getrandom -T "$OV_TCTI" --hex 8
+	assert_success
+	assert_output --regexp '^[0-9a-f]{16}$'
+	ov_delete runc "$idb" -f
+}
+
+# ----------------------------------------------------------------------------
+# 3. Nothing the container writes reaches the host's run dir; swtpm's log is
+#    capped.
+
+@test "socket: /run/tpm is read-only, nosuid, nodev, noexec; swtpm's files are capped (RLIMIT_FSIZE)" {
+	requires_stack
+	local b id pid
+	b=$(ov_bundle ro io.oci-vtpm.enable=true)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id ro)
+	ov_run_detached runc "$id" "$b"
+	run ov_exec runc "$id" sh -c 'dd if=/dev/zero of=/run/tpm/big bs=1k count=64 2>&1; echo rc=$?'
+	assert_output --partial "Read-only file system"
+	assert_line --regexp '^rc=[1-9]'
+	run ov_exec runc "$id" sh -c 'mkdir /run/tpm/d 2>&1; rm -f /run/tpm/tpm0.sock 2>&1; ls /run/tpm'
+	assert_output --partial "Read-only file system"
+	assert_line tpm0.sock
+	[ ! -e "$RUN_DIR/$id/private/tpm/big" ] || fail "the container wrote into the host's run dir"
+	run ov_exec runc "$id" sh -c 'grep " /run/tpm " /proc/self/mountinfo'
+	assert_success
+	[[ $output =~ \ ro, ]] && [[ $output == *nosuid* ]] && [[ $output == *nodev* ]] &&
+		[[ $output == *noexec* ]] || fail "/run/tpm mount options: $output"
+	run ov_exec runc "$id" tpm2_getrandom -T "$OV_TCTI" --hex 8
+	assert_success
+	pid=$(ov_swtpm_pids "$id")
+	[ -n "$pid" ] || fail "no swtpm"
+	run grep '^Max file size' "/proc/$pid/limits"
+	assert_output --regexp 'Max file size +4194304 +4194304'
+	ov_delete runc "$id" -f
+}
