@@ -753,12 +753,20 @@ int ov_vtpm_start(const struct ov_settings *s, const struct ov_state *st, const 
 				ov_info("vTPM already running, nothing to do");
 			return adopted;
 		}
-		stop_all(cdir, s, &old, &cleanup_err);
-		ov_record_free(&old);
-		ov_warn("replacing a stale record of a vTPM that is gone");
-		/* Empty the directory but keep it: we hold its lock. */
-		if (ov_remove_tree_at(run, st->id, err) < 0)
+		/* An earlier container with this id (runtimes reuse ids)
+		 * whose stop did not finish: a named vTPM's live state is
+		 * archived first, like gc does, or the start is refused. */
+		if (stop_locked(s, run, cdir, st->id, &old, err) < 0) {
+			if (old.name)
+				ov_error_wrap(err,
+					      "vTPM %s of an earlier container with this id "
+					      "could not be archived; start refused",
+					      old.name);
+			ov_record_free(&old);
 			return -1;
+		}
+		ov_record_free(&old);
+		ov_warn("replaced a stale record of a vTPM that is gone");
 		close(take_fd(&cdir));
 		cdir = ov_container_dir_lock(run, st->id, true, err);
 		if (cdir < 0)

@@ -486,6 +486,42 @@ pv_mount_tmpfs() {
 	ov_leak_check
 }
 
+@test "same id again after a failed archive: the stale live state is archived first, or the start refused; never dropped" {
+	pv_requires
+	local vt=$STATE_DIR/vtpms id before
+	pv_mount_tmpfs "$vt" 256k
+	pv_archive X 1
+	id=$(ov_new_id again)
+	pv_hook_up "$id" X
+	pv_host_nvwrite "$id" X-2
+	run dd if=/dev/zero of="$vt/.filler" bs=4k
+	assert_failure
+	run pv_hook_down "$id"
+	assert_failure
+	assert_output --partial "archiving failed"
+	[ -f "$RUN_DIR/$id/record.json" ] || fail "record gone after a failed archive"
+
+	# The runtime reuses the id (podman stop/start): refused while the
+	# stale state cannot be archived; it is kept as it was.
+	before=$(pv_hash_tree "$RUN_DIR/$id")
+	run --separate-stderr pv_hook_up "$id" X
+	ov_assert_hook_error "vTPM X .*could not be archived.*No space left on device"
+	[ "$(pv_hash_tree "$RUN_DIR/$id")" = "$before" ] || fail "the stale live state changed"
+	ov_no_swtpm || fail "swtpm running after a refused start"
+
+	# With space again, the same id starts with generation 2's data.
+	rm -f "$vt/.filler"
+	run --separate-stderr pv_hook_up "$id" X
+	assert_success
+	[ "$(pv_newest X)" = 2 ] || fail "the stale state was not archived first: $(ls -A "$vt/X")"
+	run pv_host_nvread "$id" 3
+	assert_success
+	assert_output X-2
+	pv_hook_down "$id"
+	pv_umount_all
+	ov_leak_check
+}
+
 # ============================================================================
 # 6. One container per name at a time.
 
