@@ -716,6 +716,8 @@ int ov_vtpm_start(const struct ov_settings *s, const struct ov_state *st, const 
 
 	for (unsigned i = 0; i < OV_MAX_TPMS; i++)
 		statefds[i] = -1;
+	if (!ov_container_id_valid(st->id))
+		return ov_error_set(err, EINVAL, "invalid container id \"%.64s\"", st->id);
 	if (ov_vtpm_resolve_backend(r, &rec.backend, err) < 0 ||
 	    lookup_user(s->swtpm_user, &ra, err) < 0 ||
 	    ov_boot_id(boot_id, sizeof(boot_id), err) < 0)

@@ -150,3 +150,32 @@ _ov_gone() { ! kill -0 "$1" 2>/dev/null; }
 	assert_output --regexp 'Max file size +4194304 +4194304'
 	ov_delete runc "$id" -f
 }
+
+# ----------------------------------------------------------------------------
+# 4. The container id is checked before any file system operation, on the
+#    warm path too.
+
+@test "hook: a state with id ../x neither takes a warm vTPM nor moves it out of the run dir" {
+	requires root jq busybox swtpm tpm2-tools hook nsenter
+	[ -x "$OV_CLI" ] || fail "$OV_CLI not built"
+	local b bad warm stage
+	ov_write_config '.warm_size = 1 | .pool_size = 0'
+	run ovadm pool fill 0
+	assert_success
+	warm=$(cd "$RUN_DIR" && ls -d warm-*)
+	[ -n "$warm" ] || fail "no warm vTPM: $(ls -A "$RUN_DIR")"
+	b=$(ov_bundle badid io.oci-vtpm.enable=true)
+	for bad in '../x' '../../x' 'a/b' '..' ''; do
+		for stage in createRuntime prestart poststop; do
+			ov_state "$bad" "$b" "$(ov_dummy_pid)" >"$T/state.json"
+			run --separate-stderr ov_hook "$stage" "$T/state.json"
+			ov_assert_hook_error 'invalid container id'
+			[ -d "$RUN_DIR/$warm" ] || fail "$stage with id '$bad' moved the warm vTPM $warm"
+			[ ! -e "$T/x" ] && [ ! -e "$(dirname "$T")/x" ] && [ ! -e "$RUN_DIR/a" ] ||
+				fail "$stage with id '$bad' made something outside the run dir"
+		done
+	done
+	run ovadm pool drain
+	assert_success
+	[ ! -e "$RUN_DIR/$warm" ] || fail "drain left $warm"
+}
