@@ -179,3 +179,29 @@ _ov_gone() { ! kill -0 "$1" 2>/dev/null; }
 	assert_success
 	[ ! -e "$RUN_DIR/$warm" ] || fail "drain left $warm"
 }
+
+# ----------------------------------------------------------------------------
+# 5. What a message quotes cannot forge a log line.
+
+@test "hook: a name with a newline and an escape sequence stays on one escaped line (stderr and log file)" {
+	requires root jq busybox hook nsenter
+	local b id forged
+	forged=$'x\n2026-01-01T00:00:00.000Z oci-vtpm-hook[1] error FORGED line\e[2J\\'
+	b=$(ov_bundle forge io.oci-vtpm.enable=true)
+	ov_cfg "$b" --arg v "$forged" '.annotations["io.oci-vtpm.name"] = $v'
+	id=$(ov_new_id forge)
+	ov_state "$id" "$b" "$(ov_dummy_pid)" >"$T/state.json"
+	run --separate-stderr ov_hook createRuntime "$T/state.json"
+	ov_assert_hook_error 'io\.oci-vtpm\.name'
+	[[ $stderr == *'x\x0a2026-01-01T00:00:00.000Z oci-vtpm-hook[1] error FORGED line\x1b[2J\x5c'* ]] ||
+		fail "not escaped on stderr: $stderr"
+	run grep -c FORGED "$OV_HOOK_LOG"
+	assert_output 1
+	run grep '^2026-01-01' "$OV_HOOK_LOG"
+	assert_failure
+	run grep -c $'\e' "$OV_HOOK_LOG"
+	assert_output 0
+	# Every line of the log is one of ours: timestamp, program, level.
+	run grep -vcE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z oci-vtpm-hook\[[0-9]+\] (error|warning|info|debug) ' "$OV_HOOK_LOG"
+	assert_output 0
+}
