@@ -83,13 +83,13 @@ int ov_write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-int ov_write_file_atomic(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
-			 ov_error *err)
+/* Write buf to a new temp file next to name, fsynced; its name in tmp. */
+static int write_temp(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
+		      char *tmp, size_t size, ov_error *err)
 {
-	char tmp[256];
 	cleanup_close int fd = -1;
 
-	if (snprintf(tmp, sizeof(tmp), ".%s.tmp.%d", name, (int)getpid()) >= (int)sizeof(tmp))
+	if (snprintf(tmp, size, ".%s.tmp.%d", name, (int)getpid()) >= (int)size)
 		return ov_error_set(err, ENAMETOOLONG, "writing %s", name);
 	unlinkat(dirfd, tmp, 0);
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
@@ -100,11 +100,41 @@ int ov_write_file_atomic(int dirfd, const char *name, const void *buf, size_t le
 		unlinkat(dirfd, tmp, 0);
 		return ov_error_set(err, e, "writing %s", name);
 	}
+	return 0;
+}
+
+int ov_write_file_atomic(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
+			 ov_error *err)
+{
+	char tmp[256];
+
+	if (write_temp(dirfd, name, buf, len, mode, tmp, sizeof(tmp), err) < 0)
+		return -1;
 	if (renameat(dirfd, tmp, dirfd, name) < 0) {
 		int e = errno;
 		unlinkat(dirfd, tmp, 0);
 		return ov_error_set(err, e, "renaming %s", name);
 	}
+	if (fsync(dirfd) < 0 && errno != EINVAL && errno != EBADF)
+		return ov_error_set(err, errno, "syncing the directory of %s", name);
+	return 0;
+}
+
+int ov_write_file_new(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
+		      ov_error *err)
+{
+	char tmp[256];
+	int e;
+
+	if (write_temp(dirfd, name, buf, len, mode, tmp, sizeof(tmp), err) < 0)
+		return -1;
+	/* link(2), unlike rename(2), never replaces what is there. */
+	e = linkat(dirfd, tmp, dirfd, name, 0) < 0 ? errno : 0;
+	unlinkat(dirfd, tmp, 0);
+	if (e == EEXIST)
+		return ov_error_set(err, e, "%s exists already; not replaced", name);
+	if (e)
+		return ov_error_set(err, e, "linking %s", name);
 	if (fsync(dirfd) < 0 && errno != EINVAL && errno != EBADF)
 		return ov_error_set(err, errno, "syncing the directory of %s", name);
 	return 0;

@@ -27,6 +27,11 @@ int ov_write_all(int fd, const void *buf, size_t len);
 int ov_write_file_atomic(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
 			 ov_error *err);
 
+/* Create dirfd/name with buf, durably, never replacing an existing file
+ * (EEXIST): temp file, fsync, link, fsync of the directory. */
+int ov_write_file_new(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
+		      ov_error *err);
+
 /* Create path and its parents (mode for the ones it makes); returns an
  * O_DIRECTORY fd of path. Refuses symlinks in the chain it walks. */
 int ov_mkdir_p(const char *path, mode_t mode, ov_error *err);

@@ -522,6 +522,50 @@ pv_mount_tmpfs() {
 	ov_leak_check
 }
 
+@test "rollback: an older meta.json put back is refused naming the newer generation; no generation is ever replaced" {
+	pv_requires
+	local meta=$STATE_DIR/vtpms/X/meta.json g2 id
+	pv_archive X 1
+	cp -p "$meta" "$T/meta.1"
+	id=$(ov_new_id rb0)
+	pv_hook_up "$id" X
+	pv_host_nvwrite "$id" X-2
+	pv_hook_down "$id"
+	[ "$(pv_newest X)" = 2 ] || fail "no generation 2"
+	g2=$(sha256sum "$(pv_gen_file X 2)")
+	cp -p "$meta" "$T/meta.2"
+	cp -p "$T/meta.1" "$meta" # authentic, but older
+
+	pv_start_refused X 'vTPM X: generation 2 verifies but meta\.json names generation 1'
+	run ovadm inspect X
+	assert_failure
+	assert_output --partial 'generation 2 verifies but meta.json names generation 1'
+	[ "$(sha256sum "$(pv_gen_file X 2)")" = "$g2" ] || fail "generation 2 was replaced"
+
+	# A running vTPM archived under the old meta.json writes above every
+	# generation on disk, never over one.
+	cp -p "$T/meta.1" "$T/meta.keep"
+	cp -p "$T/meta.2" "$meta"
+	id=$(ov_new_id rb)
+	run ovadm restore X --generation 2
+	assert_success
+	[ "$(pv_newest X)" = 3 ] || fail "restore did not make generation 3: $(ls -A "$STATE_DIR/vtpms/X")"
+	[ "$(sha256sum "$(pv_gen_file X 2)")" = "$g2" ] || fail "generation 2 was replaced"
+	pv_hook_up "$id" X
+	run pv_host_nvread "$id" 3
+	assert_output X-2
+	cp -p "$T/meta.keep" "$meta" # rolled back under a running vTPM
+	pv_hook_down "$id"
+	[ "$(pv_newest X)" = 4 ] || fail "poststop did not write generation 4: $(ls -A "$STATE_DIR/vtpms/X")"
+	[ "$(sha256sum "$(pv_gen_file X 2)")" = "$g2" ] || fail "generation 2 was replaced"
+	id=$(ov_new_id rb2)
+	pv_hook_up "$id" X
+	run pv_host_nvread "$id" 3
+	assert_output X-2
+	pv_hook_down "$id"
+	ov_leak_check
+}
+
 # ============================================================================
 # 6. One container per name at a time.
 
