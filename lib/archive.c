@@ -429,8 +429,8 @@ static int collect(const int *srcdirs, unsigned count, json_object *files, struc
 
 			if (!state_file_name_ok(de->d_name))
 				continue; /* ".", "..", swtpm's .lock */
-			if (ov_read_file_at(srcdirs[i], de->d_name, OV_ARCHIVE_MAX, &buf, &len,
-					    err) < 0) {
+			if (ov_read_owned_file_at(srcdirs[i], de->d_name, OV_ARCHIVE_MAX, &buf,
+						  &len, err) < 0) {
 				closedir(d);
 				return ov_error_wrap(err, "vTPM %u state", i);
 			}

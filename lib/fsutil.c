@@ -50,9 +50,12 @@ int ov_read_fd(int fd, size_t max, char **out, size_t *len, ov_error *err)
 	return 0;
 }
 
-int ov_read_file_at(int dirfd, const char *name, size_t max, char **out, size_t *len, ov_error *err)
+static int read_file_at(int dirfd, const char *name, size_t max, const struct stat *owner,
+			char **out, size_t *len, ov_error *err)
 {
-	cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO put there must not hang us in open(2). */
+	cleanup_close int fd =
+	    openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
 	struct stat st;
 
 	if (fd < 0)
@@ -61,9 +64,29 @@ int ov_read_file_at(int dirfd, const char *name, size_t max, char **out, size_t 
 		return ov_error_set(err, errno, "stat %s", name);
 	if (!S_ISREG(st.st_mode))
 		return ov_error_set(err, 0, "%s is not a regular file", name);
+	if (owner && st.st_uid != owner->st_uid)
+		return ov_error_set(err, 0, "%s is owned by uid %u, not %u", name,
+				    (unsigned)st.st_uid, (unsigned)owner->st_uid);
+	if (owner && st.st_nlink != 1)
+		return ov_error_set(err, 0, "%s has %lu links", name, (unsigned long)st.st_nlink);
 	if (ov_read_fd(fd, max, out, len, err) < 0)
 		return ov_error_wrap(err, "%s", name);
 	return 0;
+}
+
+int ov_read_file_at(int dirfd, const char *name, size_t max, char **out, size_t *len, ov_error *err)
+{
+	return read_file_at(dirfd, name, max, NULL, out, len, err);
+}
+
+int ov_read_owned_file_at(int dirfd, const char *name, size_t max, char **out, size_t *len,
+			  ov_error *err)
+{
+	struct stat dir;
+
+	if (fstat(dirfd, &dir) < 0)
+		return ov_error_set(err, errno, "stat of the directory of %s", name);
+	return read_file_at(dirfd, name, max, &dir, out, len, err);
 }
 
 int ov_write_all(int fd, const void *buf, size_t len)

@@ -21,6 +21,11 @@ int ov_read_fd(int fd, size_t max, char **out, size_t *len, ov_error *err);
 int ov_read_file_at(int dirfd, const char *name, size_t max, char **out, size_t *len,
 		    ov_error *err);
 
+/* ov_read_file_at for a directory another user writes (swtpm's state):
+ * the file must also be owned by the directory's owner and have one link. */
+int ov_read_owned_file_at(int dirfd, const char *name, size_t max, char **out, size_t *len,
+			  ov_error *err);
+
 int ov_write_all(int fd, const void *buf, size_t len);
 
 /* Replace dirfd/name by buf atomically and durably, with the given mode. */

@@ -566,6 +566,43 @@ pv_mount_tmpfs() {
 	ov_leak_check
 }
 
+@test "poststop reads swtpm's state dir as hostile: a FIFO does not hang it, a hard link or another owner is refused; nothing lost" {
+	pv_requires
+	local id sd
+	id=$(ov_new_id fifo)
+	pv_hook_up "$id" X
+	pv_host_nvwrite "$id" X-1
+	sd=$RUN_DIR/$id/state-0
+	mkfifo "$sd/fifo"
+	chown tss: "$sd/fifo"
+	OV_TIMEOUT=20 run pv_hook_down "$id"
+	((status != 124 && status != 137)) || fail "poststop hung on a FIFO in swtpm's state dir"
+	assert_failure
+	assert_output --partial "fifo is not a regular file"
+	assert_output --partial "archiving failed"
+	rm "$sd/fifo"
+	ln "$sd/tpm2-00.permall" "$sd/extra"
+	run pv_hook_down "$id"
+	assert_failure
+	assert_output --partial "has 2 links"
+	rm "$sd/extra"
+	: >"$sd/rootfile"
+	run pv_hook_down "$id"
+	assert_failure
+	assert_output --regexp "rootfile is owned by uid 0, not [1-9]"
+	rm "$sd/rootfile"
+	[ -z "$(pv_gens X)" ] || fail "a generation was written: $(pv_gens X)"
+	run pv_hook_down "$id"
+	assert_success
+	[ "$(pv_newest X)" = 1 ] || fail "no generation 1"
+	id=$(ov_new_id fifo2)
+	pv_hook_up "$id" X
+	run pv_host_nvread "$id" 3
+	assert_output X-1
+	pv_hook_down "$id"
+	ov_leak_check
+}
+
 # ============================================================================
 # 6. One container per name at a time.
 
