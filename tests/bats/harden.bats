@@ -205,3 +205,29 @@ _ov_gone() { ! kill -0 "$1" 2>/dev/null; }
 	run grep -vcE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z oci-vtpm-hook\[[0-9]+\] (error|warning|info|debug) ' "$OV_HOOK_LOG"
 	assert_output 0
 }
+
+# ----------------------------------------------------------------------------
+# Also found by reading: the settings name programs run as root.
+
+@test "hook: a settings file (or its directory) writable by anyone but root is refused in one line" {
+	requires root jq busybox hook nsenter
+	local b id
+	b=$(ov_bundle cfg io.oci-vtpm.enable=true)
+	id=$(ov_new_id cfg)
+	ov_state "$id" "$b" "$(ov_dummy_pid)" >"$T/state.json"
+	chmod 0666 "$CFG"
+	run --separate-stderr ov_hook createRuntime "$T/state.json"
+	ov_assert_hook_error "settings .*mode 0666: only root may write it"
+	chmod 0644 "$CFG"
+	chown nobody "$CFG"
+	run --separate-stderr ov_hook createRuntime "$T/state.json"
+	ov_assert_hook_error "settings .*owned by uid 65534"
+	chown root "$CFG"
+	mkdir "$T/cfgdir"
+	cp -p "$CFG" "$T/cfgdir/config.json"
+	chmod 0777 "$T/cfgdir"
+	run --separate-stderr timeout 30 env -i "OCI_VTPM_CONFIG=$T/cfgdir/config.json" "$OV_HOOK" createRuntime <"$T/state.json"
+	ov_assert_hook_error "its directory .*cfgdir .*mode 0777"
+	[ ! -e "$RUN_DIR/$id" ] || fail "a refused start left $RUN_DIR/$id"
+	ov_no_swtpm || fail "swtpm started with untrusted settings"
+}
