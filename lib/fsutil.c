@@ -163,6 +163,15 @@ int ov_write_file_new(int dirfd, const char *name, const void *buf, size_t len, 
 	return 0;
 }
 
+int ov_fsync_dir_at(int dirfd, const char *name)
+{
+	cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	return fsync(fd) < 0 && errno != EINVAL ? -1 : 0;
+}
+
 int ov_mkdir_p(const char *path, mode_t mode, ov_error *err)
 {
 	cleanup_free char *copy = strdup(path);
@@ -181,8 +190,13 @@ int ov_mkdir_p(const char *path, mode_t mode, ov_error *err)
 
 		if (strcmp(c, "..") == 0)
 			return ov_error_set(err, 0, "%s contains '..'", path);
-		if (mkdirat(cur, c, mode) < 0 && errno != EEXIST)
+		if (mkdirat(cur, c, mode) == 0) {
+			/* Durable: the new entry is in its parent. */
+			if (ov_fsync_dir_at(cur, ".") < 0)
+				return ov_error_set(err, errno, "syncing the parent of %s", c);
+		} else if (errno != EEXIST) {
 			return ov_error_set(err, errno, "creating %s", path);
+		}
 		next = openat(cur, c, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (next < 0)
 			return ov_error_set(err, errno, "opening %s (component %s)", path, c);

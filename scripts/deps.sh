@@ -13,7 +13,7 @@ set -eu
 BUILD_PKGS="gcc make pkg-config libjson-c-dev libseccomp-dev libssl-dev
 libtpms-dev libtss2-dev clang-format cppcheck"
 TEST_PKGS="$BUILD_PKGS swtpm swtpm-tools tpm2-tools runc crun podman bats
-bats-assert bats-support busybox-static jq uidmap"
+bats-assert bats-support busybox-static jq uidmap strace"
 VM_PKGS="$TEST_PKGS qemu-system-x86 cpio kmod"
 
 usage() {

@@ -37,8 +37,13 @@ int ov_write_file_atomic(int dirfd, const char *name, const void *buf, size_t le
 int ov_write_file_new(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
 		      ov_error *err);
 
-/* Create path and its parents (mode for the ones it makes); returns an
- * O_DIRECTORY fd of path. Refuses symlinks in the chain it walks. */
+/* fsync the directory dirfd/name ("." for dirfd itself, even an O_PATH
+ * fd); -1 with errno set. */
+int ov_fsync_dir_at(int dirfd, const char *name);
+
+/* Create path and its parents (mode for the ones it makes, each made
+ * durable in its parent); returns an O_DIRECTORY fd of path. Refuses symlinks in the chain it
+ * walks. */
 int ov_mkdir_p(const char *path, mode_t mode, ov_error *err);
 
 /* A DIR of dirfd/name (no symlink as the last component), or NULL with

@@ -231,3 +231,37 @@ _ov_gone() { ! kill -0 "$1" 2>/dev/null; }
 	[ ! -e "$RUN_DIR/$id" ] || fail "a refused start left $RUN_DIR/$id"
 	ov_no_swtpm || fail "swtpm started with untrusted settings"
 }
+
+# ----------------------------------------------------------------------------
+# Also found by reading: a directory made is durable in its parent.
+
+# _fsync_follows FILE [PATTERN]: in strace output FILE (one process), the
+# next call after every successful mkdirat (matching PATTERN) is an fsync.
+_fsync_follows() {
+	awk -v pat="${2:-}" '
+		want && $0 !~ /^fsync\(.* = 0$/ { print "no fsync after: " prev; bad = 1 }
+		{ want = $0 ~ /^mkdirat\(.* = 0$/ && index($0, pat); prev = $0 }
+		END { if (want) { print "no fsync after: " prev; bad = 1 } exit bad }' "$1"
+}
+
+@test "init and createRuntime fsync the parent of every directory they make" {
+	requires root jq busybox swtpm hook nsenter
+	command -v strace >/dev/null || fail "strace not installed"
+	local b id
+	ov_write_config ".master_key = \"$T/keys/sub/master.key\" | .ca_key = \"$T/ca/sub/ca.key\" | .ca_cert = \"$T/ca/sub/ca.pem\""
+	run strace -qq -e trace=mkdirat,fsync -o "$T/init.st" "$OV_CLI" --config "$CFG" init
+	assert_success
+	grep -q 'mkdirat(.*"sub", 0700) *= 0' "$T/init.st" || fail "init made no directory: $(cat "$T/init.st")"
+	run _fsync_follows "$T/init.st"
+	assert_success
+	b=$(ov_bundle fs io.oci-vtpm.enable=true)
+	id=$(ov_new_id fs)
+	ov_state "$id" "$b" "$(ov_dummy_pid)" >"$T/state.json"
+	run strace -qq -e trace=mkdirat,fsync -o "$T/hook.st" env -i "OCI_VTPM_CONFIG=$CFG" "$OV_HOOK" createRuntime <"$T/state.json"
+	assert_success
+	grep -q "mkdirat(.*\"$id\", 0711) *= 0" "$T/hook.st" || fail "no mkdirat of $id: $(cat "$T/hook.st")"
+	run _fsync_follows "$T/hook.st" "\"$id\""
+	assert_success
+	run ov_hook poststop "$T/state.json"
+	assert_success
+}
