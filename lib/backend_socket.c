@@ -64,7 +64,7 @@ static void socket_ctrl_name(unsigned idx, char *buf, size_t size)
 /* What the container's TSS finds at tpmN.sock.ctrl: the relay of
  * lib/ctrl_relay.c, answering only what tpm2-tss' swtpm TCTI needs. */
 static int socket_wait(int cdirfd, const struct ov_settings *s, const struct ov_request *r,
-		       unsigned idx, struct ov_record_tpm *t, ov_error *err)
+		       unsigned idx, struct ov_record_tpm *t, int timeout_ms, ov_error *err)
 {
 	cleanup_close int sdir =
 	    openat(cdirfd, SOCK_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -72,6 +72,7 @@ static int socket_wait(int cdirfd, const struct ov_settings *s, const struct ov_
 	char name[64];
 
 	(void)r;
+	(void)timeout_ms;
 	if (sdir < 0)
 		return ov_error_set(err, errno, "opening the socket directory");
 	snprintf(name, sizeof(name), "tpm%u.sock.ctrl", idx);

@@ -312,29 +312,64 @@ int ov_proc_starttime(pid_t pid, unsigned long long *out, ov_error *err)
 	return ov_proc_stat(pid, out, &state, err);
 }
 
-int ov_proc_stat(pid_t pid, unsigned long long *starttime, char *state, ov_error *err)
+/* Read /proc/<pid>/stat into *text and return the fields after comm: comm
+ * may hold spaces and ')', so they resume after the last ')'. field(p, n)
+ * then finds field n (3 is the state, the first after comm). */
+static char *proc_stat_read(pid_t pid, char **text, ov_error *err)
 {
-	cleanup_free char *text = NULL;
 	char path[64];
 	char *p;
 	size_t len;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (ov_read_file_at(AT_FDCWD, path, 4096, &text, &len, err) < 0)
-		return -1;
-	/* comm may hold spaces and ')': fields resume after the last ')'. */
-	p = strrchr(text, ')');
-	if (!p)
-		return ov_error_set(err, 0, "%s: malformed", path);
-	p++;
-	/* field 3 (state) is the first after ')'; starttime is field 22 */
-	*state = p[0] == ' ' ? p[1] : '?';
-	for (int field = 3; field < 22; field++) {
-		p = strchr(p + 1, ' ');
-		if (!p)
-			return ov_error_set(err, 0, "%s: malformed", path);
+	if (ov_read_file_at(AT_FDCWD, path, 4096, text, &len, err) < 0)
+		return NULL;
+	p = strrchr(*text, ')');
+	if (!p || p[1] != ' ') {
+		ov_error_set(err, 0, "%s: malformed", path);
+		return NULL;
 	}
-	*starttime = strtoull(p + 1, NULL, 10);
+	return p + 2;
+}
+
+static const char *proc_stat_field(const char *p, int field, pid_t pid, ov_error *err)
+{
+	for (int f = 3; f < field; f++) {
+		p = strchr(p, ' ');
+		if (!p) {
+			ov_error_set(err, 0, "/proc/%d/stat: malformed", (int)pid);
+			return NULL;
+		}
+		p++;
+	}
+	return p;
+}
+
+int ov_proc_stat(pid_t pid, unsigned long long *starttime, char *state, ov_error *err)
+{
+	cleanup_free char *text = NULL;
+	const char *p = proc_stat_read(pid, &text, err), *f;
+
+	if (!p || !(f = proc_stat_field(p, 22, pid, err)))
+		return -1;
+	*state = p[0];
+	*starttime = strtoull(f, NULL, 10);
+	return 0;
+}
+
+int ov_proc_cpu_ms(pid_t pid, uint64_t *ms, ov_error *err)
+{
+	cleanup_free char *text = NULL;
+	const char *p = proc_stat_read(pid, &text, err), *f;
+	unsigned long long utime, stime;
+	long tick = sysconf(_SC_CLK_TCK);
+
+	/* Fields 14 and 15: user and system time, in clock ticks. */
+	if (!p || !(f = proc_stat_field(p, 14, pid, err)))
+		return -1;
+	if (sscanf(f, "%llu %llu", &utime, &stime) != 2)
+		return ov_error_set(err, 0, "/proc/%d/stat: malformed", (int)pid);
+	*ms = (utime + stime) * 1000ULL / (unsigned long long)(tick > 0 ? tick : 100);
 	return 0;
 }
 

@@ -248,11 +248,9 @@ int ov_swtpm_spawn(const struct ov_swtpm_opts *o, struct ov_swtpm *out, ov_error
 	}
 	/* Still our unreaped child: the pid cannot have been reused. */
 	if (ov_proc_starttime(pid, &out->starttime, err) < 0) {
-		sys_pidfd_send_signal(out->pidfd, SIGKILL);
-		waitpid(pid, NULL, 0);
+		ov_swtpm_kill(out);
 		close(out->pidfd);
 		out->pidfd = -1;
-		out->pid = 0;
 		return ov_error_wrap(err, "swtpm start time");
 	}
 	return 0;
@@ -364,6 +362,15 @@ static void log_tail(int fd, char *buf, size_t size)
 		len = size - 1;
 	memcpy(buf, line, len);
 	buf[len] = '\0';
+}
+
+void ov_swtpm_kill(struct ov_swtpm *t)
+{
+	if (t->pid <= 0)
+		return;
+	sys_pidfd_send_signal(t->pidfd, SIGKILL);
+	waitpid(t->pid, NULL, 0);
+	t->pid = 0;
 }
 
 int ov_swtpm_wait_ready(struct ov_swtpm *t, const char *ctrl_path, int log_fd, int timeout_ms,

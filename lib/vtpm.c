@@ -160,6 +160,35 @@ static bool record_in_use(const struct ov_record *rec)
 	       time(NULL) - rec->started_at < ADOPT_WINDOW_S;
 }
 
+/*
+ * A start that ran out of start_timeout_ms (while waiting for stage): say
+ * whether swtpm was busy or hung. On a slow host a swtpm that keeps using
+ * CPU is still starting: a TPM 1.2 runs libtpms's self-test, which makes an
+ * RSA-2048 key, at every start before it answers anything, and that takes
+ * seconds under emulation or load (heavy-tailed: most starts far less, a
+ * few many times more). The message replaces the poll's "timed out".
+ */
+static void explain_timeout(const struct ov_swtpm *tpm, const char *stage, int64_t t0,
+			    const struct ov_settings *s, bool tpm2, ov_error *err)
+{
+	uint64_t cpu = 0;
+	ov_error ignored = {0};
+	int64_t waited = (int64_t)mono_ms() - t0;
+
+	if (err->code != ETIMEDOUT || tpm->pid <= 0 || ov_proc_cpu_ms(tpm->pid, &cpu, &ignored) < 0)
+		return;
+	if (cpu * 10 >= (uint64_t)waited) /* a tenth of a CPU or more throughout */
+		ov_error_set(err, ETIMEDOUT,
+			     "%s in %lld ms: swtpm (pid %d) is busy (%llu ms of CPU), still "
+			     "starting%s; raise start_timeout_ms (%u) for a host this slow",
+			     stage, (long long)waited, (int)tpm->pid, (unsigned long long)cpu,
+			     tpm2 ? "" : " (a TPM 1.2 makes an RSA key at every start)",
+			     s->start_timeout_ms);
+	else
+		ov_error_set(err, ETIMEDOUT, "%s in %lld ms: swtpm (pid %d) hangs (%llu ms of CPU)",
+			     stage, (long long)waited, (int)tpm->pid, (unsigned long long)cpu);
+}
+
 static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 		     const struct ov_request *r, const struct ov_backend_ops *ops,
 		     const struct runas *ra, const struct ov_key *key, struct ov_record *rec,
@@ -169,6 +198,8 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	cleanup_close int server = -1, ctrl = -1, log = -1, keyfd = -1;
 	char name[64], ctrl_path[128], state_dir[64];
 	struct ov_swtpm tpm;
+	const char *stage = "swtpm did not answer";
+	int64_t t0, left;
 	int ret;
 
 	/* Relative to the container's directory, swtpm's cwd: the directory
@@ -201,6 +232,10 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	    .dir_fd = cdirfd,
 	    .runas = ra->name,
 	};
+	/* One deadline for all of this TPM's start: swtpm answering, then
+	 * what the backend waits for (the hook's own timeout in config.json
+	 * counts start_timeout_ms once per TPM). */
+	t0 = (int64_t)mono_ms();
 	if (ov_swtpm_spawn(&o, &tpm, err) < 0)
 		return -1;
 	/* swtpm has its copy; ours would keep a dead swtpm's proxy chip alive. */
@@ -218,10 +253,18 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	}
 	/* The device backend: the kernel registers the chip only now that
 	 * swtpm answers; record the device numbers it gets. */
+	left = (int64_t)s->start_timeout_ms - ((int64_t)mono_ms() - t0);
 	if (ret == 0 && ops->wait) {
-		ret = ops->wait(cdirfd, s, r, idx, t, err);
+		stage = "the kernel did not register its chip";
+		ret = ops->wait(cdirfd, s, r, idx, t, left > 0 ? (int)left : 0, err);
 		if (ret == 0)
 			ret = ov_record_write(cdirfd, rec, err);
+	}
+	if (ret < 0) {
+		explain_timeout(&tpm, stage, t0, s, r->version == OV_TPM_2_0, err);
+		/* Nothing of a failed start is kept: no orderly stop to wait for. */
+		ov_swtpm_kill(&tpm);
+		t->pid = 0;
 	}
 	close(tpm.pidfd);
 	return ret;

@@ -25,9 +25,11 @@ struct ov_backend_ops {
 			    struct ov_record_tpm *t, ov_error *err);
 	/* Optional: once TPM idx's swtpm answers, wait for what the backend
 	 * needs from it (the device backend: the kernel registering the chip;
-	 * it fills the rest of t). vtpm.c records t again afterwards. */
+	 * it fills the rest of t), for at most timeout_ms: what is left of
+	 * this TPM's start_timeout_ms. vtpm.c records t again afterwards.
+	 * (The socket backend: the container's control relay.) */
 	int (*wait)(int cdirfd, const struct ov_settings *s, const struct ov_request *r,
-		    unsigned idx, struct ov_record_tpm *t, ov_error *err);
+		    unsigned idx, struct ov_record_tpm *t, int timeout_ms, ov_error *err);
 	/* Make the started TPMs visible inside the container. */
 	int (*expose)(int cdirfd, const struct ov_settings *s, const struct ov_state *st,
 		      const struct ov_spec *sp, const struct ov_record *rec, ov_error *err);

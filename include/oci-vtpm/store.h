@@ -67,5 +67,7 @@ int ov_boot_id(char *buf, size_t size, ov_error *err);
 int ov_proc_stat(pid_t pid, unsigned long long *starttime, char *state, ov_error *err);
 /* Field 22 of /proc/<pid>/stat. */
 int ov_proc_starttime(pid_t pid, unsigned long long *out, ov_error *err);
+/* The CPU time (user + system) pid has used so far, in ms. */
+int ov_proc_cpu_ms(pid_t pid, uint64_t *ms, ov_error *err);
 
 #endif

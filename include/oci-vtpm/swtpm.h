@@ -49,6 +49,11 @@ int ov_swtpm_key_pipe(const struct ov_key *key, ov_error *err);
  * the caller. A failed exec is reported here with its errno. */
 int ov_swtpm_spawn(const struct ov_swtpm_opts *o, struct ov_swtpm *out, ov_error *err);
 
+/* Kill a swtpm that ov_swtpm_spawn started (still our unreaped child, so
+ * its pid is its own) and reap it; t->pid becomes 0. For a start that
+ * failed: there is no state to keep and no reason to wait for it. */
+void ov_swtpm_kill(struct ov_swtpm *t);
+
 /* Wait until swtpm answers on its control channel. If it exits first, reap
  * it and report its exit status and the last line of its log (log_fd, may
  * be -1). */

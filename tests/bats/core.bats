@@ -316,6 +316,26 @@ requires_hook_direct() { requires root jq busybox hook nsenter; }
 	bad_bundle 'swtpm' io.oci-vtpm.enable=true
 }
 
+# A start that runs out of start_timeout_ms says whether swtpm was still
+# working (a slow host: raise the timeout) or hung. Fake swtpm binaries that
+# never answer: one spins, one sleeps.
+@test "hook: swtpm still busy at start_timeout_ms is reported as busy, with the setting to raise" {
+	requires_hook_direct
+	printf '#!/bin/sh\nwhile :; do :; done\n' >"$T/swtpm-spins"
+	chmod 0755 "$T/swtpm-spins"
+	ov_write_config ".swtpm = \"$T/swtpm-spins\" | .start_timeout_ms = 1500"
+	bad_bundle 'swtpm did not answer in [0-9]+ ms: swtpm \(pid [0-9]+\) is busy \([0-9]+ ms of CPU\), still starting.*raise start_timeout_ms \(1500\)' \
+		io.oci-vtpm.enable=true
+}
+
+@test "hook: swtpm that hangs at start is reported as hung" {
+	requires_hook_direct
+	printf '#!/bin/sh\nexec sleep 600\n' >"$T/swtpm-hangs"
+	chmod 0755 "$T/swtpm-hangs"
+	ov_write_config ".swtpm = \"$T/swtpm-hangs\" | .start_timeout_ms = 1000"
+	bad_bundle 'swtpm did not answer in [0-9]+ ms: swtpm \(pid [0-9]+\) hangs \([0-9]+ ms of CPU\)' io.oci-vtpm.enable=true
+}
+
 @test "hook: io.oci-vtpm.backend=device without /dev/vtpmx is reported" {
 	requires_hook_direct
 	[ ! -e /dev/vtpmx ] || skip "this host has /dev/vtpmx (device backend available)"

@@ -44,6 +44,9 @@ OV_HOOK=${OCI_VTPM_HOOK:-$OCI_VTPM_BUILD/oci-vtpm-hook}
 OV_CLI=${OCI_VTPM_CLI:-$OCI_VTPM_BUILD/oci-vtpm}
 OV_TIMEOUT=${OV_TIMEOUT:-60}
 OV_HOOK_TIMEOUT=30 # the timeout written into config.json hook entries
+# A jq filter applied to every settings file ov_write_config writes, before
+# the test's own (tests/vm sets start and stop timeouts with it).
+OV_CONFIG_EXTRA=.
 OV_TCTI=swtpm:path=/run/tpm/tpm0.sock
 OV_PATH=/bin:/sbin:/usr/bin:/usr/sbin
 
@@ -366,7 +369,7 @@ ov_write_config() {
 	local filter=${1:-.}
 	jq -n --arg run "$RUN_DIR" --arg state "$STATE_DIR" --arg log "$OV_HOOK_LOG" '{
 		run_dir: $run, state_dir: $state, backend: "socket",
-		log_file: $log, log_level: "debug" }' | jq "$filter" >"$CFG"
+		log_file: $log, log_level: "debug" }' | jq "$OV_CONFIG_EXTRA | $filter" >"$CFG"
 }
 
 # ov_new_id LABEL: a unique, short container id, registered for the leak

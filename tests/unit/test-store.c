@@ -4,6 +4,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "oci-vtpm/store.h"
@@ -108,10 +109,31 @@ static void test_proc(void)
 	CHECK(ov_boot_id(boot, sizeof(boot), &err) == 0 && strlen(boot) == 36);
 }
 
+/* CPU time grows with work done; a process that is gone has none. */
+static void test_proc_cpu(void)
+{
+	uint64_t before = 0, after = 0;
+	volatile unsigned long spin = 0;
+	struct timespec t0, t;
+	ov_error err = {0};
+
+	CHECK(ov_proc_cpu_ms(getpid(), &before, &err) == 0);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+	do {
+		for (int i = 0; i < 100000; i++)
+			spin += (unsigned long)i;
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+	} while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 200);
+	CHECK(ov_proc_cpu_ms(getpid(), &after, &err) == 0);
+	CHECK(after >= before + 100);
+	CHECK(ov_proc_cpu_ms(-1, &after, &err) < 0 && err.code == ENOENT);
+}
+
 int main(void)
 {
 	test_ids();
 	test_lock_and_record();
+	test_proc_cpu();
 	test_proc();
 	return unit_done("store");
 }

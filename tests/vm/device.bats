@@ -30,7 +30,7 @@ assert_cleaned_up() { # ID DEVNUM...
 	[ ! -e "$RUN_DIR/$id" ] || fail "$RUN_DIR/$id still exists"
 	for n in "$@"; do
 		# The kernel drops the chip when swtpm's proxy fd closes.
-		ov_wait_for 10 ov_chip_gone "$n" || fail "/dev/tpm$n or /dev/tpmrm$n still exists"
+		ov_wait_for "$(ov_slow 10)" ov_chip_gone "$n" || fail "/dev/tpm$n or /dev/tpmrm$n still exists"
 	done
 }
 
@@ -387,9 +387,9 @@ swtpm_killed() {
 	pid=$(ov_swtpm_pids "$id")
 	[ -n "$pid" ] || fail "no swtpm for $id"
 	kill -KILL "$pid"
-	ov_wait_for 10 ov_no_swtpm "$id"
+	ov_wait_for "$(ov_slow 10)" ov_no_swtpm "$id"
 	# Its proxy fd closed with it: the kernel dropped the chip.
-	ov_wait_for 10 ov_chip_gone "$n" || fail "/dev/tpm$n survived its swtpm"
+	ov_wait_for "$(ov_slow 10)" ov_chip_gone "$n" || fail "/dev/tpm$n survived its swtpm"
 
 	# Inside: a clean failure, not a hang.
 	run ov_exec "$rt" "$id" sh -c "tpm2_getrandom -T $OV_DEV_TCTI --hex 8; echo rc=\$?"
@@ -553,7 +553,7 @@ no_rule() {
 	assert_success
 	assert_output --partial "$((2 - ${#ids[@]})) warm vTPMs stopped"
 	for n in "${chips[@]}"; do
-		ov_wait_for 10 ov_chip_gone "$n" || fail "/dev/tpm$n is left after drain"
+		ov_wait_for "$(ov_slow 10)" ov_chip_gone "$n" || fail "/dev/tpm$n is left after drain"
 	done
 	[ -z "$(find "$RUN_DIR" -mindepth 1 -maxdepth 1 -name 'warm-*')" ] || fail "warm vTPMs left after drain"
 }

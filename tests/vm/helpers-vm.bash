@@ -11,6 +11,38 @@
 # Device tests are never skipped (DESIGN.md): a missing feature fails.
 export OV_STRICT=1
 
+# ov_vm_slowdown: how many times slower than a real host this guest is now,
+# qemu's TCG and the host's load together (1 at least). Measured as RSA-2048
+# private-key operations per second of wall time, against 1000/s for a
+# modest real core (this builder does about 3000 idle): that is the work
+# that makes a TPM start slow (a TPM 1.2 makes an RSA-2048 key in libtpms's
+# self-test at every start; an EK is an RSA key too), and its cost moves
+# with the emulator and the load alike. Seen here: 75 to 120/s in a guest
+# beside a busy host, so a factor of 9 to 14. Measured at most every two
+# minutes (2 s each), cached in the guest's /run.
+ov_vm_slowdown() {
+	local cache=/run/oci-vtpm-vm-slowdown rate
+	if [ -z "$(find "$cache" -newermt '-120 seconds' 2>/dev/null)" ]; then
+		rate=$(openssl speed -elapsed -mr -seconds 1 rsa2048 2>/dev/null |
+			awk -F: '/^\+F2:/ { print int($4) }')
+		[ "${rate:-0}" -gt 0 ] || rate=1
+		echo $(((1000 + rate - 1) / rate)) >"$cache"
+	fi
+	cat "$cache"
+}
+
+# Every timeout of the VM suites follows the guest's speed, never a number
+# tuned on a quiet day: the settings' start and stop timeouts (the product's
+# defaults are for a real host), the hook entries' timeout, the runtime
+# commands' and the fixed waits' (ov_slow SECS).
+if [ "${OCI_VTPM_VM:-}" = 1 ]; then
+	OV_SLOW=$(ov_vm_slowdown)
+	OV_CONFIG_EXTRA=".start_timeout_ms = $((10000 * OV_SLOW)) | .stop_timeout_ms = $((5000 * OV_SLOW))"
+	OV_HOOK_TIMEOUT=$((30 * OV_SLOW))
+	OV_TIMEOUT=$((OV_TIMEOUT * OV_SLOW))
+fi
+ov_slow() { echo $(($1 * ${OV_SLOW:-1})); }
+
 # v1 (a devices hierarchy) or v2 (cgroup2 only), as this guest was booted.
 ov_cgroup_mode() {
 	if grep -qE '^[0-9]+:([^:]*,)?devices(,[^:]*)?:' /proc/self/cgroup; then echo v1; else echo v2; fi

@@ -73,7 +73,7 @@ assert_cleaned_up() { # ID DEVNUM...
 	ov_no_swtpm "$id" || fail "swtpm of $id still runs: $(ov_ps $(ov_swtpm_pids "$id"))"
 	[ ! -e "$RUN_DIR/$id" ] || fail "$RUN_DIR/$id still exists: $(ls -A "$RUN_DIR/$id")"
 	for n in "$@"; do
-		ov_wait_for 10 ov_chip_gone "$n" || fail "/dev/tpm$n or /dev/tpmrm$n still exists"
+		ov_wait_for "$(ov_slow 10)" ov_chip_gone "$n" || fail "/dev/tpm$n or /dev/tpmrm$n still exists"
 	done
 }
 
@@ -279,7 +279,7 @@ pm_named() {
 	real=$(command -v "$rt")
 	[ -x "$cli" ] || fail "$cli not built (run make)"
 	pm_settings ".backend = \"device\" | .master_key = \"$T/keys/master.key\" | .runtime = \"$real\""
-	run timeout 30 "$cli" --config "$CFG" init
+	run timeout "$(ov_slow 30)" "$cli" --config "$CFG" init
 	assert_success
 	for i in 1 2; do
 		name=$(pm_name "$rt$i")
@@ -345,7 +345,7 @@ chip_of() { if [ "$1" = 10:224 ]; then echo 0; else echo "${1#*:}"; fi; }
 	run pm rm -f "$name"
 	assert_success
 	assert_cleaned_up "$id"
-	ov_wait_for 10 eval "! compgen -G '/dev/tpm*[0-9]' >/dev/null" || fail "TPM chips left: $(ls /dev/tpm*)"
+	ov_wait_for "$(ov_slow 10)" eval "! compgen -G '/dev/tpm*[0-9]' >/dev/null" || fail "TPM chips left: $(ls /dev/tpm*)"
 	ov_leak_check
 }
 
@@ -383,7 +383,7 @@ pm_precreated() {
 	local d name name2 id id2 ek1 ek2 ek3 tpm real i n pre cli=${OCI_VTPM_CLI:-$OCI_VTPM_BUILD/oci-vtpm}
 	real=$(command -v runc)
 	pm_settings ".backend = \"device\" | .master_key = \"$T/keys/master.key\""
-	run timeout 30 "$cli" --config "$CFG" init
+	run timeout "$(ov_slow 30)" "$cli" --config "$CFG" init
 	assert_success
 	d=$(pm_hooks_dir oci-vtpm-precreate.json)
 	for i in 1 2; do
@@ -488,7 +488,7 @@ precreate_orphan() {
 		- "$OV_SHIM" "$T/pre.in.json" "$T/held.json" 3>&- &
 	holder=$!
 	echo "$holder" >>"$T/bgpids"
-	ov_wait_for 60 test -e "$T/held.json.done" || fail "the precreate stage did not finish"
+	ov_wait_for "$(ov_slow 60)" test -e "$T/held.json.done" || fail "the precreate stage did not finish"
 	pre1=$(jq -r '.annotations["io.oci-vtpm.precreated"]' "$T/held.json")
 	[[ $pre1 =~ ^pre-[0-9a-f]{32}$ ]] || fail "precreate: no vTPM name in its output: $pre1"
 	pid1=$(ov_swtpm_pids "$pre1")
@@ -510,7 +510,7 @@ precreate_orphan() {
 	grep -q "collected $pre1, started by a precreate stage for a container that never came" "$OV_HOOK_LOG" ||
 		fail "hook log: $(tail -n 5 "$OV_HOOK_LOG")"
 	# (Its chip number may already be the new one's.)
-	ov_wait_for 10 test ! -e "/proc/$pid1" || fail "swtpm $pid1 of $pre1 still runs"
+	ov_wait_for "$(ov_slow 10)" test ! -e "/proc/$pid1" || fail "swtpm $pid1 of $pre1 still runs"
 	[ ! -e "$RUN_DIR/$pre1" ] || fail "$RUN_DIR/$pre1 still exists"
 	pid2=$(ov_swtpm_pids "$pre2")
 	n2=$(ov_devnums "$pre2")
