@@ -10,6 +10,7 @@
 
 #include "oci-vtpm/backend.h"
 #include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/ctrl_relay.h"
 #include "oci-vtpm/mount.h"
 
 /*
@@ -38,18 +39,49 @@ int ov_unix_listen(int dirfd, const char *name, mode_t mode, ov_error *err)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return ov_error_set(err, errno, "socket %s", name);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return ov_error_set(err, errno, "binding %s", name);
-	if (fchmodat(dirfd, name, mode, 0) < 0)
-		return ov_error_set(err, errno, "chmod %s", name);
+	/* Made with its mode: never reachable by anyone else, even briefly.
+	 * (umask is per process; the hook, shim and CLI bind from one thread.) */
+	mode_t old = umask(~mode & 0777);
+	int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	int e = errno;
+
+	umask(old);
+	if (r < 0)
+		return ov_error_set(err, e, "binding %s", name);
 	if (listen(fd, 16) < 0)
 		return ov_error_set(err, errno, "listening on %s", name);
 	return take_fd(&fd);
 }
 
+/* swtpm's own control channel: in the container's run directory, 0600
+ * root, never in the directory the container gets (it returns and replaces
+ * state blobs, and poststop talks to it as root). */
 static void socket_ctrl_name(unsigned idx, char *buf, size_t size)
 {
-	snprintf(buf, size, SOCK_DIR "/tpm%u.sock.ctrl", idx);
+	snprintf(buf, size, "ctrl-%u.sock", idx);
+}
+
+/* What the container's TSS finds at tpmN.sock.ctrl: the relay of
+ * lib/ctrl_relay.c, answering only what tpm2-tss' swtpm TCTI needs. */
+static int socket_wait(int cdirfd, const struct ov_settings *s, const struct ov_request *r,
+		       unsigned idx, struct ov_record_tpm *t, int timeout_ms, ov_error *err)
+{
+	cleanup_close int sdir =
+	    openat(cdirfd, SOCK_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	cleanup_close int lfd = -1;
+	char name[64];
+
+	(void)r;
+	(void)timeout_ms;
+	if (sdir < 0)
+		return ov_error_set(err, errno, "opening the socket directory");
+	snprintf(name, sizeof(name), "tpm%u.sock.ctrl", idx);
+	lfd = ov_unix_listen(sdir, name, 0666, err);
+	if (lfd < 0)
+		return -1;
+	if (ov_ctrl_relay_spawn(lfd, t->pid, t->starttime, s->swtpm_user, err) < 0)
+		return ov_error_wrap(err, "vTPM %u", idx);
+	return 0;
 }
 
 static int socket_open_channel(int cdirfd, unsigned idx, const struct ov_request *r, int *server_fd,
@@ -97,6 +129,7 @@ const struct ov_backend_ops ov_backend_socket = {
     .kind = OV_BACKEND_SOCKET,
     .chardev = false,
     .open_channel = socket_open_channel,
+    .wait = socket_wait,
     .expose = socket_expose,
     .ctrl_name = socket_ctrl_name,
 };

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/config.h"
@@ -278,21 +280,68 @@ fail:
 	return -1;
 }
 
+/* Only root may change what root runs: the settings name binaries and
+ * directories. The file and its directory must be root's and writable by
+ * no one else (a sticky directory keeps others from replacing it). */
+static int settings_trusted(const char *path, int fd, ov_error *err)
+{
+	cleanup_free char *dir = strdup(path);
+	cleanup_close int dfd = -1;
+	struct stat st;
+	char *slash;
+
+	if (!dir)
+		return ov_error_set(err, ENOMEM, "settings");
+	if (fstat(fd, &st) < 0)
+		return ov_error_set(err, errno, "settings %s", path);
+	if (!S_ISREG(st.st_mode))
+		return ov_error_set(err, 0, "settings %s is not a regular file", path);
+	if (geteuid() != 0)
+		return 0; /* only root's trust is at stake */
+	if (st.st_uid != 0 || (st.st_mode & 022))
+		return ov_error_set(err, EPERM,
+				    "settings %s is owned by uid %u with mode %04o: only root may "
+				    "write it (it names programs run as root)",
+				    path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	else
+		strcpy(dir, ".");
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fstat(dfd, &st) < 0)
+		return ov_error_set(err, errno, "settings directory %s", dir);
+	if (st.st_uid != 0 || ((st.st_mode & 022) && !(st.st_mode & S_ISVTX)))
+		return ov_error_set(err, EPERM,
+				    "settings %s: its directory %s is owned by uid %u with mode "
+				    "%04o: only root may write it",
+				    path, dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
 int ov_settings_load(const char *path, struct ov_settings *s, ov_error *err)
 {
 	cleanup_free char *buf = NULL;
+	cleanup_close int fd = -1;
 	bool explicit = path != NULL || getenv(OV_CONFIG_ENV);
 	size_t len;
 
 	if (!path)
 		path = ov_settings_path();
-	if (ov_read_file_at(AT_FDCWD, path, SETTINGS_MAX, &buf, &len, err) < 0) {
-		if (err->code == ENOENT && !explicit) {
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		if (errno == ENOENT && !explicit) {
 			ov_settings_defaults(s);
 			return fill_defaults(s, err);
 		}
-		return ov_error_wrap(err, "settings");
+		return ov_error_set(err, errno, "settings: opening %s", path);
 	}
+	if (settings_trusted(path, fd, err) < 0)
+		return -1;
+	if (ov_read_fd(fd, SETTINGS_MAX, &buf, &len, err) < 0)
+		return ov_error_wrap(err, "settings %s", path);
 	if (ov_settings_parse(buf, len, s, err) < 0)
 		return ov_error_wrap(err, "settings %s", path);
 	s->path = strdup(path);

@@ -190,8 +190,10 @@ int ov_mount_into(pid_t pid, const char *rootfs, const struct ov_bind *binds, si
 			ov_error_set(err, errno, "open_tree for /%s", b->target);
 			goto out;
 		}
+		/* A directory is read-only: the container uses the sockets in
+		 * it and must not fill or change the host's run dir. */
 		if (b->is_dir)
-			attr |= MOUNT_ATTR_NODEV;
+			attr |= MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY;
 		if (sys_mount_setattr(trees[made], attr) < 0) {
 			ov_error_set(err, errno, "mount_setattr for /%s", b->target);
 			made++;

@@ -9,6 +9,7 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/oci.h"
+#include "oci-vtpm/store.h"
 
 int ov_json_parse(const char *buf, size_t len, const char *what, json_object **out, ov_error *err)
 {
@@ -133,6 +134,12 @@ int ov_state_parse(const char *buf, size_t len, struct ov_state *st, ov_error *e
 		if (pid < 0 || pid > INT_MAX)
 			goto bad_pid;
 		st->pid = (pid_t)pid;
+	}
+	/* Before anything makes a path of it, on every path (warm and
+	 * precreated vTPMs are renamed to it). */
+	if (!ov_container_id_valid(st->id)) {
+		ov_error_set(err, 0, "%s: invalid container id \"%.64s\"", what, st->id);
+		goto fail;
 	}
 	if (st->bundle[0] != '/') {
 		ov_error_set(err, 0, "%s: bundle \"%s\" is not an absolute path", what, st->bundle);

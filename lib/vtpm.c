@@ -213,7 +213,7 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	if (ops->open_channel(cdirfd, idx, r, &server, t, err) < 0)
 		return -1;
 	ops->ctrl_name(idx, name, sizeof(name));
-	ctrl = ov_unix_listen(cdirfd, name, ops->chardev ? 0600 : 0666, err);
+	ctrl = ov_unix_listen(cdirfd, name, 0600, err);
 	if (ctrl < 0)
 		return -1;
 	keyfd = ov_swtpm_key_pipe(key, err);
@@ -256,7 +256,7 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	left = (int64_t)s->start_timeout_ms - ((int64_t)mono_ms() - t0);
 	if (ret == 0 && ops->wait) {
 		stage = "the kernel did not register its chip";
-		ret = ops->wait(r, idx, t, left > 0 ? (int)left : 0, err);
+		ret = ops->wait(cdirfd, s, r, idx, t, left > 0 ? (int)left : 0, err);
 		if (ret == 0)
 			ret = ov_record_write(cdirfd, rec, err);
 	}
@@ -759,6 +759,8 @@ int ov_vtpm_start(const struct ov_settings *s, const struct ov_state *st, const 
 
 	for (unsigned i = 0; i < OV_MAX_TPMS; i++)
 		statefds[i] = -1;
+	if (!ov_container_id_valid(st->id))
+		return ov_error_set(err, EINVAL, "invalid container id \"%.64s\"", st->id);
 	if (ov_vtpm_resolve_backend(r, &rec.backend, err) < 0 ||
 	    lookup_user(s->swtpm_user, &ra, err) < 0 ||
 	    ov_boot_id(boot_id, sizeof(boot_id), err) < 0)
@@ -796,12 +798,20 @@ int ov_vtpm_start(const struct ov_settings *s, const struct ov_state *st, const 
 				ov_info("vTPM already running, nothing to do");
 			return adopted;
 		}
-		stop_all(cdir, s, &old, &cleanup_err);
-		ov_record_free(&old);
-		ov_warn("replacing a stale record of a vTPM that is gone");
-		/* Empty the directory but keep it: we hold its lock. */
-		if (ov_remove_tree_at(run, st->id, err) < 0)
+		/* An earlier container with this id (runtimes reuse ids)
+		 * whose stop did not finish: a named vTPM's live state is
+		 * archived first, like gc does, or the start is refused. */
+		if (stop_locked(s, run, cdir, st->id, &old, err) < 0) {
+			if (old.name)
+				ov_error_wrap(err,
+					      "vTPM %s of an earlier container with this id "
+					      "could not be archived; start refused",
+					      old.name);
+			ov_record_free(&old);
 			return -1;
+		}
+		ov_record_free(&old);
+		ov_warn("replaced a stale record of a vTPM that is gone");
 		close(take_fd(&cdir));
 		cdir = ov_container_dir_lock(run, st->id, true, err);
 		if (cdir < 0)

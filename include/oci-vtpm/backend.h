@@ -26,13 +26,15 @@ struct ov_backend_ops {
 	/* Optional: once TPM idx's swtpm answers, wait for what the backend
 	 * needs from it (the device backend: the kernel registering the chip;
 	 * it fills the rest of t), for at most timeout_ms: what is left of
-	 * this TPM's start_timeout_ms. vtpm.c records t again afterwards. */
-	int (*wait)(const struct ov_request *r, unsigned idx, struct ov_record_tpm *t,
-		    int timeout_ms, ov_error *err);
+	 * this TPM's start_timeout_ms. vtpm.c records t again afterwards.
+	 * (The socket backend: the container's control relay.) */
+	int (*wait)(int cdirfd, const struct ov_settings *s, const struct ov_request *r,
+		    unsigned idx, struct ov_record_tpm *t, int timeout_ms, ov_error *err);
 	/* Make the started TPMs visible inside the container. */
 	int (*expose)(int cdirfd, const struct ov_settings *s, const struct ov_state *st,
 		      const struct ov_spec *sp, const struct ov_record *rec, ov_error *err);
-	/* Name, under the container's run dir, of TPM idx's control socket. */
+	/* Name, under the container's run dir, of TPM idx's control socket:
+	 * never in what the container sees or can write. */
 	void (*ctrl_name)(unsigned idx, char *buf, size_t size);
 };
 
