@@ -13,7 +13,10 @@ BUILD    ?= build
 
 CC       ?= cc
 PKGS     := json-c libcrypto libseccomp
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# pkg-config runs on first use (once), not when make reads this file: on a
+# fresh machine the packages come from `deps`, which runs before any cc.
+once = $(eval $(1) := $(shell $(2)))$($(1))
+PKG_CFLAGS = $(call once,PKG_CFLAGS,pkg-config --cflags $(PKGS) 2>/dev/null)
 # STATIC_LIBS=1 (the default) links json-c, libcrypto and libseccomp from
 # their .a files into each program; glibc stays shared (getpwnam and NSS).
 # runc execs the hook twice per container, and this takes about 0.45 ms off
@@ -27,18 +30,18 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 STATIC_LIBS ?= 1
 PKG_OWN    := -ljson-c -lcrypto -lseccomp
 ifeq ($(STATIC_LIBS),1)
-PKG_ALL    := $(shell pkg-config --static --libs $(PKGS) 2>/dev/null || echo $(PKG_OWN))
-PKG_LIBS   := $(patsubst -l%,-l:lib%.a,$(filter $(PKG_OWN),$(PKG_ALL))) \
+PKG_ALL     = $(call once,PKG_ALL,pkg-config --static --libs $(PKGS) 2>/dev/null || echo $(PKG_OWN))
+PKG_LIBS    = $(patsubst -l%,-l:lib%.a,$(filter $(PKG_OWN),$(PKG_ALL))) \
               $(filter-out $(PKG_OWN),$(PKG_ALL))
 else
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo $(PKG_OWN))
+PKG_LIBS    = $(call once,PKG_LIBS,pkg-config --libs $(PKGS) 2>/dev/null || echo $(PKG_OWN))
 endif
 
 WARN     := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wno-unused-parameter \
             -Wstrict-prototypes -Wmissing-prototypes -Wvla
 HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE -fno-strict-aliasing
 CFLAGS   ?= -O2 -g
-ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -DOV_VERSION='"$(VERSION)"' $(WARN) $(HARDEN) $(CFLAGS) -Iinclude $(PKG_CFLAGS) -MMD -MP
+ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DOV_VERSION='"$(VERSION)"' $(WARN) $(HARDEN) $(CFLAGS) -Iinclude $(PKG_CFLAGS) -MMD -MP
 LDFLAGS  ?=
 ALL_LDFLAGS := -pie -Wl,-z,relro -Wl,-z,now -Wl,--as-needed $(LDFLAGS)
 
@@ -62,11 +65,19 @@ MANS     := $(MAN_SRCS:man/%.md=$(BUILD)/man/%)
 UNIT_SRCS  := $(wildcard tests/unit/test-*.c)
 UNIT_TESTS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
+# Which Debian packages the goals need (scripts/deps.sh): installed, when
+# missing, before the first compile, also under make -j. Plain `make` and
+# `make install` never call apt.
+DEPS_TEST  := check check-bats demo bench fuzz
+DEPS_VM    := check-vm bench-vm
+DEPS_BUILD := check-unit check-asan lint deps
+DEPS_SET   := $(if $(filter $(DEPS_VM),$(MAKECMDGOALS)),vm,$(if $(filter $(DEPS_TEST),$(MAKECMDGOALS)),test,$(if $(filter $(DEPS_BUILD),$(MAKECMDGOALS)),build)))
+
 .SECONDARY:
 .PHONY: all clean install man check check-unit check-asan check-bats check-vm demo bench bench-vm deps format lint fuzz
 all: $(PROGS)
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c | $(if $(DEPS_SET),deps)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -94,16 +105,16 @@ $(BUILD)/man/%: man/%.md
 	@go-md2man -in $< -out $@
 
 deps:
-	@scripts/deps.sh test
+	@scripts/deps.sh $(or $(DEPS_SET),build)
 
-check: deps all $(UNIT_TESTS)
+check: all $(UNIT_TESTS) | deps
 	@tests/run-all.sh
 
-check-unit: all $(UNIT_TESTS)
+check-unit: all $(UNIT_TESTS) | deps
 	@tests/unit/run.sh $(UNIT_TESTS)
 
 # The unit tests again under AddressSanitizer and UBSan.
-check-asan:
+check-asan: | deps
 	@$(MAKE) -s BUILD=$(BUILD)/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	  LDFLAGS="-fsanitize=address,undefined" $(BUILD)/asan/oci-vtpm-hook \
 	  $(UNIT_TESTS:$(BUILD)/%=$(BUILD)/asan/%) >/dev/null
@@ -112,29 +123,28 @@ check-asan:
 # The host bench, then the soak again in the VM with the device backend
 # (bench-vm), when qemu and the VM kernel are there; one line says so when
 # not. BENCH_N, BENCH_SCALE, BENCH_SOAK: tests/bench/bench.sh.
-bench: all
+bench: all | deps
 	@rc=0; OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/bench/bench.sh || rc=1; \
 	  OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/vm/bench.sh --if-available || rc=1; exit $$rc
 
 # The soak (BENCH_SOAK cycles, default 1000) in the VM, device backend,
 # leak counts including /dev/tpm*, /sys/class/tpm, proxy fds: tests/vm/bench.sh.
-bench-vm: all
+bench-vm: all | deps
 	@OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/vm/bench.sh
 
-fuzz:
+fuzz: | deps
 	@tests/fuzz/run.sh
 
-check-bats: all
+check-bats: all | deps
 	@tests/bats/run.sh
 
-demo: all
-	@scripts/deps.sh test
+demo: all | deps
 	@examples/demo.sh
 
 # cppcheck cannot see ownership by __attribute__((cleanup)) and reports
 # every cleanup_free variable set from strdup as a leak: memleak is left to
 # LeakSanitizer (make check-asan), which runs the code.
-lint:
+lint: | deps
 	@cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 	  --std=c11 --inline-suppr --suppress=memleak -D_GNU_SOURCE -Iinclude lib hooks shim cli
 	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')

@@ -33,6 +33,8 @@ cli_handler cli_list, cli_inspect, cli_export, cli_import, cli_rm, cli_restore;
 cli_handler cli_gc;
 /* pool.c */
 cli_handler cli_pool;
+/* cdi.c */
+cli_handler cli_cdi;
 
 /* Is arg exactly "--json"? */
 bool cli_is_json(const char *arg);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * oci-vtpm: the admin tool. The verbs are the entries of commands[]; each
- * lives in the file of its group (keys.c, archive.c, gc.c, pool.c) and
+ * lives in the file of its group (keys.c, archive.c, gc.c, pool.c, cdi.c) and
  * prints what lib/admin.c returns.
  *
  * Exit status: 0 success, 1 failure (one line on stderr), 2 bad usage.
@@ -47,6 +47,10 @@ static const struct command commands[] = {
 		   "warm_size"},
       {"status [--json]", "ready entries, stale ones, claims under way, warm vTPMs"},
       {"drain", "remove every pooled state, stop every warm vTPM"}}},
+    {"cdi",
+     cli_cdi,
+     {{"[--dir DIR] [NAME...]", "write the CDI spec (oci-vtpm.io/tpm: ephemeral, each NAME) to "
+				"DIR/oci-vtpm.json (default /etc/cdi)"}}},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

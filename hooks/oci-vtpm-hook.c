@@ -7,13 +7,16 @@
  *
  * runc execs the hook at every container's start and stop, so a start that
  * asks for nothing returns as soon as it knows: before the settings and the
- * log when no annotation names io.oci-vtpm.*. A stop always looks for what
- * is recorded under the container's id.
+ * log when no annotation names io.oci-vtpm.* and no OCI_VTPM_* request is
+ * in process.env or in the hook's own environment (its hooks[] entry's
+ * env, as a CDI spec's device sets it). A stop always looks for what is
+ * recorded under the container's id.
  */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/log.h"
 #include "oci-vtpm/oci.h"
@@ -59,12 +62,12 @@ static bool asks(json_object *annotations)
  * (started by the shim, podman's precreate stage, an earlier stage) were
  * placed through config.json: the container is only recorded. */
 static int start(const struct ov_settings *s, const struct ov_state *st, const struct ov_spec *sp,
-		 ov_error *err)
+		 json_object *annotations, ov_error *err)
 {
 	struct ov_request r;
 	int ret = 0;
 
-	if (ov_request_parse(s, sp->annotations, &r, err) < 0)
+	if (ov_request_parse(s, annotations, sp->env, &r, err) < 0)
 		return -1;
 	if (r.enable) {
 		ret = ov_vtpm_start(s, st->id, st->bundle, &r, st->pid, err);
@@ -83,6 +86,7 @@ int main(int argc, char **argv)
 	struct ov_state st = {0};
 	struct ov_spec sp = {0};
 	ov_error err = {0}, spec_err = {0};
+	cleanup_json json_object *own_request = NULL;
 	bool stop = false;
 	int spec_ret = 0, ret = 1;
 
@@ -109,16 +113,15 @@ int main(int argc, char **argv)
 		stop = st.status && strcmp(st.status, "stopped") == 0;
 	ov_log_set_id(st.id);
 	if (!stop) {
-		/* The state carries the container's annotations when the runtime
-		 * has any (runc, crun); config.json is read only when they ask or
-		 * are not there. A config.json that cannot be read is reported
-		 * below, through the log the settings name. */
-		if (st.annotations && !asks(st.annotations)) {
-			ret = 0;
-			goto out;
-		}
+		/* The request is in config.json: its annotations (the state's
+		 * are the same) or process.env. A config.json that cannot be
+		 * read is reported below, through the log the settings name. */
 		spec_ret = ov_spec_load(st.bundle, &sp, &spec_err);
-		if (spec_ret == 0 && !asks(sp.annotations)) {
+		if (spec_ret == 0 &&
+		    ov_request_hook_env(sp.annotations, environ, &own_request, &spec_err) < 0)
+			spec_ret = -1;
+		if (spec_ret == 0 && !asks(own_request ? own_request : sp.annotations) &&
+		    !ov_request_in_env(sp.env)) {
 			ret = 0;
 			goto out;
 		}
@@ -132,7 +135,8 @@ int main(int argc, char **argv)
 		err = spec_err;
 		goto out;
 	}
-	if (stop ? ov_vtpm_stop(&s, st.id, &err) : start(&s, &st, &sp, &err))
+	if (stop ? ov_vtpm_stop(&s, st.id, &err)
+		 : start(&s, &st, &sp, own_request ? own_request : sp.annotations, &err))
 		goto out;
 	ret = 0;
 out:

@@ -436,8 +436,8 @@ static int collect(const int *srcdirs, unsigned count, json_object *files, struc
 
 			if (!ov_archive_state_file_ok(de->d_name))
 				continue; /* ".", "..", swtpm's .lock */
-			if (ov_read_file_at(srcdirs[i], de->d_name, OV_ARCHIVE_MAX, &buf, &len,
-					    err) < 0) {
+			if (ov_read_owned_file_at(srcdirs[i], de->d_name, OV_ARCHIVE_MAX, &buf,
+						  &len, err) < 0) {
 				closedir(d);
 				return ov_error_wrap(err, "vTPM %u state", i);
 			}
@@ -459,7 +459,10 @@ static int collect(const int *srcdirs, unsigned count, json_object *files, struc
 	return 0;
 }
 
-static int prune(int vdir, unsigned long long newest, unsigned keep)
+/* Call fn for every generation file in vdir, with its number. */
+static int each_gen(int vdir,
+		    void (*fn)(int vdir, const char *file, unsigned long long g, void *ctx),
+		    void *ctx)
 {
 	DIR *d;
 	struct dirent *de;
@@ -475,12 +478,41 @@ static int prune(int vdir, unsigned long long newest, unsigned keep)
 		unsigned long long g;
 		char tail;
 
-		if (sscanf(de->d_name, "gen-%llu.ovtp%c", &g, &tail) == 2 && tail == 'm' &&
-		    g + keep <= newest)
-			unlinkat(vdir, de->d_name, 0);
+		if (sscanf(de->d_name, "gen-%llu.ovtp%c", &g, &tail) == 2 && tail == 'm')
+			fn(vdir, de->d_name, g, ctx);
 	}
 	closedir(d);
 	return 0;
+}
+
+struct prune_ctx {
+	unsigned long long newest;
+	unsigned keep;
+};
+
+static void prune_one(int vdir, const char *file, unsigned long long g, void *ctx)
+{
+	const struct prune_ctx *p = ctx;
+
+	if (g + p->keep <= p->newest)
+		unlinkat(vdir, file, 0);
+}
+
+static int prune(int vdir, unsigned long long newest, unsigned keep)
+{
+	struct prune_ctx p = {newest, keep};
+
+	return each_gen(vdir, prune_one, &p);
+}
+
+static void highest_one(int vdir, const char *file, unsigned long long g, void *ctx)
+{
+	unsigned long long *max = ctx;
+
+	(void)vdir;
+	(void)file;
+	if (g > *max)
+		*max = g;
 }
 
 int ov_archive_save(int vdir, struct ov_meta *m, const struct ov_vtpm_keys *k, const int *srcdirs,
@@ -489,7 +521,7 @@ int ov_archive_save(int vdir, struct ov_meta *m, const struct ov_vtpm_keys *k, c
 	cleanup_json json_object *header = json_object_new_object();
 	json_object *files = json_object_new_array();
 	struct blob data = {0}, out = {0};
-	unsigned long long gen = m->newest + 1;
+	unsigned long long gen = m->newest;
 	uint8_t mac[OV_MAC_LEN];
 	const char *htext;
 	size_t hlen;
@@ -502,6 +534,14 @@ int ov_archive_save(int vdir, struct ov_meta *m, const struct ov_vtpm_keys *k, c
 		json_object_put(files);
 		return ov_error_set(err, ENOMEM, "archiving");
 	}
+	/* Above every generation on disk, never in place of one: one newer
+	 * than meta.json says is authentic history (an older meta.json put
+	 * back, or a stop killed between the two writes). */
+	if (each_gen(vdir, highest_one, &gen) < 0) {
+		ov_error_set(err, errno, "vTPM %s: listing its generations", m->name);
+		goto out;
+	}
+	gen++;
 	if (collect(srcdirs, count, files, &data, err) < 0)
 		goto out;
 	if (json_object_object_add(header, "format", json_object_new_int(1)) < 0 ||
@@ -533,7 +573,7 @@ int ov_archive_save(int vdir, struct ov_meta *m, const struct ov_vtpm_keys *k, c
 		goto out;
 	}
 	ov_archive_gen_name(gen, name, sizeof(name));
-	if (ov_write_file_atomic(vdir, name, out.data, out.len, 0600, err) < 0) {
+	if (ov_write_file_new(vdir, name, out.data, out.len, 0600, err) < 0) {
 		ov_error_wrap(err, "vTPM %s generation %llu", m->name, gen);
 		goto out;
 	}
@@ -614,6 +654,50 @@ static int open_gen(int vdir, const struct ov_meta *m, const struct ov_vtpm_keys
 	return 0;
 }
 
+struct newer_ctx {
+	const struct ov_meta *m;
+	const struct ov_vtpm_keys *k;
+	unsigned long long found; /* the newest that verifies; 0: none */
+};
+
+static int open_gen(int vdir, const struct ov_meta *m, const struct ov_vtpm_keys *k,
+		    unsigned long long gen, char **buf, json_object **header, size_t *payload,
+		    size_t *payload_len, ov_error *err);
+
+static void newer_one(int vdir, const char *file, unsigned long long g, void *ctx)
+{
+	struct newer_ctx *c = ctx;
+	cleanup_free char *buf = NULL;
+	cleanup_json json_object *header = NULL;
+	ov_error ignored = {0};
+	size_t off, len;
+
+	(void)file;
+	if (g > c->m->newest && g > c->found &&
+	    open_gen(vdir, c->m, c->k, g, &buf, &header, &off, &len, &ignored) == 0)
+		c->found = g;
+}
+
+/* meta.json names the newest generation; one newer that verifies means an
+ * older meta.json was put back (a rollback): refused, naming it. */
+static int check_newest(int vdir, const struct ov_meta *m, const struct ov_vtpm_keys *k,
+			ov_error *err)
+{
+	struct newer_ctx c = {m, k, 0};
+
+	if (each_gen(vdir, newer_one, &c) < 0)
+		return ov_error_set(err, errno, "vTPM %s: listing its generations", m->name);
+	if (c.found)
+		return ov_error_set(
+		    err, 0,
+		    "vTPM %s: generation %llu verifies but meta.json names "
+		    "generation %llu as the newest: an older meta.json put back "
+		    "(a rollback)? Refused; `oci-vtpm restore %s --generation %llu` "
+		    "makes it the newest",
+		    m->name, c.found, m->newest, m->name, c.found);
+	return 0;
+}
+
 static int unpack(const char *data, size_t len, json_object *header, const int *dstdirs,
 		  unsigned count, uid_t uid, gid_t gid, ov_error *err)
 {
@@ -660,6 +744,8 @@ int ov_archive_load(int vdir, const struct ov_meta *m, const struct ov_vtpm_keys
 
 	if (open_gen(vdir, m, k, gen, &buf, &header, &off, &len, err) < 0)
 		return -1;
+	if (gen == m->newest && check_newest(vdir, m, k, err) < 0)
+		return -1;
 	if (unpack(buf + off, len, header, dstdirs, count, uid, gid, err) < 0)
 		return ov_error_wrap(err, "vTPM %s generation %llu", m->name, gen);
 	return 0;
@@ -672,5 +758,7 @@ int ov_archive_verify(int vdir, const struct ov_meta *m, const struct ov_vtpm_ke
 	cleanup_json json_object *header = NULL;
 	size_t off, len;
 
-	return open_gen(vdir, m, k, gen, &buf, &header, &off, &len, err);
+	if (open_gen(vdir, m, k, gen, &buf, &header, &off, &len, err) < 0)
+		return -1;
+	return gen == m->newest ? check_newest(vdir, m, k, err) : 0;
 }

@@ -131,8 +131,8 @@ static int device_open_channel(int cdirfd, unsigned idx, const struct ov_request
 	return 0;
 }
 
-static int device_wait(const struct ov_request *r, unsigned idx, struct ov_record_tpm *t,
-		       int timeout_ms, ov_error *err)
+static int device_wait(int cdirfd, const struct ov_settings *s, const struct ov_request *r,
+		       unsigned idx, struct ov_record_tpm *t, int timeout_ms, ov_error *err)
 {
 	struct ov_vtpmx_dev d = {.tpm_num = (unsigned)t->devnum, .dev = t->dev};
 	bool tpm2 = r->version == OV_TPM_2_0;

@@ -9,6 +9,7 @@
 #include "oci-vtpm/backend.h"
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/ctrl_relay.h"
 #include "oci-vtpm/mount.h"
 #include "oci-vtpm/socket.h"
 
@@ -20,9 +21,34 @@
 #define PRIVATE_DIR "private"
 #define SOCK_DIR    PRIVATE_DIR "/tpm"
 
+/* swtpm's own control channel: in the container's run directory, 0600
+ * root, never in the directory the container gets (it returns and replaces
+ * state blobs, and poststop talks to it as root). */
 static void socket_ctrl_name(unsigned idx, char *buf, size_t size)
 {
-	snprintf(buf, size, SOCK_DIR "/tpm%u.sock.ctrl", idx);
+	snprintf(buf, size, "ctrl-%u.sock", idx);
+}
+
+/* What the container's TSS finds at tpmN.sock.ctrl: the relay of
+ * lib/ctrl_relay.c, answering only what tpm2-tss' swtpm TCTI needs. */
+static int socket_wait(int cdirfd, const struct ov_settings *s, const struct ov_request *r,
+		       unsigned idx, struct ov_record_tpm *t, int timeout_ms, ov_error *err)
+{
+	cleanup_close int sdir = ov_open_dir_at(cdirfd, SOCK_DIR);
+	cleanup_close int lfd = -1;
+	char name[64];
+
+	(void)r;
+	(void)timeout_ms;
+	if (sdir < 0)
+		return ov_error_set(err, errno, "opening the socket directory");
+	snprintf(name, sizeof(name), "tpm%u.sock.ctrl", idx);
+	lfd = ov_socket_listen(sdir, name, 0666, err);
+	if (lfd < 0)
+		return -1;
+	if (ov_ctrl_relay_spawn(lfd, t->pid, t->starttime, s->swtpm_user, err) < 0)
+		return ov_error_wrap(err, "vTPM %u", idx);
+	return 0;
 }
 
 static int socket_open_channel(int cdirfd, unsigned idx, const struct ov_request *r, int *server_fd,
@@ -68,6 +94,7 @@ const struct ov_backend_ops ov_backend_socket = {
     .kind = OV_BACKEND_SOCKET,
     .chardev = false,
     .open_channel = socket_open_channel,
+    .wait = socket_wait,
     .attach = socket_attach,
     .ctrl_name = socket_ctrl_name,
 };

@@ -50,9 +50,12 @@ int ov_read_fd(int fd, size_t max, char **out, size_t *len, ov_error *err)
 	return 0;
 }
 
-int ov_read_file_at(int dirfd, const char *name, size_t max, char **out, size_t *len, ov_error *err)
+static int read_file_at(int dirfd, const char *name, size_t max, const struct stat *owner,
+			char **out, size_t *len, ov_error *err)
 {
-	cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO put there must not hang us in open(2). */
+	cleanup_close int fd =
+	    openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
 	struct stat st;
 
 	if (fd < 0)
@@ -61,9 +64,29 @@ int ov_read_file_at(int dirfd, const char *name, size_t max, char **out, size_t 
 		return ov_error_set(err, errno, "stat %s", name);
 	if (!S_ISREG(st.st_mode))
 		return ov_error_set(err, 0, "%s is not a regular file", name);
+	if (owner && st.st_uid != owner->st_uid)
+		return ov_error_set(err, 0, "%s is owned by uid %u, not %u", name,
+				    (unsigned)st.st_uid, (unsigned)owner->st_uid);
+	if (owner && st.st_nlink != 1)
+		return ov_error_set(err, 0, "%s has %lu links", name, (unsigned long)st.st_nlink);
 	if (ov_read_fd(fd, max, out, len, err) < 0)
 		return ov_error_wrap(err, "%s", name);
 	return 0;
+}
+
+int ov_read_file_at(int dirfd, const char *name, size_t max, char **out, size_t *len, ov_error *err)
+{
+	return read_file_at(dirfd, name, max, NULL, out, len, err);
+}
+
+int ov_read_owned_file_at(int dirfd, const char *name, size_t max, char **out, size_t *len,
+			  ov_error *err)
+{
+	struct stat dir;
+
+	if (fstat(dirfd, &dir) < 0)
+		return ov_error_set(err, errno, "stat of the directory of %s", name);
+	return read_file_at(dirfd, name, max, &dir, out, len, err);
 }
 
 int ov_write_all(int fd, const void *buf, size_t len)
@@ -83,13 +106,13 @@ int ov_write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-int ov_write_file_atomic(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
-			 ov_error *err)
+/* Write buf to a new temp file next to name, fsynced; its name in tmp. */
+static int write_temp(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
+		      char *tmp, size_t size, ov_error *err)
 {
-	char tmp[256];
 	cleanup_close int fd = -1;
 
-	if (snprintf(tmp, sizeof(tmp), ".%s.tmp.%d", name, (int)getpid()) >= (int)sizeof(tmp))
+	if (snprintf(tmp, size, ".%s.tmp.%d", name, (int)getpid()) >= (int)size)
 		return ov_error_set(err, ENAMETOOLONG, "writing %s", name);
 	unlinkat(dirfd, tmp, 0);
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
@@ -100,6 +123,16 @@ int ov_write_file_atomic(int dirfd, const char *name, const void *buf, size_t le
 		unlinkat(dirfd, tmp, 0);
 		return ov_error_set(err, e, "writing %s", name);
 	}
+	return 0;
+}
+
+int ov_write_file_atomic(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
+			 ov_error *err)
+{
+	char tmp[256];
+
+	if (write_temp(dirfd, name, buf, len, mode, tmp, sizeof(tmp), err) < 0)
+		return -1;
 	if (renameat(dirfd, tmp, dirfd, name) < 0) {
 		int e = errno;
 		unlinkat(dirfd, tmp, 0);
@@ -108,6 +141,35 @@ int ov_write_file_atomic(int dirfd, const char *name, const void *buf, size_t le
 	if (fsync(dirfd) < 0 && errno != EINVAL && errno != EBADF)
 		return ov_error_set(err, errno, "syncing the directory of %s", name);
 	return 0;
+}
+
+int ov_write_file_new(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
+		      ov_error *err)
+{
+	char tmp[256];
+	int e;
+
+	if (write_temp(dirfd, name, buf, len, mode, tmp, sizeof(tmp), err) < 0)
+		return -1;
+	/* link(2), unlike rename(2), never replaces what is there. */
+	e = linkat(dirfd, tmp, dirfd, name, 0) < 0 ? errno : 0;
+	unlinkat(dirfd, tmp, 0);
+	if (e == EEXIST)
+		return ov_error_set(err, e, "%s exists already; not replaced", name);
+	if (e)
+		return ov_error_set(err, e, "linking %s", name);
+	if (fsync(dirfd) < 0 && errno != EINVAL && errno != EBADF)
+		return ov_error_set(err, errno, "syncing the directory of %s", name);
+	return 0;
+}
+
+int ov_fsync_dir_at(int dirfd, const char *name)
+{
+	cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	return fsync(fd) < 0 && errno != EINVAL ? -1 : 0;
 }
 
 int ov_mkdir_p(const char *path, mode_t mode, ov_error *err)
@@ -128,8 +190,13 @@ int ov_mkdir_p(const char *path, mode_t mode, ov_error *err)
 
 		if (strcmp(c, "..") == 0)
 			return ov_error_set(err, 0, "%s contains '..'", path);
-		if (mkdirat(cur, c, mode) < 0 && errno != EEXIST)
+		if (mkdirat(cur, c, mode) == 0) {
+			/* Durable: the new entry is in its parent. */
+			if (ov_fsync_dir_at(cur, ".") < 0)
+				return ov_error_set(err, errno, "syncing the parent of %s", c);
+		} else if (errno != EEXIST) {
 			return ov_error_set(err, errno, "creating %s", path);
+		}
 		next = openat(cur, c, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (next < 0)
 			return ov_error_set(err, errno, "opening %s (component %s)", path, c);

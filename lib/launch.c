@@ -89,7 +89,7 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	    .state_dir = state_dir,
 	    .log_name = log,
 	    .ctrl_name = ctrl,
-	    .ctrl_mode = ops->chardev ? 0600 : 0666,
+	    .ctrl_mode = 0600, /* never in what the container sees */
 	    .key = key,
 	    .runas = u->name,
 	    .timeout_ms = (int)s->start_timeout_ms,
@@ -108,7 +108,7 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	left = (int64_t)s->start_timeout_ms - ((int64_t)ov_util_mono_ms() - t0);
 	if (ret == 0 && ops->wait) {
 		stage = "the kernel did not register its chip";
-		ret = ops->wait(r, idx, t, left > 0 ? (int)left : 0, err);
+		ret = ops->wait(cdirfd, s, r, idx, t, left > 0 ? (int)left : 0, err);
 		if (ret == 0)
 			ret = ov_record_write(cdirfd, rec, err);
 	}

@@ -20,6 +20,29 @@ static struct {
 
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 
+/* Copy src to dst (size bytes) with every control character, DEL and
+ * backslash written as \xNN: whatever a message quotes (a name, an id, a
+ * path from a container) stays on its one line and cannot forge another. */
+static void escape(char *dst, size_t size, const char *src)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)src; *p && o + 1 < size; p++) {
+		if (*p >= 0x20 && *p != 0x7f && *p != '\\') {
+			dst[o++] = (char)*p;
+			continue;
+		}
+		if (o + 5 >= size)
+			break;
+		dst[o++] = '\\';
+		dst[o++] = 'x';
+		dst[o++] = hex[*p >> 4];
+		dst[o++] = hex[*p & 0xf];
+	}
+	dst[o] = '\0';
+}
+
 void ov_log_init(const char *prog)
 {
 	sink.prog = prog;
@@ -27,7 +50,7 @@ void ov_log_init(const char *prog)
 
 void ov_log_set_id(const char *id)
 {
-	snprintf(sink.id, sizeof(sink.id), "%s", id ? id : "");
+	escape(sink.id, sizeof(sink.id), id ? id : "");
 }
 
 void ov_log_set_level(enum ov_log_level level)
@@ -60,15 +83,17 @@ int ov_log_open_file(const char *path, ov_error *err)
 
 void ov_log(enum ov_log_level level, const char *fmt, ...)
 {
-	char msg[OV_ERROR_MAX + 256];
-	char line[sizeof(msg) + 256];
+	char raw[OV_ERROR_MAX + 256];
+	char msg[sizeof(raw) * 2];
+	char line[sizeof(msg) + 512];
 	const char *sep = sink.id[0] ? ": " : "";
 	va_list ap;
 	int n;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	escape(msg, sizeof(msg), raw);
 
 	if (level <= OV_LOG_WARNING) {
 		n = snprintf(line, sizeof(line), "%s: %s%s%s%s\n", sink.prog, sink.id, sep,

@@ -173,8 +173,10 @@ static int clone_sources(const struct ov_bind *binds, size_t n, int *trees, size
 					     AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
 		if (trees[*made] < 0)
 			return ov_error_set(err, errno, "open_tree for /%s", b->target);
+		/* A directory is read-only: the container uses the sockets in
+		 * it and must not fill or change the host's run dir. */
 		if (b->is_dir)
-			attr |= MOUNT_ATTR_NODEV;
+			attr |= MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY;
 		if (sys_mount_setattr(trees[*made], attr) < 0) {
 			(*made)++;
 			return ov_error_set(err, errno, "mount_setattr for /%s", b->target);

@@ -9,6 +9,7 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/oci.h"
+#include "oci-vtpm/store.h"
 
 int ov_json_parse(const char *buf, size_t len, const char *what, json_object **out, ov_error *err)
 {
@@ -87,6 +88,29 @@ static int get_annotations(json_object *root, const char *what, json_object **ou
 	return 0;
 }
 
+/* process.env: an array of strings, or absent. */
+static int get_env(json_object *root, const char *what, json_object **out, ov_error *err)
+{
+	json_object *proc, *env;
+	size_t n;
+
+	*out = NULL;
+	if (!json_object_object_get_ex(root, "process", &proc) ||
+	    !json_object_is_type(proc, json_type_object) ||
+	    !json_object_object_get_ex(proc, "env", &env) ||
+	    json_object_is_type(env, json_type_null))
+		return 0;
+	if (!json_object_is_type(env, json_type_array))
+		return ov_error_set(err, 0, "%s: \"process.env\" is not an array", what);
+	n = json_object_array_length(env);
+	for (size_t i = 0; i < n; i++)
+		if (!json_object_is_type(json_object_array_get_idx(env, i), json_type_string))
+			return ov_error_set(err, 0, "%s: process.env[%zu] is not a string", what,
+					    i);
+	*out = env;
+	return 0;
+}
+
 int ov_state_parse(const char *buf, size_t len, struct ov_state *st, ov_error *err)
 {
 	static const char what[] = "OCI state";
@@ -110,6 +134,12 @@ int ov_state_parse(const char *buf, size_t len, struct ov_state *st, ov_error *e
 		if (pid < 0 || pid > INT_MAX)
 			goto bad_pid;
 		st->pid = (pid_t)pid;
+	}
+	/* Before anything makes a path of it, on every path (warm and
+	 * precreated vTPMs are renamed to it). */
+	if (!ov_container_id_valid(st->id)) {
+		ov_error_set(err, 0, "%s: invalid container id \"%.64s\"", what, st->id);
+		goto fail;
 	}
 	if (st->bundle[0] != '/') {
 		ov_error_set(err, 0, "%s: bundle \"%s\" is not an absolute path", what, st->bundle);
@@ -152,7 +182,8 @@ int ov_spec_parse(const char *buf, size_t len, const char *bundle, struct ov_spe
 	memset(sp, 0, sizeof(*sp));
 	if (ov_json_parse(buf, len, what, &sp->root, err) < 0)
 		return -1;
-	if (get_annotations(sp->root, what, &sp->annotations, err) < 0)
+	if (get_annotations(sp->root, what, &sp->annotations, err) < 0 ||
+	    get_env(sp->root, what, &sp->env, err) < 0)
 		goto fail;
 	if (json_object_object_get_ex(sp->root, "root", &root) &&
 	    json_object_object_get_ex(root, "path", &path) &&

@@ -61,7 +61,8 @@ static int precreate(const struct ov_prepare *e, const char *run_name,
 		goto fail;
 	*changed = ret > 0;
 	if (!e->id) {
-		if (ov_spec_annotate_precreated(sp->root, run_name, err) < 0)
+		if (ov_spec_annotate(sp->root, OV_ANNOTATION_PREFIX "precreated", run_name, err) <
+		    0)
 			goto fail;
 		*changed = true;
 	}
@@ -101,6 +102,15 @@ int ov_prepare_text(const char *buf, size_t len, const struct ov_prepare *e, cha
 	changed = ov_spec_add_hooks(sp.root, &ho, err);
 	if (changed < 0)
 		goto out;
+	/* Asked by process.env or the settings' default_enable: the
+	 * annotation says so to the hook, which runs only for containers
+	 * that ask, and finds the same request. */
+	if (!ov_spec_annotated_true(sp.annotations, OV_ANNOTATION_PREFIX "enable")) {
+		if (ov_spec_annotate(sp.root, OV_ANNOTATION_PREFIX "enable", "true", err) < 0)
+			goto out;
+		json_object_object_get_ex(sp.root, "annotations", &sp.annotations);
+		changed = 1;
+	}
 	/* Which backend decides whether there is anything to start now; a
 	 * request this host cannot serve fails here, before the runtime.
 	 * Started already by podman's precreate stage: the hook adopts them. */

@@ -12,6 +12,7 @@
 
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/runtime.h"
+#include "oci-vtpm/spec.h"
 
 /* ------------------------------------------------------------ argv parsing */
 
@@ -531,4 +532,31 @@ char **ov_rt_state_argv(const char *path, char *const argv[], int sub, const cha
 	out[n++] = (char *)id;
 	out[n] = NULL;
 	return out;
+}
+
+int ov_rt_hook_path(const char *configured, char *out, size_t size, ov_error *err)
+{
+	char self[PATH_MAX];
+	ssize_t n;
+	char *slash;
+
+	if (configured) {
+		if (snprintf(out, size, "%s", configured) >= (int)size)
+			return ov_error_set(err, ENAMETOOLONG, "hook");
+	} else {
+		n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (n < 0)
+			return ov_error_set(err, errno, "readlink /proc/self/exe");
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (!slash)
+			return ov_error_set(err, 0, "/proc/self/exe: %s", self);
+		*slash = '\0';
+		if (snprintf(out, size, "%s/" OV_HOOK_NAME, self) >= (int)size)
+			return ov_error_set(err, ENAMETOOLONG, "hook");
+	}
+	if (access(out, X_OK) < 0)
+		return ov_error_set(
+		    err, errno, "the hook %s (set \"hook\" in the settings to where it is)", out);
+	return 0;
 }

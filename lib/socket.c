@@ -28,10 +28,15 @@ int ov_socket_listen(int dirfd, const char *name, mode_t mode, ov_error *err)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return ov_error_set(err, errno, "socket %s", name);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return ov_error_set(err, errno, "binding %s", name);
-	if (fchmodat(dirfd, name, mode, 0) < 0)
-		return ov_error_set(err, errno, "chmod %s", name);
+	/* Made with its mode: never reachable by anyone else, even briefly.
+	 * (umask is per process; the hook, shim and CLI bind from one thread.) */
+	mode_t old = umask(~mode & 0777);
+	int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	int e = errno;
+
+	umask(old);
+	if (r < 0)
+		return ov_error_set(err, e, "binding %s", name);
 	if (listen(fd, 16) < 0)
 		return ov_error_set(err, errno, "listening on %s", name);
 	return take_fd(&fd);

@@ -122,7 +122,7 @@ void ov_spec_hook_timeouts(const struct ov_settings *s, unsigned count, struct o
 	o->stop_timeout = count * 3 * ceil_s(s->stop_timeout_ms) + OV_HOOK_TIMEOUT_PAD;
 }
 
-static json_object *hook_entry(const struct ov_hook_opts *o, const char *stage, unsigned timeout)
+json_object *ov_spec_hook_entry(const struct ov_hook_opts *o, const char *stage, unsigned timeout)
 {
 	cleanup_json json_object *e = json_object_new_object();
 	json_object *args = json_object_new_array(), *env = json_object_new_array();
@@ -147,6 +147,9 @@ static json_object *hook_entry(const struct ov_hook_opts *o, const char *stage, 
 		if (json_object_array_add(env, json_object_new_string(kv)) < 0)
 			return NULL;
 	}
+	for (const char *const *x = o->env; x && *x; x++)
+		if (json_object_array_add(env, json_object_new_string(*x)) < 0)
+			return NULL;
 	if (add(e, "timeout", json_object_new_int((int)timeout)) < 0)
 		return NULL;
 	return take_ptr(e);
@@ -160,7 +163,7 @@ static int append_hook(json_object *hooks, const char *stage, const struct ov_ho
 
 	if (!arr)
 		return -1;
-	e = hook_entry(o, stage, timeout);
+	e = ov_spec_hook_entry(o, stage, timeout);
 	if (!e || json_object_array_add(arr, e) < 0) {
 		json_object_put(e);
 		return ov_error_set(err, ENOMEM, "config.json: adding the %s hook", stage);
@@ -336,9 +339,17 @@ int ov_spec_add_record_devices(json_object *spec, const struct ov_record *rec, o
 
 /* ------------------------------------------------------ reading, requests */
 
-int ov_spec_annotate_precreated(json_object *spec, const char *run_name, ov_error *err)
+bool ov_spec_annotated_true(json_object *annotations, const char *key)
 {
-	json_object *ann, *v = json_object_new_string(run_name);
+	json_object *v;
+
+	return annotations && json_object_object_get_ex(annotations, key, &v) &&
+	       strcmp(json_object_get_string(v), "true") == 0;
+}
+
+int ov_spec_annotate(json_object *spec, const char *key, const char *value, ov_error *err)
+{
+	json_object *ann, *v = json_object_new_string(value);
 
 	if (!json_object_object_get_ex(spec, "annotations", &ann)) {
 		ann = json_object_new_object();
@@ -348,7 +359,7 @@ int ov_spec_annotate_precreated(json_object *spec, const char *run_name, ov_erro
 		}
 	}
 	if (!v || !ann || !json_object_is_type(ann, json_type_object) ||
-	    json_object_object_add(ann, OV_ANNOTATION_PREFIX "precreated", v) < 0) {
+	    json_object_object_add(ann, key, v) < 0) {
 		json_object_put(v);
 		return ov_error_set(err, ENOMEM, "config.json: annotations");
 	}
@@ -377,7 +388,7 @@ int ov_spec_request(const char *buf, size_t len, const struct ov_settings *s, co
 {
 	if (ov_spec_parse(buf, len, bundle, sp, err) < 0)
 		return -1;
-	if (ov_request_parse(s, sp->annotations, r, err) < 0) {
+	if (ov_request_parse(s, sp->annotations, sp->env, r, err) < 0) {
 		ov_spec_free(sp);
 		return -1;
 	}

@@ -57,8 +57,13 @@ int ov_container_dir_lock(int run_dirfd, const char *id, bool create, ov_error *
 		cleanup_close int fd = -1;
 		struct stat st;
 
-		if (create && mkdirat(run_dirfd, id, 0711) < 0 && errno != EEXIST)
+		if (create && mkdirat(run_dirfd, id, 0711) == 0) {
+			if (ov_fsync_dir_at(run_dirfd, ".") < 0)
+				return ov_error_set(err, errno, "syncing the run directory of %s",
+						    id);
+		} else if (create && errno != EEXIST) {
 			return ov_error_set(err, errno, "creating the run directory of %s", id);
+		}
 		fd = ov_open_dir_at(run_dirfd, id);
 		if (fd < 0) {
 			if (errno == ENOENT && create)

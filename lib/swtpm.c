@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/resource.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -142,6 +143,13 @@ static __attribute__((noreturn)) void child_exec(const struct argv_buf *a, const
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	for (int s = 1; s < NSIG; s++)
 		signal(s, SIG_DFL);
+	/* No file of swtpm's grows past OV_SWTPM_FSIZE_MAX: its log (swtpm
+	 * has no cap of its own) sits in the host's run dir, and what a
+	 * container makes it log must not fill that. Its state files are far
+	 * smaller. A write past the cap fails with EFBIG instead of killing. */
+	signal(SIGXFSZ, SIG_IGN);
+	if (setrlimit(RLIMIT_FSIZE, &(struct rlimit){OV_SWTPM_FSIZE_MAX, OV_SWTPM_FSIZE_MAX}) < 0)
+		child_fail(errpipe, errno);
 	if (setsid() < 0)
 		child_fail(errpipe, errno);
 	/* Never the hook's cwd (the bundle). A state dir relative to dir_fd

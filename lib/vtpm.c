@@ -184,7 +184,6 @@ static int open_slot(const struct start *c, bool *warm, ov_error *err)
  * record was stale and the slot is empty again (*cdir relocked), -1. */
 static int check_existing(const struct start *c, int *cdir, ov_error *err)
 {
-	ov_error ignored = {0};
 	struct ov_record old;
 
 	if (ov_record_read(*cdir, &old, err) < 0)
@@ -196,12 +195,20 @@ static int check_existing(const struct start *c, int *cdir, ov_error *err)
 		ov_info("vTPM already running, nothing to do");
 		return 1;
 	}
-	ov_launch_stop(*cdir, c->s, &old, &ignored);
-	ov_record_free(&old);
-	ov_warn("replacing a stale record of a vTPM that is gone");
-	/* Empty the directory but keep it: we hold its lock. */
-	if (ov_remove_tree_at(c->run, c->id, err) < 0)
+	/* An earlier container with this id (runtimes reuse ids) whose stop
+	 * did not finish: a named vTPM's live state is archived first, like
+	 * gc does, or the start is refused. */
+	if (stop_locked(c->s, c->run, *cdir, c->id, &old, err) < 0) {
+		if (old.name)
+			ov_error_wrap(err,
+				      "vTPM %s of an earlier container with this id could not be "
+				      "archived; start refused",
+				      old.name);
+		ov_record_free(&old);
 		return -1;
+	}
+	ov_record_free(&old);
+	ov_warn("replaced a stale record of a vTPM that is gone");
 	close(*cdir);
 	*cdir = ov_container_dir_lock(c->run, c->id, true, err);
 	return *cdir < 0 ? -1 : 0;

@@ -2,7 +2,8 @@
 # Install the Debian packages a given workflow needs, only if missing.
 #
 #   scripts/deps.sh build   compiler, headers and linters
-#   scripts/deps.sh test    build + runtimes, swtpm, tpm2-tools, bats, busybox
+#   scripts/deps.sh test    build + runtimes and engines (docker.io, containerd),
+#                           swtpm, tpm2-tools, bats, busybox
 #   scripts/deps.sh vm      test + qemu and initramfs tooling
 #
 # A no-op (one line, no apt call) when everything is already installed.
@@ -13,7 +14,8 @@ set -eu
 BUILD_PKGS="gcc make pkg-config libjson-c-dev libseccomp-dev libssl-dev go-md2man
 libtpms-dev libtss2-dev clang-format cppcheck"
 TEST_PKGS="$BUILD_PKGS swtpm swtpm-tools tpm2-tools runc crun podman bats
-bats-assert bats-support busybox-static jq uidmap"
+bats-assert bats-support busybox-static jq uidmap strace docker.io containerd
+python3-yaml"
 VM_PKGS="$TEST_PKGS qemu-system-x86 cpio kmod"
 
 usage() {

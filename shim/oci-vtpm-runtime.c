@@ -101,35 +101,6 @@ static int fail(const struct ov_rt_args *a, const ov_error *err)
 	return 1;
 }
 
-/* The hook config.json will name: the settings' "hook", else
- * oci-vtpm-hook next to this program. */
-static int hook_path(const struct ov_settings *s, char *out, size_t size, ov_error *err)
-{
-	char self[PATH_MAX];
-	ssize_t n;
-	char *slash;
-
-	if (s->hook) {
-		if (snprintf(out, size, "%s", s->hook) >= (int)size)
-			return ov_error_set(err, ENAMETOOLONG, "hook");
-	} else {
-		n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-		if (n < 0)
-			return ov_error_set(err, errno, "readlink /proc/self/exe");
-		self[n] = '\0';
-		slash = strrchr(self, '/');
-		if (!slash)
-			return ov_error_set(err, 0, "/proc/self/exe: %s", self);
-		*slash = '\0';
-		if (snprintf(out, size, "%s/" OV_HOOK_NAME, self) >= (int)size)
-			return ov_error_set(err, ENAMETOOLONG, "hook");
-	}
-	if (access(out, X_OK) < 0)
-		return ov_error_set(
-		    err, errno, "the hook %s (set \"hook\" in the settings to where it is)", out);
-	return 0;
-}
-
 /* $OCI_VTPM_CONFIG as an absolute path, for the hooks' env; NULL if unset. */
 static int settings_env(char **out, ov_error *err)
 {
@@ -170,7 +141,7 @@ static int precreate_main(const struct ov_rt_args *a)
 		goto out;
 	}
 	if (load_settings(&s, &err) < 0 || settings_env(&cfg, &err) < 0 ||
-	    hook_path(&s, hook, sizeof(hook), &err) < 0)
+	    ov_rt_hook_path(s.hook, hook, sizeof(hook), &err) < 0)
 		goto out;
 	/* podman runs this stage, then the runtime's create: while it lives,
 	 * the vTPMs this may start wait for their container. */
@@ -226,7 +197,7 @@ static int edit_bundle(const struct ov_rt_args *a, const struct ov_settings *s, 
 	bundle = realpath(a->bundle ? a->bundle : ".", NULL);
 	if (!bundle)
 		return ov_error_set(err, errno, "bundle %s", a->bundle ? a->bundle : ".");
-	if (settings_env(&cfg, err) < 0 || hook_path(s, hook, sizeof(hook), err) < 0)
+	if (settings_env(&cfg, err) < 0 || ov_rt_hook_path(s->hook, hook, sizeof(hook), err) < 0)
 		return -1;
 	struct ov_prepare e = {
 	    .s = s, .hook = hook, .config = cfg, .id = a->id, .bundle = bundle, .holder = getpid()};

@@ -29,9 +29,10 @@ struct ov_backend_ops {
 	/* Optional: once TPM idx's swtpm answers, wait for what the backend
 	 * needs from it (the device backend: the kernel registering the chip;
 	 * it fills the rest of t), for at most timeout_ms: what is left of
-	 * this TPM's start_timeout_ms. The caller records t again afterwards. */
-	int (*wait)(const struct ov_request *r, unsigned idx, struct ov_record_tpm *t,
-		    int timeout_ms, ov_error *err);
+	 * this TPM's start_timeout_ms. The caller records t again afterwards.
+	 * (The socket backend: the container's control relay.) */
+	int (*wait)(int cdirfd, const struct ov_settings *s, const struct ov_request *r,
+		    unsigned idx, struct ov_record_tpm *t, int timeout_ms, ov_error *err);
 	/* Optional: vTPMs started before their container (the shim, podman's
 	 * precreate stage) reach it through its config.json: add to spec what
 	 * the runtime needs to place the TPMs of rec itself. Returns 1 when
@@ -42,7 +43,8 @@ struct ov_backend_ops {
 	 * init is pid, of config sp. */
 	int (*attach)(int cdirfd, const struct ov_settings *s, pid_t pid, const struct ov_spec *sp,
 		      const struct ov_record *rec, ov_error *err);
-	/* Name, under the slot's directory, of TPM idx's control socket. */
+	/* Name, under the slot's directory, of TPM idx's control socket:
+	 * never in what the container sees or can write. */
 	void (*ctrl_name)(unsigned idx, char *buf, size_t size);
 };
 

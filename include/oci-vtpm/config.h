@@ -16,6 +16,22 @@
 #define OV_CONFIG_ENV	       "OCI_VTPM_CONFIG"
 #define OV_MAX_TPMS	       8
 #define OV_ANNOTATION_PREFIX   "io.oci-vtpm."
+#define OV_ENV_PREFIX	       "OCI_VTPM_"
+
+/* The keys of a request, as bits (settings "env_request"). */
+enum {
+	OV_REQ_ENABLE = 1u << 0,
+	OV_REQ_NAME = 1u << 1,
+	OV_REQ_VERSION = 1u << 2,
+	OV_REQ_COUNT = 1u << 3,
+	OV_REQ_EK_CERT = 1u << 4,
+	OV_REQ_BACKEND = 1u << 5,
+};
+/* An image's ENV reaches process.env as much as `docker run -e` does: by
+ * default the environment may ask for a vTPM and its shape, not for a
+ * named identity (which would let any image claim any name's TPM). */
+#define OV_ENV_KEYS_DEFAULT                                                                        \
+	(OV_REQ_ENABLE | OV_REQ_VERSION | OV_REQ_COUNT | OV_REQ_EK_CERT | OV_REQ_BACKEND)
 
 enum ov_backend {
 	OV_BACKEND_AUTO,
@@ -29,6 +45,7 @@ enum ov_tpm_version {
 };
 
 struct ov_settings {
+	char *path;	  /* the file ov_settings_load read; NULL: none (defaults) */
 	char *run_dir;	  /* live state, records: /run/oci-vtpm */
 	char *state_dir;  /* archives: /var/lib/oci-vtpm */
 	char *swtpm;	  /* swtpm binary */
@@ -43,6 +60,10 @@ struct ov_settings {
 	enum ov_log_level log_level;
 	enum ov_backend backend;
 	bool ek_cert;
+	/* Every container whose request is read (the shim's, the precreate
+	 * stage's) gets a vTPM unless it opts out (enable=false). */
+	bool default_enable;
+	unsigned env_keys; /* OV_REQ_* the environment may set; 0: env ignored */
 	unsigned keep_generations;
 	unsigned pool_size; /* `oci-vtpm pool fill` without a count */
 	unsigned warm_size; /* idle vTPMs `oci-vtpm pool fill` keeps running */
@@ -81,10 +102,27 @@ int ov_settings_parse(const char *buf, size_t len, struct ov_settings *s, ov_err
 void ov_settings_defaults(struct ov_settings *s);
 void ov_settings_free(struct ov_settings *s);
 
-/* Build the request from annotations (may be NULL). Unknown io.oci-vtpm.*
- * keys and bad values are errors naming the key. */
-int ov_request_parse(const struct ov_settings *s, json_object *annotations, struct ov_request *r,
-		     ov_error *err);
+/* Build the request from annotations and process.env (both may be NULL):
+ * io.oci-vtpm.<key> and OCI_VTPM_<KEY> (enable, name, version, count,
+ * ek-cert as EK_CERT, backend); an annotation wins over the environment.
+ * Defaults: the settings' default_enable, ek_cert and backend. Unknown
+ * io.oci-vtpm.* keys, bad values, a key set twice in the environment and
+ * one the settings' env_request leaves out are errors naming the key;
+ * other OCI_VTPM_* variables are not ours. A Kubernetes pod sandbox
+ * (io.kubernetes.cri.container-type or io.kubernetes.cri-o.ContainerType
+ * "sandbox") is validated the same but never enabled. */
+int ov_request_parse(const struct ov_settings *s, json_object *annotations, json_object *env,
+		     struct ov_request *r, ov_error *err);
+/* The request in the hook's own environment (envp, NULL-terminated): the
+ * env of its hooks[] entry, written by whoever wrote config.json or by a
+ * CDI spec's device, never by the image, so as trusted as an annotation.
+ * Its OCI_VTPM_<KEY> entries become io.oci-vtpm.<key> in *out, a new
+ * object holding annotations' entries too (which win); *out is NULL when
+ * envp holds no request. */
+int ov_request_hook_env(json_object *annotations, char *const *envp, json_object **out,
+			ov_error *err);
+/* Does process.env (may be NULL) hold any OCI_VTPM_<KEY> of a request? */
+bool ov_request_in_env(json_object *env);
 void ov_request_free(struct ov_request *r);
 
 /* vTPM names: [A-Za-z0-9][A-Za-z0-9_.-]{0,127} */

@@ -21,14 +21,29 @@ int ov_read_fd(int fd, size_t max, char **out, size_t *len, ov_error *err);
 int ov_read_file_at(int dirfd, const char *name, size_t max, char **out, size_t *len,
 		    ov_error *err);
 
+/* ov_read_file_at for a directory another user writes (swtpm's state):
+ * the file must also be owned by the directory's owner and have one link. */
+int ov_read_owned_file_at(int dirfd, const char *name, size_t max, char **out, size_t *len,
+			  ov_error *err);
+
 int ov_write_all(int fd, const void *buf, size_t len);
 
 /* Replace dirfd/name by buf atomically and durably, with the given mode. */
 int ov_write_file_atomic(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
 			 ov_error *err);
 
-/* Create path and its parents (mode for the ones it makes); returns an
- * O_DIRECTORY fd of path. Refuses symlinks in the chain it walks. */
+/* Create dirfd/name with buf, durably, never replacing an existing file
+ * (EEXIST): temp file, fsync, link, fsync of the directory. */
+int ov_write_file_new(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
+		      ov_error *err);
+
+/* fsync the directory dirfd/name ("." for dirfd itself, even an O_PATH
+ * fd); -1 with errno set. */
+int ov_fsync_dir_at(int dirfd, const char *name);
+
+/* Create path and its parents (mode for the ones it makes, each made
+ * durable in its parent); returns an O_DIRECTORY fd of path. Refuses symlinks in the chain it
+ * walks. */
 int ov_mkdir_p(const char *path, mode_t mode, ov_error *err);
 
 /* An O_RDONLY|O_DIRECTORY|O_CLOEXEC fd of dirfd/name, never through a

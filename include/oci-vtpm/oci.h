@@ -25,6 +25,7 @@ struct ov_state {
 struct ov_spec {
 	json_object *root;
 	json_object *annotations; /* borrowed from root, may be NULL */
+	json_object *env;	  /* process.env (strings), borrowed, may be NULL */
 	char *rootfs;		  /* absolute path of root.path */
 };
 

@@ -106,4 +106,9 @@ int ov_rt_config_location(const struct ov_rt_args *a, char **dir, char **name, o
  */
 char **ov_rt_state_argv(const char *path, char *const argv[], int sub, const char *id);
 
+/* The oci-vtpm-hook a config.json or a CDI spec will name: configured (the
+ * settings' "hook") when set, else oci-vtpm-hook next to this program; it
+ * must be executable. */
+int ov_rt_hook_path(const char *configured, char *out, size_t size, ov_error *err);
+
 #endif

@@ -31,7 +31,12 @@ struct ov_hook_opts {
 	const char *config;	/* settings file, for env OCI_VTPM_CONFIG=; NULL: empty env */
 	unsigned start_timeout; /* seconds, the createRuntime entry */
 	unsigned stop_timeout;	/* seconds, the poststop entry */
+	const char *const *env; /* more env entries, NULL-terminated; may be NULL */
 };
+
+/* One hooks[] entry: {path, args [oci-vtpm-hook, STAGE], env
+ * [OCI_VTPM_CONFIG=config if set, o->env...], timeout}; NULL: no memory. */
+json_object *ov_spec_hook_entry(const struct ov_hook_opts *o, const char *stage, unsigned timeout);
 
 /* Is this hooks[] entry oci-vtpm-hook (by the basename of its path)? */
 bool ov_spec_hook_is_ours(json_object *entry);
@@ -62,9 +67,10 @@ int ov_spec_add_device(json_object *spec, const char *path, unsigned major, unsi
  * tpms[i].rmdev (when not 0) as /dev/tpmrm<i>. Returns 1, 0 or -1 as above. */
 int ov_spec_add_record_devices(json_object *spec, const struct ov_record *rec, ov_error *err);
 
-/* Record run_name (vTPMs started by podman's precreate stage) in the
- * annotation io.oci-vtpm.precreated, for the hook to adopt them. */
-int ov_spec_annotate_precreated(json_object *spec, const char *run_name, ov_error *err);
+/* Is the annotation key "true"? (annotations may be NULL) */
+bool ov_spec_annotated_true(json_object *annotations, const char *key);
+/* Set the annotation key to value in spec (made when absent). */
+int ov_spec_annotate(json_object *spec, const char *key, const char *value, ov_error *err);
 
 /* Read dirfd/name: a regular file (a symlink to one is followed), at most
  * OV_CONFIG_MAX bytes; st is what was read. */

@@ -16,6 +16,10 @@
 #define OV_SWTPM_CMD_GET_CAPABILITY 1
 #define OV_SWTPM_CMD_SHUTDOWN	    3
 
+/* RLIMIT_FSIZE of swtpm: caps its log in the run dir (libtpms' whole
+ * state is well under 1 MiB). */
+#define OV_SWTPM_FSIZE_MAX (4ULL << 20)
+
 struct ov_swtpm_opts {
 	const char *binary;
 	bool chardev; /* `swtpm chardev --fd` (vtpm proxy) instead of `swtpm socket` */

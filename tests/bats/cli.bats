@@ -75,7 +75,7 @@ cli_verbs() { "$OV_CLI" --help | sed -n '/^Verbs:/,/^$/p' | awk 'NR > 1 && NF {p
 
 @test "oci-vtpm: the verb table lists every verb; VERB --help and help VERB print that verb's usage" {
 	local want verb
-	want=$(printf '%s\n' gc import init inspect export list pool restore rm rotate-key | sort)
+	want=$(printf '%s\n' cdi gc import init inspect export list pool restore rm rotate-key | sort)
 	[ "$(cli_verbs)" = "$want" ] || fail "verbs listed: $(cli_verbs | tr '\n' ' ')"
 	for verb in $(cli_verbs); do
 		run --separate-stderr "$OV_CLI" "$verb" --help
@@ -198,8 +198,8 @@ cli_verbs() { "$OV_CLI" --help | sed -n '/^Verbs:/,/^$/p' | awk 'NR > 1 && NF {p
 		grep -q -- "\`$key\`" "$OV_REPO/docs/guide.md" || missing="$missing guide:$key"
 	done
 	[ -z "$missing" ] || fail "settings keys not documented:$missing"
-	ann=$(sed -n '/^static int request_key/,/^}/p' "$OV_REPO/lib/config.c" |
-		grep -o 'strcmp(key, "[a-z-]*")' | sed 's/.*"\(.*\)".*/\1/')
+	ann=$(sed -n '/^static const struct req_key req_keys\[\] = {/,/^};/p' "$OV_REPO/lib/config.c" |
+		grep -o '{"[a-z-]*"' | tr -d '{"')
 	[ "$(wc -l <<<"$ann")" -ge 7 ] || fail "could not read the annotations: $ann"
 	for key in $ann; do
 		grep -q -- "\*\*io.oci-vtpm.$key\*\*" "$OV_REPO/man/oci-vtpm-hook.1.md" || missing="$missing $key"

@@ -84,7 +84,23 @@ ov_pids_matching() {
 			cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null) || continue
 			[[ $cwd != "$1" && $cwd != "$1"/* ]] || echo "$pid"
 		done
+		ov_relay_pids "$1"
 	} | sort -un
+}
+
+# ov_relay_pids DIR: control relays (lib/ctrl_relay.c) of the swtpm
+# processes running in DIR, and any whose swtpm is gone (a relay exits with
+# its swtpm: one that outlives it is a leak). Its fd 4 is swtpm's pidfd.
+ov_relay_pids() {
+	local pid sw cwd
+	for pid in $(pgrep -x ov-ctrl-relay); do
+		sw=$(awk '$1 == "Pid:" { print $2 }' "/proc/$pid/fdinfo/4" 2>/dev/null) || continue
+		if [ -z "$sw" ] || [ "$sw" -le 0 ] || ! cwd=$(readlink "/proc/$sw/cwd" 2>/dev/null); then
+			echo "$pid"
+		elif [[ $cwd == "$1" || $cwd == "$1"/* ]]; then
+			echo "$pid"
+		fi
+	done
 }
 
 # ov_swtpm_pids [ID]: pids of swtpm processes belonging to container ID
@@ -98,6 +114,8 @@ ov_swtpm_pids() {
 	done
 	return 0
 }
+
+_ov_no_relays() { [ -z "$(ov_relay_pids "$RUN_DIR")" ]; }
 
 ov_swtpm_count() { ov_swtpm_pids "$@" | wc -l; }
 ov_no_swtpm() { [ "$(ov_swtpm_count "$@")" -eq 0 ]; }
@@ -155,6 +173,22 @@ ov_busybox_image() {
 	printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' >"$img/etc/passwd"
 	printf '%s\n' 'root:x:0:' >"$img/etc/group"
 	tar -C "$img" -cf "$1" .
+}
+
+# ov_pm ARGS...: podman on the test's private storage under $PM (--root,
+# --runroot, --tmpdir; vfs, cgroupfs, no events), under timeout.
+ov_pm() {
+	timeout -k 5 "$OV_TIMEOUT" podman --root "$PM/root" --runroot "$PM/runroot" \
+		--tmpdir "$PM/tmp" --cgroup-manager=cgroupfs --storage-driver=vfs \
+		--events-backend=none "$@" 3>&-
+}
+
+# ov_pm_teardown: remove the test's podman containers and images.
+ov_pm_teardown() {
+	if [ -n "${T:-}" ] && [ -d "${PM:-/nonexistent}" ]; then
+		ov_pm rm -a -f -t 0 >/dev/null 2>&1 || true
+		ov_pm rmi -a -f >/dev/null 2>&1 || true
+	fi
 }
 
 # Prints the reason and returns 1 when FEATURE is unavailable. Cached per file.
@@ -596,6 +630,8 @@ $new"
 # ov_leak_check: prints every leak, returns 1 if any. Safe to call mid-test.
 ov_leak_check() {
 	local leaks=0 pids id m
+	# A control relay exits when it sees its swtpm gone: give it a moment.
+	ov_wait_for 5 _ov_no_relays >/dev/null 2>&1 || true
 	pids=$(ov_pids_matching "$RUN_DIR")
 	if [ -n "$pids" ]; then
 		ov_log "LEAK: processes whose command line contains $RUN_DIR:"

@@ -486,6 +486,123 @@ pv_mount_tmpfs() {
 	ov_leak_check
 }
 
+@test "same id again after a failed archive: the stale live state is archived first, or the start refused; never dropped" {
+	pv_requires
+	local vt=$STATE_DIR/vtpms id before
+	pv_mount_tmpfs "$vt" 256k
+	pv_archive X 1
+	id=$(ov_new_id again)
+	pv_hook_up "$id" X
+	pv_host_nvwrite "$id" X-2
+	run dd if=/dev/zero of="$vt/.filler" bs=4k
+	assert_failure
+	run pv_hook_down "$id"
+	assert_failure
+	assert_output --partial "archiving failed"
+	[ -f "$RUN_DIR/$id/record.json" ] || fail "record gone after a failed archive"
+
+	# The runtime reuses the id (podman stop/start): refused while the
+	# stale state cannot be archived; it is kept as it was.
+	before=$(pv_hash_tree "$RUN_DIR/$id")
+	run --separate-stderr pv_hook_up "$id" X
+	ov_assert_hook_error "vTPM X .*could not be archived.*No space left on device"
+	[ "$(pv_hash_tree "$RUN_DIR/$id")" = "$before" ] || fail "the stale live state changed"
+	ov_no_swtpm || fail "swtpm running after a refused start"
+
+	# With space again, the same id starts with generation 2's data.
+	rm -f "$vt/.filler"
+	run --separate-stderr pv_hook_up "$id" X
+	assert_success
+	[ "$(pv_newest X)" = 2 ] || fail "the stale state was not archived first: $(ls -A "$vt/X")"
+	run pv_host_nvread "$id" 3
+	assert_success
+	assert_output X-2
+	pv_hook_down "$id"
+	pv_umount_all
+	ov_leak_check
+}
+
+@test "rollback: an older meta.json put back is refused naming the newer generation; no generation is ever replaced" {
+	pv_requires
+	local meta=$STATE_DIR/vtpms/X/meta.json g2 id
+	pv_archive X 1
+	cp -p "$meta" "$T/meta.1"
+	id=$(ov_new_id rb0)
+	pv_hook_up "$id" X
+	pv_host_nvwrite "$id" X-2
+	pv_hook_down "$id"
+	[ "$(pv_newest X)" = 2 ] || fail "no generation 2"
+	g2=$(sha256sum "$(pv_gen_file X 2)")
+	cp -p "$meta" "$T/meta.2"
+	cp -p "$T/meta.1" "$meta" # authentic, but older
+
+	pv_start_refused X 'vTPM X: generation 2 verifies but meta\.json names generation 1'
+	run ovadm inspect X
+	assert_failure
+	assert_output --partial 'generation 2 verifies but meta.json names generation 1'
+	[ "$(sha256sum "$(pv_gen_file X 2)")" = "$g2" ] || fail "generation 2 was replaced"
+
+	# A running vTPM archived under the old meta.json writes above every
+	# generation on disk, never over one.
+	cp -p "$T/meta.1" "$T/meta.keep"
+	cp -p "$T/meta.2" "$meta"
+	id=$(ov_new_id rb)
+	run ovadm restore X --generation 2
+	assert_success
+	[ "$(pv_newest X)" = 3 ] || fail "restore did not make generation 3: $(ls -A "$STATE_DIR/vtpms/X")"
+	[ "$(sha256sum "$(pv_gen_file X 2)")" = "$g2" ] || fail "generation 2 was replaced"
+	pv_hook_up "$id" X
+	run pv_host_nvread "$id" 3
+	assert_output X-2
+	cp -p "$T/meta.keep" "$meta" # rolled back under a running vTPM
+	pv_hook_down "$id"
+	[ "$(pv_newest X)" = 4 ] || fail "poststop did not write generation 4: $(ls -A "$STATE_DIR/vtpms/X")"
+	[ "$(sha256sum "$(pv_gen_file X 2)")" = "$g2" ] || fail "generation 2 was replaced"
+	id=$(ov_new_id rb2)
+	pv_hook_up "$id" X
+	run pv_host_nvread "$id" 3
+	assert_output X-2
+	pv_hook_down "$id"
+	ov_leak_check
+}
+
+@test "poststop reads swtpm's state dir as hostile: a FIFO does not hang it, a hard link or another owner is refused; nothing lost" {
+	pv_requires
+	local id sd
+	id=$(ov_new_id fifo)
+	pv_hook_up "$id" X
+	pv_host_nvwrite "$id" X-1
+	sd=$RUN_DIR/$id/state-0
+	mkfifo "$sd/fifo"
+	chown tss: "$sd/fifo"
+	OV_TIMEOUT=20 run pv_hook_down "$id"
+	((status != 124 && status != 137)) || fail "poststop hung on a FIFO in swtpm's state dir"
+	assert_failure
+	assert_output --partial "fifo is not a regular file"
+	assert_output --partial "archiving failed"
+	rm "$sd/fifo"
+	ln "$sd/tpm2-00.permall" "$sd/extra"
+	run pv_hook_down "$id"
+	assert_failure
+	assert_output --partial "has 2 links"
+	rm "$sd/extra"
+	: >"$sd/rootfile"
+	run pv_hook_down "$id"
+	assert_failure
+	assert_output --regexp "rootfile is owned by uid 0, not [1-9]"
+	rm "$sd/rootfile"
+	[ -z "$(pv_gens X)" ] || fail "a generation was written: $(pv_gens X)"
+	run pv_hook_down "$id"
+	assert_success
+	[ "$(pv_newest X)" = 1 ] || fail "no generation 1"
+	id=$(ov_new_id fifo2)
+	pv_hook_up "$id" X
+	run pv_host_nvread "$id" 3
+	assert_output X-1
+	pv_hook_down "$id"
+	ov_leak_check
+}
+
 # ============================================================================
 # 6. One container per name at a time.
 

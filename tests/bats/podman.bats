@@ -41,19 +41,12 @@ EOF
 }
 
 teardown() {
-	if [ -n "${T:-}" ] && [ -d "${PM:-/nonexistent}" ]; then
-		pm rm -a -f -t 0 >/dev/null 2>&1 || true
-		pm rmi -a -f >/dev/null 2>&1 || true
-	fi
+	ov_pm_teardown
 	ov_teardown
 }
 
 # pm ARGS...: this test's private podman.
-pm() {
-	timeout -k 5 "$OV_TIMEOUT" podman --root "$PM/root" --runroot "$PM/runroot" \
-		--tmpdir "$PM/tmp" --cgroup-manager=cgroupfs --storage-driver=vfs \
-		--events-backend=none "$@" 3>&-
-}
+pm() { ov_pm "$@"; }
 
 # What `podman run` needs here, and the host's tools read-only.
 RUN_OPTS=(--network none --ulimit nofile=20000:20000 --ulimit nproc=4096:4096

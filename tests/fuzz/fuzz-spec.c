@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* libFuzzer: config.json and the io.oci-vtpm.* request in it. */
+/* libFuzzer: config.json and the request in it (io.oci-vtpm.* annotations,
+ * OCI_VTPM_* in process.env). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	buf[size] = '\0';
 	if (ov_spec_parse(buf, size, "/bundle", &sp, &err) == 0) {
 		ov_settings_defaults(&s);
-		if (ov_request_parse(&s, sp.annotations, &r, &err) == 0)
+		s.env_keys = size & 1 ? OV_ENV_KEYS_DEFAULT | OV_REQ_NAME : 0;
+		if (ov_request_parse(&s, sp.annotations, sp.env, &r, &err) == 0)
 			ov_request_free(&r);
 		ov_spec_free(&sp);
 	}

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/oci.h"
 #include "unit.h"
@@ -50,19 +51,150 @@ static void test_settings(void)
 	CHECK_ERR(&err, "No such file");
 }
 
-static int request(const char *annotations, struct ov_request *r, ov_error *err)
+/* The request of annotations and a process.env (a JSON array; NULL: none)
+ * under settings (NULL: the defaults). */
+static int request_with(const char *settings_json, const char *annotations, const char *env,
+			struct ov_request *r, ov_error *err)
 {
 	struct ov_settings s;
-	json_object *a = NULL;
+	cleanup_json json_object *a = NULL, *e = NULL;
 	int ret;
 
-	ov_settings_defaults(&s);
+	if (settings_json) {
+		if (ov_settings_parse(settings_json, strlen(settings_json), &s, err) < 0)
+			return -2;
+	} else {
+		ov_settings_defaults(&s);
+	}
 	if (annotations && ov_json_parse(annotations, strlen(annotations), "t", &a, err) < 0)
 		return -2;
-	ret = ov_request_parse(&s, a, r, err);
-	if (a)
-		json_object_put(a);
+	if (env && !(e = json_tokener_parse(env)))
+		return -2;
+	ret = ov_request_parse(&s, a, e, r, err);
+	ov_settings_free(&s);
 	return ret;
+}
+
+static int request(const char *annotations, struct ov_request *r, ov_error *err)
+{
+	return request_with(NULL, annotations, NULL, r, err);
+}
+
+static int request_env(const char *settings_json, const char *env, struct ov_request *r,
+		       ov_error *err)
+{
+	return request_with(settings_json, NULL, env, r, err);
+}
+
+static void test_request_env(void)
+{
+	static const char names_ok[] = "{\"env_request\":[\"enable\",\"name\"]}";
+	struct ov_request r;
+	ov_error err = {0};
+	cleanup_json json_object *env = json_tokener_parse("[\"PATH=/bin\",\"OCI_VTPM_COUNT=2\"]");
+
+	/* The defaults: enable, version, count, ek-cert and backend. */
+	CHECK(
+	    request_env(NULL,
+			"[\"PATH=/bin\",\"OCI_VTPM_ENABLE=true\",\"OCI_VTPM_VERSION=1.2\","
+			"\"OCI_VTPM_COUNT=3\",\"OCI_VTPM_BACKEND=socket\",\"OCI_VTPM_CONFIG=/x\"]",
+			&r, &err) == 0);
+	CHECK(r.enable && r.version == OV_TPM_1_2 && r.count == 3 &&
+	      r.backend == OV_BACKEND_SOCKET && !r.name);
+	ov_request_free(&r);
+	CHECK(request_env(NULL, "[\"OCI_VTPM_EK_CERT=true\"]", &r, &err) == 0 && r.ek_cert);
+	CHECK(ov_request_in_env(env));
+	CHECK(!ov_request_in_env(NULL));
+	json_object_put(env);
+	env = json_tokener_parse(
+	    "[\"OCI_VTPM_CONFIG=/x\",\"OCI_VTPM_ENABLEX=1\",\"OCI_VTPM_ENABLE\"]");
+	CHECK(!ov_request_in_env(env));
+
+	/* Same validation as the annotations, one line naming the variable. */
+	CHECK(request_env(NULL, "[\"OCI_VTPM_COUNT=99\"]", &r, &err) < 0);
+	CHECK_ERR(&err, "environment OCI_VTPM_COUNT: bad value \"99\"");
+	CHECK(request_env(NULL, "[\"OCI_VTPM_ENABLE=yes\"]", &r, &err) < 0);
+	CHECK_ERR(&err, "environment OCI_VTPM_ENABLE: bad value \"yes\"");
+	CHECK(request_env(NULL, "[\"OCI_VTPM_BACKEND=auto\"]", &r, &err) < 0);
+	CHECK(request_env(NULL, "[\"OCI_VTPM_VERSION=1.2\",\"OCI_VTPM_EK_CERT=true\"]", &r, &err) <
+	      0);
+	CHECK_ERR(&err, "environment OCI_VTPM_EK_CERT=true needs TPM version 2.0");
+	CHECK(request_env(NULL, "[\"OCI_VTPM_COUNT=2\",\"OCI_VTPM_COUNT=3\"]", &r, &err) < 0);
+	CHECK_ERR(&err, "environment OCI_VTPM_COUNT: set twice");
+	/* precreated is the shim's own annotation, never the environment's. */
+	CHECK(request_env(NULL, "[\"OCI_VTPM_PRECREATED=pre-0123456789abcdef0123456789abcdef\"]",
+			  &r, &err) == 0 &&
+	      !r.precreated);
+
+	/* Names only where the settings allow them. */
+	CHECK(request_env(NULL, "[\"OCI_VTPM_ENABLE=true\",\"OCI_VTPM_NAME=db\"]", &r, &err) < 0);
+	CHECK_ERR(&err, "environment OCI_VTPM_NAME: not honoured on this host (settings "
+			"\"env_request\"; the annotation io.oci-vtpm.name is)");
+	CHECK(request_env(names_ok, "[\"OCI_VTPM_ENABLE=true\",\"OCI_VTPM_NAME=db\"]", &r, &err) ==
+	      0);
+	CHECK(r.enable && r.name && strcmp(r.name, "db") == 0);
+	ov_request_free(&r);
+	CHECK(request_env(names_ok, "[\"OCI_VTPM_NAME=../x\"]", &r, &err) < 0);
+	CHECK_ERR(&err, "environment OCI_VTPM_NAME: \"../x\" is not a valid vTPM name");
+	CHECK(request_env(names_ok, "[\"OCI_VTPM_COUNT=2\"]", &r, &err) < 0);
+	CHECK_ERR(&err, "OCI_VTPM_COUNT: not honoured");
+	/* env_request [] : the environment is no request channel at all. */
+	CHECK(request_env("{\"env_request\":[]}", "[\"OCI_VTPM_ENABLE=true\",\"OCI_VTPM_COUNT=x\"]",
+			  &r, &err) == 0 &&
+	      !r.enable && r.count == 1);
+
+	/* Annotations win, also over a bad value in the environment. */
+	CHECK(request_with(names_ok,
+			   "{\"io.oci-vtpm.name\":\"a\",\"io.oci-vtpm.enable\":\"false\"}",
+			   "[\"OCI_VTPM_ENABLE=true\",\"OCI_VTPM_NAME=b\"]", &r, &err) == 0);
+	CHECK(!r.enable && strcmp(r.name, "a") == 0);
+	ov_request_free(&r);
+	CHECK(request_with(NULL, "{\"io.oci-vtpm.count\":\"2\"}", "[\"OCI_VTPM_COUNT=99\"]", &r,
+			   &err) == 0 &&
+	      r.count == 2);
+	CHECK(request_with(NULL, "{\"io.oci-vtpm.name\":\"a\"}", "[\"OCI_VTPM_NAME=b\"]", &r,
+			   &err) == 0);
+	CHECK(strcmp(r.name, "a") == 0);
+	ov_request_free(&r);
+
+	/* default_enable: every container, unless it opts out. */
+	CHECK(request_env("{\"default_enable\":true}", NULL, &r, &err) == 0 && r.enable);
+	CHECK(request_env("{\"default_enable\":true}", "[\"OCI_VTPM_ENABLE=false\"]", &r, &err) ==
+		  0 &&
+	      !r.enable);
+	CHECK(request_with("{\"default_enable\":true}", "{\"io.oci-vtpm.enable\":\"false\"}", NULL,
+			   &r, &err) == 0 &&
+	      !r.enable);
+
+	/* A Kubernetes pod's sandbox gets the pod's annotations, not a vTPM. */
+	CHECK(request_with("{\"default_enable\":true}",
+			   "{\"io.oci-vtpm.enable\":\"true\",\"io.kubernetes.cri.container-type\":"
+			   "\"sandbox\"}",
+			   NULL, &r, &err) == 0 &&
+	      !r.enable);
+	CHECK(request_with(NULL,
+			   "{\"io.oci-vtpm.enable\":\"true\",\"io.kubernetes.cri-o.ContainerType\":"
+			   "\"sandbox\"}",
+			   NULL, &r, &err) == 0 &&
+	      !r.enable);
+	CHECK(request_with(NULL,
+			   "{\"io.oci-vtpm.enable\":\"true\",\"io.kubernetes.cri.container-type\":"
+			   "\"container\"}",
+			   NULL, &r, &err) == 0 &&
+	      r.enable);
+	CHECK(request_with(NULL,
+			   "{\"io.oci-vtpm.count\":\"99\",\"io.kubernetes.cri.container-type\":"
+			   "\"sandbox\"}",
+			   NULL, &r, &err) < 0);
+
+	/* The settings' keys. */
+	CHECK(request_env("{\"env_request\":[\"enable\",\"precreated\"]}", NULL, &r, &err) == -2);
+	CHECK_ERR(&err, "\"env_request\": \"precreated\" is not enable, name, version, count, "
+			"ek-cert or backend");
+	CHECK(request_env("{\"env_request\":\"enable\"}", NULL, &r, &err) == -2);
+	CHECK_ERR(&err, "\"env_request\" must be a list of request keys");
+	CHECK(request_env("{\"default_enable\":1}", NULL, &r, &err) == -2);
+	CHECK_ERR(&err, "\"default_enable\" must be true or false");
 }
 
 static void test_request(void)
@@ -153,6 +285,7 @@ int main(void)
 {
 	test_settings();
 	test_request();
+	test_request_env();
 	test_names();
 	test_precreated_names();
 	return unit_done("config");

@@ -27,6 +27,20 @@ int main(void)
 	CHECK(ov_write_file_atomic(dfd, "f", "bye", 3, 0600, &err) == 0);
 	CHECK(ov_read_file_at(dfd, "f", 100, &buf, &len, &err) == 0 && strcmp(buf, "bye") == 0);
 	free(buf);
+	/* A new file is never put in place of one: the old one stays, no temp
+	 * file is left. */
+	CHECK(ov_write_file_new(dfd, "g", "one", 3, 0600, &err) == 0);
+	CHECK(ov_write_file_new(dfd, "g", "two", 3, 0600, &err) < 0 && err.code == EEXIST);
+	CHECK_ERR(&err, "not replaced");
+	CHECK(ov_read_file_at(dfd, "g", 100, &buf, &len, &err) == 0 && strcmp(buf, "one") == 0);
+	free(buf);
+	{
+		char tmp[64];
+
+		snprintf(tmp, sizeof(tmp), ".g.tmp.%d", (int)getpid());
+		CHECK(faccessat(dfd, tmp, F_OK, 0) < 0 && errno == ENOENT);
+	}
+	CHECK(unlinkat(dfd, "g", 0) == 0);
 	/* Bounded: more than max is an error. */
 	CHECK(ov_read_file_at(dfd, "f", 2, &buf, &len, &err) < 0);
 	CHECK_ERR(&err, "larger than 2 bytes");

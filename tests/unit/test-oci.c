@@ -49,6 +49,15 @@ static void test_state(void)
 	CHECK_ERR(&err, "pid");
 	CHECK(state("{\"id\":\"c\",\"bundle\":\"/b\",\"annotations\":{\"a\":1}}", &st, &err) < 0);
 	CHECK_ERR(&err, "annotation a is not a string");
+	/* The id becomes a path: checked here, before any caller uses it. */
+	static const char *const bad_ids[] = {"../x", "..", ".", "", "a/b", "a\\nb", "a b"};
+	for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
+		char json[128];
+
+		snprintf(json, sizeof(json), "{\"id\":\"%s\",\"bundle\":\"/b\"}", bad_ids[i]);
+		CHECK(state(json, &st, &err) < 0);
+		CHECK_ERR(&err, "invalid container id");
+	}
 	/* A NUL inside the input is not silently truncated. */
 	CHECK(ov_state_parse("{\"id\":\"c\",\"bundle\":\"/b\"}\0zz", 28, &st, &err) < 0);
 	CHECK_ERR(&err, "NUL");

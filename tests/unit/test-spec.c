@@ -212,6 +212,49 @@ static void test_edit_not_asked(void)
 	CHECK_ERR(&err, "invalid JSON");
 }
 
+/* Does the config text carry the annotation io.oci-vtpm.enable=true? */
+static bool annotated_enable(const char *text)
+{
+	json_object *o = text ? parse(text) : NULL, *ann, *v;
+	bool yes = o && json_object_object_get_ex(o, "annotations", &ann) &&
+		   json_object_object_get_ex(ann, "io.oci-vtpm.enable", &v) &&
+		   streq(json_object_get_string(v), "true");
+
+	if (o)
+		json_object_put(o);
+	return yes;
+}
+
+/* Asked by process.env or by the settings' default_enable: the edit says
+ * so in the annotation io.oci-vtpm.enable, for the hook. */
+static void test_edit_env_and_default(void)
+{
+	struct ov_prepare_result res;
+	ov_error err = {0};
+	char *out = NULL;
+
+	CHECK(edit("{\"process\":{\"env\":[\"PATH=/bin\",\"OCI_VTPM_ENABLE=true\"]}}", NULL, &out,
+		   &res, &err) == 0);
+	CHECK(out && res.enabled);
+	CHECK(annotated_enable(out));
+	free(out);
+	out = NULL;
+	CHECK(edit("{\"process\":{\"env\":[\"OCI_VTPM_COUNT=99\"]}}", NULL, &out, &res, &err) < 0);
+	CHECK_ERR(&err, "environment OCI_VTPM_COUNT: bad value \"99\"");
+	CHECK(edit("{\"process\":{\"env\":\"OCI_VTPM_ENABLE=true\"}}", NULL, &out, &res, &err) < 0);
+	CHECK_ERR(&err, "\"process.env\" is not an array");
+
+	settings.default_enable = true;
+	CHECK(edit("{\"annotations\":{\"other\":\"x\"}}", NULL, &out, &res, &err) == 0);
+	CHECK(out && res.enabled && annotated_enable(out));
+	free(out);
+	out = NULL;
+	CHECK(edit("{\"process\":{\"env\":[\"OCI_VTPM_ENABLE=false\"]}}", NULL, &out, &res, &err) ==
+	      0);
+	CHECK(!out && !res.enabled);
+	settings.default_enable = false;
+}
+
 static int check_device(json_object *spec, const char *path, int64_t major, int64_t minor)
 {
 	json_object *devs = at(spec, "linux.devices"), *d = NULL;
@@ -498,6 +541,7 @@ int main(void)
 	test_edit_keeps_unknown_fields();
 	test_edit_idempotent();
 	test_edit_not_asked();
+	test_edit_env_and_default();
 	test_devices();
 	test_hook_is_ours();
 	test_files();

@@ -17,8 +17,7 @@ vm-prepare:
 	$(VM_DIR)/prepare.sh
 
 # The whole device-backend suite, v1 and v2 (tests/vm/check.sh).
-check-vm: all
-	@scripts/deps.sh vm
+check-vm: all | deps
 	@$(VM_DIR)/check.sh
 
 check-vm-smoke:

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The control channel a container sees (socket backend).
+ *
+ * tpm2-tss' swtpm TCTI connects to "<path>.ctrl" when it initialises and
+ * sends CMD_SET_LOCALITY 0; it fails without an answer. swtpm's own control
+ * channel also returns and replaces state blobs (the decrypted seeds), stops,
+ * re-inits and reconfigures the TPM, so the container never gets it: it
+ * stays in the container's run directory, root-only, for the hook.
+ *
+ * What the container gets instead is answered by a small process of its
+ * own, never by swtpm: CMD_GET_CAPABILITY (it names only SET_LOCALITY) and
+ * CMD_SET_LOCALITY 0 succeed (swtpm's locality is 0 and nothing changes
+ * it). Everything else, another locality included, gets TPM_FAIL and the
+ * connection is closed. The relay runs as an unprivileged user, with /dev/null
+ * on stdio, in "/", under a seccomp allowlist (poll, accept, read, write,
+ * close, exit), and exits when its swtpm does.
+ */
+#ifndef OCI_VTPM_CTRL_RELAY_H
+#define OCI_VTPM_CTRL_RELAY_H
+
+#include <sys/types.h>
+
+#include "oci-vtpm/error.h"
+
+/* Control channel codes the relay knows (swtpm's tpm_ioctl.h). */
+#define OV_CTRL_SET_LOCALITY	5
+#define OV_CTRL_CAP_SET_LOCAL	(1u << 3) /* PTM_CAP_SET_LOCALITY */
+#define OV_CTRL_RESULT_FAIL	9	  /* TPM_FAIL */
+#define OV_CTRL_CONN_TIMEOUT_MS 2000
+
+/*
+ * Start the relay serving listen_fd (a listening unix socket; the caller
+ * keeps and closes its copy) until the swtpm pid (start time starttime)
+ * exits. It runs as user (NULL, "" or "root": the overflow uid 65534).
+ * Returns once the relay runs its loop, or -1 naming why it could not.
+ */
+int ov_ctrl_relay_spawn(int listen_fd, pid_t swtpm_pid, unsigned long long starttime,
+			const char *user, ov_error *err);
+
+/* Answer the control commands on one connection (the relay's loop, exposed
+ * for the unit tests). Returns when the peer closes, sends something not
+ * allowed (answered with TPM_FAIL), or is silent for timeout_ms. */
+void ov_ctrl_relay_serve(int conn, int timeout_ms);
+
+#endif

@@ -1,0 +1,267 @@
+#!/usr/bin/env bats
+# shellcheck disable=SC2016,SC2030,SC2031,SC2046,SC2001
+# (sh programs in single quotes; bats `run` sets output in the test)
+# What a container, or a crafted OCI state, must never do to a vTPM or the
+# host (issue #11). Socket backend, runc; each test failed before its fix.
+
+load helpers
+
+setup_file() { ov_setup_file; }
+setup() { ov_setup; }
+teardown() { ov_teardown; }
+
+requires_stack() { requires root jq busybox swtpm tpm2-tools hook runc; }
+
+# ----------------------------------------------------------------------------
+# 1. The state never leaves the TPM: the container's control channel answers
+#    only what a TSS needs.
+
+@test "socket: swtpm_ioctl in the container cannot save, load, stop or re-init the TPM; tpm2-tools work" {
+	requires_stack
+	command -v swtpm_ioctl >/dev/null || fail "swtpm_ioctl not installed (swtpm-tools)"
+	local b id T2=$OV_TCTI
+	b=$(ov_bundle ioctl io.oci-vtpm.enable=true)
+	ov_sh "$b" "
+		cd /tmp
+		C=/run/tpm/tpm0.sock.ctrl
+		ls /run/tpm
+		for what in permanent volatile savestate; do
+			if swtpm_ioctl --unix \$C --save \$what /tmp/\$what.bin 2>/dev/null; then echo SAVED_\$what; fi
+			[ -s /tmp/\$what.bin ] && echo DATA_\$what
+		done
+		head -c 64 /dev/zero >/tmp/junk.bin
+		swtpm_ioctl --unix \$C --load permanent /tmp/junk.bin 2>/dev/null && echo LOADED
+		swtpm_ioctl --unix \$C --stop 2>/dev/null && echo STOPPED
+		swtpm_ioctl --unix \$C -i 2>/dev/null && echo REINIT
+		swtpm_ioctl --unix \$C --info 1 2>/dev/null && echo INFO
+		swtpm_ioctl --unix \$C -l 3 2>/dev/null && echo LOCALITY3
+		swtpm_ioctl --unix \$C -s 2>/dev/null && echo SHUTDOWN
+		echo RANDOM=\$(tpm2_getrandom -T $T2 --hex 8)
+		tpm2_createek -T $T2 -c ek.ctx -G rsa -u ek.pub >/dev/null && echo EK_OK
+		tpm2_flushcontext -T $T2 -t
+		tpm2_createak -T $T2 -C ek.ctx -c ak.ctx -u ak.pub -n ak.name >/dev/null && echo AK_OK
+		tpm2_flushcontext -T $T2 -t
+		tpm2_pcrread -T $T2 sha256:0,16 >/dev/null && echo PCRREAD_OK
+		tpm2_quote -T $T2 -c ak.ctx -l sha256:16 -q abcd -m q.msg -s q.sig -o q.pcrs >/dev/null && echo QUOTE_OK
+		tpm2_nvdefine -T $T2 0x1500016 -C o -s 8 -a 'ownerread|ownerwrite' >/dev/null &&
+			printf 12345678 | tpm2_nvwrite -T $T2 0x1500016 -C o -i - >/dev/null &&
+			tpm2_nvread -T $T2 0x1500016 -C o -s 8 >/dev/null && echo NV_OK
+		echo AFTER=\$(tpm2_getrandom -T $T2 --hex 4)"
+	id=$(ov_new_id ioctl)
+	run ov_run runc "$id" "$b"
+	assert_success
+	assert_line tpm0.sock.ctrl
+	for x in SAVED_permanent SAVED_volatile SAVED_savestate DATA_permanent DATA_volatile \
+		DATA_savestate LOADED STOPPED REINIT INFO LOCALITY3 SHUTDOWN; do
+		refute_line "$x"
+	done
+	assert_line --regexp '^RANDOM=[0-9a-f]{16}$'
+	for x in EK_OK AK_OK PCRREAD_OK QUOTE_OK NV_OK; do assert_line "$x"; done
+	assert_line --regexp '^AFTER=[0-9a-f]{8}$'
+}
+
+@test "socket: swtpm's own control socket is root-only, outside the directory the container gets" {
+	requires_stack
+	local b id s
+	b=$(ov_bundle ctrl io.oci-vtpm.enable=true)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id ctrl)
+	ov_run_detached runc "$id" "$b"
+	s=$RUN_DIR/$id/ctrl-0.sock
+	[ -S "$s" ] || fail "no $s: $(ls -la "$RUN_DIR/$id")"
+	[ "$(stat -c '%a %u' "$s")" = "600 0" ] || fail "$s is $(stat -c '%a %u' "$s")"
+	# It is swtpm's: the hook's stop answers there.
+	run swtpm_ioctl --unix "$s" -c
+	assert_success
+	# What the container sees is not it.
+	run ov_exec runc "$id" sh -c 'swtpm_ioctl --unix /run/tpm/tpm0.sock.ctrl --save permanent /tmp/p.bin; echo rc=$?'
+	assert_line --regexp '^rc=[1-9]'
+	# That is the relay's: unprivileged, gone with its swtpm.
+	local relay
+	relay=$(ov_relay_pids "$RUN_DIR/$id")
+	[ -n "$relay" ] || fail "no control relay for $id"
+	[ "$(stat -c %u "/proc/$relay")" != 0 ] || fail "the control relay runs as root"
+	ov_delete runc "$id" -f
+	ov_wait_for 5 _ov_gone "$relay"
+}
+_ov_gone() { ! kill -0 "$1" 2>/dev/null; }
+
+# ----------------------------------------------------------------------------
+# 2. Poststop talks to swtpm only through what the container cannot touch.
+
+@test "socket: a container's symlink to another container's control socket does not make its poststop stop that swtpm" {
+	requires_stack
+	local a b ida idb target before after
+	a=$(ov_bundle attacker io.oci-vtpm.enable=true)
+	b=$(ov_bundle victim io.oci-vtpm.enable=true)
+	ov_args "$a" sleep 600
+	ov_args "$b" sleep 600
+	ida=$(ov_new_id attacker)
+	idb=$(ov_new_id victim)
+	ov_run_detached runc "$ida" "$a"
+	ov_run_detached runc "$idb" "$b"
+	# The victim's control channel, wherever this version keeps it.
+	target=$RUN_DIR/$idb/ctrl-0.sock
+	[ -S "$target" ] || target=$RUN_DIR/$idb/private/tpm/tpm0.sock.ctrl
+	[ -S "$target" ] || fail "no control socket of $idb found"
+	before=$(ov_swtpm_pids "$idb")
+	[ -n "$before" ] || fail "no swtpm for $idb"
+	# Whatever the container manages to do to its own /run/tpm.
+	ov_exec runc "$ida" sh -c "
+		for f in /run/tpm/tpm0.sock.ctrl /run/tpm/tpm0.sock; do
+			rm -f \$f; ln -s '$target' \$f
+		done; ls -l /run/tpm" || true
+	run ov_delete runc "$ida" -f
+	after=$(ov_swtpm_pids "$idb")
+	[ "$before" = "$after" ] || fail "the victim's swtpm changed: '$before' -> '$after'"
+	run ov_exec runc "$idb" tpm2_getrandom -T "$OV_TCTI" --hex 8
+	assert_success
+	assert_output --regexp '^[0-9a-f]{16}$'
+	ov_delete runc "$idb" -f
+}
+
+# ----------------------------------------------------------------------------
+# 3. Nothing the container writes reaches the host's run dir; swtpm's log is
+#    capped.
+
+@test "socket: /run/tpm is read-only, nosuid, nodev, noexec; swtpm's files are capped (RLIMIT_FSIZE)" {
+	requires_stack
+	local b id pid
+	b=$(ov_bundle ro io.oci-vtpm.enable=true)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id ro)
+	ov_run_detached runc "$id" "$b"
+	run ov_exec runc "$id" sh -c 'dd if=/dev/zero of=/run/tpm/big bs=1k count=64 2>&1; echo rc=$?'
+	assert_output --partial "Read-only file system"
+	assert_line --regexp '^rc=[1-9]'
+	run ov_exec runc "$id" sh -c 'mkdir /run/tpm/d 2>&1; rm -f /run/tpm/tpm0.sock 2>&1; ls /run/tpm'
+	assert_output --partial "Read-only file system"
+	assert_line tpm0.sock
+	[ ! -e "$RUN_DIR/$id/private/tpm/big" ] || fail "the container wrote into the host's run dir"
+	run ov_exec runc "$id" sh -c 'grep " /run/tpm " /proc/self/mountinfo'
+	assert_success
+	[[ $output =~ \ ro, ]] && [[ $output == *nosuid* ]] && [[ $output == *nodev* ]] &&
+		[[ $output == *noexec* ]] || fail "/run/tpm mount options: $output"
+	run ov_exec runc "$id" tpm2_getrandom -T "$OV_TCTI" --hex 8
+	assert_success
+	pid=$(ov_swtpm_pids "$id")
+	[ -n "$pid" ] || fail "no swtpm"
+	run grep '^Max file size' "/proc/$pid/limits"
+	assert_output --regexp 'Max file size +4194304 +4194304'
+	ov_delete runc "$id" -f
+}
+
+# ----------------------------------------------------------------------------
+# 4. The container id is checked before any file system operation, on the
+#    warm path too.
+
+@test "hook: a state with id ../x neither takes a warm vTPM nor moves it out of the run dir" {
+	requires root jq busybox swtpm tpm2-tools hook nsenter
+	[ -x "$OV_CLI" ] || fail "$OV_CLI not built"
+	local b bad warm stage
+	ov_write_config '.warm_size = 1 | .pool_size = 0'
+	run ovadm pool fill 0
+	assert_success
+	warm=$(cd "$RUN_DIR" && ls -d warm-*)
+	[ -n "$warm" ] || fail "no warm vTPM: $(ls -A "$RUN_DIR")"
+	b=$(ov_bundle badid io.oci-vtpm.enable=true)
+	for bad in '../x' '../../x' 'a/b' '..' ''; do
+		for stage in createRuntime prestart poststop; do
+			ov_state "$bad" "$b" "$(ov_dummy_pid)" >"$T/state.json"
+			run --separate-stderr ov_hook "$stage" "$T/state.json"
+			ov_assert_hook_error 'invalid container id'
+			[ -d "$RUN_DIR/$warm" ] || fail "$stage with id '$bad' moved the warm vTPM $warm"
+			[ ! -e "$T/x" ] && [ ! -e "$(dirname "$T")/x" ] && [ ! -e "$RUN_DIR/a" ] ||
+				fail "$stage with id '$bad' made something outside the run dir"
+		done
+	done
+	run ovadm pool drain
+	assert_success
+	[ ! -e "$RUN_DIR/$warm" ] || fail "drain left $warm"
+}
+
+# ----------------------------------------------------------------------------
+# 5. What a message quotes cannot forge a log line.
+
+@test "hook: a name with a newline and an escape sequence stays on one escaped line (stderr and log file)" {
+	requires root jq busybox hook nsenter
+	local b id forged
+	forged=$'x\n2026-01-01T00:00:00.000Z oci-vtpm-hook[1] error FORGED line\e[2J\\'
+	b=$(ov_bundle forge io.oci-vtpm.enable=true)
+	ov_cfg "$b" --arg v "$forged" '.annotations["io.oci-vtpm.name"] = $v'
+	id=$(ov_new_id forge)
+	ov_state "$id" "$b" "$(ov_dummy_pid)" >"$T/state.json"
+	run --separate-stderr ov_hook createRuntime "$T/state.json"
+	ov_assert_hook_error 'io\.oci-vtpm\.name'
+	[[ $stderr == *'x\x0a2026-01-01T00:00:00.000Z oci-vtpm-hook[1] error FORGED line\x1b[2J\x5c'* ]] ||
+		fail "not escaped on stderr: $stderr"
+	run grep -c FORGED "$OV_HOOK_LOG"
+	assert_output 1
+	run grep '^2026-01-01' "$OV_HOOK_LOG"
+	assert_failure
+	run grep -c $'\e' "$OV_HOOK_LOG"
+	assert_output 0
+	# Every line of the log is one of ours: timestamp, program, level.
+	run grep -vcE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z oci-vtpm-hook\[[0-9]+\] (error|warning|info|debug) ' "$OV_HOOK_LOG"
+	assert_output 0
+}
+
+# ----------------------------------------------------------------------------
+# Also found by reading: the settings name programs run as root.
+
+@test "hook: a settings file (or its directory) writable by anyone but root is refused in one line" {
+	requires root jq busybox hook nsenter
+	local b id
+	b=$(ov_bundle cfg io.oci-vtpm.enable=true)
+	id=$(ov_new_id cfg)
+	ov_state "$id" "$b" "$(ov_dummy_pid)" >"$T/state.json"
+	chmod 0666 "$CFG"
+	run --separate-stderr ov_hook createRuntime "$T/state.json"
+	ov_assert_hook_error "settings .*mode 0666: only root may write it"
+	chmod 0644 "$CFG"
+	chown nobody "$CFG"
+	run --separate-stderr ov_hook createRuntime "$T/state.json"
+	ov_assert_hook_error "settings .*owned by uid 65534"
+	chown root "$CFG"
+	mkdir "$T/cfgdir"
+	cp -p "$CFG" "$T/cfgdir/config.json"
+	chmod 0777 "$T/cfgdir"
+	run --separate-stderr timeout 30 env -i "OCI_VTPM_CONFIG=$T/cfgdir/config.json" "$OV_HOOK" createRuntime <"$T/state.json"
+	ov_assert_hook_error "its directory .*cfgdir .*mode 0777"
+	[ ! -e "$RUN_DIR/$id" ] || fail "a refused start left $RUN_DIR/$id"
+	ov_no_swtpm || fail "swtpm started with untrusted settings"
+}
+
+# ----------------------------------------------------------------------------
+# Also found by reading: a directory made is durable in its parent.
+
+# _fsync_follows FILE [PATTERN]: in strace output FILE (one process), the
+# next call after every successful mkdirat (matching PATTERN) is an fsync.
+_fsync_follows() {
+	awk -v pat="${2:-}" '
+		want && $0 !~ /^fsync\(.* = 0$/ { print "no fsync after: " prev; bad = 1 }
+		{ want = $0 ~ /^mkdirat\(.* = 0$/ && index($0, pat); prev = $0 }
+		END { if (want) { print "no fsync after: " prev; bad = 1 } exit bad }' "$1"
+}
+
+@test "init and createRuntime fsync the parent of every directory they make" {
+	requires root jq busybox swtpm hook nsenter
+	command -v strace >/dev/null || fail "strace not installed"
+	local b id
+	ov_write_config ".master_key = \"$T/keys/sub/master.key\" | .ca_key = \"$T/ca/sub/ca.key\" | .ca_cert = \"$T/ca/sub/ca.pem\""
+	run strace -qq -e trace=mkdirat,fsync -o "$T/init.st" "$OV_CLI" --config "$CFG" init
+	assert_success
+	grep -q 'mkdirat(.*"sub", 0700) *= 0' "$T/init.st" || fail "init made no directory: $(cat "$T/init.st")"
+	run _fsync_follows "$T/init.st"
+	assert_success
+	b=$(ov_bundle fs io.oci-vtpm.enable=true)
+	id=$(ov_new_id fs)
+	ov_state "$id" "$b" "$(ov_dummy_pid)" >"$T/state.json"
+	run strace -qq -e trace=mkdirat,fsync -o "$T/hook.st" env -i "OCI_VTPM_CONFIG=$CFG" "$OV_HOOK" createRuntime <"$T/state.json"
+	assert_success
+	grep -q "mkdirat(.*\"$id\", 0711) *= 0" "$T/hook.st" || fail "no mkdirat of $id: $(cat "$T/hook.st")"
+	run _fsync_follows "$T/hook.st" "\"$id\""
+	assert_success
+	run ov_hook poststop "$T/state.json"
+	assert_success
+}
