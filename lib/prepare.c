@@ -74,6 +74,22 @@ fail:
 	return -1;
 }
 
+/* The edited config.json as text (malloc'd, a newline at its end). */
+static int to_text(json_object *root, char **out, size_t *out_len, ov_error *err)
+{
+	size_t n;
+	const char *text = json_object_to_json_string_length(
+	    root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+
+	if (!text || !(*out = malloc(n + 2)))
+		return ov_error_set(err, ENOMEM, "config.json");
+	memcpy(*out, text, n);
+	(*out)[n] = '\n';
+	(*out)[n + 1] = '\0';
+	*out_len = n + 1;
+	return 0;
+}
+
 int ov_prepare_text(const char *buf, size_t len, const struct ov_prepare *e, char **out,
 		    size_t *out_len, struct ov_prepare_result *res, ov_error *err)
 {
@@ -136,20 +152,8 @@ int ov_prepare_text(const char *buf, size_t len, const struct ov_prepare *e, cha
 			snprintf(res->run_name, sizeof(res->run_name), "%s", token);
 		changed |= devs;
 	}
-	if (changed) {
-		size_t n;
-		const char *text = json_object_to_json_string_length(
-		    sp.root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-
-		if (!text || !(*out = malloc(n + 2))) {
-			ov_error_set(err, ENOMEM, "config.json");
-			goto undo;
-		}
-		memcpy(*out, text, n);
-		(*out)[n] = '\n';
-		(*out)[n + 1] = '\0';
-		*out_len = n + 1;
-	}
+	if (changed && to_text(sp.root, out, out_len, err) < 0)
+		goto undo;
 	ret = 0;
 	goto out;
 undo:
