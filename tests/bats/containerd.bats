@@ -61,20 +61,14 @@ setup_file() {
 }
 
 teardown_file() {
-	local pid m
+	local pid
 	[ -f "${CT:-/nonexistent}/containerd.pid" ] || return 0
 	pid=$(cat "$CT/containerd.pid")
 	ct_remove_all
-	kill -TERM "$pid" 2>/dev/null || true
-	ov_wait_for 30 _ct_gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-	# shims of tasks that would not go (none when the tests passed)
-	for m in $(pgrep -f -- "$(ov_ere_quote "$CT_SOCK")"); do kill -KILL "$m" 2>/dev/null || true; done
-	grep -F -e " $CT_STATE" -e " $CT/" /proc/self/mountinfo | awk '{print $5}' | sort -r |
-		while read -r m; do umount -l "$m" 2>/dev/null || true; done
+	# shims of tasks that would not go have the socket in their argv
+	ov_stop_daemon "$pid" "$CT_SOCK" "$CT_STATE" "$CT/"
 	rm -rf --one-file-system "$CT_STATE" "$CT_SOCK" "$CT_SOCK.ttrpc" "$CT/root"
 }
-_ct_gone() { ! kill -0 "$1" 2>/dev/null; }
 
 setup() {
 	ov_setup

@@ -41,20 +41,14 @@ setup_file() {
 }
 
 teardown_file() {
-	local pid m
+	local pid
 	[ -f "${DK:-/nonexistent}/dockerd.pid" ] || return 0
 	pid=$(cat "$DK/dockerd.pid")
 	dk ps -aq 2>/dev/null | xargs -r "$DOCKER" rm -f >/dev/null 2>&1 || true
-	kill -TERM "$pid" 2>/dev/null || true
 	# dockerd stops the containerd it started, then exits.
-	ov_wait_for 30 _dk_gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-	for m in $(pgrep -f -- "$(ov_ere_quote "$DK_EXEC")"); do kill -KILL "$m" 2>/dev/null || true; done
-	grep -F -e " $DK_EXEC" -e " $DK/" /proc/self/mountinfo | awk '{print $5}' | sort -r |
-		while read -r m; do umount -l "$m" 2>/dev/null || true; done
+	ov_stop_daemon "$pid" "$DK_EXEC" "$DK_EXEC" "$DK/"
 	rm -rf --one-file-system "$DK_EXEC" "$DK_SOCK" "$DK_PID" "$DK/data"
 }
-_dk_gone() { ! kill -0 "$1" 2>/dev/null; }
 
 setup() {
 	ov_setup
