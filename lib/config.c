@@ -308,7 +308,7 @@ static int settings_trusted(const char *path, int fd, ov_error *err)
 	if (geteuid() != 0)
 		return 0; /* only root's trust is at stake */
 	if (st.st_uid != 0 || (st.st_mode & 022))
-		return ov_error_set(err, EPERM,
+		return ov_error_set(err, 0,
 				    "settings %s is owned by uid %u with mode %04o: only root may "
 				    "write it (it names programs run as root)",
 				    path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
@@ -323,7 +323,7 @@ static int settings_trusted(const char *path, int fd, ov_error *err)
 	if (dfd < 0 || fstat(dfd, &st) < 0)
 		return ov_error_set(err, errno, "settings directory %s", dir);
 	if (st.st_uid != 0 || ((st.st_mode & 022) && !(st.st_mode & S_ISVTX)))
-		return ov_error_set(err, EPERM,
+		return ov_error_set(err, 0,
 				    "settings %s: its directory %s is owned by uid %u with mode "
 				    "%04o: only root may write it",
 				    path, dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
@@ -653,20 +653,20 @@ static int scope_name(const struct ov_settings *s, json_object *annotations, cha
 	if (!scope_value(scope, annotations, &key, &val)) {
 		if (strcmp(scope, OV_NAME_SCOPE_AUTO) == 0)
 			return 0; /* no Kubernetes: the engine's user names */
-		return ov_error_set(err, EPERM,
+		return ov_error_set(err, 0,
 				    "vTPM name \"%s\" needs the annotation %s (settings "
 				    "\"name_scope\")",
 				    *name, key);
 	}
 	if (!scope_valid(val))
-		return ov_error_set(err, EPERM,
+		return ov_error_set(err, 0,
 				    "annotation %s: \"%.64s\" cannot scope a vTPM name (letters, "
 				    "digits, '_', '-'; at most 63; settings \"name_scope\")",
 				    key, val);
 	if (asprintf(&scoped, "%s.%s", val, *name) < 0)
 		return ov_error_set(err, ENOMEM, "vTPM name");
 	if (!ov_name_valid(scoped)) {
-		ov_error_set(err, EINVAL,
+		ov_error_set(err, 0,
 			     "vTPM name \"%s\" scoped by %s is longer than 128 (settings "
 			     "\"name_scope\")",
 			     *name, key);
@@ -709,7 +709,7 @@ int ov_request_parse(const struct ov_settings *s, json_object *annotations, json
 			}
 			snprintf(src, sizeof(src), "annotation %s", key);
 			if (k->bit && !(s->annotation_keys & k->bit)) {
-				ov_error_set(err, EPERM,
+				ov_error_set(err, 0,
 					     "%s: not allowed on this host (settings "
 					     "\"annotation_request\")",
 					     src);

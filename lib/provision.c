@@ -159,7 +159,7 @@ static int names_limit(const struct ov_settings *s, const char *name, ov_error *
 				n++;
 		}
 	if (n >= s->max_names)
-		return ov_error_set(err, EDQUOT,
+		return ov_error_set(err, 0,
 				    "vTPM %s would be a new name beyond the %u this host keeps "
 				    "(settings \"max_names\")",
 				    name, s->max_names);
