@@ -308,7 +308,7 @@ static int settings_trusted(const char *path, int fd, ov_error *err)
 	if (geteuid() != 0)
 		return 0; /* only root's trust is at stake */
 	if (st.st_uid != 0 || (st.st_mode & 022))
-		return ov_error_set(err, 0,
+		return ov_error_set(err, EPERM,
 				    "settings %s is owned by uid %u with mode %04o: only root may "
 				    "write it (it names programs run as root)",
 				    path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
@@ -323,7 +323,7 @@ static int settings_trusted(const char *path, int fd, ov_error *err)
 	if (dfd < 0 || fstat(dfd, &st) < 0)
 		return ov_error_set(err, errno, "settings directory %s", dir);
 	if (st.st_uid != 0 || ((st.st_mode & 022) && !(st.st_mode & S_ISVTX)))
-		return ov_error_set(err, 0,
+		return ov_error_set(err, EPERM,
 				    "settings %s: its directory %s is owned by uid %u with mode "
 				    "%04o: only root may write it",
 				    path, dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));

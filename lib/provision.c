@@ -148,7 +148,9 @@ static int names_limit(const struct ov_settings *s, const char *name, ov_error *
 	if (!s->max_names)
 		return 0;
 	root = ov_archive_root(s, false, err);
-	if (root < 0 || !(d = ov_opendir_at(root, ".")))
+	if (root < 0)
+		return -1;
+	if (!(d = ov_opendir_at(root, ".")))
 		return ov_error_set(err, errno, "counting the archived vTPMs");
 	while ((de = readdir(d)))
 		if (ov_name_valid(de->d_name) && strcmp(de->d_name, name) != 0) {

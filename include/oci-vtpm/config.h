@@ -28,15 +28,16 @@ enum {
 	OV_REQ_EK_CERT = 1u << 4,
 	OV_REQ_BACKEND = 1u << 5,
 };
-/* An image's ENV reaches process.env as much as `docker run -e` does: by
- * default the environment may ask for a vTPM and its shape, not for a
- * named identity (which would let any image claim any name's TPM). */
 #define OV_REQ_ALL                                                                                 \
 	(OV_REQ_ENABLE | OV_REQ_NAME | OV_REQ_VERSION | OV_REQ_COUNT | OV_REQ_EK_CERT |            \
 	 OV_REQ_BACKEND)
 /* settings "name_scope": the default, scope by the namespace Kubernetes'
  * CRI (containerd, then CRI-O) writes when there is one. */
 #define OV_NAME_SCOPE_AUTO "auto"
+
+/* An image's ENV reaches process.env as much as `docker run -e` does: by
+ * default the environment may ask for a vTPM and its shape, not for a
+ * named identity (which would let any image claim any name's TPM). */
 #define OV_ENV_KEYS_DEFAULT                                                                        \
 	(OV_REQ_ENABLE | OV_REQ_VERSION | OV_REQ_COUNT | OV_REQ_EK_CERT | OV_REQ_BACKEND)
 
@@ -71,7 +72,7 @@ struct ov_settings {
 	 * stage's) gets a vTPM unless it opts out (enable=false). */
 	bool default_enable;
 	unsigned env_keys; /* OV_REQ_* the environment may set; 0: env ignored */
-	/* Who may ask for what (docs/engines/requests.md, "Policy"). */
+	/* Who may ask for what (docs/engines/requests.md, "Who may ask for what"). */
 	unsigned annotation_keys; /* OV_REQ_* annotations may set */
 	/* "": names as asked (single tenant); "auto" (OV_NAME_SCOPE_AUTO);
 	 * else an annotation key whose value prefixes every name. */
