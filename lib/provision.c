@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "oci-vtpm/archive.h"
@@ -137,8 +138,10 @@ static int restore_named(int vdir, const struct ov_request *r, const struct ov_u
 	return 0;
 }
 
-/* settings max_names: a name with no archive yet is one more name. */
-static int names_limit(const struct ov_settings *s, const char *name, ov_error *err)
+/* settings max_names: a name with no archive yet is one more name. On
+ * success *lock holds the archive root locked (-1: no limit), so that no
+ * other new name is counted in until this one's meta.json is written. */
+static int names_limit(const struct ov_settings *s, const char *name, int *lock, ov_error *err)
 {
 	cleanup_close int root = -1;
 	cleanup_dir DIR *d = NULL;
@@ -150,6 +153,9 @@ static int names_limit(const struct ov_settings *s, const char *name, ov_error *
 	root = ov_archive_root(s, false, err);
 	if (root < 0)
 		return -1;
+	while (flock(root, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return ov_error_set(err, errno, "locking the archived vTPMs");
 	if (!(d = ov_opendir_at(root, ".")))
 		return ov_error_set(err, errno, "counting the archived vTPMs");
 	while ((de = readdir(d)))
@@ -165,6 +171,7 @@ static int names_limit(const struct ov_settings *s, const char *name, ov_error *
 				    "vTPM %s would be a new name beyond the %u this host keeps "
 				    "(settings \"max_names\")",
 				    name, s->max_names);
+	*lock = take_fd(&root);
 	return 0;
 }
 
@@ -174,7 +181,7 @@ static int start_named(const struct ov_settings *s, int run, const char *id,
 		       const struct ov_request *r, const struct ov_user *u, const int *statefds,
 		       struct ov_provision *p, ov_error *err)
 {
-	cleanup_close int vdir = -1;
+	cleanup_close int vdir = -1, names_lock = -1;
 	struct ov_vtpm_keys keys;
 	struct ov_meta m;
 	ov_error ignored = {0};
@@ -187,7 +194,7 @@ static int start_named(const struct ov_settings *s, int run, const char *id,
 	if (ov_instance_claim_name(run, r->name, id, err) < 0)
 		return -1;
 	fresh = faccessat(vdir, "meta.json", F_OK, AT_SYMLINK_NOFOLLOW) < 0;
-	if (fresh && names_limit(s, r->name, err) < 0)
+	if (fresh && names_limit(s, r->name, &names_lock, err) < 0)
 		goto release;
 	if (fresh ? new_named(s, vdir, id, r, u, statefds, &m, &keys, p, err) < 0
 		  : ov_meta_load_keys(s, vdir, r->name, &m, &keys, err) < 0)
