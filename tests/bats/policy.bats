@@ -198,3 +198,33 @@ shim_refused() {
 	assert_line "$ek1"
 	ov_leak_check
 }
+
+@test "max_names: eight concurrent starts of new names under max_names=3 make exactly three" {
+	requires root jq busybox swtpm hook nsenter
+	local i b pids=() ok=0 refused=0
+	policy_config '.max_names = 3'
+	for i in 1 2 3 4 5 6 7 8; do
+		b=$(ov_bundle "race$i" io.oci-vtpm.enable=true "io.oci-vtpm.name=race$i")
+		ov_state "$(ov_new_id "race$i")" "$b" "$(ov_dummy_pid)" >"$T/state$i.json"
+	done
+	for i in 1 2 3 4 5 6 7 8; do
+		ov_hook createRuntime "$T/state$i.json" 2>"$T/err$i" &
+		pids+=($!)
+	done
+	for i in 1 2 3 4 5 6 7 8; do
+		if wait "${pids[i - 1]}"; then
+			ok=$((ok + 1))
+		else
+			grep -q '(settings "max_names")' "$T/err$i" || fail "start $i: $(cat "$T/err$i")"
+			refused=$((refused + 1))
+		fi
+	done
+	[ "$ok" -eq 3 ] && [ "$refused" -eq 5 ] || fail "$ok started, $refused refused"
+	[ "$(find "$STATE_DIR/vtpms" -mindepth 1 -maxdepth 1 | wc -l)" -eq 3 ] ||
+		fail "archives: $(ls "$STATE_DIR/vtpms")"
+	for i in 1 2 3 4 5 6 7 8; do
+		run ov_hook poststop "$T/state$i.json"
+		assert_success
+	done
+	ov_leak_check
+}
