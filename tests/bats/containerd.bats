@@ -258,10 +258,12 @@ for k, v in yaml.safe_load(open(sys.argv[1]))["metadata"]["annotations"].items()
 	assert_success
 	assert_output NO_TPM
 	ct_id ovct-app
-	run ct_run --rm "${ann[@]}" --annotation io.kubernetes.cri.container-type=container "$IMAGE" ovct-app \
+	# The name is scoped by the pod's namespace (name_scope "auto").
+	run ct_run --rm "${ann[@]}" --annotation io.kubernetes.cri.container-type=container \
+		--annotation io.kubernetes.cri.sandbox-namespace=prod "$IMAGE" ovct-app \
 		sh -c "$EK_SCRIPT"
 	assert_success
 	assert_line --regexp '^EK=[0-9a-f]{64}$'
-	[ -d "$STATE_DIR/vtpms/db-primary" ] || fail "the pod's vTPM name was not archived: $(ls "$STATE_DIR/vtpms")"
+	[ -d "$STATE_DIR/vtpms/prod.db-primary" ] || fail "the pod's vTPM name was not archived under its namespace: $(ls "$STATE_DIR/vtpms")"
 	nothing_left
 }
