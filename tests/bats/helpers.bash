@@ -110,6 +110,9 @@ ov_pids_matching() {
 ov_relay_pids() {
 	local pid sw cwd
 	for pid in $(pgrep -x ov-ctrl-relay); do
+		# A zombie has exited: reaping it is pid 1's job (the relay is
+		# double-forked), and pid 1 here can be slow at it.
+		[ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ] || continue
 		sw=$(awk '$1 == "Pid:" { print $2 }' "/proc/$pid/fdinfo/4" 2>/dev/null) || continue
 		if [ -z "$sw" ] || [ "$sw" -le 0 ] || ! cwd=$(readlink "/proc/$sw/cwd" 2>/dev/null); then
 			echo "$pid"
