@@ -70,6 +70,16 @@ ov_wait_for() {
 	done
 }
 
+# shim_runc: "runc" on PATH is oci-vtpm-runtime in front of the real runc,
+# with this test's settings ($SHIM: the shim binary).
+shim_runc() {
+	mkdir -p "$T/shimbin"
+	printf '#!/bin/sh\nOCI_VTPM_CONFIG=%s OCI_VTPM_RUNTIME=%s exec %s "$@"\n' \
+		"$CFG" "$(command -v runc)" "$SHIM" >"$T/shimbin/runc"
+	chmod 0755 "$T/shimbin/runc"
+	PATH=$T/shimbin:$PATH
+}
+
 # ov_stop_daemon PID MATCH DIR...: stop a daemon a test file started: TERM,
 # KILL after 30 s; then KILL whatever still runs with MATCH in its command
 # line (shims it left) and lazily unmount what is mounted under each DIR.
