@@ -132,6 +132,17 @@ ov_relay_pids() {
 	done
 }
 
+# Where things live in the run dir. New tests name a container's slot,
+# the name claims, warm and precreated vTPMs and the pool's work dir only
+# through these, so that the run-dir layout is written down once.
+ov_slot() { printf '%s/%s' "$RUN_DIR" "$1"; }
+ov_names_dir() { printf '%s/@names' "$RUN_DIR"; }
+ov_pool_work_dir() { printf '%s/@pool' "$RUN_DIR"; }
+# ov_warm_slots / ov_pre_slots: full paths of warm / precreated slots, one
+# per line (none: no output).
+ov_warm_slots() { find "$RUN_DIR" -mindepth 1 -maxdepth 1 -name 'warm-*' 2>/dev/null | sort; }
+ov_pre_slots() { find "$RUN_DIR" -mindepth 1 -maxdepth 1 -name 'pre-*' 2>/dev/null | sort; }
+
 # ov_swtpm_pids [ID]: pids of swtpm processes belonging to container ID
 # (all of this test's run_dir without ID).
 ov_swtpm_pids() {
