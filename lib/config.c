@@ -11,14 +11,26 @@
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/oci.h"
+#include "oci-vtpm/rootless.h"
 
 #define SETTINGS_MAX (1u << 20)
 
 const char *ov_settings_path(void)
 {
+	static char *user; /* rootless: the user's file, found once */
 	const char *p = getenv(OV_CONFIG_ENV);
+	ov_error ignored = {0};
+	char *dir = NULL;
 
-	return p && *p ? p : OV_CONFIG_PATH_DEFAULT;
+	if (p && *p)
+		return p;
+	if (!ov_rootless())
+		return OV_CONFIG_PATH_DEFAULT;
+	if (!user && ov_user_dir(OV_DIR_CONFIG, &dir, &ignored) == 0 &&
+	    asprintf(&user, "%s/" OV_USER_CONFIG_NAME, dir) < 0)
+		user = NULL;
+	free(dir);
+	return user ? user : OV_CONFIG_PATH_DEFAULT;
 }
 
 const char *ov_backend_name(enum ov_backend b)
@@ -97,8 +109,38 @@ static int dup_default(char **field, const char *def)
 	return *field ? 0 : -1;
 }
 
+/* *field, when unset, is dir/name. */
+static int default_in(char **field, const char *dir, const char *name)
+{
+	if (*field)
+		return 0;
+	if (asprintf(field, "%s/%s", dir, name) < 0) {
+		*field = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Rootless (lib/rootless.h): the user's own directories and keys, and
+ * swtpm runs as the user. */
+static int fill_user_defaults(struct ov_settings *s, ov_error *err)
+{
+	cleanup_free char *run = NULL, *data = NULL;
+
+	if (ov_user_dir(OV_DIR_RUNTIME, &run, err) < 0 || ov_user_dir(OV_DIR_DATA, &data, err) < 0)
+		return ov_error_wrap(err, "settings");
+	if (dup_default(&s->run_dir, run) < 0 || dup_default(&s->state_dir, data) < 0 ||
+	    default_in(&s->master_key, data, "master.key") < 0 ||
+	    default_in(&s->ca_key, data, "ca/ca.key") < 0 ||
+	    default_in(&s->ca_cert, data, "ca/ca.pem") < 0 || dup_default(&s->swtpm_user, "") < 0)
+		return ov_error_set(err, ENOMEM, "settings");
+	return 0;
+}
+
 static int fill_defaults(struct ov_settings *s, ov_error *err)
 {
+	if (ov_rootless() && fill_user_defaults(s, err) < 0)
+		return -1;
 	if (dup_default(&s->run_dir, "/run/oci-vtpm") < 0 ||
 	    dup_default(&s->state_dir, "/var/lib/oci-vtpm") < 0 ||
 	    dup_default(&s->swtpm, "/usr/bin/swtpm") < 0 ||
@@ -289,13 +331,22 @@ fail:
 	return -1;
 }
 
-/* Only root may change what root runs: the settings name binaries and
- * directories. The file and its directory must be root's and writable by
- * no one else (a sticky directory keeps others from replacing it). */
+/* May uid own what we run: root, or we ourselves (a rootless user's own
+ * settings; in rootless podman's user namespace the user is uid 0). */
+static bool trusted_owner(uid_t uid)
+{
+	return uid == 0 || uid == geteuid();
+}
+
+/* Only whoever the settings run as may change them: they name binaries
+ * and directories. The file and its directory must be root's or ours and
+ * writable by no one else (a sticky directory keeps others from
+ * replacing it). */
 static int settings_trusted(const char *path, int fd, ov_error *err)
 {
 	cleanup_free char *dir = strdup(path);
 	cleanup_close int dfd = -1;
+	const char *who = geteuid() == 0 ? "root" : "root or you";
 	struct stat st;
 	char *slash;
 
@@ -305,13 +356,11 @@ static int settings_trusted(const char *path, int fd, ov_error *err)
 		return ov_error_set(err, errno, "settings %s", path);
 	if (!S_ISREG(st.st_mode))
 		return ov_error_set(err, 0, "settings %s is not a regular file", path);
-	if (geteuid() != 0)
-		return 0; /* only root's trust is at stake */
-	if (st.st_uid != 0 || (st.st_mode & 022))
+	if (!trusted_owner(st.st_uid) || (st.st_mode & 022))
 		return ov_error_set(err, EPERM,
-				    "settings %s is owned by uid %u with mode %04o: only root may "
-				    "write it (it names programs run as root)",
-				    path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+				    "settings %s is owned by uid %u with mode %04o: only %s may "
+				    "write it (it names programs we run)",
+				    path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), who);
 	slash = strrchr(dir, '/');
 	if (slash == dir)
 		slash[1] = '\0';
@@ -322,11 +371,12 @@ static int settings_trusted(const char *path, int fd, ov_error *err)
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || fstat(dfd, &st) < 0)
 		return ov_error_set(err, errno, "settings directory %s", dir);
-	if (st.st_uid != 0 || ((st.st_mode & 022) && !(st.st_mode & S_ISVTX)))
+	if (!trusted_owner(st.st_uid) || ((st.st_mode & 022) && !(st.st_mode & S_ISVTX)))
 		return ov_error_set(err, EPERM,
 				    "settings %s: its directory %s is owned by uid %u with mode "
-				    "%04o: only root may write it",
-				    path, dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+				    "%04o: only %s may write it",
+				    path, dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
+				    who);
 	return 0;
 }
 

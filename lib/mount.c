@@ -292,9 +292,27 @@ static int map_root(pid_t pid, const char *which, unsigned long *out, ov_error *
 	return ov_error_set(err, 0, "%s: root is not mapped", path);
 }
 
+/* Is pid in our own user namespace? Its uid_map then shows our parent's
+ * ids (rootless podman: its user), not ours. */
+static bool same_userns(pid_t pid)
+{
+	char path[64];
+	struct stat a, b;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+	return stat(path, &a) == 0 && stat("/proc/self/ns/user", &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
 int ov_userns_root_ids(pid_t pid, uid_t *uid, gid_t *gid, ov_error *err)
 {
 	unsigned long u, g;
+
+	if (same_userns(pid)) {
+		*uid = 0;
+		*gid = 0;
+		return 0;
+	}
 
 	if (map_root(pid, "uid_map", &u, err) < 0 || map_root(pid, "gid_map", &g, err) < 0)
 		return ov_error_wrap(err, "user namespace of process %d", (int)pid);

@@ -13,6 +13,7 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/oci.h"
+#include "oci-vtpm/rootless.h"
 #include "oci-vtpm/store.h"
 #include "oci-vtpm/util.h"
 
@@ -35,18 +36,39 @@ bool ov_container_id_valid(const char *id)
 	return true;
 }
 
+/* The run directory holds the records and sockets of every vTPM we run:
+ * it must be ours and writable by no one else (a rootless user's hook
+ * refuses one another user could fill or swap). */
+static int run_dir_check(int fd, const char *run_dir, ov_error *err)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return ov_error_set(err, errno, "stat of %s", run_dir);
+	if (st.st_uid != geteuid() || (st.st_mode & 022))
+		return ov_error_set(
+		    err, EPERM,
+		    "run directory %s is owned by uid %u with mode %04o: it must be "
+		    "ours (uid %u) and writable by no one else",
+		    run_dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
+		    (unsigned)geteuid());
+	return 0;
+}
+
 int ov_run_dir_open(const char *run_dir, bool create, ov_error *err)
 {
-	int fd;
+	cleanup_close int fd = -1;
 
 	/* 0711: swtpm, running as its own user, reaches its state directory
-	 * <run_dir>/<id>/state-N by name; nothing here can be listed. */
+	 * <run_dir>/<id>/state-N by name; nothing here can be listed.
+	 * Rootless, swtpm is the user: 0700. */
 	if (create)
-		return ov_mkdir_p(run_dir, 0711, err);
-	fd = open(run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
+		fd = ov_mkdir_p(run_dir, ov_rootless() ? 0700 : 0711, err);
+	else if ((fd = open(run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return ov_error_set(err, errno, "opening %s", run_dir);
-	return fd;
+	if (fd < 0 || run_dir_check(fd, run_dir, err) < 0)
+		return -1;
+	return take_fd(&fd);
 }
 
 int ov_container_dir_lock(int run_dirfd, const char *id, bool create, ov_error *err)

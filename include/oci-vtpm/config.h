@@ -13,10 +13,12 @@
 #include "oci-vtpm/log.h"
 
 #define OV_CONFIG_PATH_DEFAULT "/etc/oci-vtpm/config.json"
-#define OV_CONFIG_ENV	       "OCI_VTPM_CONFIG"
-#define OV_MAX_TPMS	       8
-#define OV_ANNOTATION_PREFIX   "io.oci-vtpm."
-#define OV_ENV_PREFIX	       "OCI_VTPM_"
+/* Rootless: the settings file in the user's config dir (lib/rootless.h). */
+#define OV_USER_CONFIG_NAME  "oci-vtpm.json"
+#define OV_CONFIG_ENV	     "OCI_VTPM_CONFIG"
+#define OV_MAX_TPMS	     8
+#define OV_ANNOTATION_PREFIX "io.oci-vtpm."
+#define OV_ENV_PREFIX	     "OCI_VTPM_"
 
 /* The keys of a request, as bits (settings "env_request",
  * "annotation_request"). */

@@ -28,8 +28,9 @@ struct ov_bind {
 int ov_mount_into(pid_t pid, const char *rootfs, const struct ov_bind *binds, size_t n,
 		  ov_error *err);
 
-/* The host uid and gid that root in pid's user namespace is; 0 and 0 when
- * pid shares the host's (the identity map). */
+/* The uid and gid, in our own user namespace, that root in pid's user
+ * namespace is; 0 and 0 when pid shares our namespace (rootful: the
+ * host's; rootless podman: its own, where we are root too). */
 int ov_userns_root_ids(pid_t pid, uid_t *uid, gid_t *gid, ov_error *err);
 
 /* Walk rel under rootfd through fds, making missing directories when
