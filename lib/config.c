@@ -17,7 +17,7 @@
 
 const char *ov_settings_path(void)
 {
-	static char *user; /* rootless: the user's file, found once */
+	static char *user; /* rootless: the user's file, until the next call */
 	const char *p = getenv(OV_CONFIG_ENV);
 	ov_error ignored = {0};
 	char *dir = NULL;
@@ -26,7 +26,9 @@ const char *ov_settings_path(void)
 		return p;
 	if (!ov_rootless())
 		return OV_CONFIG_PATH_DEFAULT;
-	if (!user && ov_user_dir(OV_DIR_CONFIG, &dir, &ignored) == 0 &&
+	free(user);
+	user = NULL;
+	if (ov_user_dir(OV_DIR_CONFIG, &dir, &ignored) == 0 &&
 	    asprintf(&user, "%s/" OV_USER_CONFIG_NAME, dir) < 0)
 		user = NULL;
 	free(dir);

@@ -33,11 +33,13 @@ static uid_t outside(uid_t id)
 
 uid_t ov_outside_uid(void)
 {
-	static uid_t uid;
+	static uid_t uid, for_euid;
 	static bool known;
 
-	if (!known) {
-		uid = outside(geteuid());
+	/* (again after a change of euid: a child that dropped root) */
+	if (!known || for_euid != geteuid()) {
+		for_euid = geteuid();
+		uid = outside(for_euid);
 		known = true;
 	}
 	return uid;

@@ -110,7 +110,8 @@ struct ov_request {
 bool ov_precreated_valid(const char *id);
 bool ov_warm_valid(const char *id);
 
-/* The path of the settings file: $OCI_VTPM_CONFIG, else the default. */
+/* The path of the settings file: $OCI_VTPM_CONFIG, else the default (rootless:
+ * the user's, lib/rootless.h; valid until the next call). */
 const char *ov_settings_path(void);
 /* Load settings from path (NULL: ov_settings_path()). A missing file at the
  * default path gives the defaults; a file named explicitly must exist. */

@@ -20,7 +20,7 @@
 
 #include "oci-vtpm/error.h"
 
-/* Not root of the initial user namespace (computed once). */
+/* Not root of the initial user namespace. */
 bool ov_rootless(void);
 
 /* Our effective uid as the parent user namespace sees it. */

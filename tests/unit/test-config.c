@@ -1,7 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/oci.h"
+#include "oci-vtpm/rootless.h"
+#include "oci-vtpm/store.h"
 #include "unit.h"
 
 static int settings(const char *json, struct ov_settings *s, ov_error *err)
@@ -351,6 +358,112 @@ static void test_policy(void)
 	ov_request_free(&r);
 }
 
+/* As a plain user (a forked child as nobody): the user's own defaults,
+ * settings and run dirs it or root own are trusted, another user's not.
+ * The child's CHECKs count in its exit status. */
+static void rootless_child(const char *dir)
+{
+	struct ov_settings s;
+	ov_error err = {0};
+	char path[512];
+	int fd;
+
+	if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+		_exit(100);
+	CHECK(ov_rootless());
+	setenv("XDG_RUNTIME_DIR", "/x/run", 1);
+	setenv("XDG_DATA_HOME", "/x/data", 1);
+	setenv("XDG_CONFIG_HOME", "/x/cfg", 1);
+	unsetenv(OV_CONFIG_ENV);
+	CHECK(strcmp(ov_settings_path(), "/x/cfg/oci-vtpm/" OV_USER_CONFIG_NAME) == 0);
+	CHECK(settings("{}", &s, &err) == 0);
+	CHECK(strcmp(s.run_dir, "/x/run/oci-vtpm") == 0);
+	CHECK(strcmp(s.state_dir, "/x/data/oci-vtpm") == 0);
+	CHECK(strcmp(s.master_key, "/x/data/oci-vtpm/master.key") == 0);
+	CHECK(strcmp(s.ca_key, "/x/data/oci-vtpm/ca/ca.key") == 0);
+	CHECK(strcmp(s.swtpm_user, "") == 0);
+	ov_settings_free(&s);
+	/* Unset or relative: /run/user/UID and the passwd home. */
+	unsetenv("XDG_RUNTIME_DIR");
+	setenv("XDG_DATA_HOME", "relative", 1);
+	CHECK(settings("{\"master_key\":\"/k\"}", &s, &err) == 0);
+	CHECK(strcmp(s.run_dir, "/run/user/65534/oci-vtpm") == 0);
+	CHECK(strcmp(s.state_dir, "/nonexistent/.local/share/oci-vtpm") == 0);
+	CHECK(strcmp(s.master_key, "/k") == 0);
+	ov_settings_free(&s);
+
+	snprintf(path, sizeof(path), "%s/mine.json", dir);
+	CHECK(ov_settings_load(path, &s, &err) == 0);
+	ov_settings_free(&s);
+	snprintf(path, sizeof(path), "%s/root.json", dir);
+	CHECK(ov_settings_load(path, &s, &err) == 0);
+	ov_settings_free(&s);
+	snprintf(path, sizeof(path), "%s/other.json", dir);
+	CHECK(ov_settings_load(path, &s, &err) < 0);
+	CHECK_ERR(&err, "is owned by uid 2 with mode 0644: only root or you may write it");
+	snprintf(path, sizeof(path), "%s/run-mine", dir);
+	fd = ov_run_dir_open(path, false, &err);
+	CHECK(fd >= 0);
+	if (fd >= 0)
+		close(fd);
+	snprintf(path, sizeof(path), "%s/run-other", dir);
+	CHECK(ov_run_dir_open(path, true, &err) < 0);
+	CHECK_ERR(&err, "is owned by uid 2 with mode 0755: it must be ours (uid 65534)");
+	_exit(unit_failed > 99 ? 99 : unit_failed);
+}
+
+/* dir/name: a file or (dir) directory with that owner and mode. */
+static void make_owned(const char *dir, const char *name, bool is_dir, uid_t uid, mode_t mode)
+{
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (is_dir) {
+		CHECK(mkdir(path, mode) == 0);
+	} else {
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+		CHECK(fd >= 0 && write(fd, "{}", 2) == 2);
+		if (fd >= 0)
+			close(fd);
+	}
+	CHECK(chown(path, uid, uid) == 0 && chmod(path, mode) == 0);
+}
+
+static void test_rootless(void)
+{
+	char dir[] = "/tmp/ov-test-rootless.XXXXXX";
+	int status = -1;
+	pid_t pid;
+
+	CHECK(!ov_rootless()); /* the unit tests run as root */
+	if (!mkdtemp(dir) || chmod(dir, 0755) < 0) {
+		CHECK(!"mkdtemp");
+		return;
+	}
+	make_owned(dir, "mine.json", false, 65534, 0600);
+	make_owned(dir, "root.json", false, 0, 0644);
+	make_owned(dir, "other.json", false, 2, 0644);
+	make_owned(dir, "run-mine", true, 65534, 0700);
+	make_owned(dir, "run-other", true, 2, 0755);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0)
+		rootless_child(dir);
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fprintf(stderr, "rootless child: status 0x%x\n", status);
+	for (const char *n = "mine.json\0root.json\0other.json\0run-mine\0run-other\0"; *n;
+	     n += strlen(n) + 1) {
+		char path[512];
+
+		snprintf(path, sizeof(path), "%s/%s", dir, n);
+		CHECK(remove(path) == 0);
+	}
+	CHECK(rmdir(dir) == 0);
+}
+
 int main(void)
 {
 	test_settings();
@@ -359,5 +472,6 @@ int main(void)
 	test_names();
 	test_policy();
 	test_precreated_names();
+	test_rootless();
 	return unit_done("config");
 }
