@@ -1,6 +1,4 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include <errno.h>
-
 #include "oci-vtpm/backend.h"
 #include "oci-vtpm/rootless.h"
 #include "oci-vtpm/vtpmx.h"
@@ -24,7 +22,7 @@ int ov_backend_resolve(const struct ov_request *r, enum ov_backend *out, ov_erro
 	 * namespace, and the devices cgroup is root's. */
 	if (ov_rootless()) {
 		if (r->backend == OV_BACKEND_DEVICE)
-			return ov_error_set(err, EPERM,
+			return ov_error_set(err, 0,
 					    "the device backend needs root (CAP_SYS_ADMIN in the "
 					    "initial user namespace); rootless, use the socket "
 					    "backend (" OV_ANNOTATION_PREFIX "backend=socket)");

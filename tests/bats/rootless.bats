@@ -15,6 +15,7 @@
 load helpers
 
 IMAGE=localhost/ov-busybox:test
+RL_SHIM=${OCI_VTPM_RUNTIME_SHIM:-$OCI_VTPM_BUILD/oci-vtpm-runtime}
 RL_RUN=(--network none -v /usr:/usr:ro -v /lib:/lib:ro -v /lib64:/lib64:ro)
 TPM_SCRIPT="ls /run/tpm && echo RANDOM=\$(tpm2_getrandom -T $OV_TCTI --hex 8)"
 EK_SCRIPT="cd /tmp && tpm2_createek -T $OV_TCTI -c ek.ctx -G rsa -u ek.pub >/dev/null && echo EK=\$(sha256sum ek.pub | cut -d' ' -f1)"
@@ -64,7 +65,7 @@ rl_as() {
 }
 
 # rl_pm USER ARGS...: USER's own rootless podman (its default storage in
-# its home), with this file's hooks dir.
+# its home) with runc; ARGS may add --hooks-dir, or --runtime again.
 rl_pm() {
 	local u=$1
 	shift
@@ -92,7 +93,7 @@ rl_hooks_dir() {
 setup_file() {
 	ov_setup_file
 	local bin
-	for bin in "$OV_HOOK" "$OV_CLI"; do
+	for bin in "$OV_HOOK" "$OV_CLI" "$RL_SHIM"; do
 		[ -x "$bin" ] || fail "$bin not built (run make)"
 	done
 	for bin in podman runc runuser useradd newuidmap newgidmap swtpm tpm2_getrandom jq; do
@@ -104,8 +105,10 @@ setup_file() {
 	chmod 0755 "$RL_DIR"
 	cp "$OV_HOOK" "$RL_DIR/oci-vtpm-hook"
 	cp "$OV_CLI" "$RL_DIR/oci-vtpm"
-	chmod 0755 "$RL_DIR/oci-vtpm-hook" "$RL_DIR/oci-vtpm"
+	cp "$RL_SHIM" "$RL_DIR/oci-vtpm-runtime"
+	chmod 0755 "$RL_DIR/oci-vtpm-hook" "$RL_DIR/oci-vtpm" "$RL_DIR/oci-vtpm-runtime"
 	rl_hooks_dir "$RL_DIR/hooks.d"
+	mkdir -m 0755 "$RL_DIR/no-hooks"
 	ov_busybox_image "$RL_DIR/image.tar"
 	chmod -R a+rX "$RL_DIR"
 	RL_A=ovrla$$
@@ -150,34 +153,51 @@ rl_id() {
 	echo "$id"
 }
 
-# rl_leak_check USER: nothing of USER's vTPMs left: no swtpm or relay of
-# its run dir, no slot of a container this test made, no mount of it in any
-# mount namespace (podman's own included).
+# rl_leak_check USER: nothing of USER's vTPMs left: no swtpm or control
+# relay of USER (its processes are told by uid, not by the harness' run-dir
+# match, which also sees other suites' relays on a shared host), no slot
+# of a container this test made, no precreated vTPM, no mount of its run
+# dir in any mount namespace (podman's own included).
 rl_leak_check() {
-	local u=$1 leaks=0 RUN_DIR m id ids
+	local u=$1 uid leaks=0 RUN_DIR m id p
+	uid=$(id -u "$u")
 	RUN_DIR=$(rl_run_dir "$u")
-	ids=$(awk -v u="$u" '$1 == u { print $2 }' "$T/rl-ids")
-	if ! T=$T ov_leak_check; then
+	for p in $(pgrep -u "$uid" -x swtpm) $(pgrep -u "$uid" -x ov-ctrl-relay); do
+		# (a zombie relay has exited: reaping it is pid 1's job)
+		[ "$(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null)" != Z ] || continue
+		ov_log "LEAK: $u still runs: $(ov_ps "$p")"
 		leaks=1
-	fi
-	for id in $ids; do
+	done
+	for id in $(awk -v u="$u" '$1 == u { print $2 }' "$T/rl-ids"); do
 		if [ -e "$(ov_slot "$id")" ]; then
 			ov_log "LEAK: $(ov_slot "$id") left"
 			leaks=1
 		fi
 	done
+	m=$(ov_pre_slots)
+	if [ -n "$m" ]; then
+		ov_log "LEAK: precreated vTPMs of $u: $m"
+		leaks=1
+	fi
 	# (a bind mount's root is relative to its filesystem: /run's tmpfs)
-	m=$(grep -lE -- "/user/$(id -u "$u")/oci-vtpm/" /proc/[0-9]*/mountinfo 2>/dev/null || true)
+	m=$(grep -lE -- "/user/$uid/oci-vtpm/" /proc/[0-9]*/mountinfo 2>/dev/null || true)
 	if [ -n "$m" ]; then
 		ov_log "LEAK: mounts of $RUN_DIR in: $m"
 		leaks=1
 	fi
-	m=$(pgrep -u "$(id -u "$u")" -x swtpm || true)
-	if [ -n "$m" ]; then
-		ov_log "LEAK: swtpm processes of $u: $(ov_ps $m)"
-		leaks=1
-	fi
 	return $leaks
+}
+
+# rl_swtpm USER ID: pids of USER's swtpm processes serving container ID
+# (they run in its slot).
+rl_swtpm() {
+	local RUN_DIR p cwd slot
+	RUN_DIR=$(rl_run_dir "$1")
+	slot=$(ov_slot "$2")
+	for p in $(pgrep -u "$(id -u "$1")" -x swtpm); do
+		cwd=$(readlink "/proc/$p/cwd" 2>/dev/null) || continue
+		[[ $cwd != "$slot" && $cwd != "$slot"/* ]] || echo "$p"
+	done
 }
 
 # rl_clean USER ID: after podman rm: nothing of container ID left.
@@ -185,8 +205,23 @@ rl_clean() {
 	local RUN_DIR
 	RUN_DIR=$(rl_run_dir "$1")
 	[ ! -e "$(ov_slot "$2")" ] || fail "$(ov_slot "$2") left after podman rm: $(ls -A "$(ov_slot "$2")")"
-	[ "$(ov_swtpm_count "$2")" -eq 0 ] || fail "swtpm left after podman rm: $(ov_ps $(ov_swtpm_pids "$2"))"
+	[ -z "$(rl_swtpm "$1" "$2")" ] || fail "swtpm left after podman rm: $(ov_ps $(rl_swtpm "$1" "$2"))"
 	rl_leak_check "$1" || fail "leaks after podman rm (above)"
+}
+
+# rl_tpm_once USER PODMAN-GLOBAL-ARGS...: podman run (foreground) an
+# annotated container whose TPM answers, podman rm, nothing left.
+rl_tpm_once() {
+	local u=$1 name=rl$RANDOM id
+	shift
+	run rl_pm "$u" "$@" run --name "$name" "${RL_RUN[@]}" \
+		--annotation io.oci-vtpm.enable=true "$IMAGE" sh -c "$TPM_SCRIPT"
+	assert_success
+	assert_line --regexp '^RANDOM=[0-9a-f]{16}$'
+	id=$(rl_id "$u" "$name")
+	run rl_pm "$u" rm "$name"
+	assert_success
+	rl_clean "$u" "$id"
 }
 
 # rl_sock USER ID: the host path of container ID's first TPM socket.
@@ -198,7 +233,7 @@ rl_sock() {
 	echo "$s"
 }
 
-@test "rootless podman --hooks-dir: an ephemeral vTPM in \$XDG_RUNTIME_DIR/oci-vtpm, swtpm as the user; nothing left after podman rm" {
+@test "rootless podman (--hooks-dir; the shim as runtime): an ephemeral vTPM in \$XDG_RUNTIME_DIR/oci-vtpm, swtpm as the user; nothing left after podman rm" {
 	local name=rleph$RANDOM id uid pid RUN_DIR
 	uid=$(id -u "$RL_A")
 	run rl_pm "$RL_A" --hooks-dir "$RL_DIR/hooks.d" run -d --name "$name" "${RL_RUN[@]}" \
@@ -211,7 +246,7 @@ rl_sock() {
 	assert_output "$uid 700"
 	# Nothing of it in root's default places.
 	[ ! -e "/run/oci-vtpm/$id" ] || fail "the user's vTPM is under /run/oci-vtpm"
-	pid=$(ov_swtpm_pids "$id")
+	pid=$(rl_swtpm "$RL_A" "$id")
 	[ "$(wc -w <<<"$pid")" -eq 1 ] || fail "expected one swtpm for $id: $pid"
 	run stat -c %u "/proc/$pid"
 	assert_output "$uid"
@@ -223,16 +258,10 @@ rl_sock() {
 	assert_success
 	rl_clean "$RL_A" "$id"
 
-	# podman run --rm, in the foreground: the same, the TPM answers.
-	name=rlfg$RANDOM
-	run rl_pm "$RL_A" --hooks-dir "$RL_DIR/hooks.d" run --name "$name" "${RL_RUN[@]}" \
-		--annotation io.oci-vtpm.enable=true "$IMAGE" sh -c "$TPM_SCRIPT"
-	assert_success
-	assert_line --regexp '^RANDOM=[0-9a-f]{16}$'
-	id=$(rl_id "$RL_A" "$name")
-	run rl_pm "$RL_A" rm "$name"
-	assert_success
-	rl_clean "$RL_A" "$id"
+	# podman run in the foreground, then podman rm: the TPM answers.
+	rl_tpm_once "$RL_A" --hooks-dir "$RL_DIR/hooks.d"
+	# The shim as podman's runtime, no hooks dir: the same defaults.
+	rl_tpm_once "$RL_A" --hooks-dir "$RL_DIR/no-hooks" --runtime "$RL_DIR/oci-vtpm-runtime"
 }
 
 @test "rootless podman: a named vTPM keeps its identity across podman rm/run and stop/start; the archive and the key are the user's" {
@@ -278,13 +307,13 @@ rl_sock() {
 	run rl_pm "$RL_A" stop -t 0 "$name"
 	assert_success
 	RUN_DIR=$(rl_run_dir "$RL_A")
-	[ "$(ov_swtpm_count "$id")" -eq 0 ] || fail "swtpm still runs after podman stop"
+	[ -z "$(rl_swtpm "$RL_A" "$id")" ] || fail "swtpm still runs after podman stop"
 	[ ! -e "$(ov_slot "$id")" ] || fail "$(ov_slot "$id") left after podman stop"
 	run rl_as "$RL_A" "$RL_DIR/oci-vtpm" list
 	assert_line --regexp '^rltest +3 .* -$'
 	run rl_pm "$RL_A" --hooks-dir "$RL_DIR/hooks.d" start "$name"
 	assert_success
-	[ "$(ov_swtpm_count "$id")" -eq 1 ] || fail "no swtpm for $id after podman start"
+	[ "$(rl_swtpm "$RL_A" "$id" | wc -l)" -eq 1 ] || fail "no swtpm for $id after podman start"
 	run rl_pm "$RL_A" exec "$name" sh -c "$EK_SCRIPT"
 	assert_success
 	ek4=$(sed -n 's/^EK=//p' <<<"$output")
@@ -425,6 +454,7 @@ EOF
 		--annotation io.oci-vtpm.enable=true --annotation io.oci-vtpm.backend=device "$IMAGE" true
 	assert_failure
 	assert_output --regexp "oci-vtpm-hook: [0-9a-f]+: the device backend needs root \(CAP_SYS_ADMIN in the initial user namespace\); rootless, use the socket backend"
+	refute_output --partial "Operation not permitted"
 	n=$(grep -o 'oci-vtpm-hook:' <<<"$output" | wc -l)
 	[ "$n" -eq 1 ] || fail "expected one line of ours, got $n: $output"
 	id=$(rl_id "$RL_A" "$name")
