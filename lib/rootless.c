@@ -33,21 +33,32 @@ static uid_t outside(uid_t id)
 
 uid_t ov_outside_uid(void)
 {
-	static uid_t uid, for_euid;
-	static bool known;
+	/* (not cached: a child may drop root or enter a user namespace) */
+	return outside(geteuid());
+}
 
-	/* (again after a change of euid: a child that dropped root) */
-	if (!known || for_euid != geteuid()) {
-		for_euid = geteuid();
-		uid = outside(for_euid);
-		known = true;
-	}
-	return uid;
+/* Does uid have a passwd entry? */
+static bool known_user(uid_t uid)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	return getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res;
 }
 
 bool ov_rootless(void)
 {
-	return ov_outside_uid() != 0;
+	uid_t out = ov_outside_uid();
+
+	if (out == 0)
+		return false;
+	if (geteuid() != 0)
+		return true;
+	/* Root of a user namespace mapped to a user: rootless podman's (the
+	 * user is in the passwd file it shares with the host), or a system
+	 * container's root (LXD and the like: a subordinate id no passwd
+	 * entry names), which keeps root's defaults in its own /etc. */
+	return known_user(out);
 }
 
 /* $var when it is an absolute path, else the user's home (passwd entry

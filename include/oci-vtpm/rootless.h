@@ -20,7 +20,9 @@
 
 #include "oci-vtpm/error.h"
 
-/* Not root of the initial user namespace. */
+/* Not root of the initial user namespace: a user, or uid 0 of a user
+ * namespace whose uid 0 is a user of the passwd file (rootless podman);
+ * not root of a system container whose root is an unnamed subordinate id. */
 bool ov_rootless(void);
 
 /* Our effective uid as the parent user namespace sees it. */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -464,6 +465,66 @@ static void test_rootless(void)
 	CHECK(rmdir(dir) == 0);
 }
 
+/* A child in a new user namespace whose uid 0 is outside uid `out`: exits
+ * 0 when ov_rootless() there is `want` and ov_outside_uid() is out. */
+static int userns_child(uid_t out, bool want)
+{
+	int go[2], status = -1;
+	char path[64], map[64];
+	pid_t pid;
+	int fd;
+
+	if (pipe(go) < 0)
+		return -1;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		char c;
+
+		close(go[1]);
+		if (unshare(CLONE_NEWUSER) < 0)
+			_exit(10);
+		/* the parent writes our map, then closes go */
+		if (read(go[0], &c, 1) != 0)
+			_exit(11);
+		/* become the namespace's uid 0, which is `out` outside */
+		if (setresuid(0, 0, 0) < 0)
+			_exit(13);
+		_exit(geteuid() == 0 && ov_outside_uid() == out && ov_rootless() == want ? 0 : 12);
+	}
+	close(go[0]);
+	/* wait until the child has its namespace */
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+	for (int i = 0; i < 1000; i++) {
+		struct stat a, b;
+
+		if (stat(path, &a) == 0 && stat("/proc/self/ns/user", &b) == 0 &&
+		    a.st_ino != b.st_ino)
+			break;
+		usleep(1000);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
+	snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)out);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	CHECK(fd >= 0 && write(fd, map, strlen(map)) == (ssize_t)strlen(map));
+	if (fd >= 0)
+		close(fd);
+	close(go[1]);
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static void test_rootless_userns(void)
+{
+	/* rootless podman's namespace: uid 0 is a user of the passwd file */
+	CHECK(userns_child(65534, true) == 0);
+	/* a system container's root: an unnamed subordinate id */
+	CHECK(userns_child(3999999, false) == 0);
+	/* root mapped to root */
+	CHECK(userns_child(0, false) == 0);
+}
+
 int main(void)
 {
 	test_settings();
@@ -473,5 +534,6 @@ int main(void)
 	test_policy();
 	test_precreated_names();
 	test_rootless();
+	test_rootless_userns();
 	return unit_done("config");
 }
