@@ -348,7 +348,7 @@ static int settings_trusted(const char *path, int fd, ov_error *err)
 {
 	cleanup_free char *dir = strdup(path);
 	cleanup_close int dfd = -1;
-	const char *who = geteuid() == 0 ? "root" : "root or you";
+	const char *who = ov_rootless() ? "root or you" : "root";
 	struct stat st;
 	char *slash;
 
