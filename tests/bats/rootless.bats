@@ -138,6 +138,7 @@ setup() {
 teardown() {
 	local rc=0 u
 	for u in "$RL_A" "$RL_B"; do
+		rm -rf "/home/$u/.config/oci-vtpm" "/home/$u/ov.log"
 		rl_pm "$u" rm -a -f -t 0 >/dev/null 2>&1 || true
 		rl_leak_check "$u" || rc=1
 	done
@@ -265,7 +266,7 @@ rl_sock() {
 }
 
 @test "rootless podman: a named vTPM keeps its identity across podman rm/run and stop/start; the archive and the key are the user's" {
-	local data name id ek1 ek2 ek3 ek4 i uid
+	local data name id ek1 ek2 ek3 ek4 i uid RUN_DIR
 	uid=$(id -u "$RL_A")
 	data=$(rl_data_dir "$RL_A")
 	run rl_as "$RL_A" "$RL_DIR/oci-vtpm" init
@@ -446,6 +447,22 @@ EOF
 	assert_output --regexp "oci-vtpm-hook: [0-9a-f]+: .*run directory $adir/run-open is owned by uid 0 with mode 0777"
 	[ -z "$(find "$bdir/run" "$adir/run-open" -mindepth 1)" ] || fail "the hook wrote into a refused run dir"
 	run rl_pm "$a" rm -f "$name"
+
+	# A's own default settings file (no OCI_VTPM_CONFIG) is read: its
+	# log_file gets the start; once others may write it, it is refused.
+	local cfgdir=/home/$a/.config/oci-vtpm
+	install -d -m 0700 -o "$a" -g "$a" "/home/$a/.config" "$cfgdir"
+	jq -n --arg l "/home/$a/ov.log" '{log_file: $l, log_level: "debug"}' >"$cfgdir/oci-vtpm.json"
+	chown "$a:" "$cfgdir/oci-vtpm.json"
+	chmod 0600 "$cfgdir/oci-vtpm.json"
+	rl_tpm_once "$a" --hooks-dir "$RL_DIR/hooks.d"
+	grep -q ": started 1 TPM 2.0 vTPM" "/home/$a/ov.log" ||
+		fail "the user's settings were not read: $(cat "/home/$a/ov.log" 2>&1)"
+	chmod 0666 "$cfgdir/oci-vtpm.json"
+	run rl_pm "$a" --hooks-dir "$RL_DIR/hooks.d" run --rm "${RL_RUN[@]}" \
+		--annotation io.oci-vtpm.enable=true "$IMAGE" true
+	assert_failure
+	assert_output --regexp "oci-vtpm-hook: [0-9a-f]+: settings $cfgdir/oci-vtpm.json is owned by uid 0 with mode 0666"
 }
 
 @test "rootless: the device backend fails with one line naming why" {
