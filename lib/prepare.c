@@ -55,7 +55,7 @@ static int precreate(const struct ov_prepare *e, const char *run_name,
 		ov_error_wrap(err, "the record of the vTPM started before the container");
 		goto fail;
 	}
-	ret = ops->precreate(sp->root, &rec, err);
+	ret = ops->precreate(sp->root, e->s, &rec, err);
 	ov_record_free(&rec);
 	if (ret < 0)
 		goto fail;
@@ -114,10 +114,20 @@ int ov_prepare_text(const char *buf, size_t len, const struct ov_prepare *e, cha
 		goto out;
 	}
 	res->enabled = true;
-	ov_spec_hook_timeouts(e->s, r.count, &ho);
-	changed = ov_spec_add_hooks(sp.root, &ho, err);
-	if (changed < 0)
-		goto out;
+	if (e->id) {
+		/* The shim: it starts, places and stops the vTPMs itself; no
+		 * hook of ours runs. One that runs all the same (an
+		 * oci-hooks(5) file, hooks in the bundle) learns so here. */
+		changed = !r.provided;
+		if (changed && ov_spec_annotate(sp.root, OV_ANNOTATION_PREFIX "provided-by",
+						OV_PROVIDER_RUNTIME, err) < 0)
+			goto out;
+	} else {
+		ov_spec_hook_timeouts(e->s, r.count, &ho);
+		changed = ov_spec_add_hooks(sp.root, &ho, err);
+		if (changed < 0)
+			goto out;
+	}
 	/* Asked by process.env or the settings' default_enable: the
 	 * annotation says so to the hook, which runs only for containers
 	 * that ask, and finds the same request. */
@@ -133,7 +143,9 @@ int ov_prepare_text(const char *buf, size_t len, const struct ov_prepare *e, cha
 	if (ov_backend_resolve(&r, &backend, err) < 0)
 		goto out;
 	ops = ov_backend_ops(backend);
-	if (ops->precreate && !r.precreated) {
+	/* The shim always starts them now (taking over those podman's
+	 * precreate stage started); that stage only where it can. */
+	if (ops->precreate && (e->id || (!r.precreated && ops->precreate_unnamed))) {
 		bool devs = false;
 		int p;
 

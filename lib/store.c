@@ -49,6 +49,15 @@ int ov_run_dir_open(const char *run_dir, bool create, ov_error *err)
 	return fd;
 }
 
+int ov_slot_path(const char *run_dir, const char *id, char *buf, size_t size, ov_error *err)
+{
+	if (!ov_container_id_valid(id))
+		return ov_error_set(err, EINVAL, "invalid container id \"%.64s\"", id);
+	if (run_dir[0] != '/' || snprintf(buf, size, "%s/%s", run_dir, id) >= (int)size)
+		return ov_error_set(err, ENAMETOOLONG, "the run directory of %s", id);
+	return 0;
+}
+
 int ov_container_dir_lock(int run_dirfd, const char *id, bool create, ov_error *err)
 {
 	if (!ov_container_id_valid(id))

@@ -265,6 +265,70 @@ static int exit_like(int wstatus)
 	return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 1;
 }
 
+/* The pid a successful create (or run -d) recorded: from --pid-file when
+ * the engine asked for one, else from `<runtime> state`. 0: unknown. */
+static pid_t container_pid(const struct ov_rt_args *a, const char *runtime, char *const argv[])
+{
+	cleanup_free char **state = NULL;
+	cleanup_free char *text = NULL;
+	cleanup_json json_object *o = NULL;
+	json_object *v;
+	ov_error err = {0};
+	long pid = 0;
+
+	if (a->pid_file) {
+		if (ov_read_file_at(AT_FDCWD, a->pid_file, 64, &text, NULL, &err) == 0)
+			pid = strtol(text, NULL, 10);
+		return pid > 0 && pid <= INT32_MAX ? (pid_t)pid : 0;
+	}
+	state = ov_rt_state_argv(runtime, argv, a->sub, a->id);
+	if (!state || ov_rt_output(runtime, state, OV_STATE_MAX, &text, &err) < 0)
+		return 0;
+	o = json_tokener_parse(text);
+	if (o && json_object_object_get_ex(o, "pid", &v) && json_object_is_type(v, json_type_int))
+		pid = json_object_get_int64(v);
+	return pid > 0 && pid <= INT32_MAX ? (pid_t)pid : 0;
+}
+
+/*
+ * The container is created: its init, from now on, keeps the vTPMs in use
+ * (gc). A foreground `run` returns only when the container is gone: this
+ * process stands for it meanwhile.
+ */
+static void record_container(const struct ov_rt_args *a, const struct ov_settings *s,
+			     const char *runtime, char *const argv[])
+{
+	pid_t pid =
+	    a->action == OV_RT_RUN && !a->detach ? getpid() : container_pid(a, runtime, argv);
+	ov_error err = {0};
+
+	if (pid <= 0)
+		ov_warn("%s did not say the container's pid: the vTPM is in use only while this "
+			"program runs",
+			runtime);
+	else if (ov_vtpm_adopt(s, a->id, pid, &err) < 0)
+		ov_warn("recording the container: %s", err.msg);
+}
+
+/* `delete` of a container whose vTPMs the shim started: the runtime
+ * first; when it deleted the container, stop them (a named one archived),
+ * as its poststop hook would have. */
+static int delete_main(const struct ov_rt_args *a, struct ov_settings *s, const char *runtime,
+		       char **argv)
+{
+	ov_error err = {0};
+	int wstatus;
+
+	if (ov_rt_supervise(runtime, argv, &wstatus, &err) < 0)
+		return fail(a, &err);
+	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 && ov_vtpm_stop(s, a->id, &err) < 0) {
+		ov_settings_free(s);
+		return fail(a, &err);
+	}
+	ov_settings_free(s);
+	return exit_like(wstatus);
+}
+
 /* --version and --help, when they are the only argument: ours, then for
  * --version the real runtime's, so an engine that parses `RUNTIME
  * --version` (podman info, docker info) still finds runc's or crun's
@@ -330,9 +394,21 @@ int main(int argc, char **argv)
 			return fail(&a, &err);
 	}
 	argv[0] = runtime;
+	if (a.action == OV_RT_DELETE && a.id && ov_container_id_valid(a.id) &&
+	    has_run_dir(&s, a.id)) {
+		ov_log_set_id(a.id);
+		return delete_main(&a, &s, runtime, argv);
+	}
 	if (wants) {
-		if (ov_rt_supervise(runtime, argv, &wstatus, &err) < 0)
+		if (a.action == OV_RT_RUN && !a.detach)
+			record_container(&a, &s, runtime, argv);
+		if (ov_rt_supervise(runtime, argv, &wstatus, &err) < 0) {
+			clean_up_after(&a, &s, runtime, argv, 1 << 8);
 			return fail(&a, &err);
+		}
+		if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 &&
+		    (a.action == OV_RT_CREATE || a.detach))
+			record_container(&a, &s, runtime, argv);
 		clean_up_after(&a, &s, runtime, argv, wstatus);
 		ov_settings_free(&s);
 		return exit_like(wstatus);
