@@ -346,6 +346,8 @@ int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, ov_err
 	}
 	ret = ov_instance_adopt(cdir, pid, &rec, err);
 	ov_record_free(&rec);
+	if (ret == 0 && strcmp(timing.id, id) == 0)
+		timing_say(id, 0); /* started in this process: the shim */
 	return ret;
 }
 

@@ -266,7 +266,8 @@ static int exit_like(int wstatus)
 }
 
 /* The pid a successful create (or run -d) recorded: from --pid-file when
- * the engine asked for one, else from `<runtime> state`. 0: unknown. */
+ * the engine asked for one, else from `<runtime> state`. 0: none (a run -d
+ * whose container is gone already), -1: unknown. */
 static pid_t container_pid(const struct ov_rt_args *a, const char *runtime, char *const argv[])
 {
 	cleanup_free char **state = NULL;
@@ -277,17 +278,20 @@ static pid_t container_pid(const struct ov_rt_args *a, const char *runtime, char
 	long pid = 0;
 
 	if (a->pid_file) {
-		if (ov_read_file_at(AT_FDCWD, a->pid_file, 64, &text, NULL, &err) == 0)
-			pid = strtol(text, NULL, 10);
-		return pid > 0 && pid <= INT32_MAX ? (pid_t)pid : 0;
+		if (ov_read_file_at(AT_FDCWD, a->pid_file, 64, &text, NULL, &err) < 0)
+			return -1;
+		pid = strtol(text, NULL, 10);
+		return pid > 0 && pid <= INT32_MAX ? (pid_t)pid : -1;
 	}
 	state = ov_rt_state_argv(runtime, argv, a->sub, a->id);
 	if (!state || ov_rt_output(runtime, state, OV_STATE_MAX, &text, &err) < 0)
-		return 0;
+		return -1;
 	o = json_tokener_parse(text);
-	if (o && json_object_object_get_ex(o, "pid", &v) && json_object_is_type(v, json_type_int))
-		pid = json_object_get_int64(v);
-	return pid > 0 && pid <= INT32_MAX ? (pid_t)pid : 0;
+	if (!o || !json_object_object_get_ex(o, "pid", &v) ||
+	    !json_object_is_type(v, json_type_int))
+		return -1;
+	pid = json_object_get_int64(v);
+	return pid >= 0 && pid <= INT32_MAX ? (pid_t)pid : -1;
 }
 
 /*
@@ -302,7 +306,9 @@ static void record_container(const struct ov_rt_args *a, const struct ov_setting
 	    a->action == OV_RT_RUN && !a->detach ? getpid() : container_pid(a, runtime, argv);
 	ov_error err = {0};
 
-	if (pid <= 0)
+	if (pid == 0)
+		ov_debug("the container is gone already: its delete stops the vTPM");
+	else if (pid < 0)
 		ov_warn("%s did not say the container's pid: the vTPM is in use only while this "
 			"program runs",
 			runtime);
