@@ -17,13 +17,13 @@
 #include "oci-vtpm/vtpm.h"
 
 /*
- * A backend that can (its precreate op: the device backend): start the
- * vTPMs now, before the runtime creates the container, and give the
- * container their devices through config.json: under the container's
- * id, or in podman's precreate stage, which has none, under a name of their
- * own (OV_PRECREATED_PREFIX + 32 random hex digits) recorded in the
- * annotation io.oci-vtpm.precreated. The hook finds them at createRuntime
- * and adopts them (lib/vtpm.c).
+ * A backend's precreate op: start the vTPMs now, before the runtime creates
+ * the container, and give the container them through config.json: under
+ * the container's id (the shim, any backend), or in podman's precreate
+ * stage, which has none, under a name of their own (OV_PRECREATED_PREFIX +
+ * 32 random hex digits) recorded in the annotation io.oci-vtpm.precreated
+ * (only a backend whose additions do not name the slot). The hook finds
+ * them at createRuntime and adopts them (lib/vtpm.c).
  */
 static void undo_precreate(const struct ov_prepare *e, const char *run_name)
 {

@@ -2,16 +2,17 @@
 /*
  * oci-vtpm-runtime: a runc-compatible OCI runtime shim. On `create` and
  * `run` of a bundle whose config.json asks for a vTPM (io.oci-vtpm.enable),
- * it edits config.json (lib/spec.c) and then runs the real runtime with the
- * same argv, argv[0] aside. Everything else goes straight to the real
+ * it starts the vTPMs and edits config.json (lib/prepare.c: devices or a
+ * read-only socket mount, no hook) and then runs the real runtime with the
+ * same argv, argv[0] aside; after a successful `delete` of such a
+ * container it stops them. Everything else goes straight to the real
  * runtime with exec.
  *
  * create/run with a vTPM run the real runtime as a supervised child rather
  * than exec'ing it: when the runtime fails, or `run` returns in the
  * foreground, and the runtime does not know the container any more (so no
- * `delete` will ever run its poststop hook), the shim does what poststop
- * does. Signals sent to the shim are passed on; its exit status is the
- * runtime's.
+ * `delete` will ever come), the shim stops the vTPMs. Signals sent to the shim are passed on; its
+ * exit status is the runtime's.
  *
  * `oci-vtpm-runtime precreate` is podman's precreate hook stage: config on
  * stdin, the same edit, the config on stdout (unchanged, byte for byte,
@@ -48,10 +49,11 @@ static const char help_text[] =
     "       oci-vtpm-runtime --help | --version\n"
     "\n"
     "An OCI runtime shim: on create and run of a bundle whose config.json asks\n"
-    "for a vTPM (io.oci-vtpm.enable), it adds the hooks and devices to\n"
-    "config.json, then runs the real runtime (the settings' \"runtime\",\n"
-    "$OCI_VTPM_RUNTIME, else runc or crun on PATH) with the same arguments.\n"
-    "Every other command goes to the real runtime unchanged. --version prints\n"
+    "for a vTPM (io.oci-vtpm.enable), it starts the vTPM, puts its devices or\n"
+    "socket mount into config.json, then runs the real runtime (the settings'\n"
+    "\"runtime\", $OCI_VTPM_RUNTIME, else runc or crun on PATH) with the same\n"
+    "arguments; after the runtime's delete it stops the vTPM. Every other\n"
+    "command goes to the real runtime unchanged. --version prints\n"
     "this line's version, then the real runtime's --version output.\n"
     "See oci-vtpm-runtime(8) and oci-vtpm.json(5).\n";
 
