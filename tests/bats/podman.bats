@@ -150,15 +150,18 @@ pm_rm_clean() {
 	requires_podman
 	local name id cfg
 	name=$(pm_name shim)
-	# No hooks directory at all: the shim makes the whole edit.
+	# No hooks directory at all: the shim starts the vTPM itself, and
+	# runc runs no hook of ours (none in config.json, none in the log).
 	pm_tpm "$name" --hooks-dir "$T/no-hooks" --runtime "$SHIM"
 	id=$(pm_register "$name")
-	grep -q "$id: started 1 TPM 2.0 vTPM" "$OV_HOOK_LOG" || fail "the hook did not start the vTPM"
+	grep -q "oci-vtpm-runtime\[[0-9]*\] info $id: started 1 TPM 2.0 vTPM" "$OV_HOOK_LOG" ||
+		fail "the shim did not start the vTPM"
 	cfg=$(pm_config "$name")
-	[ "$(our_hooks "$cfg" createRuntime)" = 1 ] && [ "$(our_hooks "$cfg" poststop)" = 1 ] ||
+	[ "$(our_hooks "$cfg" createRuntime)" = 0 ] && [ "$(our_hooks "$cfg" poststop)" = 0 ] ||
 		fail "hooks: $(jq -c .hooks "$cfg")"
-	run jq -r '.hooks.createRuntime[0].env[]' "$cfg"
-	assert_output "OCI_VTPM_CONFIG=$CFG"
+	! grep -q "oci-vtpm-hook\[" "$OV_HOOK_LOG" || fail "a hook ran"
+	run jq -r '.annotations["io.oci-vtpm.provided-by"]' "$cfg"
+	assert_output oci-vtpm-runtime
 	run pm inspect --format '{{.State.Status}}' "$name"
 	assert_output exited
 	pm_rm_clean "$name" "$id"
