@@ -480,3 +480,43 @@ same_path() {
 	assert_failure
 	ov_leak_check
 }
+
+@test "shim and gc: a vTPM whose container is being created is kept (the shim holds it), then its recorded container keeps it" {
+	requires_shim swtpm tpm2-tools runc
+	local b id gate=$T/gate pid
+	# A runtime whose create waits at a gate, then is runc.
+	cat >"$gate.sh" <<EOF
+#!/bin/sh
+for a in "\$@"; do [ "\$a" = create ] && { touch '$gate.in'; while [ ! -e '$gate.go' ]; do sleep 0.1; done; }; done
+exec '$REAL_RUNC' "\$@"
+EOF
+	chmod 0755 "$gate.sh"
+	b=$(shim_bundle gc io.oci-vtpm.enable=true)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id gc)
+	_ov_register runc "$id"
+	OCI_VTPM_CONFIG=$CFG OCI_VTPM_RUNTIME=$gate.sh "$SHIM" --root "$T/rt/runc" create --bundle "$b" "$id" \
+		</dev/null >"$T/create.out" 2>&1 3>&- &
+	pid=$!
+	echo "$pid" >>"$T/bgpids"
+	ov_wait_for 60 test -e "$gate.in"
+	# Not created yet: the shim is the record's holder; gc keeps it.
+	[ "$(jq .holder_pid "$(ov_slot "$id")/record.json")" = "$pid" ] || fail "$(cat "$(ov_slot "$id")/record.json")"
+	run ovadm gc
+	assert_success
+	[ "$(ov_swtpm_count "$id")" -eq 1 ] || fail "gc stopped the vTPM of a container being created"
+	touch "$gate.go"
+	wait "$pid" || fail "create failed: $(cat "$T/create.out")"
+	# Created: its init is the user; gc keeps it.
+	[ "$(jq .container_pid "$(ov_slot "$id")/record.json")" = "$(ov_rt runc state "$id" | jq .pid)" ] ||
+		fail "$(cat "$(ov_slot "$id")/record.json")"
+	run ovadm gc
+	assert_success
+	[ "$(ov_swtpm_count "$id")" -eq 1 ] || fail "gc stopped the vTPM of a created container"
+	ov_rt runc start "$id"
+	run ov_exec runc "$id" tpm2_getrandom -T "$OV_TCTI" --hex 8
+	assert_success
+	run ov_delete runc "$id" -f
+	assert_success
+	ov_leak_check
+}
