@@ -206,7 +206,9 @@ int ov_prepare_file(int dirfd, const char *name, const struct ov_prepare *e,
 		ov_error_set(err, 0, "%s was replaced while being edited", name);
 		goto undo;
 	}
-	if (ov_write_file_atomic(dirfd, name, out, out_len, st.st_mode & 07777, err) < 0)
+	/* Atomic, not durable: the runtime reads it next; after a crash
+	 * there is no create to serve. */
+	if (ov_write_file_replace(dirfd, name, out, out_len, st.st_mode & 07777, err) < 0)
 		goto undo;
 	if ((st.st_uid != geteuid() || st.st_gid != getegid()) &&
 	    fchownat(dirfd, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0) {
