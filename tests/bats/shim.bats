@@ -119,7 +119,7 @@ runc: $stderr"
 	assert_output ""
 	run "$REAL_RUNC" --root "$root" list -q
 	assert_output ""
-	[ ! -e "$RUN_DIR" ] || [ -z "$(ls -A "$RUN_DIR")" ] || fail "run_dir not empty: $(ls -A "$RUN_DIR")"
+	[ -z "$(ov_run_entries)" ] || fail "run_dir not empty: $(ov_run_entries)"
 }
 
 @test "shim: argv reaches the real runtime untouched, argv[0] replaced; the settings' runtime wins over \$OCI_VTPM_RUNTIME" {

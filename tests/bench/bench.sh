@@ -498,9 +498,9 @@ answering() {
 	local i tcti k=0
 	for i in $(seq 1 "$scale"); do
 		if [ "$backend" = socket ]; then
-			tcti="swtpm:path=$work/run/$1-$i/private/tpm/tpm0.sock"
+			tcti="swtpm:path=$work/run/containers/$1-$i/private/tpm/tpm0.sock"
 		else
-			tcti="device:/dev/tpmrm$(jq -r '.tpms[0].devnum' "$work/run/$1-$i/record.json" 2>/dev/null)"
+			tcti="device:/dev/tpmrm$(jq -r '.tpms[0].devnum' "$work/run/containers/$1-$i/record.json" 2>/dev/null)"
 		fi
 		TPM2TOOLS_TCTI=$tcti timeout 10 tpm2_getrandom 8 >/dev/null 2>&1 && k=$((k + 1))
 	done
@@ -523,7 +523,7 @@ bench_scale() {
 	start_all scale scale
 	start_rate=$rate
 	answered=$(answering scale)
-	swtpms=$(swtpm_pids "$work/run/scale-")
+	swtpms=$(swtpm_pids "$work/run/containers/scale-")
 	nswtpm=$(wc -w <<<"$swtpms")
 	mem=$(for p in $swtpms; do awk '/^Private_(Clean|Dirty):/ {s+=$2} END {print s}' "/proc/$p/smaps_rollup" 2>/dev/null; done |
 		awk '{s+=$1; if ($1>m) m=$1} END {if (NR) printf "%.0f %d", s/NR, m; else print "0 0"}')
@@ -598,8 +598,9 @@ fi
 snapshot() { # -> one count for each of leak_names
 	local v=(
 		"$(swtpm_pids "$work/run/" | wc -l)"
-		"$(count_entries "$work/run" ! -name '@*')"
-		"$(count_entries "$work/run/@names")"
+		"$(($(count_entries "$work/run/containers") + $(count_entries "$work/run/warm") +
+			$(count_entries "$work/run/precreated")))"
+		"$(count_entries "$work/run/names")"
 		"$(count_entries "$work/state/pool/.claims")"
 		"$(count_mounts)"
 		"$(count_fds $$)"

@@ -480,7 +480,7 @@ static void test_files(void)
 		json_object *ms = NULL, *m;
 		char src[600];
 
-		snprintf(src, sizeof(src), "%s/c1/private/tpm", run);
+		snprintf(src, sizeof(src), "%s/containers/c1/private/tpm", run);
 		CHECK(o && json_object_object_get_ex(o, "mounts", &ms) &&
 		      json_object_array_length(ms) == 1);
 		m = ms ? json_object_array_get_idx(ms, 0) : NULL;
