@@ -10,6 +10,7 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/instance.h"
 #include "oci-vtpm/oci.h"
 #include "oci-vtpm/rootless.h"
 
@@ -209,6 +210,7 @@ static const struct req_key req_keys[] = {
     {"ek-cert", "EK_CERT", OV_REQ_EK_CERT},
     {"backend", "BACKEND", OV_REQ_BACKEND},
     {"precreated", NULL, 0},
+    {"provided-by", NULL, 0},
 };
 #define N_REQ_KEYS (sizeof(req_keys) / sizeof(req_keys[0]))
 
@@ -448,29 +450,6 @@ bool ov_name_valid(const char *name)
 	return true;
 }
 
-/* prefix followed by 32 lowercase hex digits (ov_vtpm's own run-dir names) */
-static bool tagged_name(const char *id, const char *prefix)
-{
-	size_t plen = strlen(prefix);
-
-	if (strncmp(id, prefix, plen) != 0 || strlen(id) != plen + 32)
-		return false;
-	for (const char *p = id + plen; *p; p++)
-		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-			return false;
-	return true;
-}
-
-bool ov_precreated_valid(const char *id)
-{
-	return tagged_name(id, OV_PRECREATED_PREFIX);
-}
-
-bool ov_warm_valid(const char *id)
-{
-	return tagged_name(id, OV_WARM_PREFIX);
-}
-
 /* The request key an environment entry "OCI_VTPM_<ENV>=value" sets, with
  * *val at its value; NULL for any other entry. */
 static const struct req_key *req_key_env(const char *entry, const char **val)
@@ -532,7 +511,13 @@ static int request_key(const struct req_key *k, const char *val, const char *src
 		if (ov_backend_parse(val, false, &r->backend) < 0)
 			goto bad;
 		return 0;
-	default: /* precreated */
+	default: /* precreated, provided-by */
+		if (strcmp(k->key, "provided-by") == 0) {
+			if (strcmp(val, OV_PROVIDER_RUNTIME) != 0)
+				goto bad;
+			r->provided = true;
+			return 0;
+		}
 		if (!ov_precreated_valid(val))
 			goto bad;
 		str = &r->precreated;

@@ -12,6 +12,7 @@
 
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/instance.h"
 #include "oci-vtpm/oci.h"
 #include "oci-vtpm/rootless.h"
 #include "oci-vtpm/store.h"
@@ -60,7 +61,7 @@ int ov_run_dir_open(const char *run_dir, bool create, ov_error *err)
 	cleanup_close int fd = -1;
 
 	/* 0711: swtpm, running as its own user, reaches its state directory
-	 * <run_dir>/<id>/state-N by name; nothing here can be listed.
+	 * <run_dir>/<kind>/<slot>/state-N by name; nothing here can be listed.
 	 * Rootless, swtpm is the user: 0700. */
 	if (create)
 		fd = ov_mkdir_p(run_dir, ov_rootless() ? 0700 : 0711, err);
@@ -71,22 +72,36 @@ int ov_run_dir_open(const char *run_dir, bool create, ov_error *err)
 	return take_fd(&fd);
 }
 
+int ov_slot_path(const char *run_dir, const char *id, char *buf, size_t size, ov_error *err)
+{
+	char rel[OV_INSTANCE_PATH_MAX];
+
+	if (ov_instance_path(-1, id, false, rel, sizeof(rel), err) < 0)
+		return -1;
+	if (run_dir[0] != '/' || snprintf(buf, size, "%s/%s", run_dir, rel) >= (int)size)
+		return ov_error_set(err, ENAMETOOLONG, "the run directory of %s", id);
+	return 0;
+}
+
 int ov_container_dir_lock(int run_dirfd, const char *id, bool create, ov_error *err)
 {
-	if (!ov_container_id_valid(id))
-		return ov_error_set(err, EINVAL, "invalid container id \"%.64s\"", id);
+	char path[OV_INSTANCE_PATH_MAX], kind[OV_INSTANCE_PATH_MAX];
+
+	if (ov_instance_path(run_dirfd, id, create, path, sizeof(path), err) < 0)
+		return -1;
+	snprintf(kind, sizeof(kind), "%.*s", (int)strcspn(path, "/"), path);
 	for (int attempt = 0; attempt < 100; attempt++) {
 		cleanup_close int fd = -1;
 		struct stat st;
 
-		if (create && mkdirat(run_dirfd, id, 0711) == 0) {
-			if (ov_fsync_dir_at(run_dirfd, ".") < 0)
+		if (create && mkdirat(run_dirfd, path, 0711) == 0) {
+			if (ov_fsync_dir_at(run_dirfd, kind) < 0)
 				return ov_error_set(err, errno, "syncing the run directory of %s",
 						    id);
 		} else if (create && errno != EEXIST) {
 			return ov_error_set(err, errno, "creating the run directory of %s", id);
 		}
-		fd = ov_open_dir_at(run_dirfd, id);
+		fd = ov_open_dir_at(run_dirfd, path);
 		if (fd < 0) {
 			if (errno == ENOENT && create)
 				continue; /* removed between mkdir and open */

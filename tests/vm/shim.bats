@@ -71,7 +71,7 @@ assert_cleaned_up() { # ID DEVNUM...
 	local id=$1 n
 	shift
 	ov_no_swtpm "$id" || fail "swtpm of $id still runs: $(ov_ps $(ov_swtpm_pids "$id"))"
-	[ ! -e "$RUN_DIR/$id" ] || fail "$RUN_DIR/$id still exists: $(ls -A "$RUN_DIR/$id")"
+	[ ! -e "$(ov_slot "$id")" ] || fail "$(ov_slot "$id") still exists: $(ls -A "$(ov_slot "$id")")"
 	for n in "$@"; do
 		ov_wait_for "$(ov_slow 10)" ov_chip_gone "$n" || fail "/dev/tpm$n or /dev/tpmrm$n still exists"
 	done
@@ -104,10 +104,17 @@ device_filter() {
 	tpm=$(ov_hostdev "/dev/tpm$n")
 	rm=$(ov_hostdev "/dev/tpmrm$n")
 	[ -n "$tpm" ] && [ -n "$rm" ] || fail "no /dev/tpm$n, /dev/tpmrm$n on the host"
-	# The shim started it before create; the hook found it running.
-	grep -q "oci-vtpm-runtime\[[0-9]*\] info $id: started 1 TPM 2.0 vTPM (device backend)" "$OV_HOOK_LOG" &&
-		grep -q "oci-vtpm-hook\[[0-9]*\] info $id: vTPM already running, nothing to do" "$OV_HOOK_LOG" ||
+	# The shim started it before create, and no hook runs: config.json
+	# names none (runc and crun run only those), the log has none.
+	grep -q "oci-vtpm-runtime\[[0-9]*\] info $id: started 1 TPM 2.0 vTPM (device backend)" "$OV_HOOK_LOG" ||
 		fail "the shim did not start the vTPM before create: $(cat "$OV_HOOK_LOG")"
+	[ "$(jq '[.hooks // {} | .[] | .[] | select(.path | endswith("/oci-vtpm-hook"))] | length' "$b/config.json")" = 0 ] ||
+		fail "oci-vtpm hooks in config.json: $(jq -c .hooks "$b/config.json")"
+	[ "$(jq -r '.annotations["io.oci-vtpm.provided-by"]' "$b/config.json")" = oci-vtpm-runtime ] ||
+		fail "no provided-by marker"
+	! grep -q "oci-vtpm-hook\[[0-9]*\] .* $id: " "$OV_HOOK_LOG" || fail "a hook ran for $id"
+	[ "$(jq .container_pid "$(ov_slot "$id")/record.json")" = "$(ov_rt "$rt" state "$id" | jq .pid)" ] ||
+		fail "the container is not recorded as the vTPM's user"
 	# The shim put the nodes and exactly their allow rules into config.json.
 	run jq -c '[.linux.devices[] | select(.path | startswith("/dev/tpm")) | [.path, .type, .major, .minor]]' \
 		"$b/config.json"
@@ -162,13 +169,16 @@ device_filter() {
 	refute_line GETRANDOM_OK
 	assert_line END
 	cmp -s "$T/intruder.before" "$b2/config.json" || fail "the shim edited a config.json that asks for no vTPM"
-	[ ! -e "$RUN_DIR/$id2" ] || fail "a vTPM was made for $id2"
+	[ ! -e "$(ov_slot "$id2")" ] || fail "a vTPM was made for $id2"
 
 	# The owner's TPM still works; delete cleans up.
 	run ov_exec "$rt" "$id" tpm2_getrandom -T "$OV_DEV_TCTI" --hex 8
 	assert_success
 	run ov_delete "$rt" "$id" -f
 	assert_success
+	grep -q "oci-vtpm-runtime\[[0-9]*\] info $id: vTPM stopped" "$OV_HOOK_LOG" ||
+		fail "the shim did not stop the vTPM after delete"
+	! grep -q "oci-vtpm-hook\[[0-9]*\] .* $id: " "$OV_HOOK_LOG" || fail "a hook ran for $id"
 	assert_cleaned_up "$id" "$n"
 }
 
@@ -368,10 +378,10 @@ pm_hooks_dir() {
 pm_precreated() {
 	local pre
 	pre=$(jq -r '.annotations["io.oci-vtpm.precreated"] // ""' "$(pm_config "$1")")
-	[[ $pre =~ ^pre-[0-9a-f]{32}$ ]] || fail "no io.oci-vtpm.precreated annotation in config.json of $1: '$pre'"
+	[[ $pre =~ ^precreated/[0-9a-f]{32}$ ]] || fail "no io.oci-vtpm.precreated annotation in config.json of $1: '$pre'"
 	grep -q "$1: adopted the vTPM started by the precreate stage as $pre" "$OV_HOOK_LOG" ||
 		fail "the hook did not adopt $pre: $(tail -n 5 "$OV_HOOK_LOG")"
-	[ ! -e "$RUN_DIR/$pre" ] || fail "$RUN_DIR/$pre still exists after the adoption"
+	[ ! -e "$(ov_slot "$pre")" ] || fail "$(ov_slot "$pre") still exists after the adoption"
 	echo "$pre"
 }
 
@@ -460,7 +470,7 @@ pm_precreated() {
 	refute_output --partial HAS
 	assert_line END
 	id=$(pm_register "$name")
-	[ -z "$(find "$RUN_DIR" -mindepth 1 -maxdepth 1 -name 'pre-*')" ] || fail "a vTPM was started: $(ls "$RUN_DIR")"
+	[ -z "$(ov_pre_slots)" ] || fail "a vTPM was started: $(ov_pre_slots)"
 	pm_rm_clean "$name" "$id" "$real"
 }
 
@@ -492,28 +502,28 @@ precreate_orphan() {
 	echo "$holder" >>"$T/bgpids"
 	ov_wait_for "$(ov_slow 60)" test -e "$T/held.json.done" || fail "the precreate stage did not finish"
 	pre1=$(jq -r '.annotations["io.oci-vtpm.precreated"]' "$T/held.json")
-	[[ $pre1 =~ ^pre-[0-9a-f]{32}$ ]] || fail "precreate: no vTPM name in its output: $pre1"
+	[[ $pre1 =~ ^precreated/[0-9a-f]{32}$ ]] || fail "precreate: no vTPM name in its output: $pre1"
 	pid1=$(ov_swtpm_pids "$pre1")
 	[ -n "$pid1" ] || fail "no swtpm runs for $pre1"
 	n1=$(ov_devnums "$pre1")
 	[ -c "/dev/tpm$n1" ] || fail "no /dev/tpm$n1"
-	jq -e --argjson h "$holder" '.holder_pid == $h and .container_pid == 0' "$RUN_DIR/$pre1/record.json" >/dev/null ||
-		fail "record: $(cat "$RUN_DIR/$pre1/record.json")"
+	jq -e --argjson h "$holder" '.holder_pid == $h and .container_pid == 0' "$(ov_slot "$pre1")/record.json" >/dev/null ||
+		fail "record: $(cat "$(ov_slot "$pre1")/record.json")"
 	run "$cli" --config "$CFG" gc
 	assert_success
 	refute_output --partial "$pre1"
-	[ -d "$RUN_DIR/$pre1" ] && [ -e "/proc/$pid1" ] || fail "gc took $pre1 while its creator lives"
+	[ -d "$(ov_slot "$pre1")" ] && [ -e "/proc/$pid1" ] || fail "gc took $pre1 while its creator lives"
 
 	# The creator is gone: the next precreate stage collects it.
 	kill "$holder"
 	wait "$holder" 2>/dev/null || true
 	pre2=$(precreate_orphan)
-	[[ $pre2 =~ ^pre-[0-9a-f]{32}$ ]] && [ "$pre2" != "$pre1" ] || fail "second precreate: $pre2"
+	[[ $pre2 =~ ^precreated/[0-9a-f]{32}$ ]] && [ "$pre2" != "$pre1" ] || fail "second precreate: $pre2"
 	grep -q "collected $pre1, started by a precreate stage for a container that never came" "$OV_HOOK_LOG" ||
 		fail "hook log: $(tail -n 5 "$OV_HOOK_LOG")"
 	# (Its chip number may already be the new one's.)
 	ov_wait_for "$(ov_slow 10)" test ! -e "/proc/$pid1" || fail "swtpm $pid1 of $pre1 still runs"
-	[ ! -e "$RUN_DIR/$pre1" ] || fail "$RUN_DIR/$pre1 still exists"
+	[ ! -e "$(ov_slot "$pre1")" ] || fail "$(ov_slot "$pre1") still exists"
 	pid2=$(ov_swtpm_pids "$pre2")
 	n2=$(ov_devnums "$pre2")
 	[ -n "$pid2" ] && [ -c "/dev/tpm$n2" ] || fail "no vTPM for $pre2"
@@ -529,7 +539,7 @@ precreate_orphan() {
 	run env OCI_VTPM_CONFIG="$CFG" bash -c '"$1" precreate <"$2" >/dev/full' - "$OV_SHIM" "$T/pre.in.json"
 	assert_failure
 	assert_output --regexp 'oci-vtpm-runtime: .*writing the config to stdout: No space left on device'
-	[ -z "$(find "$RUN_DIR" -mindepth 1 -maxdepth 1 -name 'pre-*')" ] || fail "left: $(ls "$RUN_DIR")"
+	[ -z "$(ov_pre_slots)" ] || fail "left: $(ov_pre_slots)"
 	ov_no_swtpm || fail "swtpm left: $(ov_ps $(ov_swtpm_pids))"
 	ov_leak_check
 }
