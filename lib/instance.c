@@ -80,6 +80,35 @@ bool ov_instance_in_use(const struct ov_record *rec)
 	       time(NULL) - rec->started_at < OV_INSTANCE_ADOPT_WINDOW_S;
 }
 
+/* The same bundle: the same path, or (one of them named through a symlink)
+ * the same directory. */
+static bool same_bundle(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	if (strcmp(a, b) == 0)
+		return true;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && S_ISDIR(sa.st_mode) &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int ov_instance_owner_check(const struct ov_record *rec, const char *bundle, pid_t pid,
+			    ov_error *err)
+{
+	if (bundle && *bundle && rec->bundle && !same_bundle(rec->bundle, bundle))
+		return ov_error_code(err, EBUSY,
+				     "the vTPM recorded for container id %s belongs to another "
+				     "container (bundle %s, not %s)",
+				     rec->id, rec->bundle, bundle);
+	if (pid > 0 && rec->container_pid > 0 && rec->container_pid != pid &&
+	    ov_proc_alive(rec->container_pid, rec->container_starttime))
+		return ov_error_code(err, EBUSY,
+				     "the vTPM recorded for container id %s belongs to another "
+				     "container (process %d, not %d)",
+				     rec->id, (int)rec->container_pid, (int)pid);
+	return 0;
+}
+
 int ov_instance_hold(struct ov_record *rec, pid_t holder, ov_error *err)
 {
 	if (holder <= 0)

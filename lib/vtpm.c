@@ -190,7 +190,12 @@ static int check_existing(const struct start *c, int *cdir, ov_error *err)
 		return err->code == ENOENT ? 0 : ov_error_wrap(err, "existing record");
 	if (ov_instance_alive(&old)) {
 		/* Made before the container existed (the shim's create, or
-		 * createRuntime before prestart). */
+		 * createRuntime before prestart); or another runtime root's
+		 * container with the same id, whose vTPM is not this one's. */
+		if (ov_instance_owner_check(&old, c->bundle, c->holder, err) < 0) {
+			ov_record_free(&old);
+			return ov_error_wrap(err, "start refused");
+		}
 		ov_record_free(&old);
 		ov_info("vTPM already running, nothing to do");
 		return 1;
@@ -347,6 +352,12 @@ int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, ov_err
 
 int ov_vtpm_stop(const struct ov_settings *s, const char *id, ov_error *err)
 {
+	return ov_vtpm_stop_owned(s, id, NULL, 0, err);
+}
+
+int ov_vtpm_stop_owned(const struct ov_settings *s, const char *id, const char *bundle, pid_t pid,
+		       ov_error *err)
+{
 	cleanup_close int run = -1, cdir = -1;
 	struct ov_record rec;
 	int ret;
@@ -365,6 +376,10 @@ int ov_vtpm_stop(const struct ov_settings *s, const char *id, ov_error *err)
 		if (ov_remove_tree_at(run, id, err) < 0)
 			return ov_error_wrap(err, "removing the live state");
 		return 0;
+	}
+	if (ov_instance_owner_check(&rec, bundle, pid, err) < 0) {
+		ov_record_free(&rec);
+		return ov_error_wrap(err, "left alone");
 	}
 	ret = stop_locked(s, run, cdir, id, &rec, err);
 	ov_record_free(&rec);

@@ -49,6 +49,17 @@ bool ov_instance_alive(const struct ov_record *rec);
  * OV_INSTANCE_ADOPT_WINDOW_S)? */
 bool ov_instance_in_use(const struct ov_record *rec);
 
+/*
+ * Is rec the record of the container of bundle (NULL: not known) whose init
+ * is pid (0: not known)? Records are keyed by container id alone, and two
+ * runtime roots (runc --root A, --root B) may each run a container with the
+ * same id: a record whose bundle is another directory, or whose container
+ * is another live process, is not this container's. Returns 0, or -1 with
+ * err->code EBUSY and a line naming the owner.
+ */
+int ov_instance_owner_check(const struct ov_record *rec, const char *bundle, pid_t pid,
+			    ov_error *err);
+
 /* Record holder (> 0) as the process whose life keeps the slot in use
  * until a container is recorded (rec is not written). */
 int ov_instance_hold(struct ov_record *rec, pid_t holder, ov_error *err);

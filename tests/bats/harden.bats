@@ -265,3 +265,45 @@ _fsync_follows() {
 	run ov_hook poststop "$T/state.json"
 	assert_success
 }
+
+# ----------------------------------------------------------------------------
+# Records are keyed by container id: two runtime roots may each run a
+# container with the same id. Neither may stop or adopt the other's vTPM.
+
+@test "runc: a second runtime root's container with the same id neither stops nor adopts the first one's vTPM" {
+	requires_stack
+	local a b c id before after root2=$T/rt/runc-b
+	a=$(ov_bundle owner io.oci-vtpm.enable=true)
+	b=$(ov_bundle plain)
+	c=$(ov_bundle asks io.oci-vtpm.enable=true)
+	ov_args "$a" sleep 600
+	ov_args "$b" true
+	ov_args "$c" true
+	id=$(ov_new_id same)
+	ov_run_detached runc "$id" "$a"
+	before=$(ov_swtpm_pids "$id")
+	[ -n "$before" ] || fail "no swtpm for $id"
+	# The same id under another root, asking for nothing: its poststop
+	# runs the hook, which finds the first container's record.
+	run _ov_rt_root "$root2" runc run --bundle "$b" "$id" </dev/null
+	assert_success
+	after=$(ov_swtpm_pids "$id")
+	[ "$before" = "$after" ] || fail "the first container's swtpm changed: '$before' -> '$after'"
+	grep -q "belongs to another container (bundle $a, not $b)" "$OV_HOOK_LOG" ||
+		fail "no line naming the owner in the log: $(tail -n 5 "$OV_HOOK_LOG")"
+	# The same id under another root, asking for a vTPM: refused in one
+	# line, the first container's vTPM untouched.
+	run _ov_rt_root "$root2" runc run --bundle "$c" "$id" </dev/null
+	assert_failure
+	assert_output --partial "start refused: the vTPM recorded for container id $id belongs to another container (bundle $a, not $c)"
+	_ov_rt_root "$root2" runc delete -f "$id" >/dev/null 2>&1 || true
+	after=$(ov_swtpm_pids "$id")
+	[ "$before" = "$after" ] || fail "the first container's swtpm changed: '$before' -> '$after'"
+	jq -e --arg a "$a" '.bundle == $a' "$(ov_slot "$id")/record.json" >/dev/null ||
+		fail "the record changed: $(cat "$(ov_slot "$id")/record.json")"
+	run ov_exec runc "$id" tpm2_getrandom -T "$OV_TCTI" --hex 8
+	assert_success
+	assert_output --regexp '^[0-9a-f]{16}$'
+	ov_delete runc "$id" -f
+	ov_no_swtpm "$id" || fail "the owner's delete did not stop its swtpm"
+}

@@ -704,17 +704,20 @@ ov_leak_check() {
 # teardown; its failure fails the test.
 ov_teardown() {
 	[ -n "${T:-}" ] && [ -d "$T" ] || return 0
-	local rc=0 rt id pid
+	local rc=0 rt id pid root
 	while read -r rt id; do
 		[ -n "$id" ] || continue
 		ov_rt "$rt" delete -f "$id" >/dev/null 2>&1 || true
 	done <"$T/containers"
-	# Anything else still known to this test's runtime roots.
-	for rt in runc crun; do
-		[ -d "$T/rt/$rt" ] || continue
-		for id in $(ov_rt "$rt" list -q 2>/dev/null); do
-			ov_log "runtime $rt still had container $id after the test"
-			ov_rt "$rt" delete -f "$id" >/dev/null 2>&1 || true
+	# Anything else still known to this test's runtime roots ($T/rt/RUNTIME,
+	# and second roots $T/rt/RUNTIME-WHAT).
+	for root in "$T"/rt/*; do
+		[ -d "$root" ] || continue
+		rt=${root##*/}
+		rt=${rt%%-*}
+		for id in $(_ov_rt_root "$root" "$rt" list -q 2>/dev/null); do
+			ov_log "runtime $rt ($root) still had container $id after the test"
+			_ov_rt_root "$root" "$rt" delete -f "$id" >/dev/null 2>&1 || true
 		done
 	done
 	while read -r pid; do
