@@ -307,3 +307,34 @@ _fsync_follows() {
 	ov_delete runc "$id" -f
 	ov_no_swtpm "$id" || fail "the owner's delete did not stop its swtpm"
 }
+
+# ----------------------------------------------------------------------------
+# The rootfs walk does not cross into a bind mount (RESOLVE_NO_XDEV): a
+# volume is shared with the host or other containers.
+
+@test "socket: /run bind-mounted from a host dir is not walked into (RESOLVE_NO_XDEV); a tmpfs /run of the runtime's is" {
+	requires_stack
+	local b id vol=$T/vol
+	mkdir -p "$vol/sub"
+	# The trick: a directory where the hook would make /run/tpm, and a
+	# symlink next to it.
+	ln -s /etc "$vol/tpm-link"
+	b=$(ov_bundle vol io.oci-vtpm.enable=true)
+	ov_cfg "$b" --arg v "$vol" '.mounts += [{destination: "/run", type: "bind", source: $v, options: ["rbind", "rw"]}]'
+	ov_sh "$b" 'ls /run/tpm'
+	id=$(ov_new_id vol)
+	run ov_run runc "$id" "$b"
+	assert_failure
+	assert_output --partial "refusing /run/tpm: /run is a mount point that is not a filesystem of the container's own (a bind mount or volume); not crossed"
+	[ ! -e "$vol/tpm" ] || fail "the hook made $vol/tpm in the host's directory"
+	ov_no_swtpm "$id" || fail "swtpm left running"
+	# The runtime's own tmpfs at /run (podman's, systemd containers') is
+	# crossed: the container gets its TPM.
+	b=$(ov_bundle tmpfs io.oci-vtpm.enable=true)
+	ov_cfg "$b" '.mounts += [{destination: "/run", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "size=1m"]}]'
+	ov_sh "$b" "tpm2_getrandom -T $OV_TCTI --hex 8"
+	id=$(ov_new_id tmpfs)
+	run ov_run runc "$id" "$b"
+	assert_success
+	assert_output --regexp '^[0-9a-f]{16}$'
+}
