@@ -22,8 +22,8 @@
 #include "oci-vtpm/store.h"
 
 #define OV_HOOK_NAME	    "oci-vtpm-hook"
-#define OV_DEV_FILE_MODE    0660
-#define OV_HOOK_TIMEOUT_PAD 10 /* seconds on top of the hook's own bounds */
+#define OV_DEV_FILE_MODE    0600 /* root-only, as the host's nodes (udev rule) */
+#define OV_HOOK_TIMEOUT_PAD 10	 /* seconds on top of the hook's own bounds */
 
 /* Our entries in hooks.createRuntime and hooks.poststop. */
 struct ov_hook_opts {
