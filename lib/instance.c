@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -133,11 +134,87 @@ int ov_instance_adopt(int cdirfd, pid_t container, struct ov_record *rec, ov_err
 	return ov_record_write(cdirfd, rec, err);
 }
 
+/* Is id a slot of the run dir (a claim naming it is live)? */
+static bool slot_exists(int run, const char *id)
+{
+	struct stat st;
+
+	return ov_container_id_valid(id) && fstatat(run, id, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* ------------------------------------------------- one uid per slot */
+
+/* The uid claims' directory, locked (LOCK_EX) until closed; with create,
+ * made first. Without: -1 and errno ENOENT when no range was ever used. */
+static int uids_lock(int run, bool create, ov_error *err)
+{
+	int fd;
+
+	if (create && mkdirat(run, OV_INSTANCE_UIDS_DIR, 0700) < 0 && errno != EEXIST)
+		return ov_error_set(err, errno, "creating the uid claims");
+	fd = ov_open_dir_at(run, OV_INSTANCE_UIDS_DIR);
+	if (fd < 0)
+		return ov_error_set(err, errno, "opening the uid claims");
+	while (flock(fd, LOCK_EX) < 0)
+		if (errno != EINTR) {
+			ov_error_set(err, errno, "locking the uid claims");
+			close(fd);
+			return -1;
+		}
+	return fd;
+}
+
+/* The slot that claims uid (malloc'd), or NULL. */
+static char *uid_holder(int uids, uid_t uid)
+{
+	char name[16];
+	char *id = NULL;
+	ov_error ignored = {0};
+
+	snprintf(name, sizeof(name), "%u", (unsigned)uid);
+	if (ov_read_file_at(uids, name, OV_ID_MAX + 1, &id, NULL, &ignored) < 0)
+		return NULL;
+	return id;
+}
+
+/* The uid slot cdirfd's swtpm runs as: the owner of its first state. */
+static bool slot_uid(int cdirfd, uid_t *uid)
+{
+	char name[64];
+	struct stat st;
+
+	ov_instance_state_name(0, name, sizeof(name));
+	if (fstatat(cdirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+		return false;
+	*uid = st.st_uid;
+	return true;
+}
+
+/* Pass slot from's uid claim to to, or drop it (to NULL); uids locked. */
+static void uid_pass(int uids, int cdirfd, const char *from, const char *to)
+{
+	cleanup_free char *holder = NULL;
+	ov_error ignored = {0};
+	char name[16];
+	uid_t uid;
+
+	if (!slot_uid(cdirfd, &uid) || !(holder = uid_holder(uids, uid)) ||
+	    strcmp(holder, from) != 0)
+		return;
+	snprintf(name, sizeof(name), "%u", (unsigned)uid);
+	if (to)
+		ov_write_file_atomic(uids, name, to, strlen(to), 0600, &ignored);
+	else
+		unlinkat(uids, name, 0);
+}
+
 int ov_instance_move(int run, int cdirfd, const char *from, const char *to, const char *bundle,
 		     pid_t holder, const struct ov_record *rec, bool *moved, ov_error *err)
 {
 	struct ov_record next = *rec;
 	struct stat held, named;
+	cleanup_close int uids = -1;
+	ov_error ignored = {0};
 
 	*moved = false;
 	/* The lock was waited for: is cdirfd still <run_dir>/<from>? */
@@ -148,9 +225,14 @@ int ov_instance_move(int run, int cdirfd, const char *from, const char *to, cons
 	 * container itself, until it is recorded). */
 	if (ov_instance_hold(&next, holder, err) < 0)
 		return -1;
+	/* Its uid's claim follows it: under the claims' lock, so no start
+	 * sees the claim of a slot that is neither from nor to. */
+	uids = uids_lock(run, false, &ignored);
 	if (renameat2(run, from, run, to, RENAME_NOREPLACE) < 0)
 		return ov_error_set(err, errno, "giving the vTPM %s to the container", from);
 	*moved = true;
+	if (uids >= 0)
+		uid_pass(uids, cdirfd, from, to);
 	next.id = (char *)to;
 	next.bundle = (char *)bundle;
 	if ((rec->name && ov_instance_claim_name(run, rec->name, to, err) < 0) ||
@@ -170,10 +252,7 @@ int ov_instance_claim_name(int run, const char *name, const char *id, ov_error *
 	if (names < 0)
 		return ov_error_set(err, errno, "opening the name claims");
 	if (ov_read_file_at(names, name, OV_ID_MAX + 1, &holder, NULL, err) == 0) {
-		struct stat st;
-
-		if (strcmp(holder, id) != 0 && ov_container_id_valid(holder) &&
-		    fstatat(run, holder, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		if (strcmp(holder, id) != 0 && slot_exists(run, holder))
 			return ov_error_set(err, EBUSY, "vTPM %s is in use by container %s", name,
 					    holder);
 	} else if (err->code != ENOENT) {
@@ -213,9 +292,8 @@ bool ov_instance_name_holder(const struct ov_settings *s, const char *name, char
 {
 	cleanup_close int run = -1, names = -1;
 	cleanup_free char *id = read_claim(s, name, &run, &names);
-	struct stat st;
 
-	if (!id || !ov_container_id_valid(id) || fstatat(run, id, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (!id || !slot_exists(run, id))
 		return false;
 	snprintf(holder, size, "%s", id);
 	return true;
@@ -240,13 +318,78 @@ void ov_instance_gc_names(const struct ov_settings *s)
 	}
 }
 
+int ov_instance_user(const struct ov_settings *s, int run, const char *id, struct ov_user *u,
+		     ov_error *err)
+{
+	cleanup_close int uids = -1;
+
+	if (!s->swtpm_uid_count)
+		return ov_util_user(s->swtpm_user, u, err);
+	uids = uids_lock(run, true, err);
+	if (uids < 0)
+		return -1;
+	for (unsigned i = 0; i < s->swtpm_uid_count; i++) {
+		uid_t uid = (uid_t)(s->swtpm_uid_first + i);
+		cleanup_free char *holder = uid_holder(uids, uid);
+		char name[16];
+
+		/* Free: never claimed, or by a slot that is gone. */
+		if (holder && strcmp(holder, id) != 0 && slot_exists(run, holder))
+			continue;
+		snprintf(name, sizeof(name), "%u", (unsigned)uid);
+		if (ov_write_file_atomic(uids, name, id, strlen(id), 0600, err) < 0)
+			return ov_error_wrap(err, "claiming uid %u", (unsigned)uid);
+		*u = (struct ov_user){.uid = uid, .gid = (gid_t)uid, .name = NULL};
+		return 0;
+	}
+	return ov_error_code(
+	    err, EAGAIN, "no free uid for swtpm: all %u of settings \"swtpm_uid_range\" are in use",
+	    s->swtpm_uid_count);
+}
+
+int ov_instance_remove_at(int run, const char *id, ov_error *err)
+{
+	cleanup_close int cdir = ov_open_dir_at(run, id);
+	ov_error ignored = {0};
+
+	if (cdir >= 0) {
+		cleanup_close int uids = uids_lock(run, false, &ignored);
+
+		if (uids >= 0)
+			uid_pass(uids, cdir, id, NULL);
+	}
+	return ov_remove_tree_at(run, id, err);
+}
+
+void ov_instance_gc_uids(const struct ov_settings *s)
+{
+	cleanup_close int run = -1, uids = -1;
+	cleanup_dir DIR *d = NULL;
+	ov_error ignored = {0};
+	struct dirent *de;
+
+	run = ov_run_dir_open(s->run_dir, false, &ignored);
+	if (run < 0 || (uids = uids_lock(run, false, &ignored)) < 0 ||
+	    !(d = ov_opendir_at(uids, ".")))
+		return;
+	while ((de = readdir(d))) {
+		cleanup_free char *holder = NULL;
+
+		if (de->d_name[0] == '.' ||
+		    ov_read_file_at(uids, de->d_name, OV_ID_MAX + 1, &holder, NULL, &ignored) < 0)
+			continue;
+		if (!slot_exists(run, holder))
+			unlinkat(uids, de->d_name, 0);
+	}
+}
+
 int ov_instance_remove(const struct ov_settings *s, const char *id, ov_error *err)
 {
 	cleanup_close int run = ov_run_dir_open(s->run_dir, false, err);
 
 	if (run < 0)
 		return -1;
-	return ov_remove_tree_at(run, id, err);
+	return ov_instance_remove_at(run, id, err);
 }
 
 unsigned ov_instance_each(const struct ov_settings *s, bool (*valid)(const char *),

@@ -69,8 +69,9 @@ static int stop_locked(const struct ov_settings *s, int run, int cdir, const cha
 		       struct ov_record *rec, ov_error *err)
 {
 	double t0 = ov_util_mono_ms(), t_stop, t_archive, t_end;
-	int ret = ov_launch_stop(cdir, s, rec, err);
+	int ret;
 
+	ret = ov_launch_stop(cdir, s, rec, err);
 	t_stop = ov_util_mono_ms();
 	if (ret == 0 && rec->name) {
 		/* Stopped: the record says so, whatever comes next. */
@@ -93,7 +94,7 @@ static int stop_locked(const struct ov_settings *s, int run, int cdir, const cha
 	if (ret < 0)
 		return -1; /* keep the record and the state: gc retries */
 	t_archive = ov_util_mono_ms();
-	if (ov_remove_tree_at(run, id, err) < 0)
+	if (ov_instance_remove_at(run, id, err) < 0)
 		return ov_error_wrap(err, "removing the live state");
 	t_end = ov_util_mono_ms();
 	ov_debug("timing: swtpm stop %.1f ms, archive %.1f ms, remove %.1f ms, stop total %.1f ms",
@@ -111,7 +112,7 @@ static void discard_locked(const struct ov_settings *s, int run, int cdir, const
 	if (rec->name)
 		ov_instance_release_name(s, rec->name, id);
 	ov_launch_stop(cdir, s, rec, &e);
-	if (ov_remove_tree_at(run, id, &e) < 0)
+	if (ov_instance_remove_at(run, id, &e) < 0)
 		ov_warn("cleaning up: %s", e.msg);
 }
 
@@ -232,9 +233,12 @@ static int start_new(const struct start *c, int cdir, ov_error *err)
 				.version = r->version,
 				.ek_cert = r->ek_cert};
 	int statefds[OV_MAX_TPMS];
+	struct ov_user user = c->user;
 	double t_dirs, t_prov;
 	ov_error cleanup_err = {0};
 
+	for (unsigned i = 0; i < OV_MAX_TPMS; i++)
+		statefds[i] = -1;
 	if (c->s->max_vtpms && ov_instance_count_tpms(c->run, c->id) + r->count > c->s->max_vtpms) {
 		ov_error_set(err, 0,
 			     "%u more vTPM%s would be beyond the %u this host runs (settings "
@@ -243,13 +247,14 @@ static int start_new(const struct start *c, int cdir, ov_error *err)
 		goto undo;
 	}
 	if (ov_instance_hold(&rec, c->holder, err) < 0 ||
-	    ov_instance_state_dirs(cdir, r->count, &c->user, true, statefds, err) < 0)
+	    ov_instance_user(c->s, c->run, c->id, &user, err) < 0 ||
+	    ov_instance_state_dirs(cdir, r->count, &user, true, statefds, err) < 0)
 		goto undo;
 	t_dirs = ov_util_mono_ms();
-	if (ov_provision_start(c->s, c->run, c->id, r, &c->user, statefds, &p, err) < 0)
+	if (ov_provision_start(c->s, c->run, c->id, r, &user, statefds, &p, err) < 0)
 		goto undo;
 	t_prov = ov_util_mono_ms();
-	if (ov_launch_start(cdir, c->s, r, &c->user, p.keys, &rec, err) < 0) {
+	if (ov_launch_start(cdir, c->s, r, &user, p.keys, &rec, err) < 0) {
 		ov_provision_undo(c->s, c->id, r);
 		goto undo;
 	}
@@ -373,7 +378,7 @@ int ov_vtpm_stop_owned(const struct ov_settings *s, const char *id, const char *
 	if (ov_record_read(cdir, &rec, err) < 0) {
 		if (err->code != ENOENT)
 			ov_warn("%s; removing what is left", err->msg);
-		if (ov_remove_tree_at(run, id, err) < 0)
+		if (ov_instance_remove_at(run, id, err) < 0)
 			return ov_error_wrap(err, "removing the live state");
 		return 0;
 	}
@@ -404,7 +409,7 @@ int ov_vtpm_collect(const struct ov_settings *s, const char *id, const char *boo
 		if (err->code != ENOENT)
 			return -1; /* unreadable: leave it to an operator */
 		/* A start that died before its first record. */
-		if (ov_remove_tree_at(run, id, err) < 0)
+		if (ov_instance_remove_at(run, id, err) < 0)
 			return -1;
 		return 1;
 	}

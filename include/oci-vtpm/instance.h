@@ -25,6 +25,7 @@
 #include "oci-vtpm/util.h"
 
 #define OV_INSTANCE_NAMES_DIR "@names" /* not a valid container id */
+#define OV_INSTANCE_UIDS_DIR  "@uids"  /* swtpm_uid_range claims; not an id either */
 /* How long vTPMs started before their container wait for it at most, even
  * while the process creating it lives (a long-running podman service whose
  * create failed after its precreate stage). */
@@ -89,8 +90,23 @@ bool ov_instance_name_holder(const struct ov_settings *s, const char *name, char
 void ov_instance_gc_names(const struct ov_settings *s);
 
 /* Remove slot id (its lock may be held: the directory goes, the lock with
- * it). */
+ * it), and free its uid (swtpm_uid_range). */
 int ov_instance_remove(const struct ov_settings *s, const char *id, ov_error *err);
+int ov_instance_remove_at(int run, const char *id, ov_error *err);
+
+/*
+ * The user the swtpm processes of slot id run as. Without a
+ * swtpm_uid_range: swtpm_user. With one: a uid of the range (gid the same
+ * number) that no other slot holds, so that a swtpm compromised through a
+ * libtpms bug cannot signal other vTPMs' swtpm or open their state. The
+ * claim is <run_dir>/@uids/<uid> holding id, made under a lock of that
+ * directory; a claim whose slot is gone is free. It follows the slot
+ * when it is renamed (ov_instance_move) and goes with ov_instance_remove.
+ */
+int ov_instance_user(const struct ov_settings *s, int run, const char *id, struct ov_user *u,
+		     ov_error *err);
+/* Remove the uid claims whose slot is gone (gc). */
+void ov_instance_gc_uids(const struct ov_settings *s);
 
 /* Call fn(s, name, boot_id) for every slot whose name passes valid;
  * returns how many calls returned > 0. Best effort: an unreadable run dir

@@ -338,3 +338,77 @@ _fsync_follows() {
 	assert_success
 	assert_output --regexp '^[0-9a-f]{16}$'
 }
+
+# ----------------------------------------------------------------------------
+# One uid per vTPM (swtpm_uid_range): a swtpm compromised through a libtpms
+# bug reaches neither another vTPM's swtpm nor its state.
+
+ov_uid_of() { awk '/^Uid:/ {print $2}' "/proc/$1/status"; }
+
+@test "swtpm_uid_range: each container's swtpm has a uid of its own; it cannot open another's state or signal its swtpm" {
+	requires_stack
+	command -v setpriv >/dev/null || fail "setpriv not installed (util-linux)"
+	local a b c u ida idb pa pb ua ub n
+	[ -x "$OV_CLI" ] || fail "$OV_CLI not built"
+	ov_write_config ".swtpm_uid_range = {first: 231000, count: 2}
+		| .master_key = \"$T/keys/master.key\" | .ca_key = \"$T/keys/ca.key\"
+		| .ca_cert = \"$T/keys/ca.pem\""
+	run ovadm init
+	assert_success
+	a=$(ov_bundle a io.oci-vtpm.enable=true io.oci-vtpm.name=uid-a)
+	b=$(ov_bundle b io.oci-vtpm.enable=true)
+	ov_args "$a" sleep 600
+	ov_args "$b" sleep 600
+	ida=$(ov_new_id a)
+	idb=$(ov_new_id b)
+	ov_run_detached runc "$ida" "$a"
+	ov_run_detached runc "$idb" "$b"
+	pa=$(ov_swtpm_pids "$ida")
+	pb=$(ov_swtpm_pids "$idb")
+	[ -n "$pa" ] && [ -n "$pb" ] || fail "swtpm pids: '$pa' '$pb'"
+	ua=$(ov_uid_of "$pa")
+	ub=$(ov_uid_of "$pb")
+	[ "$ua" != "$ub" ] || fail "both swtpm run as uid $ua"
+	for u in "$ua" "$ub"; do
+		((u >= 231000 && u <= 231001)) || fail "uid $u is not in the range"
+	done
+	[ "$(stat -c '%u:%g %a' "$(ov_slot "$ida")/state-0")" = "$ua:$ua 700" ] ||
+		fail "state of $ida: $(stat -c '%u:%g %a' "$(ov_slot "$ida")/state-0")"
+	[ "$(stat -c '%u:%g %a' "$(ov_slot "$idb")/state-0")" = "$ub:$ub 700" ] ||
+		fail "state of $idb: $(stat -c '%u:%g %a' "$(ov_slot "$idb")/state-0")"
+	# As A's swtpm: B's state cannot be listed or written, B's swtpm not
+	# signalled; its own state can.
+	run setpriv --reuid="$ua" --regid="$ua" --clear-groups ls "$(ov_slot "$idb")/state-0"
+	assert_failure
+	assert_output --partial "Permission denied"
+	run setpriv --reuid="$ua" --regid="$ua" --clear-groups touch "$(ov_slot "$idb")/state-0/x"
+	assert_failure
+	run setpriv --reuid="$ua" --regid="$ua" --clear-groups kill -0 "$pb"
+	assert_failure
+	run setpriv --reuid="$ua" --regid="$ua" --clear-groups ls "$(ov_slot "$ida")/state-0"
+	assert_success
+	# A third vTPM: the range (2) is used up, one line says so.
+	c=$(ov_bundle c io.oci-vtpm.enable=true)
+	run ov_run runc "$(ov_new_id c)" "$c"
+	assert_failure
+	# (runc quotes the hook's stderr: \" for ")
+	assert_output --regexp 'no free uid for swtpm: all 2 of settings \\?"swtpm_uid_range\\?" are in use'
+	run ov_exec runc "$ida" tpm2_nvdefine -T "$OV_TCTI" 0x1500017 -C o -s 8 -a 'ownerread|ownerwrite'
+	assert_success
+	ov_delete runc "$ida" -f
+	# Freed: the named vTPM comes back (archive restored to the uid it
+	# gets now), and the range has room again.
+	n=$(find "$RUN_DIR/@uids" -type f | wc -l)
+	[ "$n" -eq 1 ] || fail "uid claims after one stop: $(ls "$RUN_DIR/@uids")"
+	ida=$(ov_new_id a2)
+	ov_run_detached runc "$ida" "$a"
+	run ov_exec runc "$ida" tpm2_nvreadpublic -T "$OV_TCTI" 0x1500017
+	assert_success
+	ua=$(ov_uid_of "$(ov_swtpm_pids "$ida")")
+	[ "$ua" != "$ub" ] || fail "the restarted vTPM runs as B's uid $ub"
+	[ "$(stat -c '%u' "$(ov_slot "$ida")/state-0"/tpm2-00.permall)" = "$ua" ] ||
+		fail "restored state owned by $(stat -c '%u' "$(ov_slot "$ida")/state-0"/tpm2-00.permall), swtpm is $ua"
+	ov_delete runc "$ida" -f
+	ov_delete runc "$idb" -f
+	[ -z "$(ls -A "$RUN_DIR/@uids")" ] || fail "uid claims left: $(ls "$RUN_DIR/@uids")"
+}
