@@ -75,7 +75,7 @@ DEPS_SET   := $(if $(filter $(DEPS_VM),$(MAKECMDGOALS)),vm,$(if $(filter $(DEPS_
 
 .SECONDARY:
 .PHONY: all clean install man check check-unit check-asan check-bats check-vm demo bench bench-vm deps format lint fuzz
-all: $(PROGS)
+all: $(PROGS) $(BUILD)/faults/oci-vtpm-hook
 
 $(BUILD)/%.o: %.c | $(if $(DEPS_SET),deps)
 	@mkdir -p $(dir $@)
@@ -87,6 +87,16 @@ $(LIB): $(LIB_OBJS)
 	$(AR) rcs $@ $^
 
 $(BUILD)/oci-vtpm-hook: $(BUILD)/hooks/oci-vtpm-hook.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# The hook with its fault points live, for tests/bats/faults.bats: lib/fault.c
+# again with -DOV_FAULTS, linked before the library (whose ov_fault is a
+# no-op and reads no environment). Never installed.
+$(BUILD)/faults/fault.o: lib/fault.c | $(if $(DEPS_SET),deps)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (faults)"
+	@$(CC) $(ALL_CFLAGS) -DOV_FAULTS -c -o $@ $<
+$(BUILD)/faults/oci-vtpm-hook: $(BUILD)/hooks/oci-vtpm-hook.o $(BUILD)/faults/fault.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/oci-vtpm-runtime: $(BUILD)/shim/oci-vtpm-runtime.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)

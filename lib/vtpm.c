@@ -8,6 +8,7 @@
 
 #include "oci-vtpm/backend.h"
 #include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/fault.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/instance.h"
 #include "oci-vtpm/launch.h"
@@ -71,6 +72,7 @@ static int stop_locked(const struct ov_settings *s, int run, int cdir, const cha
 	double t0 = ov_util_mono_ms(), t_stop, t_archive, t_end;
 	int ret;
 
+	ov_fault("stop-locked");
 	ret = ov_launch_stop(cdir, s, rec, err);
 	t_stop = ov_util_mono_ms();
 	if (ret == 0 && rec->name) {
@@ -81,6 +83,7 @@ static int stop_locked(const struct ov_settings *s, int run, int cdir, const cha
 			rec->tpms[i].pid = 0;
 		if (ov_record_write(cdir, rec, &werr) < 0)
 			ov_warn("%s", werr.msg);
+		ov_fault("stop-stopped");
 		ret = ov_provision_archive(s, cdir, rec, err);
 		if (ret < 0)
 			ov_error_wrap(err,
@@ -93,6 +96,7 @@ static int stop_locked(const struct ov_settings *s, int run, int cdir, const cha
 	}
 	if (ret < 0)
 		return -1; /* keep the record and the state: gc retries */
+	ov_fault("stop-archived");
 	t_archive = ov_util_mono_ms();
 	if (ov_instance_remove_at(run, id, err) < 0)
 		return ov_error_wrap(err, "removing the live state");
@@ -250,14 +254,17 @@ static int start_new(const struct start *c, int cdir, ov_error *err)
 	    ov_instance_user(c->s, c->run, c->id, &user, err) < 0 ||
 	    ov_instance_state_dirs(cdir, r->count, &user, true, statefds, err) < 0)
 		goto undo;
+	ov_fault("start-dirs");
 	t_dirs = ov_util_mono_ms();
 	if (ov_provision_start(c->s, c->run, c->id, r, &user, statefds, &p, err) < 0)
 		goto undo;
+	ov_fault("start-provisioned");
 	t_prov = ov_util_mono_ms();
 	if (ov_launch_start(cdir, c->s, r, &user, p.keys, &rec, err) < 0) {
 		ov_provision_undo(c->s, c->id, r);
 		goto undo;
 	}
+	ov_fault("start-launched");
 	timing_keep(c->id, t_dirs - c->t0, &p, ov_util_mono_ms() - t_prov,
 		    ov_util_mono_ms() - c->t0);
 	ov_info("started %u TPM %s vTPM%s (%s backend)%s%s", rec.count,
@@ -304,6 +311,7 @@ int ov_vtpm_start(const struct ov_settings *s, const char *id, const char *bundl
 	ret = check_existing(&c, &cdir, err);
 	if (ret != 0)
 		return ret;
+	ov_fault("start-slot");
 	return start_new(&c, cdir, err);
 }
 
@@ -337,6 +345,7 @@ int ov_vtpm_attach(const struct ov_settings *s, const char *id, pid_t pid, const
 		ov_record_free(&rec);
 		return -1;
 	}
+	ov_fault("start-attached");
 	ov_record_free(&rec);
 	timing_say(id, ov_util_mono_ms() - t0);
 	return 0;

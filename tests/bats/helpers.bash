@@ -619,6 +619,29 @@ ov_hook() {
 	timeout -k 5 "$OV_TIMEOUT" env -i "OCI_VTPM_CONFIG=$CFG" "$OV_HOOK" "$1" <"$2" 3>&-
 }
 
+# ov_htpm ID CMD ARGS...: host tpm2-tools against container ID's TPM
+# (socket backend).
+ov_htpm() {
+	local id=$1
+	shift
+	TPM2TOOLS_TCTI="swtpm:path=$(ov_slot "$id")/private/tpm/tpm0.sock" timeout -k 5 30 "$@"
+}
+# ov_host_ek ID: EK digest of container ID's TPM, from the host.
+ov_host_ek() {
+	ov_htpm "$1" tpm2_createek -c "$T/ek.ctx" -G rsa -u "$T/ek.pub" >/dev/null || return 1
+	ov_htpm "$1" tpm2_flushcontext -t >/dev/null || return 1
+	sha256sum "$T/ek.pub" | cut -d' ' -f1
+}
+# ov_host_nvwrite ID VALUE: define (if needed) NV index $NV and write VALUE.
+ov_host_nvwrite() {
+	printf '%s' "$2" >"$T/nv.in"
+	ov_htpm "$1" tpm2_nvreadpublic "$NV" >/dev/null 2>&1 ||
+		ov_htpm "$1" tpm2_nvdefine "$NV" -C o -s "${#2}" -a 'ownerread|ownerwrite' >/dev/null || return 1
+	ov_htpm "$1" tpm2_nvwrite "$NV" -C o -i "$T/nv.in"
+}
+# ov_host_nvread ID LEN: NV index $NV of container ID's TPM.
+ov_host_nvread() { ov_htpm "$1" tpm2_nvread "$NV" -C o -s "$2"; }
+
 # ov_dummy_pid: a sleeping process in its own mount namespace, standing in
 # for a container init pid when the hook is called directly.
 ov_dummy_pid() {
