@@ -412,3 +412,29 @@ ov_uid_of() { awk '/^Uid:/ {print $2}' "/proc/$1/status"; }
 	ov_delete runc "$idb" -f
 	[ -z "$(ls -A "$RUN_DIR/@uids")" ] || fail "uid claims left: $(ls "$RUN_DIR/@uids")"
 }
+
+@test "swtpm_uid_range: a warm vTPM keeps its uid when a container takes it; its claim follows and goes with the stop" {
+	requires_stack
+	[ -x "$OV_CLI" ] || fail "$OV_CLI not built"
+	local b id warm uid
+	ov_write_config '.swtpm_uid_range = {first: 231100, count: 4} | .warm_size = 1 | .pool_size = 0'
+	run ovadm pool fill 0
+	assert_success
+	warm=$(ov_warm_slots)
+	[ -n "$warm" ] || fail "no warm vTPM"
+	uid=$(stat -c %u "$warm/state-0")
+	[ "$(cat "$RUN_DIR/@uids/$uid")" = "${warm##*/}" ] || fail "claim of $uid: $(cat "$RUN_DIR/@uids/$uid")"
+	b=$(ov_bundle warm io.oci-vtpm.enable=true)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id warm)
+	ov_run_detached runc "$id" "$b"
+	[ ! -e "$warm" ] || fail "the warm vTPM was not taken"
+	[ "$(stat -c %u "$(ov_slot "$id")/state-0")" = "$uid" ] || fail "the taken vTPM changed uid"
+	[ "$(cat "$RUN_DIR/@uids/$uid")" = "$id" ] || fail "claim of $uid: $(cat "$RUN_DIR/@uids/$uid")"
+	run ov_exec runc "$id" tpm2_getrandom -T "$OV_TCTI" --hex 8
+	assert_success
+	ov_delete runc "$id" -f
+	[ ! -e "$RUN_DIR/@uids/$uid" ] || fail "the claim of $uid is left"
+	run ovadm pool drain
+	assert_success
+}
