@@ -85,13 +85,16 @@ static int stop_locked(const struct ov_settings *s, int run, int cdir, const cha
 			ov_warn("%s", werr.msg);
 		ov_fault("stop-stopped");
 		ret = ov_provision_archive(s, cdir, rec, err);
-		if (ret < 0)
+		if (ret < 0) {
+			char path[OV_INSTANCE_PATH_MAX] = "";
+
+			ov_instance_path(run, id, false, path, sizeof(path), &werr);
 			ov_error_wrap(err,
 				      "archiving failed; the previous generations are intact "
 				      "and the live state stays in %s/%s until `oci-vtpm gc` "
 				      "archives it",
-				      s->run_dir, id);
-		else
+				      s->run_dir, path);
+		} else
 			ov_instance_release_name(s, rec->name, id);
 	}
 	if (ret < 0)
@@ -131,11 +134,10 @@ static int adopt_precreated(const struct start *c, const char *pre, ov_error *er
 	cleanup_close int cdir = -1;
 	struct ov_record rec;
 	ov_error ignored = {0};
-	struct stat sb;
 	bool moved;
 	int ret;
 
-	if (fstatat(c->run, c->id, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+	if (ov_instance_exists(c->run, c->id))
 		return ov_container_dir_lock(c->run, c->id, false, err);
 	cdir = ov_container_dir_lock(c->run, pre, false, err);
 	if (cdir < 0)
@@ -173,8 +175,7 @@ static int open_slot(const struct start *c, bool *warm, ov_error *err)
 	*warm = false;
 	if (r->precreated)
 		return adopt_precreated(c, r->precreated, err);
-	if (ov_warm_eligible(c->s, c->id, r) &&
-	    faccessat(c->run, c->id, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+	if (ov_warm_eligible(c->s, c->id, r) && !ov_instance_exists(c->run, c->id)) {
 		cdir = ov_warm_take(c->s, c->run, c->id, c->bundle, c->holder, c->backend, err);
 		if (cdir >= 0) {
 			*warm = true;
@@ -289,7 +290,7 @@ int ov_vtpm_start(const struct ov_settings *s, const char *id, const char *bundl
 	bool warm;
 	int ret;
 
-	if (!ov_container_id_valid(id))
+	if (!ov_instance_slot_valid(id))
 		return ov_error_set(err, EINVAL, "invalid container id \"%.64s\"", id);
 	if (ov_backend_resolve(r, &c.backend, err) < 0 ||
 	    ov_util_user(s->swtpm_user, &c.user, err) < 0 ||
@@ -376,7 +377,7 @@ int ov_vtpm_stop_owned(const struct ov_settings *s, const char *id, const char *
 	struct ov_record rec;
 	int ret;
 
-	if (!ov_container_id_valid(id))
+	if (!ov_instance_slot_valid(id))
 		return ov_error_set(err, EINVAL, "invalid container id \"%.64s\"", id);
 	run = ov_run_dir_open(s->run_dir, false, err);
 	if (run < 0)
