@@ -54,7 +54,7 @@ int ov_spec_add_hooks(json_object *spec, const struct ov_hook_opts *o, ov_error 
 
 /*
  * Give the container the character device major:minor at path: an entry in
- * linux.devices ({path, type c, major, minor, fileMode 0660, uid 0, gid 0};
+ * linux.devices ({path, type c, major, minor, fileMode 0600, uid 0, gid 0};
  * an entry for the same path with other numbers is replaced, and the allow
  * rule made for those numbers dropped) and an allow rule at the end of
  * linux.resources.devices ({allow, type c, major, minor, access rwm}).
@@ -66,6 +66,15 @@ int ov_spec_add_device(json_object *spec, const char *path, unsigned major, unsi
 /* ov_spec_add_device for each TPM of a record: tpms[i].dev as /dev/tpm<i>,
  * tpms[i].rmdev (when not 0) as /dev/tpmrm<i>. Returns 1, 0 or -1 as above. */
 int ov_spec_add_record_devices(json_object *spec, const struct ov_record *rec, ov_error *err);
+
+/*
+ * Bind-mount the host directory source at destination in the container,
+ * read-only (options bind, ro, nosuid, nodev, noexec), as the last entry of
+ * mounts; an earlier such entry of ours at destination is replaced.
+ * Returns 1 when spec changed, 0 when it had it, -1 on error.
+ */
+int ov_spec_add_ro_bind(json_object *spec, const char *source, const char *destination,
+			ov_error *err);
 
 /* Is the annotation key "true"? (annotations may be NULL) */
 bool ov_spec_annotated_true(json_object *annotations, const char *key);
