@@ -10,7 +10,8 @@
  * log when no annotation names io.oci-vtpm.* and no OCI_VTPM_* request is
  * in process.env or in the hook's own environment (its hooks[] entry's
  * env, as a CDI spec's device sets it). A stop always looks for what is
- * recorded under the container's id.
+ * recorded under the container's id, and leaves alone a record of another
+ * container with that id (another runtime root: another bundle).
  */
 #include <stdio.h>
 #include <string.h>
@@ -157,7 +158,7 @@ int main(int argc, char **argv)
 		err = spec_err;
 		goto out;
 	}
-	if (stop ? ov_vtpm_stop(&s, st.id, &err)
+	if (stop ? ov_vtpm_stop_owned(&s, st.id, st.bundle, st.pid, &err)
 		 : start(&s, &st, &sp, own_request ? own_request : sp.annotations, &err))
 		goto out;
 	ret = 0;

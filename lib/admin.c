@@ -732,6 +732,7 @@ int ov_admin_gc(const struct ov_settings *s, struct ov_admin_gc *r, ov_error *er
 	if (kill_strays(s, run, r, err) < 0)
 		return -1;
 	ov_instance_gc_names(s); /* claims of names whose container is gone */
+	ov_instance_gc_uids(s);	 /* swtpm_uid_range claims of slots that are gone */
 	if (r->failed)
 		return ov_error_set(err, 0, "gc: %u containers could not be collected", r->failed);
 	return 0;

@@ -13,6 +13,7 @@
 
 #include "oci-vtpm/archive.h"
 #include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/fault.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/json.h"
 #include "oci-vtpm/util.h"
@@ -274,6 +275,7 @@ int ov_archive_save(int vdir, struct ov_meta *m, const struct ov_vtpm_keys *k, c
 		goto out;
 	}
 	/* The generation is durable; now point the metadata at it. */
+	ov_fault("archive-written");
 	struct ov_meta next = *m;
 	next.newest = gen;
 	next.version = version;

@@ -161,6 +161,7 @@ static int device_attach(int cdirfd, const struct ov_settings *s, pid_t pid,
 	dev_t devs[MAX_DEVS];
 	int fds[MAX_DEVS];
 	cleanup_close int devfd = -1;
+	__attribute__((cleanup(ov_strv_freep))) char **fresh = NULL;
 	bool tpm2 = rec->version == OV_TPM_2_0;
 	size_t n = 0;
 	int ret = -1;
@@ -222,7 +223,9 @@ static int device_attach(int cdirfd, const struct ov_settings *s, pid_t pid,
 	 * container's rootfs is left untouched. */
 	if (ov_cgroup_allow_devices(pid, sp->root, devs, names, n, err) < 0)
 		goto out;
-	if (ov_mount_into(pid, sp->rootfs, binds, n, err) < 0) {
+	if (ov_spec_fresh_mounts(sp, &fresh, err) < 0)
+		goto out;
+	if (ov_mount_into(pid, sp->rootfs, (const char *const *)fresh, binds, n, err) < 0) {
 		ov_error_wrap(err, "placing the vTPM devices in the container");
 		goto out;
 	}

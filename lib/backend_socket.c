@@ -81,13 +81,15 @@ static int socket_attach(int cdirfd, const struct ov_settings *s, pid_t pid,
 	cleanup_close int src =
 	    openat(cdirfd, SOCK_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	struct ov_bind b = {.src_fd = src, .is_dir = true, .target = s->socket_dir + 1};
+	__attribute__((cleanup(ov_strv_freep))) char **fresh = NULL;
 
 	(void)rec;
 	if (src < 0)
 		return ov_error_set(err, errno, "opening the socket directory");
 	if (!sp->rootfs)
 		return ov_error_set(err, 0, "config.json has no root.path");
-	if (ov_mount_into(pid, sp->rootfs, &b, 1, err) < 0)
+	if (ov_spec_fresh_mounts(sp, &fresh, err) < 0 ||
+	    ov_mount_into(pid, sp->rootfs, (const char *const *)fresh, &b, 1, err) < 0)
 		return ov_error_wrap(err, "placing %s in the container", s->socket_dir);
 	return 0;
 }

@@ -157,7 +157,7 @@ static int fill_defaults(struct ov_settings *s, ov_error *err)
 }
 
 /* One settings key: its name, type, and where it goes. */
-enum key_type { K_PATH, K_STRING, K_BOOL, K_UINT, K_LEVEL, K_BACKEND, K_REQ_KEYS };
+enum key_type { K_PATH, K_STRING, K_BOOL, K_UINT, K_LEVEL, K_BACKEND, K_REQ_KEYS, K_UID_RANGE };
 struct key {
 	const char *name;
 	enum key_type type;
@@ -170,6 +170,7 @@ static const struct key keys[] = {
     {"state_dir", K_PATH, F(state_dir), 0, 0},
     {"swtpm", K_PATH, F(swtpm), 0, 0},
     {"swtpm_user", K_STRING, F(swtpm_user), 0, 0},
+    {"swtpm_uid_range", K_UID_RANGE, F(swtpm_uid_first), 0, 0},
     {"log_file", K_PATH, F(log_file), 0, 0},
     {"socket_dir", K_PATH, F(socket_dir), 0, 0},
     {"master_key", K_PATH, F(master_key), 0, 0},
@@ -247,6 +248,31 @@ static int set_req_keys(const char *name, json_object *v, unsigned *out, ov_erro
 	return 0;
 }
 
+/* {"first": UID, "count": N}: uids first .. first+N-1, none of them root,
+ * below the overflow and "-1" ids. */
+static int set_uid_range(struct ov_settings *s, const char *name, json_object *v, ov_error *err)
+{
+	json_object *first, *count;
+	int64_t f, n;
+
+	if (!json_object_is_type(v, json_type_object) ||
+	    !json_object_object_get_ex(v, "first", &first) ||
+	    !json_object_object_get_ex(v, "count", &count) ||
+	    !json_object_is_type(first, json_type_int) ||
+	    !json_object_is_type(count, json_type_int) || json_object_object_length(v) != 2)
+		return ov_error_set(err, 0, "\"%s\" must be {\"first\": UID, \"count\": N}", name);
+	f = json_object_get_int64(first);
+	n = json_object_get_int64(count);
+	if (f < 1 || n < 1 || n > 1000000 || f + n - 1 >= 0xfffffffeLL)
+		return ov_error_set(err, 0,
+				    "\"%s\": first must be 1 or more, count 1 to 1000000, and "
+				    "first + count - 1 below 4294967294",
+				    name);
+	s->swtpm_uid_first = (unsigned)f;
+	s->swtpm_uid_count = (unsigned)n;
+	return 0;
+}
+
 static int set_key(struct ov_settings *s, const struct key *k, json_object *v, ov_error *err)
 {
 	char *base = (char *)s;
@@ -272,6 +298,8 @@ static int set_key(struct ov_settings *s, const struct key *k, json_object *v, o
 	}
 	case K_REQ_KEYS:
 		return set_req_keys(k->name, v, (unsigned *)(base + k->off), err);
+	case K_UID_RANGE:
+		return set_uid_range(s, k->name, v, err);
 	default:
 		break;
 	}

@@ -65,7 +65,7 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 {
 	struct ov_record_tpm *t = &rec->tpms[idx];
 	cleanup_close int channel = -1;
-	char log[64], ctrl[64], state_dir[64];
+	char log[64], ctrl[64], state_dir[64], uid[16];
 	struct recorder w = {.cdirfd = cdirfd, .rec = rec, .idx = idx};
 	struct ov_swtpm tpm;
 	const char *stage = "swtpm did not answer";
@@ -75,6 +75,8 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	/* Relative to the slot's directory, swtpm's cwd: the directory may be
 	 * renamed under a running swtpm (ov_instance_move). */
 	ov_instance_state_name(idx, state_dir, sizeof(state_dir));
+	/* A uid of swtpm_uid_range has no name: swtpm takes the number. */
+	snprintf(uid, sizeof(uid), "%u", (unsigned)u->uid);
 	snprintf(log, sizeof(log), "swtpm-%u.log", idx);
 	ops->ctrl_name(idx, ctrl, sizeof(ctrl));
 	if (ops->open_channel(cdirfd, idx, r, &channel, t, err) < 0)
@@ -91,7 +93,9 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	    .ctrl_name = ctrl,
 	    .ctrl_mode = 0600, /* never in what the container sees */
 	    .key = key,
-	    .runas = u->name,
+	    .runas = u->name  ? u->name
+		     : u->uid ? uid
+			      : NULL,
 	    .timeout_ms = (int)s->start_timeout_ms,
 	    .spawned = record_spawned,
 	    .arg = &w,

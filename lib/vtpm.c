@@ -8,6 +8,7 @@
 
 #include "oci-vtpm/backend.h"
 #include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/fault.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/instance.h"
 #include "oci-vtpm/launch.h"
@@ -69,8 +70,10 @@ static int stop_locked(const struct ov_settings *s, int run, int cdir, const cha
 		       struct ov_record *rec, ov_error *err)
 {
 	double t0 = ov_util_mono_ms(), t_stop, t_archive, t_end;
-	int ret = ov_launch_stop(cdir, s, rec, err);
+	int ret;
 
+	ov_fault("stop-locked");
+	ret = ov_launch_stop(cdir, s, rec, err);
 	t_stop = ov_util_mono_ms();
 	if (ret == 0 && rec->name) {
 		/* Stopped: the record says so, whatever comes next. */
@@ -80,6 +83,7 @@ static int stop_locked(const struct ov_settings *s, int run, int cdir, const cha
 			rec->tpms[i].pid = 0;
 		if (ov_record_write(cdir, rec, &werr) < 0)
 			ov_warn("%s", werr.msg);
+		ov_fault("stop-stopped");
 		ret = ov_provision_archive(s, cdir, rec, err);
 		if (ret < 0) {
 			char path[OV_INSTANCE_PATH_MAX] = "";
@@ -95,6 +99,7 @@ static int stop_locked(const struct ov_settings *s, int run, int cdir, const cha
 	}
 	if (ret < 0)
 		return -1; /* keep the record and the state: gc retries */
+	ov_fault("stop-archived");
 	t_archive = ov_util_mono_ms();
 	if (ov_instance_remove_at(run, id, err) < 0)
 		return ov_error_wrap(err, "removing the live state");
@@ -191,7 +196,12 @@ static int check_existing(const struct start *c, int *cdir, ov_error *err)
 		return err->code == ENOENT ? 0 : ov_error_wrap(err, "existing record");
 	if (ov_instance_alive(&old)) {
 		/* Made before the container existed (the shim's create, or
-		 * createRuntime before prestart). */
+		 * createRuntime before prestart); or another runtime root's
+		 * container with the same id, whose vTPM is not this one's. */
+		if (ov_instance_owner_check(&old, c->bundle, c->holder, err) < 0) {
+			ov_record_free(&old);
+			return ov_error_wrap(err, "start refused");
+		}
 		ov_record_free(&old);
 		ov_info("vTPM already running, nothing to do");
 		return 1;
@@ -228,9 +238,12 @@ static int start_new(const struct start *c, int cdir, ov_error *err)
 				.version = r->version,
 				.ek_cert = r->ek_cert};
 	int statefds[OV_MAX_TPMS];
+	struct ov_user user = c->user;
 	double t_dirs, t_prov;
 	ov_error cleanup_err = {0};
 
+	for (unsigned i = 0; i < OV_MAX_TPMS; i++)
+		statefds[i] = -1;
 	if (c->s->max_vtpms && ov_instance_count_tpms(c->run, c->id) + r->count > c->s->max_vtpms) {
 		ov_error_set(err, 0,
 			     "%u more vTPM%s would be beyond the %u this host runs (settings "
@@ -239,16 +252,20 @@ static int start_new(const struct start *c, int cdir, ov_error *err)
 		goto undo;
 	}
 	if (ov_instance_hold(&rec, c->holder, err) < 0 ||
-	    ov_instance_state_dirs(cdir, r->count, &c->user, true, statefds, err) < 0)
+	    ov_instance_user(c->s, c->run, c->id, &user, err) < 0 ||
+	    ov_instance_state_dirs(cdir, r->count, &user, true, statefds, err) < 0)
 		goto undo;
+	ov_fault("start-dirs");
 	t_dirs = ov_util_mono_ms();
-	if (ov_provision_start(c->s, c->run, c->id, r, &c->user, statefds, &p, err) < 0)
+	if (ov_provision_start(c->s, c->run, c->id, r, &user, statefds, &p, err) < 0)
 		goto undo;
+	ov_fault("start-provisioned");
 	t_prov = ov_util_mono_ms();
-	if (ov_launch_start(cdir, c->s, r, &c->user, p.keys, &rec, err) < 0) {
+	if (ov_launch_start(cdir, c->s, r, &user, p.keys, &rec, err) < 0) {
 		ov_provision_undo(c->s, c->id, r);
 		goto undo;
 	}
+	ov_fault("start-launched");
 	timing_keep(c->id, t_dirs - c->t0, &p, ov_util_mono_ms() - t_prov,
 		    ov_util_mono_ms() - c->t0);
 	ov_info("started %u TPM %s vTPM%s (%s backend)%s%s", rec.count,
@@ -295,6 +312,7 @@ int ov_vtpm_start(const struct ov_settings *s, const char *id, const char *bundl
 	ret = check_existing(&c, &cdir, err);
 	if (ret != 0)
 		return ret;
+	ov_fault("start-slot");
 	return start_new(&c, cdir, err);
 }
 
@@ -328,6 +346,7 @@ int ov_vtpm_attach(const struct ov_settings *s, const char *id, pid_t pid, const
 		ov_record_free(&rec);
 		return -1;
 	}
+	ov_fault("start-attached");
 	ov_record_free(&rec);
 	timing_say(id, ov_util_mono_ms() - t0);
 	return 0;
@@ -354,6 +373,12 @@ int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, ov_err
 
 int ov_vtpm_stop(const struct ov_settings *s, const char *id, ov_error *err)
 {
+	return ov_vtpm_stop_owned(s, id, NULL, 0, err);
+}
+
+int ov_vtpm_stop_owned(const struct ov_settings *s, const char *id, const char *bundle, pid_t pid,
+		       ov_error *err)
+{
 	cleanup_close int run = -1, cdir = -1;
 	struct ov_record rec;
 	int ret;
@@ -372,6 +397,10 @@ int ov_vtpm_stop(const struct ov_settings *s, const char *id, ov_error *err)
 		if (ov_instance_remove_at(run, id, err) < 0)
 			return ov_error_wrap(err, "removing the live state");
 		return 0;
+	}
+	if (ov_instance_owner_check(&rec, bundle, pid, err) < 0) {
+		ov_record_free(&rec);
+		return ov_error_wrap(err, "left alone");
 	}
 	ret = stop_locked(s, run, cdir, id, &rec, err);
 	ov_record_free(&rec);

@@ -60,6 +60,9 @@ struct ov_settings {
 	char *state_dir;  /* archives: /var/lib/oci-vtpm */
 	char *swtpm;	  /* swtpm binary */
 	char *swtpm_user; /* user swtpm runs as; "" or "root" to stay root */
+	/* swtpm_uid_range: each slot's swtpm runs as a uid (and gid) of its
+	 * own from first .. first+count-1; count 0: swtpm_user for all. */
+	unsigned swtpm_uid_first, swtpm_uid_count;
 	char *log_file;	  /* NULL: syslog */
 	char *socket_dir; /* socket backend: directory inside the container */
 	char *runtime;	  /* oci-vtpm-runtime: the real OCI runtime; NULL: search */

@@ -41,6 +41,7 @@
 #define OV_INSTANCE_PRECREATED_DIR "precreated"
 #define OV_INSTANCE_NAMES_DIR	   "names"
 #define OV_INSTANCE_POOL_DIR	   "pool"
+#define OV_INSTANCE_UIDS_DIR	   "uids" /* swtpm_uid_range claims */
 /* Slot names of vTPMs started before their container: the prefix and 32
  * random hex digits. Precreated ones wait for the container that asked
  * (io.oci-vtpm.precreated); warm ones for any that asks for a plain
@@ -106,6 +107,17 @@ bool ov_instance_alive(const struct ov_record *rec);
  * OV_INSTANCE_ADOPT_WINDOW_S)? */
 bool ov_instance_in_use(const struct ov_record *rec);
 
+/*
+ * Is rec the record of the container of bundle (NULL: not known) whose init
+ * is pid (0: not known)? Records are keyed by container id alone, and two
+ * runtime roots (runc --root A, --root B) may each run a container with the
+ * same id: a record whose bundle is another directory, or whose container
+ * is another live process, is not this container's. Returns 0, or -1 with
+ * err->code EBUSY and a line naming the owner.
+ */
+int ov_instance_owner_check(const struct ov_record *rec, const char *bundle, pid_t pid,
+			    ov_error *err);
+
 /* Record holder (> 0) as the process whose life keeps the slot in use
  * until a container is recorded (rec is not written). */
 int ov_instance_hold(struct ov_record *rec, pid_t holder, ov_error *err);
@@ -135,11 +147,26 @@ bool ov_instance_name_holder(const struct ov_settings *s, const char *name, char
 void ov_instance_gc_names(const struct ov_settings *s);
 
 /* Remove slot id (its lock may be held: the directory goes, the lock with
- * it). ov_instance_remove_at: in the run dir run. */
+ * it), and free its uid (swtpm_uid_range). ov_instance_remove_at: in the
+ * run dir run. */
 int ov_instance_remove(const struct ov_settings *s, const char *id, ov_error *err);
 int ov_instance_remove_at(int run, const char *id, ov_error *err);
 /* Is there a slot id in the run dir run? */
 bool ov_instance_exists(int run, const char *id);
+
+/*
+ * The user the swtpm processes of slot id run as. Without a
+ * swtpm_uid_range: swtpm_user. With one: a uid of the range (gid the same
+ * number) that no other slot holds, so that a swtpm compromised through a
+ * libtpms bug cannot signal other vTPMs' swtpm or open their state. The
+ * claim is <run_dir>/uids/<uid> holding id, made under a lock of that
+ * directory; a claim whose slot is gone is free. It follows the slot
+ * when it is renamed (ov_instance_move) and goes with ov_instance_remove.
+ */
+int ov_instance_user(const struct ov_settings *s, int run, const char *id, struct ov_user *u,
+		     ov_error *err);
+/* Remove the uid claims whose slot is gone (gc). */
+void ov_instance_gc_uids(const struct ov_settings *s);
 
 /* Call fn(s, name, boot_id) for every slot whose name passes valid;
  * returns how many calls returned > 0. Best effort: an unreadable run dir

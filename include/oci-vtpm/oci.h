@@ -43,4 +43,18 @@ int ov_spec_parse(const char *buf, size_t len, const char *bundle, struct ov_spe
 int ov_spec_load(const char *bundle, struct ov_spec *sp, ov_error *err);
 void ov_spec_free(struct ov_spec *sp);
 
+/*
+ * The destinations (relative to the rootfs, "dev", "run") where config.json
+ * has the runtime mount a filesystem of its own for this container (tmpfs,
+ * devpts, ...): not a bind mount, which may be a volume or a host
+ * directory. The last mount at a destination decides, as the runtime
+ * stacks them. A NULL-terminated list in *out; free it with ov_strv_free.
+ */
+int ov_spec_fresh_mounts(const struct ov_spec *sp, char ***out, ov_error *err);
+void ov_strv_free(char **v);
+static inline void ov_strv_freep(char ***v)
+{
+	ov_strv_free(*v);
+}
+
 #endif

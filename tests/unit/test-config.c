@@ -296,6 +296,25 @@ static void test_names(void)
 	CHECK(ov_name_valid(long_name));
 }
 
+/* swtpm_uid_range: {"first", "count"}, never root, never past the top. */
+static void test_uid_range(void)
+{
+	struct ov_settings s;
+	ov_error err = {0};
+
+	CHECK(settings("{}", &s, &err) == 0 && s.swtpm_uid_count == 0);
+	ov_settings_free(&s);
+	CHECK(settings("{\"swtpm_uid_range\":{\"first\":200000,\"count\":65536}}", &s, &err) == 0);
+	CHECK(s.swtpm_uid_first == 200000 && s.swtpm_uid_count == 65536);
+	ov_settings_free(&s);
+	CHECK(settings("{\"swtpm_uid_range\":{\"first\":0,\"count\":2}}", &s, &err) < 0);
+	CHECK_ERR(&err, "first must be 1 or more");
+	CHECK(settings("{\"swtpm_uid_range\":{\"first\":4294967290,\"count\":8}}", &s, &err) < 0);
+	CHECK(settings("{\"swtpm_uid_range\":[1,2]}", &s, &err) < 0);
+	CHECK_ERR(&err, "must be {\"first\": UID, \"count\": N}");
+	CHECK(settings("{\"swtpm_uid_range\":{\"first\":9,\"count\":1,\"x\":1}}", &s, &err) < 0);
+}
+
 /* Who may ask for what: annotation_request, name_scope, max_vtpms, max_names. */
 static void test_policy(void)
 {
@@ -539,6 +558,7 @@ int main(void)
 	test_request_env();
 	test_names();
 	test_policy();
+	test_uid_range();
 	test_precreated_names();
 	test_rootless();
 	test_rootless_userns();

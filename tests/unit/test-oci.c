@@ -126,10 +126,32 @@ static void test_spec(void)
 	rmdir(dir);
 }
 
+static void test_fresh_mounts(void)
+{
+	static const char cfg[] =
+	    "{\"mounts\":[{\"destination\":\"/dev\",\"type\":\"tmpfs\"},"
+	    "{\"destination\":\"//run/\",\"type\":\"tmpfs\"},"
+	    "{\"destination\":\"/run\",\"type\":\"none\",\"options\":[\"rbind\"]},"
+	    "{\"destination\":\"/vol\",\"type\":\"bind\"},"
+	    "{\"destination\":\"/a/../b\",\"type\":\"tmpfs\"},"
+	    "{\"destination\":\"/proc\",\"type\":\"proc\"}]}";
+	struct ov_spec sp;
+	ov_error err = {0};
+	char **v = NULL;
+
+	CHECK(ov_spec_parse(cfg, strlen(cfg), "/b", &sp, &err) == 0);
+	CHECK(ov_spec_fresh_mounts(&sp, &v, &err) == 0);
+	/* /run: a tmpfs, then a bind over it: the bind decides. */
+	CHECK(v && v[0] && strcmp(v[0], "dev") == 0 && v[1] && strcmp(v[1], "proc") == 0 && !v[2]);
+	ov_strv_free(v);
+	ov_spec_free(&sp);
+}
+
 int main(void)
 {
 	test_state();
 	test_state_read();
 	test_spec();
+	test_fresh_mounts();
 	return unit_done("oci");
 }
