@@ -92,9 +92,12 @@ ov_dockerd_rm_all() {
 # dk ARGS...: the docker CLI on this file's daemon, under timeout.
 dk() { timeout -k 5 "$OV_TIMEOUT" "$OV_DOCKER" "$@" 3>&-; }
 
+# requires_docker: what the docker tests need; the daemon and its image
+# are checked once per file.
 requires_docker() {
 	requires root jq busybox swtpm tpm2-tools hook runc
 	[ -x "$OV_ENGINE_SHIM" ] || fail "$OV_ENGINE_SHIM not built (run make)"
+	[ ! -e "$BATS_FILE_TMPDIR/docker.ready" ] || return 0
 	local why=""
 	if ! [ -x /usr/sbin/dockerd ] || ! [ -x "$OV_DOCKER" ]; then
 		why="docker.io not installed (scripts/deps.sh test)"
@@ -104,6 +107,7 @@ requires_docker() {
 		why="docker import of the busybox image failed"
 	fi
 	[ -z "$why" ] || ov_missing docker "$why"
+	: >"$BATS_FILE_TMPDIR/docker.ready"
 }
 
 # dk_register NAME: the container's full id (the runtime's container id)
@@ -113,6 +117,18 @@ dk_register() {
 	id=$(dk inspect --format '{{.Id}}' "$1") || fail "docker inspect $1"
 	echo "$id" >>"$T/ids"
 	echo "$id"
+}
+
+# dk_error_lines: after `run --separate-stderr dk run ...`, docker's stderr
+# without the line docker 20.10's CLI may add after the daemon's error
+# ("error waiting for container: context canceled", when the failed
+# container's wait is cut short), into the array DK_ERR.
+dk_error_lines() {
+	local line
+	DK_ERR=()
+	for line in "${stderr_lines[@]}"; do
+		[[ $line == *"error waiting for container: context canceled"* ]] || DK_ERR+=("$line")
+	done
 }
 
 # --------------------------------------------------------------- containerd
@@ -192,9 +208,12 @@ ct_remove_all() {
 # ct_task_not_running ID: container ID has no running task.
 ct_task_not_running() { ! ct tasks ls 2>/dev/null | awk -v c="$1" '$1 == c {print $3}' | grep -qx RUNNING; }
 
+# requires_containerd: what the containerd tests need; the daemon and its
+# image are checked once per file.
 requires_containerd() {
 	requires root jq busybox swtpm tpm2-tools hook runc
 	[ -x "$OV_ENGINE_SHIM" ] || fail "$OV_ENGINE_SHIM not built (run make)"
+	[ ! -e "$BATS_FILE_TMPDIR/containerd.ready" ] || return 0
 	local why=""
 	if ! command -v containerd >/dev/null || ! command -v ctr >/dev/null; then
 		why="containerd not installed (scripts/deps.sh test)"
@@ -204,6 +223,7 @@ requires_containerd() {
 		why="ctr images import of the busybox image failed"
 	fi
 	[ -z "$why" ] || ov_missing containerd "$why"
+	: >"$BATS_FILE_TMPDIR/containerd.ready"
 }
 
 # ct_run ARGS...: `ctr run` through the shim, with the host's tools
