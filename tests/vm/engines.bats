@@ -54,6 +54,9 @@ setup() {
 }
 
 teardown() {
+	# A failed test: what the kernel said about its TPM chips.
+	[ -n "${BATS_TEST_COMPLETED:-}" ] ||
+		ov_log "kernel log, last TPM lines: $(dmesg | grep -iE 'tpm|vtpm' | tail -n 5 | tr '\n' '|')"
 	ov_dockerd_rm_all
 	ct_remove_all
 	ov_teardown
