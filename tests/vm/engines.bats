@@ -49,7 +49,6 @@ teardown_file() {
 
 setup() {
 	ov_vm_setup
-	ov_write_config # the socket backend: the containers ask for the device
 	ov_engines_setup
 }
 
@@ -62,11 +61,13 @@ teardown() {
 	ov_teardown
 }
 
-# named_settings: a master key (a named vTPM is archived), and the
-# environment allowed to name one.
+# named_settings: the socket backend (the containers ask for the device),
+# a master key (a named vTPM is archived), and the environment allowed to
+# name one.
 named_settings() {
 	(umask 077 && head -c 32 /dev/urandom >"$T/master.key")
-	ov_write_config ".master_key = \"$T/master.key\" | .env_request = [\"enable\", \"name\", \"backend\"]"
+	ov_write_config ".backend = \"socket\" | .master_key = \"$T/master.key\"
+		| .env_request = [\"enable\", \"name\", \"backend\", \"count\"]"
 }
 
 # assert_tpm ID: after `run ENGINE-EXEC sh -c "$TPM_SCRIPT"` in container
@@ -105,11 +106,12 @@ assert_gone() {
 }
 no_chips() { [ -z "$(ls -A /sys/class/tpm 2>/dev/null)" ] && ! compgen -G '/dev/tpm*[0-9]' >/dev/null; }
 
-# ek_of OUTPUT: the EK= line's hash, or fail.
+# ek_of OUTPUT: the EK= line's hash, or fail (also in a $(...), where
+# errexit is off).
 ek_of() {
 	local ek
 	ek=$(sed -n 's/^EK=//p' <<<"$1")
-	[[ $ek =~ ^[0-9a-f]{64}$ ]] || fail "no EK: $1"
+	[[ $ek =~ ^[0-9a-f]{64}$ ]] || fail "no EK: $1" || return 1
 	echo "$ek"
 }
 
@@ -118,10 +120,29 @@ ek_of() {
 
 DK_DEV=(-e OCI_VTPM_ENABLE=true -e OCI_VTPM_BACKEND=device)
 
-@test "docker (device backend by OCI_VTPM_BACKEND=device): /dev/tpm0 and /dev/tpmrm0 are the vTPM's chip and answer; a named vTPM keeps its EK across docker stop/start and docker rm + docker run; docker rm leaves no swtpm, record, chip or mount" {
+# dk_bad_request: OCI_VTPM_COUNT=99 fails docker run with our one line;
+# nothing started, nothing left after docker rm.
+dk_bad_request() {
+	local id
+	run --separate-stderr dk run --name ovdk-bad "${OV_DK_RUN_OPTS[@]}" "${DK_DEV[@]}" -e OCI_VTPM_COUNT=99 \
+		"$OV_DK_IMAGE" true
+	assert_failure
+	dk_error_lines # (docker's own race line aside)
+	[ "${#DK_ERR[@]}" -eq 1 ] || fail "expected one line on stderr: $stderr"
+	[[ ${DK_ERR[0]} == *'oci-vtpm-runtime: '*'environment OCI_VTPM_COUNT: bad value "99"'* ]] ||
+		fail "docker run does not show our error: $stderr"
+	id=$(dk_register ovdk-bad)
+	[ "$(ov_swtpm_count)" -eq 0 ] || fail "swtpm started for a refused request"
+	run dk rm ovdk-bad
+	assert_success
+	assert_gone "$id"
+}
+
+@test "docker (device backend by OCI_VTPM_BACKEND=device): a bad request fails with our one line; /dev/tpm0 and /dev/tpmrm0 are the vTPM's chip and answer; a named vTPM keeps its EK across docker stop/start and docker rm + docker run; docker rm leaves no swtpm, record, chip or mount" {
 	requires_docker
 	local id id2 ek1 ek2
 	named_settings
+	dk_bad_request
 	run dk run -d --name ovdk-named "${OV_DK_RUN_OPTS[@]}" "${DK_DEV[@]}" -e OCI_VTPM_NAME=dockerdb \
 		"$OV_DK_IMAGE" sleep 600
 	assert_success
@@ -159,23 +180,6 @@ DK_DEV=(-e OCI_VTPM_ENABLE=true -e OCI_VTPM_BACKEND=device)
 	assert_gone "$id2"
 }
 
-@test "docker (device backend): a bad request (OCI_VTPM_COUNT=99) fails docker run with our one-line error; nothing started" {
-	requires_docker
-	local id
-	run --separate-stderr dk run --name ovdk-bad "${OV_DK_RUN_OPTS[@]}" "${DK_DEV[@]}" -e OCI_VTPM_COUNT=99 \
-		"$OV_DK_IMAGE" true
-	assert_failure
-	dk_error_lines # (docker's own race line aside)
-	[ "${#DK_ERR[@]}" -eq 1 ] || fail "expected one line on stderr: $stderr"
-	[[ ${DK_ERR[0]} == *'oci-vtpm-runtime: '*'environment OCI_VTPM_COUNT: bad value "99"'* ]] ||
-		fail "docker run does not show our error: $stderr"
-	id=$(dk_register ovdk-bad)
-	[ "$(ov_swtpm_count)" -eq 0 ] || fail "swtpm started for a refused request"
-	run dk rm ovdk-bad
-	assert_success
-	assert_gone "$id"
-}
-
 # ----------------------------------------------------------------------------
 # containerd: ctr run --runc-binary, requests by annotation (and env).
 
@@ -190,10 +194,26 @@ ct_stop() {
 	assert_success
 }
 
-@test "containerd (device backend by annotation, then by environment): /dev/tpm0 and /dev/tpmrm0 are the vTPM's chip and answer; a named vTPM keeps its EK across task kill/delete/start and ctr container rm + ctr run; removal leaves no swtpm, record, chip or mount" {
+# ct_bad_request: io.oci-vtpm.count=99 fails ctr run with our one line;
+# nothing started, nothing left.
+ct_bad_request() {
+	ct_id ovct-bad
+	run --separate-stderr ct_run --rm "${CT_DEV[@]}" --annotation io.oci-vtpm.count=99 "$OV_CT_IMAGE" ovct-bad true
+	assert_failure
+	[ "${#stderr_lines[@]}" -eq 1 ] || fail "expected one line on stderr: $stderr"
+	[[ ${stderr_lines[0]} == *'oci-vtpm-runtime: '*'annotation io.oci-vtpm.count: bad value "99"'* ]] ||
+		fail "ctr does not show our error: $stderr"
+	run ct containers ls -q
+	refute_output --partial ovct-bad
+	[ "$(ov_swtpm_count)" -eq 0 ] || fail "swtpm started for a refused request"
+	assert_gone ovct-bad
+}
+
+@test "containerd (device backend by annotation, then by environment): a bad request fails with our one line; /dev/tpm0 and /dev/tpmrm0 are the vTPM's chip and answer; a named vTPM keeps its EK across task kill/delete/start and ctr container rm + ctr run; removal leaves no swtpm, record, chip or mount" {
 	requires_containerd
 	local ek1 ek2
 	named_settings
+	ct_bad_request
 	ct_id ovct-named
 	run ct_run -d "${CT_DEV[@]}" --annotation io.oci-vtpm.name=ctrdb "$OV_CT_IMAGE" ovct-named sleep 600
 	assert_success
@@ -229,18 +249,4 @@ ct_stop() {
 	grep -q "ovct-named: vTPM ctrdb restored from generation 2" "$OV_HOOK_LOG" ||
 		fail "not restored: $(tail -n 5 "$OV_HOOK_LOG")"
 	assert_gone ovct-named
-}
-
-@test "containerd (device backend): a bad request (io.oci-vtpm.count=99) fails ctr run with our one-line error; nothing started" {
-	requires_containerd
-	ct_id ovct-bad
-	run --separate-stderr ct_run --rm "${CT_DEV[@]}" --annotation io.oci-vtpm.count=99 "$OV_CT_IMAGE" ovct-bad true
-	assert_failure
-	[ "${#stderr_lines[@]}" -eq 1 ] || fail "expected one line on stderr: $stderr"
-	[[ ${stderr_lines[0]} == *'oci-vtpm-runtime: '*'annotation io.oci-vtpm.count: bad value "99"'* ]] ||
-		fail "ctr does not show our error: $stderr"
-	run ct containers ls -q
-	refute_output --partial ovct-bad
-	[ "$(ov_swtpm_count)" -eq 0 ] || fail "swtpm started for a refused request"
-	assert_gone ovct-bad
 }
