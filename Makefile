@@ -49,7 +49,7 @@ LIB_SRCS := $(wildcard lib/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libocivtpm.a
 
-PROGS    := $(BUILD)/oci-vtpm-hook
+PROGS    := $(BUILD)/oci-vtpm-hook $(BUILD)/oci-vtpm-relay
 ifneq ($(wildcard shim/oci-vtpm-runtime.c),)
 PROGS    += $(BUILD)/oci-vtpm-runtime
 endif
@@ -88,6 +88,10 @@ $(LIB): $(LIB_OBJS)
 
 $(BUILD)/oci-vtpm-hook: $(BUILD)/hooks/oci-vtpm-hook.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+# The control relay (lib/ctrl_relay.h): one process per socket-backend vTPM
+# for the vTPM's life, so only libc and libseccomp, shared.
+$(BUILD)/oci-vtpm-relay: $(BUILD)/relay/oci-vtpm-relay.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lseccomp
 $(BUILD)/oci-vtpm-runtime: $(BUILD)/shim/oci-vtpm-runtime.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/oci-vtpm: $(CLI_OBJS) $(LIB)
