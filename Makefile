@@ -126,9 +126,11 @@ check-asan: | deps
 
 # The host bench, then the soak again in the VM with the device backend
 # (bench-vm), when qemu and the VM kernel are there; one line says so when
-# not. BENCH_N, BENCH_SCALE, BENCH_SOAK: tests/bench/bench.sh.
+# not. BENCH_N, BENCH_SCALE, BENCH_SOAK: tests/bench/bench.sh. Between
+# them tests/bench/scale.sh: SCALE_N (1000) vTPM containers at once.
 bench: all | deps
 	@rc=0; OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/bench/bench.sh || rc=1; \
+	  OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/bench/scale.sh || rc=1; \
 	  OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/vm/bench.sh --if-available || rc=1; exit $$rc
 
 # The soak (BENCH_SOAK cycles, default 1000) in the VM, device backend,
