@@ -127,9 +127,11 @@ check-asan: | deps
 # The host bench, then the soak again in the VM with the device backend
 # (bench-vm), when qemu and the VM kernel are there; one line says so when
 # not. BENCH_N, BENCH_SCALE, BENCH_SOAK: tests/bench/bench.sh. Between
-# them tests/bench/scale.sh: SCALE_N (1000) vTPM containers at once.
+# them tests/bench/warm.sh (WARM_N: warm named vTPMs against cold ones) and
+# tests/bench/scale.sh (SCALE_N, 1000: vTPM containers alive at once).
 bench: all | deps
 	@rc=0; OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/bench/bench.sh || rc=1; \
+	  OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/bench/warm.sh || rc=1; \
 	  OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/bench/scale.sh || rc=1; \
 	  OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/vm/bench.sh --if-available || rc=1; exit $$rc
 
