@@ -420,7 +420,7 @@ pl_tpm_pid() { jq -r '.tpms[0].pid' "$RUN_DIR/$1/record.json"; }
 wn_tpm() {
 	local id=$1
 	shift
-	TPM2TOOLS_TCTI="swtpm:path=$RUN_DIR/$id/private/tpm/tpm0.sock" timeout 30 "$@"
+	TPM2TOOLS_TCTI="swtpm:path=$(ov_slot "$id")/private/tpm/tpm0.sock" timeout 30 "$@"
 }
 # wn_ek ID: digest of the EK's public part: the TPM's identity.
 wn_ek() {
@@ -465,8 +465,8 @@ wn_nv_write() {
 	assert_output coldcold
 	# The live state is under the warm swtpm's own key, not the name's:
 	# nothing of it is readable without the swtpm.
-	jq -e '.state_in_swtpm == true and .name == "wn"' "$RUN_DIR/$id/record.json" >/dev/null ||
-		fail "record: $(cat "$RUN_DIR/$id/record.json")"
+	jq -e '.state_in_swtpm == true and .name == "wn"' "$(ov_slot "$id")/record.json" >/dev/null ||
+		fail "record: $(cat "$(ov_slot "$id")/record.json")"
 	wn_nv_write "$id" warmwarm
 	ov_delete runc "$id" -f
 	grep -q "$id: vTPM wn archived as generation 2" "$OV_HOOK_LOG" || fail "not archived: $(tail -n 5 "$OV_HOOK_LOG")"
@@ -493,13 +493,35 @@ wn_nv_write() {
 	ov_state "$id" "$(ov_bundle bad io.oci-vtpm.enable=true io.oci-vtpm.name=wn)" "$(ov_dummy_pid)" >"$st"
 	run --separate-stderr ov_hook createRuntime "$st"
 	ov_assert_hook_error "vTPM wn generation 3 does not verify"
-	[ ! -e "$RUN_DIR/$id" ] || fail "slot left: $(ls -la "$RUN_DIR/$id")"
-	[ ! -e "$RUN_DIR/@names/wn" ] || fail "name claim left"
-	[ "$(pl_warm | wc -l)" -ge 1 ] || fail "no warm vTPM left"
-	for w in $(pl_warm); do
-		TPM2TOOLS_TCTI="swtpm:path=$RUN_DIR/$w/private/tpm/tpm0.sock" timeout 30 tpm2_getrandom 8 --hex >/dev/null ||
+	[ ! -e "$(ov_slot "$id")" ] || fail "slot left: $(ls -la "$(ov_slot "$id")")"
+	[ ! -e "$(ov_names_dir)/wn" ] || fail "name claim left"
+	[ "$(ov_warm_slots | wc -l)" = 1 ] || fail "warm vTPMs left: $(ov_warm_slots)"
+	for w in $(ov_warm_slots); do
+		TPM2TOOLS_TCTI="swtpm:path=$w/private/tpm/tpm0.sock" timeout 30 tpm2_getrandom 8 --hex >/dev/null ||
 			fail "warm vTPM $w does not answer"
 	done
 	run ovadm pool drain
 	assert_success
+}
+
+@test "warm named EK-certified vTPM: a new name takes a warm EK-certified vTPM (its certificate chains to the host CA); the cold start after has the same EK and certificate" {
+	ov_requires_init
+	local id ident
+	local base=".master_key = \"$T/keys/master.key\" | .ca_key = \"$T/ca/ca.key\" | .ca_cert = \"$T/ca/ca.pem\" | .ek_cert = true"
+	ov_write_config "$base | .warm_size = 1"
+	run ovadm pool fill 1
+	assert_success
+	id=$(pl_run wek io.oci-vtpm.enable=true io.oci-vtpm.name=wek)
+	grep -q "$id: started 1 TPM 2.0 vTPM (socket backend), warm, EK-certified, name wek$" "$OV_HOOK_LOG" ||
+		fail "not warm: $(tail -n 5 "$OV_HOOK_LOG")"
+	ident=$(pl_identity "$id") || fail "no valid EK certificate"
+	ov_delete runc "$id" -f
+	grep -q "$id: vTPM wek archived as generation 1" "$OV_HOOK_LOG" || fail "not archived: $(tail -n 5 "$OV_HOOK_LOG")"
+	run ovadm pool drain
+	assert_success
+	ov_write_config "$base"
+	id=$(pl_run wek2 io.oci-vtpm.enable=true io.oci-vtpm.name=wek)
+	grep -q "$id: vTPM wek restored from generation 1$" "$OV_HOOK_LOG" || fail "not restored: $(tail -n 5 "$OV_HOOK_LOG")"
+	[ "$(pl_identity "$id")" = "$ident" ] || fail "identity differs after the warm run"
+	ov_delete runc "$id" -f
 }
