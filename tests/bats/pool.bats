@@ -434,7 +434,7 @@ wn_nv_write() {
 	wn_tpm "$1" tpm2_nvwrite 0x1500016 -C o -i "$T/nv.in"
 }
 
-@test "warm named vTPM: a warm swtpm takes the name's archived state over its control channel (same EK, same NV), archives the next generation at poststop; a corrupt archive fails in one line and the other warm vTPMs stay usable" {
+@test "warm named vTPM: a warm swtpm takes the name's archived state over its control channel (same EK, same NV), archives the next generation at poststop; a corrupt archive or another master key fails in one line, the taken swtpm stopped, the other warm vTPMs usable" {
 	ov_requires_init
 	local id ek1 ek2 warm pids st
 	local base=".master_key = \"$T/keys/master.key\" | .ca_key = \"$T/ca/ca.key\" | .ca_cert = \"$T/ca/ca.pem\""
@@ -500,8 +500,21 @@ wn_nv_write() {
 		TPM2TOOLS_TCTI="swtpm:path=$w/private/tpm/tpm0.sock" timeout 30 tpm2_getrandom 8 --hex >/dev/null ||
 			fail "warm vTPM $w does not answer"
 	done
-	run ovadm pool drain
-	assert_success
+
+	# Another host's master key: one line; the warm swtpm taken is
+	# stopped cleanly (no swtpm left at all, no slot, no claim).
+	mv "$T/keys/master.key" "$T/keys/master.key.good"
+	(umask 077 && head -c 32 /dev/urandom >"$T/keys/master.key")
+	id=$(ov_new_id wrongkey)
+	st=$T/wrongkey.state
+	ov_state "$id" "$(ov_bundle wrongkey io.oci-vtpm.enable=true io.oci-vtpm.name=wn)" "$(ov_dummy_pid)" >"$st"
+	run --separate-stderr ov_hook createRuntime "$st"
+	ov_assert_hook_error "vTPM wn is protected by master key [0-9a-f]+, not by this host's master key"
+	mv "$T/keys/master.key.good" "$T/keys/master.key"
+	[ ! -e "$(ov_slot "$id")" ] || fail "slot left: $(ls -la "$(ov_slot "$id")")"
+	[ ! -e "$(ov_names_dir)/wn" ] || fail "name claim left"
+	[ -z "$(ov_warm_slots)" ] || fail "warm vTPMs left: $(ov_warm_slots)"
+	ov_no_swtpm || fail "swtpm left: $(ov_ps "$(ov_swtpm_pids)")"
 }
 
 @test "warm named EK-certified vTPM: a new name takes a warm EK-certified vTPM (its certificate chains to the host CA); the cold start after has the same EK and certificate" {
