@@ -79,8 +79,9 @@ static int stop_locked(const struct ov_settings *s, int run, int cdir, const cha
 	/* Handed to a warm swtpm: its live state is under that swtpm's own
 	 * key; take it back while it runs, and after the stop put it where a
 	 * cold start's swtpm would have left it. */
-	if (rec->state_in_swtpm && rec->name && rec->tpms[0].pid &&
-	    ov_provision_take_back(s, cdir, rec, &plain, &plain_len, err) < 0)
+	if (rec->state_in_swtpm && rec->name &&
+	    (!rec->tpms[0].pid ? ov_error_set(err, ESRCH, "its swtpm is gone (a reboot?)")
+			       : ov_provision_take_back(s, cdir, rec, &plain, &plain_len, err)) < 0)
 		ret = -1;
 	if (ov_launch_stop(cdir, s, rec, ret < 0 ? &ignored : err) < 0)
 		ret = -1;
