@@ -213,7 +213,11 @@ static __attribute__((noreturn)) void relay_child(int listen_fd, int pidfd, uid_
 
 void ov_ctrl_relay_run(void)
 {
-	int e = prctl(PR_SET_NAME, "ov-ctrl-relay", 0, 0, 0) < 0 ? errno : relay_seccomp();
+	/* Again after an exec: its name, and not dumpable (exec made it so). */
+	int e = prctl(PR_SET_NAME, "ov-ctrl-relay", 0, 0, 0) < 0 ||
+			prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0
+		    ? errno
+		    : relay_seccomp();
 
 	if (write(5, &e, sizeof(e)) < 0 || e)
 		_exit(127);
