@@ -49,7 +49,7 @@ LIB_SRCS := $(wildcard lib/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libocivtpm.a
 
-PROGS    := $(BUILD)/oci-vtpm-hook
+PROGS    := $(BUILD)/oci-vtpm-hook $(BUILD)/oci-vtpm-relay
 ifneq ($(wildcard shim/oci-vtpm-runtime.c),)
 PROGS    += $(BUILD)/oci-vtpm-runtime
 endif
@@ -98,6 +98,11 @@ $(BUILD)/faults/fault.o: lib/fault.c | $(if $(DEPS_SET),deps)
 	@$(CC) $(ALL_CFLAGS) -DOV_FAULTS -c -o $@ $<
 $(BUILD)/faults/oci-vtpm-hook: $(BUILD)/hooks/oci-vtpm-hook.o $(BUILD)/faults/fault.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# The control relay (lib/ctrl_relay.h): one process per socket-backend vTPM
+# for the vTPM's life, so only libc and libseccomp, shared.
+$(BUILD)/oci-vtpm-relay: $(BUILD)/relay/oci-vtpm-relay.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lseccomp
 $(BUILD)/oci-vtpm-runtime: $(BUILD)/shim/oci-vtpm-runtime.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/oci-vtpm: $(CLI_OBJS) $(LIB)
@@ -147,9 +152,13 @@ check-asan-hook: all | deps
 
 # The host bench, then the soak again in the VM with the device backend
 # (bench-vm), when qemu and the VM kernel are there; one line says so when
-# not. BENCH_N, BENCH_SCALE, BENCH_SOAK: tests/bench/bench.sh.
+# not. BENCH_N, BENCH_SCALE, BENCH_SOAK: tests/bench/bench.sh. Between
+# them tests/bench/warm.sh (WARM_N: warm named vTPMs against cold ones) and
+# tests/bench/scale.sh (SCALE_N, 1000: vTPM containers alive at once).
 bench: all | deps
 	@rc=0; OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/bench/bench.sh || rc=1; \
+	  OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/bench/warm.sh || rc=1; \
+	  OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/bench/scale.sh || rc=1; \
 	  OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/vm/bench.sh --if-available || rc=1; exit $$rc
 
 # The soak (BENCH_SOAK cycles, default 1000) in the VM, device backend,

@@ -2,6 +2,9 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "oci-vtpm/cleanup.h"
@@ -11,6 +14,7 @@
 #include "oci-vtpm/proc.h"
 #include "oci-vtpm/socket.h"
 #include "oci-vtpm/swtpm.h"
+#include "oci-vtpm/swtpm_blob.h"
 
 struct recorder {
 	int cdirfd;
@@ -167,4 +171,108 @@ int ov_launch_stop(int cdirfd, const struct ov_settings *s, const struct ov_reco
 		}
 	}
 	return ret;
+}
+
+/* A TPM 2.0 command without parameters but one UINT16 (cc: its command
+ * code; arg) on TPM idx's command socket; the answer must be
+ * TPM_RC_SUCCESS. */
+static int tpm2_cmd(int cdirfd, const struct ov_backend_ops *ops, unsigned idx, uint8_t cc,
+		    int timeout_ms, const char *what, ov_error *err)
+{
+	const uint8_t cmd[] = {0x80, 0x01, 0, 0, 0, 0x0c, 0, 0, 0x01, cc, 0, 0}; /* SU_CLEAR */
+	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+	cleanup_close int fd = -1;
+	uint8_t rsp[10];
+	size_t got = 0;
+	char name[64];
+
+	if (!ops->data_name)
+		return ov_error_set(err, ENOTSUP, "the %s backend cannot reach its TPM for %s",
+				    ov_backend_name(ops->kind), what);
+	ops->data_name(idx, name, sizeof(name));
+	fd = ov_socket_connect(cdirfd, name, err);
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+	    send(fd, cmd, sizeof(cmd), MSG_NOSIGNAL) != (ssize_t)sizeof(cmd))
+		return ov_error_set(err, errno, "%s", what);
+	while (got < sizeof(rsp)) {
+		ssize_t n = recv(fd, rsp + got, sizeof(rsp) - got, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return ov_error_set(err, n < 0 ? errno : ECONNRESET, "%s", what);
+		got += (size_t)n;
+	}
+	if (memcmp(rsp + 6, "\0\0\0\0", 4) != 0)
+		return ov_error_set(err, 0, "%s failed: 0x%02x%02x%02x%02x", what, rsp[6], rsp[7],
+				    rsp[8], rsp[9]);
+	return 0;
+}
+
+#define TPM2_CC_STARTUP	 0x44
+#define TPM2_CC_SHUTDOWN 0x45
+
+static void ctrl_path0(int cdirfd, const struct ov_backend_ops *ops, char *path, size_t size)
+{
+	char name[64];
+
+	ops->ctrl_name(0, name, sizeof(name));
+	ov_socket_path(cdirfd, name, path, size);
+}
+
+int ov_launch_hand_over(int cdirfd, const struct ov_settings *s, const struct ov_record *rec,
+			const struct ov_launch_blob *blobs, unsigned n, ov_error *err)
+{
+	const struct ov_backend_ops *ops = ov_backend_ops(rec->backend);
+	int tmo = (int)s->start_timeout_ms;
+	uint32_t init_flags = 0; /* keep a volatile state set here */
+	unsigned char rsp[4];
+	char path[128];
+
+	ctrl_path0(cdirfd, ops, path, sizeof(path));
+	if (ov_swtpm_ctrl(path, OV_SWTPM_CMD_STOP, rsp, sizeof(rsp), -1, tmo, err) < 0)
+		return ov_error_wrap(err, "stopping the warm TPM");
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *blob = NULL;
+		size_t len = 0;
+		int r = ov_swtpm_blob_wrap(blobs[i].plain, blobs[i].len, &blob, &len, err);
+
+		if (r == 0)
+			r = ov_swtpm_state_set(path, blobs[i].type, blob, len, -1, tmo, err);
+		ov_swtpm_blob_free(blob, len);
+		if (r < 0)
+			return ov_error_wrap(err, "handing state blob %u to swtpm", blobs[i].type);
+	}
+	if (ov_swtpm_ctrl_req(path, OV_SWTPM_CMD_INIT, &init_flags, sizeof(init_flags), rsp,
+			      sizeof(rsp), -1, tmo, err) < 0)
+		return ov_error_wrap(err, "initialising the handed-over TPM");
+	return tpm2_cmd(cdirfd, ops, 0, TPM2_CC_STARTUP, tmo, "TPM2_Startup", err);
+}
+
+int ov_launch_take_back(int cdirfd, const struct ov_settings *s, const struct ov_record *rec,
+			uint8_t **plain, size_t *len, ov_error *err)
+{
+	const struct ov_backend_ops *ops = ov_backend_ops(rec->backend);
+	int tmo = (int)s->stop_timeout_ms;
+	ov_error ignored = {0};
+	uint8_t *blob = NULL;
+	size_t blen = 0;
+	char path[128];
+	int r;
+
+	ctrl_path0(cdirfd, ops, path, sizeof(path));
+	/* What swtpm's CMD_SHUTDOWN would do first: an orderly TPM2_Shutdown,
+	 * which writes the permanent state (swtpm then sends none of its own).
+	 * swtpm returns a state only while its TPM runs. A TPM the container
+	 * left unstarted or shut down answers an error: its state is as good. */
+	if (tpm2_cmd(cdirfd, ops, 0, TPM2_CC_SHUTDOWN, tmo, "TPM2_Shutdown", &ignored) < 0)
+		ov_debug("before taking the state back: %s", ignored.msg);
+	if (ov_swtpm_state_get(path, OV_SWTPM_BLOB_PERMANENT, &blob, &blen, -1, tmo, err) < 0)
+		return ov_error_wrap(err, "taking the TPM state back from swtpm");
+	r = ov_swtpm_blob_unwrap(blob, blen, plain, len, err);
+	ov_swtpm_blob_free(blob, blen);
+	return r;
 }

@@ -140,6 +140,33 @@ static int add_int(json_object *o, const char *k, int64_t v)
 	return n ? json_object_object_add(o, k, n) : -1;
 }
 
+/* A flag true is written; false is left out. */
+static int add_flag(json_object *root, const char *key, bool on)
+{
+	json_object *b;
+
+	if (!on)
+		return 0;
+	b = json_object_new_boolean(true);
+	if (!b || json_object_object_add(root, key, b) < 0) {
+		json_object_put(b);
+		return -1;
+	}
+	return 0;
+}
+
+static int get_flag(json_object *root, const char *key, bool *out, ov_error *err)
+{
+	json_object *b;
+
+	if (!json_object_object_get_ex(root, key, &b))
+		return 0;
+	if (!json_object_is_type(b, json_type_boolean))
+		return ov_error_set(err, 0, "record: \"%s\" is not a boolean", key);
+	*out = json_object_get_boolean(b);
+	return 0;
+}
+
 int ov_record_write(int cdirfd, const struct ov_record *rec, ov_error *err)
 {
 	cleanup_json json_object *root = json_object_new_object();
@@ -160,14 +187,9 @@ int ov_record_write(int cdirfd, const struct ov_record *rec, ov_error *err)
 	if (add_int(root, "container_pid", rec->container_pid) < 0 ||
 	    add_int(root, "container_starttime", (int64_t)rec->container_starttime) < 0)
 		return ov_error_set(err, ENOMEM, "record");
-	if (rec->ek_cert) {
-		json_object *b = json_object_new_boolean(true);
-
-		if (!b || json_object_object_add(root, "ek_cert", b) < 0) {
-			json_object_put(b);
-			return ov_error_set(err, ENOMEM, "record");
-		}
-	}
+	if (add_flag(root, "ek_cert", rec->ek_cert) < 0 ||
+	    add_flag(root, "state_in_swtpm", rec->state_in_swtpm) < 0)
+		return ov_error_set(err, ENOMEM, "record");
 	if (rec->holder_pid > 0 &&
 	    (add_int(root, "holder_pid", rec->holder_pid) < 0 ||
 	     add_int(root, "holder_starttime", (int64_t)rec->holder_starttime) < 0 ||
@@ -248,15 +270,9 @@ static int parse_record(json_object *root, struct ov_record *rec, ov_error *err)
 		rec->container_pid = (pid_t)cpid;
 		rec->container_starttime = (unsigned long long)cst;
 	}
-	{
-		json_object *b;
-
-		if (json_object_object_get_ex(root, "ek_cert", &b)) {
-			if (!json_object_is_type(b, json_type_boolean))
-				return ov_error_set(err, 0, "record: \"ek_cert\" is not a boolean");
-			rec->ek_cert = json_object_get_boolean(b);
-		}
-	}
+	if (get_flag(root, "ek_cert", &rec->ek_cert, err) < 0 ||
+	    get_flag(root, "state_in_swtpm", &rec->state_in_swtpm, err) < 0)
+		return -1;
 	if (json_object_object_get_ex(root, "holder_pid", NULL)) {
 		int64_t hpid, hst, at;
 

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "oci-vtpm/log.h"
 #include "oci-vtpm/proc.h"
 #include "oci-vtpm/provision.h"
+#include "oci-vtpm/swtpm_blob.h"
 #include "oci-vtpm/util.h"
 #include "oci-vtpm/vtpm.h"
 #include "oci-vtpm/warm.h"
@@ -70,10 +72,35 @@ static int stop_locked(const struct ov_settings *s, int run, int cdir, const cha
 		       struct ov_record *rec, ov_error *err)
 {
 	double t0 = ov_util_mono_ms(), t_stop, t_archive, t_end;
-	int ret;
+	uint8_t *plain = NULL;
+	size_t plain_len = 0;
+	ov_error ignored = {0};
+	int ret = 0;
 
 	ov_fault("stop-locked");
-	ret = ov_launch_stop(cdir, s, rec, err);
+	/* Handed to a warm swtpm: its live state is under that swtpm's own
+	 * key; take it back while it runs, and after the stop put it where a
+	 * cold start's swtpm would have left it. */
+	if (rec->state_in_swtpm && rec->name &&
+	    (!rec->tpms[0].pid ? ov_error_set(err, ESRCH, "its swtpm is gone (a reboot?)")
+			       : ov_provision_take_back(s, cdir, rec, &plain, &plain_len, err)) < 0)
+		ret = -1;
+	if (ov_launch_stop(cdir, s, rec, ret < 0 ? &ignored : err) < 0)
+		ret = -1;
+	if (ret == 0 && plain)
+		ret = ov_provision_put_back(s, cdir, rec, plain, plain_len, err);
+	ov_swtpm_blob_free(plain, plain_len);
+	if (ret < 0 && rec->state_in_swtpm && rec->name) {
+		/* Under a key that died with its swtpm: nothing left to archive. */
+		ov_error_wrap(
+		    err, "the live state of vTPM %s is lost; its previous generations are intact",
+		    rec->name);
+		ov_instance_release_name(s, rec->name, id);
+		if (ov_instance_remove_at(run, id, &ignored) < 0)
+			ov_warn("removing the live state of %s failed", id);
+		return -1;
+	}
+
 	t_stop = ov_util_mono_ms();
 	if (ret == 0 && rec->name) {
 		/* Stopped: the record says so, whatever comes next. */
@@ -81,6 +108,7 @@ static int stop_locked(const struct ov_settings *s, int run, int cdir, const cha
 
 		for (unsigned i = 0; i < rec->count; i++)
 			rec->tpms[i].pid = 0;
+		rec->state_in_swtpm = false; /* put back under the name's key */
 		if (ov_record_write(cdir, rec, &werr) < 0)
 			ov_warn("%s", werr.msg);
 		ov_fault("stop-stopped");
@@ -165,8 +193,32 @@ static int adopt_precreated(const struct start *c, const char *pre, ov_error *er
 	return take_fd(&cdir);
 }
 
+/* A named vTPM into the warm vTPM just taken (slot cdir): its state
+ * handed to the running swtpm. On failure nothing of it is kept: the
+ * swtpm is stopped, the slot removed, the archive untouched. */
+static int warm_named(const struct start *c, int cdir, ov_error *err)
+{
+	struct ov_record rec;
+	int ret;
+
+	if (ov_record_read(cdir, &rec, err) < 0) {
+		ov_error ignored = {0};
+
+		if (ov_instance_remove_at(c->run, c->id, &ignored) < 0)
+			ov_warn("cleaning up: %s", ignored.msg);
+		return -1;
+	}
+	ret = ov_provision_warm(c->s, c->run, c->id, c->r, cdir, &rec, err);
+	rec.name = NULL; /* r's (a warm record has none); released on failure */
+	if (ret < 0)
+		discard_locked(c->s, c->run, cdir, c->id, &rec);
+	ov_record_free(&rec);
+	return ret;
+}
+
 /* The slot of the start, locked: podman's precreated vTPMs moved to it, a
- * warm vTPM moved to it (*warm), or its own. */
+ * warm vTPM moved to it (*warm; a named vTPM's state handed to it), or its
+ * own. */
 static int open_slot(const struct start *c, bool *warm, ov_error *err)
 {
 	const struct ov_request *r = c->r;
@@ -175,10 +227,14 @@ static int open_slot(const struct start *c, bool *warm, ov_error *err)
 	*warm = false;
 	if (r->precreated)
 		return adopt_precreated(c, r->precreated, err);
-	if (ov_warm_eligible(c->s, c->id, r) && !ov_instance_exists(c->run, c->id)) {
+	if (ov_warm_eligible(c->s, c->id, r, c->backend) && !ov_instance_exists(c->run, c->id)) {
 		cdir = ov_warm_take(c->s, c->run, c->id, c->bundle, c->holder, c->backend, err);
 		if (cdir >= 0) {
 			*warm = true;
+			if (r->name && warm_named(c, cdir, err) < 0) {
+				close(cdir);
+				return -1;
+			}
 			return cdir;
 		}
 		ov_debug("%s; starting one", err->msg);
@@ -305,8 +361,9 @@ int ov_vtpm_start(const struct ov_settings *s, const char *id, const char *bundl
 		return -1;
 	if (warm) {
 		timing_keep(id, ov_util_mono_ms() - c.t0, NULL, 0, ov_util_mono_ms() - c.t0);
-		ov_info("started 1 TPM 2.0 vTPM (%s backend), warm%s", ov_backend_name(c.backend),
-			s->ek_cert ? ", EK-certified" : "");
+		ov_info("started 1 TPM 2.0 vTPM (%s backend), warm%s%s%s",
+			ov_backend_name(c.backend), s->ek_cert ? ", EK-certified" : "",
+			r->name ? ", name " : "", r->name ? r->name : "");
 		return 0;
 	}
 	ret = check_existing(&c, &cdir, err);

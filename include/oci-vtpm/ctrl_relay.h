@@ -28,6 +28,8 @@
 #define OV_CTRL_CAP_SET_LOCAL	(1u << 3) /* PTM_CAP_SET_LOCALITY */
 #define OV_CTRL_RESULT_FAIL	9	  /* TPM_FAIL */
 #define OV_CTRL_CONN_TIMEOUT_MS 2000
+/* The relay's own program, installed next to the others. */
+#define OV_RELAY_EXE "oci-vtpm-relay"
 
 /*
  * Start the relay serving listen_fd (a listening unix socket; the caller
@@ -37,6 +39,12 @@
  */
 int ov_ctrl_relay_spawn(int listen_fd, pid_t swtpm_pid, unsigned long long starttime,
 			const char *user, ov_error *err);
+
+/* The relay process itself (OV_RELAY_EXE's main, or the forked child when
+ * that program is not there): fd 3 listens, fd 4 is swtpm's pidfd, fd 5
+ * the report pipe (0 once the seccomp allowlist is in place, or an errno);
+ * privileges already dropped. Serves until swtpm exits. */
+__attribute__((noreturn)) void ov_ctrl_relay_run(void);
 
 /* Answer the control commands on one connection (the relay's loop, exposed
  * for the unit tests). Returns when the peer closes, sends something not

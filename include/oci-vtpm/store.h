@@ -48,6 +48,10 @@ struct ov_record {
 	enum ov_backend backend;
 	enum ov_tpm_version version;
 	bool ek_cert; /* asked for EK certificates */
+	/* A named vTPM handed to a warm swtpm (lib/warm.c): its live state is
+	 * under that swtpm's own key, taken back over the control channel
+	 * before it stops. */
+	bool state_in_swtpm;
 	unsigned count;
 	pid_t container_pid; /* the container's init at start; 0 unknown */
 	unsigned long long container_starttime;

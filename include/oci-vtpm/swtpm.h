@@ -14,7 +14,15 @@
 
 /* Control channel commands (swtpm's tpm_ioctl.h). */
 #define OV_SWTPM_CMD_GET_CAPABILITY 1
+#define OV_SWTPM_CMD_INIT	    2
 #define OV_SWTPM_CMD_SHUTDOWN	    3
+#define OV_SWTPM_CMD_GET_STATEBLOB  12
+#define OV_SWTPM_CMD_SET_STATEBLOB  13
+#define OV_SWTPM_CMD_STOP	    14
+/* State blob types (PTM_BLOB_TYPE_*). */
+#define OV_SWTPM_BLOB_PERMANENT 1
+#define OV_SWTPM_BLOB_VOLATILE	2
+#define OV_SWTPM_BLOB_SAVESTATE 3
 
 /* RLIMIT_FSIZE of swtpm: caps its log in the run dir (libtpms' whole
  * state is well under 1 MiB). */
@@ -66,6 +74,23 @@ int ov_swtpm_wait_ready(struct ov_swtpm *t, const char *ctrl_path, int log_fd, i
  * the wait when the process exits. */
 int ov_swtpm_ctrl(const char *ctrl_path, uint32_t cmd, void *rsp, size_t rsp_len, int pidfd,
 		  int timeout_ms, ov_error *err);
+
+/* The same with a request body (req_len bytes after the command). */
+int ov_swtpm_ctrl_req(const char *ctrl_path, uint32_t cmd, const void *req, size_t req_len,
+		      void *rsp, size_t rsp_len, int pidfd, int timeout_ms, ov_error *err);
+
+/*
+ * CMD_SET_STATEBLOB: give a stopped TPM (CMD_STOP; the state is used at
+ * the next CMD_INIT) the state blob of type in swtpm's migration format
+ * (swtpm_blob.h), sent whole in one stream (swtpm reads it in chunks).
+ * CMD_GET_STATEBLOB: the blob of type, decrypted (its migration format,
+ * whole: swtpm's control socket sends it in one answer); *blob is the
+ * caller's. A TPM that has none answers an error.
+ */
+int ov_swtpm_state_set(const char *ctrl_path, uint32_t type, const uint8_t *blob, size_t len,
+		       int pidfd, int timeout_ms, ov_error *err);
+int ov_swtpm_state_get(const char *ctrl_path, uint32_t type, uint8_t **blob, size_t *len, int pidfd,
+		       int timeout_ms, ov_error *err);
 
 /*
  * One swtpm instance as both the container path (lib/launch.c) and
