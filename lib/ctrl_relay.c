@@ -24,19 +24,23 @@
 #define OVERFLOW_ID	   65534
 #define CMD_GET_CAPABILITY 1
 
-/* Read exactly len bytes, or fail on EOF, error or timeout_ms of silence. */
-static int read_full(int fd, void *buf, size_t len, int timeout_ms)
+/* Read exactly len bytes, or fail on EOF, error, timeout_ms of silence or
+ * gone_fd (swtpm's pidfd; -1: none) readable: a relay whose swtpm exited
+ * has nothing to serve, and exits at once rather than at a client's
+ * leisure. */
+static int read_full(int fd, int gone_fd, void *buf, size_t len, int timeout_ms)
 {
 	size_t got = 0;
 
 	while (got < len) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
+		struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
+				      {.fd = gone_fd, .events = POLLIN}};
 		ssize_t n;
-		int r = poll(&p, 1, timeout_ms);
+		int r = poll(p, 2, timeout_ms);
 
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0)
+		if (r <= 0 || p[1].revents)
 			return -1;
 		n = read(fd, (char *)buf + got, len - got);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
@@ -59,13 +63,13 @@ static int reply(int conn, uint32_t result, const void *payload, size_t len)
 	return ov_write_all(conn, buf, sizeof(be) + len);
 }
 
-void ov_ctrl_relay_serve(int conn, int timeout_ms)
+void ov_ctrl_relay_serve(int conn, int gone_fd, int timeout_ms)
 {
 	for (;;) {
 		uint32_t cmd;
 		uint8_t loc;
 
-		if (read_full(conn, &cmd, sizeof(cmd), timeout_ms) < 0)
+		if (read_full(conn, gone_fd, &cmd, sizeof(cmd), timeout_ms) < 0)
 			return;
 		switch (be32toh(cmd)) {
 		case CMD_GET_CAPABILITY: {
@@ -76,7 +80,7 @@ void ov_ctrl_relay_serve(int conn, int timeout_ms)
 			continue;
 		}
 		case OV_CTRL_SET_LOCALITY:
-			if (read_full(conn, &loc, sizeof(loc), timeout_ms) < 0)
+			if (read_full(conn, gone_fd, &loc, sizeof(loc), timeout_ms) < 0)
 				return;
 			if (loc == 0) {
 				if (reply(conn, 0, NULL, 0) < 0)
@@ -155,7 +159,7 @@ static __attribute__((noreturn)) void relay_loop(void)
 		conn = accept4(3, NULL, NULL, SOCK_CLOEXEC);
 		if (conn < 0)
 			continue;
-		ov_ctrl_relay_serve(conn, OV_CTRL_CONN_TIMEOUT_MS);
+		ov_ctrl_relay_serve(conn, 4, OV_CTRL_CONN_TIMEOUT_MS);
 		close(conn);
 	}
 }

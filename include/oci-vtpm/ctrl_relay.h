@@ -48,7 +48,8 @@ __attribute__((noreturn)) void ov_ctrl_relay_run(void);
 
 /* Answer the control commands on one connection (the relay's loop, exposed
  * for the unit tests). Returns when the peer closes, sends something not
- * allowed (answered with TPM_FAIL), or is silent for timeout_ms. */
-void ov_ctrl_relay_serve(int conn, int timeout_ms);
+ * allowed (answered with TPM_FAIL), is silent for timeout_ms, or as soon
+ * as gone_fd (swtpm's pidfd; -1: none) is readable: swtpm exited. */
+void ov_ctrl_relay_serve(int conn, int gone_fd, int timeout_ms);
 
 #endif

@@ -733,8 +733,9 @@ $new"
 # ov_leak_check: prints every leak, returns 1 if any. Safe to call mid-test.
 ov_leak_check() {
 	local leaks=0 pids id m s
-	# A control relay exits when it sees its swtpm gone: give it a moment.
-	ov_wait_for 5 _ov_no_relays >/dev/null 2>&1 || true
+	# A control relay exits when it sees its swtpm gone: give it a moment
+	# (a loaded machine schedules it late).
+	ov_wait_for 10 _ov_no_relays >/dev/null 2>&1 || true
 	pids=$(ov_pids_matching "$RUN_DIR")
 	if [ -n "$pids" ]; then
 		ov_log "LEAK: processes whose command line contains $RUN_DIR:"
