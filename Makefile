@@ -182,6 +182,7 @@ lint: | deps
 	@cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 	  --std=c11 --inline-suppr --suppress=memleak -D_GNU_SOURCE -Iinclude lib hooks shim cli
 	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+	@scripts/size-check.sh
 	@echo "lint: 1 passed, 0 failed"
 
 format:

@@ -125,7 +125,7 @@ int main(int argc, char **argv)
 		 strcmp(argv[1], "prestart") != 0)
 		return usage();
 
-	if (ov_state_read(STDIN_FILENO, &st, &err) < 0)
+	if (ov_oci_state_read(STDIN_FILENO, &st, &err) < 0)
 		goto out;
 	if (argc == 1)
 		stop = st.status && strcmp(st.status, "stopped") == 0;
@@ -139,7 +139,7 @@ int main(int argc, char **argv)
 		/* The request is in config.json: its annotations (the state's
 		 * are the same) or process.env. A config.json that cannot be
 		 * read is reported below, through the log the settings name. */
-		spec_ret = ov_spec_load(st.bundle, &sp, &spec_err);
+		spec_ret = ov_oci_spec_load(st.bundle, &sp, &spec_err);
 		if (spec_ret == 0 &&
 		    ov_request_hook_env(sp.annotations, environ, &own_request, &spec_err) < 0)
 			spec_ret = -1;
@@ -165,8 +165,8 @@ int main(int argc, char **argv)
 out:
 	if (ret)
 		ov_error_log(&err);
-	ov_spec_free(&sp);
+	ov_oci_spec_free(&sp);
 	ov_settings_free(&s);
-	ov_state_free(&st);
+	ov_oci_state_free(&st);
 	return ret;
 }

@@ -105,6 +105,8 @@ const char *ov_instance_next(int run, struct ov_instance_iter *it)
 	struct dirent *de;
 
 	for (; it->kind < sizeof(kinds) / sizeof(kinds[0]); it->kind++) {
+		if (it->only && strcmp(it->only, kinds[it->kind].dir) != 0)
+			continue;
 		if (!it->d)
 			it->d = ov_opendir_at(run, kinds[it->kind].dir);
 		while (it->d && (de = readdir(it->d))) {

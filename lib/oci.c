@@ -73,7 +73,7 @@ static int get_env(json_object *root, const char *what, json_object **out, ov_er
 	return 0;
 }
 
-int ov_state_parse(const char *buf, size_t len, struct ov_state *st, ov_error *err)
+int ov_oci_state_parse(const char *buf, size_t len, struct ov_state *st, ov_error *err)
 {
 	static const char what[] = "OCI state";
 	json_object *v;
@@ -111,21 +111,21 @@ int ov_state_parse(const char *buf, size_t len, struct ov_state *st, ov_error *e
 bad_pid:
 	ov_error_set(err, 0, "%s: \"pid\" is not a valid process id", what);
 fail:
-	ov_state_free(st);
+	ov_oci_state_free(st);
 	return -1;
 }
 
-int ov_state_read(int fd, struct ov_state *st, ov_error *err)
+int ov_oci_state_read(int fd, struct ov_state *st, ov_error *err)
 {
 	cleanup_free char *buf = NULL;
 	size_t len;
 
 	if (ov_read_fd(fd, OV_STATE_MAX, &buf, &len, err) < 0)
 		return ov_error_wrap(err, "reading the OCI state from stdin");
-	return ov_state_parse(buf, len, st, err);
+	return ov_oci_state_parse(buf, len, st, err);
 }
 
-void ov_state_free(struct ov_state *st)
+void ov_oci_state_free(struct ov_state *st)
 {
 	free(st->id);
 	free(st->bundle);
@@ -135,8 +135,8 @@ void ov_state_free(struct ov_state *st)
 	memset(st, 0, sizeof(*st));
 }
 
-int ov_spec_parse(const char *buf, size_t len, const char *bundle, struct ov_spec *sp,
-		  ov_error *err)
+int ov_oci_spec_parse(const char *buf, size_t len, const char *bundle, struct ov_spec *sp,
+		      ov_error *err)
 {
 	static const char what[] = "config.json";
 	json_object *root, *path;
@@ -165,11 +165,11 @@ int ov_spec_parse(const char *buf, size_t len, const char *bundle, struct ov_spe
 	}
 	return 0;
 fail:
-	ov_spec_free(sp);
+	ov_oci_spec_free(sp);
 	return -1;
 }
 
-int ov_spec_load(const char *bundle, struct ov_spec *sp, ov_error *err)
+int ov_oci_spec_load(const char *bundle, struct ov_spec *sp, ov_error *err)
 {
 	cleanup_close int dfd = open(bundle, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	cleanup_free char *buf = NULL;
@@ -179,10 +179,10 @@ int ov_spec_load(const char *bundle, struct ov_spec *sp, ov_error *err)
 		return ov_error_set(err, errno, "opening bundle %s", bundle);
 	if (ov_read_file_at(dfd, "config.json", OV_CONFIG_MAX, &buf, &len, err) < 0)
 		return ov_error_wrap(err, "bundle %s", bundle);
-	return ov_spec_parse(buf, len, bundle, sp, err);
+	return ov_oci_spec_parse(buf, len, bundle, sp, err);
 }
 
-void ov_spec_free(struct ov_spec *sp)
+void ov_oci_spec_free(struct ov_spec *sp)
 {
 	if (sp->root)
 		json_object_put(sp->root);

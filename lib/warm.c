@@ -56,7 +56,7 @@ static int take_one(const struct ov_settings *s, int run, int cdir, const char *
 int ov_warm_take(const struct ov_settings *s, int run, const char *to, const char *bundle,
 		 pid_t holder, enum ov_backend backend, ov_error *err)
 {
-	cleanup_instance_iter struct ov_instance_iter it = {0};
+	cleanup_instance_iter struct ov_instance_iter it = {.only = OV_INSTANCE_WARM_DIR};
 	const char *name;
 
 	while ((name = ov_instance_next(run, &it))) {

@@ -111,7 +111,7 @@ struct ov_admin_rotation {
 /* A new master key; every vTPM rewrapped, crash-safe (a rerun resumes). */
 int ov_admin_rotate_key(const struct ov_settings *s, struct ov_admin_rotation *r, ov_error *err);
 
-/* ------------------------------------------------------------- gc */
+/* ------------------------------------------------ gc (admin_gc.c) */
 
 enum ov_admin_gc_kind {
 	OV_ADMIN_GC_COLLECTED, /* a container's leftovers collected */
@@ -140,7 +140,7 @@ struct ov_admin_gc {
 int ov_admin_gc(const struct ov_settings *s, struct ov_admin_gc *r, ov_error *err);
 void ov_admin_gc_free(struct ov_admin_gc *r);
 
-/* ------------------------------------------------ provisioning pool */
+/* ---------------------------------- provisioning pool (admin_pool.c) */
 
 struct ov_admin_pool_status {
 	struct ov_pool_status pool;

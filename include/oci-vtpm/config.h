@@ -121,6 +121,8 @@ int ov_settings_parse(const char *buf, size_t len, struct ov_settings *s, ov_err
 void ov_settings_defaults(struct ov_settings *s);
 void ov_settings_free(struct ov_settings *s);
 
+/* ---------------------------------------------- requests (lib/request.c) */
+
 /* Build the request from annotations and process.env (both may be NULL):
  * io.oci-vtpm.<key> and OCI_VTPM_<KEY> (enable, name, version, count,
  * ek-cert as EK_CERT, backend); an annotation wins over the environment.
@@ -145,6 +147,9 @@ int ov_request_hook_env(json_object *annotations, char *const *envp, json_object
 /* Does process.env (may be NULL) hold any OCI_VTPM_<KEY> of a request? */
 bool ov_request_in_env(json_object *env);
 void ov_request_free(struct ov_request *r);
+/* The settings' list of request keys v ("enable", "name", ...: settings
+ * key name) as OV_REQ_* bits. */
+int ov_request_keys_parse(const char *name, json_object *v, unsigned *out, ov_error *err);
 
 /* vTPM names: [A-Za-z0-9][A-Za-z0-9_.-]{0,127} */
 bool ov_name_valid(const char *name);

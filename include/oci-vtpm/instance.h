@@ -70,11 +70,13 @@ bool ov_instance_slot_of(char *path);
 void ov_instance_flat(const char *slot, char *buf, size_t size);
 void ov_instance_unflat(char *name);
 
-/* Every slot of the run dir (run), by slot name, kind after kind:
+/* Every slot of the run dir (run), by slot name, kind after kind (only
+ * set: the slots in that kind's directory, e.g. OV_INSTANCE_WARM_DIR):
  *   struct ov_instance_iter it = {0};
  *   while ((slot = ov_instance_next(run, &it))) ...
  *   ov_instance_iter_end(&it);   (or cleanup_instance_iter) */
 struct ov_instance_iter {
+	const char *only;
 	unsigned kind;
 	DIR *d;
 	char slot[OV_INSTANCE_PATH_MAX];

@@ -267,6 +267,13 @@ static void test_each(void)
 	CHECK(ov_instance_each(&s, ov_warm_valid, count_fn) == 1);
 	CHECK(ov_instance_each(&s, ov_container_id_valid, count_fn) == 2);
 	CHECK(ov_instance_each(&s, ov_instance_slot_valid, count_fn) == 3);
+	{
+		cleanup_instance_iter struct ov_instance_iter it = {.only = OV_INSTANCE_WARM_DIR};
+		const char *slot = ov_instance_next(run, &it);
+
+		CHECK(slot && strcmp(slot, OV_WARM_PREFIX WARM_X2) == 0);
+		CHECK(!ov_instance_next(run, &it));
+	}
 	CHECK(ov_instance_remove(&s, OV_WARM_PREFIX WARM_X1, &err) < 0 && err.code == EINVAL);
 	CHECK(rmdir(path("run/" OV_WARM_PREFIX WARM_X1)) == 0);
 	CHECK(ov_instance_remove(&s, OV_WARM_PREFIX WARM_X2, &err) == 0);
