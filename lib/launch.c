@@ -241,7 +241,7 @@ int ov_launch_hand_over(int cdirfd, const struct ov_settings *s, const struct ov
 		int r = ov_swtpm_blob_wrap(blobs[i].plain, blobs[i].len, &blob, &len, err);
 
 		if (r == 0)
-			r = ov_swtpm_state_set(path, blobs[i].type, blob, len, -1, tmo, err);
+			r = ov_swtpm_ctrl_set_state(path, blobs[i].type, blob, len, -1, tmo, err);
 		ov_swtpm_blob_free(blob, len);
 		if (r < 0)
 			return ov_error_wrap(err, "handing state blob %u to swtpm", blobs[i].type);
@@ -270,7 +270,7 @@ int ov_launch_take_back(int cdirfd, const struct ov_settings *s, const struct ov
 	 * left unstarted or shut down answers an error: its state is as good. */
 	if (tpm2_cmd(cdirfd, ops, 0, TPM2_CC_SHUTDOWN, tmo, "TPM2_Shutdown", &ignored) < 0)
 		ov_debug("before taking the state back: %s", ignored.msg);
-	if (ov_swtpm_state_get(path, OV_SWTPM_BLOB_PERMANENT, &blob, &blen, -1, tmo, err) < 0)
+	if (ov_swtpm_ctrl_get_state(path, OV_SWTPM_BLOB_PERMANENT, &blob, &blen, -1, tmo, err) < 0)
 		return ov_error_wrap(err, "taking the TPM state back from swtpm");
 	r = ov_swtpm_blob_unwrap(blob, blen, plain, len, err);
 	ov_swtpm_blob_free(blob, blen);

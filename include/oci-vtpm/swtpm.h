@@ -69,6 +69,8 @@ void ov_swtpm_kill(struct ov_swtpm *t);
 int ov_swtpm_wait_ready(struct ov_swtpm *t, const char *ctrl_path, int log_fd, int timeout_ms,
 			ov_error *err);
 
+/* The control channel (lib/swtpm_ctrl.c). */
+
 /* Send one control command and read a response of exactly rsp_len bytes
  * whose first 4 bytes (the result code) must be 0. pidfd (may be -1) aborts
  * the wait when the process exits. */
@@ -87,10 +89,10 @@ int ov_swtpm_ctrl_req(const char *ctrl_path, uint32_t cmd, const void *req, size
  * whole: swtpm's control socket sends it in one answer); *blob is the
  * caller's. A TPM that has none answers an error.
  */
-int ov_swtpm_state_set(const char *ctrl_path, uint32_t type, const uint8_t *blob, size_t len,
-		       int pidfd, int timeout_ms, ov_error *err);
-int ov_swtpm_state_get(const char *ctrl_path, uint32_t type, uint8_t **blob, size_t *len, int pidfd,
-		       int timeout_ms, ov_error *err);
+int ov_swtpm_ctrl_set_state(const char *ctrl_path, uint32_t type, const uint8_t *blob, size_t len,
+			    int pidfd, int timeout_ms, ov_error *err);
+int ov_swtpm_ctrl_get_state(const char *ctrl_path, uint32_t type, uint8_t **blob, size_t *len,
+			    int pidfd, int timeout_ms, ov_error *err);
 
 /*
  * One swtpm instance as both the container path (lib/launch.c) and

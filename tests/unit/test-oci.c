@@ -139,12 +139,12 @@ static void test_fresh_mounts(void)
 	ov_error err = {0};
 	char **v = NULL;
 
-	CHECK(ov_spec_parse(cfg, strlen(cfg), "/b", &sp, &err) == 0);
+	CHECK(ov_oci_spec_parse(cfg, strlen(cfg), "/b", &sp, &err) == 0);
 	CHECK(ov_spec_fresh_mounts(&sp, &v, &err) == 0);
 	/* /run: a tmpfs, then a bind over it: the bind decides. */
 	CHECK(v && v[0] && strcmp(v[0], "dev") == 0 && v[1] && strcmp(v[1], "proc") == 0 && !v[2]);
 	ov_strv_free(v);
-	ov_spec_free(&sp);
+	ov_oci_spec_free(&sp);
 }
 
 int main(void)
