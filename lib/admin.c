@@ -17,6 +17,7 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/instance.h"
+#include "oci-vtpm/limits.h"
 #include "oci-vtpm/log.h"
 #include "oci-vtpm/oci.h"
 #include "oci-vtpm/pool.h"
@@ -723,6 +724,7 @@ int ov_admin_gc(const struct ov_settings *s, struct ov_admin_gc *r, ov_error *er
 	if (kill_strays(s, run, r, err) < 0)
 		return -1;
 	ov_instance_gc_names(s); /* claims of names whose container is gone */
+	r->cgroups = ov_limits_gc(s, run);
 	if (r->failed)
 		return ov_error_set(err, 0, "gc: %u containers could not be collected", r->failed);
 	return 0;
@@ -806,4 +808,60 @@ int ov_admin_pool_drain(const struct ov_settings *s, unsigned *removed, unsigned
 	*warm = ov_warm_drain(s);
 	*removed = 0;
 	return ov_pool_drain(s, removed, err);
+}
+
+int ov_admin_top(const struct ov_settings *s, struct ov_admin_top_entry **out, size_t *n,
+		 ov_error *err)
+{
+	cleanup_close int run = ov_run_dir_open(s->run_dir, false, err);
+	cleanup_dir DIR *d = NULL;
+	struct dirent *de;
+
+	*out = NULL;
+	*n = 0;
+	if (run < 0) {
+		if (err->code != ENOENT)
+			return -1;
+		ov_error_clear(err);
+		return 0;
+	}
+	d = ov_opendir_at(run, ".");
+	if (!d)
+		return ov_error_set(err, errno, "listing %s", s->run_dir);
+	while ((de = readdir(d))) {
+		cleanup_close int cdir = -1;
+		struct ov_admin_top_entry *e;
+		struct ov_record rec;
+		ov_error ignored = {0};
+		int r;
+
+		if (!ov_container_id_valid(de->d_name) || strlen(de->d_name) >= sizeof(e->id) ||
+		    (cdir = ov_open_dir_at(run, de->d_name)) < 0 ||
+		    ov_record_read(cdir, &rec, &ignored) < 0)
+			continue;
+		e = reallocarray(*out, *n + 1, sizeof(**out));
+		if (!e) {
+			ov_record_free(&rec);
+			ov_admin_top_free(*out, *n);
+			*out = NULL;
+			*n = 0;
+			return ov_error_set(err, ENOMEM, "listing %s", s->run_dir);
+		}
+		*out = e;
+		e = &e[(*n)++];
+		*e = (struct ov_admin_top_entry){.count = rec.count, .name = rec.name};
+		rec.name = NULL;
+		snprintf(e->id, sizeof(e->id), "%s", de->d_name);
+		r = ov_limits_usage(s, de->d_name, &e->usage, &ignored);
+		e->limited = r > 0;
+		ov_record_free(&rec);
+	}
+	return 0;
+}
+
+void ov_admin_top_free(struct ov_admin_top_entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(e[i].name);
+	free(e);
 }

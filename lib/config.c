@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,9 @@ void ov_settings_defaults(struct ov_settings *s)
 	s->pool_size = 8;
 	s->start_timeout_ms = 10000;
 	s->stop_timeout_ms = 5000;
+	s->swtpm_memory_max = 64u << 20;
+	s->swtpm_pids_max = 8;
+	s->swtpm_cpu_max = 50;
 	s->env_keys = OV_ENV_KEYS_DEFAULT;
 }
 
@@ -102,7 +106,8 @@ static int fill_defaults(struct ov_settings *s, ov_error *err)
 	    dup_default(&s->swtpm_user, "tss") < 0 || dup_default(&s->socket_dir, "/run/tpm") < 0 ||
 	    dup_default(&s->master_key, "/etc/oci-vtpm/master.key") < 0 ||
 	    dup_default(&s->ca_key, "/etc/oci-vtpm/ca/ca.key") < 0 ||
-	    dup_default(&s->ca_cert, "/etc/oci-vtpm/ca/ca.pem") < 0)
+	    dup_default(&s->ca_cert, "/etc/oci-vtpm/ca/ca.pem") < 0 ||
+	    dup_default(&s->swtpm_cgroup, "oci-vtpm") < 0)
 		return ov_error_set(err, ENOMEM, "settings");
 	return 0;
 }
@@ -138,6 +143,10 @@ static const struct key keys[] = {
     {"warm_size", K_UINT, F(warm_size), 0, 1024},
     {"start_timeout_ms", K_UINT, F(start_timeout_ms), 10, 600000},
     {"stop_timeout_ms", K_UINT, F(stop_timeout_ms), 10, 600000},
+    {"swtpm_cgroup", K_STRING, F(swtpm_cgroup), 0, 0},
+    {"swtpm_memory_max", K_UINT, F(swtpm_memory_max), 0, UINT_MAX},
+    {"swtpm_pids_max", K_UINT, F(swtpm_pids_max), 0, 4096},
+    {"swtpm_cpu_max", K_UINT, F(swtpm_cpu_max), 0, 100000},
 };
 #undef F
 
@@ -366,6 +375,7 @@ void ov_settings_free(struct ov_settings *s)
 	free(s->master_key);
 	free(s->ca_key);
 	free(s->ca_cert);
+	free(s->swtpm_cgroup);
 	memset(s, 0, sizeof(*s));
 }
 

@@ -160,7 +160,7 @@ static __attribute__((noreturn)) void relay_loop(void)
 }
 
 static __attribute__((noreturn)) void relay_child(int listen_fd, int pidfd, uid_t uid, gid_t gid,
-						  int report)
+						  const struct ov_limits_cg *cg, int report)
 {
 	sigset_t none;
 	int e = 0, devnull;
@@ -170,6 +170,14 @@ static __attribute__((noreturn)) void relay_child(int listen_fd, int pidfd, uid_
 	for (int s = 1; s < NSIG; s++)
 		signal(s, SIG_DFL);
 	signal(SIGPIPE, SIG_IGN);
+	/* In its swtpm's cgroups (lib/limits.c), before the relay forks. */
+	e = ov_limits_join(cg);
+	if (e) {
+		if (write(report, &e, sizeof(e)) < 0) {
+			/* the parent reports that the relay did not start */
+		}
+		_exit(127);
+	}
 	if (fork() != 0) /* the intermediate child: gone at once, reaped */
 		_exit(0);
 	if (setsid() < 0 || chdir("/") < 0 || prctl(PR_SET_NAME, "ov-ctrl-relay", 0, 0, 0) < 0)
@@ -214,7 +222,7 @@ static void relay_ids(const char *user, uid_t *uid, gid_t *gid)
 }
 
 int ov_ctrl_relay_spawn(int listen_fd, pid_t swtpm_pid, unsigned long long starttime,
-			const char *user, ov_error *err)
+			const char *user, const struct ov_limits_cg *cg, ov_error *err)
 {
 	cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, swtpm_pid, 0);
 	cleanup_close int rd = -1, wr = -1;
@@ -240,7 +248,7 @@ int ov_ctrl_relay_spawn(int listen_fd, pid_t swtpm_pid, unsigned long long start
 	if (pid < 0)
 		return ov_error_set(err, errno, "control relay: fork");
 	if (pid == 0)
-		relay_child(listen_fd, pidfd, uid, gid, wr);
+		relay_child(listen_fd, pidfd, uid, gid, cg, wr);
 	close(take_fd(&wr));
 	waitpid(pid, NULL, 0);
 	do

@@ -12,6 +12,7 @@
 #include "oci-vtpm/crypto.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/instance.h"
+#include "oci-vtpm/limits.h"
 #include "oci-vtpm/proc.h"
 
 int ov_instance_new_name(const char *prefix, char *buf, size_t size, ov_error *err)
@@ -104,8 +105,9 @@ int ov_instance_adopt(int cdirfd, pid_t container, struct ov_record *rec, ov_err
 	return ov_record_write(cdirfd, rec, err);
 }
 
-int ov_instance_move(int run, int cdirfd, const char *from, const char *to, const char *bundle,
-		     pid_t holder, const struct ov_record *rec, bool *moved, ov_error *err)
+int ov_instance_move(const struct ov_settings *s, int run, int cdirfd, const char *from,
+		     const char *to, const char *bundle, pid_t holder, const struct ov_record *rec,
+		     bool *moved, ov_error *err)
 {
 	struct ov_record next = *rec;
 	struct stat held, named;
@@ -119,8 +121,16 @@ int ov_instance_move(int run, int cdirfd, const char *from, const char *to, cons
 	 * container itself, until it is recorded). */
 	if (ov_instance_hold(&next, holder, err) < 0)
 		return -1;
-	if (renameat2(run, from, run, to, RENAME_NOREPLACE) < 0)
-		return ov_error_set(err, errno, "giving the vTPM %s to the container", from);
+	/* The cgroup of its swtpms first (lib/limits.c): named as the slot. */
+	if (ov_limits_rename(s, from, to, err) < 0)
+		return ov_error_wrap(err, "giving the vTPM %s to the container", from);
+	if (renameat2(run, from, run, to, RENAME_NOREPLACE) < 0) {
+		int e = errno;
+		ov_error ignored = {0};
+
+		ov_limits_rename(s, to, from, &ignored);
+		return ov_error_set(err, e, "giving the vTPM %s to the container", from);
+	}
 	*moved = true;
 	next.id = (char *)to;
 	next.bundle = (char *)bundle;

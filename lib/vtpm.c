@@ -147,7 +147,8 @@ static int adopt_precreated(const struct start *c, const char *pre, ov_error *er
 		return ov_error_set(
 		    err, 0, "the vTPM started by the precreate stage (%s) is not running", pre);
 	}
-	ret = ov_instance_move(c->run, cdir, pre, c->id, c->bundle, c->holder, &rec, &moved, err);
+	ret = ov_instance_move(c->s, c->run, cdir, pre, c->id, c->bundle, c->holder, &rec, &moved,
+			       err);
 	/* Half moved: stop it rather than leave a vTPM nobody owns. */
 	if (ret < 0 && moved && stop_locked(c->s, c->run, cdir, c->id, &rec, &ignored) < 0)
 		ov_warn("undoing the adoption of %s: %s", pre, ignored.msg);

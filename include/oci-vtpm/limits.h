@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Resource limits of a slot's swtpms (and their control relays): one cgroup
+ * <swtpm_cgroup>/<slot> in every hierarchy that has the memory, pids or
+ * cpu controller (cgroup v1 hierarchies first, then cgroup2's), limited to
+ * count times the per-TPM limits of the settings. A controller the host
+ * lacks is a debug line, not an error. swtpm_cgroup "" turns it all off.
+ */
+#ifndef OCI_VTPM_LIMITS_H
+#define OCI_VTPM_LIMITS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "oci-vtpm/config.h"
+#include "oci-vtpm/error.h"
+
+#define OV_LIMITS_MAX_HIER 4
+
+/* The open cgroup.procs files of a slot's cgroups (n of them). */
+struct ov_limits_cg {
+	int procs[OV_LIMITS_MAX_HIER];
+	size_t n;
+};
+#define OV_LIMITS_CG_INIT                                                                          \
+	{                                                                                          \
+		.procs = {-1, -1, -1, -1}, .n = 0                                                  \
+	}
+
+/* What a slot's cgroups account; -1: not known (no such controller). */
+struct ov_limits_usage {
+	int64_t memory; /* bytes */
+	int64_t pids;
+	int64_t cpu_us;			       /* CPU time used, microseconds */
+	int64_t memory_max, pids_max, cpu_max; /* the limits; 0: none */
+};
+
+/* Is swtpm_cgroup a usable parent: relative, no "." or ".." or empty
+ * component? ("" is: it turns limits off.) */
+bool ov_limits_parent_valid(const char *parent);
+
+/* The text written to the limit file (v1 or v2) for value (0: no limit). */
+void ov_limits_text(const char *file, bool v2, uint64_t value, char *buf, size_t size);
+
+/* Make slot's cgroups with the limits for count TPMs, open their
+ * cgroup.procs into cg. */
+int ov_limits_create(const struct ov_settings *s, const char *slot, unsigned count,
+		     struct ov_limits_cg *cg, ov_error *err);
+/* In a child between fork and exec: join cg (async-signal-safe). 0 or an
+ * errno. */
+int ov_limits_join(const struct ov_limits_cg *cg);
+void ov_limits_close(struct ov_limits_cg *cg);
+
+/* Remove slot's cgroups once their processes are gone (waits a little for
+ * them); a cgroup still busy is a warning. */
+void ov_limits_remove(const struct ov_settings *s, const char *slot);
+/* The slot was renamed (ov_instance_move): its cgroups too. */
+int ov_limits_rename(const struct ov_settings *s, const char *from, const char *to, ov_error *err);
+/* Sum what slot's cgroups account. Returns 1, or 0 when it has none. */
+int ov_limits_usage(const struct ov_settings *s, const char *slot, struct ov_limits_usage *u,
+		    ov_error *err);
+/* gc: remove every empty cgroup under swtpm_cgroup whose slot is not in
+ * run. Returns how many were removed. */
+unsigned ov_limits_gc(const struct ov_settings *s, int run);
+
+#endif
