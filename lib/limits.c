@@ -35,7 +35,7 @@ struct hier {
 static const struct {
 	const char *name;
 	unsigned bit;
-} controllers[] = {{"memory", C_MEMORY}, {"pids", C_PIDS}, {"cpu", C_CPU}};
+} controllers[] = {{"memory", C_MEMORY}, {"pids", C_PIDS}, {"cpu", C_CPU}, {"cpuacct", C_CPUACCT}};
 #define N_CTRL (sizeof(controllers) / sizeof(controllers[0]))
 
 bool ov_limits_parent_valid(const char *parent)
@@ -150,7 +150,7 @@ static size_t find_hiers(struct hier *h)
 		}
 	}
 	for (size_t c = 0; c < N_CTRL; c++)
-		if (!(found & controllers[c].bit))
+		if (!(found & controllers[c].bit) && controllers[c].bit != C_CPUACCT)
 			ov_debug("no %s cgroup controller on this host: swtpm's %s is not limited",
 				 controllers[c].name, controllers[c].name);
 	return n;
@@ -187,7 +187,7 @@ static void enable_v2(int dfd, const struct hier *h)
 		char buf[32];
 		int r;
 
-		if (!(h->ctrls & controllers[c].bit))
+		if (!(h->ctrls & controllers[c].bit) || controllers[c].bit == C_CPUACCT)
 			continue;
 		snprintf(buf, sizeof(buf), "+%s", controllers[c].name);
 		r = write_text(dfd, "cgroup.subtree_control", buf);

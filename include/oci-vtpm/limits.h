@@ -16,7 +16,7 @@
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/error.h"
 
-#define OV_LIMITS_MAX_HIER 4
+#define OV_LIMITS_MAX_HIER 5 /* memory, pids, cpu, cpuacct, cgroup2 */
 
 /* The open cgroup.procs files of a slot's cgroups (n of them). */
 struct ov_limits_cg {
@@ -25,7 +25,7 @@ struct ov_limits_cg {
 };
 #define OV_LIMITS_CG_INIT                                                                          \
 	{                                                                                          \
-		.procs = {-1, -1, -1, -1}, .n = 0                                                  \
+		.procs = {-1, -1, -1, -1, -1}, .n = 0                                              \
 	}
 
 /* What a slot's cgroups account; -1: not known (no such controller). */
