@@ -1,0 +1,198 @@
+#!/usr/bin/env bats
+# shellcheck disable=SC2016,SC2030,SC2031
+# swtpm escapes no limit (issue #11, finding 6): each slot's swtpms and
+# control relays run in a cgroup of their own, <swtpm_cgroup>/<id>, with the
+# memory, pids and CPU limits of the settings (times the vTPM count), under
+# cgroup v1 or v2; `oci-vtpm top` accounts them; stop and gc remove it.
+# Socket backend, runc.
+
+load helpers
+
+setup_file() { ov_setup_file; }
+setup() {
+	ov_setup
+	PARENT=ovtest-limits/$(basename "$T")
+	export PARENT
+}
+teardown() {
+	ov_teardown
+	local m
+	for m in $(cg_mounts); do
+		rmdir "$m/$PARENT" "$m/${PARENT%/*}" 2>/dev/null || true
+	done
+}
+
+requires_stack() { requires root jq busybox swtpm tpm2-tools hook runc; }
+
+# cg_mount CONTROLLER: the cgroup v1 mount holding it, else the cgroup2
+# mount if its root has it; nothing when the host has neither.
+cg_mount() {
+	local m
+	m=$(awk -v c="$1" '$9 == "cgroup" && $4 == "/" {
+		n = split($NF, o, ","); for (i = 1; i <= n; i++) if (o[i] == c) { print $5; exit } }' /proc/self/mountinfo)
+	if [ -z "$m" ]; then
+		m=$(awk '$9 == "cgroup2" && $4 == "/" { print $5; exit }' /proc/self/mountinfo)
+		[ -n "$m" ] && grep -qw "$1" "$m/cgroup.controllers" 2>/dev/null || m=
+	fi
+	echo "$m"
+}
+cg_mounts() { for c in memory pids cpu cpuacct; do cg_mount $c; done | sort -u; }
+cg_v2() { [ "$(stat -f -c %T "$1")" = cgroup2fs ]; }
+
+# The host must have the three controllers: otherwise nothing here is tested.
+requires_controllers() {
+	local c
+	for c in memory pids cpu; do
+		[ -n "$(cg_mount $c)" ] || ov_missing "cgroup $c controller" "neither cgroup v1 nor cgroup2 has it"
+	done
+}
+
+# cg_path PID CONTROLLER: PID's cgroup in the hierarchy holding CONTROLLER.
+cg_path() {
+	local m
+	m=$(cg_mount "$2")
+	if cg_v2 "$m"; then
+		awk -F: '$1 == "0" { print $3 }' "/proc/$1/cgroup"
+	else
+		awk -F: -v c="$2" '{ n = split($2, o, ","); for (i = 1; i <= n; i++) if (o[i] == c) print $3 }' "/proc/$1/cgroup"
+	fi
+}
+
+@test "socket: swtpm and its relay run in <swtpm_cgroup>/<id> with the configured limits; top shows them; delete removes it" {
+	requires_stack
+	requires_controllers
+	ov_write_config ".swtpm_cgroup = \"$PARENT\" | .swtpm_memory_max = 33554432 | .swtpm_pids_max = 5 | .swtpm_cpu_max = 30"
+	local b id pid relay c m dir
+	b=$(ov_bundle lim io.oci-vtpm.enable=true io.oci-vtpm.count=2)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id lim)
+	ov_run_detached runc "$id" "$b"
+	relay=$(ov_relay_pids "$RUN_DIR/$id")
+	[ "$(ov_swtpm_count "$id")" -eq 2 ] || fail "not two swtpm: $(ov_swtpm_pids "$id")"
+	[ "$(echo "$relay" | wc -w)" -eq 2 ] || fail "not two relays: $relay"
+	for pid in $(ov_swtpm_pids "$id") $relay; do
+		for c in memory pids cpu; do
+			[ "$(cg_path "$pid" $c)" = "/$PARENT/$id" ] ||
+				fail "$pid ($(cat /proc/$pid/comm)) is in $c cgroup $(cg_path "$pid" $c), not /$PARENT/$id"
+		done
+	done
+	# The limits, twice the per-TPM ones (count=2).
+	m=$(cg_mount memory)
+	dir=$m/$PARENT/$id
+	if cg_v2 "$m"; then
+		[ "$(cat "$dir/memory.max")" = 67108864 ] || fail "memory.max $(cat "$dir/memory.max")"
+	else
+		[ "$(cat "$dir/memory.limit_in_bytes")" = 67108864 ] || fail "memory.limit_in_bytes $(cat "$dir/memory.limit_in_bytes")"
+	fi
+	m=$(cg_mount pids)
+	[ "$(cat "$m/$PARENT/$id/pids.max")" = 10 ] || fail "pids.max $(cat "$m/$PARENT/$id/pids.max")"
+	[ "$(cat "$m/$PARENT/$id/pids.current")" -eq 4 ] || fail "pids.current $(cat "$m/$PARENT/$id/pids.current")"
+	m=$(cg_mount cpu)
+	if cg_v2 "$m"; then
+		[ "$(cat "$m/$PARENT/$id/cpu.max")" = "60000 100000" ] || fail "cpu.max $(cat "$m/$PARENT/$id/cpu.max")"
+	else
+		[ "$(cat "$m/$PARENT/$id/cpu.cfs_quota_us")" = 60000 ] || fail "cpu.cfs_quota_us $(cat "$m/$PARENT/$id/cpu.cfs_quota_us")"
+		[ "$(cat "$m/$PARENT/$id/cpu.cfs_period_us")" = 100000 ] || fail "cpu.cfs_period_us"
+	fi
+	# The container's TPM still works under them.
+	run ov_exec runc "$id" tpm2_getrandom -T "$OV_TCTI" --hex 8
+	assert_success
+	# Accounted: oci-vtpm top.
+	run --separate-stderr ovadm top --json
+	assert_success
+	echo "$output" | jq -e --arg id "$id" '.[] | select(.id == $id)
+		| .limited and .count == 2 and .pids == 4 and .pids_max == 10
+		and .memory > 0 and .memory_max == 67108864 and .cpu_max == 60 and .cpu_us >= 0' >/dev/null ||
+		fail "top --json: $output"
+	run ovadm top
+	assert_success
+	assert_line --regexp "^$id +- +2 +[0-9]+ +67108864 +4 +10 +[0-9]+ +60\$"
+	# Deleted: the cgroups go with the swtpms.
+	ov_delete runc "$id" -f
+	ov_wait_for 10 ov_no_swtpm "$id"
+	for m in $(cg_mounts); do
+		[ ! -e "$m/$PARENT/$id" ] || fail "$m/$PARENT/$id is left after delete"
+	done
+}
+
+@test "socket: pids.max holds: nothing forks past swtpm_pids_max in a vTPM's cgroup" {
+	requires_stack
+	requires_controllers
+	# swtpm and its relay, and the relay's start (it forks once more).
+	ov_write_config ".swtpm_cgroup = \"$PARENT\" | .swtpm_pids_max = 3"
+	local b id m
+	b=$(ov_bundle pids io.oci-vtpm.enable=true)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id pids)
+	ov_run_detached runc "$id" "$b"
+	m=$(cg_mount pids)
+	[ "$(cat "$m/$PARENT/$id/pids.current")" -eq 2 ] || fail "pids.current $(cat "$m/$PARENT/$id/pids.current")"
+	# A third process joins; its fork is a fourth: refused.
+	run sh -c "echo 0 >'$m/$PARENT/$id/cgroup.procs' && echo JOINED; /bin/true && echo FORKED"
+	assert_line JOINED
+	refute_line FORKED
+	[ "$(cat "$m/$PARENT/$id/pids.max")" = 3 ]
+	ov_delete runc "$id" -f
+}
+
+@test "socket: a vTPM's start fails with a clear error when its cgroup cannot hold swtpm and its relay" {
+	requires_stack
+	requires_controllers
+	ov_write_config ".swtpm_cgroup = \"$PARENT\" | .swtpm_pids_max = 1"
+	local b id
+	b=$(ov_bundle pids1 io.oci-vtpm.enable=true)
+	id=$(ov_new_id pids1)
+	run ov_run runc "$id" "$b"
+	assert_failure
+	grep -q "control relay" "$OV_HOOK_LOG" || fail "no relay error in the log: $(tail -5 "$OV_HOOK_LOG")"
+	ov_wait_for 10 ov_no_swtpm "$id"
+	for m in $(cg_mounts); do
+		[ ! -e "$m/$PARENT/$id" ] || fail "$m/$PARENT/$id is left after the failed start"
+	done
+}
+
+@test "gc removes an empty cgroup of a slot that is gone, and keeps a running one's" {
+	requires_stack
+	requires_controllers
+	ov_write_config ".swtpm_cgroup = \"$PARENT\""
+	local b id m
+	b=$(ov_bundle gc io.oci-vtpm.enable=true)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id gc)
+	ov_run_detached runc "$id" "$b"
+	for m in $(cg_mounts); do
+		mkdir -p "$m/$PARENT/ov-stray-$RANDOM"
+	done
+	run ovadm gc
+	assert_success
+	assert_line --regexp "^removed [0-9]+ cgroups? of swtpms that are gone\$"
+	for m in $(cg_mounts); do
+		[ -z "$(find "$m/$PARENT" -mindepth 1 -maxdepth 1 -type d -name 'ov-stray-*')" ] ||
+			fail "a stray cgroup is left in $m/$PARENT"
+		[ -d "$m/$PARENT/$id" ] || fail "gc removed the running $m/$PARENT/$id"
+	done
+	ov_delete runc "$id" -f
+}
+
+@test "swtpm_cgroup \"\" leaves swtpm in the hook's cgroups; bad values are refused" {
+	requires_stack
+	requires_controllers
+	ov_write_config '.swtpm_cgroup = ""'
+	local b id pid
+	b=$(ov_bundle off io.oci-vtpm.enable=true)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id off)
+	ov_run_detached runc "$id" "$b"
+	pid=$(ov_swtpm_pids "$id")
+	[ "$(cg_path "$pid" pids)" = "$(cg_path $$ pids)" ] || fail "swtpm moved to $(cg_path "$pid" pids)"
+	ov_delete runc "$id" -f
+	for v in '"/abs"' '"a/../b"' '"a//b"'; do
+		ov_write_config ".swtpm_cgroup = $v"
+		: >"$OV_HOOK_LOG"
+		b=$(ov_bundle bad io.oci-vtpm.enable=true)
+		id=$(ov_new_id bad)
+		run ov_run runc "$id" "$b"
+		assert_failure
+		grep -q "swtpm_cgroup" "$OV_HOOK_LOG" || fail "no error naming swtpm_cgroup for $v"
+	done
+}
