@@ -291,6 +291,14 @@ int ov_limits_create(const struct ov_settings *s, const char *slot, unsigned cou
 		cleanup_close int parent = open_parent(s, &h[i], true, err);
 		cleanup_close int sc = -1;
 
+		if (parent < 0 &&
+		    (err->code == EROFS || err->code == EACCES || err->code == EPERM)) {
+			/* A cgroup file system we may not write (a hook in a
+			 * container): as if the controller were missing. */
+			ov_debug("%s: swtpm is not limited there", err->msg);
+			ov_error_clear(err);
+			continue;
+		}
 		if (parent < 0) {
 			ret = -1;
 			break;
