@@ -196,3 +196,34 @@ cg_path() {
 		grep -q "swtpm_cgroup" "$OV_HOOK_LOG" || fail "no error naming swtpm_cgroup for $v"
 	done
 }
+
+@test "a warm vTPM's cgroup is renamed with its slot when a container takes it" {
+	requires_stack
+	requires_controllers
+	ov_write_config ".swtpm_cgroup = \"$PARENT\" | .warm_size = 1 | .master_key = \"$T/keys/master.key\"
+		| .ca_key = \"$T/ca/ca.key\" | .ca_cert = \"$T/ca/ca.pem\""
+	ov_requires_init
+	local warm pid b id m
+	run ovadm pool fill 0
+	assert_success
+	warm=$(find "$RUN_DIR" -mindepth 1 -maxdepth 1 -name 'warm-*' -printf '%f\n')
+	[ -n "$warm" ] || fail "no warm vTPM: $output"
+	pid=$(ov_swtpm_pids "$warm")
+	[ "$(cg_path "$pid" pids)" = "/$PARENT/$warm" ] || fail "warm swtpm in $(cg_path "$pid" pids)"
+	b=$(ov_bundle warm io.oci-vtpm.enable=true)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id warm)
+	ov_run_detached runc "$id" "$b"
+	[ "$(ov_swtpm_pids "$id")" = "$pid" ] || fail "not the warm swtpm: $(ov_swtpm_pids "$id") (warm: $pid)"
+	for c in memory pids cpu; do
+		[ "$(cg_path "$pid" $c)" = "/$PARENT/$id" ] || fail "taken swtpm in $c cgroup $(cg_path "$pid" $c)"
+	done
+	for m in $(cg_mounts); do
+		[ ! -e "$m/$PARENT/$warm" ] || fail "$m/$PARENT/$warm is left"
+	done
+	ov_delete runc "$id" -f
+	ov_wait_for 10 ov_no_swtpm "$id"
+	for m in $(cg_mounts); do
+		[ ! -e "$m/$PARENT/$id" ] || fail "$m/$PARENT/$id is left after delete"
+	done
+}
