@@ -73,7 +73,7 @@ cg_path() {
 	for pid in $(ov_swtpm_pids "$id") $relay; do
 		for c in memory pids cpu; do
 			[ "$(cg_path "$pid" $c)" = "/$PARENT/$id" ] ||
-				fail "$pid ($(cat /proc/$pid/comm)) is in $c cgroup $(cg_path "$pid" $c), not /$PARENT/$id"
+				fail "$pid ($(cat "/proc/$pid/comm")) is in $c cgroup $(cg_path "$pid" $c), not /$PARENT/$id"
 		done
 	done
 	# The limits, twice the per-TPM ones (count=2).
