@@ -88,6 +88,9 @@ void ov_settings_defaults(struct ov_settings *s)
 	s->swtpm_pids_max = 8;
 	s->swtpm_cpu_max = 50;
 	s->env_keys = OV_ENV_KEYS_DEFAULT;
+	s->annotation_keys = OV_REQ_ALL;
+	s->max_vtpms = 1024;
+	s->max_names = 4096;
 }
 
 static int dup_default(char **field, const char *def)
@@ -107,7 +110,8 @@ static int fill_defaults(struct ov_settings *s, ov_error *err)
 	    dup_default(&s->master_key, "/etc/oci-vtpm/master.key") < 0 ||
 	    dup_default(&s->ca_key, "/etc/oci-vtpm/ca/ca.key") < 0 ||
 	    dup_default(&s->ca_cert, "/etc/oci-vtpm/ca/ca.pem") < 0 ||
-	    dup_default(&s->swtpm_cgroup, "oci-vtpm") < 0)
+	    dup_default(&s->swtpm_cgroup, "oci-vtpm") < 0 ||
+	    dup_default(&s->name_scope, OV_NAME_SCOPE_AUTO) < 0)
 		return ov_error_set(err, ENOMEM, "settings");
 	return 0;
 }
@@ -138,6 +142,11 @@ static const struct key keys[] = {
     {"ek_cert", K_BOOL, F(ek_cert), 0, 0},
     {"default_enable", K_BOOL, F(default_enable), 0, 0},
     {"env_request", K_REQ_KEYS, F(env_keys), 0, 0},
+    /* who may ask for what */
+    {"annotation_request", K_REQ_KEYS, F(annotation_keys), 0, 0},
+    {"name_scope", K_STRING, F(name_scope), 0, 0},
+    {"max_vtpms", K_UINT, F(max_vtpms), 0, 1000000},
+    {"max_names", K_UINT, F(max_names), 0, 1000000},
     {"keep_generations", K_UINT, F(keep_generations), 1, 1000},
     {"pool_size", K_UINT, F(pool_size), 0, 4096},
     {"warm_size", K_UINT, F(warm_size), 0, 1024},
@@ -376,6 +385,7 @@ void ov_settings_free(struct ov_settings *s)
 	free(s->ca_key);
 	free(s->ca_cert);
 	free(s->swtpm_cgroup);
+	free(s->name_scope);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -601,6 +611,83 @@ static bool cri_sandbox(json_object *annotations)
 	return false;
 }
 
+/* The annotation that scopes names (settings name_scope) and its value;
+ * false when there is none. "auto": the namespace Kubernetes' CRI writes
+ * itself (containerd's key first: CRI-O's could be a pod annotation that
+ * containerd passed through). */
+static bool scope_value(const char *scope, json_object *annotations, const char **key,
+			const char **val)
+{
+	static const char *const cri[] = {"io.kubernetes.cri.sandbox-namespace",
+					  "io.kubernetes.pod.namespace"};
+	bool is_auto = strcmp(scope, OV_NAME_SCOPE_AUTO) == 0;
+	json_object *v;
+
+	for (size_t i = 0; annotations && i < (is_auto ? 2 : 1); i++) {
+		*key = is_auto ? cri[i] : scope;
+		if (json_object_object_get_ex(annotations, *key, &v)) {
+			*val = json_object_is_type(v, json_type_string) ? json_object_get_string(v)
+									: "";
+			return true;
+		}
+	}
+	*key = scope;
+	return false;
+}
+
+/* A value that scopes names: [A-Za-z0-9_-], 1 to 63 (no '.': the first '.'
+ * of a scoped name ends its scope, so no two scopes can meet). */
+static bool scope_valid(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > 63)
+		return false;
+	for (; *v; v++)
+		if (!((*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z') ||
+		      (*v >= '0' && *v <= '9') || *v == '_' || *v == '-'))
+			return false;
+	return true;
+}
+
+/* settings name_scope: *name becomes "<scope>.<name>". */
+static int scope_name(const struct ov_settings *s, json_object *annotations, char **name,
+		      ov_error *err)
+{
+	const char *scope = s->name_scope ? s->name_scope : OV_NAME_SCOPE_AUTO;
+	const char *key, *val;
+	char *scoped;
+
+	if (!*scope)
+		return 0;
+	if (!scope_value(scope, annotations, &key, &val)) {
+		if (strcmp(scope, OV_NAME_SCOPE_AUTO) == 0)
+			return 0; /* no Kubernetes: the engine's user names */
+		return ov_error_set(err, 0,
+				    "vTPM name \"%s\" needs the annotation %s (settings "
+				    "\"name_scope\")",
+				    *name, key);
+	}
+	if (!scope_valid(val))
+		return ov_error_set(err, 0,
+				    "annotation %s: \"%.64s\" cannot scope a vTPM name (letters, "
+				    "digits, '_', '-'; at most 63; settings \"name_scope\")",
+				    key, val);
+	if (asprintf(&scoped, "%s.%s", val, *name) < 0)
+		return ov_error_set(err, ENOMEM, "vTPM name");
+	if (!ov_name_valid(scoped)) {
+		ov_error_set(err, 0,
+			     "vTPM name \"%s\" scoped by %s is longer than 128 (settings "
+			     "\"name_scope\")",
+			     *name, key);
+		free(scoped);
+		return -1;
+	}
+	free(*name);
+	*name = scoped;
+	return 0;
+}
+
 int ov_request_parse(const struct ov_settings *s, json_object *annotations, json_object *env,
 		     struct ov_request *r, ov_error *err)
 {
@@ -631,6 +718,13 @@ int ov_request_parse(const struct ov_settings *s, json_object *annotations, json
 				goto fail;
 			}
 			snprintf(src, sizeof(src), "annotation %s", key);
+			if (k->bit && !(s->annotation_keys & k->bit)) {
+				ov_error_set(err, 0,
+					     "%s: not allowed on this host (settings "
+					     "\"annotation_request\")",
+					     src);
+				goto fail;
+			}
 			if (request_key(k, json_object_get_string(v), src, r, err) < 0)
 				goto fail;
 			set |= k->bit;
@@ -638,6 +732,8 @@ int ov_request_parse(const struct ov_settings *s, json_object *annotations, json
 	}
 	annotated = set;
 	if (request_env(s, env, &set, r, err) < 0)
+		goto fail;
+	if (r->name && scope_name(s, annotations, &r->name, err) < 0)
 		goto fail;
 	if (cri_sandbox(annotations))
 		r->enable = false;

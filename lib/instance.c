@@ -249,3 +249,26 @@ unsigned ov_instance_each(const struct ov_settings *s, bool (*valid)(const char 
 			n++;
 	return n;
 }
+
+unsigned ov_instance_count_tpms(int run, const char *except)
+{
+	cleanup_dir DIR *d = ov_opendir_at(run, ".");
+	struct dirent *de;
+	unsigned n = 0;
+
+	while (d && (de = readdir(d))) {
+		cleanup_close int cdir = -1;
+		struct ov_record rec;
+		ov_error ignored = {0};
+
+		if (!ov_container_id_valid(de->d_name) || strcmp(de->d_name, except) == 0)
+			continue;
+		cdir = ov_open_dir_at(run, de->d_name);
+		if (cdir < 0 || ov_record_read(cdir, &rec, &ignored) < 0)
+			continue;
+		if (ov_instance_alive(&rec))
+			n += rec.count;
+		ov_record_free(&rec);
+	}
+	return n;
+}

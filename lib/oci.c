@@ -11,45 +11,6 @@
 #include "oci-vtpm/oci.h"
 #include "oci-vtpm/store.h"
 
-int ov_json_parse(const char *buf, size_t len, const char *what, json_object **out, ov_error *err)
-{
-	json_tokener *tok;
-	json_object *obj;
-	enum json_tokener_error jerr;
-	size_t off;
-
-	if (len > INT_MAX)
-		return ov_error_set(err, 0, "%s: too large", what);
-	if (strlen(buf) != len)
-		return ov_error_set(err, 0, "%s: invalid JSON: NUL byte", what);
-	tok = json_tokener_new_ex(64);
-	if (!tok)
-		return ov_error_set(err, ENOMEM, "%s", what);
-	obj = json_tokener_parse_ex(tok, buf, (int)len);
-	jerr = json_tokener_get_error(tok);
-	off = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	if (!obj || jerr != json_tokener_success) {
-		if (obj)
-			json_object_put(obj);
-		return ov_error_set(err, 0, "%s: invalid JSON: %s", what,
-				    jerr == json_tokener_continue ? "unexpected end of input"
-								  : json_tokener_error_desc(jerr));
-	}
-	for (; off < len; off++) {
-		if (!strchr(" \t\r\n", buf[off])) {
-			json_object_put(obj);
-			return ov_error_set(err, 0, "%s: invalid JSON: trailing data", what);
-		}
-	}
-	if (!json_object_is_type(obj, json_type_object)) {
-		json_object_put(obj);
-		return ov_error_set(err, 0, "%s: not a JSON object", what);
-	}
-	*out = obj;
-	return 0;
-}
-
 static int get_string(json_object *obj, const char *key, bool required, const char *what,
 		      char **out, ov_error *err)
 {

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "oci-vtpm/archive.h"
 #include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/instance.h"
 #include "oci-vtpm/log.h"
 #include "oci-vtpm/manufacture.h"
@@ -135,13 +138,50 @@ static int restore_named(int vdir, const struct ov_request *r, const struct ov_u
 	return 0;
 }
 
+/* settings max_names: a name with no archive yet is one more name. On
+ * success *lock holds the archive root locked (-1: no limit), so that no
+ * other new name is counted in until this one's meta.json is written. */
+static int names_limit(const struct ov_settings *s, const char *name, int *lock, ov_error *err)
+{
+	cleanup_close int root = -1;
+	cleanup_dir DIR *d = NULL;
+	struct dirent *de;
+	unsigned n = 0;
+
+	if (!s->max_names)
+		return 0;
+	root = ov_archive_root(s, false, err);
+	if (root < 0)
+		return -1;
+	while (flock(root, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return ov_error_set(err, errno, "locking the archived vTPMs");
+	if (!(d = ov_opendir_at(root, ".")))
+		return ov_error_set(err, errno, "counting the archived vTPMs");
+	while ((de = readdir(d)))
+		if (ov_name_valid(de->d_name) && strcmp(de->d_name, name) != 0) {
+			char meta[300];
+
+			snprintf(meta, sizeof(meta), "%s/meta.json", de->d_name);
+			if (faccessat(root, meta, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+				n++;
+		}
+	if (n >= s->max_names)
+		return ov_error_set(err, 0,
+				    "vTPM %s would be a new name beyond the %u this host keeps "
+				    "(settings \"max_names\")",
+				    name, s->max_names);
+	*lock = take_fd(&root);
+	return 0;
+}
+
 /* Named vTPM at start: claim it, load or create its keys, restore the
  * newest generation into the state directories. */
 static int start_named(const struct ov_settings *s, int run, const char *id,
 		       const struct ov_request *r, const struct ov_user *u, const int *statefds,
 		       struct ov_provision *p, ov_error *err)
 {
-	cleanup_close int vdir = -1;
+	cleanup_close int vdir = -1, names_lock = -1;
 	struct ov_vtpm_keys keys;
 	struct ov_meta m;
 	ov_error ignored = {0};
@@ -154,6 +194,8 @@ static int start_named(const struct ov_settings *s, int run, const char *id,
 	if (ov_instance_claim_name(run, r->name, id, err) < 0)
 		return -1;
 	fresh = faccessat(vdir, "meta.json", F_OK, AT_SYMLINK_NOFOLLOW) < 0;
+	if (fresh && names_limit(s, r->name, &names_lock, err) < 0)
+		goto release;
 	if (fresh ? new_named(s, vdir, id, r, u, statefds, &m, &keys, p, err) < 0
 		  : ov_meta_load_keys(s, vdir, r->name, &m, &keys, err) < 0)
 		goto release;

@@ -231,6 +231,13 @@ static int start_new(const struct start *c, int cdir, ov_error *err)
 	double t_dirs, t_prov;
 	ov_error cleanup_err = {0};
 
+	if (c->s->max_vtpms && ov_instance_count_tpms(c->run, c->id) + r->count > c->s->max_vtpms) {
+		ov_error_set(err, 0,
+			     "%u more vTPM%s would be beyond the %u this host runs (settings "
+			     "\"max_vtpms\")",
+			     r->count, r->count > 1 ? "s" : "", c->s->max_vtpms);
+		goto undo;
+	}
 	if (ov_instance_hold(&rec, c->holder, err) < 0 ||
 	    ov_instance_state_dirs(cdir, r->count, &c->user, true, statefds, err) < 0)
 		goto undo;

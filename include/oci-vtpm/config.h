@@ -18,7 +18,8 @@
 #define OV_ANNOTATION_PREFIX   "io.oci-vtpm."
 #define OV_ENV_PREFIX	       "OCI_VTPM_"
 
-/* The keys of a request, as bits (settings "env_request"). */
+/* The keys of a request, as bits (settings "env_request",
+ * "annotation_request"). */
 enum {
 	OV_REQ_ENABLE = 1u << 0,
 	OV_REQ_NAME = 1u << 1,
@@ -27,6 +28,13 @@ enum {
 	OV_REQ_EK_CERT = 1u << 4,
 	OV_REQ_BACKEND = 1u << 5,
 };
+#define OV_REQ_ALL                                                                                 \
+	(OV_REQ_ENABLE | OV_REQ_NAME | OV_REQ_VERSION | OV_REQ_COUNT | OV_REQ_EK_CERT |            \
+	 OV_REQ_BACKEND)
+/* settings "name_scope": the default, scope by the namespace Kubernetes'
+ * CRI (containerd, then CRI-O) writes when there is one. */
+#define OV_NAME_SCOPE_AUTO "auto"
+
 /* An image's ENV reaches process.env as much as `docker run -e` does: by
  * default the environment may ask for a vTPM and its shape, not for a
  * named identity (which would let any image claim any name's TPM). */
@@ -70,6 +78,13 @@ struct ov_settings {
 	 * stage's) gets a vTPM unless it opts out (enable=false). */
 	bool default_enable;
 	unsigned env_keys; /* OV_REQ_* the environment may set; 0: env ignored */
+	/* Who may ask for what (docs/engines/requests.md, "Who may ask for what"). */
+	unsigned annotation_keys; /* OV_REQ_* annotations may set */
+	/* "": names as asked (single tenant); "auto" (OV_NAME_SCOPE_AUTO);
+	 * else an annotation key whose value prefixes every name. */
+	char *name_scope;
+	unsigned max_vtpms; /* vTPMs (swtpm processes) alive per host; 0: no limit */
+	unsigned max_names; /* archived named vTPMs per host; 0: no limit */
 	unsigned keep_generations;
 	unsigned pool_size; /* `oci-vtpm pool fill` without a count */
 	unsigned warm_size; /* idle vTPMs `oci-vtpm pool fill` keeps running */
@@ -113,7 +128,9 @@ void ov_settings_free(struct ov_settings *s);
  * ek-cert as EK_CERT, backend); an annotation wins over the environment.
  * Defaults: the settings' default_enable, ek_cert and backend. Unknown
  * io.oci-vtpm.* keys, bad values, a key set twice in the environment and
- * one the settings' env_request leaves out are errors naming the key;
+ * one the settings' env_request or annotation_request leaves out are
+ * errors naming the key; a name is scoped as the settings' name_scope says
+ * (r->name is then "<scope>.<name>");
  * other OCI_VTPM_* variables are not ours. A Kubernetes pod sandbox
  * (io.kubernetes.cri.container-type or io.kubernetes.cri-o.ContainerType
  * "sandbox") is validated the same but never enabled. */

@@ -88,4 +88,8 @@ int ov_instance_remove(const struct ov_settings *s, const char *id, ov_error *er
 unsigned ov_instance_each(const struct ov_settings *s, bool (*valid)(const char *),
 			  int (*fn)(const struct ov_settings *, const char *, const char *));
 
+/* The vTPMs (swtpm processes) running in the slots of run dir run other
+ * than except (settings max_vtpms). */
+unsigned ov_instance_count_tpms(int run, const char *except);
+
 #endif

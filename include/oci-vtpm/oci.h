@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "oci-vtpm/error.h"
+#include "oci-vtpm/json.h"
 
 #define OV_STATE_MAX  (1u << 20) /* the state is small; refuse more */
 #define OV_CONFIG_MAX (16u << 20)
@@ -41,15 +42,5 @@ int ov_spec_parse(const char *buf, size_t len, const char *bundle, struct ov_spe
 /* Load <bundle>/config.json. */
 int ov_spec_load(const char *bundle, struct ov_spec *sp, ov_error *err);
 void ov_spec_free(struct ov_spec *sp);
-
-/* Parse JSON text into an object, with a one-line error naming what. */
-int ov_json_parse(const char *buf, size_t len, const char *what, json_object **out, ov_error *err);
-
-static inline void ov_json_putp(json_object **o)
-{
-	if (*o)
-		json_object_put(*o);
-}
-#define cleanup_json __attribute__((cleanup(ov_json_putp)))
 
 #endif

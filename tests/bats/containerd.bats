@@ -61,20 +61,14 @@ setup_file() {
 }
 
 teardown_file() {
-	local pid m
+	local pid
 	[ -f "${CT:-/nonexistent}/containerd.pid" ] || return 0
 	pid=$(cat "$CT/containerd.pid")
 	ct_remove_all
-	kill -TERM "$pid" 2>/dev/null || true
-	ov_wait_for 30 _ct_gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-	# shims of tasks that would not go (none when the tests passed)
-	for m in $(pgrep -f -- "$(ov_ere_quote "$CT_SOCK")"); do kill -KILL "$m" 2>/dev/null || true; done
-	grep -F -e " $CT_STATE" -e " $CT/" /proc/self/mountinfo | awk '{print $5}' | sort -r |
-		while read -r m; do umount -l "$m" 2>/dev/null || true; done
+	# shims of tasks that would not go have the socket in their argv
+	ov_stop_daemon "$pid" "$CT_SOCK" "$CT_STATE" "$CT/"
 	rm -rf --one-file-system "$CT_STATE" "$CT_SOCK" "$CT_SOCK.ttrpc" "$CT/root"
 }
-_ct_gone() { ! kill -0 "$1" 2>/dev/null; }
 
 setup() {
 	ov_setup
@@ -264,10 +258,12 @@ for k, v in yaml.safe_load(open(sys.argv[1]))["metadata"]["annotations"].items()
 	assert_success
 	assert_output NO_TPM
 	ct_id ovct-app
-	run ct_run --rm "${ann[@]}" --annotation io.kubernetes.cri.container-type=container "$IMAGE" ovct-app \
+	# The name is scoped by the pod's namespace (name_scope "auto").
+	run ct_run --rm "${ann[@]}" --annotation io.kubernetes.cri.container-type=container \
+		--annotation io.kubernetes.cri.sandbox-namespace=prod "$IMAGE" ovct-app \
 		sh -c "$EK_SCRIPT"
 	assert_success
 	assert_line --regexp '^EK=[0-9a-f]{64}$'
-	[ -d "$STATE_DIR/vtpms/db-primary" ] || fail "the pod's vTPM name was not archived: $(ls "$STATE_DIR/vtpms")"
+	[ -d "$STATE_DIR/vtpms/prod.db-primary" ] || fail "the pod's vTPM name was not archived under its namespace: $(ls "$STATE_DIR/vtpms")"
 	nothing_left
 }

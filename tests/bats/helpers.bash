@@ -70,6 +70,22 @@ ov_wait_for() {
 	done
 }
 
+# ov_stop_daemon PID MATCH DIR...: stop a daemon a test file started: TERM,
+# KILL after 30 s; then KILL whatever still runs with MATCH in its command
+# line (shims it left) and lazily unmount what is mounted under each DIR.
+ov_stop_daemon() {
+	local pid=$1 match=$2 d m
+	shift 2
+	kill -TERM "$pid" 2>/dev/null || true
+	ov_wait_for 30 _ov_pid_gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	for m in $(pgrep -f -- "$(ov_ere_quote "$match")"); do kill -KILL "$m" 2>/dev/null || true; done
+	for d in "$@"; do
+		grep -F " $d" /proc/self/mountinfo | awk '{print $5}'
+	done | sort -ru | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+}
+_ov_pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+
 # Escape a string for use as a literal inside an extended regex (pgrep -f).
 ov_ere_quote() { printf '%s' "$1" | sed 's/[][\.*^$+?(){}|]/\\&/g'; }
 

@@ -281,12 +281,83 @@ static void test_names(void)
 	CHECK(ov_name_valid(long_name));
 }
 
+/* Who may ask for what: annotation_request, name_scope, max_vtpms, max_names. */
+static void test_policy(void)
+{
+	static const char ns[] = "{\"io.oci-vtpm.name\":\"db\","
+				 "\"io.kubernetes.cri.sandbox-namespace\":\"team-a\"}";
+	struct ov_settings s;
+	struct ov_request r;
+	ov_error err = {0};
+
+	CHECK(settings("{}", &s, &err) == 0);
+	CHECK(s.annotation_keys == OV_REQ_ALL && strcmp(s.name_scope, "auto") == 0);
+	CHECK(s.max_vtpms == 1024 && s.max_names == 4096);
+	ov_settings_free(&s);
+	CHECK(settings("{\"annotation_request\":[\"enable\"],\"name_scope\":\"\","
+		       "\"max_vtpms\":0,\"max_names\":7}",
+		       &s, &err) == 0);
+	CHECK(s.annotation_keys == OV_REQ_ENABLE && strcmp(s.name_scope, "") == 0);
+	CHECK(s.max_vtpms == 0 && s.max_names == 7);
+	ov_settings_free(&s);
+	CHECK(settings("{\"max_names\":-1}", &s, &err) < 0);
+	CHECK_ERR(&err, "\"max_names\" must be between 0 and 1000000");
+	CHECK(settings("{\"annotation_request\":[\"precreated\"]}", &s, &err) < 0);
+	CHECK_ERR(&err, "\"annotation_request\": \"precreated\" is not");
+
+	/* A key the admin does not let annotations set. */
+	CHECK(request_with("{\"annotation_request\":[\"enable\"]}",
+			   "{\"io.oci-vtpm.enable\":\"true\",\"io.oci-vtpm.count\":\"2\"}", NULL,
+			   &r, &err) < 0);
+	CHECK_ERR(&err, "annotation io.oci-vtpm.count: not allowed on this host (settings "
+			"\"annotation_request\")");
+	CHECK(request_with("{\"annotation_request\":[\"enable\"]}",
+			   "{\"io.oci-vtpm.enable\":\"true\"}", NULL, &r, &err) == 0);
+	CHECK(r.enable);
+	ov_request_free(&r);
+
+	/* auto (the default): Kubernetes' namespace scopes; without one, as asked. */
+	CHECK(request(ns, &r, &err) == 0);
+	CHECK(strcmp(r.name, "team-a.db") == 0);
+	ov_request_free(&r);
+	CHECK(request("{\"io.oci-vtpm.name\":\"db\",\"io.kubernetes.pod.namespace\":\"b\"}", &r,
+		      &err) == 0);
+	CHECK(strcmp(r.name, "b.db") == 0);
+	ov_request_free(&r);
+	CHECK(request("{\"io.oci-vtpm.name\":\"db\"}", &r, &err) == 0);
+	CHECK(strcmp(r.name, "db") == 0);
+	ov_request_free(&r);
+	/* "": the single-tenant shortcut. */
+	CHECK(request_with("{\"name_scope\":\"\"}", ns, NULL, &r, &err) == 0);
+	CHECK(strcmp(r.name, "db") == 0);
+	ov_request_free(&r);
+	/* An explicit key must be there; its value must be a scope. */
+	CHECK(request_with("{\"name_scope\":\"tenant\"}", ns, NULL, &r, &err) < 0);
+	CHECK_ERR(&err, "vTPM name \"db\" needs the annotation tenant (settings \"name_scope\")");
+	CHECK(request_with("{\"name_scope\":\"tenant\"}",
+			   "{\"io.oci-vtpm.name\":\"db\",\"tenant\":\"a.b\"}", NULL, &r, &err) < 0);
+	CHECK_ERR(&err, "annotation tenant: \"a.b\" cannot scope a vTPM name");
+	CHECK(request_with("{\"name_scope\":\"tenant\"}",
+			   "{\"io.oci-vtpm.name\":\"db\",\"tenant\":\"\"}", NULL, &r, &err) < 0);
+	CHECK_ERR(&err, "cannot scope a vTPM name");
+	CHECK(request_with("{\"name_scope\":\"tenant\"}", "{\"io.oci-vtpm.enable\":\"true\"}", NULL,
+			   &r, &err) == 0);
+	CHECK(!r.name);
+	ov_request_free(&r);
+	/* A name from the environment is scoped the same. */
+	CHECK(request_with("{\"name_scope\":\"tenant\",\"env_request\":[\"name\"]}",
+			   "{\"tenant\":\"t1\"}", "[\"OCI_VTPM_NAME=db\"]", &r, &err) == 0);
+	CHECK(strcmp(r.name, "t1.db") == 0);
+	ov_request_free(&r);
+}
+
 int main(void)
 {
 	test_settings();
 	test_request();
 	test_request_env();
 	test_names();
+	test_policy();
 	test_precreated_names();
 	return unit_done("config");
 }

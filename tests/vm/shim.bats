@@ -104,7 +104,9 @@ device_filter() {
 	tpm=$(ov_hostdev "/dev/tpm$n")
 	rm=$(ov_hostdev "/dev/tpmrm$n")
 	[ -n "$tpm" ] && [ -n "$rm" ] || fail "no /dev/tpm$n, /dev/tpmrm$n on the host"
-	grep -q "$id: no container process yet: the devices go in through config.json" "$OV_HOOK_LOG" ||
+	# The shim started it before create; the hook found it running.
+	grep -q "oci-vtpm-runtime\[[0-9]*\] info $id: started 1 TPM 2.0 vTPM (device backend)" "$OV_HOOK_LOG" &&
+		grep -q "oci-vtpm-hook\[[0-9]*\] info $id: vTPM already running, nothing to do" "$OV_HOOK_LOG" ||
 		fail "the shim did not start the vTPM before create: $(cat "$OV_HOOK_LOG")"
 	# The shim put the nodes and exactly their allow rules into config.json.
 	run jq -c '[.linux.devices[] | select(.path | startswith("/dev/tpm")) | [.path, .type, .major, .minor]]' \
