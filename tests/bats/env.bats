@@ -34,15 +34,6 @@ ek_script() {
 		echo EK=\$(sha256sum /tmp/ek.pub | cut -d' ' -f1); else echo NO_TPM; fi"
 }
 
-# shim_runc: runc through the shim, with this test's settings.
-shim_runc() {
-	mkdir -p "$T/shimbin"
-	printf '#!/bin/sh\nOCI_VTPM_CONFIG=%s OCI_VTPM_RUNTIME=%s exec %s "$@"\n' \
-		"$CFG" "$(command -v runc)" "$SHIM" >"$T/shimbin/runc"
-	chmod 0755 "$T/shimbin/runc"
-	PATH=$T/shimbin:$PATH
-}
-
 @test "hook: OCI_VTPM_ENABLE=true in process.env, no annotation: the container gets a TPM" {
 	requires_stack
 	local b id

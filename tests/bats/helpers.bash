@@ -70,6 +70,16 @@ ov_wait_for() {
 	done
 }
 
+# shim_runc: "runc" on PATH is oci-vtpm-runtime in front of the real runc,
+# with this test's settings ($SHIM: the shim binary).
+shim_runc() {
+	mkdir -p "$T/shimbin"
+	printf '#!/bin/sh\nOCI_VTPM_CONFIG=%s OCI_VTPM_RUNTIME=%s exec %s "$@"\n' \
+		"$CFG" "$(command -v runc)" "$SHIM" >"$T/shimbin/runc"
+	chmod 0755 "$T/shimbin/runc"
+	PATH=$T/shimbin:$PATH
+}
+
 # ov_stop_daemon PID MATCH DIR...: stop a daemon a test file started: TERM,
 # KILL after 30 s; then KILL whatever still runs with MATCH in its command
 # line (shims it left) and lazily unmount what is mounted under each DIR.
@@ -110,6 +120,9 @@ ov_pids_matching() {
 ov_relay_pids() {
 	local pid sw cwd
 	for pid in $(pgrep -x ov-ctrl-relay); do
+		# A zombie has exited: reaping it is pid 1's job (the relay is
+		# double-forked), and pid 1 here can be slow at it.
+		[ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ] || continue
 		sw=$(awk '$1 == "Pid:" { print $2 }' "/proc/$pid/fdinfo/4" 2>/dev/null) || continue
 		if [ -z "$sw" ] || [ "$sw" -le 0 ] || ! cwd=$(readlink "/proc/$sw/cwd" 2>/dev/null); then
 			echo "$pid"
@@ -118,6 +131,17 @@ ov_relay_pids() {
 		fi
 	done
 }
+
+# Where things live in the run dir. New tests name a container's slot,
+# the name claims, warm and precreated vTPMs and the pool's work dir only
+# through these, so that the run-dir layout is written down once.
+ov_slot() { printf '%s/%s' "$RUN_DIR" "$1"; }
+ov_names_dir() { printf '%s/@names' "$RUN_DIR"; }
+ov_pool_work_dir() { printf '%s/@pool' "$RUN_DIR"; }
+# ov_warm_slots / ov_pre_slots: full paths of warm / precreated slots, one
+# per line (none: no output).
+ov_warm_slots() { find "$RUN_DIR" -mindepth 1 -maxdepth 1 -name 'warm-*' 2>/dev/null | sort; }
+ov_pre_slots() { find "$RUN_DIR" -mindepth 1 -maxdepth 1 -name 'pre-*' 2>/dev/null | sort; }
 
 # ov_swtpm_pids [ID]: pids of swtpm processes belonging to container ID
 # (all of this test's run_dir without ID).

@@ -27,15 +27,6 @@ ek_script() {
 		echo EK=\$(sha256sum /tmp/ek.pub | cut -d' ' -f1)"
 }
 
-# shim_runc: runc through the shim, with this test's settings.
-shim_runc() {
-	mkdir -p "$T/shimbin"
-	printf '#!/bin/sh\nOCI_VTPM_CONFIG=%s OCI_VTPM_RUNTIME=%s exec %s "$@"\n' \
-		"$CFG" "$(command -v runc)" "$SHIM" >"$T/shimbin/runc"
-	chmod 0755 "$T/shimbin/runc"
-	PATH=$T/shimbin:$PATH
-}
-
 # hook_refused REGEX BUNDLE: the hook, called as runc would, refuses the
 # bundle's request with one line matching REGEX and makes nothing.
 hook_refused() {
