@@ -22,6 +22,7 @@ static json_object *to_json(const struct ov_admin_top_entry *e)
 	json_object_object_add(o, "name", e->name ? json_object_new_string(e->name) : NULL);
 	json_object_object_add(o, "count", json_object_new_int64(e->count));
 	json_object_object_add(o, "limited", json_object_new_boolean(e->limited));
+	json_object_object_add(o, "cgroup", e->limited ? json_object_new_string(e->cgroup) : NULL);
 	json_object_object_add(o, "memory", json_object_new_int64(e->usage.memory));
 	json_object_object_add(o, "memory_max", json_object_new_int64(e->usage.memory_max));
 	json_object_object_add(o, "pids", json_object_new_int64(e->usage.pids));

@@ -684,6 +684,12 @@ static int kill_strays(const struct ov_settings *s, int run, struct ov_admin_gc 
 	return 0;
 }
 
+/* gc's question to lib/limits.c: does a slot's record name this cgroup? */
+static bool cgroup_recorded(const char *name, void *arg)
+{
+	return ov_instance_cgroup_recorded(*(int *)arg, name);
+}
+
 int ov_admin_gc(const struct ov_settings *s, struct ov_admin_gc *r, ov_error *err)
 {
 	cleanup_close int run = ov_run_dir_open(s->run_dir, false, err);
@@ -724,7 +730,7 @@ int ov_admin_gc(const struct ov_settings *s, struct ov_admin_gc *r, ov_error *er
 	if (kill_strays(s, run, r, err) < 0)
 		return -1;
 	ov_instance_gc_names(s); /* claims of names whose container is gone */
-	r->cgroups = ov_limits_gc(s, run);
+	r->cgroups = ov_limits_gc(s, cgroup_recorded, &run);
 	if (r->failed)
 		return ov_error_set(err, 0, "gc: %u containers could not be collected", r->failed);
 	return 0;
@@ -852,8 +858,11 @@ int ov_admin_top(const struct ov_settings *s, struct ov_admin_top_entry **out, s
 		*e = (struct ov_admin_top_entry){.count = rec.count, .name = rec.name};
 		rec.name = NULL;
 		snprintf(e->id, sizeof(e->id), "%s", de->d_name);
-		r = ov_limits_usage(s, de->d_name, &e->usage, &ignored);
+		r = ov_limits_usage(s, rec.cgroup, &e->usage, &ignored);
 		e->limited = r > 0;
+		if (e->limited)
+			snprintf(e->cgroup, sizeof(e->cgroup), "%s/%s", s->swtpm_cgroup,
+				 rec.cgroup);
 		ov_record_free(&rec);
 	}
 	return 0;

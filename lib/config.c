@@ -11,6 +11,7 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/limits.h"
 #include "oci-vtpm/oci.h"
 
 #define SETTINGS_MAX (1u << 20)
@@ -289,6 +290,17 @@ int ov_settings_parse(const char *buf, size_t len, struct ov_settings *s, ov_err
 		}
 		if (set_key(s, k, v, err) < 0)
 			goto fail;
+		/* Naming a limit asks for limits: a cgroup that cannot be
+		 * made then fails the start. */
+		if (strncmp(name, "swtpm_", 6) == 0 && strstr(name, "_max"))
+			s->swtpm_limits_required = true;
+	}
+	if (s->swtpm_cgroup && !ov_limits_parent_valid(s->swtpm_cgroup)) {
+		ov_error_set(err, 0,
+			     "\"swtpm_cgroup\": \"%s\" is not a relative cgroup path (no \".\", "
+			     "\"..\" or empty component)",
+			     s->swtpm_cgroup);
+		goto fail;
 	}
 	if (fill_defaults(s, err) < 0)
 		goto fail;

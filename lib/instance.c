@@ -12,7 +12,6 @@
 #include "oci-vtpm/crypto.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/instance.h"
-#include "oci-vtpm/limits.h"
 #include "oci-vtpm/proc.h"
 
 int ov_instance_new_name(const char *prefix, char *buf, size_t size, ov_error *err)
@@ -105,9 +104,8 @@ int ov_instance_adopt(int cdirfd, pid_t container, struct ov_record *rec, ov_err
 	return ov_record_write(cdirfd, rec, err);
 }
 
-int ov_instance_move(const struct ov_settings *s, int run, int cdirfd, const char *from,
-		     const char *to, const char *bundle, pid_t holder, const struct ov_record *rec,
-		     bool *moved, ov_error *err)
+int ov_instance_move(int run, int cdirfd, const char *from, const char *to, const char *bundle,
+		     pid_t holder, const struct ov_record *rec, bool *moved, ov_error *err)
 {
 	struct ov_record next = *rec;
 	struct stat held, named;
@@ -121,16 +119,10 @@ int ov_instance_move(const struct ov_settings *s, int run, int cdirfd, const cha
 	 * container itself, until it is recorded). */
 	if (ov_instance_hold(&next, holder, err) < 0)
 		return -1;
-	/* The cgroup of its swtpms first (lib/limits.c): named as the slot. */
-	if (ov_limits_rename(s, from, to, err) < 0)
-		return ov_error_wrap(err, "giving the vTPM %s to the container", from);
-	if (renameat2(run, from, run, to, RENAME_NOREPLACE) < 0) {
-		int e = errno;
-		ov_error ignored = {0};
-
-		ov_limits_rename(s, to, from, &ignored);
-		return ov_error_set(err, e, "giving the vTPM %s to the container", from);
-	}
+	/* Its swtpms' cgroup is named by the record's token (limits.h): it
+	 * stays as it is. */
+	if (renameat2(run, from, run, to, RENAME_NOREPLACE) < 0)
+		return ov_error_set(err, errno, "giving the vTPM %s to the container", from);
 	*moved = true;
 	next.id = (char *)to;
 	next.bundle = (char *)bundle;
@@ -248,6 +240,28 @@ unsigned ov_instance_each(const struct ov_settings *s, bool (*valid)(const char 
 		if (valid(de->d_name) && fn(s, de->d_name, boot_id) > 0)
 			n++;
 	return n;
+}
+
+bool ov_instance_cgroup_recorded(int run, const char *name)
+{
+	cleanup_dir DIR *d = ov_opendir_at(run, ".");
+	struct dirent *de;
+	bool found = false;
+
+	while (!found && d && (de = readdir(d))) {
+		cleanup_close int cdir = -1;
+		struct ov_record rec;
+		ov_error ignored = {0};
+
+		if (!ov_container_id_valid(de->d_name))
+			continue;
+		cdir = ov_open_dir_at(run, de->d_name);
+		if (cdir < 0 || ov_record_read(cdir, &rec, &ignored) < 0)
+			continue;
+		found = strcmp(rec.cgroup, name) == 0;
+		ov_record_free(&rec);
+	}
+	return found;
 }
 
 unsigned ov_instance_count_tpms(int run, const char *except)

@@ -133,9 +133,18 @@ int ov_launch_start(int cdirfd, const struct ov_settings *s, const struct ov_req
 	struct ov_limits_cg cg = OV_LIMITS_CG_INIT;
 	int ret = 0;
 
-	/* One cgroup for the slot's swtpms and relays, named as the slot. */
-	if (ov_limits_create(s, rec->id, r->count, &cg, err) < 0)
-		return -1;
+	/* One cgroup for the slot's swtpms and relays, named by a token of
+	 * its own that a rename of the slot leaves alone, and recorded before
+	 * it exists: gc removes an empty cgroup no record names. */
+	if (s->swtpm_cgroup && *s->swtpm_cgroup && !rec->cgroup[0]) {
+		if (ov_instance_new_name("", rec->cgroup, sizeof(rec->cgroup), err) < 0 ||
+		    ov_record_write(cdirfd, rec, err) < 0)
+			return ov_error_wrap(err, "swtpm's cgroup");
+		if (ov_limits_create(s, rec->cgroup, r->count, &cg, err) < 0)
+			return -1;
+		if (cg.n == 0) /* none made (a warning said why) */
+			rec->cgroup[0] = '\0';
+	}
 	for (unsigned i = 0; i < r->count && ret == 0; i++) {
 		rec->tpms[i].devnum = -1;
 		rec->count = i + 1;
@@ -170,7 +179,7 @@ int ov_launch_stop(int cdirfd, const struct ov_settings *s, const struct ov_reco
 				i, (int)rec->tpms[i].pid);
 		}
 	}
-	if (ret == 0) /* the swtpms are gone: their cgroup goes with them */
-		ov_limits_remove(s, rec->id);
+	if (ret == 0 && rec->cgroup[0]) /* the swtpms are gone: their cgroup too */
+		ov_limits_remove(s, rec->cgroup);
 	return ret;
 }

@@ -235,9 +235,10 @@ static int open_parent(const struct ov_settings *s, const struct hier *h, bool c
 	return take_fd(&dfd);
 }
 
-/* Write one limit; a file the hierarchy lacks is a debug line. */
-static int set_limit(int cg, const struct hier *h, const char *file, uint64_t value,
-		     const char *slot, ov_error *err)
+/* Write one limit to the cgroup cg (<swtpm_cgroup>/name); a file the
+ * hierarchy lacks is a debug line. */
+static int set_limit(const struct ov_settings *s, int cg, const struct hier *h, const char *name,
+		     const char *file, uint64_t value, ov_error *err)
 {
 	char text[64];
 	int r;
@@ -245,38 +246,61 @@ static int set_limit(int cg, const struct hier *h, const char *file, uint64_t va
 	ov_limits_text(file, h->v2, value, text, sizeof(text));
 	r = write_text(cg, file, text);
 	if (r == -ENOENT) {
-		ov_debug("cgroup %s has no %s: not limited", slot, file);
+		ov_debug("cgroup %s/%s has no %s: not limited", s->swtpm_cgroup, name, file);
 		return 0;
 	}
 	if (r < 0)
-		return ov_error_set(err, -r, "cgroup %s: writing %s to %s", slot, text, file);
+		return ov_error_set(err, -r, "writing %s to %s/%s/%s", text, s->swtpm_cgroup, name,
+				    file);
 	return 0;
 }
 
 static int limit_slot(const struct ov_settings *s, int cg, const struct hier *h, unsigned count,
-		      const char *slot, ov_error *err)
+		      const char *name, ov_error *err)
 {
 	uint64_t cpu = (uint64_t)s->swtpm_cpu_max * count * CPU_PERIOD_US / 100;
 
 	if ((h->ctrls & C_MEMORY) &&
-	    set_limit(cg, h, h->v2 ? "memory.max" : "memory.limit_in_bytes",
-		      (uint64_t)s->swtpm_memory_max * count, slot, err) < 0)
+	    set_limit(s, cg, h, name, h->v2 ? "memory.max" : "memory.limit_in_bytes",
+		      (uint64_t)s->swtpm_memory_max * count, err) < 0)
 		return -1;
 	if ((h->ctrls & C_PIDS) &&
-	    set_limit(cg, h, "pids.max", (uint64_t)s->swtpm_pids_max * count, slot, err) < 0)
+	    set_limit(s, cg, h, name, "pids.max", (uint64_t)s->swtpm_pids_max * count, err) < 0)
 		return -1;
 	if (h->ctrls & C_CPU) {
 		if (h->v2)
-			return set_limit(cg, h, "cpu.max", cpu, slot, err);
-		if (set_limit(cg, h, "cpu.cfs_period_us", CPU_PERIOD_US, slot, err) < 0 ||
-		    set_limit(cg, h, "cpu.cfs_quota_us", cpu < 1000 && cpu ? 1000 : cpu, slot,
+			return set_limit(s, cg, h, name, "cpu.max", cpu, err);
+		if (set_limit(s, cg, h, name, "cpu.cfs_period_us", CPU_PERIOD_US, err) < 0 ||
+		    set_limit(s, cg, h, name, "cpu.cfs_quota_us", cpu < 1000 && cpu ? 1000 : cpu,
 			      err) < 0)
 			return -1;
 	}
 	return 0;
 }
 
-int ov_limits_create(const struct ov_settings *s, const char *slot, unsigned count,
+/* Make the cgroup name under parent (of hierarchy h) with the limits, and
+ * open its cgroup.procs. Returns the fd, or -1. */
+static int create_one(const struct ov_settings *s, int parent, const struct hier *h,
+		      const char *name, unsigned count, ov_error *err)
+{
+	cleanup_close int cg = -1;
+	int procs;
+
+	if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST)
+		return ov_error_set(err, errno, "creating the cgroup %s/%s", s->swtpm_cgroup, name);
+	cg = open_beneath(parent, name, O_RDONLY | O_DIRECTORY);
+	if (cg < 0)
+		return ov_error_set(err, errno, "opening the cgroup %s/%s", s->swtpm_cgroup, name);
+	if (limit_slot(s, cg, h, count, name, err) < 0)
+		return -1;
+	procs = openat(cg, "cgroup.procs", O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (procs < 0)
+		return ov_error_set(err, errno, "opening cgroup.procs of %s/%s", s->swtpm_cgroup,
+				    name);
+	return procs;
+}
+
+int ov_limits_create(const struct ov_settings *s, const char *name, unsigned count,
 		     struct ov_limits_cg *cg, ov_error *err)
 {
 	struct hier h[OV_LIMITS_MAX_HIER];
@@ -286,10 +310,10 @@ int ov_limits_create(const struct ov_settings *s, const char *slot, unsigned cou
 	ov_limits_close(cg);
 	if (!s->swtpm_cgroup || !*s->swtpm_cgroup)
 		return 0;
+	cg->required = s->swtpm_limits_required;
 	n = find_hiers(h);
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		cleanup_close int parent = open_parent(s, &h[i], true, err);
-		cleanup_close int sc = -1;
 
 		if (parent < 0 &&
 		    (err->code == EROFS || err->code == EACCES || err->code == EPERM)) {
@@ -299,46 +323,30 @@ int ov_limits_create(const struct ov_settings *s, const char *slot, unsigned cou
 			ov_error_clear(err);
 			continue;
 		}
-		if (parent < 0) {
-			ret = -1;
-			break;
+		ret = parent < 0 ? -1 : create_one(s, parent, &h[i], name, count, err);
+		if (ret >= 0) {
+			cg->procs[cg->n++] = ret;
+			ret = 0;
 		}
-		if (mkdirat(parent, slot, 0755) < 0 && errno != EEXIST) {
-			ret = ov_error_set(err, errno, "creating the cgroup %s/%s", s->swtpm_cgroup,
-					   slot);
-			break;
-		}
-		sc = open_beneath(parent, slot, O_RDONLY | O_DIRECTORY);
-		if (sc < 0) {
-			ret = ov_error_set(err, errno, "opening the cgroup %s/%s", s->swtpm_cgroup,
-					   slot);
-			break;
-		}
-		if (limit_slot(s, sc, &h[i], count, slot, err) < 0) {
-			ret = -1;
-			break;
-		}
-		cg->procs[cg->n] = openat(sc, "cgroup.procs", O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (cg->procs[cg->n] < 0) {
-			ret = ov_error_set(err, errno, "opening cgroup.procs of %s/%s",
-					   s->swtpm_cgroup, slot);
-			break;
-		}
-		cg->n++;
 	}
 	close_hiers(h, n);
-	if (ret < 0) {
-		ov_limits_close(cg);
-		ov_limits_remove(s, slot);
-		return ov_error_wrap(err, "swtpm's cgroup");
-	}
+	if (ret == 0)
+		return 0;
+	ov_limits_close(cg);
+	ov_limits_remove(s, name);
+	ov_error_wrap(err, "swtpm's cgroup");
+	if (s->swtpm_limits_required)
+		return -1;
+	/* Limits by default only: a start that works without them goes on. */
+	ov_warn("%s; swtpm runs without limits (settings swtpm_cgroup)", err->msg);
+	ov_error_clear(err);
 	return 0;
 }
 
 int ov_limits_join(const struct ov_limits_cg *cg)
 {
 	for (size_t i = 0; cg && i < cg->n; i++)
-		if (write(cg->procs[i], "0", 1) != 1)
+		if (write(cg->procs[i], "0", 1) != 1 && cg->required)
 			return errno ? errno : EIO;
 	return 0;
 }
@@ -351,6 +359,7 @@ void ov_limits_close(struct ov_limits_cg *cg)
 		cg->procs[i] = -1;
 	}
 	cg->n = 0;
+	cg->required = false;
 }
 
 static void sleep_ms(long ms)
@@ -372,7 +381,7 @@ static int rmdir_slot(int parent, const char *slot, int wait_ms)
 	}
 }
 
-void ov_limits_remove(const struct ov_settings *s, const char *slot)
+void ov_limits_remove(const struct ov_settings *s, const char *name)
 {
 	struct hier h[OV_LIMITS_MAX_HIER];
 	size_t n;
@@ -387,33 +396,12 @@ void ov_limits_remove(const struct ov_settings *s, const char *slot)
 
 		if (parent < 0)
 			continue;
-		r = rmdir_slot(parent, slot, 2000);
+		r = rmdir_slot(parent, name, 2000);
 		if (r < 0)
-			ov_warn("removing the cgroup %s/%s: %s", s->swtpm_cgroup, slot,
+			ov_warn("removing the cgroup %s/%s: %s", s->swtpm_cgroup, name,
 				strerror(-r));
 	}
 	close_hiers(h, n);
-}
-
-int ov_limits_rename(const struct ov_settings *s, const char *from, const char *to, ov_error *err)
-{
-	struct hier h[OV_LIMITS_MAX_HIER];
-	size_t n;
-	int ret = 0;
-
-	if (!s->swtpm_cgroup || !*s->swtpm_cgroup)
-		return 0;
-	n = find_hiers(h);
-	for (size_t i = 0; i < n && ret == 0; i++) {
-		ov_error ignored = {0};
-		cleanup_close int parent = open_parent(s, &h[i], false, &ignored);
-
-		if (parent >= 0 && renameat(parent, from, parent, to) < 0 && errno != ENOENT)
-			ret = ov_error_set(err, errno, "renaming the cgroup %s/%s to %s",
-					   s->swtpm_cgroup, from, to);
-	}
-	close_hiers(h, n);
-	return ret;
 }
 
 static int64_t read_num(int dfd, const char *file, const char *key)
@@ -440,7 +428,7 @@ static int64_t read_num(int dfd, const char *file, const char *key)
 	return strtoll(p, NULL, 10);
 }
 
-int ov_limits_usage(const struct ov_settings *s, const char *slot, struct ov_limits_usage *u,
+int ov_limits_usage(const struct ov_settings *s, const char *name, struct ov_limits_usage *u,
 		    ov_error *err)
 {
 	struct hier h[OV_LIMITS_MAX_HIER];
@@ -449,14 +437,14 @@ int ov_limits_usage(const struct ov_settings *s, const char *slot, struct ov_lim
 
 	(void)err;
 	*u = (struct ov_limits_usage){-1, -1, -1, -1, -1, -1};
-	if (!s->swtpm_cgroup || !*s->swtpm_cgroup)
+	if (!s->swtpm_cgroup || !*s->swtpm_cgroup || !*name)
 		return 0;
 	n = find_hiers(h);
 	for (size_t i = 0; i < n; i++) {
 		ov_error ignored = {0};
 		cleanup_close int parent = open_parent(s, &h[i], false, &ignored);
 		cleanup_close int cg =
-		    parent < 0 ? -1 : open_beneath(parent, slot, O_RDONLY | O_DIRECTORY);
+		    parent < 0 ? -1 : open_beneath(parent, name, O_RDONLY | O_DIRECTORY);
 
 		if (cg < 0)
 			continue;
@@ -493,7 +481,20 @@ int ov_limits_usage(const struct ov_settings *s, const char *slot, struct ov_lim
 	return found;
 }
 
-unsigned ov_limits_gc(const struct ov_settings *s, int run)
+/* Has the cgroup name under parent no process (cgroup.procs empty)? */
+static bool cg_empty(int parent, const char *name)
+{
+	cleanup_close int cg = open_beneath(parent, name, O_RDONLY | O_DIRECTORY);
+	cleanup_free char *procs = NULL;
+	ov_error ignored = {0};
+
+	return cg >= 0 &&
+	       ov_read_file_at(cg, "cgroup.procs", 1u << 20, &procs, NULL, &ignored) == 0 &&
+	       procs[strspn(procs, " \n")] == '\0';
+}
+
+unsigned ov_limits_gc(const struct ov_settings *s, bool (*known)(const char *name, void *arg),
+		      void *arg)
 {
 	struct hier h[OV_LIMITS_MAX_HIER];
 	unsigned removed = 0;
@@ -516,15 +517,15 @@ unsigned ov_limits_gc(const struct ov_settings *s, int run)
 			continue;
 		}
 		while ((de = readdir(d))) {
-			struct stat sb;
 			int r;
 
+			/* One with processes is left alone (a swtpm without a
+			 * record is gc's kill_strays'); an empty one is asked
+			 * about only now that it is listed: a start records its
+			 * cgroup's name before it makes it. */
 			if (de->d_type != DT_DIR || de->d_name[0] == '.' ||
-			    fstatat(run, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+			    !cg_empty(dirfd(d), de->d_name) || known(de->d_name, arg))
 				continue;
-			/* One with processes is left alone: a slot being renamed
-			 * (ov_instance_move) has its cgroup renamed a moment
-			 * apart; a swtpm without a record is gc's kill_strays'. */
 			r = rmdir_slot(dirfd(d), de->d_name, 0);
 			if (r < 0)
 				ov_debug("stray cgroup %s/%s: %s", s->swtpm_cgroup, de->d_name,

@@ -72,7 +72,11 @@ static int stop_locked(const struct ov_settings *s, int run, int cdir, const cha
 	int ret = ov_launch_stop(cdir, s, rec, err);
 
 	t_stop = ov_util_mono_ms();
-	if (ret == 0 && rec->name) {
+	if (ret == 0 && rec->name && rec->count == 0) {
+		/* Recorded before its first swtpm ran (its cgroup's name,
+		 * ov_launch_start): nothing changed what the archive holds. */
+		ov_instance_release_name(s, rec->name, id);
+	} else if (ret == 0 && rec->name) {
 		/* Stopped: the record says so, whatever comes next. */
 		ov_error werr = {0};
 
@@ -147,8 +151,7 @@ static int adopt_precreated(const struct start *c, const char *pre, ov_error *er
 		return ov_error_set(
 		    err, 0, "the vTPM started by the precreate stage (%s) is not running", pre);
 	}
-	ret = ov_instance_move(c->s, c->run, cdir, pre, c->id, c->bundle, c->holder, &rec, &moved,
-			       err);
+	ret = ov_instance_move(c->run, cdir, pre, c->id, c->bundle, c->holder, &rec, &moved, err);
 	/* Half moved: stop it rather than leave a vTPM nobody owns. */
 	if (ret < 0 && moved && stop_locked(c->s, c->run, cdir, c->id, &rec, &ignored) < 0)
 		ov_warn("undoing the adoption of %s: %s", pre, ignored.msg);

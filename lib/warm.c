@@ -36,7 +36,7 @@ static int take_one(const struct ov_settings *s, int run, int cdir, const char *
 	ov_error ignored = {0};
 	bool moved;
 
-	if (ov_instance_move(s, run, cdir, name, to, bundle, holder, rec, &moved, err) == 0)
+	if (ov_instance_move(run, cdir, name, to, bundle, holder, rec, &moved, err) == 0)
 		return 0;
 	if (moved) {
 		/* Half moved: stop it rather than leave a vTPM nobody owns (a

@@ -147,7 +147,8 @@ struct ov_admin_top_entry {
 	char id[256];
 	char *name; /* NULL: ephemeral */
 	unsigned count;
-	bool limited; /* has cgroups; else usage is all -1 */
+	bool limited;	  /* has cgroups; else usage is all -1 */
+	char cgroup[256]; /* limited: <swtpm_cgroup>/<its token> */
 	struct ov_limits_usage usage;
 };
 /* Every slot in the run dir, its record readable. Free with

@@ -71,6 +71,9 @@ struct ov_settings {
 	unsigned swtpm_memory_max; /* bytes; 0 no limit */
 	unsigned swtpm_pids_max;   /* 0 no limit */
 	unsigned swtpm_cpu_max;	   /* percent of one CPU; 0 no limit */
+	/* The settings file names a limit (swtpm_*_max): a cgroup that cannot
+	 * be made fails the start (else a warning, and no limits). */
+	bool swtpm_limits_required;
 	enum ov_log_level log_level;
 	enum ov_backend backend;
 	bool ek_cert;

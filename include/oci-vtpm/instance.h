@@ -59,14 +59,14 @@ int ov_instance_adopt(int cdirfd, pid_t container, struct ov_record *rec, ov_err
 /*
  * Give the running vTPMs of slot from (locked: cdirfd; its record: rec)
  * the slot name to (its record: bundle, held by holder, 0: none): rename
- * the directory under the running swtpm, whose cwd it is, and its cgroup
- * (limits.h), pass the name's claim on, rewrite the record. Returns 0; or -1: with *moved false
- * nothing changed (err->code ENOENT: from was taken by another start first), with *moved true the
+ * the directory under the running swtpm, whose cwd it is, pass the name's
+ * claim on, rewrite the record (its cgroup, named by the record's token,
+ * stays). Returns 0; or -1: with *moved false nothing changed (err->code
+ * ENOENT: from was taken by another start first), with *moved true the
  * slot is half moved (now named to) and the caller must stop it.
  */
-int ov_instance_move(const struct ov_settings *s, int run, int cdirfd, const char *from,
-		     const char *to, const char *bundle, pid_t holder, const struct ov_record *rec,
-		     bool *moved, ov_error *err);
+int ov_instance_move(int run, int cdirfd, const char *from, const char *to, const char *bundle,
+		     pid_t holder, const struct ov_record *rec, bool *moved, ov_error *err);
 
 /* Claim name for slot id; EBUSY when another live slot holds it. */
 int ov_instance_claim_name(int run, const char *name, const char *id, ov_error *err);
@@ -87,6 +87,9 @@ int ov_instance_remove(const struct ov_settings *s, const char *id, ov_error *er
  * is none. */
 unsigned ov_instance_each(const struct ov_settings *s, bool (*valid)(const char *),
 			  int (*fn)(const struct ov_settings *, const char *, const char *));
+
+/* Does the record of a slot of run dir run name the cgroup name (gc)? */
+bool ov_instance_cgroup_recorded(int run, const char *name);
 
 /* The vTPMs (swtpm processes) running in the slots of run dir run other
  * than except (settings max_vtpms). */

@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Resource limits of a slot's swtpms (and their control relays): one cgroup
- * <swtpm_cgroup>/<slot> in every hierarchy that has the memory, pids or
+ * <swtpm_cgroup>/<name> in every hierarchy that has the memory, pids or
  * cpu controller (cgroup v1 hierarchies first, then cgroup2's), limited to
- * count times the per-TPM limits of the settings. A controller the host
- * lacks is a debug line, not an error. swtpm_cgroup "" turns it all off.
+ * count times the per-TPM limits of the settings. name is the slot's
+ * record's cgroup token (store.h), which never changes: a slot renamed
+ * (a warm or precreated vTPM taken by its container) keeps its cgroup, and
+ * nothing here depends on the run dir's layout (cgroup2 cannot rename a
+ * cgroup at all). A controller the host lacks is a debug line, not an
+ * error. swtpm_cgroup "" turns it all off.
  */
 #ifndef OCI_VTPM_LIMITS_H
 #define OCI_VTPM_LIMITS_H
@@ -18,14 +22,16 @@
 
 #define OV_LIMITS_MAX_HIER 5 /* memory, pids, cpu, cpuacct, cgroup2 */
 
-/* The open cgroup.procs files of a slot's cgroups (n of them). */
+/* The open cgroup.procs files of a slot's cgroups (n of them); required:
+ * the settings ask for limits (a failed join fails the start). */
 struct ov_limits_cg {
 	int procs[OV_LIMITS_MAX_HIER];
 	size_t n;
+	bool required;
 };
 #define OV_LIMITS_CG_INIT                                                                          \
 	{                                                                                          \
-		.procs = {-1, -1, -1, -1, -1}, .n = 0                                              \
+		.procs = {-1, -1, -1, -1, -1}, .n = 0, .required = false                           \
 	}
 
 /* What a slot's cgroups account; -1: not known (no such controller). */
@@ -43,25 +49,28 @@ bool ov_limits_parent_valid(const char *parent);
 /* The text written to the limit file (v1 or v2) for value (0: no limit). */
 void ov_limits_text(const char *file, bool v2, uint64_t value, char *buf, size_t size);
 
-/* Make slot's cgroups with the limits for count TPMs, open their
- * cgroup.procs into cg. */
-int ov_limits_create(const struct ov_settings *s, const char *slot, unsigned count,
+/* Make the cgroups name with the limits for count TPMs, open their
+ * cgroup.procs into cg. A failure is an error only when the settings ask
+ * for limits (swtpm_limits_required); otherwise one warning, and 0 with
+ * no cgroup in cg (swtpm runs unlimited). */
+int ov_limits_create(const struct ov_settings *s, const char *name, unsigned count,
 		     struct ov_limits_cg *cg, ov_error *err);
 /* In a child between fork and exec: join cg (async-signal-safe). 0 or an
- * errno. */
+ * errno (only when cg->required). */
 int ov_limits_join(const struct ov_limits_cg *cg);
 void ov_limits_close(struct ov_limits_cg *cg);
 
-/* Remove slot's cgroups once their processes are gone (waits a little for
- * them); a cgroup still busy is a warning. */
-void ov_limits_remove(const struct ov_settings *s, const char *slot);
-/* The slot was renamed (ov_instance_move): its cgroups too. */
-int ov_limits_rename(const struct ov_settings *s, const char *from, const char *to, ov_error *err);
-/* Sum what slot's cgroups account. Returns 1, or 0 when it has none. */
-int ov_limits_usage(const struct ov_settings *s, const char *slot, struct ov_limits_usage *u,
+/* Remove the cgroups name once their processes are gone (waits a little
+ * for them); a cgroup still busy is a warning. */
+void ov_limits_remove(const struct ov_settings *s, const char *name);
+/* Sum what the cgroups name account. Returns 1, or 0 when there are none
+ * (name "": none). */
+int ov_limits_usage(const struct ov_settings *s, const char *name, struct ov_limits_usage *u,
 		    ov_error *err);
-/* gc: remove every empty cgroup under swtpm_cgroup whose slot is not in
- * run. Returns how many were removed. */
-unsigned ov_limits_gc(const struct ov_settings *s, int run);
+/* gc: remove every empty cgroup under swtpm_cgroup that known(name, arg)
+ * says no record names (asked after the cgroup was listed). Returns how
+ * many were removed. */
+unsigned ov_limits_gc(const struct ov_settings *s, bool (*known)(const char *name, void *arg),
+		      void *arg);
 
 #endif

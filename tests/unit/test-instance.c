@@ -135,20 +135,26 @@ static void test_adopt_move(void)
 	ov_error err = {0};
 	bool moved;
 
+	snprintf(rec.cgroup, sizeof(rec.cgroup), "00112233445566778899aabbccddeeff");
 	CHECK(cdir >= 0 && ov_record_write(cdir, &rec, &err) == 0);
 	CHECK(ov_instance_claim_name(run, "vt-move", "pre-a", &err) == 0);
+	CHECK(ov_instance_cgroup_recorded(run, "00112233445566778899aabbccddeeff"));
+	CHECK(!ov_instance_cgroup_recorded(run, "ffeeddccbbaa99887766554433221100"));
 	/* Lost the race: from is another directory than the one locked. */
-	CHECK(ov_instance_move(&s, run, cdir, "pre-b", "c-move", "/b", 0, &rec, &moved, &err) < 0);
+	CHECK(ov_instance_move(run, cdir, "pre-b", "c-move", "/b", 0, &rec, &moved, &err) < 0);
 	CHECK(err.code == ENOENT && !moved && exists("run/pre-a") && !exists("run/c-move"));
 	/* Moved: the directory, the claim, the record. */
-	CHECK(ov_instance_move(&s, run, cdir, "pre-a", "c-move", "/b", container, &rec, &moved,
-			       &err) == 0);
+	CHECK(ov_instance_move(run, cdir, "pre-a", "c-move", "/b", container, &rec, &moved, &err) ==
+	      0);
 	CHECK(moved && !exists("run/pre-a") && exists("run/c-move"));
 	CHECK(ov_instance_name_holder(&s, "vt-move", holder, sizeof(holder)) &&
 	      strcmp(holder, "c-move") == 0);
 	CHECK(ov_record_read(cdir, &got, &err) == 0);
 	CHECK(strcmp(got.id, "c-move") == 0 && strcmp(got.bundle, "/b") == 0 &&
 	      got.holder_pid == container && got.container_pid == 0);
+	/* Its cgroup's name is the record's token: a move leaves it. */
+	CHECK(strcmp(got.cgroup, "00112233445566778899aabbccddeeff") == 0);
+	CHECK(ov_instance_cgroup_recorded(run, "00112233445566778899aabbccddeeff"));
 	/* The container is recorded once. */
 	CHECK(ov_instance_adopt(cdir, container, &got, &err) == 0);
 	ov_record_free(&got);
@@ -157,8 +163,7 @@ static void test_adopt_move(void)
 	ov_record_free(&got);
 	/* A target that exists is never replaced. */
 	CHECK(mkdir(path("run/c-taken"), 0700) == 0);
-	CHECK(ov_instance_move(&s, run, cdir, "c-move", "c-taken", NULL, 0, &rec, &moved, &err) <
-	      0);
+	CHECK(ov_instance_move(run, cdir, "c-move", "c-taken", NULL, 0, &rec, &moved, &err) < 0);
 	CHECK(err.code == EEXIST && !moved && exists("run/c-move"));
 	kill(container, SIGKILL);
 	waitpid(container, NULL, 0);
