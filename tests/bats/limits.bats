@@ -9,6 +9,7 @@
 # Socket backend, runc.
 
 load helpers
+load helpers-cgroup
 
 setup_file() { ov_setup_file; }
 setup() {
@@ -18,67 +19,16 @@ setup() {
 }
 teardown() {
 	ov_teardown
-	local m
-	for m in $(cg_mounts); do
-		rmdir "$m/$PARENT" "$m/${PARENT%/*}" 2>/dev/null || true
-	done
+	ov_cg_cleanup "$PARENT"
 }
 
 requires_stack() { requires root jq busybox swtpm tpm2-tools hook runc; }
-
-# cg_mount CONTROLLER: the cgroup v1 mount holding it, else the cgroup2
-# mount if its root has it; nothing when the host has neither.
-cg_mount() {
-	local m
-	m=$(awk -v c="$1" '$9 == "cgroup" && $4 == "/" {
-		n = split($NF, o, ","); for (i = 1; i <= n; i++) if (o[i] == c) { print $5; exit } }' /proc/self/mountinfo)
-	if [ -z "$m" ]; then
-		m=$(awk '$9 == "cgroup2" && $4 == "/" { print $5; exit }' /proc/self/mountinfo)
-		[ -n "$m" ] && grep -qw "$1" "$m/cgroup.controllers" 2>/dev/null || m=
-	fi
-	echo "$m"
-}
-cg_mounts() { for c in memory pids cpu cpuacct; do cg_mount $c; done | sort -u; }
-cg_v2() { [ "$(stat -f -c %T "$1")" = cgroup2fs ]; }
-
-# The host must have the three controllers: otherwise nothing here is tested.
-requires_controllers() {
-	local c
-	for c in memory pids cpu; do
-		[ -n "$(cg_mount $c)" ] || ov_missing "cgroup $c controller" "neither cgroup v1 nor cgroup2 has it"
-	done
-}
-
-# cg_of ID: the cgroup of slot ID's swtpms, from its record: PARENT/<token>.
-cg_of() {
-	local tok
-	tok=$(jq -r '.cgroup // empty' "$(ov_slot "$1")/record.json")
-	[[ $tok =~ ^[0-9a-f]{32}$ ]] || fail "slot $1 records no cgroup token: '$tok'"
-	echo "$PARENT/$tok"
-}
-
-# cg_children: the cgroups under PARENT, in every hierarchy (none: nothing).
-cg_children() {
-	local m
-	for m in $(cg_mounts); do
-		[ ! -d "$m/$PARENT" ] || find "$m/$PARENT" -mindepth 1 -maxdepth 1 -type d
-	done
-}
-
-# cg_path PID CONTROLLER: PID's cgroup in the hierarchy holding CONTROLLER.
-cg_path() {
-	local m
-	m=$(cg_mount "$2")
-	if cg_v2 "$m"; then
-		awk -F: '$1 == "0" { print $3 }' "/proc/$1/cgroup"
-	else
-		awk -F: -v c="$2" '{ n = split($2, o, ","); for (i = 1; i <= n; i++) if (o[i] == c) print $3 }' "/proc/$1/cgroup"
-	fi
-}
+cg_of() { ov_cg_of "$PARENT" "$1"; }
+cg_children() { ov_cg_children "$PARENT"; }
 
 @test "socket: swtpm and its relay run in <swtpm_cgroup>/<token> with the configured limits; top shows them; delete removes it" {
 	requires_stack
-	requires_controllers
+	ov_requires_cg_controllers
 	ov_write_config ".swtpm_cgroup = \"$PARENT\" | .swtpm_memory_max = 33554432 | .swtpm_pids_max = 5 | .swtpm_cpu_max = 30"
 	local b id pid relay c m dir cg
 	b=$(ov_bundle lim io.oci-vtpm.enable=true io.oci-vtpm.count=2)
@@ -91,23 +41,23 @@ cg_path() {
 	[ "$(echo "$relay" | wc -w)" -eq 2 ] || fail "not two relays: $relay"
 	for pid in $(ov_swtpm_pids "$id") $relay; do
 		for c in memory pids cpu; do
-			[ "$(cg_path "$pid" $c)" = "/$cg" ] ||
-				fail "$pid ($(cat "/proc/$pid/comm")) is in $c cgroup $(cg_path "$pid" $c), not /$cg"
+			[ "$(ov_cg_path "$pid" $c)" = "/$cg" ] ||
+				fail "$pid ($(cat "/proc/$pid/comm")) is in $c cgroup $(ov_cg_path "$pid" $c), not /$cg"
 		done
 	done
 	# The limits, twice the per-TPM ones (count=2).
-	m=$(cg_mount memory)
+	m=$(ov_cg_mount memory)
 	dir=$m/$cg
-	if cg_v2 "$m"; then
+	if ov_cg_v2 "$m"; then
 		[ "$(cat "$dir/memory.max")" = 67108864 ] || fail "memory.max $(cat "$dir/memory.max")"
 	else
 		[ "$(cat "$dir/memory.limit_in_bytes")" = 67108864 ] || fail "memory.limit_in_bytes $(cat "$dir/memory.limit_in_bytes")"
 	fi
-	m=$(cg_mount pids)
+	m=$(ov_cg_mount pids)
 	[ "$(cat "$m/$cg/pids.max")" = 10 ] || fail "pids.max $(cat "$m/$cg/pids.max")"
 	[ "$(cat "$m/$cg/pids.current")" -eq 4 ] || fail "pids.current $(cat "$m/$cg/pids.current")"
-	m=$(cg_mount cpu)
-	if cg_v2 "$m"; then
+	m=$(ov_cg_mount cpu)
+	if ov_cg_v2 "$m"; then
 		[ "$(cat "$m/$cg/cpu.max")" = "60000 100000" ] || fail "cpu.max $(cat "$m/$cg/cpu.max")"
 	else
 		[ "$(cat "$m/$cg/cpu.cfs_quota_us")" = 60000 ] || fail "cpu.cfs_quota_us $(cat "$m/$cg/cpu.cfs_quota_us")"
@@ -134,7 +84,7 @@ cg_path() {
 
 @test "socket: pids.max holds: nothing forks past swtpm_pids_max in a vTPM's cgroup" {
 	requires_stack
-	requires_controllers
+	ov_requires_cg_controllers
 	# swtpm and its relay, and the relay's start (it forks once more).
 	ov_write_config ".swtpm_cgroup = \"$PARENT\" | .swtpm_pids_max = 3"
 	local b id m cg
@@ -143,7 +93,7 @@ cg_path() {
 	id=$(ov_new_id pids)
 	ov_run_detached runc "$id" "$b"
 	cg=$(cg_of "$id")
-	m=$(cg_mount pids)
+	m=$(ov_cg_mount pids)
 	[ "$(cat "$m/$cg/pids.current")" -eq 2 ] || fail "pids.current $(cat "$m/$cg/pids.current")"
 	# A third process joins; its fork is a fourth: refused.
 	run sh -c "echo 0 >'$m/$cg/cgroup.procs' && echo JOINED; /bin/true && echo FORKED"
@@ -155,7 +105,7 @@ cg_path() {
 
 @test "socket: a vTPM's start fails with a clear error when its cgroup cannot hold swtpm and its relay" {
 	requires_stack
-	requires_controllers
+	ov_requires_cg_controllers
 	ov_write_config ".swtpm_cgroup = \"$PARENT\" | .swtpm_pids_max = 1"
 	local b id
 	b=$(ov_bundle pids1 io.oci-vtpm.enable=true)
@@ -171,9 +121,9 @@ cg_path() {
 # PARENT's (cgroup v1 refuses it), or no descendant allowed (cgroup2).
 cg_block() {
 	local m
-	m=$(cg_mount cpu)
+	m=$(ov_cg_mount cpu)
 	mkdir -p "$m/$PARENT"
-	if cg_v2 "$m"; then
+	if ov_cg_v2 "$m"; then
 		echo 0 >"$m/$PARENT/cgroup.max.descendants"
 	else
 		echo 1000 >"$m/$PARENT/cpu.cfs_quota_us"
@@ -182,7 +132,7 @@ cg_block() {
 
 @test "a cgroup that cannot be made: one warning and the start goes on by default; an error when the settings name a limit" {
 	requires_stack
-	requires_controllers
+	ov_requires_cg_controllers
 	local b id pid n
 	cg_block
 	# Only where: limits by default, best effort.
@@ -193,7 +143,7 @@ cg_block() {
 	ov_run_detached runc "$id" "$b"
 	pid=$(ov_swtpm_pids "$id")
 	[ -n "$pid" ] || fail "no swtpm"
-	[ "$(cg_path "$pid" pids)" = "$(cg_path $$ pids)" ] || fail "swtpm in $(cg_path "$pid" pids)"
+	[ "$(ov_cg_path "$pid" pids)" = "$(ov_cg_path $$ pids)" ] || fail "swtpm in $(ov_cg_path "$pid" pids)"
 	n=$(grep -c "swtpm's cgroup: .*; swtpm runs without limits" "$OV_HOOK_LOG")
 	[ "$n" -eq 1 ] || fail "not one warning ($n): $(cat "$OV_HOOK_LOG")"
 	grep "swtpm runs without limits" "$OV_HOOK_LOG" | grep -q " warning " || fail "not a warning"
@@ -221,7 +171,7 @@ cg_block() {
 
 @test "gc removes an empty cgroup no record names, and keeps a running one's" {
 	requires_stack
-	requires_controllers
+	ov_requires_cg_controllers
 	ov_write_config ".swtpm_cgroup = \"$PARENT\""
 	local b id m cg
 	b=$(ov_bundle gc io.oci-vtpm.enable=true)
@@ -229,13 +179,13 @@ cg_block() {
 	id=$(ov_new_id gc)
 	ov_run_detached runc "$id" "$b"
 	cg=$(cg_of "$id")
-	for m in $(cg_mounts); do
+	for m in $(ov_cg_mounts); do
 		mkdir -p "$m/$PARENT/ov-stray-$RANDOM" "$m/$PARENT/0123456789abcdef0123456789abcdef"
 	done
 	run ovadm gc
 	assert_success
 	assert_line --regexp "^removed [0-9]+ cgroups? of swtpms that are gone\$"
-	for m in $(cg_mounts); do
+	for m in $(ov_cg_mounts); do
 		[ -z "$(find "$m/$PARENT" -mindepth 1 -maxdepth 1 -type d \( -name 'ov-stray-*' -o -name 0123456789abcdef0123456789abcdef \))" ] ||
 			fail "a stray cgroup is left in $m/$PARENT"
 		[ -d "$m/$cg" ] || fail "gc removed the running $m/$cg"
@@ -245,7 +195,7 @@ cg_block() {
 
 @test "swtpm_cgroup \"\" leaves swtpm in the hook's cgroups; bad values are refused" {
 	requires_stack
-	requires_controllers
+	ov_requires_cg_controllers
 	ov_write_config '.swtpm_cgroup = ""'
 	local b id pid
 	b=$(ov_bundle off io.oci-vtpm.enable=true)
@@ -253,7 +203,7 @@ cg_block() {
 	id=$(ov_new_id off)
 	ov_run_detached runc "$id" "$b"
 	pid=$(ov_swtpm_pids "$id")
-	[ "$(cg_path "$pid" pids)" = "$(cg_path $$ pids)" ] || fail "swtpm moved to $(cg_path "$pid" pids)"
+	[ "$(ov_cg_path "$pid" pids)" = "$(ov_cg_path $$ pids)" ] || fail "swtpm moved to $(ov_cg_path "$pid" pids)"
 	ov_delete runc "$id" -f
 	for v in '"/abs"' '"a/../b"' '"a//b"'; do
 		ov_write_config ".swtpm_cgroup = $v"
@@ -270,7 +220,7 @@ cg_block() {
 
 @test "a warm vTPM keeps its cgroup when a container takes it (a slot rename renames no cgroup)" {
 	requires_stack
-	requires_controllers
+	ov_requires_cg_controllers
 	ov_write_config ".swtpm_cgroup = \"$PARENT\" | .warm_size = 1 | .master_key = \"$T/keys/master.key\"
 		| .ca_key = \"$T/ca/ca.key\" | .ca_cert = \"$T/ca/ca.pem\""
 	ov_requires_init
@@ -282,7 +232,7 @@ cg_block() {
 	warm=$(basename "$warm")
 	cg=$(cg_of "$warm")
 	pid=$(ov_swtpm_pids "$warm")
-	[ "$(cg_path "$pid" pids)" = "/$cg" ] || fail "warm swtpm in $(cg_path "$pid" pids), not /$cg"
+	[ "$(ov_cg_path "$pid" pids)" = "/$cg" ] || fail "warm swtpm in $(ov_cg_path "$pid" pids), not /$cg"
 	b=$(ov_bundle warm io.oci-vtpm.enable=true)
 	ov_args "$b" sleep 600
 	id=$(ov_new_id warm)
@@ -290,7 +240,7 @@ cg_block() {
 	[ "$(ov_swtpm_pids "$id")" = "$pid" ] || fail "not the warm swtpm: $(ov_swtpm_pids "$id") (warm: $pid)"
 	[ "$(cg_of "$id")" = "$cg" ] || fail "the container's record names $(cg_of "$id"), the warm one's $cg"
 	for c in memory pids cpu; do
-		[ "$(cg_path "$pid" $c)" = "/$cg" ] || fail "taken swtpm in $c cgroup $(cg_path "$pid" $c)"
+		[ "$(ov_cg_path "$pid" $c)" = "/$cg" ] || fail "taken swtpm in $c cgroup $(ov_cg_path "$pid" $c)"
 	done
 	[ "$(cg_children | xargs -n1 basename | sort -u)" = "$(basename "$cg")" ] || fail "other cgroups: $(cg_children)"
 	ov_delete runc "$id" -f
