@@ -151,6 +151,8 @@ int ov_launch_start(int cdirfd, const struct ov_settings *s, const struct ov_req
 		if (start_one(cdirfd, i, s, r, ops, u, &keys[i], rec, &cg, err) < 0)
 			ret = ov_error_wrap(err, "vTPM %u", i);
 	}
+	if (ret == 0)
+		ret = ov_limits_started(s, rec->cgroup, r->count, err);
 	ov_limits_close(&cg);
 	return ret;
 }

@@ -235,6 +235,15 @@ static int open_parent(const struct ov_settings *s, const struct hier *h, bool c
 	return take_fd(&dfd);
 }
 
+/* Open the existing cgroup <swtpm_cgroup>/name of h, or -1. */
+static int open_cg(const struct ov_settings *s, const struct hier *h, const char *name)
+{
+	ov_error ignored = {0};
+	cleanup_close int parent = open_parent(s, h, false, &ignored);
+
+	return parent < 0 ? -1 : open_beneath(parent, name, O_RDONLY | O_DIRECTORY);
+}
+
 /* Write one limit to the cgroup cg (<swtpm_cgroup>/name); a file the
  * hierarchy lacks is a debug line. */
 static int set_limit(const struct ov_settings *s, int cg, const struct hier *h, const char *name,
@@ -255,11 +264,10 @@ static int set_limit(const struct ov_settings *s, int cg, const struct hier *h, 
 	return 0;
 }
 
+/* Memory and pids: from the start. */
 static int limit_slot(const struct ov_settings *s, int cg, const struct hier *h, unsigned count,
 		      const char *name, ov_error *err)
 {
-	uint64_t cpu = (uint64_t)s->swtpm_cpu_max * count * CPU_PERIOD_US / 100;
-
 	if ((h->ctrls & C_MEMORY) &&
 	    set_limit(s, cg, h, name, h->v2 ? "memory.max" : "memory.limit_in_bytes",
 		      (uint64_t)s->swtpm_memory_max * count, err) < 0)
@@ -267,14 +275,22 @@ static int limit_slot(const struct ov_settings *s, int cg, const struct hier *h,
 	if ((h->ctrls & C_PIDS) &&
 	    set_limit(s, cg, h, name, "pids.max", (uint64_t)s->swtpm_pids_max * count, err) < 0)
 		return -1;
-	if (h->ctrls & C_CPU) {
-		if (h->v2)
-			return set_limit(s, cg, h, name, "cpu.max", cpu, err);
-		if (set_limit(s, cg, h, name, "cpu.cfs_period_us", CPU_PERIOD_US, err) < 0 ||
-		    set_limit(s, cg, h, name, "cpu.cfs_quota_us", cpu < 1000 && cpu ? 1000 : cpu,
-			      err) < 0)
-			return -1;
-	}
+	return 0;
+}
+
+/* CPU: once the TPMs answer (ov_limits_started). */
+static int limit_cpu(const struct ov_settings *s, int cg, const struct hier *h, unsigned count,
+		     const char *name, ov_error *err)
+{
+	uint64_t cpu = (uint64_t)s->swtpm_cpu_max * count * CPU_PERIOD_US / 100;
+
+	if (!(h->ctrls & C_CPU))
+		return 0;
+	if (h->v2)
+		return set_limit(s, cg, h, name, "cpu.max", cpu, err);
+	if (set_limit(s, cg, h, name, "cpu.cfs_period_us", CPU_PERIOD_US, err) < 0 ||
+	    set_limit(s, cg, h, name, "cpu.cfs_quota_us", cpu < 1000 && cpu ? 1000 : cpu, err) < 0)
+		return -1;
 	return 0;
 }
 
@@ -339,6 +355,33 @@ int ov_limits_create(const struct ov_settings *s, const char *name, unsigned cou
 		return -1;
 	/* Limits by default only: a start that works without them goes on. */
 	ov_warn("%s; swtpm runs without limits (settings swtpm_cgroup)", err->msg);
+	ov_error_clear(err);
+	return 0;
+}
+
+int ov_limits_started(const struct ov_settings *s, const char *name, unsigned count, ov_error *err)
+{
+	struct hier h[OV_LIMITS_MAX_HIER];
+	size_t n;
+	int ret = 0;
+
+	if (!s->swtpm_cgroup || !*s->swtpm_cgroup || !*name)
+		return 0;
+	n = find_hiers(h);
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		cleanup_close int cg = (h[i].ctrls & C_CPU) ? open_cg(s, &h[i], name) : -1;
+
+		if (cg < 0) /* no cpu, or not made there (a cgroup fs we may not write) */
+			continue;
+		ret = limit_cpu(s, cg, &h[i], count, name, err);
+	}
+	close_hiers(h, n);
+	if (ret == 0)
+		return 0;
+	ov_error_wrap(err, "swtpm's cgroup");
+	if (s->swtpm_limits_required)
+		return -1;
+	ov_warn("%s; swtpm runs without a CPU limit (settings swtpm_cgroup)", err->msg);
 	ov_error_clear(err);
 	return 0;
 }
@@ -441,10 +484,7 @@ int ov_limits_usage(const struct ov_settings *s, const char *name, struct ov_lim
 		return 0;
 	n = find_hiers(h);
 	for (size_t i = 0; i < n; i++) {
-		ov_error ignored = {0};
-		cleanup_close int parent = open_parent(s, &h[i], false, &ignored);
-		cleanup_close int cg =
-		    parent < 0 ? -1 : open_beneath(parent, name, O_RDONLY | O_DIRECTORY);
+		cleanup_close int cg = open_cg(s, &h[i], name);
 
 		if (cg < 0)
 			continue;

@@ -3,7 +3,8 @@
  * Resource limits of a slot's swtpms (and their control relays): one cgroup
  * <swtpm_cgroup>/<name> in every hierarchy that has the memory, pids or
  * cpu controller (cgroup v1 hierarchies first, then cgroup2's), limited to
- * count times the per-TPM limits of the settings. name is the slot's
+ * count times the per-TPM limits of the settings (memory and pids from
+ * the start, CPU once the TPMs answer). name is the slot's
  * record's cgroup token (store.h), which never changes: a slot renamed
  * (a warm or precreated vTPM taken by its container) keeps its cgroup, and
  * nothing here depends on the run dir's layout (cgroup2 cannot rename a
@@ -55,6 +56,11 @@ void ov_limits_text(const char *file, bool v2, uint64_t value, char *buf, size_t
  * no cgroup in cg (swtpm runs unlimited). */
 int ov_limits_create(const struct ov_settings *s, const char *name, unsigned count,
 		     struct ov_limits_cg *cg, ov_error *err);
+/* The count TPMs in the cgroups name answer: now their CPU limit (a TPM's
+ * start is CPU-bound, self-test, restore, a TPM 1.2's RSA key, and the
+ * kernel's fixed timeouts for a vtpm proxy chip do not wait for a
+ * throttled one). Failures as ov_limits_create's. */
+int ov_limits_started(const struct ov_settings *s, const char *name, unsigned count, ov_error *err);
 /* In a child between fork and exec: join cg (async-signal-safe). 0 or an
  * errno (only when cg->required). */
 int ov_limits_join(const struct ov_limits_cg *cg);

@@ -99,6 +99,10 @@ static void test_real(void)
 	CHECK(ov_limits_usage(&s, TOK_A, &u, &err) == 1);
 	CHECK(u.pids == 0 && u.pids_max == 8);
 	CHECK(u.memory_max == -1 || u.memory_max == 2 * 64 * 1024 * 1024);
+	/* CPU: only once the TPMs answer (their start is CPU-bound). */
+	CHECK(u.cpu_max == -1 || u.cpu_max == 0);
+	CHECK(ov_limits_started(&s, TOK_A, 2, &err) == 0);
+	CHECK(ov_limits_usage(&s, TOK_A, &u, &err) == 1);
 	CHECK(u.cpu_max == -1 || u.cpu_max == 100);
 	CHECK(ov_limits_usage(&s, "", &u, &err) == 0 && u.pids == -1);
 	CHECK(pipe(p) == 0);
