@@ -144,8 +144,8 @@ void ov_admin_gc_free(struct ov_admin_gc *r);
 
 /* One running slot's swtpms: what their cgroups account (limits.h). */
 struct ov_admin_top_entry {
-	char id[256];
-	char *name; /* NULL: ephemeral */
+	char id[OV_ID_MAX + 1]; /* its slot: a container id, warm/<hex>, precreated/<hex> */
+	char *name;		/* NULL: ephemeral */
 	unsigned count;
 	bool limited;	  /* has cgroups; else usage is all -1 */
 	char cgroup[256]; /* limited: <swtpm_cgroup>/<its token> */

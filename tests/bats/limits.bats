@@ -226,7 +226,7 @@ cg_block() {
 	assert_success
 	warm=$(ov_warm_slots)
 	[ -n "$warm" ] || fail "no warm vTPM: $output"
-	warm=$(basename "$warm")
+	warm=$(ov_slot_name "$warm")
 	cg=$(cg_of "$warm")
 	pid=$(ov_swtpm_pids "$warm")
 	[ "$(ov_cg_path "$pid" pids)" = "/$cg" ] || fail "warm swtpm in $(ov_cg_path "$pid" pids), not /$cg"
