@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include "oci-vtpm/ctrl_relay.h"
 #include "oci-vtpm/mount.h"
 #include "oci-vtpm/socket.h"
+#include "oci-vtpm/spec.h"
 
 /*
  * The directory the container gets is world-searchable (any user inside may
@@ -91,11 +93,25 @@ static int socket_attach(int cdirfd, const struct ov_settings *s, pid_t pid,
 	return 0;
 }
 
+/* The shim: the runtime itself mounts the slot's socket directory,
+ * read-only, where the container finds its TPMs. */
+static int socket_precreate(json_object *spec, const struct ov_settings *s,
+			    const struct ov_record *rec, ov_error *err)
+{
+	char slot[PATH_MAX], src[PATH_MAX + sizeof(SOCK_DIR) + 1];
+
+	if (ov_slot_path(s->run_dir, rec->id, slot, sizeof(slot), err) < 0)
+		return -1;
+	snprintf(src, sizeof(src), "%s/%s", slot, SOCK_DIR);
+	return ov_spec_add_ro_bind(spec, src, s->socket_dir, err);
+}
+
 const struct ov_backend_ops ov_backend_socket = {
     .kind = OV_BACKEND_SOCKET,
     .chardev = false,
     .open_channel = socket_open_channel,
     .wait = socket_wait,
+    .precreate = socket_precreate,
     .attach = socket_attach,
     .ctrl_name = socket_ctrl_name,
 };

@@ -176,6 +176,7 @@ static const struct req_key req_keys[] = {
     {"ek-cert", "EK_CERT", OV_REQ_EK_CERT},
     {"backend", "BACKEND", OV_REQ_BACKEND},
     {"precreated", NULL, 0},
+    {"provided-by", NULL, 0},
 };
 #define N_REQ_KEYS (sizeof(req_keys) / sizeof(req_keys[0]))
 
@@ -480,7 +481,13 @@ static int request_key(const struct req_key *k, const char *val, const char *src
 		if (ov_backend_parse(val, false, &r->backend) < 0)
 			goto bad;
 		return 0;
-	default: /* precreated */
+	default: /* precreated, provided-by */
+		if (strcmp(k->key, "provided-by") == 0) {
+			if (strcmp(val, OV_PROVIDER_RUNTIME) != 0)
+				goto bad;
+			r->provided = true;
+			return 0;
+		}
 		if (!ov_precreated_valid(val))
 			goto bad;
 		str = &r->precreated;

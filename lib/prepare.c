@@ -17,13 +17,13 @@
 #include "oci-vtpm/vtpm.h"
 
 /*
- * A backend that can (its precreate op: the device backend): start the
- * vTPMs now, before the runtime creates the container, and give the
- * container their devices through config.json: under the container's
- * id, or in podman's precreate stage, which has none, under a name of their
- * own (OV_PRECREATED_PREFIX + 32 random hex digits) recorded in the
- * annotation io.oci-vtpm.precreated. The hook finds them at createRuntime
- * and adopts them (lib/vtpm.c).
+ * A backend's precreate op: start the vTPMs now, before the runtime creates
+ * the container, and give the container them through config.json: under
+ * the container's id (the shim, any backend), or in podman's precreate
+ * stage, which has none, under a name of their own (OV_PRECREATED_PREFIX +
+ * 32 random hex digits) recorded in the annotation io.oci-vtpm.precreated
+ * (only a backend whose additions do not name the slot). The hook finds
+ * them at createRuntime and adopts them (lib/vtpm.c).
  */
 static void undo_precreate(const struct ov_prepare *e, const char *run_name)
 {
@@ -55,7 +55,7 @@ static int precreate(const struct ov_prepare *e, const char *run_name,
 		ov_error_wrap(err, "the record of the vTPM started before the container");
 		goto fail;
 	}
-	ret = ops->precreate(sp->root, &rec, err);
+	ret = ops->precreate(sp->root, e->s, &rec, err);
 	ov_record_free(&rec);
 	if (ret < 0)
 		goto fail;
@@ -114,10 +114,20 @@ int ov_prepare_text(const char *buf, size_t len, const struct ov_prepare *e, cha
 		goto out;
 	}
 	res->enabled = true;
-	ov_spec_hook_timeouts(e->s, r.count, &ho);
-	changed = ov_spec_add_hooks(sp.root, &ho, err);
-	if (changed < 0)
-		goto out;
+	if (e->id) {
+		/* The shim: it starts, places and stops the vTPMs itself; no
+		 * hook of ours runs. One that runs all the same (an
+		 * oci-hooks(5) file, hooks in the bundle) learns so here. */
+		changed = !r.provided;
+		if (changed && ov_spec_annotate(sp.root, OV_ANNOTATION_PREFIX "provided-by",
+						OV_PROVIDER_RUNTIME, err) < 0)
+			goto out;
+	} else {
+		ov_spec_hook_timeouts(e->s, r.count, &ho);
+		changed = ov_spec_add_hooks(sp.root, &ho, err);
+		if (changed < 0)
+			goto out;
+	}
 	/* Asked by process.env or the settings' default_enable: the
 	 * annotation says so to the hook, which runs only for containers
 	 * that ask, and finds the same request. */
@@ -133,7 +143,9 @@ int ov_prepare_text(const char *buf, size_t len, const struct ov_prepare *e, cha
 	if (ov_backend_resolve(&r, &backend, err) < 0)
 		goto out;
 	ops = ov_backend_ops(backend);
-	if (ops->precreate && !r.precreated) {
+	/* The shim always starts them now (taking over those podman's
+	 * precreate stage started); that stage only where it can. */
+	if (ops->precreate && (e->id || (!r.precreated && ops->precreate_unnamed))) {
 		bool devs = false;
 		int p;
 
@@ -194,7 +206,9 @@ int ov_prepare_file(int dirfd, const char *name, const struct ov_prepare *e,
 		ov_error_set(err, 0, "%s was replaced while being edited", name);
 		goto undo;
 	}
-	if (ov_write_file_atomic(dirfd, name, out, out_len, st.st_mode & 07777, err) < 0)
+	/* Atomic, not durable: the runtime reads it next; after a crash
+	 * there is no create to serve. */
+	if (ov_write_file_replace(dirfd, name, out, out_len, st.st_mode & 07777, err) < 0)
 		goto undo;
 	if ((st.st_uid != geteuid() || st.st_gid != getegid()) &&
 	    fchownat(dirfd, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0) {
