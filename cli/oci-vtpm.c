@@ -41,6 +41,9 @@ static const struct command commands[] = {
     {"restore", cli_restore, {{"NAME --generation N", "make generation N the newest again"}}},
     {"rotate-key", cli_rotate_key, {{"", "new master key; every vTPM rewrapped, crash-safe"}}},
     {"gc", cli_gc, {{"", "collect what a crash or a reboot left"}}},
+    {"top",
+     cli_top,
+     {{"[--json]", "running vTPMs: their swtpms' memory, pids and CPU, and the limits"}}},
     {"pool",
      cli_pool,
      {{"fill [N]", "EK-certified states up to N ready (default pool_size), warm vTPMs up to "

@@ -17,6 +17,7 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/instance.h"
+#include "oci-vtpm/limits.h"
 #include "oci-vtpm/oci.h"
 
 #define EXPORT_MAGIC	 "OVTPMEX1"

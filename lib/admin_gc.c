@@ -15,6 +15,7 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/instance.h"
+#include "oci-vtpm/limits.h"
 #include "oci-vtpm/proc.h"
 #include "oci-vtpm/swtpm.h"
 #include "oci-vtpm/vtpm.h"
@@ -147,6 +148,12 @@ static int kill_strays(const struct ov_settings *s, int run, struct ov_admin_gc 
 	return 0;
 }
 
+/* gc's question to lib/limits.c: does a slot's record name this cgroup? */
+static bool cgroup_recorded(const char *name, void *arg)
+{
+	return ov_instance_cgroup_recorded(*(int *)arg, name);
+}
+
 int ov_admin_gc(const struct ov_settings *s, struct ov_admin_gc *r, ov_error *err)
 {
 	cleanup_close int run = ov_run_dir_open(s->run_dir, false, err);
@@ -182,6 +189,7 @@ int ov_admin_gc(const struct ov_settings *s, struct ov_admin_gc *r, ov_error *er
 		return -1;
 	ov_instance_gc_names(s); /* claims of names whose container is gone */
 	ov_instance_gc_uids(s);	 /* swtpm_uid_range claims of slots that are gone */
+	r->cgroups = ov_limits_gc(s, cgroup_recorded, &run);
 	if (r->failed)
 		return ov_error_set(err, 0, "gc: %u containers could not be collected", r->failed);
 	return 0;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,8 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/instance.h"
+#include "oci-vtpm/limits.h"
 #include "oci-vtpm/oci.h"
 #include "oci-vtpm/rootless.h"
 
@@ -71,6 +74,9 @@ void ov_settings_defaults(struct ov_settings *s)
 	s->pool_size = 8;
 	s->start_timeout_ms = 10000;
 	s->stop_timeout_ms = 5000;
+	s->swtpm_memory_max = 64u << 20;
+	s->swtpm_pids_max = 8;
+	s->swtpm_cpu_max = 50;
 	s->env_keys = OV_ENV_KEYS_DEFAULT;
 	s->annotation_keys = OV_REQ_ALL;
 	s->max_vtpms = 1024;
@@ -124,6 +130,7 @@ static int fill_defaults(struct ov_settings *s, ov_error *err)
 	    dup_default(&s->master_key, "/etc/oci-vtpm/master.key") < 0 ||
 	    dup_default(&s->ca_key, "/etc/oci-vtpm/ca/ca.key") < 0 ||
 	    dup_default(&s->ca_cert, "/etc/oci-vtpm/ca/ca.pem") < 0 ||
+	    dup_default(&s->swtpm_cgroup, "oci-vtpm") < 0 ||
 	    dup_default(&s->name_scope, OV_NAME_SCOPE_AUTO) < 0)
 		return ov_error_set(err, ENOMEM, "settings");
 	return 0;
@@ -166,6 +173,10 @@ static const struct key keys[] = {
     {"warm_size", K_UINT, F(warm_size), 0, 1024},
     {"start_timeout_ms", K_UINT, F(start_timeout_ms), 10, 600000},
     {"stop_timeout_ms", K_UINT, F(stop_timeout_ms), 10, 600000},
+    {"swtpm_cgroup", K_STRING, F(swtpm_cgroup), 0, 0},
+    {"swtpm_memory_max", K_UINT, F(swtpm_memory_max), 0, UINT_MAX},
+    {"swtpm_pids_max", K_UINT, F(swtpm_pids_max), 0, 4096},
+    {"swtpm_cpu_max", K_UINT, F(swtpm_cpu_max), 0, 100000},
 };
 #undef F
 
@@ -275,6 +286,17 @@ int ov_settings_parse(const char *buf, size_t len, struct ov_settings *s, ov_err
 		}
 		if (set_key(s, k, v, err) < 0)
 			goto fail;
+		/* Naming a limit asks for limits: a cgroup that cannot be
+		 * made then fails the start. */
+		if (strncmp(name, "swtpm_", 6) == 0 && strstr(name, "_max"))
+			s->swtpm_limits_required = true;
+	}
+	if (s->swtpm_cgroup && !ov_limits_parent_valid(s->swtpm_cgroup)) {
+		ov_error_set(err, 0,
+			     "\"swtpm_cgroup\": \"%s\" is not a relative cgroup path (no \".\", "
+			     "\"..\" or empty component)",
+			     s->swtpm_cgroup);
+		goto fail;
 	}
 	if (fill_defaults(s, err) < 0)
 		goto fail;
@@ -378,6 +400,7 @@ void ov_settings_free(struct ov_settings *s)
 	free(s->master_key);
 	free(s->ca_key);
 	free(s->ca_cert);
+	free(s->swtpm_cgroup);
 	free(s->name_scope);
 	memset(s, 0, sizeof(*s));
 }

@@ -368,6 +368,8 @@ int ov_instance_move(int run, int cdirfd, const char *from, const char *to, cons
 	 * container itself, until it is recorded). */
 	if (ov_instance_hold(&next, holder, err) < 0)
 		return -1;
+	/* Its swtpms' cgroup is named by the record's token (limits.h): it
+	 * stays as it is. */
 	/* Its uid's claim follows it: under the claims' lock, so no start
 	 * sees the claim of a slot that is neither from nor to. */
 	uids = uids_lock(run, false, &ignored);
@@ -540,25 +542,46 @@ unsigned ov_instance_each(const struct ov_settings *s, bool (*valid)(const char 
 	return n;
 }
 
-unsigned ov_instance_count_tpms(int run, const char *except)
+const char *ov_instance_next_record(int run, struct ov_instance_iter *it, struct ov_record *rec)
 {
-	cleanup_instance_iter struct ov_instance_iter it = {0};
 	const char *slot;
-	unsigned n = 0;
 
-	while ((slot = ov_instance_next(run, &it))) {
+	while ((slot = ov_instance_next(run, it))) {
 		cleanup_close int cdir = -1;
-		struct ov_record rec;
 		ov_error ignored = {0};
 		char path[OV_INSTANCE_PATH_MAX];
 
-		if (strcmp(slot, except) == 0 ||
-		    ov_instance_path(run, slot, false, path, sizeof(path), &ignored) < 0)
+		if (ov_instance_path(run, slot, false, path, sizeof(path), &ignored) < 0)
 			continue;
 		cdir = ov_open_dir_at(run, path);
-		if (cdir < 0 || ov_record_read(cdir, &rec, &ignored) < 0)
-			continue;
-		if (ov_instance_alive(&rec))
+		if (cdir >= 0 && ov_record_read(cdir, rec, &ignored) == 0)
+			return slot;
+	}
+	return NULL;
+}
+
+bool ov_instance_cgroup_recorded(int run, const char *name)
+{
+	cleanup_instance_iter struct ov_instance_iter it = {0};
+	struct ov_record rec;
+	bool found = false;
+
+	while (!found && ov_instance_next_record(run, &it, &rec)) {
+		found = strcmp(rec.cgroup, name) == 0;
+		ov_record_free(&rec);
+	}
+	return found;
+}
+
+unsigned ov_instance_count_tpms(int run, const char *except)
+{
+	cleanup_instance_iter struct ov_instance_iter it = {0};
+	struct ov_record rec;
+	const char *slot;
+	unsigned n = 0;
+
+	while ((slot = ov_instance_next_record(run, &it, &rec))) {
+		if (strcmp(slot, except) != 0 && ov_instance_alive(&rec))
 			n += rec.count;
 		ov_record_free(&rec);
 	}

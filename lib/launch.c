@@ -10,6 +10,7 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/instance.h"
 #include "oci-vtpm/launch.h"
+#include "oci-vtpm/limits.h"
 #include "oci-vtpm/log.h"
 #include "oci-vtpm/proc.h"
 #include "oci-vtpm/socket.h"
@@ -65,7 +66,7 @@ static void explain_timeout(const struct ov_swtpm *tpm, const char *stage, int64
 static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 		     const struct ov_request *r, const struct ov_backend_ops *ops,
 		     const struct ov_user *u, const struct ov_key *key, struct ov_record *rec,
-		     ov_error *err)
+		     const struct ov_limits_cg *cg, ov_error *err)
 {
 	struct ov_record_tpm *t = &rec->tpms[idx];
 	cleanup_close int channel = -1;
@@ -103,6 +104,7 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	    .timeout_ms = (int)s->start_timeout_ms,
 	    .spawned = record_spawned,
 	    .arg = &w,
+	    .cg = cg,
 	};
 	/* One deadline for all of this TPM's start: swtpm answering, then
 	 * what the backend waits for (the hook's own timeout in config.json
@@ -116,7 +118,7 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	left = (int64_t)s->start_timeout_ms - ((int64_t)ov_util_mono_ms() - t0);
 	if (ret == 0 && ops->wait) {
 		stage = "the kernel did not register its chip";
-		ret = ops->wait(cdirfd, s, r, idx, t, left > 0 ? (int)left : 0, err);
+		ret = ops->wait(cdirfd, s, r, idx, t, cg, left > 0 ? (int)left : 0, err);
 		if (ret == 0)
 			ret = ov_record_write(cdirfd, rec, err);
 	}
@@ -136,14 +138,31 @@ int ov_launch_start(int cdirfd, const struct ov_settings *s, const struct ov_req
 		    ov_error *err)
 {
 	const struct ov_backend_ops *ops = ov_backend_ops(rec->backend);
+	struct ov_limits_cg cg = OV_LIMITS_CG_INIT;
+	int ret = 0;
 
-	for (unsigned i = 0; i < r->count; i++) {
+	/* One cgroup for the slot's swtpms and relays, named by a token of
+	 * its own that a rename of the slot leaves alone, and recorded before
+	 * it exists: gc removes an empty cgroup no record names. */
+	if (s->swtpm_cgroup && *s->swtpm_cgroup && !rec->cgroup[0]) {
+		if (ov_instance_new_name("", rec->cgroup, sizeof(rec->cgroup), err) < 0 ||
+		    ov_record_write(cdirfd, rec, err) < 0)
+			return ov_error_wrap(err, "swtpm's cgroup");
+		if (ov_limits_create(s, rec->cgroup, r->count, &cg, err) < 0)
+			return -1;
+		if (cg.n == 0) /* none made (a warning said why) */
+			rec->cgroup[0] = '\0';
+	}
+	for (unsigned i = 0; i < r->count && ret == 0; i++) {
 		rec->tpms[i].devnum = -1;
 		rec->count = i + 1;
-		if (start_one(cdirfd, i, s, r, ops, u, &keys[i], rec, err) < 0)
-			return ov_error_wrap(err, "vTPM %u", i);
+		if (start_one(cdirfd, i, s, r, ops, u, &keys[i], rec, &cg, err) < 0)
+			ret = ov_error_wrap(err, "vTPM %u", i);
 	}
-	return 0;
+	if (ret == 0)
+		ret = ov_limits_started(s, rec->cgroup, r->count, err);
+	ov_limits_close(&cg);
+	return ret;
 }
 
 int ov_launch_stop(int cdirfd, const struct ov_settings *s, const struct ov_record *rec,
@@ -170,6 +189,8 @@ int ov_launch_stop(int cdirfd, const struct ov_settings *s, const struct ov_reco
 				i, (int)rec->tpms[i].pid);
 		}
 	}
+	if (ret == 0 && rec->cgroup[0]) /* the swtpms are gone: their cgroup too */
+		ov_limits_remove(s, rec->cgroup);
 	return ret;
 }
 

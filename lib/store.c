@@ -190,6 +190,8 @@ int ov_record_write(int cdirfd, const struct ov_record *rec, ov_error *err)
 	if (add_flag(root, "ek_cert", rec->ek_cert) < 0 ||
 	    add_flag(root, "state_in_swtpm", rec->state_in_swtpm) < 0)
 		return ov_error_set(err, ENOMEM, "record");
+	if (rec->cgroup[0] && add_string(root, "cgroup", rec->cgroup) < 0)
+		return ov_error_set(err, ENOMEM, "record");
 	if (rec->holder_pid > 0 &&
 	    (add_int(root, "holder_pid", rec->holder_pid) < 0 ||
 	     add_int(root, "holder_starttime", (int64_t)rec->holder_starttime) < 0 ||
@@ -284,6 +286,16 @@ static int parse_record(json_object *root, struct ov_record *rec, ov_error *err)
 		rec->holder_starttime = (unsigned long long)hst;
 		rec->started_at = at;
 	}
+	{
+		cleanup_free char *cg = NULL;
+
+		if (get_str(root, "cgroup", false, &cg, err) < 0)
+			return -1;
+		if (cg && !ov_cgroup_token_valid(cg))
+			return ov_error_set(err, 0, "record: bad \"cgroup\"");
+		if (cg)
+			memcpy(rec->cgroup, cg, sizeof(rec->cgroup));
+	}
 	if (!json_object_object_get_ex(root, "tpms", &tpms) ||
 	    !json_object_is_type(tpms, json_type_array))
 		return ov_error_set(err, 0, "record: missing \"tpms\"");
@@ -311,6 +323,13 @@ static int parse_record(json_object *root, struct ov_record *rec, ov_error *err)
 		t->rmdev = (dev_t)rmdev;
 	}
 	return 0;
+}
+
+bool ov_cgroup_token_valid(const char *token)
+{
+	size_t n = strspn(token, "0123456789abcdef");
+
+	return n == OV_CGROUP_TOKEN_LEN && token[n] == '\0';
 }
 
 int ov_record_read(int cdirfd, struct ov_record *rec, ov_error *err)

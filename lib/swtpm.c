@@ -125,7 +125,8 @@ static __attribute__((noreturn)) void child_fail(int errpipe, int e)
 }
 
 static __attribute__((noreturn)) void child_exec(const struct argv_buf *a, const int src[FD_COUNT],
-						 int dir_fd, int devnull, int errpipe)
+						 int dir_fd, const struct ov_limits_cg *cg,
+						 int devnull, int errpipe)
 {
 	static char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
 	int tmp[FD_COUNT];
@@ -143,6 +144,13 @@ static __attribute__((noreturn)) void child_exec(const struct argv_buf *a, const
 	signal(SIGXFSZ, SIG_IGN);
 	if (setrlimit(RLIMIT_FSIZE, &(struct rlimit){OV_SWTPM_FSIZE_MAX, OV_SWTPM_FSIZE_MAX}) < 0)
 		child_fail(errpipe, errno);
+	/* Its cgroups (lib/limits.c) before anything of swtpm's runs. */
+	{
+		int e = ov_limits_join(cg);
+
+		if (e)
+			child_fail(errpipe, e);
+	}
 	if (setsid() < 0)
 		child_fail(errpipe, errno);
 	/* Never the hook's cwd (the bundle). A state dir relative to dir_fd
@@ -215,7 +223,7 @@ int ov_swtpm_spawn(const struct ov_swtpm_opts *o, struct ov_swtpm *out, ov_error
 	if (pid < 0)
 		return ov_error_set(err, errno, "starting swtpm: fork");
 	if (pid == 0)
-		child_exec(a, src, o->dir_fd, devnull, wr);
+		child_exec(a, src, o->dir_fd, o->cg, devnull, wr);
 
 	close(take_fd(&wr));
 	do
@@ -407,6 +415,7 @@ int ov_swtpm_start(const struct ov_swtpm_instance *in, int *channel, struct ov_s
 	    .state_dir = in->state_dir,
 	    .dir_fd = in->run_in_dir ? in->dir_fd : -1,
 	    .runas = in->runas,
+	    .cg = in->cg,
 	};
 	if (ov_swtpm_spawn(&o, out, err) < 0)
 		return -1;

@@ -102,7 +102,11 @@ static int stop_locked(const struct ov_settings *s, int run, int cdir, const cha
 	}
 
 	t_stop = ov_util_mono_ms();
-	if (ret == 0 && rec->name) {
+	if (ret == 0 && rec->name && rec->count == 0) {
+		/* Recorded before its first swtpm ran (its cgroup's name,
+		 * ov_launch_start): nothing changed what the archive holds. */
+		ov_instance_release_name(s, rec->name, id);
+	} else if (ret == 0 && rec->name) {
 		/* Stopped: the record says so, whatever comes next. */
 		ov_error werr = {0};
 

@@ -16,6 +16,7 @@
 
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/error.h"
+#include "oci-vtpm/limits.h"
 #include "oci-vtpm/oci.h"
 #include "oci-vtpm/store.h"
 
@@ -32,7 +33,8 @@ struct ov_backend_ops {
 	 * this TPM's start_timeout_ms. The caller records t again afterwards.
 	 * (The socket backend: the container's control relay.) */
 	int (*wait)(int cdirfd, const struct ov_settings *s, const struct ov_request *r,
-		    unsigned idx, struct ov_record_tpm *t, int timeout_ms, ov_error *err);
+		    unsigned idx, struct ov_record_tpm *t, const struct ov_limits_cg *cg,
+		    int timeout_ms, ov_error *err);
 	/* Optional: vTPMs started before their container (the shim, podman's
 	 * precreate stage) reach it through its config.json: add to spec what
 	 * the runtime needs to place the TPMs of rec itself. Returns 1 when

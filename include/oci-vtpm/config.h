@@ -70,6 +70,15 @@ struct ov_settings {
 	char *master_key; /* /etc/oci-vtpm/master.key */
 	char *ca_key;	  /* host CA's private key (PEM, 0600 root): /etc/oci-vtpm/ca/ca.key */
 	char *ca_cert;	  /* host CA's certificate (PEM): /etc/oci-vtpm/ca/ca.pem */
+	/* Each slot's swtpms run in <swtpm_cgroup>/<slot> under every cgroup
+	 * hierarchy with memory, pids or cpu ("" none), limited per TPM. */
+	char *swtpm_cgroup;
+	unsigned swtpm_memory_max; /* bytes; 0 no limit */
+	unsigned swtpm_pids_max;   /* 0 no limit */
+	unsigned swtpm_cpu_max;	   /* percent of one CPU; 0 no limit */
+	/* The settings file names a limit (swtpm_*_max): a cgroup that cannot
+	 * be made fails the start (else a warning, and no limits). */
+	bool swtpm_limits_required;
 	enum ov_log_level log_level;
 	enum ov_backend backend;
 	bool ek_cert;

@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include "oci-vtpm/error.h"
+#include "oci-vtpm/limits.h"
 
 /* Control channel codes the relay knows (swtpm's tpm_ioctl.h). */
 #define OV_CTRL_SET_LOCALITY	5
@@ -34,11 +35,12 @@
 /*
  * Start the relay serving listen_fd (a listening unix socket; the caller
  * keeps and closes its copy) until the swtpm pid (start time starttime)
- * exits. It runs as user (NULL, "" or "root": the overflow uid 65534).
+ * exits. It runs as user (NULL, "" or "root": the overflow uid 65534), in
+ * the cgroups cg (NULL: ours).
  * Returns once the relay runs its loop, or -1 naming why it could not.
  */
 int ov_ctrl_relay_spawn(int listen_fd, pid_t swtpm_pid, unsigned long long starttime,
-			const char *user, ov_error *err);
+			const char *user, const struct ov_limits_cg *cg, ov_error *err);
 
 /* The relay process itself (OV_RELAY_EXE's main, or the forked child when
  * that program is not there): fd 3 listens, fd 4 is swtpm's pidfd, fd 5

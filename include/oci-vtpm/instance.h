@@ -84,6 +84,9 @@ struct ov_instance_iter {
 const char *ov_instance_next(int run, struct ov_instance_iter *it);
 void ov_instance_iter_end(struct ov_instance_iter *it);
 #define cleanup_instance_iter __attribute__((cleanup(ov_instance_iter_end)))
+/* As ov_instance_next, skipping the slots whose record does not read; the
+ * record goes to rec (ov_record_free it). */
+const char *ov_instance_next_record(int run, struct ov_instance_iter *it, struct ov_record *rec);
 
 /* How long vTPMs started before their container wait for it at most, even
  * while the process creating it lives (a long-running podman service whose
@@ -129,9 +132,10 @@ int ov_instance_adopt(int cdirfd, pid_t container, struct ov_record *rec, ov_err
 
 /*
  * Give the running vTPMs of slot from (locked: cdirfd; its record: rec)
- * the slot name to (its record: bundle, held by holder, 0: none): rename the directory under
- * the running swtpm, whose cwd it is, pass the name's claim on, rewrite
- * the record. Returns 0; or -1: with *moved false nothing changed (err->code
+ * the slot name to (its record: bundle, held by holder, 0: none): rename
+ * the directory under the running swtpm, whose cwd it is, pass the name's
+ * claim on, rewrite the record (its cgroup, named by the record's token,
+ * stays). Returns 0; or -1: with *moved false nothing changed (err->code
  * ENOENT: from was taken by another start first), with *moved true the
  * slot is half moved (now named to) and the caller must stop it.
  */
@@ -175,6 +179,9 @@ void ov_instance_gc_uids(const struct ov_settings *s);
  * is none. */
 unsigned ov_instance_each(const struct ov_settings *s, bool (*valid)(const char *),
 			  int (*fn)(const struct ov_settings *, const char *, const char *));
+
+/* Does the record of a slot of run dir run name the cgroup name (gc)? */
+bool ov_instance_cgroup_recorded(int run, const char *name);
 
 /* The vTPMs (swtpm processes) running in the slots of run dir run other
  * than except (settings max_vtpms). */

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "oci-vtpm/error.h"
+#include "oci-vtpm/limits.h"
 
 /* Control channel commands (swtpm's tpm_ioctl.h). */
 #define OV_SWTPM_CMD_GET_CAPABILITY 1
@@ -32,13 +33,14 @@ struct ov_swtpm_opts {
 	const char *binary;
 	bool chardev; /* `swtpm chardev --fd` (vtpm proxy) instead of `swtpm socket` */
 	bool tpm2;
-	int server_fd;	       /* a listening unix socket, or the vtpm proxy fd */
-	int ctrl_fd;	       /* a listening unix socket */
-	int log_fd;	       /* -1: no log */
-	int key_fd;	       /* -1: state not encrypted; else a pipe holding the key */
-	const char *state_dir; /* --tpmstate dir=, relative to dir_fd if set */
-	int dir_fd;	       /* > 0: swtpm runs in this directory; else in "/" */
-	const char *runas;     /* NULL, "" or "root": stay root */
+	int server_fd;		       /* a listening unix socket, or the vtpm proxy fd */
+	int ctrl_fd;		       /* a listening unix socket */
+	int log_fd;		       /* -1: no log */
+	int key_fd;		       /* -1: state not encrypted; else a pipe holding the key */
+	const char *state_dir;	       /* --tpmstate dir=, relative to dir_fd if set */
+	int dir_fd;		       /* > 0: swtpm runs in this directory; else in "/" */
+	const char *runas;	       /* NULL, "" or "root": stay root */
+	const struct ov_limits_cg *cg; /* joined before exec; NULL none */
 };
 
 struct ov_swtpm {
@@ -121,6 +123,7 @@ struct ov_swtpm_instance {
 	 * A failure ends the start (the swtpm is left to the caller). */
 	int (*spawned)(const struct ov_swtpm *t, void *arg, ov_error *err);
 	void *arg;
+	const struct ov_limits_cg *cg; /* cgroups swtpm joins; NULL none */
 };
 
 /*

@@ -75,7 +75,7 @@ cli_verbs() { "$OV_CLI" --help | sed -n '/^Verbs:/,/^$/p' | awk 'NR > 1 && NF {p
 
 @test "oci-vtpm: the verb table lists every verb; VERB --help and help VERB print that verb's usage" {
 	local want verb
-	want=$(printf '%s\n' cdi gc import init inspect export list pool restore rm rotate-key | sort)
+	want=$(printf '%s\n' cdi gc import init inspect export list pool restore rm rotate-key top | sort)
 	[ "$(cli_verbs)" = "$want" ] || fail "verbs listed: $(cli_verbs | tr '\n' ' ')"
 	for verb in $(cli_verbs); do
 		run --separate-stderr "$OV_CLI" "$verb" --help

@@ -55,6 +55,25 @@ static void test_settings(void)
 	CHECK(settings("{", &s, &err) < 0);
 	CHECK_ERR(&err, "settings: invalid JSON");
 
+	/* swtpm's cgroup: limits by default are best effort; naming a limit
+	 * asks for them. A parent that is not a relative path is refused. */
+	CHECK(settings("{}", &s, &err) == 0);
+	CHECK(strcmp(s.swtpm_cgroup, "oci-vtpm") == 0 && !s.swtpm_limits_required);
+	ov_settings_free(&s);
+	CHECK(settings("{\"swtpm_cgroup\":\"a/b\"}", &s, &err) == 0);
+	CHECK(strcmp(s.swtpm_cgroup, "a/b") == 0 && !s.swtpm_limits_required);
+	ov_settings_free(&s);
+	CHECK(settings("{\"swtpm_pids_max\":4}", &s, &err) == 0);
+	CHECK(s.swtpm_pids_max == 4 && s.swtpm_limits_required);
+	ov_settings_free(&s);
+	CHECK(settings("{\"swtpm_cgroup\":\"\"}", &s, &err) == 0);
+	CHECK(s.swtpm_cgroup[0] == '\0');
+	ov_settings_free(&s);
+	CHECK(settings("{\"swtpm_cgroup\":\"/abs\"}", &s, &err) < 0);
+	CHECK_ERR(&err, "\"swtpm_cgroup\": \"/abs\" is not a relative cgroup path");
+	CHECK(settings("{\"swtpm_cgroup\":\"a/../b\"}", &s, &err) < 0);
+	CHECK_ERR(&err, "swtpm_cgroup");
+
 	/* A file named explicitly must exist. */
 	CHECK(ov_settings_load("/nonexistent/config.json", &s, &err) < 0);
 	CHECK_ERR(&err, "No such file");

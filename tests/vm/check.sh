@@ -5,7 +5,8 @@
 #   chain 1: cgroup v1: smoke.sh, then all of tests/vm/device.bats, then
 #            tests/vm/engines.bats (docker and containerd)
 #   chain 2: cgroup v2: smoke.sh, the tests of device.bats whose behaviour
-#            differs under v2 (device filter, cgroup managers, the shim) and
+#            differs under v2 (device filter, cgroup managers, the shim,
+#            swtpm's own cgroup) and
 #            the basics, all of tests/vm/shim.bats (the eBPF device filter
 #            through the shim with runc and crun, podman), engines.bats;
 #            then shim.bats under cgroup v1
@@ -15,7 +16,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 timeout=${OCI_VTPM_VM_SUITE_TIMEOUT:-1500}
-v2_filter=${OCI_VTPM_VM_V2_FILTER:-'device rule|oci-vtpm-runtime|/dev/tpm0 and /dev/tpmrm0 are|cgroupfs manager|warm vTPMs'}
+v2_filter=${OCI_VTPM_VM_V2_FILTER:-'device rule|oci-vtpm-runtime|/dev/tpm0 and /dev/tpmrm0 are|cgroupfs manager|warm vTPMs|its own cgroup'}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
