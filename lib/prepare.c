@@ -90,12 +90,45 @@ static int to_text(json_object *root, char **out, size_t *out_len, ov_error *err
 	return 0;
 }
 
+/* What config.json says of a request, for who runs next: the shim's
+ * marker (it starts, places and stops the vTPMs itself; no hook of ours
+ * runs, and one that runs all the same, from an oci-hooks(5) file or the
+ * bundle, learns so here), or our hooks; and the enable annotation.
+ * Returns 1 if it changed config.json, 0 if not, -1 on error. */
+static int mark_request(const struct ov_prepare *e, struct ov_spec *sp, const struct ov_request *r,
+			ov_error *err)
+{
+	struct ov_hook_opts ho = {.path = e->hook, .config = e->config};
+	int changed;
+
+	if (e->id) {
+		changed = !r->provided;
+		if (changed && ov_spec_annotate(sp->root, OV_ANNOTATION_PREFIX "provided-by",
+						OV_PROVIDER_RUNTIME, err) < 0)
+			return -1;
+	} else {
+		ov_spec_hook_timeouts(e->s, r->count, &ho);
+		changed = ov_spec_add_hooks(sp->root, &ho, err);
+		if (changed < 0)
+			return -1;
+	}
+	/* Asked by process.env or the settings' default_enable: the
+	 * annotation says so to the hook, which runs only for containers
+	 * that ask, and finds the same request. */
+	if (!ov_spec_annotated_true(sp->annotations, OV_ANNOTATION_PREFIX "enable")) {
+		if (ov_spec_annotate(sp->root, OV_ANNOTATION_PREFIX "enable", "true", err) < 0)
+			return -1;
+		json_object_object_get_ex(sp->root, "annotations", &sp->annotations);
+		changed = 1;
+	}
+	return changed;
+}
+
 int ov_prepare_text(const char *buf, size_t len, const struct ov_prepare *e, char **out,
 		    size_t *out_len, struct ov_prepare_result *res, ov_error *err)
 {
 	struct ov_spec sp;
 	struct ov_request r;
-	struct ov_hook_opts ho = {.path = e->hook, .config = e->config};
 	enum ov_backend backend = OV_BACKEND_SOCKET;
 	const struct ov_backend_ops *ops;
 	char token[64] = "";
@@ -114,29 +147,9 @@ int ov_prepare_text(const char *buf, size_t len, const struct ov_prepare *e, cha
 		goto out;
 	}
 	res->enabled = true;
-	if (e->id) {
-		/* The shim: it starts, places and stops the vTPMs itself; no
-		 * hook of ours runs. One that runs all the same (an
-		 * oci-hooks(5) file, hooks in the bundle) learns so here. */
-		changed = !r.provided;
-		if (changed && ov_spec_annotate(sp.root, OV_ANNOTATION_PREFIX "provided-by",
-						OV_PROVIDER_RUNTIME, err) < 0)
-			goto out;
-	} else {
-		ov_spec_hook_timeouts(e->s, r.count, &ho);
-		changed = ov_spec_add_hooks(sp.root, &ho, err);
-		if (changed < 0)
-			goto out;
-	}
-	/* Asked by process.env or the settings' default_enable: the
-	 * annotation says so to the hook, which runs only for containers
-	 * that ask, and finds the same request. */
-	if (!ov_spec_annotated_true(sp.annotations, OV_ANNOTATION_PREFIX "enable")) {
-		if (ov_spec_annotate(sp.root, OV_ANNOTATION_PREFIX "enable", "true", err) < 0)
-			goto out;
-		json_object_object_get_ex(sp.root, "annotations", &sp.annotations);
-		changed = 1;
-	}
+	changed = mark_request(e, &sp, &r, err);
+	if (changed < 0)
+		goto out;
 	/* Which backend decides whether there is anything to start now; a
 	 * request this host cannot serve fails here, before the runtime.
 	 * Started already by podman's precreate stage: the hook adopts them. */
