@@ -271,12 +271,25 @@ static int exit_like(int wstatus)
 	return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 1;
 }
 
+/* What `<runtime> state` says of the container (its OCI state), or NULL
+ * when the runtime does not know it. */
+static json_object *runtime_state(const struct ov_rt_args *a, const char *runtime,
+				  char *const argv[])
+{
+	cleanup_free char **state = ov_rt_state_argv(runtime, argv, a->sub, a->id);
+	cleanup_free char *text = NULL;
+	ov_error err = {0};
+
+	if (!state || ov_rt_output(runtime, state, OV_STATE_MAX, &text, &err) < 0)
+		return NULL;
+	return json_tokener_parse(text);
+}
+
 /* The pid a successful create (or run -d) recorded: from --pid-file when
  * the engine asked for one, else from `<runtime> state`. 0: none (a run -d
  * whose container is gone already), -1: unknown. */
 static pid_t container_pid(const struct ov_rt_args *a, const char *runtime, char *const argv[])
 {
-	cleanup_free char **state = NULL;
 	cleanup_free char *text = NULL;
 	cleanup_json json_object *o = NULL;
 	json_object *v;
@@ -289,10 +302,7 @@ static pid_t container_pid(const struct ov_rt_args *a, const char *runtime, char
 		pid = strtol(text, NULL, 10);
 		return pid > 0 && pid <= INT32_MAX ? (pid_t)pid : -1;
 	}
-	state = ov_rt_state_argv(runtime, argv, a->sub, a->id);
-	if (!state || ov_rt_output(runtime, state, OV_STATE_MAX, &text, &err) < 0)
-		return -1;
-	o = json_tokener_parse(text);
+	o = runtime_state(a, runtime, argv);
 	if (!o || !json_object_object_get_ex(o, "pid", &v) ||
 	    !json_object_is_type(v, json_type_int))
 		return -1;
@@ -328,14 +338,28 @@ static void record_container(const struct ov_rt_args *a, const struct ov_setting
 static int delete_main(const struct ov_rt_args *a, struct ov_settings *s, const char *runtime,
 		       char **argv)
 {
+	cleanup_json json_object *state = NULL;
+	cleanup_free char *bundle = NULL;
+	json_object *v;
 	ov_error err = {0};
 	int wstatus;
 
+	/* Whose container this is, before the runtime forgets it: another
+	 * runtime root may run one with the same id, and its vTPM is not
+	 * this delete's to stop (ov_vtpm_stop_owned). */
+	if (has_run_dir(s, a->id) && (state = runtime_state(a, runtime, argv)) &&
+	    json_object_object_get_ex(state, "bundle", &v) &&
+	    json_object_is_type(v, json_type_string))
+		bundle = strdup(json_object_get_string(v));
 	if (ov_rt_supervise(runtime, argv, &wstatus, &err) < 0)
 		return fail(a, &err);
-	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 && ov_vtpm_stop(s, a->id, &err) < 0) {
-		ov_settings_free(s);
-		return fail(a, &err);
+	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 && bundle &&
+	    ov_vtpm_stop_owned(s, a->id, bundle, 0, &err) < 0) {
+		if (err.code != EBUSY) {
+			ov_settings_free(s);
+			return fail(a, &err);
+		}
+		ov_warn("%s", err.msg); /* the runtime's delete succeeded */
 	}
 	ov_settings_free(s);
 	return exit_like(wstatus);

@@ -336,6 +336,35 @@ runtime_fails() {
 	assert_success
 }
 
+@test "shim: delete under a second runtime root with the same id leaves the first container's vTPM running" {
+	requires_shim swtpm runc
+	local a b id before root2=$T/rt/runc-b
+	a=$(shim_bundle owner io.oci-vtpm.enable=true)
+	b=$(shim_bundle plain)
+	ov_args "$a" sleep 600
+	ov_args "$b" sleep 600
+	id=$(ov_new_id same)
+	ov_cfg "$b" --arg p "ov-b-$id" '.linux.cgroupsPath = $p'
+	ov_run_detached runc "$id" "$a"
+	before=$(ov_swtpm_pids "$id")
+	[ -n "$before" ] || fail "no swtpm for $id"
+	# The same id under another root, asking for nothing, then its
+	# delete through the shim: that container is not the vTPM's.
+	_ov_rt_root "$root2" runc create --bundle "$b" "$id" </dev/null >/dev/null 2>&1 3>&- ||
+		fail "create under $root2 failed"
+	run _ov_rt_root "$root2" runc delete -f "$id"
+	assert_success
+	assert_output --partial "belongs to another container (bundle $a, not $b)"
+	[ "$(ov_swtpm_pids "$id")" = "$before" ] ||
+		fail "the second root's delete stopped the first container's swtpm"
+	jq -e --arg a "$a" '.bundle == $a' "$(ov_slot "$id")/record.json" >/dev/null ||
+		fail "the record changed: $(cat "$(ov_slot "$id")/record.json" 2>&1)"
+	run ov_exec runc "$id" tpm2_getrandom -T "$OV_TCTI" --hex 4
+	assert_success
+	ov_delete runc "$id" -f
+	ov_no_swtpm "$id" || fail "the owner's delete did not stop its swtpm"
+}
+
 @test "shim: run in the foreground passes a SIGTERM sent to the shim on and exits like the container" {
 	requires_shim swtpm runc
 	local b id pid rc=0
