@@ -232,6 +232,34 @@ out:
 	return ret;
 }
 
+/* The host's own /dev/tpmN of TPM idx, checked to be the chip recorded. */
+static int device_connect(int cdirfd, unsigned idx, const struct ov_record_tpm *t, ov_error *err)
+{
+	cleanup_close int devfd = open("/dev", O_PATH | O_DIRECTORY | O_CLOEXEC), node = -1;
+	char name[32], path[64];
+	struct stat st;
+	int fd;
+
+	(void)cdirfd;
+	if (devfd < 0)
+		return ov_error_set(err, errno, "opening /dev");
+	if (t->devnum < 0 || t->dev == 0)
+		return ov_error_set(err, 0, "vTPM %u has no device recorded", idx);
+	snprintf(name, sizeof(name), "tpm%d", t->devnum);
+	node = ov_vtpmx_open_node(devfd, name, t->dev, err);
+	if (node < 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", node);
+	fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return ov_error_set(err, errno, "opening /dev/%s", name);
+	if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != t->dev) {
+		close(fd);
+		return ov_error_set(err, 0, "/dev/%s is not the vTPM's device", name);
+	}
+	return fd;
+}
+
 static void device_ctrl_name(unsigned idx, char *buf, size_t size)
 {
 	snprintf(buf, size, "ctrl-%u.sock", idx);
@@ -244,5 +272,6 @@ const struct ov_backend_ops ov_backend_device = {
     .wait = device_wait,
     .precreate = ov_spec_add_record_devices,
     .attach = device_attach,
+    .connect = device_connect,
     .ctrl_name = device_ctrl_name,
 };

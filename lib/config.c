@@ -79,6 +79,7 @@ void ov_settings_defaults(struct ov_settings *s)
 	s->log_level = OV_LOG_INFO;
 	s->backend = OV_BACKEND_AUTO;
 	s->ek_cert = false;
+	s->measure = true;
 	s->keep_generations = 3;
 	s->pool_size = 8;
 	s->start_timeout_ms = 10000;
@@ -135,6 +136,7 @@ static const struct key keys[] = {
     {"log_level", K_LEVEL, F(log_level), 0, 0},
     {"backend", K_BACKEND, F(backend), 0, 0},
     {"ek_cert", K_BOOL, F(ek_cert), 0, 0},
+    {"measure", K_BOOL, F(measure), 0, 0},
     {"default_enable", K_BOOL, F(default_enable), 0, 0},
     {"env_request", K_REQ_KEYS, F(env_keys), 0, 0},
     /* who may ask for what */
@@ -158,13 +160,10 @@ struct req_key {
 	unsigned bit;
 };
 static const struct req_key req_keys[] = {
-    {"enable", "ENABLE", OV_REQ_ENABLE},
-    {"name", "NAME", OV_REQ_NAME},
-    {"version", "VERSION", OV_REQ_VERSION},
-    {"count", "COUNT", OV_REQ_COUNT},
-    {"ek-cert", "EK_CERT", OV_REQ_EK_CERT},
-    {"backend", "BACKEND", OV_REQ_BACKEND},
-    {"precreated", NULL, 0},
+    {"enable", "ENABLE", OV_REQ_ENABLE},    {"name", "NAME", OV_REQ_NAME},
+    {"version", "VERSION", OV_REQ_VERSION}, {"count", "COUNT", OV_REQ_COUNT},
+    {"ek-cert", "EK_CERT", OV_REQ_EK_CERT}, {"backend", "BACKEND", OV_REQ_BACKEND},
+    {"measure", "MEASURE", OV_REQ_MEASURE}, {"precreated", NULL, 0},
 };
 #define N_REQ_KEYS (sizeof(req_keys) / sizeof(req_keys[0]))
 
@@ -194,7 +193,7 @@ static int set_req_keys(const char *name, json_object *v, unsigned *out, ov_erro
 		if (!rk || !rk->bit)
 			return ov_error_set(err, 0,
 					    "\"%s\": \"%s\" is not enable, name, version, count, "
-					    "ek-cert or backend",
+					    "ek-cert, backend or measure",
 					    name, str);
 		*out |= rk->bit;
 	}
@@ -476,6 +475,10 @@ static int request_key(const struct req_key *k, const char *val, const char *src
 		if (parse_bool(val, &r->ek_cert) < 0)
 			goto bad;
 		return 0;
+	case OV_REQ_MEASURE:
+		if (parse_bool(val, &r->measure) < 0)
+			goto bad;
+		return 0;
 	case OV_REQ_BACKEND:
 		if (ov_backend_parse(val, false, &r->backend) < 0)
 			goto bad;
@@ -689,6 +692,7 @@ int ov_request_parse(const struct ov_settings *s, json_object *annotations, json
 	r->version = OV_TPM_2_0;
 	r->count = 1;
 	r->ek_cert = s->ek_cert;
+	r->measure = s->measure;
 	r->backend = s->backend;
 	if (annotations) {
 		json_object_object_foreach(annotations, key, v)

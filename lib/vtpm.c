@@ -12,6 +12,8 @@
 #include "oci-vtpm/instance.h"
 #include "oci-vtpm/launch.h"
 #include "oci-vtpm/log.h"
+#include "oci-vtpm/measure.h"
+#include "oci-vtpm/mount.h"
 #include "oci-vtpm/proc.h"
 #include "oci-vtpm/provision.h"
 #include "oci-vtpm/util.h"
@@ -310,19 +312,64 @@ static int open_recorded(const struct ov_settings *s, const char *id, int *run, 
 	return 0;
 }
 
+/* The event logs in the container, read-only at socket_dir, where the
+ * backend's attach does not place that directory itself. */
+static int expose_logs(int cdir, const struct ov_settings *s, pid_t pid, const struct ov_spec *sp,
+		       ov_error *err)
+{
+	cleanup_close int src =
+	    openat(cdir, OV_MEASURE_LOG_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct ov_bind b = {.src_fd = src, .is_dir = true, .target = s->socket_dir + 1};
+
+	if (src < 0)
+		return ov_error_set(err, errno, "opening the event log directory");
+	if (!sp->rootfs)
+		return ov_error_set(err, 0, "config.json has no root.path");
+	if (ov_mount_into(pid, sp->rootfs, &b, 1, err) < 0)
+		return ov_error_wrap(err, "placing the event log at %s in the container",
+				     s->socket_dir);
+	return 0;
+}
+
+/*
+ * The measured launch (lib/measure.c), once per slot, before the
+ * container's first process: it runs at createRuntime (or prestart), or
+ * in the shim before the runtime's create. Returns 1 when it measured now,
+ * 0 when not asked, measured already or TPM 1.2, -1.
+ */
+static int measure(int cdir, const struct ov_record *rec, const char *id, const struct ov_spec *sp,
+		   const struct ov_request *r, ov_error *err)
+{
+	double t0 = ov_util_mono_ms();
+	int ret;
+
+	if (!r->measure)
+		return 0;
+	ret = ov_measure_launch(cdir, rec, id, sp, err);
+	if (ret < 0)
+		return ov_error_wrap(err, "measuring the launch into PCR %d", OV_MEASURE_PCR);
+	if (ret > 0)
+		ov_debug("timing: measure %.2f ms (PCR %d of %u vTPM%s)", ov_util_mono_ms() - t0,
+			 OV_MEASURE_PCR, rec->count, rec->count > 1 ? "s" : "");
+	return ret;
+}
+
 int ov_vtpm_attach(const struct ov_settings *s, const char *id, pid_t pid, const struct ov_spec *sp,
-		   ov_error *err)
+		   const struct ov_request *r, ov_error *err)
 {
 	cleanup_close int run = -1, cdir = -1;
 	const struct ov_backend_ops *ops;
 	struct ov_record rec;
 	double t0 = ov_util_mono_ms();
+	int measured = 0;
 
 	if (open_recorded(s, id, &run, &cdir, &rec, err) < 0)
 		return -1;
 	ops = ov_backend_ops(rec.backend);
 	if (ov_instance_adopt(cdir, pid, &rec, err) < 0 ||
-	    ops->attach(cdir, s, pid, sp, &rec, err) < 0) {
+	    (measured = measure(cdir, &rec, id, sp, r, err)) < 0 ||
+	    ops->attach(cdir, s, pid, sp, &rec, err) < 0 ||
+	    (measured > 0 && !ops->binds_log_dir && expose_logs(cdir, s, pid, sp, err) < 0)) {
 		discard_locked(s, run, cdir, id, &rec);
 		ov_record_free(&rec);
 		return -1;
@@ -332,7 +379,8 @@ int ov_vtpm_attach(const struct ov_settings *s, const char *id, pid_t pid, const
 	return 0;
 }
 
-int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, ov_error *err)
+int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, const struct ov_spec *sp,
+		  const struct ov_request *r, ov_error *err)
 {
 	cleanup_close int run = -1, cdir = -1;
 	struct ov_record rec;
@@ -341,6 +389,12 @@ int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, ov_err
 	if (open_recorded(s, id, &run, &cdir, &rec, err) < 0)
 		return -1;
 	ret = ov_instance_adopt(cdir, pid, &rec, err);
+	if (ret == 0) {
+		ret = measure(cdir, &rec, id, sp, r, err);
+		if (ret > 0 && pid > 0 && !ov_backend_ops(rec.backend)->binds_log_dir)
+			ret = expose_logs(cdir, s, pid, sp, err);
+		ret = ret < 0 ? -1 : 0;
+	}
 	ov_record_free(&rec);
 	return ret;
 }
