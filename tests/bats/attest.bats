@@ -228,3 +228,111 @@ AT_NV_PROBE="cd /tmp; tpm2_nvread -T $OV_TCTI 0x01c00002 -o c.der >/dev/null 2>&
 	ov_assert_no_new_files
 	ov_leak_check
 }
+
+# at_attest LABEL ID POLICY: the whole flow against container ID (evidence
+# collected into $T/xfer-LABEL): credential, nonce, quote, then the
+# verifier's check-launch with POLICY; leaves the verifier's state in
+# $T/verifier-LABEL and the nonce in $T/nonce-LABEL.
+at_attest() {
+	local x=$T/xfer-$1 priv=$T/verifier-$1 nonce
+	verifier challenge "$x" "$priv" >/dev/null
+	tpm_side "$2" activate >/dev/null
+	verifier check-secret "$x" "$priv" >/dev/null
+	nonce=$(verifier nonce)
+	echo "$nonce" >"$T/nonce-$1"
+	tpm_side "$2" quote "$nonce" >/dev/null
+	verifier attest "$x" "$priv" "$3" "$nonce"
+}
+
+@test "runc: measured launch: the quote verifies and the log replays; a changed arg, an added mount, another image, a tampered log and an old quote are caught" {
+	ov_requires_init
+	local b id x=$T/xfer-m priv=$T/verifier-m img=example.com/app@sha256:1111
+	b=$(at_bundle m io.oci-vtpm.ek-cert=true "io.kubernetes.cri.image-name=$img")
+	ov_cfg "$b" '.process.env += ["SECRET_TOKEN=hunter2-do-not-log"]'
+	jq --arg img "$img" '{args: ["sleep", "600"], image: {"io.kubernetes.cri.image-name": $img},
+		mounts: [.mounts[].destination]}' "$b/config.json" >"$T/policy.json"
+	id=$(ov_new_id m)
+	ov_run_detached runc "$id" "$b"
+	run tpm_side "$id" evidence
+	assert_success
+
+	# The log: in the container (read-only) and from the host, the same.
+	run ov_exec runc "$id" sh -c 'cat /run/tpm/tpm0.cel.json >/dev/null && echo x >>/run/tpm/tpm0.cel.json'
+	assert_failure
+	run ovadm log "$id"
+	assert_success
+	echo "$output" >"$T/host.cel.json"
+	assert_output --partial '"content_type":"oci-vtpm"'
+	assert_output --partial 'SECRET_TOKEN'
+	refute_output --partial 'hunter2'
+
+	run at_attest m "$id" "$T/policy.json"
+	assert_success
+	assert_output --partial "quote verified"
+	assert_output --partial "event log replays to the quoted PCR 11"
+	assert_output --partial "launch satisfies the policy"
+	cmp <(jq -S . "$T/host.cel.json") <(jq -S . "$x/launch.cel.json")
+
+	# Replay by hand: tpm2_pcrread in the container agrees with the log.
+	local want=0000000000000000000000000000000000000000000000000000000000000000 d
+	for d in $(jq -r '.[].digests[] | select(.hashAlg == "sha256") | .digest' "$x/launch.cel.json"); do
+		want=$(printf '%s%s' "$want" "$d" | tr a-f A-F | basenc --base16 -d | sha256sum | cut -d' ' -f1)
+	done
+	run ov_exec runc "$id" tpm2_pcrread -T "$OV_TCTI" sha256:11
+	assert_output --partial "0x${want^^}"
+
+	# An old quote, replayed against a new nonce.
+	run verifier attest "$x" "$priv" "$T/policy.json" "$(verifier nonce)"
+	assert_failure
+	assert_output --partial "nonce"
+
+	# A tampered log entry: the content changed...
+	jq '.[5].content.string |= sub("sleep"; "sheep")' "$x/launch.cel.json" >"$T/t.json"
+	cp "$x/launch.cel.json" "$T/good.cel.json"
+	cp "$T/t.json" "$x/launch.cel.json"
+	run verifier check-launch "$x" "$priv" "$T/policy.json"
+	assert_failure
+	assert_output --partial "record 5: its sha256 digest is not the digest of its content"
+	# ...or changed with its digests made to match: the replay differs.
+	jq '.[5].content.string |= sub("sleep"; "sheep")
+		| .[5].digests |= map(if .hashAlg == "sha256" then .digest = "'"$(jq -j '.[5].content.string | sub("sleep"; "sheep")' "$T/good.cel.json" | sha256sum | cut -d' ' -f1)"'" else . end)' \
+		"$T/good.cel.json" >"$x/launch.cel.json"
+	run verifier check-launch "$x" "$priv" "$T/policy.json"
+	assert_failure
+	assert_output --partial "replay gives PCR 11"
+	# ...or a record dropped.
+	jq 'del(.[12])' "$T/good.cel.json" >"$x/launch.cel.json"
+	run verifier check-launch "$x" "$priv" "$T/policy.json"
+	assert_failure
+	assert_output --partial "replay gives PCR 11"
+	cp "$T/good.cel.json" "$x/launch.cel.json"
+
+	# Another container: a changed arg, an added mount, another image.
+	local b2 id2
+	b2=$(at_bundle m2 io.oci-vtpm.ek-cert=true "io.kubernetes.cri.image-name=example.com/app@sha256:2222")
+	ov_cfg "$b2" '.mounts += [{destination: "/extra", type: "bind", source: "/etc", options: ["rbind", "ro"]}]'
+	ov_args "$b2" sleep 601
+	id2=$(ov_new_id m2)
+	ov_run_detached runc "$id2" "$b2"
+	run tpm_side "$id2" evidence
+	assert_success
+	run at_attest m2 "$id2" "$T/policy.json"
+	assert_failure
+	assert_output --partial 'policy: process.args is ["sleep","601"]'
+	jq '.args = ["sleep", "601"]' "$T/policy.json" >"$T/p2.json"
+	run verifier check-launch "$T/xfer-m2" "$T/verifier-m2" "$T/p2.json"
+	assert_failure
+	assert_output --partial "policy: image io.kubernetes.cri.image-name is example.com/app@sha256:2222"
+	jq '.image["io.kubernetes.cri.image-name"] = "example.com/app@sha256:2222"' "$T/p2.json" >"$T/p3.json"
+	run verifier check-launch "$T/xfer-m2" "$T/verifier-m2" "$T/p3.json"
+	assert_failure
+	assert_output --partial "policy: mount /extra is not allowed"
+	jq '.mounts += ["/extra"]' "$T/p3.json" >"$T/p4.json"
+	run verifier check-launch "$T/xfer-m2" "$T/verifier-m2" "$T/p4.json"
+	assert_success
+
+	run ov_delete runc "$id" -f
+	assert_success
+	run ov_delete runc "$id2" -f
+	assert_success
+}
