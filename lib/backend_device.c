@@ -20,6 +20,7 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/log.h"
+#include "oci-vtpm/measure.h"
 #include "oci-vtpm/mount.h"
 #include "oci-vtpm/spec.h"
 #include "oci-vtpm/proc.h"
@@ -157,16 +158,14 @@ static int device_attach(int cdirfd, const struct ov_settings *s, pid_t pid,
 {
 	char shown[MAX_DEVS][32], hostname[32];
 	const char *names[MAX_DEVS];
-	struct ov_bind binds[MAX_DEVS];
+	struct ov_bind binds[MAX_DEVS + 1];
 	dev_t devs[MAX_DEVS];
 	int fds[MAX_DEVS];
-	cleanup_close int devfd = -1;
+	cleanup_close int devfd = -1, logs = -1;
 	bool tpm2 = rec->version == OV_TPM_2_0;
 	size_t n = 0;
 	int ret = -1;
 
-	(void)cdirfd;
-	(void)s;
 	if (!sp->rootfs)
 		return ov_error_set(err, 0, "config.json has no root.path");
 	devfd = open("/dev", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -222,7 +221,12 @@ static int device_attach(int cdirfd, const struct ov_settings *s, pid_t pid,
 	 * container's rootfs is left untouched. */
 	if (ov_cgroup_allow_devices(pid, sp->root, devs, names, n, err) < 0)
 		goto out;
-	if (ov_mount_into(pid, sp->rootfs, binds, n, err) < 0) {
+	/* The launch's event logs (lib/measure.c), read-only at socket_dir. */
+	logs = openat(cdirfd, OV_MEASURE_LOG_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (logs >= 0)
+		binds[n] =
+		    (struct ov_bind){.src_fd = logs, .is_dir = true, .target = s->socket_dir + 1};
+	if (ov_mount_into(pid, sp->rootfs, binds, n + (logs >= 0), err) < 0) {
 		ov_error_wrap(err, "placing the vTPM devices in the container");
 		goto out;
 	}

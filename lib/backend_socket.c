@@ -112,6 +112,6 @@ const struct ov_backend_ops ov_backend_socket = {
     .wait = socket_wait,
     .attach = socket_attach,
     .connect = socket_connect,
-    .binds_log_dir = true,
+    .places_log_dir = true,
     .ctrl_name = socket_ctrl_name,
 };

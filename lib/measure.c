@@ -410,6 +410,35 @@ static int measure_one(int cdirfd, const struct ov_record *rec, unsigned idx, js
 	return 0;
 }
 
+/* dir/name replaced atomically (a reader sees all of it or none), not
+ * durably: like the PCRs it describes, it is gone at the next boot (in
+ * run_dir, a tmpfs), so no fsync, which costs more than the measuring. */
+static int write_log(int dir, const char *name, const char *text, ov_error *err)
+{
+	char tmp[80];
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
+	if (unlinkat(dir, tmp, 0) < 0 && errno != ENOENT)
+		return ov_error_set(err, errno, "removing %s", tmp);
+	fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
+	if (fd < 0)
+		return ov_error_set(err, errno, "creating %s", tmp);
+	if (ov_write_all(fd, text, strlen(text)) < 0 || close(fd) < 0) {
+		int e = errno;
+
+		unlinkat(dir, tmp, 0);
+		return ov_error_set(err, e, "writing %s", tmp);
+	}
+	if (renameat(dir, tmp, dir, name) < 0) {
+		int e = errno;
+
+		unlinkat(dir, tmp, 0);
+		return ov_error_set(err, e, "renaming %s", tmp);
+	}
+	return 0;
+}
+
 int ov_measure_launch(int cdirfd, const struct ov_record *rec, const char *id,
 		      const struct ov_spec *sp, ov_error *err)
 {
@@ -442,7 +471,7 @@ int ov_measure_launch(int cdirfd, const struct ov_record *rec, const char *id,
 		text = json_object_to_json_string_ext(log, JSON_C_TO_STRING_PRETTY |
 							       JSON_C_TO_STRING_NOSLASHESCAPE);
 		ov_measure_log_name(i, name, sizeof(name));
-		if (ov_write_file_atomic(dir, name, text, strlen(text), 0444, err) < 0)
+		if (write_log(dir, name, text, err) < 0)
 			return ov_error_wrap(err, "the event log of vTPM %u", i);
 	}
 	return 1;

@@ -312,8 +312,9 @@ static int open_recorded(const struct ov_settings *s, const char *id, int *run, 
 	return 0;
 }
 
-/* The event logs in the container, read-only at socket_dir, where the
- * backend's attach does not place that directory itself. */
+/* The event logs in the container, read-only at socket_dir, for vTPMs
+ * placed through config.json (the device backend's precreate): the
+ * backends' attach places them with the TPMs. */
 static int expose_logs(int cdir, const struct ov_settings *s, pid_t pid, const struct ov_spec *sp,
 		       ov_error *err)
 {
@@ -361,15 +362,13 @@ int ov_vtpm_attach(const struct ov_settings *s, const char *id, pid_t pid, const
 	const struct ov_backend_ops *ops;
 	struct ov_record rec;
 	double t0 = ov_util_mono_ms();
-	int measured = 0;
 
 	if (open_recorded(s, id, &run, &cdir, &rec, err) < 0)
 		return -1;
 	ops = ov_backend_ops(rec.backend);
 	if (ov_instance_adopt(cdir, pid, &rec, err) < 0 ||
-	    (measured = measure(cdir, &rec, id, sp, r, err)) < 0 ||
-	    ops->attach(cdir, s, pid, sp, &rec, err) < 0 ||
-	    (measured > 0 && !ops->binds_log_dir && expose_logs(cdir, s, pid, sp, err) < 0)) {
+	    measure(cdir, &rec, id, sp, r, err) < 0 ||
+	    ops->attach(cdir, s, pid, sp, &rec, err) < 0) {
 		discard_locked(s, run, cdir, id, &rec);
 		ov_record_free(&rec);
 		return -1;
@@ -391,7 +390,7 @@ int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, const 
 	ret = ov_instance_adopt(cdir, pid, &rec, err);
 	if (ret == 0) {
 		ret = measure(cdir, &rec, id, sp, r, err);
-		if (ret > 0 && pid > 0 && !ov_backend_ops(rec.backend)->binds_log_dir)
+		if (ret > 0 && pid > 0 && !ov_backend_ops(rec.backend)->places_log_dir)
 			ret = expose_logs(cdir, s, pid, sp, err);
 		ret = ret < 0 ? -1 : 0;
 	}
