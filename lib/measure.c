@@ -111,14 +111,16 @@ static const char *text_of(json_object *o)
 						     JSON_C_TO_STRING_NOSLASHESCAPE);
 }
 
-/* Append the event {"name": value} (value owned, may be NULL: null). */
+/* Append the event {"name": value} (value owned, may be NULL: null),
+ * canonical: keys sorted at every level. */
 static int add_event(json_object *events, const char *name, json_object *value)
 {
 	cleanup_json json_object *o = json_object_new_object();
-	json_object *s;
+	json_object *c = value ? canonical(value) : NULL, *s;
 
-	if (!o || json_object_object_add(o, name, value) < 0) {
-		json_object_put(value);
+	json_object_put(value);
+	if (!o || (value && !c) || json_object_object_add(o, name, c) < 0) {
+		json_object_put(c);
 		return -1;
 	}
 	s = json_object_new_string(text_of(o));
@@ -239,7 +241,7 @@ static json_object *mounts(json_object *root)
 		for (size_t k = 0; o && k < sizeof(keys) / sizeof(keys[0]); k++) {
 			if (!json_object_object_get_ex(e, keys[k], &v))
 				continue;
-			if (json_object_object_add(o, keys[k], canonical(v)) < 0) {
+			if (json_object_object_add(o, keys[k], json_object_get(v)) < 0) {
 				json_object_put(o);
 				o = NULL;
 			}
@@ -296,9 +298,9 @@ int ov_measure_events(const char *id, const struct ov_spec *sp, json_object **ou
 
 		user = json_object_new_object();
 		if (user && json_object_object_get_ex(proc_user, "uid", &v))
-			json_object_object_add(user, "uid", canonical(v));
+			json_object_object_add(user, "uid", json_object_get(v));
 		if (user && json_object_object_get_ex(proc_user, "gid", &v))
-			json_object_object_add(user, "gid", canonical(v));
+			json_object_object_add(user, "gid", json_object_get(v));
 	}
 	sc = seccomp(root, err, &ret);
 	if (ret < 0) {
@@ -306,7 +308,7 @@ int ov_measure_events(const char *id, const struct ov_spec *sp, json_object **ou
 		json_object_put(user);
 		return -1;
 	}
-#define GET(a, b) (get_path(root, a, b) ? canonical(get_path(root, a, b)) : NULL)
+#define GET(a, b) json_object_get(get_path(root, a, b))
 	if (add_event(ev, "oci-vtpm", meta) < 0 ||
 	    add_event(ev, "container.id", json_object_new_string(id)) < 0 ||
 	    add_event(ev, "engine", json_object_new_string(engine(sp))) < 0 ||

@@ -336,3 +336,71 @@ at_attest() {
 	run ov_delete runc "$id2" -f
 	assert_success
 }
+
+# What a container sees of the measured launch: PCR 11 and the log.
+AT_MEASURE_PROBE="echo PCR11=\$(tpm2_pcrread -T $OV_TCTI sha256:11 | grep -o '0x[0-9A-F]*');
+	[ -r /run/tpm/tpm0.cel.json ] && echo LOG=\$(grep -c '^ *\"recnum\"' /run/tpm/tpm0.cel.json) || echo NOLOG"
+AT_ZERO=0x0000000000000000000000000000000000000000000000000000000000000000
+
+# at_probe LABEL [KEY=VALUE]...: run the probe in a fresh container.
+at_probe() {
+	local b id label=$1
+	shift
+	b=$(ov_bundle "$label" io.oci-vtpm.enable=true "$@")
+	ov_sh "$b" "$AT_MEASURE_PROBE"
+	id=$(ov_new_id "$label")
+	ov_run runc "$id" "$b"
+}
+
+@test "runc: measuring is on by default; annotation, env and settings turn it off (PCR 11 zero, no log); a bad value is refused" {
+	requires root jq busybox swtpm tpm2-tools hook runc
+	run at_probe default
+	assert_success
+	assert_line LOG=13
+	refute_line "PCR11=$AT_ZERO"
+	assert_line --regexp '^PCR11=0x[0-9A-F]{64}$'
+
+	run at_probe annotated io.oci-vtpm.measure=false
+	assert_success
+	assert_line NOLOG
+	assert_line "PCR11=$AT_ZERO"
+
+	local b id
+	b=$(ov_bundle env io.oci-vtpm.enable=true)
+	ov_sh "$b" "$AT_MEASURE_PROBE"
+	ov_cfg "$b" '.process.env += ["OCI_VTPM_MEASURE=false"]'
+	id=$(ov_new_id env)
+	run ov_run runc "$id" "$b"
+	assert_success
+	assert_line NOLOG
+	assert_line "PCR11=$AT_ZERO"
+
+	ov_write_config '.measure = false'
+	run at_probe settings
+	assert_success
+	assert_line NOLOG
+	assert_line "PCR11=$AT_ZERO"
+	# The annotation overrides the settings.
+	run at_probe override io.oci-vtpm.measure=true
+	assert_success
+	assert_line LOG=13
+
+	run at_probe bad io.oci-vtpm.measure=maybe
+	assert_failure
+	assert_output --regexp 'annotation io.oci-vtpm.measure: bad value .?"maybe'
+
+	# A TPM 1.2 vTPM is not measured: no log, and `oci-vtpm log` says so.
+	ov_write_config .
+	b=$(ov_bundle v12 io.oci-vtpm.enable=true io.oci-vtpm.version=1.2)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id v12)
+	ov_run_detached runc "$id" "$b"
+	run ovadm log "$id"
+	assert_failure
+	assert_output --partial "no event log for vTPM 0 (not measured)"
+	run ov_delete runc "$id" -f
+	assert_success
+	run ovadm log "$id"
+	assert_failure
+	assert_output --partial "no vTPM of container $id"
+}
