@@ -28,11 +28,12 @@
 static const struct bank {
 	uint16_t alg;
 	const char *name;
+	const EVP_MD *(*md)(void);
 } banks[] = {
-    {TPM_ALG_SHA1, "sha1"},
-    {TPM_ALG_SHA256, "sha256"},
-    {TPM_ALG_SHA384, "sha384"},
-    {TPM_ALG_SHA512, "sha512"},
+    {TPM_ALG_SHA1, "sha1", EVP_sha1},
+    {TPM_ALG_SHA256, "sha256", EVP_sha256},
+    {TPM_ALG_SHA384, "sha384", EVP_sha384},
+    {TPM_ALG_SHA512, "sha512", EVP_sha512},
 };
 #define N_BANKS (sizeof(banks) / sizeof(banks[0]))
 
@@ -339,7 +340,7 @@ static int extend(struct ov_tpm2 *t, const char *s, json_object *digests, ov_err
 	ov_tpm2_put_pw_session(&o);
 	ov_tpm2_put32(&o, N_BANKS);
 	for (size_t b = 0; b < N_BANKS; b++) {
-		const EVP_MD *md = EVP_get_digestbyname(banks[b].name);
+		const EVP_MD *md = banks[b].md();
 		unsigned char d[EVP_MAX_MD_SIZE];
 		char hex[2 * EVP_MAX_MD_SIZE + 1];
 		unsigned len = 0;
