@@ -280,51 +280,79 @@ static json_object *seccomp(json_object *root, ov_error *err, int *ret)
 	return json_object_new_string(hex);
 }
 
+/* process.user: uid and gid, NULL when the spec has none. */
+static json_object *user_ids(json_object *root, bool *oom)
+{
+	json_object *u = get_path(root, "process", "user"), *o, *v;
+
+	if (!u || !json_object_is_type(u, json_type_object))
+		return NULL;
+	o = json_object_new_object();
+	if (o && json_object_object_get_ex(u, "uid", &v) &&
+	    json_object_object_add(o, "uid", json_object_get(v)) < 0)
+		*oom = true;
+	if (o && json_object_object_get_ex(u, "gid", &v) &&
+	    json_object_object_add(o, "gid", json_object_get(v)) < 0)
+		*oom = true;
+	*oom = *oom || !o;
+	return o;
+}
+
+static json_object *meta(void)
+{
+	json_object *o = json_object_new_object();
+
+	if (o && (json_object_object_add(o, "version", json_object_new_string(OV_VERSION)) < 0 ||
+		  json_object_object_add(o, "pcr", json_object_new_int(OV_MEASURE_PCR)) < 0)) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
 int ov_measure_events(const char *id, const struct ov_spec *sp, json_object **out, ov_error *err)
 {
 	cleanup_json json_object *ev = json_object_new_array();
-	json_object *root = sp->root, *meta = json_object_new_object(), *user = NULL, *sc;
-	json_object *proc_user = get_path(root, "process", "user");
+	json_object *root = sp->root;
+	bool oom = !ev;
 	int ret = 0;
+	/* required: never NULL (NULL is out of memory); else NULL is null. */
+#define GET(a, b) json_object_get(get_path(root, a, b)), false
+	struct {
+		const char *name;
+		json_object *v;
+		bool required;
+	} items[] = {
+	    {"oci-vtpm", meta(), true},
+	    {"container.id", json_object_new_string(id), true},
+	    {"engine", json_object_new_string(engine(sp)), true},
+	    {"image", image(sp), true},
+	    {"root.readonly", GET("root", "readonly")},
+	    {"process.args", GET("process", "args")},
+	    {"process.cwd", GET("process", "cwd")},
+	    {"process.user", user_ids(root, &oom), false},
+	    {"process.env.names", env_names(sp), true},
+	    {"process.capabilities", GET("process", "capabilities")},
+	    {"mounts", mounts(root), true},
+	    {"linux.namespaces", GET("linux", "namespaces")},
+	    {"linux.seccomp", seccomp(root, err, &ret), false},
+	};
+#undef GET
+	const size_t n = sizeof(items) / sizeof(items[0]);
 
 	*out = NULL;
-	if (!ev || !meta ||
-	    json_object_object_add(meta, "version", json_object_new_string(OV_VERSION)) < 0 ||
-	    json_object_object_add(meta, "pcr", json_object_new_int(OV_MEASURE_PCR)) < 0) {
-		json_object_put(meta);
-		return ov_error_set(err, ENOMEM, "launch events");
+	for (size_t i = 0; i < n; i++)
+		oom = oom || (items[i].required && !items[i].v);
+	for (size_t i = 0; i < n; i++) {
+		if (ret == 0 && !oom && add_event(ev, items[i].name, items[i].v) < 0)
+			oom = true;
+		else if (ret < 0 || oom)
+			json_object_put(items[i].v);
 	}
-	if (proc_user && json_object_is_type(proc_user, json_type_object)) {
-		json_object *v;
-
-		user = json_object_new_object();
-		if (user && json_object_object_get_ex(proc_user, "uid", &v))
-			json_object_object_add(user, "uid", json_object_get(v));
-		if (user && json_object_object_get_ex(proc_user, "gid", &v))
-			json_object_object_add(user, "gid", json_object_get(v));
-	}
-	sc = seccomp(root, err, &ret);
-	if (ret < 0) {
-		json_object_put(meta);
-		json_object_put(user);
+	if (ret < 0)
 		return -1;
-	}
-#define GET(a, b) json_object_get(get_path(root, a, b))
-	if (add_event(ev, "oci-vtpm", meta) < 0 ||
-	    add_event(ev, "container.id", json_object_new_string(id)) < 0 ||
-	    add_event(ev, "engine", json_object_new_string(engine(sp))) < 0 ||
-	    add_event(ev, "image", image(sp)) < 0 ||
-	    add_event(ev, "root.readonly", GET("root", "readonly")) < 0 ||
-	    add_event(ev, "process.args", GET("process", "args")) < 0 ||
-	    add_event(ev, "process.cwd", GET("process", "cwd")) < 0 ||
-	    add_event(ev, "process.user", user) < 0 ||
-	    add_event(ev, "process.env.names", env_names(sp)) < 0 ||
-	    add_event(ev, "process.capabilities", GET("process", "capabilities")) < 0 ||
-	    add_event(ev, "mounts", mounts(root)) < 0 ||
-	    add_event(ev, "linux.namespaces", GET("linux", "namespaces")) < 0 ||
-	    add_event(ev, "linux.seccomp", sc) < 0)
+	if (oom)
 		return ov_error_set(err, ENOMEM, "launch events");
-#undef GET
 	*out = take_ptr(ev);
 	return 0;
 }

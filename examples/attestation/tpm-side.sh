@@ -75,7 +75,8 @@ quote)
 	# The launch measurements oci-vtpm made into PCR 11 before this
 	# container's first process ran: the verifier replays them.
 	if [ -r "$LAUNCH_LOG" ]; then
-		cp "$LAUNCH_LOG" "$xfer/launch.cel.json"
+		rm -f "$xfer/launch.cel.json"
+		cat "$LAUNCH_LOG" >"$xfer/launch.cel.json"
 	fi
 	echo "quote: PCRs sha256:0-7,11,16 quoted with the nonce into $xfer"
 	;;

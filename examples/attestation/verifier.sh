@@ -77,6 +77,10 @@ check_launch() {
 	for k in oci-vtpm container.id image process.args mounts; do
 		jq -e --arg k "$k" 'has($k)' <<<"$items" >/dev/null || die "policy: $k was not measured"
 	done
+	jq -e '(.mounts | type) == "array" and (.image | type) == "object"' <<<"$items" >/dev/null ||
+		die "policy: the logged mounts or image are not what oci-vtpm measures"
+	[ "$(jq -c '."oci-vtpm".pcr' <<<"$items")" = 11 ] || die "policy: the log is not of PCR 11"
+
 	if jq -e 'has("args")' "$policy" >/dev/null; then
 		jq -e --argjson m "$items" '.args == $m["process.args"]' "$policy" >/dev/null ||
 			die "policy: process.args is $(jq -c '."process.args"' <<<"$items"), the policy expects $(jq -c .args "$policy")"

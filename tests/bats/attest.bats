@@ -246,7 +246,7 @@ at_attest() {
 
 @test "runc: measured launch: the quote verifies and the log replays; a changed arg, an added mount, another image, a tampered log and an old quote are caught" {
 	ov_requires_init
-	local b id x=$T/xfer-m priv=$T/verifier-m img=example.com/app@sha256:1111
+	local b id x=$T/xfer-m priv=$T/verifier-m img=example.com/app@sha256:1111 nonce
 	b=$(at_bundle m io.oci-vtpm.ek-cert=true "io.kubernetes.cri.image-name=$img")
 	ov_cfg "$b" '.process.env += ["SECRET_TOKEN=hunter2-do-not-log"]'
 	jq --arg img "$img" '{args: ["sleep", "600"], image: {"io.kubernetes.cri.image-name": $img},
@@ -306,6 +306,17 @@ at_attest() {
 	assert_failure
 	assert_output --partial "replay gives PCR 11"
 	cp "$T/good.cel.json" "$x/launch.cel.json"
+
+	# The container extends PCR 11 after its launch: it cannot reset it, so
+	# a fresh quote no longer matches the log.
+	run ov_exec runc "$id" tpm2_pcrextend -T "$OV_TCTI" "11:sha256=$(printf '%064d' 1)"
+	assert_success
+	nonce=$(verifier nonce)
+	tpm_side "$id" quote "$nonce" >/dev/null
+	run verifier attest "$x" "$priv" "$T/policy.json" "$nonce"
+	assert_failure
+	assert_output --partial "quote verified"
+	assert_output --partial "replay gives PCR 11"
 
 	# Another container: a changed arg, an added mount, another image.
 	local b2 id2
