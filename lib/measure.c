@@ -446,8 +446,8 @@ static int measure_one(int cdirfd, const struct ov_record *rec, unsigned idx, js
  * run_dir, a tmpfs), so no fsync, which costs more than the measuring. */
 static int write_log(int dir, const char *name, const char *text, ov_error *err)
 {
+	cleanup_close int fd = -1;
 	char tmp[80];
-	int fd;
 
 	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
 	if (unlinkat(dir, tmp, 0) < 0 && errno != ENOENT)
@@ -455,7 +455,7 @@ static int write_log(int dir, const char *name, const char *text, ov_error *err)
 	fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
 	if (fd < 0)
 		return ov_error_set(err, errno, "creating %s", tmp);
-	if (ov_write_all(fd, text, strlen(text)) < 0 || close(fd) < 0) {
+	if (ov_write_all(fd, text, strlen(text)) < 0 || close(take_fd(&fd)) < 0) {
 		int e = errno;
 
 		unlinkat(dir, tmp, 0);
