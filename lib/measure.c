@@ -17,6 +17,10 @@
 #include "oci-vtpm/tpm2.h"
 #include "oci-vtpm/util.h"
 
+#ifndef OV_VERSION /* set by the Makefile; not by tests/fuzz/run.sh */
+#define OV_VERSION "unknown"
+#endif
+
 #define TPM_CC_PCR_EXTEND 0x00000182
 #define TPM_ALG_SHA1	  0x0004
 #define TPM_ALG_SHA384	  0x000c
