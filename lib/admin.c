@@ -570,7 +570,8 @@ int ov_admin_rotate_key(const struct ov_settings *s, struct ov_admin_rotation *r
 	return 0;
 }
 
-/* The entry of run_dir that path names ("<run_dir>/<id>[/...]"), in id. */
+/* The slot of run_dir that path names ("<run_dir>/<kind>/<name>[/...]"),
+ * by slot name in id. */
 static bool run_dir_entry(const char *path, const char *run_dir, char *id, size_t size)
 {
 	size_t plen = strlen(run_dir), n;
@@ -579,26 +580,41 @@ static bool run_dir_entry(const char *path, const char *run_dir, char *id, size_
 		return false;
 	path += plen + 1;
 	n = strcspn(path, "/");
+	if (path[n] != '/')
+		return false;
+	n += 1 + strcspn(path + n + 1, "/");
 	if (n >= size)
 		return false;
 	memcpy(id, path, n);
 	id[n] = '\0';
-	return ov_container_id_valid(id);
+	return ov_instance_slot_of(id);
+}
+
+/* Is the slot id of run the directory st is? */
+static bool slot_is(int run, const char *id, const struct stat *st)
+{
+	char path[OV_INSTANCE_PATH_MAX];
+	ov_error ignored = {0};
+	struct stat there;
+
+	return ov_instance_path(run, id, false, path, sizeof(path), &ignored) == 0 &&
+	       fstatat(run, path, &there, AT_SYMLINK_NOFOLLOW) == 0 && there.st_dev == st->st_dev &&
+	       there.st_ino == st->st_ino;
 }
 
 /*
  * The container an swtpm of run_dir belongs to, in id, and whether its
  * directory is still there (*alive). A container's swtpm runs in its
- * directory (lib/vtpm.c): alive when <run_dir>/<id> is that directory.
- * Started by an older oci-vtpm, it has "dir=<run_dir>/<id>/state-N" in its
- * arguments instead. Returns -1 when pid is no swtpm of run_dir.
+ * directory (lib/vtpm.c): alive when its slot is that directory. One
+ * started by hand or by an older oci-vtpm has "dir=<slot path>/state-N" in
+ * its arguments instead. Returns -1 when pid is no swtpm of run_dir.
  */
 static int swtpm_container(pid_t pid, const char *run_dir, int run, char *id, size_t size,
 			   bool *alive)
 {
 	cleanup_free char *cmd = NULL;
 	char path[64], cwd[PATH_MAX];
-	struct stat here, there;
+	struct stat here;
 	ov_error ignored = {0};
 	const char *base;
 	size_t len;
@@ -617,15 +633,14 @@ static int swtpm_container(pid_t pid, const char *run_dir, int run, char *id, si
 		if (n > 10 && strcmp(cwd + n - 10, " (deleted)") == 0)
 			cwd[n - 10] = '\0';
 		if (run_dir_entry(cwd, run_dir, id, size)) {
-			*alive = fstatat(run, id, &there, AT_SYMLINK_NOFOLLOW) == 0 &&
-				 there.st_dev == here.st_dev && there.st_ino == here.st_ino;
+			*alive = slot_is(run, id, &here);
 			return 0;
 		}
 	}
 	for (size_t off = 0; off < len; off += strlen(cmd + off) + 1)
 		if (strncmp(cmd + off, "dir=", 4) == 0 &&
 		    run_dir_entry(cmd + off + 4, run_dir, id, size)) {
-			*alive = fstatat(run, id, &there, AT_SYMLINK_NOFOLLOW) == 0;
+			*alive = ov_instance_exists(run, id);
 			return 0;
 		}
 	return -1;
@@ -664,7 +679,7 @@ static int kill_strays(const struct ov_settings *s, int run, struct ov_admin_gc 
 	struct dirent *de;
 
 	while (run_dir && proc && (de = readdir(proc))) {
-		char id[OV_ID_MAX + 1];
+		char id[OV_INSTANCE_PATH_MAX];
 		unsigned long long st;
 		ov_error ignored = {0};
 		pid_t pid = (pid_t)atoi(de->d_name);
@@ -686,9 +701,9 @@ static int kill_strays(const struct ov_settings *s, int run, struct ov_admin_gc 
 int ov_admin_gc(const struct ov_settings *s, struct ov_admin_gc *r, ov_error *err)
 {
 	cleanup_close int run = ov_run_dir_open(s->run_dir, false, err);
-	cleanup_dir DIR *d = NULL;
+	cleanup_instance_iter struct ov_instance_iter it = {0};
 	char boot_id[64];
-	struct dirent *de;
+	const char *slot;
 
 	*r = (struct ov_admin_gc){0};
 	if (run < 0) {
@@ -700,23 +715,17 @@ int ov_admin_gc(const struct ov_settings *s, struct ov_admin_gc *r, ov_error *er
 	}
 	if (ov_proc_boot_id(boot_id, sizeof(boot_id), err) < 0)
 		return -1;
-	d = ov_opendir_at(run, ".");
-	if (!d)
-		return ov_error_set(err, errno, "listing %s", s->run_dir);
-	while ((de = readdir(d))) {
+	while ((slot = ov_instance_next(run, &it))) {
 		ov_error e = {0};
-		int n;
+		int n = ov_vtpm_collect(s, slot, boot_id, &e);
 
-		if (!ov_container_id_valid(de->d_name))
-			continue;
-		n = ov_vtpm_collect(s, de->d_name, boot_id, &e);
 		if (n > 0) {
 			r->collected++;
-			if (gc_event(r, OV_ADMIN_GC_COLLECTED, de->d_name, 0, NULL, err) < 0)
+			if (gc_event(r, OV_ADMIN_GC_COLLECTED, slot, 0, NULL, err) < 0)
 				return -1;
 		} else if (n < 0) {
 			r->failed++;
-			if (gc_event(r, OV_ADMIN_GC_FAILED, de->d_name, 0, e.msg, err) < 0)
+			if (gc_event(r, OV_ADMIN_GC_FAILED, slot, 0, e.msg, err) < 0)
 				return -1;
 		}
 	}

@@ -10,6 +10,7 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/instance.h"
 #include "oci-vtpm/oci.h"
 
 #define SETTINGS_MAX (1u << 20)
@@ -393,29 +394,6 @@ bool ov_name_valid(const char *name)
 			return false;
 	}
 	return true;
-}
-
-/* prefix followed by 32 lowercase hex digits (ov_vtpm's own run-dir names) */
-static bool tagged_name(const char *id, const char *prefix)
-{
-	size_t plen = strlen(prefix);
-
-	if (strncmp(id, prefix, plen) != 0 || strlen(id) != plen + 32)
-		return false;
-	for (const char *p = id + plen; *p; p++)
-		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-			return false;
-	return true;
-}
-
-bool ov_precreated_valid(const char *id)
-{
-	return tagged_name(id, OV_PRECREATED_PREFIX);
-}
-
-bool ov_warm_valid(const char *id)
-{
-	return tagged_name(id, OV_WARM_PREFIX);
 }
 
 /* The request key an environment entry "OCI_VTPM_<ENV>=value" sets, with

@@ -14,6 +14,122 @@
 #include "oci-vtpm/instance.h"
 #include "oci-vtpm/proc.h"
 
+/* The kinds of slot, each in its directory of the run dir; prefix: of
+ * their slot names (none: a container's id). */
+static const struct {
+	const char *dir, *prefix;
+} kinds[] = {
+    {OV_INSTANCE_CONTAINERS_DIR, ""},
+    {OV_INSTANCE_WARM_DIR, OV_WARM_PREFIX},
+    {OV_INSTANCE_PRECREATED_DIR, OV_PRECREATED_PREFIX},
+};
+
+/* prefix followed by 32 lowercase hex digits */
+static bool tagged_name(const char *slot, const char *prefix)
+{
+	size_t plen = strlen(prefix);
+
+	if (strncmp(slot, prefix, plen) != 0 || strlen(slot) != plen + 32)
+		return false;
+	for (const char *p = slot + plen; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
+bool ov_precreated_valid(const char *slot)
+{
+	return tagged_name(slot, OV_PRECREATED_PREFIX);
+}
+
+bool ov_warm_valid(const char *slot)
+{
+	return tagged_name(slot, OV_WARM_PREFIX);
+}
+
+bool ov_instance_slot_valid(const char *slot)
+{
+	return ov_container_id_valid(slot) || ov_warm_valid(slot) || ov_precreated_valid(slot);
+}
+
+int ov_instance_path(int run, const char *slot, bool create, char *buf, size_t size, ov_error *err)
+{
+	bool id = ov_container_id_valid(slot);
+	size_t dlen;
+	int n, made, ret = 0;
+
+	if (!id && !ov_warm_valid(slot) && !ov_precreated_valid(slot))
+		return ov_error_set(err, EINVAL, "invalid container id \"%.64s\"", slot);
+	n = snprintf(buf, size, "%s%s", id ? OV_INSTANCE_CONTAINERS_DIR "/" : "", slot);
+	if (n < 0 || (size_t)n >= size)
+		return ov_error_set(err, ENAMETOOLONG, "run directory of %.64s", slot);
+	if (!create)
+		return 0;
+	/* The kind's directory, made durable in the run dir like a slot. */
+	dlen = strcspn(buf, "/");
+	buf[dlen] = '\0';
+	made = mkdirat(run, buf, 0711);
+	if ((made == 0 && ov_fsync_dir_at(run, ".") < 0) || (made < 0 && errno != EEXIST))
+		ret = ov_error_set(err, errno, "creating the run directory's %s", buf);
+	buf[dlen] = '/';
+	return ret;
+}
+
+bool ov_instance_slot_of(char *path)
+{
+	const size_t clen = strlen(OV_INSTANCE_CONTAINERS_DIR "/");
+
+	if (strncmp(path, OV_INSTANCE_CONTAINERS_DIR "/", clen) == 0) {
+		memmove(path, path + clen, strlen(path + clen) + 1);
+		return ov_container_id_valid(path);
+	}
+	return ov_warm_valid(path) || ov_precreated_valid(path);
+}
+
+void ov_instance_flat(const char *slot, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s", slot);
+	for (char *p = buf; (p = strchr(p, '/'));)
+		*p = ':';
+}
+
+void ov_instance_unflat(char *name)
+{
+	for (char *p = name; (p = strchr(p, ':'));)
+		*p = '/';
+}
+
+const char *ov_instance_next(int run, struct ov_instance_iter *it)
+{
+	struct dirent *de;
+
+	for (; it->kind < sizeof(kinds) / sizeof(kinds[0]); it->kind++) {
+		if (!it->d)
+			it->d = ov_opendir_at(run, kinds[it->kind].dir);
+		while (it->d && (de = readdir(it->d))) {
+			int n = snprintf(it->slot, sizeof(it->slot), "%s%s", kinds[it->kind].prefix,
+					 de->d_name);
+
+			/* Of this kind: "warm/<name>" may be valid and no warm one. */
+			if (n > 0 && (size_t)n < sizeof(it->slot) &&
+			    (it->kind == 0 ? ov_container_id_valid(it->slot)
+					   : tagged_name(it->slot, kinds[it->kind].prefix)))
+				return it->slot;
+		}
+		if (it->d)
+			closedir(it->d);
+		it->d = NULL;
+	}
+	return NULL;
+}
+
+void ov_instance_iter_end(struct ov_instance_iter *it)
+{
+	if (it->d)
+		closedir(it->d);
+	it->d = NULL;
+}
+
 int ov_instance_new_name(const char *prefix, char *buf, size_t size, ov_error *err)
 {
 	unsigned char rnd[16];
@@ -109,17 +225,21 @@ int ov_instance_move(int run, int cdirfd, const char *from, const char *to, cons
 {
 	struct ov_record next = *rec;
 	struct stat held, named;
+	char fpath[OV_INSTANCE_PATH_MAX], tpath[OV_INSTANCE_PATH_MAX];
 
 	*moved = false;
-	/* The lock was waited for: is cdirfd still <run_dir>/<from>? */
-	if (fstat(cdirfd, &held) < 0 || fstatat(run, from, &named, AT_SYMLINK_NOFOLLOW) < 0 ||
+	if (ov_instance_path(run, from, false, fpath, sizeof(fpath), err) < 0 ||
+	    ov_instance_path(run, to, true, tpath, sizeof(tpath), err) < 0)
+		return -1;
+	/* The lock was waited for: is cdirfd still the slot from? */
+	if (fstat(cdirfd, &held) < 0 || fstatat(run, fpath, &named, AT_SYMLINK_NOFOLLOW) < 0 ||
 	    held.st_dev != named.st_dev || held.st_ino != named.st_ino)
 		return ov_error_set(err, ENOENT, "%s was taken by another start", from);
 	/* Whose it is now: the process creating the container (or the
 	 * container itself, until it is recorded). */
 	if (ov_instance_hold(&next, holder, err) < 0)
 		return -1;
-	if (renameat2(run, from, run, to, RENAME_NOREPLACE) < 0)
+	if (renameat2(run, fpath, run, tpath, RENAME_NOREPLACE) < 0)
 		return ov_error_set(err, errno, "giving the vTPM %s to the container", from);
 	*moved = true;
 	next.id = (char *)to;
@@ -140,11 +260,8 @@ int ov_instance_claim_name(int run, const char *name, const char *id, ov_error *
 	names = ov_open_dir_at(run, OV_INSTANCE_NAMES_DIR);
 	if (names < 0)
 		return ov_error_set(err, errno, "opening the name claims");
-	if (ov_read_file_at(names, name, OV_ID_MAX + 1, &holder, NULL, err) == 0) {
-		struct stat st;
-
-		if (strcmp(holder, id) != 0 && ov_container_id_valid(holder) &&
-		    fstatat(run, holder, &st, AT_SYMLINK_NOFOLLOW) == 0)
+	if (ov_read_file_at(names, name, OV_INSTANCE_PATH_MAX, &holder, NULL, err) == 0) {
+		if (strcmp(holder, id) != 0 && ov_instance_exists(run, holder))
 			return ov_error_set(err, EBUSY, "vTPM %s is in use by container %s", name,
 					    holder);
 	} else if (err->code != ENOENT) {
@@ -165,7 +282,8 @@ static char *read_claim(const struct ov_settings *s, const char *name, int *run,
 	if (*run < 0)
 		return NULL;
 	*names = ov_open_dir_at(*run, OV_INSTANCE_NAMES_DIR);
-	if (*names < 0 || ov_read_file_at(*names, name, OV_ID_MAX + 1, &id, NULL, &ignored) < 0)
+	if (*names < 0 ||
+	    ov_read_file_at(*names, name, OV_INSTANCE_PATH_MAX, &id, NULL, &ignored) < 0)
 		return NULL;
 	return id;
 }
@@ -184,9 +302,8 @@ bool ov_instance_name_holder(const struct ov_settings *s, const char *name, char
 {
 	cleanup_close int run = -1, names = -1;
 	cleanup_free char *id = read_claim(s, name, &run, &names);
-	struct stat st;
 
-	if (!id || !ov_container_id_valid(id) || fstatat(run, id, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (!id || !ov_instance_exists(run, id))
 		return false;
 	snprintf(holder, size, "%s", id);
 	return true;
@@ -203,12 +320,21 @@ void ov_instance_gc_names(const struct ov_settings *s)
 	if (run >= 0)
 		names = ov_opendir_at(run, OV_INSTANCE_NAMES_DIR);
 	while (names && (de = readdir(names))) {
-		char holder[OV_ID_MAX + 1];
+		char holder[OV_INSTANCE_PATH_MAX];
 
 		if (ov_name_valid(de->d_name) &&
 		    !ov_instance_name_holder(s, de->d_name, holder, sizeof(holder)))
 			unlinkat(dirfd(names), de->d_name, 0);
 	}
+}
+
+int ov_instance_remove_at(int run, const char *id, ov_error *err)
+{
+	char path[OV_INSTANCE_PATH_MAX];
+
+	if (ov_instance_path(run, id, false, path, sizeof(path), err) < 0)
+		return -1;
+	return ov_remove_tree_at(run, path, err);
 }
 
 int ov_instance_remove(const struct ov_settings *s, const char *id, ov_error *err)
@@ -217,43 +343,54 @@ int ov_instance_remove(const struct ov_settings *s, const char *id, ov_error *er
 
 	if (run < 0)
 		return -1;
-	return ov_remove_tree_at(run, id, err);
+	return ov_instance_remove_at(run, id, err);
+}
+
+bool ov_instance_exists(int run, const char *id)
+{
+	char path[OV_INSTANCE_PATH_MAX];
+	ov_error ignored = {0};
+	struct stat st;
+
+	return ov_instance_path(run, id, false, path, sizeof(path), &ignored) == 0 &&
+	       fstatat(run, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 unsigned ov_instance_each(const struct ov_settings *s, bool (*valid)(const char *),
 			  int (*fn)(const struct ov_settings *, const char *, const char *))
 {
 	cleanup_close int run = -1;
-	cleanup_dir DIR *d = NULL;
+	cleanup_instance_iter struct ov_instance_iter it = {0};
 	ov_error err = {0};
 	char boot_id[64];
-	struct dirent *de;
+	const char *slot;
 	unsigned n = 0;
 
 	run = ov_run_dir_open(s->run_dir, false, &err);
-	if (run < 0 || ov_proc_boot_id(boot_id, sizeof(boot_id), &err) < 0 ||
-	    !(d = ov_opendir_at(run, ".")))
+	if (run < 0 || ov_proc_boot_id(boot_id, sizeof(boot_id), &err) < 0)
 		return 0;
-	while ((de = readdir(d)))
-		if (valid(de->d_name) && fn(s, de->d_name, boot_id) > 0)
+	while ((slot = ov_instance_next(run, &it)))
+		if (valid(slot) && fn(s, slot, boot_id) > 0)
 			n++;
 	return n;
 }
 
 unsigned ov_instance_count_tpms(int run, const char *except)
 {
-	cleanup_dir DIR *d = ov_opendir_at(run, ".");
-	struct dirent *de;
+	cleanup_instance_iter struct ov_instance_iter it = {0};
+	const char *slot;
 	unsigned n = 0;
 
-	while (d && (de = readdir(d))) {
+	while ((slot = ov_instance_next(run, &it))) {
 		cleanup_close int cdir = -1;
 		struct ov_record rec;
 		ov_error ignored = {0};
+		char path[OV_INSTANCE_PATH_MAX];
 
-		if (!ov_container_id_valid(de->d_name) || strcmp(de->d_name, except) == 0)
+		if (strcmp(slot, except) == 0 ||
+		    ov_instance_path(run, slot, false, path, sizeof(path), &ignored) < 0)
 			continue;
-		cdir = ov_open_dir_at(run, de->d_name);
+		cdir = ov_open_dir_at(run, path);
 		if (cdir < 0 || ov_record_read(cdir, &rec, &ignored) < 0)
 			continue;
 		if (ov_instance_alive(&rec))

@@ -238,13 +238,13 @@ int ov_pool_claim(const struct ov_settings *s, const char *id, unsigned idx, int
 	cleanup_close int pool = -1, claims = -1;
 	cleanup_dir DIR *d = NULL;
 	cleanup_free char(*names)[80] = NULL;
-	char path[4200], prefix[80], cname[OV_ID_MAX + 16];
+	char path[4200], prefix[80], flat[OV_INSTANCE_PATH_MAX], cname[OV_INSTANCE_PATH_MAX + 16];
 	unsigned n, others;
 	ov_error ignored = {0}, kerr = {0};
 	int got;
 
 	memset(e, 0, sizeof(*e));
-	if (!ov_container_id_valid(id))
+	if (!ov_instance_slot_valid(id))
 		return ov_error_set(err, EINVAL, "invalid container id \"%.64s\"", id);
 	if (!ov_tpm_state_fresh(dstdir))
 		return ov_error_set(err, EEXIST, "the state directory already holds a TPM");
@@ -280,7 +280,8 @@ int ov_pool_claim(const struct ov_settings *s, const char *id, unsigned idx, int
 		goto fail;
 	/* Ours alone (the container's run directory is locked): a leftover of
 	 * a start that died is in the way. */
-	snprintf(cname, sizeof(cname), "%s.%u", id, idx);
+	ov_instance_flat(id, flat, sizeof(flat));
+	snprintf(cname, sizeof(cname), "%s.%u", flat, idx);
 	ov_remove_tree_at(claims, cname, &ignored);
 	got = claim_one(pool, claims, cname, names, n, err);
 	if (got < 0 || take_claimed(claims, cname, names[got], dstdir, uid, gid, e, err) < 0)

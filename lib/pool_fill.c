@@ -48,18 +48,20 @@ static unsigned sweep_claims(const struct ov_settings *s, int pool)
 	unsigned n = 0;
 
 	while (d && (de = readdir(d))) {
-		char id[OV_ID_MAX + 1], *dot;
+		char id[OV_INSTANCE_PATH_MAX], path[OV_INSTANCE_PATH_MAX], *dot;
 		cleanup_close int cfd = -1;
 		ov_error ignored = {0};
 
-		if (de->d_name[0] == '.' || strlen(de->d_name) > OV_ID_MAX)
+		if (de->d_name[0] == '.' || strlen(de->d_name) >= sizeof(id))
 			continue;
 		snprintf(id, sizeof(id), "%s", de->d_name);
 		dot = strrchr(id, '.');
 		if (dot)
 			*dot = '\0';
-		if (run >= 0 && ov_container_id_valid(id)) {
-			cfd = ov_open_dir_at(run, id);
+		ov_instance_unflat(id);
+		if (run >= 0 &&
+		    ov_instance_path(run, id, false, path, sizeof(path), &ignored) == 0) {
+			cfd = ov_open_dir_at(run, path);
 			if (cfd >= 0 && flock(cfd, LOCK_EX | LOCK_NB) < 0)
 				continue; /* that start is still under way */
 		}
@@ -69,7 +71,7 @@ static unsigned sweep_claims(const struct ov_settings *s, int pool)
 	return n;
 }
 
-/* Work directories of fills that died: <run_dir>/@pool/<pid>.XXXXXX. */
+/* Work directories of fills that died: <run_dir>/pool/<pid>.XXXXXX. */
 static void sweep_work(int work)
 {
 	cleanup_dir DIR *d = ov_opendir_at(work, ".");

@@ -10,11 +10,12 @@
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/crypto.h"
 #include "oci-vtpm/error.h"
+#include "oci-vtpm/instance.h"
 
 #define POOL_DIR   "pool"
 #define NEW_DIR	   ".new"
 #define CLAIMS_DIR ".claims"
-#define WORK_DIR   "@pool" /* in run_dir; not a valid container id */
+#define WORK_DIR   OV_INSTANCE_POOL_DIR /* in run_dir (instance.h) */
 #define META	   "meta.json"
 #define ID_HEX	   16
 #define CANDIDATES 64

@@ -247,16 +247,20 @@ int ov_provision_archive(const struct ov_settings *s, int cdirfd, const struct o
 
 /* EK certificates: manufacture every TPM whose state is fresh (nothing was
  * restored into it, nothing came from the pool) before its swtpm starts. */
-static int manufacture_fresh(const struct ov_settings *s, const char *id,
+static int manufacture_fresh(const struct ov_settings *s, int run, const char *id,
 			     const struct ov_request *r, const struct ov_user *u,
 			     const int *statefds, const struct ov_provision *p, ov_error *err)
 {
+	char slot[OV_INSTANCE_PATH_MAX];
+
+	if (ov_instance_path(run, id, false, slot, sizeof(slot), err) < 0)
+		return -1;
 	for (unsigned i = 0; i < r->count; i++) {
-		char dir[4200];
+		char dir[4200 + OV_INSTANCE_PATH_MAX];
 
 		if (!ov_tpm_state_fresh(statefds[i]))
 			continue;
-		if (snprintf(dir, sizeof(dir), "%s/%s/state-%u", s->run_dir, id, i) >=
+		if (snprintf(dir, sizeof(dir), "%s/%s/state-%u", s->run_dir, slot, i) >=
 		    (int)sizeof(dir))
 			return ov_error_set(err, ENAMETOOLONG, "state directory");
 		if (ov_manufacture(s, r->version, dir, &p->keys[i], true, u->uid, u->gid, err) < 0)
@@ -284,7 +288,7 @@ int ov_provision_start(const struct ov_settings *s, int run, const char *id,
 	}
 	t_keys = ov_util_mono_ms();
 	p->restore_ms = t_keys - t0 - p->pool_ms;
-	if (r->ek_cert && manufacture_fresh(s, id, r, u, statefds, p, err) < 0) {
+	if (r->ek_cert && manufacture_fresh(s, run, id, r, u, statefds, p, err) < 0) {
 		ov_provision_undo(s, id, r);
 		return -1;
 	}

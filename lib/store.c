@@ -12,6 +12,7 @@
 
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/instance.h"
 #include "oci-vtpm/oci.h"
 #include "oci-vtpm/store.h"
 #include "oci-vtpm/util.h"
@@ -40,7 +41,7 @@ int ov_run_dir_open(const char *run_dir, bool create, ov_error *err)
 	int fd;
 
 	/* 0711: swtpm, running as its own user, reaches its state directory
-	 * <run_dir>/<id>/state-N by name; nothing here can be listed. */
+	 * <run_dir>/<kind>/<slot>/state-N by name; nothing here can be listed. */
 	if (create)
 		return ov_mkdir_p(run_dir, 0711, err);
 	fd = open(run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -51,20 +52,23 @@ int ov_run_dir_open(const char *run_dir, bool create, ov_error *err)
 
 int ov_container_dir_lock(int run_dirfd, const char *id, bool create, ov_error *err)
 {
-	if (!ov_container_id_valid(id))
-		return ov_error_set(err, EINVAL, "invalid container id \"%.64s\"", id);
+	char path[OV_INSTANCE_PATH_MAX], kind[OV_INSTANCE_PATH_MAX];
+
+	if (ov_instance_path(run_dirfd, id, create, path, sizeof(path), err) < 0)
+		return -1;
+	snprintf(kind, sizeof(kind), "%.*s", (int)strcspn(path, "/"), path);
 	for (int attempt = 0; attempt < 100; attempt++) {
 		cleanup_close int fd = -1;
 		struct stat st;
 
-		if (create && mkdirat(run_dirfd, id, 0711) == 0) {
-			if (ov_fsync_dir_at(run_dirfd, ".") < 0)
+		if (create && mkdirat(run_dirfd, path, 0711) == 0) {
+			if (ov_fsync_dir_at(run_dirfd, kind) < 0)
 				return ov_error_set(err, errno, "syncing the run directory of %s",
 						    id);
 		} else if (create && errno != EEXIST) {
 			return ov_error_set(err, errno, "creating the run directory of %s", id);
 		}
-		fd = ov_open_dir_at(run_dirfd, id);
+		fd = ov_open_dir_at(run_dirfd, path);
 		if (fd < 0) {
 			if (errno == ENOENT && create)
 				continue; /* removed between mkdir and open */

@@ -84,19 +84,22 @@ static int stop_locked(const struct ov_settings *s, int run, int cdir, const cha
 		if (ov_record_write(cdir, rec, &werr) < 0)
 			ov_warn("%s", werr.msg);
 		ret = ov_provision_archive(s, cdir, rec, err);
-		if (ret < 0)
+		if (ret < 0) {
+			char path[OV_INSTANCE_PATH_MAX] = "";
+
+			ov_instance_path(run, id, false, path, sizeof(path), &werr);
 			ov_error_wrap(err,
 				      "archiving failed; the previous generations are intact "
 				      "and the live state stays in %s/%s until `oci-vtpm gc` "
 				      "archives it",
-				      s->run_dir, id);
-		else
+				      s->run_dir, path);
+		} else
 			ov_instance_release_name(s, rec->name, id);
 	}
 	if (ret < 0)
 		return -1; /* keep the record and the state: gc retries */
 	t_archive = ov_util_mono_ms();
-	if (ov_remove_tree_at(run, id, err) < 0)
+	if (ov_instance_remove_at(run, id, err) < 0)
 		return ov_error_wrap(err, "removing the live state");
 	t_end = ov_util_mono_ms();
 	ov_debug("timing: swtpm stop %.1f ms, archive %.1f ms, remove %.1f ms, stop total %.1f ms",
@@ -114,7 +117,7 @@ static void discard_locked(const struct ov_settings *s, int run, int cdir, const
 	if (rec->name)
 		ov_instance_release_name(s, rec->name, id);
 	ov_launch_stop(cdir, s, rec, &e);
-	if (ov_remove_tree_at(run, id, &e) < 0)
+	if (ov_instance_remove_at(run, id, &e) < 0)
 		ov_warn("cleaning up: %s", e.msg);
 }
 
@@ -129,11 +132,10 @@ static int adopt_precreated(const struct start *c, const char *pre, ov_error *er
 	cleanup_close int cdir = -1;
 	struct ov_record rec;
 	ov_error ignored = {0};
-	struct stat sb;
 	bool moved;
 	int ret;
 
-	if (fstatat(c->run, c->id, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+	if (ov_instance_exists(c->run, c->id))
 		return ov_container_dir_lock(c->run, c->id, false, err);
 	cdir = ov_container_dir_lock(c->run, pre, false, err);
 	if (cdir < 0)
@@ -171,8 +173,7 @@ static int open_slot(const struct start *c, bool *warm, ov_error *err)
 	*warm = false;
 	if (r->precreated)
 		return adopt_precreated(c, r->precreated, err);
-	if (ov_warm_eligible(c->s, c->id, r) &&
-	    faccessat(c->run, c->id, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+	if (ov_warm_eligible(c->s, c->id, r) && !ov_instance_exists(c->run, c->id)) {
 		cdir = ov_warm_take(c->s, c->run, c->id, c->bundle, c->holder, c->backend, err);
 		if (cdir >= 0) {
 			*warm = true;
@@ -275,7 +276,7 @@ int ov_vtpm_start(const struct ov_settings *s, const char *id, const char *bundl
 	bool warm;
 	int ret;
 
-	if (!ov_container_id_valid(id))
+	if (!ov_instance_slot_valid(id))
 		return ov_error_set(err, EINVAL, "invalid container id \"%.64s\"", id);
 	if (ov_backend_resolve(r, &c.backend, err) < 0 ||
 	    ov_util_user(s->swtpm_user, &c.user, err) < 0 ||
@@ -418,7 +419,7 @@ int ov_vtpm_stop(const struct ov_settings *s, const char *id, ov_error *err)
 	struct ov_record rec;
 	int ret;
 
-	if (!ov_container_id_valid(id))
+	if (!ov_instance_slot_valid(id))
 		return ov_error_set(err, EINVAL, "invalid container id \"%.64s\"", id);
 	run = ov_run_dir_open(s->run_dir, false, err);
 	if (run < 0)
@@ -429,7 +430,7 @@ int ov_vtpm_stop(const struct ov_settings *s, const char *id, ov_error *err)
 	if (ov_record_read(cdir, &rec, err) < 0) {
 		if (err->code != ENOENT)
 			ov_warn("%s; removing what is left", err->msg);
-		if (ov_remove_tree_at(run, id, err) < 0)
+		if (ov_instance_remove_at(run, id, err) < 0)
 			return ov_error_wrap(err, "removing the live state");
 		return 0;
 	}
@@ -456,7 +457,7 @@ int ov_vtpm_collect(const struct ov_settings *s, const char *id, const char *boo
 		if (err->code != ENOENT)
 			return -1; /* unreadable: leave it to an operator */
 		/* A start that died before its first record. */
-		if (ov_remove_tree_at(run, id, err) < 0)
+		if (ov_instance_remove_at(run, id, err) < 0)
 			return -1;
 		return 1;
 	}

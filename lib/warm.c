@@ -51,30 +51,30 @@ static int take_one(const struct ov_settings *s, int run, int cdir, const char *
 int ov_warm_take(const struct ov_settings *s, int run, const char *to, const char *bundle,
 		 pid_t holder, enum ov_backend backend, ov_error *err)
 {
-	cleanup_dir DIR *d = ov_opendir_at(run, ".");
-	struct dirent *de;
+	cleanup_instance_iter struct ov_instance_iter it = {0};
+	const char *name;
 
-	while (d && (de = readdir(d))) {
+	while ((name = ov_instance_next(run, &it))) {
 		cleanup_close int cdir = -1;
 		struct ov_record rec;
 		ov_error e = {0};
 		int ret = -1;
 
-		if (!ov_warm_valid(de->d_name))
+		if (!ov_warm_valid(name))
 			continue;
-		cdir = ov_container_dir_lock(run, de->d_name, false, &e);
+		cdir = ov_container_dir_lock(run, name, false, &e);
 		if (cdir < 0 || ov_record_read(cdir, &rec, &e) < 0)
 			continue;
-		if (strcmp(rec.id, de->d_name) == 0 && rec.backend == backend &&
-		    warm_kind(s, &rec) && rec.container_pid == 0 && ov_instance_alive(&rec))
-			ret = take_one(s, run, cdir, de->d_name, to, bundle, holder, &rec, &e);
+		if (strcmp(rec.id, name) == 0 && rec.backend == backend && warm_kind(s, &rec) &&
+		    rec.container_pid == 0 && ov_instance_alive(&rec))
+			ret = take_one(s, run, cdir, name, to, bundle, holder, &rec, &e);
 		ov_record_free(&rec);
 		if (ret == 0) {
-			ov_debug("took the warm vTPM %s", de->d_name);
+			ov_debug("took the warm vTPM %s", name);
 			return take_fd(&cdir);
 		}
 		if (e.code != 0 && e.code != ENOENT)
-			ov_warn("warm vTPM %s: %s", de->d_name, e.msg);
+			ov_warn("warm vTPM %s: %s", name, e.msg);
 	}
 	return ov_error_set(err, ENOENT, "no warm vTPM ready");
 }
@@ -109,9 +109,11 @@ static int warm_ready(const struct ov_settings *s, const char *name, const char 
 	cleanup_close int run = ov_run_dir_open(s->run_dir, false, &err);
 	cleanup_close int cdir = -1;
 	struct ov_record rec;
+	char path[OV_INSTANCE_PATH_MAX];
 	bool ready;
 
-	cdir = run < 0 ? -1 : ov_open_dir_at(run, name);
+	if (run >= 0 && ov_instance_path(run, name, false, path, sizeof(path), &err) == 0)
+		cdir = ov_open_dir_at(run, path);
 	if (cdir < 0 || ov_record_read(cdir, &rec, &err) < 0)
 		return 0;
 	ready = rec.boot_id && strcmp(rec.boot_id, boot_id) == 0 && rec.container_pid == 0 &&

@@ -33,6 +33,7 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/instance.h"
 #include "oci-vtpm/log.h"
 #include "oci-vtpm/oci.h"
 #include "oci-vtpm/runtime.h"
@@ -211,9 +212,8 @@ static int edit_bundle(const struct ov_rt_args *a, const struct ov_settings *s, 
 static bool has_run_dir(const struct ov_settings *s, const char *id)
 {
 	cleanup_close int run = open(s->run_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	struct stat st;
 
-	return run >= 0 && fstatat(run, id, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	return run >= 0 && ov_instance_exists(run, id);
 }
 
 /*

@@ -99,18 +99,9 @@ struct ov_request {
 	enum ov_backend backend; /* AUTO resolved later */
 	/* io.oci-vtpm.precreated: the run-directory name under which podman's
 	 * precreate stage started the vTPMs before the container had an id
-	 * (OV_PRECREATED_PREFIX and 32 hex digits); the hook adopts them. */
+	 * (OV_PRECREATED_PREFIX and 32 hex digits, instance.h); the hook adopts them. */
 	char *precreated;
 };
-
-/* Run-directory names of vTPMs started before their container: the
- * prefix and 32 random hex digits. Precreated ones wait for the container
- * that asked (io.oci-vtpm.precreated); warm ones for any that asks for a
- * plain ephemeral TPM 2.0 (`oci-vtpm pool fill`, warm_size). */
-#define OV_PRECREATED_PREFIX "pre-"
-#define OV_WARM_PREFIX	     "warm-"
-bool ov_precreated_valid(const char *id);
-bool ov_warm_valid(const char *id);
 
 /* The path of the settings file: $OCI_VTPM_CONFIG, else the default. */
 const char *ov_settings_path(void);

@@ -1,20 +1,32 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * A vTPM's slot in the run dir. <run_dir>/<id>/ holds the record, the
- * state directories (state-<i>), the sockets and the logs of the vTPMs of
- * one container; the directory is their lock (store.h). A slot is named by
- * the container's id, or, for vTPMs started before their container, by
- * OV_WARM_PREFIX or OV_PRECREATED_PREFIX and 32 random hex digits until a
- * container takes them over (one rename, under the running swtpm).
+ * The run dir, one subdirectory per kind of entry (all on one file system:
+ * a slot changes kind by one rename, under its running swtpm):
  *
- * Name claims: one container per vTPM name at a time. <run_dir>/@names/
- * <name> holds the id of the slot using it, written under the archive's
- * lock; it lives on tmpfs, so a reboot frees every name. A claim whose slot
- * is gone is stale and taken over.
+ *   containers/<id>/    a container's slot, named by its id
+ *   warm/<hex>/         a warm vTPM waiting for any container (warm.h)
+ *   precreated/<hex>/   vTPMs podman's precreate stage started before their
+ *                       container had an id (io.oci-vtpm.precreated)
+ *   names/<name>        name claims (below)
+ *   pool/               work directories of `oci-vtpm pool fill` (pool.h)
+ *
+ * A slot holds the record, the state directories (state-<i>), the sockets
+ * and the logs of the vTPMs of one container; the directory is their lock
+ * (store.h). A slot is named by the container's id, or, for vTPMs started
+ * before their container, by OV_WARM_PREFIX or OV_PRECREATED_PREFIX and 32
+ * random hex digits ("warm/<hex>": a '/' no container id has) until a
+ * container takes them over (one rename). Container ids and the run dir's
+ * own entries never share a directory: any valid id is a container's.
+ *
+ * Name claims: one container per vTPM name at a time. names/<name> holds
+ * the slot name using it, written under the archive's lock; it lives on
+ * tmpfs, so a reboot frees every name. A claim whose slot is gone is stale
+ * and taken over.
  */
 #ifndef OCI_VTPM_INSTANCE_H
 #define OCI_VTPM_INSTANCE_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -24,7 +36,52 @@
 #include "oci-vtpm/store.h"
 #include "oci-vtpm/util.h"
 
-#define OV_INSTANCE_NAMES_DIR "@names" /* not a valid container id */
+#define OV_INSTANCE_CONTAINERS_DIR "containers"
+#define OV_INSTANCE_WARM_DIR	   "warm"
+#define OV_INSTANCE_PRECREATED_DIR "precreated"
+#define OV_INSTANCE_NAMES_DIR	   "names"
+#define OV_INSTANCE_POOL_DIR	   "pool"
+/* Slot names of vTPMs started before their container: the prefix and 32
+ * random hex digits. Precreated ones wait for the container that asked
+ * (io.oci-vtpm.precreated); warm ones for any that asks for a plain
+ * ephemeral TPM 2.0 (`oci-vtpm pool fill`, warm_size). */
+#define OV_PRECREATED_PREFIX OV_INSTANCE_PRECREATED_DIR "/"
+#define OV_WARM_PREFIX	     OV_INSTANCE_WARM_DIR "/"
+/* The longest slot path relative to the run dir, with its '\0'. */
+#define OV_INSTANCE_PATH_MAX (sizeof(OV_INSTANCE_CONTAINERS_DIR "/") + OV_ID_MAX)
+
+bool ov_precreated_valid(const char *slot);
+bool ov_warm_valid(const char *slot);
+/* A container id, a warm or a precreated slot name. */
+bool ov_instance_slot_valid(const char *slot);
+/* The path of slot relative to the run dir ("containers/<id>",
+ * "warm/<hex>", ...) in buf (OV_INSTANCE_PATH_MAX); -1 (EINVAL) for an
+ * invalid slot name. With create, its kind's directory is made first
+ * (0711: swtpm reaches its state directory inside by name). */
+int ov_instance_path(int run, const char *slot, bool create, char *buf, size_t size, ov_error *err);
+
+/* The slot that path (relative to the run dir: "<kind>/<name>") is, in
+ * place: false when it is none. */
+bool ov_instance_slot_of(char *path);
+
+/* slot as one file name ('/' as ':', which no container id has) for files
+ * named by slot elsewhere (pool claims); ov_instance_unflat: back. */
+void ov_instance_flat(const char *slot, char *buf, size_t size);
+void ov_instance_unflat(char *name);
+
+/* Every slot of the run dir (run), by slot name, kind after kind:
+ *   struct ov_instance_iter it = {0};
+ *   while ((slot = ov_instance_next(run, &it))) ...
+ *   ov_instance_iter_end(&it);   (or cleanup_instance_iter) */
+struct ov_instance_iter {
+	unsigned kind;
+	DIR *d;
+	char slot[OV_INSTANCE_PATH_MAX];
+};
+const char *ov_instance_next(int run, struct ov_instance_iter *it);
+void ov_instance_iter_end(struct ov_instance_iter *it);
+#define cleanup_instance_iter __attribute__((cleanup(ov_instance_iter_end)))
+
 /* How long vTPMs started before their container wait for it at most, even
  * while the process creating it lives (a long-running podman service whose
  * create failed after its precreate stage). */
@@ -78,8 +135,11 @@ bool ov_instance_name_holder(const struct ov_settings *s, const char *name, char
 void ov_instance_gc_names(const struct ov_settings *s);
 
 /* Remove slot id (its lock may be held: the directory goes, the lock with
- * it). */
+ * it). ov_instance_remove_at: in the run dir run. */
 int ov_instance_remove(const struct ov_settings *s, const char *id, ov_error *err);
+int ov_instance_remove_at(int run, const char *id, ov_error *err);
+/* Is there a slot id in the run dir run? */
+bool ov_instance_exists(int run, const char *id);
 
 /* Call fn(s, name, boot_id) for every slot whose name passes valid;
  * returns how many calls returned > 0. Best effort: an unreadable run dir

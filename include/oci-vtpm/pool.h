@@ -13,7 +13,8 @@
  *       tpm2-00.permall    swtpm's state, encrypted with the entry's state key
  *   .new/                  entries being made (by one `pool fill` at a time:
  *                          flock on the pool directory)
- *   .claims/<id>.<N>/      an entry being taken by TPM N of container <id>
+ *   .claims/<slot>.<N>/    an entry being taken by TPM N of slot <slot>
+ *                          (container id, or "warm:<hex>": ov_instance_flat)
  *
  * The name tags what an entry is: "ek2" (TPM 2.0 with EK and platform
  * certificates, the only kind pooled: a plain state costs swtpm nothing to
@@ -75,7 +76,7 @@ int ov_pool_status(const struct ov_settings *s, struct ov_pool_status *st, ov_er
 /*
  * Top the pool up to target ready entries: remove stale entries, leftovers
  * of an interrupted fill and claims whose container is no longer starting,
- * then manufacture what is missing (swtpm runs in <run_dir>/@pool, as
+ * then manufacture what is missing (swtpm runs in <run_dir>/pool, as
  * swtpm_user). Every entry is durable (fsync) before it is visible. One
  * fill at a time; a second waits. made/removed may be NULL.
  */

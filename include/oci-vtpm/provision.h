@@ -34,7 +34,7 @@ void ov_provision_wipe(struct ov_provision *p);
 
 /*
  * Fill the empty state directories statefds[0..r->count-1] of slot id
- * (<run_dir>/<id>/state-<i>, files owned by u) with the states r asks
+ * (state-<i> of slot id, files owned by u) with the states r asks
  * for and fill p with their keys. On failure nothing of a named vTPM
  * changed (a first start leaves no empty vTPM behind) and its claim is
  * released; the state directories may hold files (the slot is removed).

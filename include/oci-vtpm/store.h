@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Live records: <run_dir>/<id>/ holds record.json, the swtpm state and logs
- * of one container. The directory itself is the lock (flock).
+ * Live records: a slot of the run dir (<run_dir>/containers/<id>/, the
+ * layout: instance.h) holds record.json, the swtpm state and logs of one
+ * container. The directory itself is the lock (flock).
  */
 #ifndef OCI_VTPM_STORE_H
 #define OCI_VTPM_STORE_H
@@ -21,7 +22,8 @@ bool ov_container_id_valid(const char *id);
 /* Open (creating with mode 0700 if asked) the run dir. */
 int ov_run_dir_open(const char *run_dir, bool create, ov_error *err);
 
-/* Open <run_dir>/<id> and take its exclusive lock; the returned fd holds the
+/* Open the slot id (a container id or a warm/precreated slot name,
+ * instance.h) and take its exclusive lock; the returned fd holds the
  * lock until closed. With create, the directory is made (0711: swtpm may run
  * as another user and must reach its own state directory inside). Without
  * create, a missing directory returns -1 with err->code == ENOENT. */

@@ -128,7 +128,7 @@ named_settings() {
 nothing_left() {
 	ov_leak_check || return 1
 	local left
-	left=$(find "$RUN_DIR" -mindepth 1 -maxdepth 1 ! -name '@*' 2>/dev/null || true)
+	left=$(ov_run_entries | grep -v "^$(ov_names_dir)/" || true)
 	[ -z "$left" ] || fail "left in run_dir: $left"
 }
 

@@ -78,8 +78,8 @@ no_tpm_unless_enabled() {
 		assert_success # so the hook exited 0 at createRuntime and poststop
 		assert_output NO_TPM
 		[ ! -e "$b/rootfs/run/tpm" ] || fail "hook created $b/rootfs/run/tpm (annotation: '${ann:-none}')"
-		if [ -d "$RUN_DIR" ] && [ -n "$(ls -A "$RUN_DIR")" ]; then
-			fail "run_dir not empty for a container without a TPM (annotation: '${ann:-none}'): $(ls -A "$RUN_DIR")"
+		if [ -n "$(ov_run_entries)" ]; then
+			fail "run_dir not empty for a container without a TPM (annotation: '${ann:-none}'): $(ov_run_entries)"
 		fi
 		[ "$(ov_swtpm_count)" -eq 0 ] || fail "swtpm started for a container without a TPM"
 	done
@@ -126,8 +126,8 @@ two_containers() {
 	ov_run_detached "$rt" "$id2" "$b2"
 
 	# Host side while they live.
-	[ -f "$RUN_DIR/$id1/record.json" ] || fail "no $RUN_DIR/$id1/record.json while $id1 runs"
-	[ -f "$RUN_DIR/$id2/record.json" ] || fail "no $RUN_DIR/$id2/record.json while $id2 runs"
+	[ -f "$(ov_slot "$id1")/record.json" ] || fail "no $(ov_slot "$id1")/record.json while $id1 runs"
+	[ -f "$(ov_slot "$id2")/record.json" ] || fail "no $(ov_slot "$id2")/record.json while $id2 runs"
 	[ "$(ov_swtpm_count "$id1")" -eq 1 ] || fail "expected 1 swtpm for $id1: $(ov_ps $(ov_swtpm_pids "$id1"))"
 	[ "$(ov_swtpm_count "$id2")" -eq 1 ] || fail "expected 1 swtpm for $id2: $(ov_ps $(ov_swtpm_pids "$id2"))"
 
@@ -194,8 +194,8 @@ delete_cleans_up() {
 	ov_args "$b" sleep 600
 	id=$(ov_new_id del)
 	ov_run_detached "$rt" "$id" "$b"
-	[ -f "$RUN_DIR/$id/record.json" ] || fail "no record.json while running"
-	[ "$(ov_swtpm_count "$id")" -ge 1 ] || fail "no swtpm process with $RUN_DIR/$id in its arguments"
+	[ -f "$(ov_slot "$id")/record.json" ] || fail "no record.json while running"
+	[ "$(ov_swtpm_count "$id")" -ge 1 ] || fail "no swtpm process with $(ov_slot "$id") in its arguments"
 
 	run ov_rt "$rt" kill "$id" KILL
 	assert_success
@@ -204,7 +204,7 @@ delete_cleans_up() {
 	assert_success
 
 	[ "$(ov_swtpm_count "$id")" -eq 0 ] || fail "swtpm survived delete: $(ov_ps $(ov_swtpm_pids "$id"))"
-	[ ! -e "$RUN_DIR/$id" ] || fail "$RUN_DIR/$id survived delete: $(ls -A "$RUN_DIR/$id")"
+	[ ! -e "$(ov_slot "$id")" ] || fail "$(ov_slot "$id") survived delete: $(ls -A "$(ov_slot "$id")")"
 	ov_leak_check
 }
 
@@ -447,7 +447,7 @@ runtime_rejects_unknown_annotation() {
 	ov_state "$id" "$b" 0 stopped >"$T/state.json"
 	run --separate-stderr ov_hook poststop "$T/state.json"
 	assert_success
-	[ ! -e "$RUN_DIR/$id" ] || fail "$RUN_DIR/$id left after poststop: $(ls -A "$RUN_DIR/$id")"
+	[ ! -e "$(ov_slot "$id")" ] || fail "$(ov_slot "$id") left after poststop: $(ls -A "$(ov_slot "$id")")"
 
 	# The runtime's own poststop (a second one) must be fine too.
 	run ov_delete runc "$id" -f

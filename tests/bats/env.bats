@@ -114,7 +114,7 @@ ek_script() {
 	run ov_run runc "$id" "$b"
 	assert_success
 	assert_output NO_TPM
-	[ -z "$(ls -A "$RUN_DIR" 2>/dev/null)" ] || fail "run_dir: $(ls -A "$RUN_DIR")"
+	[ -z "$(ov_run_entries)" ] || fail "run_dir: $(ov_run_entries)"
 	ov_leak_check
 }
 

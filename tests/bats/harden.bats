@@ -67,8 +67,8 @@ requires_stack() { requires root jq busybox swtpm tpm2-tools hook runc; }
 	ov_args "$b" sleep 600
 	id=$(ov_new_id ctrl)
 	ov_run_detached runc "$id" "$b"
-	s=$RUN_DIR/$id/ctrl-0.sock
-	[ -S "$s" ] || fail "no $s: $(ls -la "$RUN_DIR/$id")"
+	s=$(ov_slot "$id")/ctrl-0.sock
+	[ -S "$s" ] || fail "no $s: $(ls -la "$(ov_slot "$id")")"
 	[ "$(stat -c '%a %u' "$s")" = "600 0" ] || fail "$s is $(stat -c '%a %u' "$s")"
 	# It is swtpm's: the hook's stop answers there.
 	run swtpm_ioctl --unix "$s" -c
@@ -78,7 +78,7 @@ requires_stack() { requires root jq busybox swtpm tpm2-tools hook runc; }
 	assert_line --regexp '^rc=[1-9]'
 	# That is the relay's: unprivileged, gone with its swtpm.
 	local relay
-	relay=$(ov_relay_pids "$RUN_DIR/$id")
+	relay=$(ov_relay_pids "$(ov_slot "$id")")
 	[ -n "$relay" ] || fail "no control relay for $id"
 	[ "$(stat -c %u "/proc/$relay")" != 0 ] || fail "the control relay runs as root"
 	ov_delete runc "$id" -f
@@ -101,8 +101,8 @@ _ov_gone() { ! kill -0 "$1" 2>/dev/null; }
 	ov_run_detached runc "$ida" "$a"
 	ov_run_detached runc "$idb" "$b"
 	# The victim's control channel, wherever this version keeps it.
-	target=$RUN_DIR/$idb/ctrl-0.sock
-	[ -S "$target" ] || target=$RUN_DIR/$idb/private/tpm/tpm0.sock.ctrl
+	target=$(ov_slot "$idb")/ctrl-0.sock
+	[ -S "$target" ] || target=$(ov_slot "$idb")/private/tpm/tpm0.sock.ctrl
 	[ -S "$target" ] || fail "no control socket of $idb found"
 	before=$(ov_swtpm_pids "$idb")
 	[ -n "$before" ] || fail "no swtpm for $idb"
@@ -137,7 +137,7 @@ _ov_gone() { ! kill -0 "$1" 2>/dev/null; }
 	run ov_exec runc "$id" sh -c 'mkdir /run/tpm/d 2>&1; rm -f /run/tpm/tpm0.sock 2>&1; ls /run/tpm'
 	assert_output --partial "Read-only file system"
 	assert_line tpm0.sock
-	[ ! -e "$RUN_DIR/$id/private/tpm/big" ] || fail "the container wrote into the host's run dir"
+	[ ! -e "$(ov_slot "$id")/private/tpm/big" ] || fail "the container wrote into the host's run dir"
 	run ov_exec runc "$id" sh -c 'grep " /run/tpm " /proc/self/mountinfo'
 	assert_success
 	[[ $output =~ \ ro, ]] && [[ $output == *nosuid* ]] && [[ $output == *nodev* ]] &&
@@ -162,22 +162,77 @@ _ov_gone() { ! kill -0 "$1" 2>/dev/null; }
 	ov_write_config '.warm_size = 1 | .pool_size = 0'
 	run ovadm pool fill 0
 	assert_success
-	warm=$(cd "$RUN_DIR" && ls -d warm-*)
-	[ -n "$warm" ] || fail "no warm vTPM: $(ls -A "$RUN_DIR")"
+	warm=$(ov_warm_slots | ov_slot_name)
+	[ -n "$warm" ] || fail "no warm vTPM: $(ov_run_entries)"
 	b=$(ov_bundle badid io.oci-vtpm.enable=true)
 	for bad in '../x' '../../x' 'a/b' '..' ''; do
 		for stage in createRuntime prestart poststop; do
 			ov_state "$bad" "$b" "$(ov_dummy_pid)" >"$T/state.json"
 			run --separate-stderr ov_hook "$stage" "$T/state.json"
 			ov_assert_hook_error 'invalid container id'
-			[ -d "$RUN_DIR/$warm" ] || fail "$stage with id '$bad' moved the warm vTPM $warm"
-			[ ! -e "$T/x" ] && [ ! -e "$(dirname "$T")/x" ] && [ ! -e "$RUN_DIR/a" ] ||
+			[ -d "$(ov_slot "$warm")" ] || fail "$stage with id '$bad' moved the warm vTPM $warm"
+			# (A slot is <run_dir>/<kind>/<id>: ../x is $RUN_DIR/x, ../../x
+			# $T/x; not /tmp/x, which is anybody's.)
+			[ ! -e "$T/x" ] && [ ! -e "$RUN_DIR/x" ] && [ ! -e "$RUN_DIR/a" ] && [ ! -e "$(ov_slot a)" ] ||
 				fail "$stage with id '$bad' made something outside the run dir"
 		done
 	done
 	run ovadm pool drain
 	assert_success
-	[ ! -e "$RUN_DIR/$warm" ] || fail "drain left $warm"
+	[ ! -e "$(ov_slot "$warm")" ] || fail "drain left $warm"
+}
+
+# Container ids and the run dir's own entries never share a namespace: a
+# container named like a warm or precreated vTPM, or like one of the run
+# dir's directories, is a container like any other. (Failed before: `pool
+# drain` stopped the vTPM of a running container named warm-<32 hex>.)
+
+@test "run dir: a container whose id is warm-<32 hex> keeps its vTPM across pool drain and gc; containers named like the run dir's entries work" {
+	requires_stack
+	[ -x "$OV_CLI" ] || fail "$OV_CLI not built"
+	local b hex id pid ids=() pids=()
+	hex=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+	[[ $hex =~ ^[0-9a-f]{32}$ ]] || fail "hex: $hex"
+	ov_write_config '.warm_size = 1 | .pool_size = 0'
+	run ovadm pool fill 0
+	assert_success
+	[ "$(ov_warm_slots | wc -l)" = 1 ] || fail "no warm vTPM: $(ov_run_entries)"
+	b=$(ov_bundle internal io.oci-vtpm.enable=true)
+	ov_args "$b" sleep 600
+	for id in "warm-$hex" "pre-$hex" containers warm precreated names pool; do
+		echo "$id" >>"$T/ids" # for the leak check
+		ov_run_detached runc "$id" "$b" || fail "runc run $id"
+		ids+=("$id")
+		pids+=("$(ov_swtpm_pids "$id")")
+		[ -n "${pids[-1]}" ] && [ -f "$(ov_slot "$id")/record.json" ] || fail "no vTPM for $id: $(ov_run_entries)"
+	done
+	# The first took the warm vTPM (any container may); make another.
+	grep -q "warm-$hex: started 1 TPM 2.0 vTPM (socket backend), warm" "$OV_HOOK_LOG" ||
+		fail "warm-$hex did not take the warm vTPM: $(grep -F "warm-$hex" "$OV_HOOK_LOG")"
+	run ovadm pool fill 0
+	assert_success
+	[ "$(ov_warm_slots | wc -l)" = 1 ] || fail "warm vTPMs: $(ov_warm_slots)"
+
+	run ovadm pool drain
+	assert_success
+	assert_output --partial "1 warm vTPMs stopped"
+	[ -z "$(ov_warm_slots)" ] || fail "warm vTPMs left after drain: $(ov_warm_slots)"
+	run ovadm gc
+	assert_success
+	assert_output "gc: 0 collected, 0 stray swtpm stopped, 0 failed"
+	for i in "${!ids[@]}"; do
+		id=${ids[$i]}
+		[ "$(ov_swtpm_pids "$id")" = "${pids[$i]}" ] || fail "swtpm of $id: $(ov_swtpm_pids "$id"), was ${pids[$i]}"
+		run ov_exec runc "$id" tpm2_getrandom -T "$OV_TCTI" --hex 8
+		assert_success
+		assert_output --regexp '^[0-9a-f]{16}$'
+	done
+	for id in "${ids[@]}"; do
+		run ov_delete runc "$id" -f
+		assert_success
+		[ ! -e "$(ov_slot "$id")" ] || fail "$(ov_slot "$id") left after delete"
+	done
+	ov_leak_check
 }
 
 # ----------------------------------------------------------------------------
@@ -228,7 +283,7 @@ _ov_gone() { ! kill -0 "$1" 2>/dev/null; }
 	chmod 0777 "$T/cfgdir"
 	run --separate-stderr timeout 30 env -i "OCI_VTPM_CONFIG=$T/cfgdir/config.json" "$OV_HOOK" createRuntime <"$T/state.json"
 	ov_assert_hook_error "its directory .*cfgdir .*mode 0777"
-	[ ! -e "$RUN_DIR/$id" ] || fail "a refused start left $RUN_DIR/$id"
+	[ ! -e "$(ov_slot "$id")" ] || fail "a refused start left $(ov_slot "$id")"
 	ov_no_swtpm || fail "swtpm started with untrusted settings"
 }
 
@@ -259,8 +314,12 @@ _fsync_follows() {
 	ov_state "$id" "$b" "$(ov_dummy_pid)" >"$T/state.json"
 	run strace -qq -e trace=mkdirat,fsync -o "$T/hook.st" env -i "OCI_VTPM_CONFIG=$CFG" "$OV_HOOK" createRuntime <"$T/state.json"
 	assert_success
-	grep -q "mkdirat(.*\"$id\", 0711) *= 0" "$T/hook.st" || fail "no mkdirat of $id: $(cat "$T/hook.st")"
-	run _fsync_follows "$T/hook.st" "\"$id\""
+	# (its slot, and the run dir's directory of containers' slots)
+	grep -q "mkdirat(.*/$id\", 0711) *= 0" "$T/hook.st" || fail "no mkdirat of $id: $(cat "$T/hook.st")"
+	run _fsync_follows "$T/hook.st" "/$id\""
+	assert_success
+	grep -q 'mkdirat(.*"containers", 0711) *= 0' "$T/hook.st" || fail "no mkdirat of containers: $(cat "$T/hook.st")"
+	run _fsync_follows "$T/hook.st" '"containers"'
 	assert_success
 	run ov_hook poststop "$T/state.json"
 	assert_success

@@ -17,7 +17,7 @@
 #   $STATE_DIR  the hook's state_dir
 #   $T/rt/...   private runtime state roots (runc/crun --root)
 # ov_teardown deletes every container the test made and then runs the leak
-# check (no process mentioning $RUN_DIR, no $RUN_DIR/<id>, no mount under $T);
+# check (no process mentioning $RUN_DIR, no slot of an id, no mount under $T);
 # a leak fails the test.
 #
 # Runtimes: ov_rt RUNTIME ARGS... runs runc/crun on the test's private
@@ -132,22 +132,48 @@ ov_relay_pids() {
 	done
 }
 
-# Where things live in the run dir. New tests name a container's slot,
-# the name claims, warm and precreated vTPMs and the pool's work dir only
-# through these, so that the run-dir layout is written down once.
-ov_slot() { printf '%s/%s' "$RUN_DIR" "$1"; }
-ov_names_dir() { printf '%s/@names' "$RUN_DIR"; }
-ov_pool_work_dir() { printf '%s/@pool' "$RUN_DIR"; }
+# Where things live in the run dir (include/oci-vtpm/instance.h): one
+# directory per kind. Tests name a container's slot, the name claims, warm
+# and precreated vTPMs and the pool's work dir only through these, so that
+# the run-dir layout is written down once.
+OV_RUN_KINDS="containers warm precreated names pool"
+# ov_slot SLOT: the directory of a slot: a container id, or the slot name
+# of a warm or precreated vTPM ("warm/<hex>", "precreated/<hex>": a '/' no
+# container id has; what `oci-vtpm gc` prints, ov_slot_name gives).
+ov_slot() {
+	case $1 in
+	warm/* | precreated/*) printf '%s/%s' "$RUN_DIR" "$1" ;;
+	*) printf '%s/containers/%s' "$RUN_DIR" "$1" ;;
+	esac
+}
+# ov_slot_name PATH...: the slot names of slot directories (stdin without
+# arguments), one a line.
+ov_slot_name() {
+	if [ $# -eq 0 ]; then sed -e "s|^$RUN_DIR/containers/||" -e "s|^$RUN_DIR/||"; else printf '%s\n' "$@" | ov_slot_name; fi
+}
+ov_names_dir() { printf '%s/names' "$RUN_DIR"; }
+ov_pool_work_dir() { printf '%s/pool' "$RUN_DIR"; }
 # ov_warm_slots / ov_pre_slots: full paths of warm / precreated slots, one
 # per line (none: no output).
-ov_warm_slots() { find "$RUN_DIR" -mindepth 1 -maxdepth 1 -name 'warm-*' 2>/dev/null | sort; }
-ov_pre_slots() { find "$RUN_DIR" -mindepth 1 -maxdepth 1 -name 'pre-*' 2>/dev/null | sort; }
+ov_warm_slots() { find "$RUN_DIR/warm" -mindepth 1 -maxdepth 1 2>/dev/null | sort; }
+ov_pre_slots() { find "$RUN_DIR/precreated" -mindepth 1 -maxdepth 1 2>/dev/null | sort; }
+# ov_run_entries: what the run dir holds, one path a line: every slot,
+# claim and pool work dir, and anything else in it but its (possibly
+# empty) kind directories. No output: as good as empty.
+ov_run_entries() {
+	local k
+	[ -d "$RUN_DIR" ] || return 0
+	for k in $OV_RUN_KINDS; do
+		find "$RUN_DIR/$k" -mindepth 1 -maxdepth 1 2>/dev/null
+	done
+	find "$RUN_DIR" -mindepth 1 -maxdepth 1 $(printf -- "! -name %s " $OV_RUN_KINDS)
+}
 
 # ov_swtpm_pids [ID]: pids of swtpm processes belonging to container ID
 # (all of this test's run_dir without ID).
 ov_swtpm_pids() {
 	local pat=$RUN_DIR pid comm
-	[ $# -eq 0 ] || pat=$RUN_DIR/$1
+	[ $# -eq 0 ] || pat=$(ov_slot "$1")
 	for pid in $(ov_pids_matching "$pat"); do
 		comm=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
 		[ "$comm" = swtpm ] && echo "$pid"
@@ -657,19 +683,21 @@ $stderr"
 
 # ov_snapshot: remember every path under $T (but the hook log).
 # ov_assert_no_new_files: fail listing paths created since ov_snapshot; the
-# (empty) run_dir and state_dir directories themselves are allowed.
+# (empty) run_dir and state_dir directories themselves, and the run dir's
+# (empty) kind directories, are allowed.
 _ov_tree() { find "$T" \( -path "$OV_HOOK_LOG" -o -path "$OV_HOOKS_STDERR" \) -prune -o -print | sort; }
 ov_snapshot() { _ov_tree >"$T/.snapshot"; }
 ov_assert_no_new_files() {
 	local new
-	new=$(_ov_tree | comm -13 "$T/.snapshot" - | grep -vxF -e "$RUN_DIR" -e "$STATE_DIR" -e "$T/.snapshot" || true)
+	new=$(_ov_tree | comm -13 "$T/.snapshot" - |
+		grep -vxF -e "$RUN_DIR" -e "$STATE_DIR" -e "$T/.snapshot" $(printf -- "-e $RUN_DIR/%s " $OV_RUN_KINDS) || true)
 	[ -z "$new" ] || fail "files created where none should be:
 $new"
 }
 
 # ov_leak_check: prints every leak, returns 1 if any. Safe to call mid-test.
 ov_leak_check() {
-	local leaks=0 pids id m
+	local leaks=0 pids id m s
 	# A control relay exits when it sees its swtpm gone: give it a moment.
 	ov_wait_for 5 _ov_no_relays >/dev/null 2>&1 || true
 	pids=$(ov_pids_matching "$RUN_DIR")
@@ -680,15 +708,23 @@ ov_leak_check() {
 	fi
 	while read -r id; do
 		[ -n "$id" ] || continue
-		if [ -e "$RUN_DIR/$id" ] || [ -L "$RUN_DIR/$id" ]; then
-			ov_log "LEAK: $RUN_DIR/$id still exists: $(ls -A "$RUN_DIR/$id" 2>&1 | tr '\n' ' ')"
+		s=$(ov_slot "$id")
+		if [ -e "$s" ] || [ -L "$s" ]; then
+			ov_log "LEAK: $s still exists: $(ls -A "$s" 2>&1 | tr '\n' ' ')"
 			leaks=1
 		fi
 	done <"$T/ids"
 	# vTPMs a precreate stage started for a container that never came.
-	m=$(find "$RUN_DIR" -mindepth 1 -maxdepth 1 -name 'pre-*' 2>/dev/null || true)
+	m=$(ov_pre_slots)
 	if [ -n "$m" ]; then
 		ov_log "LEAK: vTPMs started before their container, never adopted: $m"
+		leaks=1
+	fi
+	# Nothing in the run dir but its kinds' directories (an entry of the
+	# flat layout, or of an unknown kind, is nobody's).
+	m=$(find "$RUN_DIR" -mindepth 1 -maxdepth 1 $(printf -- "! -name %s " $OV_RUN_KINDS) 2>/dev/null || true)
+	if [ -n "$m" ]; then
+		ov_log "LEAK: entries of no kind in the run dir: $m"
 		leaks=1
 	fi
 	m=$(grep -F -- "$T" /proc/self/mountinfo || true)

@@ -115,7 +115,7 @@ pv_hook_down() { ov_hook poststop "$T/$1.state"; }
 htpm() {
 	local id=$1
 	shift
-	TPM2TOOLS_TCTI="swtpm:path=$RUN_DIR/$id/private/tpm/tpm0.sock" timeout -k 5 30 "$@"
+	TPM2TOOLS_TCTI="swtpm:path=$(ov_slot "$id")/private/tpm/tpm0.sock" timeout -k 5 30 "$@"
 }
 # pv_host_ek ID: EK digest of container ID's TPM, from the host.
 pv_host_ek() {
@@ -247,7 +247,7 @@ identity_survives() {
 	run ov_exec runc "$id" sh -c "$(sh_nvwrite "$secret") && $(sh_nvread ${#secret})"
 	assert_success
 	assert_line "NV=$secret"
-	ls "$RUN_DIR/$id"/state-0/* >/dev/null || fail "no swtpm state under $RUN_DIR/$id/state-0"
+	ls "$(ov_slot "$id")"/state-0/* >/dev/null || fail "no swtpm state under $(ov_slot "$id")/state-0"
 	run grep -r -a -l -F -s -D skip -- "$secret" "$RUN_DIR"
 	assert_failure 1 # not found, and no read error
 	[ -z "$output" ] || fail "NV secret in plaintext under run_dir: $output"
@@ -293,8 +293,8 @@ pv_start_refused() {
 	id=$(ov_new_id refused)
 	run --separate-stderr pv_hook_up "$id" "$name"
 	ov_assert_hook_error "$re"
-	[ ! -e "$RUN_DIR/$id" ] || fail "$RUN_DIR/$id left after a refused start: $(ls -A "$RUN_DIR/$id")"
-	[ ! -e "$RUN_DIR/@names/$name" ] || fail "claim of $name left: $(cat "$RUN_DIR/@names/$name")"
+	[ ! -e "$(ov_slot "$id")" ] || fail "$(ov_slot "$id") left after a refused start: $(ls -A "$(ov_slot "$id")")"
+	[ ! -e "$(ov_names_dir)/$name" ] || fail "claim of $name left: $(cat "$(ov_names_dir)/$name")"
 	ov_no_swtpm || fail "swtpm running after a refused start: $(ov_ps "$(ov_swtpm_pids)")"
 	[ "$(pv_hash_tree "$STATE_DIR")" = "$before" ] || fail "the archive changed:
 $(diff <(echo "$before") <(pv_hash_tree "$STATE_DIR"))"
@@ -312,7 +312,7 @@ pv_runc_refused() {
 	refute_output --partial CONTAINER_RAN
 	assert_output --regexp "oci-vtpm-hook: $id: .*$re"
 	[ -z "$(ov_rt runc list -q)" ] || fail "runc still knows: $(ov_rt runc list)"
-	[ ! -e "$RUN_DIR/$id" ] || fail "$RUN_DIR/$id left after a refused start"
+	[ ! -e "$(ov_slot "$id")" ] || fail "$(ov_slot "$id") left after a refused start"
 	[ "$(pv_hash_tree "$STATE_DIR")" = "$before" ] || fail "the archive changed"
 }
 
@@ -451,30 +451,30 @@ pv_mount_tmpfs() {
 	[ "$(pv_hash_tree "$vt/X")" = "$old" ] ||
 		fail "generation 1 or meta.json changed, or a partial file left: $(ls -la "$vt/X")"
 	ov_no_swtpm || fail "swtpm still running: $(ov_ps "$(ov_swtpm_pids)")"
-	[ -f "$RUN_DIR/$id/record.json" ] || fail "record gone after a failed archive"
-	ls "$RUN_DIR/$id"/state-0/*permall* >/dev/null || fail "live state gone: $(ls -laR "$RUN_DIR/$id")"
-	[ "$(cat "$RUN_DIR/@names/X" 2>&1)" = "$id" ] || fail "claim of X: $(cat "$RUN_DIR/@names/X" 2>&1)"
+	[ -f "$(ov_slot "$id")/record.json" ] || fail "record gone after a failed archive"
+	ls "$(ov_slot "$id")"/state-0/*permall* >/dev/null || fail "live state gone: $(ls -laR "$(ov_slot "$id")")"
+	[ "$(cat "$(ov_names_dir)/X" 2>&1)" = "$id" ] || fail "claim of X: $(cat "$(ov_names_dir)/X" 2>&1)"
 	# Until the live state is archived, X is not handed out again: a start
 	# would restore generation 1 and fork the identity.
 	local id2
 	id2=$(ov_new_id full-again)
 	run --separate-stderr pv_hook_up "$id2" X
 	ov_assert_hook_error "vTPM X is in use by container $id"
-	[ ! -e "$RUN_DIR/$id2" ] || fail "$RUN_DIR/$id2 left by a refused start"
+	[ ! -e "$(ov_slot "$id2")" ] || fail "$(ov_slot "$id2") left by a refused start"
 
 	# gc with the disk still full fails, says so, and keeps everything.
 	run ovadm gc
 	assert_failure
 	assert_output --partial "$id"
-	[ -f "$RUN_DIR/$id/record.json" ] || fail "gc dropped the record although archiving failed"
+	[ -f "$(ov_slot "$id")/record.json" ] || fail "gc dropped the record although archiving failed"
 
 	rm -f "$vt/.filler"
 	run ovadm gc
 	assert_success
 	assert_output --partial "collected container $id"
 	[ "$(pv_newest X)" = 2 ] || fail "gc did not archive generation 2: $(ls -A "$vt/X")"
-	[ ! -e "$RUN_DIR/$id" ] || fail "gc left $RUN_DIR/$id"
-	[ ! -e "$RUN_DIR/@names/X" ] || fail "gc left the claim of X"
+	[ ! -e "$(ov_slot "$id")" ] || fail "gc left $(ov_slot "$id")"
+	[ ! -e "$(ov_names_dir)/X" ] || fail "gc left the claim of X"
 
 	b=$(pv_bundle full2 X)
 	ov_sh "$b" "$(sh_nvread 3)"
@@ -499,14 +499,14 @@ pv_mount_tmpfs() {
 	run pv_hook_down "$id"
 	assert_failure
 	assert_output --partial "archiving failed"
-	[ -f "$RUN_DIR/$id/record.json" ] || fail "record gone after a failed archive"
+	[ -f "$(ov_slot "$id")/record.json" ] || fail "record gone after a failed archive"
 
 	# The runtime reuses the id (podman stop/start): refused while the
 	# stale state cannot be archived; it is kept as it was.
-	before=$(pv_hash_tree "$RUN_DIR/$id")
+	before=$(pv_hash_tree "$(ov_slot "$id")")
 	run --separate-stderr pv_hook_up "$id" X
 	ov_assert_hook_error "vTPM X .*could not be archived.*No space left on device"
-	[ "$(pv_hash_tree "$RUN_DIR/$id")" = "$before" ] || fail "the stale live state changed"
+	[ "$(pv_hash_tree "$(ov_slot "$id")")" = "$before" ] || fail "the stale live state changed"
 	ov_no_swtpm || fail "swtpm running after a refused start"
 
 	# With space again, the same id starts with generation 2's data.
@@ -572,7 +572,7 @@ pv_mount_tmpfs() {
 	id=$(ov_new_id fifo)
 	pv_hook_up "$id" X
 	pv_host_nvwrite "$id" X-1
-	sd=$RUN_DIR/$id/state-0
+	sd=$(ov_slot "$id")/state-0
 	mkfifo "$sd/fifo"
 	chown tss: "$sd/fifo"
 	OV_TIMEOUT=20 run pv_hook_down "$id"
@@ -625,8 +625,8 @@ pv_mount_tmpfs() {
 	assert_failure
 	refute_output --partial CONTAINER_RAN
 	assert_output --partial "oci-vtpm-hook: $idb: vTPM X is in use by container $ida"
-	[ ! -e "$RUN_DIR/$idb" ] || fail "$RUN_DIR/$idb left by the refused start"
-	[ "$(cat "$RUN_DIR/@names/X")" = "$ida" ] || fail "claim of X lost: $(cat "$RUN_DIR/@names/X" 2>&1)"
+	[ ! -e "$(ov_slot "$idb")" ] || fail "$(ov_slot "$idb") left by the refused start"
+	[ "$(cat "$(ov_names_dir)/X")" = "$ida" ] || fail "claim of X lost: $(cat "$(ov_names_dir)/X" 2>&1)"
 
 	# The refusal did not touch A's TPM.
 	[ "$(ov_swtpm_count "$ida")" -eq 1 ] || fail "A's swtpm: $(ov_ps "$(ov_swtpm_pids "$ida")")"
@@ -636,7 +636,7 @@ pv_mount_tmpfs() {
 
 	run ov_delete runc "$ida" -f
 	assert_success
-	[ ! -e "$RUN_DIR/@names/X" ] || fail "claim of X left after A was deleted"
+	[ ! -e "$(ov_names_dir)/X" ] || fail "claim of X left after A was deleted"
 	run ov_run runc "$idb" "$bb"
 	assert_success
 	assert_line CONTAINER_RAN
@@ -814,15 +814,15 @@ pv_starttime() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $20}'; }
 	ov_wait_for 30 pv_gone "$spid" "$ipid"
 	rm -rf "${T:?}/rt/runc/$id"
 	for b in $cg; do rmdir "$b" 2>/dev/null || true; done
-	[ -f "$RUN_DIR/$id/record.json" ] && [ "$(cat "$RUN_DIR/@names/X")" = "$id" ] ||
+	[ -f "$(ov_slot "$id")/record.json" ] && [ "$(cat "$(ov_names_dir)/X")" = "$id" ] ||
 		fail "expected the dead container's record and claim"
 
 	run ovadm gc
 	assert_success
 	assert_output --partial "collected container $id"
 	[ "$(pv_newest X)" = 2 ] || fail "X not archived by gc: $(pv_gens X)"
-	[ ! -e "$RUN_DIR/$id" ] || fail "gc left $RUN_DIR/$id: $(ls -A "$RUN_DIR/$id")"
-	[ ! -e "$RUN_DIR/@names/X" ] || fail "gc left the claim of X"
+	[ ! -e "$(ov_slot "$id")" ] || fail "gc left $(ov_slot "$id"): $(ls -A "$(ov_slot "$id")")"
+	[ ! -e "$(ov_names_dir)/X" ] || fail "gc left the claim of X"
 	run pv_all_verify X
 	assert_success
 
@@ -853,16 +853,16 @@ pv_starttime() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $20}'; }
 	jq -c --argjson p "$sleeper" --argjson s "$st" '.boot_id = "00000000-0000-4000-8000-000000000000"
 		| .tpms[0].pid = $p | .tpms[0].starttime = $s
 		| .container_pid = $p | .container_starttime = $s' \
-		"$RUN_DIR/$id/record.json" >"$T/record.json"
-	install -m 0600 "$T/record.json" "$RUN_DIR/$id/record.json"
+		"$(ov_slot "$id")/record.json" >"$T/record.json"
+	install -m 0600 "$T/record.json" "$(ov_slot "$id")/record.json"
 
 	run ovadm gc
 	assert_success
 	assert_output --partial "collected container $id"
 	kill -0 "$sleeper" && [ "$(pv_starttime "$sleeper")" = "$st" ] ||
 		fail "gc killed pid $sleeper, which the stale record named"
-	[ ! -e "$RUN_DIR/$id" ] || fail "gc left $RUN_DIR/$id"
-	[ ! -e "$RUN_DIR/@names/R" ] || fail "gc left the claim of R"
+	[ ! -e "$(ov_slot "$id")" ] || fail "gc left $(ov_slot "$id")"
+	[ ! -e "$(ov_names_dir)/R" ] || fail "gc left the claim of R"
 
 	# R's state, as it was at the "reboot", is R's newest generation.
 	id=$(ov_new_id boot2)
@@ -881,9 +881,9 @@ pv_starttime() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $20}'; }
 	pv_hook_up "$live" L
 	pv_host_nvwrite "$live" L-1
 	echo ghost >>"$T/ids" # for the leak check
-	mkdir -p "$RUN_DIR/ghost/state-0"
+	mkdir -p "$(ov_slot ghost)/state-0"
 	swtpm socket --tpm2 --server "type=unixio,path=$T/x.sock" --ctrl "type=unixio,path=$T/x.ctrl" \
-		--tpmstate "dir=$RUN_DIR/ghost/state-0" --flags not-need-init </dev/null >/dev/null 2>&1 3>&- &
+		--tpmstate "dir=$(ov_slot ghost)/state-0" --flags not-need-init </dev/null >/dev/null 2>&1 3>&- &
 	pid=$!
 	echo "$pid" >>"$T/bgpids"
 	ov_wait_for 10 test -S "$T/x.ctrl"
@@ -895,19 +895,19 @@ pv_starttime() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $20}'; }
 	pv_hook_up "$lost"
 	lpid=$(ov_swtpm_pids "$lost")
 	[ -n "$lpid" ] || fail "no swtpm for $lost"
-	[ "$(readlink "/proc/$lpid/cwd")" = "$RUN_DIR/$lost" ] || fail "swtpm $lpid runs in $(readlink "/proc/$lpid/cwd")"
-	rm -rf "${RUN_DIR:?}/$lost"
+	[ "$(readlink "/proc/$lpid/cwd")" = "$(ov_slot "$lost")" ] || fail "swtpm $lpid runs in $(readlink "/proc/$lpid/cwd")"
+	rm -rf "$(ov_slot "$lost")"
 
 	run ovadm gc
 	assert_success
 	assert_output --partial "stopped swtpm $pid of container ghost"
 	assert_output --partial "stopped swtpm $lpid of container $lost"
 	ov_wait_for 10 pv_gone "$pid" "$lpid" || fail "swtpm $pid or $lpid still runs after gc"
-	[ ! -e "$RUN_DIR/ghost" ] || fail "gc left $RUN_DIR/ghost"
+	[ ! -e "$(ov_slot ghost)" ] || fail "gc left $(ov_slot ghost)"
 
 	# The live one: untouched, still answering, still holding its name.
 	refute_output --partial "$live"
-	[ "$(cat "$RUN_DIR/@names/L")" = "$live" ] || fail "gc dropped the claim of a live vTPM"
+	[ "$(cat "$(ov_names_dir)/L")" = "$live" ] || fail "gc dropped the claim of a live vTPM"
 	run pv_host_nvread "$live" 3
 	assert_success
 	assert_output L-1

@@ -113,7 +113,7 @@ pm_tpm() {
 pm_rm_clean() {
 	run pm rm "$1"
 	assert_success
-	[ ! -e "$RUN_DIR/$2" ] || fail "$RUN_DIR/$2 left after podman rm: $(ls -A "$RUN_DIR/$2")"
+	[ ! -e "$(ov_slot "$2")" ] || fail "$(ov_slot "$2") left after podman rm: $(ls -A "$(ov_slot "$2")")"
 	[ "$(ov_swtpm_count "$2")" -eq 0 ] || fail "swtpm left after podman rm: $(ov_ps $(ov_swtpm_pids "$2"))"
 	! runc list -q 2>/dev/null | grep -qx -- "$2" || fail "runc still has container $2 after podman rm"
 	[ -z "$(find /sys/fs/cgroup -maxdepth 3 -name "libpod-$2*" 2>/dev/null)" ] ||
@@ -279,7 +279,7 @@ stop_start() {
 	grep -q "$id: vTPM $vname archived as generation 1" "$OV_HOOK_LOG" ||
 		fail "podman stop did not archive the vTPM: $(tail -n 5 "$OV_HOOK_LOG")"
 	[ "$(ov_swtpm_count "$id")" -eq 0 ] || fail "swtpm still runs after podman stop"
-	[ ! -e "$RUN_DIR/$id" ] || fail "$RUN_DIR/$id left after podman stop: $(ls -A "$RUN_DIR/$id")"
+	[ ! -e "$(ov_slot "$id")" ] || fail "$(ov_slot "$id") left after podman stop: $(ls -A "$(ov_slot "$id")")"
 	run timeout 30 "$cli" --config "$CFG" list --json
 	assert_success
 	jq -e --arg n "$vname" 'any(.[]; .name == $n and .in_use_by == null)' <<<"$output" >/dev/null ||

@@ -46,7 +46,7 @@ htpm() {
 		n=$1
 		shift
 	fi
-	TPM2TOOLS_TCTI="swtpm:path=$RUN_DIR/$id/private/tpm/tpm$n.sock" timeout -k 5 30 "$@"
+	TPM2TOOLS_TCTI="swtpm:path=$(ov_slot "$id")/private/tpm/tpm$n.sock" timeout -k 5 30 "$@"
 }
 
 # pl_identity ID [N]: "<sha256 of the RSA EK public key> <sha256 of the EK
@@ -248,7 +248,7 @@ pl_log_count() { grep -cE -- "$1" "$OV_HOOK_LOG" || true; }
 	wait "$pid" 2>/dev/null || true
 	# Its swtpm, if one was manufacturing, by pid.
 	local p
-	for p in $(ov_pids_matching "$RUN_DIR/@pool"); do kill -9 "$p" 2>/dev/null || true; done
+	for p in $(ov_pids_matching "$(ov_pool_work_dir)"); do kill -9 "$p" 2>/dev/null || true; done
 	local d
 	for d in "$STATE_DIR"/pool/ek2-*; do
 		[ -f "$d/meta.json" ] && [ -f "$d/tpm2-00.permall" ] || fail "a half-made entry is visible: $d"
@@ -259,11 +259,11 @@ pl_log_count() { grep -cE -- "$1" "$OV_HOOK_LOG" || true; }
 	assert_success
 	[ "$(pl_count)" = 0 ]
 	[ -z "$(ls -A "$STATE_DIR/pool")" ] || fail "left in the pool: $(ls -A "$STATE_DIR/pool")"
-	[ ! -e "$RUN_DIR/@pool" ] || [ -z "$(ls -A "$RUN_DIR/@pool")" ] || fail "work dirs left: $(ls -A "$RUN_DIR/@pool")"
+	[ ! -e "$(ov_pool_work_dir)" ] || [ -z "$(ls -A "$(ov_pool_work_dir)")" ] || fail "work dirs left: $(ls -A "$(ov_pool_work_dir)")"
 }
 
 # pl_warm: the run-dir names of the warm vTPMs.
-pl_warm() { find "$RUN_DIR" -mindepth 1 -maxdepth 1 -name 'warm-*' -printf '%f\n' | sort; }
+pl_warm() { ov_warm_slots | ov_slot_name; }
 # pl_run LABEL ANNOTATION...: a new container (runc, detached) whose
 # process sleeps; prints its id.
 pl_run() {
@@ -276,7 +276,7 @@ pl_run() {
 }
 
 # pl_tpm_pid ID: the swtpm pid in container ID's record.
-pl_tpm_pid() { jq -r '.tpms[0].pid' "$RUN_DIR/$1/record.json"; }
+pl_tpm_pid() { jq -r '.tpms[0].pid' "$(ov_slot "$1")/record.json"; }
 
 @test "warm vTPMs (warm_size): pool fill starts them; a plain ephemeral container takes one (the running swtpm, renamed to its id); other requests start their own; gc keeps live ones; a dead one is not handed out; drain stops them" {
 	ov_requires_init
@@ -293,7 +293,7 @@ pl_tpm_pid() { jq -r '.tpms[0].pid' "$RUN_DIR/$1/record.json"; }
 	[ "$(wc -w <<<"$pids")" = 2 ] || fail "swtpm of the warm vTPMs: $pids"
 	# Idle: they answer (from the host, through their socket).
 	for w in $warm; do
-		TPM2TOOLS_TCTI="swtpm:path=$RUN_DIR/$w/private/tpm/tpm0.sock" timeout 30 tpm2_getrandom 8 --hex >/dev/null ||
+		TPM2TOOLS_TCTI="swtpm:path=$(ov_slot "$w")/private/tpm/tpm0.sock" timeout 30 tpm2_getrandom 8 --hex >/dev/null ||
 			fail "warm vTPM $w does not answer"
 	done
 
@@ -303,8 +303,8 @@ pl_tpm_pid() { jq -r '.tpms[0].pid' "$RUN_DIR/$1/record.json"; }
 		fail "not from a warm vTPM: $(tail -n 5 "$OV_HOOK_LOG")"
 	grep -qw -- "$(pl_tpm_pid "$id")" <<<"$pids" || fail "swtpm $(pl_tpm_pid "$id") is none of the warm ones ($pids)"
 	[ "$(pl_warm | wc -l)" = 1 ] || fail "warm vTPMs left: $(pl_warm)"
-	jq -e --arg id "$id" '.id == $id and .container_pid > 0' "$RUN_DIR/$id/record.json" >/dev/null ||
-		fail "record: $(cat "$RUN_DIR/$id/record.json")"
+	jq -e --arg id "$id" '.id == $id and .container_pid > 0' "$(ov_slot "$id")/record.json" >/dev/null ||
+		fail "record: $(cat "$(ov_slot "$id")/record.json")"
 	run ov_exec runc "$id" tpm2_getrandom -T "$OV_TCTI" --hex 8
 	assert_success
 	assert_output --regexp '^[0-9a-f]{16}$'
@@ -341,7 +341,7 @@ pl_tpm_pid() { jq -r '.tpms[0].pid' "$RUN_DIR/$1/record.json"; }
 	run ovadm pool fill 0
 	assert_success
 	assert_output --partial "started 2 warm vTPMs"
-	[ ! -e "$RUN_DIR/$dead" ] || fail "pool fill left the dead warm vTPM $dead"
+	[ ! -e "$(ov_slot "$dead")" ] || fail "pool fill left the dead warm vTPM $dead"
 	b=$(ov_bundle par io.oci-vtpm.enable=true)
 	ov_args "$b" sleep 600
 	for i in 1 2 3 4; do

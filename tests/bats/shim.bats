@@ -110,7 +110,7 @@ runc: $stderr"
 	assert_output ""
 	run "$REAL_RUNC" --root "$root" list -q
 	assert_output ""
-	[ ! -e "$RUN_DIR" ] || [ -z "$(ls -A "$RUN_DIR")" ] || fail "run_dir not empty: $(ls -A "$RUN_DIR")"
+	[ -z "$(ov_run_entries)" ] || fail "run_dir not empty: $(ov_run_entries)"
 }
 
 @test "shim: argv reaches the real runtime untouched, argv[0] replaced; the settings' runtime wins over \$OCI_VTPM_RUNTIME" {
@@ -219,7 +219,7 @@ shim_tpm() {
 	id=$(ov_new_id created)
 	ov_create "$rt" "$id" "$b"
 	[ "$(ov_status "$rt" "$id")" = created ] || fail "status: $(ov_status "$rt" "$id")"
-	[ -f "$RUN_DIR/$id/record.json" ] || fail "no record after create"
+	[ -f "$(ov_slot "$id")/record.json" ] || fail "no record after create"
 	run ov_rt "$rt" start "$id"
 	assert_success
 	run ov_exec "$rt" "$id" tpm2_getrandom -T "$OV_TCTI" --hex 8
@@ -298,7 +298,7 @@ runtime_fails() {
 	assert_failure
 	assert_output --partial "exists"
 	[ "$(ov_swtpm_count "$id")" -eq 1 ] || fail "the failed create stopped the running container's vTPM"
-	[ -f "$RUN_DIR/$id/record.json" ] || fail "the failed create removed the running container's record"
+	[ -f "$(ov_slot "$id")/record.json" ] || fail "the failed create removed the running container's record"
 	run ov_exec runc "$id" tpm2_getrandom -T "$OV_TCTI" --hex 4
 	assert_success
 }

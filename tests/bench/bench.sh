@@ -461,8 +461,9 @@ fi
 snapshot() { # -> one count for each of leak_names
 	local v=(
 		"$(swtpm_pids "$work/run/" | wc -l)"
-		"$(count_entries "$work/run" ! -name '@*')"
-		"$(count_entries "$work/run/@names")"
+		"$(($(count_entries "$work/run/containers") + $(count_entries "$work/run/warm") +
+			$(count_entries "$work/run/precreated")))"
+		"$(count_entries "$work/run/names")"
 		"$(count_entries "$work/state/pool/.claims")"
 		"$(count_mounts)"
 		"$(count_fds $$)"

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/config.h"
+#include "oci-vtpm/instance.h"
 #include "oci-vtpm/oci.h"
 #include "unit.h"
 
@@ -122,7 +123,8 @@ static void test_request_env(void)
 	CHECK(request_env(NULL, "[\"OCI_VTPM_COUNT=2\",\"OCI_VTPM_COUNT=3\"]", &r, &err) < 0);
 	CHECK_ERR(&err, "environment OCI_VTPM_COUNT: set twice");
 	/* precreated is the shim's own annotation, never the environment's. */
-	CHECK(request_env(NULL, "[\"OCI_VTPM_PRECREATED=pre-0123456789abcdef0123456789abcdef\"]",
+	CHECK(request_env(NULL,
+			  "[\"OCI_VTPM_PRECREATED=precreated/0123456789abcdef0123456789abcdef\"]",
 			  &r, &err) == 0 &&
 	      !r.precreated);
 
@@ -237,29 +239,34 @@ static void test_request(void)
 
 	/* The name a precreate stage gave the vTPMs it started. */
 	CHECK(request("{\"io.oci-vtpm.enable\":\"true\",\"io.oci-vtpm.precreated\":"
-		      "\"pre-0123456789abcdef0123456789abcdef\"}",
+		      "\"precreated/0123456789abcdef0123456789abcdef\"}",
 		      &r, &err) == 0);
-	CHECK(r.precreated && strcmp(r.precreated, "pre-0123456789abcdef0123456789abcdef") == 0);
+	CHECK(r.precreated &&
+	      strcmp(r.precreated, "precreated/0123456789abcdef0123456789abcdef") == 0);
 	ov_request_free(&r);
 	CHECK(!r.precreated && !r.name);
 	CHECK(request("{\"io.oci-vtpm.precreated\":\"other-container\"}", &r, &err) < 0);
 	CHECK_ERR(&err, "io.oci-vtpm.precreated: bad value");
-	CHECK(request("{\"io.oci-vtpm.precreated\":\"pre-../../etc\"}", &r, &err) < 0);
+	CHECK(request("{\"io.oci-vtpm.precreated\":\"precreated/../../etc\"}", &r, &err) < 0);
 }
 
 static void test_precreated_names(void)
 {
-	CHECK(ov_precreated_valid("pre-0123456789abcdef0123456789abcdef"));
-	CHECK(!ov_precreated_valid("pre-0123456789abcdef0123456789abcde"));
-	CHECK(!ov_precreated_valid("pre-0123456789abcdef0123456789abcdef0"));
-	CHECK(!ov_precreated_valid("pre-0123456789ABCDEF0123456789abcdef"));
-	CHECK(!ov_precreated_valid("pre-0123456789abcdef0123456789abcdeg"));
+	CHECK(ov_precreated_valid("precreated/0123456789abcdef0123456789abcdef"));
+	CHECK(!ov_precreated_valid("precreated/0123456789abcdef0123456789abcde"));
+	CHECK(!ov_precreated_valid("precreated/0123456789abcdef0123456789abcdef0"));
+	CHECK(!ov_precreated_valid("precreated/0123456789ABCDEF0123456789abcdef"));
+	CHECK(!ov_precreated_valid("precreated/0123456789abcdef0123456789abcdeg"));
 	CHECK(!ov_precreated_valid("xre-0123456789abcdef0123456789abcdef"));
 	CHECK(!ov_precreated_valid(""));
-	CHECK(ov_warm_valid("warm-0123456789abcdef0123456789abcdef"));
-	CHECK(!ov_warm_valid("pre-0123456789abcdef0123456789abcdef"));
-	CHECK(!ov_precreated_valid("warm-0123456789abcdef0123456789abcdef"));
-	CHECK(!ov_warm_valid("warm-"));
+	CHECK(ov_warm_valid("warm/0123456789abcdef0123456789abcdef"));
+	CHECK(!ov_warm_valid("precreated/0123456789abcdef0123456789abcdef"));
+	CHECK(!ov_precreated_valid("warm/0123456789abcdef0123456789abcdef"));
+	CHECK(!ov_warm_valid("warm/"));
+	/* The names before the run dir had a directory per kind: container
+	 * ids now. */
+	CHECK(!ov_precreated_valid("pre-0123456789abcdef0123456789abcdef"));
+	CHECK(!ov_warm_valid("warm-0123456789abcdef0123456789abcdef"));
 }
 
 static void test_names(void)

@@ -20,6 +20,12 @@
 #include "swtpm-fixture.h"
 #include "unit.h"
 
+#define PRE_A	OV_PRECREATED_PREFIX "0000000000000000000000000000000a"
+#define PRE_B	OV_PRECREATED_PREFIX "0000000000000000000000000000000b"
+#define WARM_X1 "x1"
+#define WARM_X2 "0123456789abcdef0123456789abcdef"
+#define HEX32	"0123456789abcdef0123456789abcdef"
+
 static struct ov_settings s;
 static int run;
 static ov_error lock_err;
@@ -39,11 +45,50 @@ static void test_names(void)
 	CHECK(ov_instance_new_name(OV_WARM_PREFIX, a, sizeof(a), &err) == 0);
 	CHECK(ov_instance_new_name(OV_WARM_PREFIX, b, sizeof(b), &err) == 0);
 	CHECK(strlen(a) == strlen(OV_WARM_PREFIX) + 32 && ov_warm_valid(a));
-	CHECK(strcmp(a, b) != 0 && ov_container_id_valid(a));
+	/* Never a container id: the two never meet in one namespace. */
+	CHECK(strcmp(a, b) != 0 && !ov_container_id_valid(a) && ov_instance_slot_valid(a));
 	CHECK(ov_instance_new_name(OV_PRECREATED_PREFIX, a, sizeof(a), &err) == 0);
-	CHECK(ov_precreated_valid(a) && !ov_warm_valid(a));
+	CHECK(ov_precreated_valid(a) && !ov_warm_valid(a) && !ov_container_id_valid(a));
 	CHECK(ov_instance_new_name(OV_WARM_PREFIX, tiny, sizeof(tiny), &err) < 0);
 	CHECK(err.code == ENAMETOOLONG);
+}
+
+/* Each kind of slot in its own directory; an id like an internal name is
+ * a container's. */
+static void test_paths(void)
+{
+	char p[OV_INSTANCE_PATH_MAX];
+	ov_error err = {0};
+
+	CHECK(ov_instance_path(run, "c1", false, p, sizeof(p), &err) == 0);
+	CHECK(strcmp(p, OV_INSTANCE_CONTAINERS_DIR "/c1") == 0);
+	CHECK(ov_instance_path(run, "warm-" HEX32, false, p, sizeof(p), &err) == 0);
+	CHECK(strcmp(p, OV_INSTANCE_CONTAINERS_DIR "/warm-" HEX32) == 0);
+	CHECK(ov_instance_path(run, OV_INSTANCE_NAMES_DIR, false, p, sizeof(p), &err) == 0);
+	CHECK(strcmp(p, OV_INSTANCE_CONTAINERS_DIR "/" OV_INSTANCE_NAMES_DIR) == 0);
+	CHECK(ov_instance_path(run, OV_WARM_PREFIX HEX32, false, p, sizeof(p), &err) == 0);
+	CHECK(strcmp(p, OV_INSTANCE_WARM_DIR "/" HEX32) == 0);
+	CHECK(ov_instance_path(run, OV_PRECREATED_PREFIX HEX32, false, p, sizeof(p), &err) == 0);
+	CHECK(strcmp(p, OV_INSTANCE_PRECREATED_DIR "/" HEX32) == 0);
+	/* Nothing else: no other kind, no path. */
+	CHECK(ov_instance_path(run, OV_WARM_PREFIX "x", false, p, sizeof(p), &err) < 0);
+	CHECK(err.code == EINVAL);
+	CHECK(ov_instance_path(run, "../x", false, p, sizeof(p), &err) < 0);
+	CHECK(ov_instance_path(run, OV_INSTANCE_NAMES_DIR "/" HEX32, false, p, sizeof(p), &err) <
+	      0);
+	/* Back from a path; one file name and back. */
+	snprintf(p, sizeof(p), OV_INSTANCE_CONTAINERS_DIR "/warm-" HEX32);
+	CHECK(ov_instance_slot_of(p) && strcmp(p, "warm-" HEX32) == 0);
+	snprintf(p, sizeof(p), OV_WARM_PREFIX HEX32);
+	CHECK(ov_instance_slot_of(p) && strcmp(p, OV_WARM_PREFIX HEX32) == 0);
+	snprintf(p, sizeof(p), OV_INSTANCE_NAMES_DIR "/x");
+	CHECK(!ov_instance_slot_of(p));
+	snprintf(p, sizeof(p), "c1");
+	CHECK(!ov_instance_slot_of(p));
+	ov_instance_flat(OV_WARM_PREFIX HEX32, p, sizeof(p));
+	CHECK(!strchr(p, '/') && !ov_container_id_valid(p));
+	ov_instance_unflat(p);
+	CHECK(strcmp(p, OV_WARM_PREFIX HEX32) == 0);
 }
 
 static void test_state_dirs(void)
@@ -57,8 +102,8 @@ static void test_state_dirs(void)
 	CHECK(cdir >= 0);
 	CHECK(ov_instance_state_dirs(cdir, 3, &u, true, fds, &err) == 0);
 	CHECK(fds[0] >= 0 && fds[2] >= 0);
-	CHECK(stat(path("run/c-state/state-2"), &st) == 0 && st.st_uid == 1 && st.st_gid == 2 &&
-	      (st.st_mode & 0777) == 0700);
+	CHECK(stat(path("run/" OV_INSTANCE_CONTAINERS_DIR "/c-state/state-2"), &st) == 0 &&
+	      st.st_uid == 1 && st.st_gid == 2 && (st.st_mode & 0777) == 0700);
 	ov_instance_close_fds(fds, 3);
 	CHECK(fds[0] == -1 && fds[2] == -1);
 	/* Opened again (archive); one more than there are is an error. */
@@ -74,7 +119,8 @@ static void test_state_dirs(void)
 	/* Nor through a symlink. */
 	CHECK(symlinkat("/", cdir, "state-9") == 0);
 	CHECK(ov_open_dir_at(cdir, "state-9") < 0);
-	CHECK(ov_instance_remove(&s, "c-state", &err) == 0 && !exists("run/c-state"));
+	CHECK(ov_instance_remove(&s, "c-state", &err) == 0 &&
+	      !exists("run/" OV_INSTANCE_CONTAINERS_DIR "/c-state"));
 }
 
 /* A child that lives until killed; its start time. */
@@ -123,8 +169,8 @@ static void test_in_use(void)
 
 static void test_adopt_move(void)
 {
-	cleanup_close int cdir = ov_container_dir_lock(run, "pre-a", true, &lock_err);
-	struct ov_record rec = {.id = (char *)"pre-a",
+	cleanup_close int cdir = ov_container_dir_lock(run, PRE_A, true, &lock_err);
+	struct ov_record rec = {.id = (char *)PRE_A,
 				.name = (char *)"vt-move",
 				.backend = OV_BACKEND_SOCKET,
 				.count = 1},
@@ -136,14 +182,16 @@ static void test_adopt_move(void)
 	bool moved;
 
 	CHECK(cdir >= 0 && ov_record_write(cdir, &rec, &err) == 0);
-	CHECK(ov_instance_claim_name(run, "vt-move", "pre-a", &err) == 0);
+	CHECK(ov_instance_claim_name(run, "vt-move", PRE_A, &err) == 0);
 	/* Lost the race: from is another directory than the one locked. */
-	CHECK(ov_instance_move(run, cdir, "pre-b", "c-move", "/b", 0, &rec, &moved, &err) < 0);
-	CHECK(err.code == ENOENT && !moved && exists("run/pre-a") && !exists("run/c-move"));
+	CHECK(ov_instance_move(run, cdir, PRE_B, "c-move", "/b", 0, &rec, &moved, &err) < 0);
+	CHECK(err.code == ENOENT && !moved && exists("run/" PRE_A) &&
+	      !exists("run/" OV_INSTANCE_CONTAINERS_DIR "/c-move"));
 	/* Moved: the directory, the claim, the record. */
-	CHECK(ov_instance_move(run, cdir, "pre-a", "c-move", "/b", container, &rec, &moved, &err) ==
+	CHECK(ov_instance_move(run, cdir, PRE_A, "c-move", "/b", container, &rec, &moved, &err) ==
 	      0);
-	CHECK(moved && !exists("run/pre-a") && exists("run/c-move"));
+	CHECK(moved && !exists("run/" PRE_A) &&
+	      exists("run/" OV_INSTANCE_CONTAINERS_DIR "/c-move"));
 	CHECK(ov_instance_name_holder(&s, "vt-move", holder, sizeof(holder)) &&
 	      strcmp(holder, "c-move") == 0);
 	CHECK(ov_record_read(cdir, &got, &err) == 0);
@@ -156,9 +204,9 @@ static void test_adopt_move(void)
 	      got.container_starttime == st);
 	ov_record_free(&got);
 	/* A target that exists is never replaced. */
-	CHECK(mkdir(path("run/c-taken"), 0700) == 0);
+	CHECK(mkdir(path("run/" OV_INSTANCE_CONTAINERS_DIR "/c-taken"), 0700) == 0);
 	CHECK(ov_instance_move(run, cdir, "c-move", "c-taken", NULL, 0, &rec, &moved, &err) < 0);
-	CHECK(err.code == EEXIST && !moved && exists("run/c-move"));
+	CHECK(err.code == EEXIST && !moved && exists("run/" OV_INSTANCE_CONTAINERS_DIR "/c-move"));
 	kill(container, SIGKILL);
 	waitpid(container, NULL, 0);
 	CHECK(ov_instance_remove(&s, "c-move", &err) == 0);
@@ -171,8 +219,8 @@ static void test_claims(void)
 	char holder[OV_ID_MAX + 1];
 	ov_error err = {0};
 
-	CHECK(mkdir(path("run/c-one"), 0700) == 0);
-	CHECK(mkdir(path("run/c-two"), 0700) == 0);
+	CHECK(mkdir(path("run/" OV_INSTANCE_CONTAINERS_DIR "/c-one"), 0700) == 0);
+	CHECK(mkdir(path("run/" OV_INSTANCE_CONTAINERS_DIR "/c-two"), 0700) == 0);
 	CHECK(ov_instance_claim_name(run, "vt-a", "c-one", &err) == 0);
 	CHECK(ov_instance_claim_name(run, "vt-a", "c-one", &err) == 0); /* again: its own */
 	CHECK(ov_instance_claim_name(run, "vt-a", "c-two", &err) < 0);
@@ -183,7 +231,7 @@ static void test_claims(void)
 	CHECK(ov_instance_name_holder(&s, "vt-a", holder, sizeof(holder)) &&
 	      strcmp(holder, "c-one") == 0);
 	/* Its slot gone: the claim is stale, taken over. */
-	CHECK(rmdir(path("run/c-one")) == 0);
+	CHECK(rmdir(path("run/" OV_INSTANCE_CONTAINERS_DIR "/c-one")) == 0);
 	CHECK(!ov_instance_name_holder(&s, "vt-a", holder, sizeof(holder)));
 	CHECK(ov_instance_claim_name(run, "vt-a", "c-two", &err) == 0);
 	CHECK(ov_instance_name_holder(&s, "vt-a", holder, sizeof(holder)) &&
@@ -196,7 +244,7 @@ static void test_claims(void)
 	ov_instance_gc_names(&s);
 	CHECK(exists("run/" OV_INSTANCE_NAMES_DIR "/vt-b"));
 	CHECK(!exists("run/" OV_INSTANCE_NAMES_DIR "/vt-c"));
-	CHECK(rmdir(path("run/c-two")) == 0);
+	CHECK(rmdir(path("run/" OV_INSTANCE_CONTAINERS_DIR "/c-two")) == 0);
 }
 
 static int count_fn(const struct ov_settings *st, const char *name, const char *boot_id)
@@ -210,14 +258,20 @@ static void test_each(void)
 {
 	ov_error err = {0};
 
-	CHECK(mkdir(path("run/" OV_WARM_PREFIX "x1"), 0700) == 0);
-	CHECK(mkdir(path("run/" OV_WARM_PREFIX "x2"), 0700) == 0);
-	CHECK(mkdir(path("run/c-other"), 0700) == 0);
-	CHECK(ov_instance_each(&s, ov_warm_valid, count_fn) == 0); /* not 32 hex digits */
-	CHECK(ov_instance_each(&s, ov_container_id_valid, count_fn) == 3);
-	CHECK(ov_instance_remove(&s, OV_WARM_PREFIX "x1", &err) == 0);
-	CHECK(ov_instance_remove(&s, OV_WARM_PREFIX "x2", &err) == 0);
+	CHECK(mkdir(path("run/" OV_INSTANCE_WARM_DIR), 0700) == 0);
+	CHECK(mkdir(path("run/" OV_WARM_PREFIX WARM_X1), 0700) == 0); /* not 32 hex digits */
+	CHECK(mkdir(path("run/" OV_WARM_PREFIX WARM_X2), 0700) == 0);
+	CHECK(mkdir(path("run/" OV_INSTANCE_CONTAINERS_DIR "/c-other"), 0700) == 0);
+	/* A container whose id looks like a warm slot's old name is none. */
+	CHECK(mkdir(path("run/" OV_INSTANCE_CONTAINERS_DIR "/warm-" HEX32), 0700) == 0);
+	CHECK(ov_instance_each(&s, ov_warm_valid, count_fn) == 1);
+	CHECK(ov_instance_each(&s, ov_container_id_valid, count_fn) == 2);
+	CHECK(ov_instance_each(&s, ov_instance_slot_valid, count_fn) == 3);
+	CHECK(ov_instance_remove(&s, OV_WARM_PREFIX WARM_X1, &err) < 0 && err.code == EINVAL);
+	CHECK(rmdir(path("run/" OV_WARM_PREFIX WARM_X1)) == 0);
+	CHECK(ov_instance_remove(&s, OV_WARM_PREFIX WARM_X2, &err) == 0);
 	CHECK(ov_instance_remove(&s, "c-other", &err) == 0);
+	CHECK(ov_instance_remove(&s, "warm-" HEX32, &err) == 0);
 }
 
 int main(void)
@@ -232,6 +286,7 @@ int main(void)
 	CHECK(run >= 0);
 
 	test_names();
+	test_paths();
 	test_state_dirs();
 	test_in_use();
 	test_adopt_move();

@@ -20,6 +20,7 @@
 #include "oci-vtpm/ca.h"
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/instance.h"
 #include "oci-vtpm/manufacture.h"
 #include "oci-vtpm/pool.h"
 #include "oci-vtpm/swtpm.h"
@@ -112,7 +113,7 @@ static void test_fill_claim_start(void)
 	CHECK(stat(path("state/pool"), &sb) == 0 && (sb.st_mode & 07777) == 0700);
 	/* A fill to the same size does nothing; the work dir is gone. */
 	CHECK(ov_pool_fill(&s, 3, &made, NULL, &err) == 0 && made == 0);
-	CHECK(entries(path("run/@pool"), NULL, NULL) == 0);
+	CHECK(entries(path("run/" OV_INSTANCE_POOL_DIR), NULL, NULL) == 0);
 
 	sfd = new_state_fd("st-claimed");
 	t0 = ov_util_mono_ms();

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "oci-vtpm/instance.h"
 #include "oci-vtpm/proc.h"
 #include "oci-vtpm/store.h"
 #include "unit.h"
@@ -50,7 +51,7 @@ static void test_lock_and_record(void)
 	/* The lock is exclusive across processes. */
 	child = fork();
 	if (child == 0) {
-		int fd = openat(run, "c1", O_RDONLY | O_DIRECTORY);
+		int fd = openat(run, OV_INSTANCE_CONTAINERS_DIR "/c1", O_RDONLY | O_DIRECTORY);
 		_exit(flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK ? 0 : 1);
 	}
 	CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);

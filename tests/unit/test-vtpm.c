@@ -53,9 +53,13 @@ static struct ov_request request(const char *name, unsigned count)
 static int record(const char *id, struct ov_record *rec)
 {
 	cleanup_close int run = open(s.run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	cleanup_close int cdir = ov_open_dir_at(run, id);
+	cleanup_close int cdir = -1;
+	char slot[OV_INSTANCE_PATH_MAX];
 	ov_error err = {0};
 
+	if (ov_instance_path(run, id, false, slot, sizeof(slot), &err) < 0)
+		return -1;
+	cdir = ov_open_dir_at(run, slot);
 	return cdir < 0 ? -1 : ov_record_read(cdir, rec, &err);
 }
 
@@ -69,7 +73,9 @@ static void reap(pid_t pid)
 static void target(const char *id, struct tpm *t)
 {
 	snprintf(t->tcti, sizeof(t->tcti),
-		 "TPM2TOOLS_TCTI=swtpm:path=%s/run/%s/private/tpm/tpm0.sock", dir, id);
+		 "TPM2TOOLS_TCTI=swtpm:path=%s/run/" OV_INSTANCE_CONTAINERS_DIR
+		 "/%s/private/tpm/tpm0.sock",
+		 dir, id);
 }
 
 static void test_launch(void)
@@ -96,7 +102,8 @@ static void test_launch(void)
 	CHECK(record("c-launch", &got) == 0 && got.count == 2 &&
 	      got.tpms[0].pid == rec.tpms[0].pid && got.tpms[1].pid == rec.tpms[1].pid);
 	ov_record_free(&got);
-	snprintf(ctrl, sizeof(ctrl), "%s/run/c-launch/private/tpm/tpm1.sock.ctrl", dir);
+	snprintf(ctrl, sizeof(ctrl),
+		 "%s/run/" OV_INSTANCE_CONTAINERS_DIR "/c-launch/private/tpm/tpm1.sock.ctrl", dir);
 	CHECK(ov_swtpm_ctrl(ctrl, OV_SWTPM_CMD_GET_CAPABILITY, rsp, sizeof(rsp), -1, 5000, &err) ==
 	      0);
 	CHECK(ov_launch_stop(cdir, &s, &rec, &err) == 0);
@@ -150,7 +157,7 @@ static void test_provision(void)
 	CHECK(ov_instance_name_holder(&s, "vt-prov", holder, sizeof(holder)) &&
 	      strcmp(holder, "c-prov") == 0);
 	/* Another live slot cannot have it; the archive is untouched. */
-	CHECK(mkdir(path("run/c-prov2"), 0700) == 0);
+	CHECK(mkdir(path("run/" OV_INSTANCE_CONTAINERS_DIR "/c-prov2"), 0700) == 0);
 	CHECK(ov_provision_start(&s, run, "c-prov2", &r, &u, fds, &p, &err) < 0);
 	CHECK(err.code == EBUSY && exists("state/vtpms/vt-prov/meta.json"));
 	/* Undone: the claim is released. */
@@ -188,7 +195,8 @@ static void test_start_stop(void)
 	CHECK(tool(&t, NULL, define) == 0);
 	/* Stopped: archived as generation 1, the slot and the claim gone. */
 	CHECK(ov_vtpm_stop(&s, "c-life", &err) == 0);
-	CHECK(!exists("run/c-life") && !exists("run/" OV_INSTANCE_NAMES_DIR "/vt-life"));
+	CHECK(!exists("run/" OV_INSTANCE_CONTAINERS_DIR "/c-life") &&
+	      !exists("run/" OV_INSTANCE_NAMES_DIR "/vt-life"));
 	vdir = ov_archive_dir(&s, "vt-life", false, &err);
 	CHECK(vdir >= 0 && ov_meta_load(vdir, "vt-life", NULL, &m, NULL, &err) == 0 &&
 	      m.newest == 1);
@@ -203,13 +211,15 @@ static void test_start_stop(void)
 	CHECK(ov_vtpm_start(&s, "c-eph", NULL, &r, getpid(), &err) == 0);
 	target("c-eph", &t);
 	CHECK(tool(&t, NULL, readpub) != 0);
-	CHECK(ov_vtpm_stop(&s, "c-eph", &err) == 0 && !exists("run/c-eph"));
+	CHECK(ov_vtpm_stop(&s, "c-eph", &err) == 0 &&
+	      !exists("run/" OV_INSTANCE_CONTAINERS_DIR "/c-eph"));
 	/* Its holder gone, nothing adopted it: gc collects it. */
 	pid_t holder = fixture_child();
 
 	CHECK(ov_vtpm_start(&s, "c-gc", NULL, &r, holder, &err) == 0);
 	reap(holder);
-	CHECK(ov_vtpm_collect(&s, "c-gc", boot_id, &err) == 1 && !exists("run/c-gc"));
+	CHECK(ov_vtpm_collect(&s, "c-gc", boot_id, &err) == 1 &&
+	      !exists("run/" OV_INSTANCE_CONTAINERS_DIR "/c-gc"));
 	reap(container);
 }
 
@@ -229,7 +239,8 @@ static void test_attach_fails(void)
 	/* Discarded: swtpm stopped, slot and claim gone, nothing archived. */
 	CHECK(!ov_proc_alive(tpm, rec.tpms[0].starttime));
 	ov_record_free(&rec);
-	CHECK(!exists("run/c-attach") && !exists("run/" OV_INSTANCE_NAMES_DIR "/vt-attach"));
+	CHECK(!exists("run/" OV_INSTANCE_CONTAINERS_DIR "/c-attach") &&
+	      !exists("run/" OV_INSTANCE_NAMES_DIR "/vt-attach"));
 	{
 		int vdir = ov_archive_dir(&s, "vt-attach", false, &err);
 		struct ov_meta m;
@@ -284,7 +295,7 @@ static void test_precreated(void)
 		char rel[80];
 
 		snprintf(rel, sizeof(rel), "run/%s", pre);
-		CHECK(!exists(rel) && exists("run/c-pre"));
+		CHECK(!exists(rel) && exists("run/" OV_INSTANCE_CONTAINERS_DIR "/c-pre"));
 	}
 	{
 		char holder[OV_ID_MAX + 1];

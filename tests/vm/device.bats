@@ -27,7 +27,7 @@ assert_cleaned_up() { # ID DEVNUM...
 	local id=$1 n
 	shift
 	ov_no_swtpm "$id" || fail "swtpm of $id still runs: $(ov_ps $(ov_swtpm_pids "$id"))"
-	[ ! -e "$RUN_DIR/$id" ] || fail "$RUN_DIR/$id still exists"
+	[ ! -e "$(ov_slot "$id")" ] || fail "$(ov_slot "$id") still exists"
 	for n in "$@"; do
 		# The kernel drops the chip when swtpm's proxy fd closes.
 		ov_wait_for "$(ov_slow 10)" ov_chip_gone "$n" || fail "/dev/tpm$n or /dev/tpmrm$n still exists"
@@ -69,7 +69,7 @@ device_basic() {
 
 	# The host keeps the nodes root-only; the record has the numbers.
 	[ "$(ov_record "$id" '.tpms[0].dev')" != 0 ] && [ "$(ov_record "$id" '.tpms[0].rmdev')" != 0 ] ||
-		fail "record lacks device numbers: $(cat "$RUN_DIR/$id/record.json")"
+		fail "record lacks device numbers: $(cat "$(ov_slot "$id")/record.json")"
 
 	run ov_delete "$rt" "$id" -f
 	assert_success
@@ -316,7 +316,7 @@ assert_refused() { # RT ID BUNDLE REGEX
 	{ echo "$output"; cat "$OV_HOOKS_STDERR" 2>/dev/null; } | tr -d '\\' | grep -E -- "$4" ||
 		fail "no refusal matching /$4/ in: $output $(cat "$OV_HOOKS_STDERR" 2>/dev/null)"
 	ov_no_swtpm "$2" || fail "swtpm left running"
-	[ ! -e "$RUN_DIR/$2" ] || fail "$RUN_DIR/$2 left behind"
+	[ ! -e "$(ov_slot "$2")" ] || fail "$(ov_slot "$2") left behind"
 	if grep -F -- "$T/" /proc/self/mountinfo; then fail "something was mounted under $T"; fi
 }
 
@@ -448,7 +448,7 @@ no_rule() {
 			"$OV_HOOK_LOG" || fail "hook log: $(cat "$OV_HOOK_LOG")"
 		[ "$rt" != runc ] || assert_output --partial "cgroup v2: a hook cannot allow /dev/tpm0"
 		ov_no_swtpm "$id" || fail "swtpm left running"
-		[ ! -e "$RUN_DIR/$id" ] || fail "$RUN_DIR/$id left behind"
+		[ ! -e "$(ov_slot "$id")" ] || fail "$(ov_slot "$id") left behind"
 		return
 	fi
 	ov_run_detached "$rt" "$id" "$b"
@@ -571,7 +571,7 @@ ovadm_log() { timeout -k 5 "$OV_TIMEOUT" "${OCI_VTPM_CLI:-$OCI_VTPM_BUILD/oci-vt
 	run "$cli" --config "$CFG" pool fill 0
 	assert_success
 	assert_output --partial "started 2 warm vTPMs"
-	warm=$(find "$RUN_DIR" -mindepth 1 -maxdepth 1 -name 'warm-*' -printf '%f ')
+	warm=$(ov_warm_slots | ov_slot_name)
 	for w in $warm; do chips+=("$(ov_devnums "$w")"); done
 	[ "${#chips[@]}" = 2 ] && [ -c "/dev/tpm${chips[0]}" ] && [ -c "/dev/tpm${chips[1]}" ] ||
 		fail "warm vTPMs $warm, chips ${chips[*]}"
@@ -605,7 +605,7 @@ ovadm_log() { timeout -k 5 "$OV_TIMEOUT" "${OCI_VTPM_CLI:-$OCI_VTPM_BUILD/oci-vt
 	for n in "${chips[@]}"; do
 		ov_wait_for "$(ov_slow 10)" ov_chip_gone "$n" || fail "/dev/tpm$n is left after drain"
 	done
-	[ -z "$(find "$RUN_DIR" -mindepth 1 -maxdepth 1 -name 'warm-*')" ] || fail "warm vTPMs left after drain"
+	[ -z "$(ov_warm_slots)" ] || fail "warm vTPMs left after drain: $(ov_warm_slots)"
 }
 
 # ----------------------------------------------------------------------------

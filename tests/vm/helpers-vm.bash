@@ -147,7 +147,7 @@ ov_allow_tpm_devices() {
 }
 
 # ov_record ID JQ-FILTER: read the hook's live record of container ID.
-ov_record() { jq -r "$2" "$RUN_DIR/$1/record.json"; }
+ov_record() { jq -r "$2" "$(ov_slot "$1")/record.json"; }
 
 # ov_devnums ID: the N of /dev/tpmN for each of ID's vTPMs, one a line.
 ov_devnums() { ov_record "$1" '.tpms[].devnum'; }

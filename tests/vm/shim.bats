@@ -71,7 +71,7 @@ assert_cleaned_up() { # ID DEVNUM...
 	local id=$1 n
 	shift
 	ov_no_swtpm "$id" || fail "swtpm of $id still runs: $(ov_ps $(ov_swtpm_pids "$id"))"
-	[ ! -e "$RUN_DIR/$id" ] || fail "$RUN_DIR/$id still exists: $(ls -A "$RUN_DIR/$id")"
+	[ ! -e "$(ov_slot "$id")" ] || fail "$(ov_slot "$id") still exists: $(ls -A "$(ov_slot "$id")")"
 	for n in "$@"; do
 		ov_wait_for "$(ov_slow 10)" ov_chip_gone "$n" || fail "/dev/tpm$n or /dev/tpmrm$n still exists"
 	done
@@ -162,7 +162,7 @@ device_filter() {
 	refute_line GETRANDOM_OK
 	assert_line END
 	cmp -s "$T/intruder.before" "$b2/config.json" || fail "the shim edited a config.json that asks for no vTPM"
-	[ ! -e "$RUN_DIR/$id2" ] || fail "a vTPM was made for $id2"
+	[ ! -e "$(ov_slot "$id2")" ] || fail "a vTPM was made for $id2"
 
 	# The owner's TPM still works; delete cleans up.
 	run ov_exec "$rt" "$id" tpm2_getrandom -T "$OV_DEV_TCTI" --hex 8
@@ -368,10 +368,10 @@ pm_hooks_dir() {
 pm_precreated() {
 	local pre
 	pre=$(jq -r '.annotations["io.oci-vtpm.precreated"] // ""' "$(pm_config "$1")")
-	[[ $pre =~ ^pre-[0-9a-f]{32}$ ]] || fail "no io.oci-vtpm.precreated annotation in config.json of $1: '$pre'"
+	[[ $pre =~ ^precreated/[0-9a-f]{32}$ ]] || fail "no io.oci-vtpm.precreated annotation in config.json of $1: '$pre'"
 	grep -q "$1: adopted the vTPM started by the precreate stage as $pre" "$OV_HOOK_LOG" ||
 		fail "the hook did not adopt $pre: $(tail -n 5 "$OV_HOOK_LOG")"
-	[ ! -e "$RUN_DIR/$pre" ] || fail "$RUN_DIR/$pre still exists after the adoption"
+	[ ! -e "$(ov_slot "$pre")" ] || fail "$(ov_slot "$pre") still exists after the adoption"
 	echo "$pre"
 }
 
@@ -460,7 +460,7 @@ pm_precreated() {
 	refute_output --partial HAS
 	assert_line END
 	id=$(pm_register "$name")
-	[ -z "$(find "$RUN_DIR" -mindepth 1 -maxdepth 1 -name 'pre-*')" ] || fail "a vTPM was started: $(ls "$RUN_DIR")"
+	[ -z "$(ov_pre_slots)" ] || fail "a vTPM was started: $(ov_pre_slots)"
 	pm_rm_clean "$name" "$id" "$real"
 }
 
@@ -492,28 +492,28 @@ precreate_orphan() {
 	echo "$holder" >>"$T/bgpids"
 	ov_wait_for "$(ov_slow 60)" test -e "$T/held.json.done" || fail "the precreate stage did not finish"
 	pre1=$(jq -r '.annotations["io.oci-vtpm.precreated"]' "$T/held.json")
-	[[ $pre1 =~ ^pre-[0-9a-f]{32}$ ]] || fail "precreate: no vTPM name in its output: $pre1"
+	[[ $pre1 =~ ^precreated/[0-9a-f]{32}$ ]] || fail "precreate: no vTPM name in its output: $pre1"
 	pid1=$(ov_swtpm_pids "$pre1")
 	[ -n "$pid1" ] || fail "no swtpm runs for $pre1"
 	n1=$(ov_devnums "$pre1")
 	[ -c "/dev/tpm$n1" ] || fail "no /dev/tpm$n1"
-	jq -e --argjson h "$holder" '.holder_pid == $h and .container_pid == 0' "$RUN_DIR/$pre1/record.json" >/dev/null ||
-		fail "record: $(cat "$RUN_DIR/$pre1/record.json")"
+	jq -e --argjson h "$holder" '.holder_pid == $h and .container_pid == 0' "$(ov_slot "$pre1")/record.json" >/dev/null ||
+		fail "record: $(cat "$(ov_slot "$pre1")/record.json")"
 	run "$cli" --config "$CFG" gc
 	assert_success
 	refute_output --partial "$pre1"
-	[ -d "$RUN_DIR/$pre1" ] && [ -e "/proc/$pid1" ] || fail "gc took $pre1 while its creator lives"
+	[ -d "$(ov_slot "$pre1")" ] && [ -e "/proc/$pid1" ] || fail "gc took $pre1 while its creator lives"
 
 	# The creator is gone: the next precreate stage collects it.
 	kill "$holder"
 	wait "$holder" 2>/dev/null || true
 	pre2=$(precreate_orphan)
-	[[ $pre2 =~ ^pre-[0-9a-f]{32}$ ]] && [ "$pre2" != "$pre1" ] || fail "second precreate: $pre2"
+	[[ $pre2 =~ ^precreated/[0-9a-f]{32}$ ]] && [ "$pre2" != "$pre1" ] || fail "second precreate: $pre2"
 	grep -q "collected $pre1, started by a precreate stage for a container that never came" "$OV_HOOK_LOG" ||
 		fail "hook log: $(tail -n 5 "$OV_HOOK_LOG")"
 	# (Its chip number may already be the new one's.)
 	ov_wait_for "$(ov_slow 10)" test ! -e "/proc/$pid1" || fail "swtpm $pid1 of $pre1 still runs"
-	[ ! -e "$RUN_DIR/$pre1" ] || fail "$RUN_DIR/$pre1 still exists"
+	[ ! -e "$(ov_slot "$pre1")" ] || fail "$(ov_slot "$pre1") still exists"
 	pid2=$(ov_swtpm_pids "$pre2")
 	n2=$(ov_devnums "$pre2")
 	[ -n "$pid2" ] && [ -c "/dev/tpm$n2" ] || fail "no vTPM for $pre2"
@@ -529,7 +529,7 @@ precreate_orphan() {
 	run env OCI_VTPM_CONFIG="$CFG" bash -c '"$1" precreate <"$2" >/dev/full' - "$OV_SHIM" "$T/pre.in.json"
 	assert_failure
 	assert_output --regexp 'oci-vtpm-runtime: .*writing the config to stdout: No space left on device'
-	[ -z "$(find "$RUN_DIR" -mindepth 1 -maxdepth 1 -name 'pre-*')" ] || fail "left: $(ls "$RUN_DIR")"
+	[ -z "$(ov_pre_slots)" ] || fail "left: $(ov_pre_slots)"
 	ov_no_swtpm || fail "swtpm left: $(ov_ps $(ov_swtpm_pids))"
 	ov_leak_check
 }
