@@ -69,7 +69,11 @@ static int start(const struct ov_settings *s, const struct ov_state *st, const s
 
 	if (ov_request_parse(s, annotations, sp->env, &r, err) < 0)
 		return -1;
-	if (r.enable) {
+	if (r.enable && r.provided) {
+		/* oci-vtpm-runtime started and placed them: record the
+		 * container, nothing more. */
+		ret = ov_vtpm_adopt(s, st->id, st->pid, sp, &r, err);
+	} else if (r.enable) {
 		ret = ov_vtpm_start(s, st->id, st->bundle, &r, st->pid, err);
 		if (ret == 0)
 			ret = ov_vtpm_attach(s, st->id, st->pid, sp, &r, err);
@@ -78,6 +82,19 @@ static int start(const struct ov_settings *s, const struct ov_state *st, const s
 	}
 	ov_request_free(&r);
 	return ret;
+}
+
+/* Did oci-vtpm-runtime provide the vTPMs (it stops them itself)? A
+ * container that claims so without it got none: createRuntime refuses
+ * it, as no vTPM of its id runs. */
+static bool provided_by_runtime(json_object *annotations)
+{
+	json_object *v;
+
+	return annotations &&
+	       json_object_object_get_ex(annotations, OV_ANNOTATION_PREFIX "provided-by", &v) &&
+	       json_object_is_type(v, json_type_string) &&
+	       strcmp(json_object_get_string(v), OV_PROVIDER_RUNTIME) == 0;
 }
 
 int main(int argc, char **argv)
@@ -112,6 +129,11 @@ int main(int argc, char **argv)
 	if (argc == 1)
 		stop = st.status && strcmp(st.status, "stopped") == 0;
 	ov_log_set_id(st.id);
+	if (stop && provided_by_runtime(st.annotations)) {
+		/* oci-vtpm-runtime stops them after the runtime's delete. */
+		ret = 0;
+		goto out;
+	}
 	if (!stop) {
 		/* The request is in config.json: its annotations (the state's
 		 * are the same) or process.env. A config.json that cannot be

@@ -269,12 +269,20 @@ static void device_ctrl_name(unsigned idx, char *buf, size_t size)
 	snprintf(buf, size, "ctrl-%u.sock", idx);
 }
 
+static int device_precreate(json_object *spec, const struct ov_settings *s,
+			    const struct ov_record *rec, ov_error *err)
+{
+	(void)s;
+	return ov_spec_add_record_devices(spec, rec, err);
+}
+
 const struct ov_backend_ops ov_backend_device = {
     .kind = OV_BACKEND_DEVICE,
     .chardev = true,
     .open_channel = device_open_channel,
     .wait = device_wait,
-    .precreate = ov_spec_add_record_devices,
+    .precreate = device_precreate,
+    .precreate_unnamed = true,
     .attach = device_attach,
     .connect = device_connect,
     .ctrl_name = device_ctrl_name,

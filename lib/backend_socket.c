@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include "oci-vtpm/ctrl_relay.h"
 #include "oci-vtpm/mount.h"
 #include "oci-vtpm/socket.h"
+#include "oci-vtpm/spec.h"
 
 /*
  * The directory the container gets is world-searchable (any user inside may
@@ -91,6 +93,19 @@ static int socket_attach(int cdirfd, const struct ov_settings *s, pid_t pid,
 	return 0;
 }
 
+/* The shim: the runtime itself mounts the slot's socket directory,
+ * read-only, where the container finds its TPMs. */
+static int socket_precreate(json_object *spec, const struct ov_settings *s,
+			    const struct ov_record *rec, ov_error *err)
+{
+	char slot[PATH_MAX], src[PATH_MAX + sizeof(SOCK_DIR) + 1];
+
+	if (ov_slot_path(s->run_dir, rec->id, slot, sizeof(slot), err) < 0)
+		return -1;
+	snprintf(src, sizeof(src), "%s/%s", slot, SOCK_DIR);
+	return ov_spec_add_ro_bind(spec, src, s->socket_dir, err);
+}
+
 /* Before the container runs (createRuntime), nothing of it has seen the
  * socket directory: the socket there is swtpm's. */
 static int socket_connect(int cdirfd, unsigned idx, const struct ov_record_tpm *t, ov_error *err)
@@ -110,6 +125,7 @@ const struct ov_backend_ops ov_backend_socket = {
     .chardev = false,
     .open_channel = socket_open_channel,
     .wait = socket_wait,
+    .precreate = socket_precreate,
     .attach = socket_attach,
     .connect = socket_connect,
     .places_log_dir = true,

@@ -161,10 +161,15 @@ struct req_key {
 	unsigned bit;
 };
 static const struct req_key req_keys[] = {
-    {"enable", "ENABLE", OV_REQ_ENABLE},    {"name", "NAME", OV_REQ_NAME},
-    {"version", "VERSION", OV_REQ_VERSION}, {"count", "COUNT", OV_REQ_COUNT},
-    {"ek-cert", "EK_CERT", OV_REQ_EK_CERT}, {"backend", "BACKEND", OV_REQ_BACKEND},
-    {"measure", "MEASURE", OV_REQ_MEASURE}, {"precreated", NULL, 0},
+    {"enable", "ENABLE", OV_REQ_ENABLE},
+    {"name", "NAME", OV_REQ_NAME},
+    {"version", "VERSION", OV_REQ_VERSION},
+    {"count", "COUNT", OV_REQ_COUNT},
+    {"ek-cert", "EK_CERT", OV_REQ_EK_CERT},
+    {"backend", "BACKEND", OV_REQ_BACKEND},
+    {"measure", "MEASURE", OV_REQ_MEASURE},
+    {"precreated", NULL, 0},
+    {"provided-by", NULL, 0},
 };
 #define N_REQ_KEYS (sizeof(req_keys) / sizeof(req_keys[0]))
 
@@ -461,7 +466,13 @@ static int request_key(const struct req_key *k, const char *val, const char *src
 		if (ov_backend_parse(val, false, &r->backend) < 0)
 			goto bad;
 		return 0;
-	default: /* precreated */
+	default: /* precreated, provided-by */
+		if (strcmp(k->key, "provided-by") == 0) {
+			if (strcmp(val, OV_PROVIDER_RUNTIME) != 0)
+				goto bad;
+			r->provided = true;
+			return 0;
+		}
 		if (!ov_precreated_valid(val))
 			goto bad;
 		str = &r->precreated;

@@ -106,9 +106,10 @@ int ov_write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-/* Write buf to a new temp file next to name, fsynced; its name in tmp. */
+/* Write buf to a new temp file next to name, fsynced when sync; its name
+ * in tmp. */
 static int write_temp(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
-		      char *tmp, size_t size, ov_error *err)
+		      bool sync, char *tmp, size_t size, ov_error *err)
 {
 	cleanup_close int fd = -1;
 
@@ -118,7 +119,7 @@ static int write_temp(int dirfd, const char *name, const void *buf, size_t len, 
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0)
 		return ov_error_set(err, errno, "creating %s", tmp);
-	if (ov_write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
+	if (ov_write_all(fd, buf, len) < 0 || (sync && fsync(fd) < 0)) {
 		int e = errno;
 		unlinkat(dirfd, tmp, 0);
 		return ov_error_set(err, e, "writing %s", name);
@@ -126,21 +127,33 @@ static int write_temp(int dirfd, const char *name, const void *buf, size_t len, 
 	return 0;
 }
 
-int ov_write_file_atomic(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
-			 ov_error *err)
+static int replace(int dirfd, const char *name, const void *buf, size_t len, mode_t mode, bool sync,
+		   ov_error *err)
 {
 	char tmp[256];
 
-	if (write_temp(dirfd, name, buf, len, mode, tmp, sizeof(tmp), err) < 0)
+	if (write_temp(dirfd, name, buf, len, mode, sync, tmp, sizeof(tmp), err) < 0)
 		return -1;
 	if (renameat(dirfd, tmp, dirfd, name) < 0) {
 		int e = errno;
 		unlinkat(dirfd, tmp, 0);
 		return ov_error_set(err, e, "renaming %s", name);
 	}
-	if (fsync(dirfd) < 0 && errno != EINVAL && errno != EBADF)
+	if (sync && fsync(dirfd) < 0 && errno != EINVAL && errno != EBADF)
 		return ov_error_set(err, errno, "syncing the directory of %s", name);
 	return 0;
+}
+
+int ov_write_file_atomic(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
+			 ov_error *err)
+{
+	return replace(dirfd, name, buf, len, mode, true, err);
+}
+
+int ov_write_file_replace(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
+			  ov_error *err)
+{
+	return replace(dirfd, name, buf, len, mode, false, err);
 }
 
 int ov_write_file_new(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
@@ -149,7 +162,7 @@ int ov_write_file_new(int dirfd, const char *name, const void *buf, size_t len, 
 	char tmp[256];
 	int e;
 
-	if (write_temp(dirfd, name, buf, len, mode, tmp, sizeof(tmp), err) < 0)
+	if (write_temp(dirfd, name, buf, len, mode, true, tmp, sizeof(tmp), err) < 0)
 		return -1;
 	/* link(2), unlike rename(2), never replaces what is there. */
 	e = linkat(dirfd, tmp, dirfd, name, 0) < 0 ? errno : 0;

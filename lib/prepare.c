@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,18 +13,19 @@
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/instance.h"
 #include "oci-vtpm/log.h"
+#include "oci-vtpm/measure.h"
 #include "oci-vtpm/prepare.h"
 #include "oci-vtpm/spec.h"
 #include "oci-vtpm/vtpm.h"
 
 /*
- * A backend that can (its precreate op: the device backend): start the
- * vTPMs now, before the runtime creates the container, and give the
- * container their devices through config.json: under the container's
- * id, or in podman's precreate stage, which has none, under a name of their
- * own (OV_PRECREATED_PREFIX + 32 random hex digits) recorded in the
- * annotation io.oci-vtpm.precreated. The hook finds them at createRuntime
- * and adopts them (lib/vtpm.c).
+ * A backend's precreate op: start the vTPMs now, before the runtime creates
+ * the container, and give the container them through config.json: under
+ * the container's id (the shim, any backend), or in podman's precreate
+ * stage, which has none, under a name of their own (OV_PRECREATED_PREFIX +
+ * 32 random hex digits) recorded in the annotation io.oci-vtpm.precreated
+ * (only a backend whose additions do not name the slot). The hook finds
+ * them at createRuntime and adopts them (lib/vtpm.c).
  */
 static void undo_precreate(const struct ov_prepare *e, const char *run_name)
 {
@@ -31,6 +33,33 @@ static void undo_precreate(const struct ov_prepare *e, const char *run_name)
 
 	if (ov_vtpm_stop(e->s, run_name, &ignored) < 0)
 		ov_warn("undoing the vTPM started before the container: %s", ignored.msg);
+}
+
+/* The measured launch for the shim: the event log directory goes into
+ * the spec first where the backend's additions do not place it (the
+ * device backend), so that the mounts measured are the runtime's. Returns
+ * 1 when the spec changed, 0, -1. */
+static int measure_now(const struct ov_prepare *e, const struct ov_backend_ops *ops,
+		       const struct ov_spec *sp, int cdir, const struct ov_record *rec,
+		       ov_error *err)
+{
+	char slot[PATH_MAX], src[PATH_MAX + sizeof(OV_MEASURE_LOG_DIR) + 1];
+	int changed = 0;
+
+	if (rec->version != OV_TPM_2_0)
+		return 0;
+	if (!ops->places_log_dir) {
+		if (ov_slot_path(e->s->run_dir, rec->id, slot, sizeof(slot), err) < 0)
+			return -1;
+		snprintf(src, sizeof(src), "%s/%s", slot, OV_MEASURE_LOG_DIR);
+		changed = ov_spec_add_ro_bind(sp->root, src, e->s->socket_dir, err);
+		if (changed < 0)
+			return -1;
+		changed = 1;
+	}
+	if (ov_measure_launch(cdir, rec, e->id, sp, err) < 0)
+		return ov_error_wrap(err, "measuring the launch into PCR %d", OV_MEASURE_PCR);
+	return changed;
 }
 
 /* Returns 1 when it started the vTPMs, 0 when they ran already (a
@@ -55,7 +84,14 @@ static int precreate(const struct ov_prepare *e, const char *run_name,
 		ov_error_wrap(err, "the record of the vTPM started before the container");
 		goto fail;
 	}
-	ret = ops->precreate(sp->root, &rec, err);
+	ret = ops->precreate(sp->root, e->s, &rec, err);
+	/* The shim: the container's config is final now, and no hook of ours
+	 * runs: measure its launch here (lib/measure.c). */
+	if (ret >= 0 && e->id && r->measure) {
+		int m = measure_now(e, ops, sp, cdir, &rec, err);
+
+		ret = m < 0 ? -1 : (ret > 0 || m > 0);
+	}
 	ov_record_free(&rec);
 	if (ret < 0)
 		goto fail;
@@ -114,10 +150,20 @@ int ov_prepare_text(const char *buf, size_t len, const struct ov_prepare *e, cha
 		goto out;
 	}
 	res->enabled = true;
-	ov_spec_hook_timeouts(e->s, r.count, &ho);
-	changed = ov_spec_add_hooks(sp.root, &ho, err);
-	if (changed < 0)
-		goto out;
+	if (e->id) {
+		/* The shim: it starts, places and stops the vTPMs itself; no
+		 * hook of ours runs. One that runs all the same (an
+		 * oci-hooks(5) file, hooks in the bundle) learns so here. */
+		changed = !r.provided;
+		if (changed && ov_spec_annotate(sp.root, OV_ANNOTATION_PREFIX "provided-by",
+						OV_PROVIDER_RUNTIME, err) < 0)
+			goto out;
+	} else {
+		ov_spec_hook_timeouts(e->s, r.count, &ho);
+		changed = ov_spec_add_hooks(sp.root, &ho, err);
+		if (changed < 0)
+			goto out;
+	}
 	/* Asked by process.env or the settings' default_enable: the
 	 * annotation says so to the hook, which runs only for containers
 	 * that ask, and finds the same request. */
@@ -133,7 +179,9 @@ int ov_prepare_text(const char *buf, size_t len, const struct ov_prepare *e, cha
 	if (ov_backend_resolve(&r, &backend, err) < 0)
 		goto out;
 	ops = ov_backend_ops(backend);
-	if (ops->precreate && !r.precreated) {
+	/* The shim always starts them now (taking over those podman's
+	 * precreate stage started); that stage only where it can. */
+	if (ops->precreate && (e->id || (!r.precreated && ops->precreate_unnamed))) {
 		bool devs = false;
 		int p;
 
@@ -194,7 +242,9 @@ int ov_prepare_file(int dirfd, const char *name, const struct ov_prepare *e,
 		ov_error_set(err, 0, "%s was replaced while being edited", name);
 		goto undo;
 	}
-	if (ov_write_file_atomic(dirfd, name, out, out_len, st.st_mode & 07777, err) < 0)
+	/* Atomic, not durable: the runtime reads it next; after a crash
+	 * there is no create to serve. */
+	if (ov_write_file_replace(dirfd, name, out, out_len, st.st_mode & 07777, err) < 0)
 		goto undo;
 	if ((st.st_uid != geteuid() || st.st_gid != getegid()) &&
 	    fchownat(dirfd, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/runtime.h"
 #include "oci-vtpm/spec.h"
 
@@ -26,6 +27,7 @@ enum opt_id {
 	O_CONFIG,
 	O_DETACH,
 	O_HELP,
+	O_PID_FILE,
 };
 
 struct opt {
@@ -61,7 +63,7 @@ static const struct opt create_opts[] = {
     {"config", true, O_CONFIG},
     {"f", true, O_CONFIG},
     {"console-socket", true, O_OTHER},
-    {"pid-file", true, O_OTHER},
+    {"pid-file", true, O_PID_FILE},
     {"preserve-fds", true, O_OTHER},
     {"no-pivot", false, O_OTHER},
     {"no-new-keyring", false, O_OTHER},
@@ -154,6 +156,9 @@ static void set_create(struct ov_rt_args *a, const struct opt *o, const char *v)
 	case O_HELP:
 		a->help = true;
 		break;
+	case O_PID_FILE:
+		a->pid_file = v;
+		break;
 	default:
 		break;
 	}
@@ -236,6 +241,15 @@ int ov_rt_parse(int argc, char *const argv[], struct ov_rt_args *a, ov_error *er
 		a->action = OV_RT_RUN;
 	else if (strcmp(argv[i], "precreate") == 0)
 		a->action = OV_RT_PRECREATE;
+	else if (strcmp(argv[i], "delete") == 0)
+		a->action = OV_RT_DELETE;
+	if (a->action == OV_RT_DELETE) {
+		/* runc delete [--force|-f] ID; crun's options are the same. */
+		for (int j = i + 1; j < argc; j++)
+			if (!is_option(argv[j]) && strcmp(argv[j], "--") != 0)
+				a->id = argv[j];
+		return 0;
+	}
 	if (a->action == OV_RT_CREATE || a->action == OV_RT_RUN)
 		return parse_create(argc, argv, i + 1, a, err);
 	return 0;
@@ -358,7 +372,7 @@ static void move_listen_pid(pid_t from)
 /* Fork and exec; a failed exec comes back as an error with its errno.
  * The child runs with mask (NULL: the current one). */
 static pid_t spawn(const char *path, char *const argv[], const sigset_t *mask, bool quiet,
-		   ov_error *err)
+		   int out_fd, ov_error *err)
 {
 	pid_t parent = getpid(), pid;
 	int p[2], e = 0;
@@ -381,6 +395,8 @@ static pid_t spawn(const char *path, char *const argv[], const sigset_t *mask, b
 			if (fd < 0 || dup2(fd, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
 				_exit(127);
 		}
+		if (out_fd >= 0 && dup2(out_fd, 1) < 0)
+			_exit(127);
 		move_listen_pid(parent);
 		if (mask)
 			sigprocmask(SIG_SETMASK, mask, NULL);
@@ -414,7 +430,7 @@ int ov_rt_supervise(const char *path, char *const argv[], int *wstatus, ov_error
 	sigaddset(&set, SIGCHLD);
 	if (sigprocmask(SIG_BLOCK, &set, &old) < 0)
 		return ov_error_set(err, errno, "blocking signals");
-	pid = spawn(path, argv, &old, false, err);
+	pid = spawn(path, argv, &old, false, -1, err);
 	if (pid < 0) {
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		return -1;
@@ -457,25 +473,65 @@ int ov_rt_supervise(const char *path, char *const argv[], int *wstatus, ov_error
 	return ret;
 }
 
-int ov_rt_run_quiet(const char *path, char *const argv[], int *wstatus, ov_error *err)
+/* Run path quietly (stdout to out_fd when >= 0), not with the signals
+ * ov_rt_supervise left blocked. */
+static pid_t spawn_quiet(const char *path, char *const argv[], int out_fd, ov_error *err)
 {
 	sigset_t mask, set;
-	pid_t pid;
 
-	/* Not the signals ov_rt_supervise left blocked. */
 	sigprocmask(SIG_BLOCK, NULL, &mask);
 	forward_set(&set);
 	sigaddset(&set, SIGCHLD);
 	for (int s = 1; s < NSIG; s++)
 		if (sigismember(&set, s) == 1)
 			sigdelset(&mask, s);
-	pid = spawn(path, argv, &mask, true, err);
+	return spawn(path, argv, &mask, true, out_fd, err);
+}
 
-	if (pid < 0)
-		return -1;
+static int wait_for(const char *path, pid_t pid, int *wstatus, ov_error *err)
+{
 	while (waitpid(pid, wstatus, 0) < 0)
 		if (errno != EINTR)
 			return ov_error_set(err, errno, "waiting for %s", path);
+	return 0;
+}
+
+int ov_rt_run_quiet(const char *path, char *const argv[], int *wstatus, ov_error *err)
+{
+	pid_t pid = spawn_quiet(path, argv, -1, err);
+
+	if (pid < 0)
+		return -1;
+	return wait_for(path, pid, wstatus, err);
+}
+
+int ov_rt_output(const char *path, char *const argv[], size_t max, char **out, ov_error *err)
+{
+	cleanup_close int rd = -1, wr = -1;
+	int p[2], wstatus;
+	pid_t pid;
+	int ret;
+
+	*out = NULL;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return ov_error_set(err, errno, "pipe");
+	rd = p[0];
+	wr = p[1];
+	pid = spawn_quiet(path, argv, wr, err);
+	if (pid < 0)
+		return -1;
+	close(take_fd(&wr));
+	ret = ov_read_fd(rd, max, out, NULL, err);
+	if (wait_for(path, pid, &wstatus, err) < 0 || ret < 0) {
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+		free(*out);
+		*out = NULL;
+		return ov_error_set(err, 0, "%s failed (status 0x%x)", path, wstatus);
+	}
 	return 0;
 }
 

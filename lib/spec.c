@@ -337,6 +337,79 @@ int ov_spec_add_record_devices(json_object *spec, const struct ov_record *rec, o
 	return changed;
 }
 
+/* ------------------------------------------------------------------ mounts */
+
+static const char *const bind_ro_options[] = {"bind", "ro", "nosuid", "nodev", "noexec"};
+
+static int set_bind(json_object *m, const char *source, const char *destination)
+{
+	json_object *opts = json_object_new_array();
+
+	if (add(m, "destination", json_object_new_string(destination)) < 0 ||
+	    add(m, "type", json_object_new_string("bind")) < 0 ||
+	    add(m, "source", json_object_new_string(source)) < 0 || add(m, "options", opts) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(bind_ro_options) / sizeof(bind_ro_options[0]); i++)
+		if (json_object_array_add(opts, json_object_new_string(bind_ro_options[i])) < 0)
+			return -1;
+	return 0;
+}
+
+/* A bind mount of ours: type bind, our options (any source). */
+static bool is_our_bind(json_object *m, const char *destination)
+{
+	const char *type = get_str(m, "type"), *dst = get_str(m, "destination");
+	json_object *opts;
+	size_t n = sizeof(bind_ro_options) / sizeof(bind_ro_options[0]);
+
+	if (!json_object_is_type(m, json_type_object) || !type || strcmp(type, "bind") != 0 ||
+	    !dst || strcmp(dst, destination) != 0 ||
+	    !json_object_object_get_ex(m, "options", &opts) ||
+	    !json_object_is_type(opts, json_type_array) || json_object_array_length(opts) != n)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		const char *o = json_object_get_string(json_object_array_get_idx(opts, i));
+
+		if (!o || strcmp(o, bind_ro_options[i]) != 0)
+			return false;
+	}
+	return true;
+}
+
+int ov_spec_add_ro_bind(json_object *spec, const char *source, const char *destination,
+			ov_error *err)
+{
+	json_object *mounts, *entry;
+	size_t n;
+
+	if (source[0] != '/' || destination[0] != '/')
+		return ov_error_set(err, 0, "mount %s on %s: paths must be absolute", source,
+				    destination);
+	mounts = get_or_add(spec, "mounts", json_type_array, "mounts", err);
+	if (!mounts)
+		return -1;
+	/* Ours is the last mount: nothing the config mounts later hides it.
+	 * Already there (a retried create): nothing to do; an earlier one of
+	 * ours with another source (a stale vTPM of this bundle) goes. */
+	n = json_object_array_length(mounts);
+	if (n > 0 && is_our_bind(json_object_array_get_idx(mounts, n - 1), destination) &&
+	    strcmp(get_str(json_object_array_get_idx(mounts, n - 1), "source") ?: "", source) == 0)
+		return 0;
+	for (size_t i = n; i-- > 0;)
+		if (is_our_bind(json_object_array_get_idx(mounts, i), destination))
+			json_object_array_del_idx(mounts, i, 1);
+	entry = json_object_new_object();
+	if (!entry || json_object_array_add(mounts, entry) < 0) {
+		json_object_put(entry);
+		return ov_error_set(err, ENOMEM, "config.json: adding the mount of %s",
+				    destination);
+	}
+	if (set_bind(entry, source, destination) < 0)
+		return ov_error_set(err, ENOMEM, "config.json: adding the mount of %s",
+				    destination);
+	return 1;
+}
+
 /* ------------------------------------------------------ reading, requests */
 
 bool ov_spec_annotated_true(json_object *annotations, const char *key)

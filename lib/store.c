@@ -50,6 +50,17 @@ int ov_run_dir_open(const char *run_dir, bool create, ov_error *err)
 	return fd;
 }
 
+int ov_slot_path(const char *run_dir, const char *id, char *buf, size_t size, ov_error *err)
+{
+	char rel[OV_INSTANCE_PATH_MAX];
+
+	if (ov_instance_path(-1, id, false, rel, sizeof(rel), err) < 0)
+		return -1;
+	if (run_dir[0] != '/' || snprintf(buf, size, "%s/%s", run_dir, rel) >= (int)size)
+		return ov_error_set(err, ENAMETOOLONG, "the run directory of %s", id);
+	return 0;
+}
+
 int ov_container_dir_lock(int run_dirfd, const char *id, bool create, ov_error *err)
 {
 	char path[OV_INSTANCE_PATH_MAX], kind[OV_INSTANCE_PATH_MAX];

@@ -402,14 +402,20 @@ int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, const 
 
 	if (open_recorded(s, id, &run, &cdir, &rec, err) < 0)
 		return -1;
+	if (!ov_instance_alive(&rec)) {
+		ov_record_free(&rec);
+		return ov_error_set(err, ESRCH, "the vTPM of %s is not running", id);
+	}
 	ret = ov_instance_adopt(cdir, pid, &rec, err);
-	if (ret == 0) {
+	if (ret == 0 && r) {
 		ret = measure(cdir, &rec, id, sp, r, err);
 		if (ret > 0 && pid > 0 && !ov_backend_ops(rec.backend)->places_log_dir)
 			ret = expose_logs(cdir, s, pid, sp, err);
 		ret = ret < 0 ? -1 : 0;
 	}
 	ov_record_free(&rec);
+	if (ret == 0 && strcmp(timing.id, id) == 0)
+		timing_say(id, 0); /* started in this process: the shim */
 	return ret;
 }
 

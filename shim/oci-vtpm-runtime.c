@@ -2,16 +2,17 @@
 /*
  * oci-vtpm-runtime: a runc-compatible OCI runtime shim. On `create` and
  * `run` of a bundle whose config.json asks for a vTPM (io.oci-vtpm.enable),
- * it edits config.json (lib/spec.c) and then runs the real runtime with the
- * same argv, argv[0] aside. Everything else goes straight to the real
+ * it starts the vTPMs and edits config.json (lib/prepare.c: devices or a
+ * read-only socket mount, no hook) and then runs the real runtime with the
+ * same argv, argv[0] aside; after a successful `delete` of such a
+ * container it stops them. Everything else goes straight to the real
  * runtime with exec.
  *
  * create/run with a vTPM run the real runtime as a supervised child rather
  * than exec'ing it: when the runtime fails, or `run` returns in the
  * foreground, and the runtime does not know the container any more (so no
- * `delete` will ever run its poststop hook), the shim does what poststop
- * does. Signals sent to the shim are passed on; its exit status is the
- * runtime's.
+ * `delete` will ever come), the shim stops the vTPMs. Signals sent to the shim are passed on; its
+ * exit status is the runtime's.
  *
  * `oci-vtpm-runtime precreate` is podman's precreate hook stage: config on
  * stdin, the same edit, the config on stdout (unchanged, byte for byte,
@@ -49,10 +50,11 @@ static const char help_text[] =
     "       oci-vtpm-runtime --help | --version\n"
     "\n"
     "An OCI runtime shim: on create and run of a bundle whose config.json asks\n"
-    "for a vTPM (io.oci-vtpm.enable), it adds the hooks and devices to\n"
-    "config.json, then runs the real runtime (the settings' \"runtime\",\n"
-    "$OCI_VTPM_RUNTIME, else runc or crun on PATH) with the same arguments.\n"
-    "Every other command goes to the real runtime unchanged. --version prints\n"
+    "for a vTPM (io.oci-vtpm.enable), it starts the vTPM, puts its devices or\n"
+    "socket mount into config.json, then runs the real runtime (the settings'\n"
+    "\"runtime\", $OCI_VTPM_RUNTIME, else runc or crun on PATH) with the same\n"
+    "arguments; after the runtime's delete it stops the vTPM. Every other\n"
+    "command goes to the real runtime unchanged. --version prints\n"
     "this line's version, then the real runtime's --version output.\n"
     "See oci-vtpm-runtime(8) and oci-vtpm.json(5).\n";
 
@@ -265,6 +267,76 @@ static int exit_like(int wstatus)
 	return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 1;
 }
 
+/* The pid a successful create (or run -d) recorded: from --pid-file when
+ * the engine asked for one, else from `<runtime> state`. 0: none (a run -d
+ * whose container is gone already), -1: unknown. */
+static pid_t container_pid(const struct ov_rt_args *a, const char *runtime, char *const argv[])
+{
+	cleanup_free char **state = NULL;
+	cleanup_free char *text = NULL;
+	cleanup_json json_object *o = NULL;
+	json_object *v;
+	ov_error err = {0};
+	long pid = 0;
+
+	if (a->pid_file) {
+		if (ov_read_file_at(AT_FDCWD, a->pid_file, 64, &text, NULL, &err) < 0)
+			return -1;
+		pid = strtol(text, NULL, 10);
+		return pid > 0 && pid <= INT32_MAX ? (pid_t)pid : -1;
+	}
+	state = ov_rt_state_argv(runtime, argv, a->sub, a->id);
+	if (!state || ov_rt_output(runtime, state, OV_STATE_MAX, &text, &err) < 0)
+		return -1;
+	o = json_tokener_parse(text);
+	if (!o || !json_object_object_get_ex(o, "pid", &v) ||
+	    !json_object_is_type(v, json_type_int))
+		return -1;
+	pid = json_object_get_int64(v);
+	return pid >= 0 && pid <= INT32_MAX ? (pid_t)pid : -1;
+}
+
+/*
+ * The container is created: its init, from now on, keeps the vTPMs in use
+ * (gc). A foreground `run` returns only when the container is gone: this
+ * process stands for it meanwhile.
+ */
+static void record_container(const struct ov_rt_args *a, const struct ov_settings *s,
+			     const char *runtime, char *const argv[])
+{
+	pid_t pid =
+	    a->action == OV_RT_RUN && !a->detach ? getpid() : container_pid(a, runtime, argv);
+	ov_error err = {0};
+
+	if (pid == 0)
+		ov_debug("the container is gone already: its delete stops the vTPM");
+	else if (pid < 0)
+		ov_warn("%s did not say the container's pid: the vTPM is in use only while this "
+			"program runs",
+			runtime);
+	else if (ov_vtpm_adopt(s, a->id, pid, NULL, NULL, &err) < 0)
+		ov_warn("recording the container: %s", err.msg);
+}
+
+/* `delete` of a container whose vTPMs the shim started: the runtime
+ * first; when it deleted the container, stop them (a named one archived),
+ * as its poststop hook would have. */
+static int delete_main(const struct ov_rt_args *a, struct ov_settings *s, const char *runtime,
+		       char **argv)
+{
+	ov_error err = {0};
+	int wstatus;
+
+	if (ov_rt_supervise(runtime, argv, &wstatus, &err) < 0)
+		return fail(a, &err);
+	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 && ov_vtpm_stop(s, a->id, &err) < 0) {
+		ov_settings_free(s);
+		return fail(a, &err);
+	}
+	ov_settings_free(s);
+	return exit_like(wstatus);
+}
+
 /* --version and --help, when they are the only argument: ours, then for
  * --version the real runtime's, so an engine that parses `RUNTIME
  * --version` (podman info, docker info) still finds runc's or crun's
@@ -330,9 +402,21 @@ int main(int argc, char **argv)
 			return fail(&a, &err);
 	}
 	argv[0] = runtime;
+	if (a.action == OV_RT_DELETE && a.id && ov_container_id_valid(a.id) &&
+	    has_run_dir(&s, a.id)) {
+		ov_log_set_id(a.id);
+		return delete_main(&a, &s, runtime, argv);
+	}
 	if (wants) {
-		if (ov_rt_supervise(runtime, argv, &wstatus, &err) < 0)
+		if (a.action == OV_RT_RUN && !a.detach)
+			record_container(&a, &s, runtime, argv);
+		if (ov_rt_supervise(runtime, argv, &wstatus, &err) < 0) {
+			clean_up_after(&a, &s, runtime, argv, 1 << 8);
 			return fail(&a, &err);
+		}
+		if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 &&
+		    (a.action == OV_RT_CREATE || a.detach))
+			record_container(&a, &s, runtime, argv);
 		clean_up_after(&a, &s, runtime, argv, wstatus);
 		ov_settings_free(&s);
 		return exit_like(wstatus);

@@ -38,7 +38,12 @@ struct ov_backend_ops {
 	 * the runtime needs to place the TPMs of rec itself. Returns 1 when
 	 * spec changed, 0 when it had it all, -1 on error. NULL: this backend
 	 * cannot start before the container (attach places the TPMs). */
-	int (*precreate)(json_object *spec, const struct ov_record *rec, ov_error *err);
+	int (*precreate)(json_object *spec, const struct ov_settings *s,
+			 const struct ov_record *rec, ov_error *err);
+	/* precreate's additions do not name the slot, so they also serve
+	 * vTPMs started before the container has an id (podman's precreate
+	 * stage), whose slot is renamed when the container adopts them. */
+	bool precreate_unnamed;
 	/* Place the started TPMs of rec (slot cdirfd) in the container whose
 	 * init is pid, of config sp. */
 	int (*attach)(int cdirfd, const struct ov_settings *s, pid_t pid, const struct ov_spec *sp,

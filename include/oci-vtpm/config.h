@@ -101,7 +101,14 @@ struct ov_request {
 	 * precreate stage started the vTPMs before the container had an id
 	 * (OV_PRECREATED_PREFIX and 32 hex digits, instance.h); the hook adopts them. */
 	char *precreated;
+	/* io.oci-vtpm.provided-by=oci-vtpm-runtime: the shim started the
+	 * vTPMs under the container's id and placed them through config.json
+	 * (it stops them after the runtime's delete): a hook that runs all the
+	 * same only records the container (createRuntime) or does nothing
+	 * (poststop). */
+	bool provided;
 };
+#define OV_PROVIDER_RUNTIME "oci-vtpm-runtime"
 
 /* The path of the settings file: $OCI_VTPM_CONFIG, else the default. */
 const char *ov_settings_path(void);

@@ -32,6 +32,12 @@ int ov_write_all(int fd, const void *buf, size_t len);
 int ov_write_file_atomic(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
 			 ov_error *err);
 
+/* Replace dirfd/name by buf atomically, not durably (no fsync): for what
+ * is read at once and worth nothing after a crash (a bundle's config.json
+ * the runtime reads next). */
+int ov_write_file_replace(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
+			  ov_error *err);
+
 /* Create dirfd/name with buf, durably, never replacing an existing file
  * (EEXIST): temp file, fsync, link, fsync of the directory. */
 int ov_write_file_new(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,

@@ -5,14 +5,19 @@
  * hook stage makes to the config on its stdin. A config.json that does not
  * ask for a vTPM is not touched at all; files are replaced atomically.
  *
- * Our hooks go in (spec.h). With a backend that can start the vTPMs before
- * their container (backend.h's precreate op: the device backend), they are
- * started now (ov_vtpm_start, held by the process creating the container)
- * and their character devices go into linux.devices and
- * linux.resources.devices, so the runtime makes the nodes and the device
- * cgroup rules itself (cgroup v1 and v2 alike). The hook, at
- * createRuntime, finds the live record of that container id and adopts it
- * instead of starting another vTPM.
+ * oci-vtpm-runtime (an id): the vTPMs are started now (ov_vtpm_start,
+ * held by the shim until it records the container), and the backend's
+ * precreate op puts into config.json what the runtime needs to place them
+ * itself: their character devices in linux.devices and
+ * linux.resources.devices (device), a read-only bind mount of the slot's
+ * socket directory (socket). No hook goes in; the annotation
+ * io.oci-vtpm.provided-by=oci-vtpm-runtime tells a hook that runs all the
+ * same to only record the container.
+ *
+ * podman's precreate stage (no id): our hooks go in (spec.h); where the
+ * backend's additions do not name the slot (precreate_unnamed: the device
+ * backend) the vTPMs are started now under a name of their own, and the
+ * hook, at createRuntime, adopts them.
  */
 #ifndef OCI_VTPM_PREPARE_H
 #define OCI_VTPM_PREPARE_H

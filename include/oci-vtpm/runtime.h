@@ -32,6 +32,7 @@ enum ov_rt_action {
 	OV_RT_CREATE,	 /* create: edit config.json first */
 	OV_RT_RUN,	 /* run: edit config.json first */
 	OV_RT_PRECREATE, /* our own mode: podman's precreate hook stage */
+	OV_RT_DELETE,	 /* delete: afterwards stop the vTPMs the shim started */
 };
 
 struct ov_rt_args {
@@ -41,12 +42,13 @@ struct ov_rt_args {
 	const char *log;	/* global --log */
 	const char *log_format; /* global --log-format */
 	/* create/run only; all borrowed from argv */
-	const char *bundle;  /* --bundle/-b; NULL: the current directory */
-	const char *config;  /* crun's --config/-f; NULL: config.json */
-	const char *id;	     /* the container id; NULL when missing */
-	bool detach;	     /* run --detach/-d */
-	bool help;	     /* --help/-h: the runtime prints help, creates nothing */
-	const char *unknown; /* the first option of create/run we do not know */
+	const char *bundle;   /* --bundle/-b; NULL: the current directory */
+	const char *config;   /* crun's --config/-f; NULL: config.json */
+	const char *id;	      /* the container id (create/run/delete); NULL when missing */
+	bool detach;	      /* run --detach/-d */
+	bool help;	      /* --help/-h: the runtime prints help, creates nothing */
+	const char *unknown;  /* the first option of create/run we do not know */
+	const char *pid_file; /* --pid-file; NULL: none */
 };
 
 /*
@@ -104,6 +106,11 @@ int ov_rt_config_location(const struct ov_rt_args *a, char **dir, char **name, o
  * into the engine's log. Returns a malloc'd, NULL-terminated array of
  * borrowed strings (free the array only), or NULL (ENOMEM).
  */
+/* Run path with argv quietly (as ov_rt_run_quiet) and read its stdout, at
+ * most max bytes, into *out (malloc'd, NUL-terminated); an exit status
+ * other than 0 is an error. */
+int ov_rt_output(const char *path, char *const argv[], size_t max, char **out, ov_error *err);
+
 char **ov_rt_state_argv(const char *path, char *const argv[], int sub, const char *id);
 
 /* The oci-vtpm-hook a config.json or a CDI spec will name: configured (the

@@ -67,6 +67,15 @@ int ov_spec_add_device(json_object *spec, const char *path, unsigned major, unsi
  * tpms[i].rmdev (when not 0) as /dev/tpmrm<i>. Returns 1, 0 or -1 as above. */
 int ov_spec_add_record_devices(json_object *spec, const struct ov_record *rec, ov_error *err);
 
+/*
+ * Bind-mount the host directory source at destination in the container,
+ * read-only (options bind, ro, nosuid, nodev, noexec), as the last entry of
+ * mounts; an earlier such entry of ours at destination is replaced.
+ * Returns 1 when spec changed, 0 when it had it, -1 on error.
+ */
+int ov_spec_add_ro_bind(json_object *spec, const char *source, const char *destination,
+			ov_error *err);
+
 /* Is the annotation key "true"? (annotations may be NULL) */
 bool ov_spec_annotated_true(json_object *annotations, const char *key);
 /* Set the annotation key to value in spec (made when absent). */

@@ -22,6 +22,10 @@ bool ov_container_id_valid(const char *id);
 /* Open (creating with mode 0700 if asked) the run dir. */
 int ov_run_dir_open(const char *run_dir, bool create, ov_error *err);
 
+/* The absolute path of slot id (<run_dir>/containers/<id>, instance.h),
+ * for what names it to another program (the runtime's bind mount). */
+int ov_slot_path(const char *run_dir, const char *id, char *buf, size_t size, ov_error *err);
+
 /* Open the slot id (a container id or a warm/precreated slot name,
  * instance.h) and take its exclusive lock; the returned fd holds the
  * lock until closed. With create, the directory is made (0711: swtpm may run

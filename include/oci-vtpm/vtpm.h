@@ -42,7 +42,8 @@ int ov_vtpm_attach(const struct ov_settings *s, const char *id, pid_t pid, const
 
 /* Record the container whose init is pid as the user of slot id's running
  * vTPMs (placed in it already: through config.json), and with r->measure
- * measure its launch unless that was done already. */
+ * measure its launch unless that was done already (r NULL: only record;
+ * the shim measured in ov_prepare_text). */
 int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, const struct ov_spec *sp,
 		  const struct ov_request *r, ov_error *err);
 

@@ -7,8 +7,8 @@
 # run the shim with the real runtime named in $OCI_VTPM_RUNTIME and this
 # test's settings in $OCI_VTPM_CONFIG. So every helper (ov_run, ov_create,
 # ov_rt, the teardown's delete) goes through the shim, crun's hybrid-cgroup
-# workaround included. Bundles made by shim_bundle have no hooks: the shim
-# has to add them.
+# workaround included. Bundles made by shim_bundle have no hooks, and the
+# shim adds none: it starts, places and stops the vTPMs itself.
 
 load helpers
 
@@ -49,6 +49,15 @@ shim_bundle() {
 
 # The runtimes log with a timestamp; compare without it.
 untime() { sed -E 's/time="[^"]*" //'; }
+
+# no_hook_ran BUNDLE: the config.json the runtime got names no oci-vtpm-hook
+# (runc and crun run only the hooks config.json names) and no hook logged.
+# no_hook_ran BUNDLE [LINE]: ... (in the log from line LINE on).
+no_hook_ran() {
+	[ "$(jq '[.hooks // {} | .[] | .[] | select(.path | endswith("/oci-vtpm-hook"))] | length' \
+		"$1/config.json")" = 0 ] || fail "hooks in config.json: $(jq -c .hooks "$1/config.json")"
+	! tail -n "+${2:-1}" "$OV_HOOK_LOG" | grep 'oci-vtpm-hook\[' || fail "a hook ran"
+}
 
 # our_hooks BUNDLE STAGE: how many entries of hooks.STAGE are oci-vtpm-hook.
 our_hooks() {
@@ -115,7 +124,7 @@ runc: $stderr"
 
 @test "shim: argv reaches the real runtime untouched, argv[0] replaced; the settings' runtime wins over \$OCI_VTPM_RUNTIME" {
 	requires_shim
-	local b fake=$T/fake-runtime
+	local b id fake=$T/fake-runtime
 	cat >"$fake" <<EOF
 #!/bin/sh
 printf '%s\n' "\$0" "\$@" >'$T/argv'
@@ -132,7 +141,9 @@ EOF
 	printf '%s\n' "$fake" --root "$T/r" --log=/l --debug create --bundle "$b" --pid-file "$T/p" \
 		--console-socket "$T/s" ovid1 >"$T/want"
 	diff -u "$T/want" "$T/argv" || fail "argv changed on its way to the runtime"
-	[ "$(our_hooks "$b" createRuntime)" = 1 ] || fail "no createRuntime hook added"
+	[ "$(our_hooks "$b" createRuntime)" = 0 ] || fail "a hook added"
+	[ -f "$(ov_slot ovid1)/record.json" ] || fail "no vTPM started for ovid1"
+	printf '%s\n' ovid1 ovid2 ovid3 >>"$T/ids"
 
 	# The bundle is found by --bundle, not mistaken for the subcommand.
 	(cd "$b" && mv config.json c.json)
@@ -142,7 +153,8 @@ EOF
 	run env OCI_VTPM_CONFIG="$CFG" "$SHIM" create --bundle create ovid2 </dev/null
 	assert_failure # cwd has no ./create
 	(cd "$T" && OCI_VTPM_CONFIG="$CFG" "$SHIM" create --bundle create ovid2)
-	[ "$(our_hooks "$T/create" poststop)" = 1 ] || fail "bundle 'create' not edited"
+	[ "$(jq -r '.annotations["io.oci-vtpm.provided-by"]' "$T/create/config.json")" = oci-vtpm-runtime ] ||
+		fail "bundle 'create' not edited"
 
 	# Pass-through: exec, exit status kept.
 	run env OCI_VTPM_CONFIG="$CFG" FAKE_EXIT=5 "$SHIM" --root "$T/r" state ovid1
@@ -154,6 +166,19 @@ EOF
 	# socket backend, no hook ran).
 	run env OCI_VTPM_CONFIG="$CFG" FAKE_EXIT=3 "$SHIM" create --bundle "$T/create" ovid3
 	assert_failure 3
+
+	# delete: the runtime's argv untouched; once it succeeded, the vTPMs
+	# the shim started are stopped (a failed delete leaves them).
+	run env OCI_VTPM_CONFIG="$CFG" FAKE_EXIT=1 "$SHIM" --root "$T/r" delete -f ovid1
+	assert_failure 1
+	printf '%s\n' "$fake" --root "$T/r" delete -f ovid1 >"$T/want"
+	diff -u "$T/want" "$T/argv"
+	[ -f "$(ov_slot ovid1)/record.json" ] || fail "a failed delete stopped the vTPM"
+	for id in ovid1 ovid2; do
+		run env OCI_VTPM_CONFIG="$CFG" "$SHIM" --root "$T/r" delete "$id"
+		assert_success
+	done
+	ov_leak_check
 }
 
 @test "shim: a bundle with a bad io.oci-vtpm.* request is refused before the runtime runs, config.json untouched" {
@@ -196,22 +221,28 @@ shim_tpm() {
 	run ov_run "$rt" "$id" "$b"
 	assert_failure 3
 	assert_line --regexp '^RANDOM=[0-9a-f]{16}$'
-	grep -q "$id: started 1 TPM 2.0 vTPM" "$OV_HOOK_LOG" || fail "the hook did not start the vTPM"
-
-	# The shim's edit: our hooks once, the settings in their env, a timeout.
-	[ "$(our_hooks "$b" createRuntime)" = 1 ] && [ "$(our_hooks "$b" poststop)" = 1 ] ||
-		fail "hooks: $(jq -c .hooks "$b/config.json")"
-	run jq -c '.hooks.createRuntime[0] | [.path, .args, .env, .timeout]' "$b/config.json"
-	assert_output "[\"$OV_HOOK\",[\"oci-vtpm-hook\",\"createRuntime\"],[\"OCI_VTPM_CONFIG=$CFG\"],20]"
+	grep -q "oci-vtpm-runtime\[[0-9]*\] .*$id: started 1 TPM 2.0 vTPM" "$OV_HOOK_LOG" ||
+		fail "the shim did not start the vTPM"
+	no_hook_ran "$b"
+	# The shim's edit: no hook; the socket directory a read-only bind
+	# mount, the last one; the marker a hook would honour.
+	run jq -c '.mounts[-1] | [.destination, .type, .options]' "$b/config.json"
+	assert_output '["/run/tpm","bind",["bind","ro","nosuid","nodev","noexec"]]'
+	run jq -r '.annotations["io.oci-vtpm.provided-by"]' "$b/config.json"
+	assert_output oci-vtpm-runtime
 	ov_leak_check
 
-	# Again, the same bundle: nothing added twice.
-	cp "$b/config.json" "$T/config.once"
+	# Again, the same bundle: nothing added twice; the mount now names
+	# the new container's slot.
+	jq 'del(.mounts[-1].source)' "$b/config.json" >"$T/config.once"
 	id=$(ov_new_id tpm)
 	run ov_run "$rt" "$id" "$b"
 	assert_failure 3
 	assert_line --regexp '^RANDOM=[0-9a-f]{16}$'
-	cmp "$T/config.once" "$b/config.json" || fail "second run changed config.json"
+	jq 'del(.mounts[-1].source)' "$b/config.json" | cmp "$T/config.once" - ||
+		fail "second run changed config.json"
+	[ "$(jq -r '.mounts[-1].source' "$b/config.json")" = "$(ov_slot "$id")/private/tpm" ] ||
+		fail "mount: $(jq -c '.mounts[-1]' "$b/config.json")"
 
 	# create returns at once; the vTPM lives until delete.
 	b=$(shim_bundle created io.oci-vtpm.enable=true)
@@ -219,7 +250,9 @@ shim_tpm() {
 	id=$(ov_new_id created)
 	ov_create "$rt" "$id" "$b"
 	[ "$(ov_status "$rt" "$id")" = created ] || fail "status: $(ov_status "$rt" "$id")"
-	[ -f "$(ov_slot "$id")/record.json" ] || fail "no record after create"
+	# The container is recorded as the vTPM's user (gc): its init.
+	[ "$(jq .container_pid "$(ov_slot "$id")/record.json")" = "$(ov_rt "$rt" state "$id" | jq .pid)" ] ||
+		fail "record: $(cat "$(ov_slot "$id")/record.json")"
 	run ov_rt "$rt" start "$id"
 	assert_success
 	run ov_exec "$rt" "$id" tpm2_getrandom -T "$OV_TCTI" --hex 8
@@ -246,7 +279,7 @@ runtime_fails() {
 	requires_shim swtpm "$rt"
 	for how in create run; do
 		# The program is not in the rootfs: the runtime fails after the
-		# createRuntime hook started the vTPM (crun then runs no poststop).
+		# shim started the vTPM.
 		b=$(shim_bundle noexec io.oci-vtpm.enable=true)
 		ov_args "$b" /nonexistent/program
 		id=$(ov_new_id noexec)
@@ -257,7 +290,7 @@ runtime_fails() {
 		fi
 		assert_failure
 		assert_output --partial /nonexistent/program # the runtime's own error
-		grep -q "$id: started 1 TPM" "$OV_HOOK_LOG" || fail "$how: the hook never started the vTPM"
+		grep -q "$id: started 1 TPM" "$OV_HOOK_LOG" || fail "$how: the shim never started the vTPM"
 		ov_leak_check || fail "$rt $how: left behind after the runtime failed"
 
 		# No rootfs at all: the runtime fails before any hook.
@@ -319,5 +352,171 @@ runtime_fails() {
 	kill -TERM "$pid"
 	wait "$pid" || rc=$?
 	[ "$rc" -eq 7 ] || fail "shim exited $rc, want the container's 7; output: $(cat "$T/sig.out")"
+	ov_leak_check
+}
+
+# ----------------------------------------------------------------------------
+# Hooks and shim: the same vTPM, the same way out; the shim with no hook.
+
+# same_path RUNTIME hook|shim: TPM answers, a named identity comes back,
+# kill + delete and a failed create leave nothing; on the shim path no
+# oci-vtpm hook is in the config.json the runtime got, and none ran.
+same_path() {
+	local rt=$1 how=$2 b id pid name=same-$RANDOM PATH=$PATH bs=() log0
+	log0=$(($(wc -l <"$OV_HOOK_LOG" 2>/dev/null || echo 0) + 1))
+	[ -f "$T/master.key" ] || (umask 077 && head -c 32 /dev/urandom >"$T/master.key")
+	ov_write_config ".master_key = \"$T/master.key\""
+	if [ "$how" = hook ]; then
+		PATH=${PATH#"$T/shimbin:"} # the real runtime, the bundle's hooks
+		mk() { ov_bundle "$@"; }
+	else
+		mk() { shim_bundle "$@"; }
+	fi
+	mkb() { b=$(mk "$@"); bs+=("$b"); }
+	# A named vTPM: an NV index written in the first container is read
+	# back in the second one.
+	mkb named io.oci-vtpm.enable=true io.oci-vtpm.name="$name"
+	ov_sh "$b" "tpm2_nvdefine -T $OV_TCTI 0x1500016 -C o -s 8 -a 'ownerread|ownerwrite' >/dev/null &&
+		printf 12345678 | tpm2_nvwrite -T $OV_TCTI 0x1500016 -C o -i - && echo WROTE"
+	id=$(ov_new_id named)
+	run ov_run "$rt" "$id" "$b"
+	assert_success
+	assert_output --partial WROTE
+	ov_leak_check
+	ov_sh "$b" "tpm2_nvread -T $OV_TCTI 0x1500016 -C o -s 8; echo"
+	id=$(ov_new_id named)
+	run ov_run "$rt" "$id" "$b"
+	assert_success
+	assert_output --partial 12345678
+
+	# create, start, exec; runc kill, then delete.
+	mkb killed io.oci-vtpm.enable=true
+	ov_args "$b" sleep 600
+	id=$(ov_new_id killed)
+	ov_create "$rt" "$id" "$b"
+	pid=$(ov_rt "$rt" state "$id" | jq .pid)
+	[ "$(jq .container_pid "$(ov_slot "$id")/record.json")" = "$pid" ] ||
+		fail "$how: the container is not the vTPM's recorded user"
+	ov_rt "$rt" start "$id"
+	run ov_exec "$rt" "$id" tpm2_getrandom -T "$OV_TCTI" --hex 8
+	assert_success
+	assert_output --regexp '^[0-9a-f]{16}$'
+	[ "$(ov_swtpm_count "$id")" -eq 1 ] || fail "$how: $(ov_swtpm_count "$id") swtpm for $id"
+	ov_rt "$rt" kill "$id" KILL
+	ov_wait_for 20 _ov_is_stopped "$rt" "$id"
+	[ "$(ov_swtpm_count "$id")" -eq 1 ] || fail "$how: the vTPM went before delete"
+	run ov_delete "$rt" "$id"
+	assert_success
+	ov_leak_check || fail "$how: left behind after kill + delete"
+
+	# A failed create.
+	mkb failed io.oci-vtpm.enable=true
+	ov_args "$b" /nonexistent/program
+	id=$(ov_new_id failed)
+	run ov_create "$rt" "$id" "$b"
+	assert_failure
+	# crun runs no poststop after a failed create: on its hook path the
+	# vTPM waits for gc (its container is gone).
+	if [ "$rt$how" = crunhook ]; then
+		run ovadm gc
+		assert_success
+	fi
+	ov_leak_check || fail "$how: left behind after a failed create"
+
+	if [ "$how" = shim ]; then
+		for b in "${bs[@]}"; do no_hook_ran "$b" "$log0"; done
+	else
+		grep -q "oci-vtpm-hook\[[0-9]*\] .*$id: started 1 TPM" "$OV_HOOK_LOG" ||
+			fail "the hook path did not go through the hook"
+	fi
+}
+
+@test "runc, hook and shim: the same TPM, named identity, kill + delete, failed create; no hook on the shim path" {
+	requires_shim swtpm tpm2-tools runc
+	same_path runc hook
+	same_path runc shim
+}
+
+@test "crun, hook and shim: the same TPM, named identity, kill + delete, failed create; no hook on the shim path" {
+	requires_shim swtpm tpm2-tools crun
+	same_path crun shim
+	same_path crun hook
+}
+
+@test "shim and a hook configured all the same: one vTPM, the hook only records the container" {
+	requires_shim swtpm tpm2-tools runc
+	local b id wrap=$T/hw
+	# The bundle's hooks (as an oci-hooks(5) file would add them) run a
+	# wrapper that counts its runs, then the real hook.
+	mkdir -p "$wrap"
+	printf '#!/bin/sh\necho "$1" >>%s/runs\nexec %s "$@"\n' "$T" "$OV_HOOK" >"$wrap/oci-vtpm-hook"
+	chmod 0755 "$wrap/oci-vtpm-hook"
+	b=$(ov_bundle both io.oci-vtpm.enable=true)
+	ov_cfg "$b" --arg p "$wrap/oci-vtpm-hook" '.hooks[][].path = $p'
+	ov_args "$b" sleep 600
+	id=$(ov_new_id both)
+	ov_create runc "$id" "$b"
+	[ "$(our_hooks "$b" createRuntime)" = 1 ] && [ "$(our_hooks "$b" poststop)" = 1 ] ||
+		fail "hooks: $(jq -c .hooks "$b/config.json")"
+	[ "$(ov_swtpm_count "$id")" -eq 1 ] || fail "$(ov_swtpm_count "$id") swtpm for one container"
+	[ "$(grep -c "started 1 TPM" "$OV_HOOK_LOG")" -eq 1 ] || fail "$(grep "started" "$OV_HOOK_LOG")"
+	! grep -q 'oci-vtpm-hook\[[0-9]*\] .*started' "$OV_HOOK_LOG" || fail "the hook started one too"
+	[ "$(jq .container_pid "$(ov_slot "$id")/record.json")" = "$(ov_rt runc state "$id" | jq .pid)" ] ||
+		fail "container not recorded"
+	ov_rt runc start "$id"
+	run ov_exec runc "$id" tpm2_getrandom -T "$OV_TCTI" --hex 8
+	assert_success
+	run ov_delete runc "$id" -f
+	assert_success
+	[ "$(cat "$T/runs")" = "$(printf 'createRuntime\npoststop')" ] || fail "hook runs: $(cat "$T/runs")"
+	ov_leak_check
+
+	# The marker without the shim: the hook refuses (no vTPM of that id
+	# runs), and nothing is left.
+	PATH=${PATH#"$T/shimbin:"}
+	b=$(ov_bundle fake io.oci-vtpm.enable=true io.oci-vtpm.provided-by=oci-vtpm-runtime)
+	id=$(ov_new_id fake)
+	run ov_create runc "$id" "$b"
+	assert_failure
+	ov_leak_check
+}
+
+@test "shim and gc: a vTPM whose container is being created is kept (the shim holds it), then its recorded container keeps it" {
+	requires_shim swtpm tpm2-tools runc
+	local b id gate=$T/gate pid
+	# A runtime whose create waits at a gate, then is runc.
+	cat >"$gate.sh" <<EOF
+#!/bin/sh
+for a in "\$@"; do [ "\$a" = create ] && { touch '$gate.in'; while [ ! -e '$gate.go' ]; do sleep 0.1; done; }; done
+exec '$REAL_RUNC' "\$@"
+EOF
+	chmod 0755 "$gate.sh"
+	b=$(shim_bundle gc io.oci-vtpm.enable=true)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id gc)
+	_ov_register runc "$id"
+	OCI_VTPM_CONFIG=$CFG OCI_VTPM_RUNTIME=$gate.sh "$SHIM" --root "$T/rt/runc" create --bundle "$b" "$id" \
+		</dev/null >"$T/create.out" 2>&1 3>&- &
+	pid=$!
+	echo "$pid" >>"$T/bgpids"
+	ov_wait_for 60 test -e "$gate.in"
+	# Not created yet: the shim is the record's holder; gc keeps it.
+	[ "$(jq .holder_pid "$(ov_slot "$id")/record.json")" = "$pid" ] || fail "$(cat "$(ov_slot "$id")/record.json")"
+	run ovadm gc
+	assert_success
+	[ "$(ov_swtpm_count "$id")" -eq 1 ] || fail "gc stopped the vTPM of a container being created"
+	touch "$gate.go"
+	wait "$pid" || fail "create failed: $(cat "$T/create.out")"
+	# Created: its init is the user; gc keeps it.
+	[ "$(jq .container_pid "$(ov_slot "$id")/record.json")" = "$(ov_rt runc state "$id" | jq .pid)" ] ||
+		fail "$(cat "$(ov_slot "$id")/record.json")"
+	run ovadm gc
+	assert_success
+	[ "$(ov_swtpm_count "$id")" -eq 1 ] || fail "gc stopped the vTPM of a created container"
+	ov_rt runc start "$id"
+	run ov_exec runc "$id" tpm2_getrandom -T "$OV_TCTI" --hex 8
+	assert_success
+	run ov_delete runc "$id" -f
+	assert_success
 	ov_leak_check
 }

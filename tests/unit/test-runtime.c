@@ -132,9 +132,9 @@ static void test_create_run(void)
 
 static void test_pass_through(void)
 {
-	static const char *const subs[] = {"state",    "list", "kill",	"delete",     "exec",
-					   "features", "ps",   "start", "checkpoint", "restore",
-					   "events",   "spec", "pause", "update",     "frobnicate"};
+	static const char *const subs[] = {"state", "list",  "kill",	   "exec",	"features",
+					   "ps",    "start", "checkpoint", "restore",	"events",
+					   "spec",  "pause", "update",	   "frobnicate"};
 	struct ov_rt_args a;
 	ov_error err = {0};
 
@@ -145,8 +145,11 @@ static void test_pass_through(void)
 	}
 	CHECK(parse(&a, &err, "kill", "c1", "KILL", NULL) == 0);
 	CHECK(a.action == OV_RT_PASS && a.sub == 1);
+	/* delete: only its id is read (the shim stops the vTPMs after it). */
 	CHECK(parse(&a, &err, "delete", "--force", "create", NULL) == 0);
-	CHECK(a.action == OV_RT_PASS);
+	CHECK(a.action == OV_RT_DELETE && streq(a.id, "create") && !a.bundle);
+	CHECK(parse(&a, &err, "--root", "/r", "delete", "-f", "c1", NULL) == 0);
+	CHECK(a.action == OV_RT_DELETE && a.sub == 3 && streq(a.id, "c1"));
 
 	/* No subcommand. */
 	CHECK(parse(&a, &err, NULL) == 0);

@@ -12,6 +12,7 @@
 #include "oci-vtpm/oci.h"
 #include "oci-vtpm/prepare.h"
 #include "oci-vtpm/spec.h"
+#include "oci-vtpm/vtpm.h"
 #include "unit.h"
 
 #define HOOK "/opt/ov/bin/oci-vtpm-hook"
@@ -457,26 +458,46 @@ static void test_files(void)
 	free(text);
 	CHECK(ov_spec_file_wants_vtpm(dfd, "config.json", &settings, &err) < 0);
 
-	/* Asked (socket backend): replaced atomically, same mode, no temp
-	 * file left, nothing started before the container. */
+	/* Asked (socket backend), by the shim: the vTPM started now, the
+	 * file replaced atomically, same mode, no temp file left; no hook,
+	 * the socket directory a read-only bind mount, the marker. */
 	write_file(path, enabled, 0640);
 	CHECK(stat(path, &before) == 0);
 	CHECK(ov_spec_file_wants_vtpm(dfd, "config.json", &settings, &err) == 1);
 	CHECK(ov_prepare_file(dfd, "config.json", &e, &res, &err) == 0);
-	CHECK(res.enabled && !res.precreated);
+	CHECK(res.enabled && res.precreated);
 	CHECK(stat(path, &after) == 0);
 	CHECK(before.st_ino != after.st_ino && (after.st_mode & 07777) == 0640);
-	CHECK(count_entries(dir) == 1);
+	CHECK(count_entries(dir) == 2); /* config.json, run */
 	text = read_file(path);
 	o = text ? parse(text) : NULL;
-	CHECK(o && len_at(o, "hooks.createRuntime") == 1 && len_at(o, "hooks.poststop") == 1);
+	CHECK(o && len_at(o, "hooks.createRuntime") == 0 && len_at(o, "hooks.poststop") == 0);
 	CHECK(o && streq(str_at(o, "linux.x-linux"), "kept"));
+	CHECK(o && streq(json_object_get_string(json_object_object_get(
+			     json_object_object_get(o, "annotations"), "io.oci-vtpm.provided-by")),
+			 "oci-vtpm-runtime"));
+	{
+		json_object *ms = NULL, *m;
+		char src[600];
+
+		snprintf(src, sizeof(src), "%s/containers/c1/private/tpm", run);
+		CHECK(o && json_object_object_get_ex(o, "mounts", &ms) &&
+		      json_object_array_length(ms) == 1);
+		m = ms ? json_object_array_get_idx(ms, 0) : NULL;
+		CHECK(m && streq(str_at(m, "destination"), "/run/tpm") &&
+		      streq(str_at(m, "source"), src) && streq(str_at(m, "type"), "bind"));
+		CHECK(m && streq(json_object_to_json_string_ext(
+				     json_object_object_get(m, "options"), JSON_C_TO_STRING_PLAIN),
+				 "[\"bind\",\"ro\",\"nosuid\",\"nodev\",\"noexec\"]"));
+	}
 	free(text);
 
-	/* Run twice: not rewritten. */
+	/* Run twice (a retried create): not rewritten, nothing started again. */
 	CHECK(stat(path, &before) == 0);
-	CHECK(ov_prepare_file(dfd, "config.json", &e, &res, &err) == 0 && res.enabled);
+	CHECK(ov_prepare_file(dfd, "config.json", &e, &res, &err) == 0 && res.enabled &&
+	      !res.precreated);
 	CHECK(stat(path, &after) == 0 && before.st_ino == after.st_ino);
+	CHECK(ov_vtpm_stop(&settings, "c1", &err) == 0);
 
 	/* A symlinked config.json is read, never rewritten. */
 	char real[300];

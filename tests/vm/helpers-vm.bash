@@ -31,13 +31,17 @@ ov_vm_slowdown() {
 	cat "$cache"
 }
 
+ov_min() { if [ "$1" -lt "$2" ]; then echo "$1"; else echo "$2"; fi; }
+
 # Every timeout of the VM suites follows the guest's speed, never a number
 # tuned on a quiet day: the settings' start and stop timeouts (the product's
 # defaults are for a real host), the hook entries' timeout, the runtime
 # commands' and the fixed waits' (ov_slow SECS).
 if [ "${OCI_VTPM_VM:-}" = 1 ]; then
 	OV_SLOW=$(ov_vm_slowdown)
-	OV_CONFIG_EXTRA=".start_timeout_ms = $((10000 * OV_SLOW)) | .stop_timeout_ms = $((5000 * OV_SLOW))"
+	# The settings take at most 600000 ms (10 minutes): a guest so slow
+	# that it needs more gets the most the settings allow.
+	OV_CONFIG_EXTRA=".start_timeout_ms = $(ov_min 600000 $((10000 * OV_SLOW))) | .stop_timeout_ms = $(ov_min 600000 $((5000 * OV_SLOW)))"
 	OV_HOOK_TIMEOUT=$((30 * OV_SLOW))
 	OV_TIMEOUT=$((OV_TIMEOUT * OV_SLOW))
 fi

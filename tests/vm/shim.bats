@@ -104,10 +104,17 @@ device_filter() {
 	tpm=$(ov_hostdev "/dev/tpm$n")
 	rm=$(ov_hostdev "/dev/tpmrm$n")
 	[ -n "$tpm" ] && [ -n "$rm" ] || fail "no /dev/tpm$n, /dev/tpmrm$n on the host"
-	# The shim started it before create; the hook found it running.
-	grep -q "oci-vtpm-runtime\[[0-9]*\] info $id: started 1 TPM 2.0 vTPM (device backend)" "$OV_HOOK_LOG" &&
-		grep -q "oci-vtpm-hook\[[0-9]*\] info $id: vTPM already running, nothing to do" "$OV_HOOK_LOG" ||
+	# The shim started it before create, and no hook runs: config.json
+	# names none (runc and crun run only those), the log has none.
+	grep -q "oci-vtpm-runtime\[[0-9]*\] info $id: started 1 TPM 2.0 vTPM (device backend)" "$OV_HOOK_LOG" ||
 		fail "the shim did not start the vTPM before create: $(cat "$OV_HOOK_LOG")"
+	[ "$(jq '[.hooks // {} | .[] | .[] | select(.path | endswith("/oci-vtpm-hook"))] | length' "$b/config.json")" = 0 ] ||
+		fail "oci-vtpm hooks in config.json: $(jq -c .hooks "$b/config.json")"
+	[ "$(jq -r '.annotations["io.oci-vtpm.provided-by"]' "$b/config.json")" = oci-vtpm-runtime ] ||
+		fail "no provided-by marker"
+	! grep -q "oci-vtpm-hook\[[0-9]*\] .* $id: " "$OV_HOOK_LOG" || fail "a hook ran for $id"
+	[ "$(jq .container_pid "$(ov_slot "$id")/record.json")" = "$(ov_rt "$rt" state "$id" | jq .pid)" ] ||
+		fail "the container is not recorded as the vTPM's user"
 	# The shim put the nodes and exactly their allow rules into config.json.
 	run jq -c '[.linux.devices[] | select(.path | startswith("/dev/tpm")) | [.path, .type, .major, .minor]]' \
 		"$b/config.json"
@@ -169,6 +176,9 @@ device_filter() {
 	assert_success
 	run ov_delete "$rt" "$id" -f
 	assert_success
+	grep -q "oci-vtpm-runtime\[[0-9]*\] info $id: vTPM stopped" "$OV_HOOK_LOG" ||
+		fail "the shim did not stop the vTPM after delete"
+	! grep -q "oci-vtpm-hook\[[0-9]*\] .* $id: " "$OV_HOOK_LOG" || fail "a hook ran for $id"
 	assert_cleaned_up "$id" "$n"
 }
 
