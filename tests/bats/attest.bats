@@ -415,3 +415,36 @@ at_probe() {
 	assert_failure
 	assert_output --partial "no vTPM of container $id"
 }
+
+@test "oci-vtpm-runtime (the shim, no hook): the launch is measured before create; PCR 11 replays from the log; opt-out works" {
+	requires root jq busybox swtpm tpm2-tools hook runc
+	SHIM=${OCI_VTPM_RUNTIME_SHIM:-$OCI_VTPM_BUILD/oci-vtpm-runtime}
+	[ -x "$SHIM" ] || fail "$SHIM not built"
+	shim_runc
+	local b id want d
+	b=$(ov_bundle shimm io.oci-vtpm.enable=true)
+	ov_cfg "$b" 'del(.hooks)'
+	ov_args "$b" sleep 600
+	id=$(ov_new_id shimm)
+	ov_run_detached runc "$id" "$b"
+	run ovadm log "$id"
+	assert_success
+	want=$(printf '%064d' 0)
+	for d in $(jq -r '.[].digests[] | select(.hashAlg == "sha256") | .digest' <<<"$output"); do
+		want=$(printf '%s%s' "$want" "$d" | tr a-f A-F | basenc --base16 -d | sha256sum | cut -d' ' -f1)
+	done
+	# The measured mounts are the runtime's: the shim's bind of /run/tpm too.
+	jq -e '[.[].content.string | fromjson] | add | .mounts | map(.destination) | index("/run/tpm")' \
+		<<<"$output" >/dev/null || fail "the shim's /run/tpm mount was not measured: $output"
+	run ov_exec runc "$id" sh -c "grep -c '^ *\"recnum\"' /run/tpm/tpm0.cel.json; tpm2_pcrread -T $OV_TCTI sha256:11"
+	assert_success
+	assert_line 13
+	assert_output --partial "0x${want^^}"
+	run ov_delete runc "$id" -f
+	assert_success
+
+	run at_probe shimoff io.oci-vtpm.measure=false
+	assert_success
+	assert_line NOLOG
+	assert_line "PCR11=$AT_ZERO"
+}
