@@ -49,7 +49,7 @@ LIB_SRCS := $(wildcard lib/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libocivtpm.a
 
-PROGS    := $(BUILD)/oci-vtpm-hook
+PROGS    := $(BUILD)/oci-vtpm-hook $(BUILD)/oci-vtpm-relay
 ifneq ($(wildcard shim/oci-vtpm-runtime.c),)
 PROGS    += $(BUILD)/oci-vtpm-runtime
 endif
@@ -68,14 +68,14 @@ UNIT_TESTS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 # Which Debian packages the goals need (scripts/deps.sh): installed, when
 # missing, before the first compile, also under make -j. Plain `make` and
 # `make install` never call apt.
-DEPS_TEST  := check check-bats demo bench fuzz
+DEPS_TEST  := check check-bats check-valgrind check-asan-hook demo bench fuzz
 DEPS_VM    := check-vm bench-vm
 DEPS_BUILD := check-unit check-asan lint deps
 DEPS_SET   := $(if $(filter $(DEPS_VM),$(MAKECMDGOALS)),vm,$(if $(filter $(DEPS_TEST),$(MAKECMDGOALS)),test,$(if $(filter $(DEPS_BUILD),$(MAKECMDGOALS)),build)))
 
 .SECONDARY:
-.PHONY: all clean install man check check-unit check-asan check-bats check-vm demo bench bench-vm deps format lint fuzz
-all: $(PROGS)
+.PHONY: all clean install man check check-unit check-asan check-asan-hook check-valgrind check-bats check-vm demo bench bench-vm deps format lint fuzz
+all: $(PROGS) $(BUILD)/faults/oci-vtpm-hook
 
 $(BUILD)/%.o: %.c | $(if $(DEPS_SET),deps)
 	@mkdir -p $(dir $@)
@@ -88,6 +88,21 @@ $(LIB): $(LIB_OBJS)
 
 $(BUILD)/oci-vtpm-hook: $(BUILD)/hooks/oci-vtpm-hook.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# The hook with its fault points live, for tests/bats/faults.bats: lib/fault.c
+# again with -DOV_FAULTS, linked before the library (whose ov_fault is a
+# no-op and reads no environment). Never installed.
+$(BUILD)/faults/fault.o: lib/fault.c | $(if $(DEPS_SET),deps)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (faults)"
+	@$(CC) $(ALL_CFLAGS) -DOV_FAULTS -c -o $@ $<
+$(BUILD)/faults/oci-vtpm-hook: $(BUILD)/hooks/oci-vtpm-hook.o $(BUILD)/faults/fault.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# The control relay (lib/ctrl_relay.h): one process per socket-backend vTPM
+# for the vTPM's life, so only libc and libseccomp, shared.
+$(BUILD)/oci-vtpm-relay: $(BUILD)/relay/oci-vtpm-relay.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lseccomp
 $(BUILD)/oci-vtpm-runtime: $(BUILD)/shim/oci-vtpm-runtime.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/oci-vtpm: $(CLI_OBJS) $(LIB)
@@ -120,11 +135,30 @@ check-asan: | deps
 	  $(UNIT_TESTS:$(BUILD)/%=$(BUILD)/asan/%) >/dev/null
 	@ASAN_OPTIONS=detect_leaks=1 tests/unit/run.sh $(UNIT_TESTS:$(BUILD)/%=$(BUILD)/asan/%)
 
+# The hook under a memory checker over bats files (tests/valgrind/run.sh):
+# any invalid access or leak in any run of the hook fails. check-valgrind:
+# valgrind, over the hook tests of core.bats that start no swtpm (Debian
+# 12's valgrind 3.19 does not know pidfd_open, which every start needs).
+# check-asan-hook: the hook built with ASan/UBSan/LSan over core.bats and
+# harden.bats, every path. VALGRIND_BATS and MEMCHECK_BATS pick others.
+VALGRIND_BATS ?= tests/bats/core.bats -- -f '^hook: (malformed|oversized|bundle|unknown|io\.|other|malformed settings|createRuntime and poststop)'
+MEMCHECK_BATS ?= tests/bats/core.bats tests/bats/harden.bats
+check-valgrind: all | deps
+	@OV_MEMCHECK=valgrind OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/valgrind/run.sh $(VALGRIND_BATS)
+check-asan-hook: all | deps
+	@$(MAKE) -s BUILD=$(BUILD)/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	  LDFLAGS="-fsanitize=address,undefined" $(BUILD)/asan/oci-vtpm-hook >/dev/null
+	@OV_MEMCHECK=asan OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/valgrind/run.sh $(MEMCHECK_BATS)
+
 # The host bench, then the soak again in the VM with the device backend
 # (bench-vm), when qemu and the VM kernel are there; one line says so when
-# not. BENCH_N, BENCH_SCALE, BENCH_SOAK: tests/bench/bench.sh.
+# not. BENCH_N, BENCH_SCALE, BENCH_SOAK: tests/bench/bench.sh. Between
+# them tests/bench/warm.sh (WARM_N: warm named vTPMs against cold ones) and
+# tests/bench/scale.sh (SCALE_N, 1000: vTPM containers alive at once).
 bench: all | deps
 	@rc=0; OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/bench/bench.sh || rc=1; \
+	  OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/bench/warm.sh || rc=1; \
+	  OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/bench/scale.sh || rc=1; \
 	  OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/vm/bench.sh --if-available || rc=1; exit $$rc
 
 # The soak (BENCH_SOAK cycles, default 1000) in the VM, device backend,
@@ -148,6 +182,7 @@ lint: | deps
 	@cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 	  --std=c11 --inline-suppr --suppress=memleak -D_GNU_SOURCE -Iinclude lib hooks shim cli
 	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+	@scripts/size-check.sh
 	@echo "lint: 1 passed, 0 failed"
 
 format:

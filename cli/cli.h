@@ -31,6 +31,7 @@ cli_handler cli_init, cli_rotate_key;
 cli_handler cli_list, cli_inspect, cli_export, cli_import, cli_rm, cli_restore;
 /* gc.c */
 cli_handler cli_gc;
+cli_handler cli_top;
 /* log.c */
 cli_handler cli_log;
 /* pool.c */

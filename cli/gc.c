@@ -33,6 +33,9 @@ int cli_gc(const struct ov_settings *s, int argc, char **argv, ov_error *err)
 			break;
 		}
 	}
+	if (r.cgroups)
+		printf("removed %u cgroup%s of swtpms that are gone\n", r.cgroups,
+		       r.cgroups == 1 ? "" : "s");
 	if (ret == 0 || r.failed)
 		printf("gc: %u collected, %u stray swtpm stopped, %u failed\n", r.collected,
 		       r.strays, r.failed);

@@ -44,6 +44,9 @@ static const struct command commands[] = {
     {"log",
      cli_log,
      {{"ID [N]", "the launch measurements (CEL-JSON event log) of container ID's vTPM N"}}},
+    {"top",
+     cli_top,
+     {{"[--json]", "running vTPMs: their swtpms' memory, pids and CPU, and the limits"}}},
     {"pool",
      cli_pool,
      {{"fill [N]", "EK-certified states up to N ready (default pool_size), warm vTPMs up to "

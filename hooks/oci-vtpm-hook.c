@@ -10,7 +10,8 @@
  * log when no annotation names io.oci-vtpm.* and no OCI_VTPM_* request is
  * in process.env or in the hook's own environment (its hooks[] entry's
  * env, as a CDI spec's device sets it). A stop always looks for what is
- * recorded under the container's id.
+ * recorded under the container's id, and leaves alone a record of another
+ * container with that id (another runtime root: another bundle).
  */
 #include <stdio.h>
 #include <string.h>
@@ -124,7 +125,7 @@ int main(int argc, char **argv)
 		 strcmp(argv[1], "prestart") != 0)
 		return usage();
 
-	if (ov_state_read(STDIN_FILENO, &st, &err) < 0)
+	if (ov_oci_state_read(STDIN_FILENO, &st, &err) < 0)
 		goto out;
 	if (argc == 1)
 		stop = st.status && strcmp(st.status, "stopped") == 0;
@@ -138,7 +139,7 @@ int main(int argc, char **argv)
 		/* The request is in config.json: its annotations (the state's
 		 * are the same) or process.env. A config.json that cannot be
 		 * read is reported below, through the log the settings name. */
-		spec_ret = ov_spec_load(st.bundle, &sp, &spec_err);
+		spec_ret = ov_oci_spec_load(st.bundle, &sp, &spec_err);
 		if (spec_ret == 0 &&
 		    ov_request_hook_env(sp.annotations, environ, &own_request, &spec_err) < 0)
 			spec_ret = -1;
@@ -157,15 +158,15 @@ int main(int argc, char **argv)
 		err = spec_err;
 		goto out;
 	}
-	if (stop ? ov_vtpm_stop(&s, st.id, &err)
+	if (stop ? ov_vtpm_stop_owned(&s, st.id, st.bundle, st.pid, &err)
 		 : start(&s, &st, &sp, own_request ? own_request : sp.annotations, &err))
 		goto out;
 	ret = 0;
 out:
 	if (ret)
 		ov_error_log(&err);
-	ov_spec_free(&sp);
+	ov_oci_spec_free(&sp);
 	ov_settings_free(&s);
-	ov_state_free(&st);
+	ov_oci_state_free(&st);
 	return ret;
 }

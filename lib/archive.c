@@ -13,6 +13,7 @@
 
 #include "oci-vtpm/archive.h"
 #include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/fault.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/json.h"
 #include "oci-vtpm/util.h"
@@ -274,6 +275,7 @@ int ov_archive_save(int vdir, struct ov_meta *m, const struct ov_vtpm_keys *k, c
 		goto out;
 	}
 	/* The generation is durable; now point the metadata at it. */
+	ov_fault("archive-written");
 	struct ov_meta next = *m;
 	next.newest = gen;
 	next.version = version;
@@ -394,8 +396,9 @@ static int check_newest(int vdir, const struct ov_meta *m, const struct ov_vtpm_
 	return 0;
 }
 
-static int unpack(const char *data, size_t len, json_object *header, const int *dstdirs,
-		  unsigned count, uid_t uid, gid_t gid, ov_error *err)
+/* Call fn for every file of the payload data (checked against header). */
+static int each_file(const char *data, size_t len, json_object *header, unsigned count,
+		     ov_archive_file_fn fn, void *arg, ov_error *err)
 {
 	json_object *files;
 	size_t off = 0;
@@ -408,7 +411,6 @@ static int unpack(const char *data, size_t len, json_object *header, const int *
 		json_object *f = json_object_array_get_idx(files, i);
 		unsigned long long tpm, size;
 		const char *name = ov_json_str(f, "name");
-		cleanup_close int fd = -1;
 
 		if (!name || !ov_archive_state_file_ok(name) || ov_json_u64(f, "tpm", &tpm) < 0 ||
 		    ov_json_u64(f, "size", &size) < 0 || size > len - off)
@@ -417,12 +419,8 @@ static int unpack(const char *data, size_t len, json_object *header, const int *
 			return ov_error_set(err, 0,
 					    "archive holds %llu+ TPMs, the container asks for %u",
 					    tpm + 1, count);
-		fd = openat(dstdirs[tpm], name,
-			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd < 0)
-			return ov_error_set(err, errno, "restoring %s", name);
-		if (ov_write_all(fd, data + off, size) < 0 || fchown(fd, uid, gid) < 0)
-			return ov_error_set(err, errno, "restoring %s", name);
+		if (fn((unsigned)tpm, name, data + off, size, arg, err) < 0)
+			return -1;
 		off += size;
 	}
 	if (off != len)
@@ -430,21 +428,53 @@ static int unpack(const char *data, size_t len, json_object *header, const int *
 	return 0;
 }
 
-int ov_archive_load(int vdir, const struct ov_meta *m, const struct ov_vtpm_keys *k,
-		    unsigned long long gen, const int *dstdirs, unsigned count, uid_t uid,
-		    gid_t gid, ov_error *err)
+struct unpack_ctx {
+	const int *dstdirs;
+	uid_t uid;
+	gid_t gid;
+};
+
+static int unpack_one(unsigned tpm, const char *name, const void *data, size_t size, void *arg,
+		      ov_error *err)
+{
+	const struct unpack_ctx *u = arg;
+	cleanup_close int fd = openat(u->dstdirs[tpm], name,
+				      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return ov_error_set(err, errno, "restoring %s", name);
+	if (ov_write_all(fd, data, size) < 0 || fchown(fd, u->uid, u->gid) < 0)
+		return ov_error_set(err, errno, "restoring %s", name);
+	return 0;
+}
+
+int ov_archive_each(int vdir, const struct ov_meta *m, const struct ov_vtpm_keys *k,
+		    unsigned long long gen, unsigned count, ov_archive_file_fn fn, void *arg,
+		    ov_error *err)
 {
 	cleanup_free char *buf = NULL;
 	cleanup_json json_object *header = NULL;
 	size_t off, len;
+	int ret;
 
 	if (open_gen(vdir, m, k, gen, &buf, &header, &off, &len, err) < 0)
 		return -1;
 	if (gen == m->newest && check_newest(vdir, m, k, err) < 0)
 		return -1;
-	if (unpack(buf + off, len, header, dstdirs, count, uid, gid, err) < 0)
+	ret = each_file(buf + off, len, header, count, fn, arg, err);
+	explicit_bzero(buf + off, len);
+	if (ret < 0)
 		return ov_error_wrap(err, "vTPM %s generation %llu", m->name, gen);
 	return 0;
+}
+
+int ov_archive_load(int vdir, const struct ov_meta *m, const struct ov_vtpm_keys *k,
+		    unsigned long long gen, const int *dstdirs, unsigned count, uid_t uid,
+		    gid_t gid, ov_error *err)
+{
+	struct unpack_ctx u = {dstdirs, uid, gid};
+
+	return ov_archive_each(vdir, m, k, gen, count, unpack_one, &u, err);
 }
 
 int ov_archive_verify(int vdir, const struct ov_meta *m, const struct ov_vtpm_keys *k,

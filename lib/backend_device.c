@@ -133,13 +133,15 @@ static int device_open_channel(int cdirfd, unsigned idx, const struct ov_request
 }
 
 static int device_wait(int cdirfd, const struct ov_settings *s, const struct ov_request *r,
-		       unsigned idx, struct ov_record_tpm *t, int timeout_ms, ov_error *err)
+		       unsigned idx, struct ov_record_tpm *t, const struct ov_limits_cg *cg,
+		       int timeout_ms, ov_error *err)
 {
 	struct ov_vtpmx_dev d = {.tpm_num = (unsigned)t->devnum, .dev = t->dev};
 	bool tpm2 = r->version == OV_TPM_2_0;
 	/* swtpm is our unreaped child: its pid cannot have been reused. */
 	cleanup_close int pidfd = t->pid > 0 ? (int)syscall(SYS_pidfd_open, t->pid, 0) : -1;
 
+	(void)cg; /* the kernel's chip: no process of ours to limit */
 	if (ov_vtpmx_wait(&d, tpm2, pidfd, timeout_ms, err) < 0)
 		return -1;
 	t->rmdev = d.rmdev;
@@ -153,6 +155,17 @@ static int device_wait(int cdirfd, const struct ov_settings *s, const struct ov_
 	return 0;
 }
 
+/* The launch's event logs (lib/measure.c), read-only at socket_dir, when
+ * measured: the O_PATH fd of their directory, with *b, or -1. */
+static int log_bind(int cdirfd, const struct ov_settings *s, struct ov_bind *b)
+{
+	int fd = openat(cdirfd, OV_MEASURE_LOG_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd >= 0)
+		*b = (struct ov_bind){.src_fd = fd, .is_dir = true, .target = s->socket_dir + 1};
+	return fd;
+}
+
 static int device_attach(int cdirfd, const struct ov_settings *s, pid_t pid,
 			 const struct ov_spec *sp, const struct ov_record *rec, ov_error *err)
 {
@@ -162,6 +175,7 @@ static int device_attach(int cdirfd, const struct ov_settings *s, pid_t pid,
 	dev_t devs[MAX_DEVS];
 	int fds[MAX_DEVS];
 	cleanup_close int devfd = -1, logs = -1;
+	__attribute__((cleanup(ov_strv_freep))) char **fresh = NULL;
 	bool tpm2 = rec->version == OV_TPM_2_0;
 	size_t n = 0;
 	int ret = -1;
@@ -221,12 +235,11 @@ static int device_attach(int cdirfd, const struct ov_settings *s, pid_t pid,
 	 * container's rootfs is left untouched. */
 	if (ov_cgroup_allow_devices(pid, sp->root, devs, names, n, err) < 0)
 		goto out;
-	/* The launch's event logs (lib/measure.c), read-only at socket_dir. */
-	logs = openat(cdirfd, OV_MEASURE_LOG_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (logs >= 0)
-		binds[n] =
-		    (struct ov_bind){.src_fd = logs, .is_dir = true, .target = s->socket_dir + 1};
-	if (ov_mount_into(pid, sp->rootfs, binds, n + (logs >= 0), err) < 0) {
+	if (ov_spec_fresh_mounts(sp, &fresh, err) < 0)
+		goto out;
+	logs = log_bind(cdirfd, s, &binds[n]);
+	if (ov_mount_into(pid, sp->rootfs, (const char *const *)fresh, binds, n + (logs >= 0),
+			  err) < 0) {
 		ov_error_wrap(err, "placing the vTPM devices in the container");
 		goto out;
 	}

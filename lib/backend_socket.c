@@ -32,10 +32,16 @@ static void socket_ctrl_name(unsigned idx, char *buf, size_t size)
 	snprintf(buf, size, "ctrl-%u.sock", idx);
 }
 
+static void socket_data_name(unsigned idx, char *buf, size_t size)
+{
+	snprintf(buf, size, SOCK_DIR "/tpm%u.sock", idx);
+}
+
 /* What the container's TSS finds at tpmN.sock.ctrl: the relay of
  * lib/ctrl_relay.c, answering only what tpm2-tss' swtpm TCTI needs. */
 static int socket_wait(int cdirfd, const struct ov_settings *s, const struct ov_request *r,
-		       unsigned idx, struct ov_record_tpm *t, int timeout_ms, ov_error *err)
+		       unsigned idx, struct ov_record_tpm *t, const struct ov_limits_cg *cg,
+		       int timeout_ms, ov_error *err)
 {
 	cleanup_close int sdir = ov_open_dir_at(cdirfd, SOCK_DIR);
 	cleanup_close int lfd = -1;
@@ -49,7 +55,7 @@ static int socket_wait(int cdirfd, const struct ov_settings *s, const struct ov_
 	lfd = ov_socket_listen(sdir, name, 0666, err);
 	if (lfd < 0)
 		return -1;
-	if (ov_ctrl_relay_spawn(lfd, t->pid, t->starttime, s->swtpm_user, err) < 0)
+	if (ov_ctrl_relay_spawn(lfd, t->pid, t->starttime, s->swtpm_user, cg, err) < 0)
 		return ov_error_wrap(err, "vTPM %u", idx);
 	return 0;
 }
@@ -82,13 +88,15 @@ static int socket_attach(int cdirfd, const struct ov_settings *s, pid_t pid,
 	cleanup_close int src =
 	    openat(cdirfd, SOCK_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	struct ov_bind b = {.src_fd = src, .is_dir = true, .target = s->socket_dir + 1};
+	__attribute__((cleanup(ov_strv_freep))) char **fresh = NULL;
 
 	(void)rec;
 	if (src < 0)
 		return ov_error_set(err, errno, "opening the socket directory");
 	if (!sp->rootfs)
 		return ov_error_set(err, 0, "config.json has no root.path");
-	if (ov_mount_into(pid, sp->rootfs, &b, 1, err) < 0)
+	if (ov_spec_fresh_mounts(sp, &fresh, err) < 0 ||
+	    ov_mount_into(pid, sp->rootfs, (const char *const *)fresh, &b, 1, err) < 0)
 		return ov_error_wrap(err, "placing %s in the container", s->socket_dir);
 	return 0;
 }
@@ -130,4 +138,5 @@ const struct ov_backend_ops ov_backend_socket = {
     .connect = socket_connect,
     .places_log_dir = true,
     .ctrl_name = socket_ctrl_name,
+    .data_name = socket_data_name,
 };

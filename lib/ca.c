@@ -72,11 +72,11 @@ static int read_ca_file(const char *path, bool secret, char **out, size_t *len, 
 		return ov_error_set(err, errno, "%s", path);
 	if (!S_ISREG(st.st_mode))
 		return ov_error_set(err, 0, "%s is not a regular file", path);
-	if (secret && (st.st_uid != 0 || (st.st_mode & 077)))
+	if (secret && (st.st_uid != geteuid() || (st.st_mode & 077)))
 		return ov_error_set(err, EPERM,
-				    "CA key %s must be owned by root and not accessible by group "
-				    "or others (mode 0600)",
-				    path);
+				    "CA key %s must be owned by uid %u (%s) and not accessible by "
+				    "group or others (mode 0600)",
+				    path, (unsigned)geteuid(), geteuid() ? "us" : "root");
 	if (ov_read_fd(fd, OV_CA_FILE_MAX, out, len, err) < 0)
 		return ov_error_wrap(err, "%s", path);
 	return 0;

@@ -393,7 +393,7 @@ static int cgroup_path_of(pid_t pid, const char *controller, char **out, ov_erro
 
 /* Open the cgroup directory cgpath of the hierarchy with controller (NULL:
  * cgroup2) through the mount that holds it; never follows a symlink. */
-static int open_cgroup_dir(const char *controller, const char *cgpath, ov_error *err)
+int ov_cgroup_open_dir(const char *controller, const char *cgpath, ov_error *err)
 {
 	cleanup_free char *mi = NULL, *mnt = NULL, *sub = NULL;
 	cleanup_close int mfd = -1, fd = -1;
@@ -451,7 +451,7 @@ static int allow_v1(const char *cgpath, const dev_t *devs, const char *const *na
 		    ov_error *err)
 {
 	cleanup_free char *list = NULL, *own = NULL;
-	cleanup_close int cg = open_cgroup_dir("devices", cgpath, err);
+	cleanup_close int cg = ov_cgroup_open_dir("devices", cgpath, err);
 	bool todo = false;
 
 	if (cg < 0)
@@ -538,7 +538,7 @@ static bool v2_unrestricted(pid_t pid)
 	if (cgroup_path_of(pid, NULL, &path, &ignored) != 1 ||
 	    cgroup_path_of(0, NULL, &own, &ignored) != 1 || strcmp(path, own) != 0)
 		return false;
-	cg = open_cgroup_dir(NULL, path, &ignored);
+	cg = ov_cgroup_open_dir(NULL, path, &ignored);
 	if (cg < 0)
 		return false;
 	progs = bpf_device_progs(cg);

@@ -54,10 +54,12 @@ int ov_master_key_load(const char *path, struct ov_key *k, ov_error *err)
 	}
 	if (fstat(fd, &st) < 0)
 		return ov_error_set(err, errno, "master key %s", path);
-	if (!S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 077))
+	/* Root's, or a rootless user's own (lib/rootless.h). */
+	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077))
 		return ov_error_set(err, EPERM,
-				    "master key %s must be a regular file owned by root, mode 0600",
-				    path);
+				    "master key %s must be a regular file owned by uid %u (%s), "
+				    "mode 0600",
+				    path, (unsigned)geteuid(), geteuid() ? "us" : "root");
 	n = read(fd, k->b, sizeof(k->b));
 	if (n != (ssize_t)sizeof(k->b) || read(fd, &extra, 1) != 0) {
 		ov_key_wipe(k);

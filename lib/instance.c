@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -104,6 +105,8 @@ const char *ov_instance_next(int run, struct ov_instance_iter *it)
 	struct dirent *de;
 
 	for (; it->kind < sizeof(kinds) / sizeof(kinds[0]); it->kind++) {
+		if (it->only && strcmp(it->only, kinds[it->kind].dir) != 0)
+			continue;
 		if (!it->d)
 			it->d = ov_opendir_at(run, kinds[it->kind].dir);
 		while (it->d && (de = readdir(it->d))) {
@@ -196,6 +199,35 @@ bool ov_instance_in_use(const struct ov_record *rec)
 	       time(NULL) - rec->started_at < OV_INSTANCE_ADOPT_WINDOW_S;
 }
 
+/* The same bundle: the same path, or (one of them named through a symlink)
+ * the same directory. */
+static bool same_bundle(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	if (strcmp(a, b) == 0)
+		return true;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && S_ISDIR(sa.st_mode) &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int ov_instance_owner_check(const struct ov_record *rec, const char *bundle, pid_t pid,
+			    ov_error *err)
+{
+	if (bundle && *bundle && rec->bundle && !same_bundle(rec->bundle, bundle))
+		return ov_error_code(err, EBUSY,
+				     "the vTPM recorded for container id %s belongs to another "
+				     "container (bundle %s, not %s)",
+				     rec->id, rec->bundle, bundle);
+	if (pid > 0 && rec->container_pid > 0 && rec->container_pid != pid &&
+	    ov_proc_alive(rec->container_pid, rec->container_starttime))
+		return ov_error_code(err, EBUSY,
+				     "the vTPM recorded for container id %s belongs to another "
+				     "container (process %d, not %d)",
+				     rec->id, (int)rec->container_pid, (int)pid);
+	return 0;
+}
+
 int ov_instance_hold(struct ov_record *rec, pid_t holder, ov_error *err)
 {
 	if (holder <= 0)
@@ -220,12 +252,109 @@ int ov_instance_adopt(int cdirfd, pid_t container, struct ov_record *rec, ov_err
 	return ov_record_write(cdirfd, rec, err);
 }
 
+/* ------------------------------------------------- one uid per slot */
+
+/* The uid claims' directory, locked (LOCK_EX) until closed; with create,
+ * made first. Without: -1 and errno ENOENT when no range was ever used. */
+static int uids_lock(int run, bool create, ov_error *err)
+{
+	int fd;
+
+	if (create && mkdirat(run, OV_INSTANCE_UIDS_DIR, 0700) < 0 && errno != EEXIST)
+		return ov_error_set(err, errno, "creating the uid claims");
+	fd = ov_open_dir_at(run, OV_INSTANCE_UIDS_DIR);
+	if (fd < 0)
+		return ov_error_set(err, errno, "opening the uid claims");
+	while (flock(fd, LOCK_EX) < 0)
+		if (errno != EINTR) {
+			ov_error_set(err, errno, "locking the uid claims");
+			close(fd);
+			return -1;
+		}
+	return fd;
+}
+
+/* The slot that claims uid (malloc'd), or NULL. */
+static char *uid_holder(int uids, uid_t uid)
+{
+	char name[16];
+	char *id = NULL;
+	ov_error ignored = {0};
+
+	snprintf(name, sizeof(name), "%u", (unsigned)uid);
+	if (ov_read_file_at(uids, name, OV_INSTANCE_PATH_MAX, &id, NULL, &ignored) < 0)
+		return NULL;
+	return id;
+}
+
+/* The uid slot cdirfd's swtpm runs as: the owner of its first state. */
+static bool slot_uid(int cdirfd, uid_t *uid)
+{
+	char name[64];
+	struct stat st;
+
+	ov_instance_state_name(0, name, sizeof(name));
+	if (fstatat(cdirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+		return false;
+	*uid = st.st_uid;
+	return true;
+}
+
+/* Pass slot from's uid claim to to, or drop it (to NULL); uids locked. */
+static void uid_pass(int uids, int cdirfd, const char *from, const char *to)
+{
+	cleanup_free char *holder = NULL;
+	ov_error ignored = {0};
+	char name[16];
+	uid_t uid;
+
+	if (!slot_uid(cdirfd, &uid) || !(holder = uid_holder(uids, uid)) ||
+	    strcmp(holder, from) != 0)
+		return;
+	snprintf(name, sizeof(name), "%u", (unsigned)uid);
+	if (to)
+		ov_write_file_atomic(uids, name, to, strlen(to), 0600, &ignored);
+	else
+		unlinkat(uids, name, 0);
+}
+
+int ov_instance_user(const struct ov_settings *s, int run, const char *id, struct ov_user *u,
+		     ov_error *err)
+{
+	cleanup_close int uids = -1;
+
+	if (!s->swtpm_uid_count)
+		return ov_util_user(s->swtpm_user, u, err);
+	uids = uids_lock(run, true, err);
+	if (uids < 0)
+		return -1;
+	for (unsigned i = 0; i < s->swtpm_uid_count; i++) {
+		uid_t uid = (uid_t)(s->swtpm_uid_first + i);
+		cleanup_free char *holder = uid_holder(uids, uid);
+		char name[16];
+
+		/* Free: never claimed, or by a slot that is gone. */
+		if (holder && strcmp(holder, id) != 0 && ov_instance_exists(run, holder))
+			continue;
+		snprintf(name, sizeof(name), "%u", (unsigned)uid);
+		if (ov_write_file_atomic(uids, name, id, strlen(id), 0600, err) < 0)
+			return ov_error_wrap(err, "claiming uid %u", (unsigned)uid);
+		*u = (struct ov_user){.uid = uid, .gid = (gid_t)uid, .name = NULL};
+		return 0;
+	}
+	return ov_error_code(
+	    err, EAGAIN, "no free uid for swtpm: all %u of settings \"swtpm_uid_range\" are in use",
+	    s->swtpm_uid_count);
+}
+
 int ov_instance_move(int run, int cdirfd, const char *from, const char *to, const char *bundle,
 		     pid_t holder, const struct ov_record *rec, bool *moved, ov_error *err)
 {
 	struct ov_record next = *rec;
 	struct stat held, named;
 	char fpath[OV_INSTANCE_PATH_MAX], tpath[OV_INSTANCE_PATH_MAX];
+	cleanup_close int uids = -1;
+	ov_error ignored = {0};
 
 	*moved = false;
 	if (ov_instance_path(run, from, false, fpath, sizeof(fpath), err) < 0 ||
@@ -239,9 +368,16 @@ int ov_instance_move(int run, int cdirfd, const char *from, const char *to, cons
 	 * container itself, until it is recorded). */
 	if (ov_instance_hold(&next, holder, err) < 0)
 		return -1;
+	/* Its swtpms' cgroup is named by the record's token (limits.h): it
+	 * stays as it is. */
+	/* Its uid's claim follows it: under the claims' lock, so no start
+	 * sees the claim of a slot that is neither from nor to. */
+	uids = uids_lock(run, false, &ignored);
 	if (renameat2(run, fpath, run, tpath, RENAME_NOREPLACE) < 0)
 		return ov_error_set(err, errno, "giving the vTPM %s to the container", from);
 	*moved = true;
+	if (uids >= 0)
+		uid_pass(uids, cdirfd, from, to);
 	next.id = (char *)to;
 	next.bundle = (char *)bundle;
 	if ((rec->name && ov_instance_claim_name(run, rec->name, to, err) < 0) ||
@@ -331,10 +467,41 @@ void ov_instance_gc_names(const struct ov_settings *s)
 int ov_instance_remove_at(int run, const char *id, ov_error *err)
 {
 	char path[OV_INSTANCE_PATH_MAX];
+	cleanup_close int cdir = -1;
+	ov_error ignored = {0};
 
 	if (ov_instance_path(run, id, false, path, sizeof(path), err) < 0)
 		return -1;
+	cdir = ov_open_dir_at(run, path);
+	if (cdir >= 0) {
+		cleanup_close int uids = uids_lock(run, false, &ignored);
+
+		if (uids >= 0)
+			uid_pass(uids, cdir, id, NULL);
+	}
 	return ov_remove_tree_at(run, path, err);
+}
+
+void ov_instance_gc_uids(const struct ov_settings *s)
+{
+	cleanup_close int run = -1, uids = -1;
+	cleanup_dir DIR *d = NULL;
+	ov_error ignored = {0};
+	struct dirent *de;
+
+	run = ov_run_dir_open(s->run_dir, false, &ignored);
+	if (run < 0 || (uids = uids_lock(run, false, &ignored)) < 0 ||
+	    !(d = ov_opendir_at(uids, ".")))
+		return;
+	while ((de = readdir(d))) {
+		cleanup_free char *holder = NULL;
+
+		if (de->d_name[0] == '.' || ov_read_file_at(uids, de->d_name, OV_INSTANCE_PATH_MAX,
+							    &holder, NULL, &ignored) < 0)
+			continue;
+		if (!ov_instance_exists(run, holder))
+			unlinkat(uids, de->d_name, 0);
+	}
 }
 
 int ov_instance_remove(const struct ov_settings *s, const char *id, ov_error *err)
@@ -375,25 +542,46 @@ unsigned ov_instance_each(const struct ov_settings *s, bool (*valid)(const char 
 	return n;
 }
 
-unsigned ov_instance_count_tpms(int run, const char *except)
+const char *ov_instance_next_record(int run, struct ov_instance_iter *it, struct ov_record *rec)
 {
-	cleanup_instance_iter struct ov_instance_iter it = {0};
 	const char *slot;
-	unsigned n = 0;
 
-	while ((slot = ov_instance_next(run, &it))) {
+	while ((slot = ov_instance_next(run, it))) {
 		cleanup_close int cdir = -1;
-		struct ov_record rec;
 		ov_error ignored = {0};
 		char path[OV_INSTANCE_PATH_MAX];
 
-		if (strcmp(slot, except) == 0 ||
-		    ov_instance_path(run, slot, false, path, sizeof(path), &ignored) < 0)
+		if (ov_instance_path(run, slot, false, path, sizeof(path), &ignored) < 0)
 			continue;
 		cdir = ov_open_dir_at(run, path);
-		if (cdir < 0 || ov_record_read(cdir, &rec, &ignored) < 0)
-			continue;
-		if (ov_instance_alive(&rec))
+		if (cdir >= 0 && ov_record_read(cdir, rec, &ignored) == 0)
+			return slot;
+	}
+	return NULL;
+}
+
+bool ov_instance_cgroup_recorded(int run, const char *name)
+{
+	cleanup_instance_iter struct ov_instance_iter it = {0};
+	struct ov_record rec;
+	bool found = false;
+
+	while (!found && ov_instance_next_record(run, &it, &rec)) {
+		found = strcmp(rec.cgroup, name) == 0;
+		ov_record_free(&rec);
+	}
+	return found;
+}
+
+unsigned ov_instance_count_tpms(int run, const char *except)
+{
+	cleanup_instance_iter struct ov_instance_iter it = {0};
+	struct ov_record rec;
+	const char *slot;
+	unsigned n = 0;
+
+	while ((slot = ov_instance_next_record(run, &it, &rec))) {
+		if (strcmp(slot, except) != 0 && ov_instance_alive(&rec))
 			n += rec.count;
 		ov_record_free(&rec);
 	}

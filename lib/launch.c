@@ -2,15 +2,20 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/instance.h"
 #include "oci-vtpm/launch.h"
+#include "oci-vtpm/limits.h"
 #include "oci-vtpm/log.h"
 #include "oci-vtpm/proc.h"
 #include "oci-vtpm/socket.h"
 #include "oci-vtpm/swtpm.h"
+#include "oci-vtpm/swtpm_blob.h"
 
 struct recorder {
 	int cdirfd;
@@ -61,11 +66,11 @@ static void explain_timeout(const struct ov_swtpm *tpm, const char *stage, int64
 static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 		     const struct ov_request *r, const struct ov_backend_ops *ops,
 		     const struct ov_user *u, const struct ov_key *key, struct ov_record *rec,
-		     ov_error *err)
+		     const struct ov_limits_cg *cg, ov_error *err)
 {
 	struct ov_record_tpm *t = &rec->tpms[idx];
 	cleanup_close int channel = -1;
-	char log[64], ctrl[64], state_dir[64];
+	char log[64], ctrl[64], state_dir[64], uid[16];
 	struct recorder w = {.cdirfd = cdirfd, .rec = rec, .idx = idx};
 	struct ov_swtpm tpm;
 	const char *stage = "swtpm did not answer";
@@ -75,6 +80,8 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	/* Relative to the slot's directory, swtpm's cwd: the directory may be
 	 * renamed under a running swtpm (ov_instance_move). */
 	ov_instance_state_name(idx, state_dir, sizeof(state_dir));
+	/* A uid of swtpm_uid_range has no name: swtpm takes the number. */
+	snprintf(uid, sizeof(uid), "%u", (unsigned)u->uid);
 	snprintf(log, sizeof(log), "swtpm-%u.log", idx);
 	ops->ctrl_name(idx, ctrl, sizeof(ctrl));
 	if (ops->open_channel(cdirfd, idx, r, &channel, t, err) < 0)
@@ -91,10 +98,13 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	    .ctrl_name = ctrl,
 	    .ctrl_mode = 0600, /* never in what the container sees */
 	    .key = key,
-	    .runas = u->name,
+	    .runas = u->name  ? u->name
+		     : u->uid ? uid
+			      : NULL,
 	    .timeout_ms = (int)s->start_timeout_ms,
 	    .spawned = record_spawned,
 	    .arg = &w,
+	    .cg = cg,
 	};
 	/* One deadline for all of this TPM's start: swtpm answering, then
 	 * what the backend waits for (the hook's own timeout in config.json
@@ -108,7 +118,7 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	left = (int64_t)s->start_timeout_ms - ((int64_t)ov_util_mono_ms() - t0);
 	if (ret == 0 && ops->wait) {
 		stage = "the kernel did not register its chip";
-		ret = ops->wait(cdirfd, s, r, idx, t, left > 0 ? (int)left : 0, err);
+		ret = ops->wait(cdirfd, s, r, idx, t, cg, left > 0 ? (int)left : 0, err);
 		if (ret == 0)
 			ret = ov_record_write(cdirfd, rec, err);
 	}
@@ -128,14 +138,31 @@ int ov_launch_start(int cdirfd, const struct ov_settings *s, const struct ov_req
 		    ov_error *err)
 {
 	const struct ov_backend_ops *ops = ov_backend_ops(rec->backend);
+	struct ov_limits_cg cg = OV_LIMITS_CG_INIT;
+	int ret = 0;
 
-	for (unsigned i = 0; i < r->count; i++) {
+	/* One cgroup for the slot's swtpms and relays, named by a token of
+	 * its own that a rename of the slot leaves alone, and recorded before
+	 * it exists: gc removes an empty cgroup no record names. */
+	if (s->swtpm_cgroup && *s->swtpm_cgroup && !rec->cgroup[0]) {
+		if (ov_instance_new_name("", rec->cgroup, sizeof(rec->cgroup), err) < 0 ||
+		    ov_record_write(cdirfd, rec, err) < 0)
+			return ov_error_wrap(err, "swtpm's cgroup");
+		if (ov_limits_create(s, rec->cgroup, r->count, &cg, err) < 0)
+			return -1;
+		if (cg.n == 0) /* none made (a warning said why) */
+			rec->cgroup[0] = '\0';
+	}
+	for (unsigned i = 0; i < r->count && ret == 0; i++) {
 		rec->tpms[i].devnum = -1;
 		rec->count = i + 1;
-		if (start_one(cdirfd, i, s, r, ops, u, &keys[i], rec, err) < 0)
-			return ov_error_wrap(err, "vTPM %u", i);
+		if (start_one(cdirfd, i, s, r, ops, u, &keys[i], rec, &cg, err) < 0)
+			ret = ov_error_wrap(err, "vTPM %u", i);
 	}
-	return 0;
+	if (ret == 0)
+		ret = ov_limits_started(s, rec->cgroup, r->count, err);
+	ov_limits_close(&cg);
+	return ret;
 }
 
 int ov_launch_stop(int cdirfd, const struct ov_settings *s, const struct ov_record *rec,
@@ -162,5 +189,111 @@ int ov_launch_stop(int cdirfd, const struct ov_settings *s, const struct ov_reco
 				i, (int)rec->tpms[i].pid);
 		}
 	}
+	if (ret == 0 && rec->cgroup[0]) /* the swtpms are gone: their cgroup too */
+		ov_limits_remove(s, rec->cgroup);
 	return ret;
+}
+
+/* A TPM 2.0 command without parameters but one UINT16 (cc: its command
+ * code; arg) on TPM idx's command socket; the answer must be
+ * TPM_RC_SUCCESS. */
+static int tpm2_cmd(int cdirfd, const struct ov_backend_ops *ops, unsigned idx, uint8_t cc,
+		    int timeout_ms, const char *what, ov_error *err)
+{
+	const uint8_t cmd[] = {0x80, 0x01, 0, 0, 0, 0x0c, 0, 0, 0x01, cc, 0, 0}; /* SU_CLEAR */
+	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+	cleanup_close int fd = -1;
+	uint8_t rsp[10];
+	size_t got = 0;
+	char name[64];
+
+	if (!ops->data_name)
+		return ov_error_set(err, ENOTSUP, "the %s backend cannot reach its TPM for %s",
+				    ov_backend_name(ops->kind), what);
+	ops->data_name(idx, name, sizeof(name));
+	fd = ov_socket_connect(cdirfd, name, err);
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+	    send(fd, cmd, sizeof(cmd), MSG_NOSIGNAL) != (ssize_t)sizeof(cmd))
+		return ov_error_set(err, errno, "%s", what);
+	while (got < sizeof(rsp)) {
+		ssize_t n = recv(fd, rsp + got, sizeof(rsp) - got, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return ov_error_set(err, n < 0 ? errno : ECONNRESET, "%s", what);
+		got += (size_t)n;
+	}
+	if (memcmp(rsp + 6, "\0\0\0\0", 4) != 0)
+		return ov_error_set(err, 0, "%s failed: 0x%02x%02x%02x%02x", what, rsp[6], rsp[7],
+				    rsp[8], rsp[9]);
+	return 0;
+}
+
+#define TPM2_CC_STARTUP	 0x44
+#define TPM2_CC_SHUTDOWN 0x45
+
+static void ctrl_path0(int cdirfd, const struct ov_backend_ops *ops, char *path, size_t size)
+{
+	char name[64];
+
+	ops->ctrl_name(0, name, sizeof(name));
+	ov_socket_path(cdirfd, name, path, size);
+}
+
+int ov_launch_hand_over(int cdirfd, const struct ov_settings *s, const struct ov_record *rec,
+			const struct ov_launch_blob *blobs, unsigned n, ov_error *err)
+{
+	const struct ov_backend_ops *ops = ov_backend_ops(rec->backend);
+	int tmo = (int)s->start_timeout_ms;
+	uint32_t init_flags = 0; /* keep a volatile state set here */
+	unsigned char rsp[4];
+	char path[128];
+
+	ctrl_path0(cdirfd, ops, path, sizeof(path));
+	if (ov_swtpm_ctrl(path, OV_SWTPM_CMD_STOP, rsp, sizeof(rsp), -1, tmo, err) < 0)
+		return ov_error_wrap(err, "stopping the warm TPM");
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *blob = NULL;
+		size_t len = 0;
+		int r = ov_swtpm_blob_wrap(blobs[i].plain, blobs[i].len, &blob, &len, err);
+
+		if (r == 0)
+			r = ov_swtpm_ctrl_set_state(path, blobs[i].type, blob, len, -1, tmo, err);
+		ov_swtpm_blob_free(blob, len);
+		if (r < 0)
+			return ov_error_wrap(err, "handing state blob %u to swtpm", blobs[i].type);
+	}
+	if (ov_swtpm_ctrl_req(path, OV_SWTPM_CMD_INIT, &init_flags, sizeof(init_flags), rsp,
+			      sizeof(rsp), -1, tmo, err) < 0)
+		return ov_error_wrap(err, "initialising the handed-over TPM");
+	return tpm2_cmd(cdirfd, ops, 0, TPM2_CC_STARTUP, tmo, "TPM2_Startup", err);
+}
+
+int ov_launch_take_back(int cdirfd, const struct ov_settings *s, const struct ov_record *rec,
+			uint8_t **plain, size_t *len, ov_error *err)
+{
+	const struct ov_backend_ops *ops = ov_backend_ops(rec->backend);
+	int tmo = (int)s->stop_timeout_ms;
+	ov_error ignored = {0};
+	uint8_t *blob = NULL;
+	size_t blen = 0;
+	char path[128];
+	int r;
+
+	ctrl_path0(cdirfd, ops, path, sizeof(path));
+	/* What swtpm's CMD_SHUTDOWN would do first: an orderly TPM2_Shutdown,
+	 * which writes the permanent state (swtpm then sends none of its own).
+	 * swtpm returns a state only while its TPM runs. A TPM the container
+	 * left unstarted or shut down answers an error: its state is as good. */
+	if (tpm2_cmd(cdirfd, ops, 0, TPM2_CC_SHUTDOWN, tmo, "TPM2_Shutdown", &ignored) < 0)
+		ov_debug("before taking the state back: %s", ignored.msg);
+	if (ov_swtpm_ctrl_get_state(path, OV_SWTPM_BLOB_PERMANENT, &blob, &blen, -1, tmo, err) < 0)
+		return ov_error_wrap(err, "taking the TPM state back from swtpm");
+	r = ov_swtpm_blob_unwrap(blob, blen, plain, len, err);
+	ov_swtpm_blob_free(blob, blen);
+	return r;
 }

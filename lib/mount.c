@@ -20,14 +20,42 @@
 
 #define MAX_BINDS 32
 
-static int sys_openat2(int dirfd, const char *path, int flags)
+static int sys_openat2(int dirfd, const char *path, int flags, bool cross)
 {
 	struct open_how how = {
 	    .flags = (unsigned long long)flags | O_CLOEXEC,
-	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+		       (cross ? 0 : RESOLVE_NO_XDEV),
 	};
 
 	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+}
+
+/*
+ * One component of the walk: comp under cur, whose path from the rootfs is
+ * prefix. Mount points: runc's and crun's own path resolution (securejoin,
+ * libpathrs, crun's safe_openat) use RESOLVE_IN_ROOT without NO_XDEV, as
+ * they must cross the mounts they made themselves. The hook walks with
+ * RESOLVE_NO_XDEV and crosses a mount point only where config.json has the
+ * runtime mount a filesystem of its own for this container (fresh: tmpfs
+ * at /dev, where the device backend's nodes go, a tmpfs /run): that
+ * filesystem is new and the container's alone. A bind mount (a volume, a
+ * host directory, a host /dev) is not crossed: what is made in it would
+ * land in a directory that is shared with the host or other containers and
+ * that others may change under the walk. Such a start fails in one line.
+ */
+static int open_step(int cur, const char *comp, int flags, const char *prefix,
+		     const char *const *fresh)
+{
+	int fd = sys_openat2(cur, comp, flags, false);
+
+	if (fd >= 0 || errno != EXDEV)
+		return fd;
+	for (size_t i = 0; fresh && fresh[i]; i++)
+		if (strcmp(fresh[i], prefix) == 0)
+			return sys_openat2(cur, comp, flags, true);
+	errno = EXDEV;
+	return -1;
 }
 
 static int sys_open_tree(int dirfd, const char *path, unsigned flags)
@@ -48,23 +76,29 @@ static int sys_mount_setattr(int fd, unsigned long long set)
 	return (int)syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof(attr));
 }
 
-static int refuse(ov_error *err, int e, const char *rel, const char *comp)
+static int refuse(ov_error *err, int e, const char *rel, const char *comp, const char *prefix)
 {
-	if (e == ELOOP || e == EXDEV)
+	if (e == ELOOP)
 		return ov_error_set(
 		    err, 0, "refusing /%s: \"%s\" is a symlink or leaves the rootfs", rel, comp);
+	if (e == EXDEV)
+		return ov_error_set(err, 0,
+				    "refusing /%s: /%s is a mount point that is not a filesystem "
+				    "of the container's own (a bind mount or volume); not crossed",
+				    rel, prefix);
 	if (e == ENOTDIR)
 		return ov_error_set(err, 0, "refusing /%s: \"%s\" is not a directory", rel, comp);
 	return ov_error_set(err, e, "opening /%s in the rootfs", rel);
 }
 
-int ov_open_beneath(int rootfd, const char *rel, bool want_dir, bool mkdirs, ov_error *err)
+int ov_open_beneath(int rootfd, const char *rel, const char *const *fresh, bool want_dir,
+		    bool mkdirs, ov_error *err)
 {
-	cleanup_free char *copy = strdup(rel);
+	cleanup_free char *copy = strdup(rel), *prefix = calloc(1, strlen(rel) + 1);
 	cleanup_close int cur = -1;
 	char *save = NULL, *comp, *next;
 
-	if (!copy)
+	if (!copy || !prefix)
 		return ov_error_set(err, ENOMEM, "%s", rel);
 	cur = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
 	if (cur < 0)
@@ -81,16 +115,19 @@ int ov_open_beneath(int rootfd, const char *rel, bool want_dir, bool mkdirs, ov_
 		if (strcmp(comp, "..") == 0 || strcmp(comp, ".") == 0)
 			return ov_error_set(err, EINVAL, "target /%s has a '%s' component", rel,
 					    comp);
+		if (*prefix)
+			strcat(prefix, "/");
+		strcat(prefix, comp);
 		if (!last || want_dir) {
-			fd = sys_openat2(cur, comp, O_PATH | O_DIRECTORY);
+			fd = open_step(cur, comp, O_PATH | O_DIRECTORY, prefix, fresh);
 			if (fd < 0 && errno == ENOENT && mkdirs) {
 				if (mkdirat(cur, comp, 0755) < 0 && errno != EEXIST)
 					return ov_error_set(err, errno,
 							    "creating /%s in the rootfs", rel);
-				fd = sys_openat2(cur, comp, O_PATH | O_DIRECTORY);
+				fd = open_step(cur, comp, O_PATH | O_DIRECTORY, prefix, fresh);
 			}
 		} else {
-			fd = sys_openat2(cur, comp, O_PATH);
+			fd = open_step(cur, comp, O_PATH, prefix, fresh);
 			if (fd < 0 && errno == ENOENT) {
 				/* O_EXCL with O_CREAT never follows a symlink. */
 				int c = openat(cur, comp,
@@ -101,7 +138,7 @@ int ov_open_beneath(int rootfd, const char *rel, bool want_dir, bool mkdirs, ov_
 							    "creating /%s in the rootfs", rel);
 				if (c >= 0)
 					close(c);
-				fd = sys_openat2(cur, comp, O_PATH);
+				fd = open_step(cur, comp, O_PATH, prefix, fresh);
 			}
 			if (fd >= 0) {
 				struct stat st;
@@ -116,7 +153,7 @@ int ov_open_beneath(int rootfd, const char *rel, bool want_dir, bool mkdirs, ov_
 			}
 		}
 		if (fd < 0)
-			return refuse(err, errno, rel, comp);
+			return refuse(err, errno, rel, comp, prefix);
 		close(cur);
 		cur = fd;
 	}
@@ -124,8 +161,8 @@ int ov_open_beneath(int rootfd, const char *rel, bool want_dir, bool mkdirs, ov_
 }
 
 /* In the child, inside the container's mount namespace. */
-static int place_all(const char *rootfs, const struct ov_bind *binds, const int *trees, size_t n,
-		     ov_error *err)
+static int place_all(const char *rootfs, const char *const *fresh, const struct ov_bind *binds,
+		     const int *trees, size_t n, ov_error *err)
 {
 	cleanup_close int rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 
@@ -134,7 +171,7 @@ static int place_all(const char *rootfs, const struct ov_bind *binds, const int 
 		    err, errno, "opening the rootfs %s in the container's mount namespace", rootfs);
 	for (size_t i = 0; i < n; i++) {
 		cleanup_close int target =
-		    ov_open_beneath(rootfd, binds[i].target, binds[i].is_dir, true, err);
+		    ov_open_beneath(rootfd, binds[i].target, fresh, binds[i].is_dir, true, err);
 
 		if (target < 0)
 			return -1;
@@ -188,8 +225,9 @@ static int clone_sources(const struct ov_bind *binds, size_t n, int *trees, size
 /* In a child: join the mount namespace of pid (pidfd), act as the
  * container's root and place the trees; its error comes back on wr. */
 static __attribute__((noreturn)) void helper(int pidfd, pid_t pid, uid_t root_uid, gid_t root_gid,
-					     const char *rootfs, const struct ov_bind *binds,
-					     const int *trees, size_t n, int wr)
+					     const char *rootfs, const char *const *fresh,
+					     const struct ov_bind *binds, const int *trees,
+					     size_t n, int wr)
 {
 	ov_error cerr = {0};
 
@@ -202,7 +240,7 @@ static __attribute__((noreturn)) void helper(int pidfd, pid_t pid, uid_t root_ui
 		 (root_uid && (setfsuid(root_uid), setfsuid((uid_t)-1) != (int)root_uid)))
 		ov_error_set(&cerr, EPERM, "switching to the container's root %u:%u",
 			     (unsigned)root_uid, (unsigned)root_gid);
-	else if (place_all(rootfs, binds, trees, n, &cerr) == 0)
+	else if (place_all(rootfs, fresh, binds, trees, n, &cerr) == 0)
 		_exit(0);
 	if (ov_write_all(wr, cerr.msg, strlen(cerr.msg)) < 0)
 		_exit(2);
@@ -228,8 +266,8 @@ static int wait_helper(pid_t child, int rd, ov_error *err)
 	return ov_error_set(err, 0, "the mount helper failed (status 0x%x)", status);
 }
 
-int ov_mount_into(pid_t pid, const char *rootfs, const struct ov_bind *binds, size_t n,
-		  ov_error *err)
+int ov_mount_into(pid_t pid, const char *rootfs, const char *const *fresh,
+		  const struct ov_bind *binds, size_t n, ov_error *err)
 {
 	int trees[MAX_BINDS];
 	cleanup_close int pidfd = -1, rd = -1, wr = -1;
@@ -262,7 +300,7 @@ int ov_mount_into(pid_t pid, const char *rootfs, const struct ov_bind *binds, si
 		goto out;
 	}
 	if (child == 0)
-		helper(pidfd, pid, root_uid, root_gid, rootfs, binds, trees, n, wr);
+		helper(pidfd, pid, root_uid, root_gid, rootfs, fresh, binds, trees, n, wr);
 	close(take_fd(&wr));
 	ret = wait_helper(child, rd, err);
 out:
@@ -292,9 +330,27 @@ static int map_root(pid_t pid, const char *which, unsigned long *out, ov_error *
 	return ov_error_set(err, 0, "%s: root is not mapped", path);
 }
 
+/* Is pid in our own user namespace? Its uid_map then shows our parent's
+ * ids (rootless podman: its user), not ours. */
+static bool same_userns(pid_t pid)
+{
+	char path[64];
+	struct stat a, b;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+	return stat(path, &a) == 0 && stat("/proc/self/ns/user", &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
 int ov_userns_root_ids(pid_t pid, uid_t *uid, gid_t *gid, ov_error *err)
 {
 	unsigned long u, g;
+
+	if (same_userns(pid)) {
+		*uid = 0;
+		*gid = 0;
+		return 0;
+	}
 
 	if (map_root(pid, "uid_map", &u, err) < 0 || map_root(pid, "gid_map", &g, err) < 0)
 		return ov_error_wrap(err, "user namespace of process %d", (int)pid);

@@ -8,6 +8,7 @@
 
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/json.h"
 #include "oci-vtpm/oci.h"
 #include "oci-vtpm/store.h"
 
@@ -72,7 +73,7 @@ static int get_env(json_object *root, const char *what, json_object **out, ov_er
 	return 0;
 }
 
-int ov_state_parse(const char *buf, size_t len, struct ov_state *st, ov_error *err)
+int ov_oci_state_parse(const char *buf, size_t len, struct ov_state *st, ov_error *err)
 {
 	static const char what[] = "OCI state";
 	json_object *v;
@@ -110,21 +111,21 @@ int ov_state_parse(const char *buf, size_t len, struct ov_state *st, ov_error *e
 bad_pid:
 	ov_error_set(err, 0, "%s: \"pid\" is not a valid process id", what);
 fail:
-	ov_state_free(st);
+	ov_oci_state_free(st);
 	return -1;
 }
 
-int ov_state_read(int fd, struct ov_state *st, ov_error *err)
+int ov_oci_state_read(int fd, struct ov_state *st, ov_error *err)
 {
 	cleanup_free char *buf = NULL;
 	size_t len;
 
 	if (ov_read_fd(fd, OV_STATE_MAX, &buf, &len, err) < 0)
 		return ov_error_wrap(err, "reading the OCI state from stdin");
-	return ov_state_parse(buf, len, st, err);
+	return ov_oci_state_parse(buf, len, st, err);
 }
 
-void ov_state_free(struct ov_state *st)
+void ov_oci_state_free(struct ov_state *st)
 {
 	free(st->id);
 	free(st->bundle);
@@ -134,8 +135,8 @@ void ov_state_free(struct ov_state *st)
 	memset(st, 0, sizeof(*st));
 }
 
-int ov_spec_parse(const char *buf, size_t len, const char *bundle, struct ov_spec *sp,
-		  ov_error *err)
+int ov_oci_spec_parse(const char *buf, size_t len, const char *bundle, struct ov_spec *sp,
+		      ov_error *err)
 {
 	static const char what[] = "config.json";
 	json_object *root, *path;
@@ -164,11 +165,11 @@ int ov_spec_parse(const char *buf, size_t len, const char *bundle, struct ov_spe
 	}
 	return 0;
 fail:
-	ov_spec_free(sp);
+	ov_oci_spec_free(sp);
 	return -1;
 }
 
-int ov_spec_load(const char *bundle, struct ov_spec *sp, ov_error *err)
+int ov_oci_spec_load(const char *bundle, struct ov_spec *sp, ov_error *err)
 {
 	cleanup_close int dfd = open(bundle, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	cleanup_free char *buf = NULL;
@@ -178,13 +179,109 @@ int ov_spec_load(const char *bundle, struct ov_spec *sp, ov_error *err)
 		return ov_error_set(err, errno, "opening bundle %s", bundle);
 	if (ov_read_file_at(dfd, "config.json", OV_CONFIG_MAX, &buf, &len, err) < 0)
 		return ov_error_wrap(err, "bundle %s", bundle);
-	return ov_spec_parse(buf, len, bundle, sp, err);
+	return ov_oci_spec_parse(buf, len, bundle, sp, err);
 }
 
-void ov_spec_free(struct ov_spec *sp)
+void ov_oci_spec_free(struct ov_spec *sp)
 {
 	if (sp->root)
 		json_object_put(sp->root);
 	free(sp->rootfs);
 	memset(sp, 0, sizeof(*sp));
+}
+
+void ov_strv_free(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* "/run//tpm/" -> "run/tpm" (malloc'd); NULL for "/", "." or ".." parts. */
+static char *rel_destination(const char *d)
+{
+	char *out = malloc(strlen(d) + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	while (*d) {
+		size_t len;
+
+		while (*d == '/')
+			d++;
+		len = strcspn(d, "/");
+		if (len == 0)
+			break;
+		if ((len == 1 && d[0] == '.') || (len == 2 && d[0] == '.' && d[1] == '.')) {
+			free(out);
+			return NULL;
+		}
+		if (o != out)
+			*o++ = '/';
+		memcpy(o, d, len);
+		o += len;
+		d += len;
+	}
+	*o = '\0';
+	if (o == out) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* A bind mount: type "bind", or "bind"/"rbind" among its options. */
+static bool is_bind(json_object *m)
+{
+	const char *type = ov_json_str(m, "type");
+	json_object *opts;
+
+	if (type && strcmp(type, "bind") == 0)
+		return true;
+	if (!json_object_object_get_ex(m, "options", &opts) ||
+	    !json_object_is_type(opts, json_type_array))
+		return false;
+	for (size_t i = 0; i < json_object_array_length(opts); i++) {
+		const char *o = json_object_get_string(json_object_array_get_idx(opts, i));
+
+		if (o && (strcmp(o, "bind") == 0 || strcmp(o, "rbind") == 0))
+			return true;
+	}
+	return false;
+}
+
+int ov_spec_fresh_mounts(const struct ov_spec *sp, char ***out, ov_error *err)
+{
+	json_object *mounts = NULL;
+	size_t n = 0, len = 0;
+	char **v;
+
+	if (sp->root && json_object_object_get_ex(sp->root, "mounts", &mounts) &&
+	    json_object_is_type(mounts, json_type_array))
+		len = json_object_array_length(mounts);
+	v = calloc(len + 1, sizeof(*v));
+	if (!v)
+		return ov_error_set(err, ENOMEM, "config.json mounts");
+	for (size_t i = 0; i < len; i++) {
+		json_object *m = json_object_array_get_idx(mounts, i);
+		const char *dest = ov_json_str(m, "destination");
+		char *rel = dest ? rel_destination(dest) : NULL;
+		size_t k;
+
+		if (!rel)
+			continue;
+		for (k = 0; k < n && strcmp(v[k], rel) != 0; k++)
+			;
+		if (k < n) { /* mounted over: the last one decides */
+			free(v[k]);
+			v[k] = v[--n];
+			v[n] = NULL;
+		}
+		if (is_bind(m))
+			free(rel);
+		else
+			v[n++] = rel;
+	}
+	*out = v;
+	return 0;
 }

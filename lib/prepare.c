@@ -211,7 +211,7 @@ undo:
 	}
 out:
 	ov_request_free(&r);
-	ov_spec_free(&sp);
+	ov_oci_spec_free(&sp);
 	return ret;
 }
 

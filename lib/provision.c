@@ -5,16 +5,20 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "oci-vtpm/archive.h"
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/instance.h"
+#include "oci-vtpm/launch.h"
 #include "oci-vtpm/log.h"
 #include "oci-vtpm/manufacture.h"
 #include "oci-vtpm/pool.h"
 #include "oci-vtpm/provision.h"
+#include "oci-vtpm/swtpm.h"
+#include "oci-vtpm/swtpm_blob.h"
 
 void ov_provision_wipe(struct ov_provision *p)
 {
@@ -108,7 +112,9 @@ static int new_named(const struct ov_settings *s, int vdir, const char *id,
 
 	if (ov_master_key_current(s, &master, err) < 0)
 		return -1;
-	pooled = pool_named(s, r, id, u, statefds[0], &master, m, keys, &p->pool_ms, err);
+	/* A warm vTPM's state (no statefds) is the new TPM, certified or not. */
+	pooled =
+	    statefds ? pool_named(s, r, id, u, statefds[0], &master, m, keys, &p->pool_ms, err) : 0;
 	if (pooled < 0 || (!pooled && ov_meta_new(r->name, &master, m, keys, err) < 0))
 		return -1;
 	m->version = r->version;
@@ -120,10 +126,73 @@ static int new_named(const struct ov_settings *s, int vdir, const char *id,
 	return 0;
 }
 
-/* The newest generation of an archived vTPM into the state directories. */
+/* A running warm swtpm to hand a named vTPM's state to (lib/warm.c). */
+struct warm_target {
+	int cdir;
+	const struct ov_settings *s;
+	struct ov_record *rec;
+};
+
+/* A state file of the archive, decrypted: one blob for the swtpm. */
+struct blobs {
+	const struct ov_key *key;
+	struct ov_launch_blob b[4];
+	unsigned n;
+};
+
+static int blob_type(const char *name, uint32_t *type)
+{
+	const char *dot = strrchr(name, '.');
+
+	if (dot && strcmp(dot, ".permall") == 0)
+		*type = OV_SWTPM_BLOB_PERMANENT;
+	else if (dot && strcmp(dot, ".volatilestate") == 0)
+		*type = OV_SWTPM_BLOB_VOLATILE;
+	else if (dot && strcmp(dot, ".savestate") == 0)
+		*type = OV_SWTPM_BLOB_SAVESTATE;
+	else
+		return -1;
+	return 0;
+}
+
+static int decrypt_one(unsigned tpm, const char *name, const void *data, size_t len, void *arg,
+		       ov_error *err)
+{
+	struct blobs *c = arg;
+	struct ov_launch_blob *b = &c->b[c->n];
+
+	if (tpm != 0 || c->n >= sizeof(c->b) / sizeof(c->b[0]) || blob_type(name, &b->type) < 0)
+		return ov_error_set(err, 0, "archive: %s is no state file a warm swtpm takes",
+				    name);
+	if (ov_swtpm_blob_decrypt(c->key, data, len, &b->plain, &b->len, err) < 0)
+		return ov_error_wrap(err, "%s", name);
+	c->n++;
+	return 0;
+}
+
+static void blobs_free(struct blobs *c)
+{
+	for (unsigned i = 0; i < c->n; i++)
+		ov_swtpm_blob_free(c->b[i].plain, c->b[i].len);
+}
+
+/* The newest generation, verified and decrypted here, handed to the
+ * running swtpm of w (its own state key encrypts it from now on). */
+static int hand_over(int vdir, const struct ov_request *r, const struct ov_meta *m,
+		     const struct ov_vtpm_keys *keys, const struct warm_target *w, ov_error *err)
+{
+	__attribute__((cleanup(blobs_free))) struct blobs c = {.key = &keys->state};
+
+	if (ov_archive_each(vdir, m, keys, m->newest, r->count, decrypt_one, &c, err) < 0)
+		return -1;
+	return ov_launch_hand_over(w->cdir, w->s, w->rec, c.b, c.n, err);
+}
+
+/* The newest generation of an archived vTPM into the state directories,
+ * or into the running swtpm of w. */
 static int restore_named(int vdir, const struct ov_request *r, const struct ov_user *u,
-			 const int *statefds, struct ov_meta *m, const struct ov_vtpm_keys *keys,
-			 ov_error *err)
+			 const int *statefds, const struct warm_target *w, struct ov_meta *m,
+			 const struct ov_vtpm_keys *keys, ov_error *err)
 {
 	if (m->newest == 0)
 		return 0;
@@ -132,9 +201,12 @@ static int restore_named(int vdir, const struct ov_request *r, const struct ov_u
 		    err, 0, "vTPM %s was archived as %u TPM %s, the container asks for %u TPM %s",
 		    r->name, m->count, ov_util_tpm_version(m->version), r->count,
 		    ov_util_tpm_version(r->version));
-	if (ov_archive_load(vdir, m, keys, m->newest, statefds, r->count, u->uid, u->gid, err) < 0)
+	if (w ? hand_over(vdir, r, m, keys, w, err) < 0
+	      : ov_archive_load(vdir, m, keys, m->newest, statefds, r->count, u->uid, u->gid, err) <
+		    0)
 		return -1;
-	ov_info("vTPM %s restored from generation %llu", r->name, m->newest);
+	ov_info("vTPM %s restored from generation %llu%s", r->name, m->newest,
+		w ? " into a warm swtpm" : "");
 	return 0;
 }
 
@@ -176,10 +248,10 @@ static int names_limit(const struct ov_settings *s, const char *name, int *lock,
 }
 
 /* Named vTPM at start: claim it, load or create its keys, restore the
- * newest generation into the state directories. */
+ * newest generation into the state directories (or the swtpm of w). */
 static int start_named(const struct ov_settings *s, int run, const char *id,
 		       const struct ov_request *r, const struct ov_user *u, const int *statefds,
-		       struct ov_provision *p, ov_error *err)
+		       const struct warm_target *w, struct ov_provision *p, ov_error *err)
 {
 	cleanup_close int vdir = -1, names_lock = -1;
 	struct ov_vtpm_keys keys;
@@ -199,8 +271,8 @@ static int start_named(const struct ov_settings *s, int run, const char *id,
 	if (fresh ? new_named(s, vdir, id, r, u, statefds, &m, &keys, p, err) < 0
 		  : ov_meta_load_keys(s, vdir, r->name, &m, &keys, err) < 0)
 		goto release;
-	ret = restore_named(vdir, r, u, statefds, &m, &keys, err);
-	for (unsigned i = 0; i < r->count; i++)
+	ret = restore_named(vdir, r, u, statefds, w, &m, &keys, err);
+	for (unsigned i = 0; p && i < r->count; i++)
 		p->keys[i] = keys.state;
 	ov_vtpm_keys_wipe(&keys);
 release:
@@ -215,6 +287,63 @@ release:
 				unlinkat(root, r->name, AT_REMOVEDIR);
 		}
 	}
+	return ret;
+}
+
+int ov_provision_warm(const struct ov_settings *s, int run, const char *id,
+		      const struct ov_request *r, int cdirfd, struct ov_record *rec, ov_error *err)
+{
+	struct warm_target w = {.cdir = cdirfd, .s = s, .rec = rec};
+	struct ov_user u = {0}; /* no state directory is written */
+
+	if (start_named(s, run, id, r, &u, NULL, &w, NULL, err) < 0)
+		return -1;
+	rec->name = r->name;
+	rec->state_in_swtpm = true;
+	if (ov_record_write(cdirfd, rec, err) < 0) {
+		ov_instance_release_name(s, r->name, id);
+		return -1;
+	}
+	return 0;
+}
+
+int ov_provision_take_back(const struct ov_settings *s, int cdirfd, const struct ov_record *rec,
+			   uint8_t **plain, size_t *len, ov_error *err)
+{
+	return ov_launch_take_back(cdirfd, s, rec, plain, len, err);
+}
+
+int ov_provision_put_back(const struct ov_settings *s, int cdirfd, const struct ov_record *rec,
+			  const uint8_t *plain, size_t len, ov_error *err)
+{
+	cleanup_close int vdir = -1, sdir = -1;
+	struct ov_vtpm_keys keys;
+	struct ov_meta m;
+	uint8_t *file = NULL;
+	size_t flen = 0;
+	char dir[64];
+	int ret;
+
+	vdir = ov_archive_dir(s, rec->name, false, err);
+	if (vdir < 0 || ov_meta_load_keys(s, vdir, rec->name, &m, &keys, err) < 0)
+		return -1;
+	ov_instance_state_name(0, dir, sizeof(dir));
+	sdir = ov_open_dir_at(cdirfd, dir);
+	ret = sdir < 0 ? ov_error_set(err, errno, "vTPM state directory")
+		       : ov_swtpm_blob_encrypt(&keys.state, plain, len, &file, &flen, err);
+	ov_vtpm_keys_wipe(&keys);
+	if (ret == 0) {
+		const char *name =
+		    rec->version == OV_TPM_2_0 ? "tpm2-00.permall" : "tpm-00.permall";
+		struct stat st;
+
+		/* Owned like the directory, as swtpm (its user) writes it. */
+		ret = ov_write_file_atomic(sdir, name, file, flen, 0600, err);
+		if (ret == 0 && (fstat(sdir, &st) < 0 || fchownat(sdir, name, st.st_uid, st.st_gid,
+								  AT_SYMLINK_NOFOLLOW) < 0))
+			ret = ov_error_set(err, errno, "vTPM state %s", name);
+	}
+	free(file);
 	return ret;
 }
 
@@ -277,7 +406,7 @@ int ov_provision_start(const struct ov_settings *s, int run, const char *id,
 
 	p->restore_ms = p->pool_ms = p->manufacture_ms = 0;
 	if (r->name) {
-		if (start_named(s, run, id, r, u, statefds, p, err) < 0)
+		if (start_named(s, run, id, r, u, statefds, NULL, p, err) < 0)
 			return -1;
 	} else {
 		if (ov_random(p->keys[0].b, sizeof(p->keys[0].b), err) < 0)

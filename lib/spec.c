@@ -459,10 +459,10 @@ int ov_spec_read(int dirfd, const char *name, struct stat *st, char **buf, size_
 int ov_spec_request(const char *buf, size_t len, const struct ov_settings *s, const char *bundle,
 		    struct ov_spec *sp, struct ov_request *r, ov_error *err)
 {
-	if (ov_spec_parse(buf, len, bundle, sp, err) < 0)
+	if (ov_oci_spec_parse(buf, len, bundle, sp, err) < 0)
 		return -1;
 	if (ov_request_parse(s, sp->annotations, sp->env, r, err) < 0) {
-		ov_spec_free(sp);
+		ov_oci_spec_free(sp);
 		return -1;
 	}
 	return 0;
@@ -483,6 +483,6 @@ int ov_spec_file_wants_vtpm(int dirfd, const char *name, const struct ov_setting
 		return ov_error_wrap(err, "%s", name);
 	enable = r.enable;
 	ov_request_free(&r);
-	ov_spec_free(&sp);
+	ov_oci_spec_free(&sp);
 	return enable ? 1 : 0;
 }

@@ -14,6 +14,7 @@
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/instance.h"
 #include "oci-vtpm/oci.h"
+#include "oci-vtpm/rootless.h"
 #include "oci-vtpm/store.h"
 #include "oci-vtpm/util.h"
 
@@ -36,18 +37,39 @@ bool ov_container_id_valid(const char *id)
 	return true;
 }
 
+/* The run directory holds the records and sockets of every vTPM we run:
+ * it must be ours and writable by no one else (a rootless user's hook
+ * refuses one another user could fill or swap). */
+static int run_dir_check(int fd, const char *run_dir, ov_error *err)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return ov_error_set(err, errno, "stat of %s", run_dir);
+	if (st.st_uid != geteuid() || (st.st_mode & 022))
+		return ov_error_set(
+		    err, EPERM,
+		    "run directory %s is owned by uid %u with mode %04o: it must be "
+		    "ours (uid %u) and writable by no one else",
+		    run_dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
+		    (unsigned)geteuid());
+	return 0;
+}
+
 int ov_run_dir_open(const char *run_dir, bool create, ov_error *err)
 {
-	int fd;
+	cleanup_close int fd = -1;
 
 	/* 0711: swtpm, running as its own user, reaches its state directory
-	 * <run_dir>/<kind>/<slot>/state-N by name; nothing here can be listed. */
+	 * <run_dir>/<kind>/<slot>/state-N by name; nothing here can be listed.
+	 * Rootless, swtpm is the user: 0700. */
 	if (create)
-		return ov_mkdir_p(run_dir, 0711, err);
-	fd = open(run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
+		fd = ov_mkdir_p(run_dir, ov_rootless() ? 0700 : 0711, err);
+	else if ((fd = open(run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return ov_error_set(err, errno, "opening %s", run_dir);
-	return fd;
+	if (fd < 0 || run_dir_check(fd, run_dir, err) < 0)
+		return -1;
+	return take_fd(&fd);
 }
 
 int ov_slot_path(const char *run_dir, const char *id, char *buf, size_t size, ov_error *err)
@@ -118,6 +140,33 @@ static int add_int(json_object *o, const char *k, int64_t v)
 	return n ? json_object_object_add(o, k, n) : -1;
 }
 
+/* A flag true is written; false is left out. */
+static int add_flag(json_object *root, const char *key, bool on)
+{
+	json_object *b;
+
+	if (!on)
+		return 0;
+	b = json_object_new_boolean(true);
+	if (!b || json_object_object_add(root, key, b) < 0) {
+		json_object_put(b);
+		return -1;
+	}
+	return 0;
+}
+
+static int get_flag(json_object *root, const char *key, bool *out, ov_error *err)
+{
+	json_object *b;
+
+	if (!json_object_object_get_ex(root, key, &b))
+		return 0;
+	if (!json_object_is_type(b, json_type_boolean))
+		return ov_error_set(err, 0, "record: \"%s\" is not a boolean", key);
+	*out = json_object_get_boolean(b);
+	return 0;
+}
+
 int ov_record_write(int cdirfd, const struct ov_record *rec, ov_error *err)
 {
 	cleanup_json json_object *root = json_object_new_object();
@@ -138,14 +187,11 @@ int ov_record_write(int cdirfd, const struct ov_record *rec, ov_error *err)
 	if (add_int(root, "container_pid", rec->container_pid) < 0 ||
 	    add_int(root, "container_starttime", (int64_t)rec->container_starttime) < 0)
 		return ov_error_set(err, ENOMEM, "record");
-	if (rec->ek_cert) {
-		json_object *b = json_object_new_boolean(true);
-
-		if (!b || json_object_object_add(root, "ek_cert", b) < 0) {
-			json_object_put(b);
-			return ov_error_set(err, ENOMEM, "record");
-		}
-	}
+	if (add_flag(root, "ek_cert", rec->ek_cert) < 0 ||
+	    add_flag(root, "state_in_swtpm", rec->state_in_swtpm) < 0)
+		return ov_error_set(err, ENOMEM, "record");
+	if (rec->cgroup[0] && add_string(root, "cgroup", rec->cgroup) < 0)
+		return ov_error_set(err, ENOMEM, "record");
 	if (rec->holder_pid > 0 &&
 	    (add_int(root, "holder_pid", rec->holder_pid) < 0 ||
 	     add_int(root, "holder_starttime", (int64_t)rec->holder_starttime) < 0 ||
@@ -226,15 +272,9 @@ static int parse_record(json_object *root, struct ov_record *rec, ov_error *err)
 		rec->container_pid = (pid_t)cpid;
 		rec->container_starttime = (unsigned long long)cst;
 	}
-	{
-		json_object *b;
-
-		if (json_object_object_get_ex(root, "ek_cert", &b)) {
-			if (!json_object_is_type(b, json_type_boolean))
-				return ov_error_set(err, 0, "record: \"ek_cert\" is not a boolean");
-			rec->ek_cert = json_object_get_boolean(b);
-		}
-	}
+	if (get_flag(root, "ek_cert", &rec->ek_cert, err) < 0 ||
+	    get_flag(root, "state_in_swtpm", &rec->state_in_swtpm, err) < 0)
+		return -1;
 	if (json_object_object_get_ex(root, "holder_pid", NULL)) {
 		int64_t hpid, hst, at;
 
@@ -245,6 +285,16 @@ static int parse_record(json_object *root, struct ov_record *rec, ov_error *err)
 		rec->holder_pid = (pid_t)hpid;
 		rec->holder_starttime = (unsigned long long)hst;
 		rec->started_at = at;
+	}
+	{
+		cleanup_free char *cg = NULL;
+
+		if (get_str(root, "cgroup", false, &cg, err) < 0)
+			return -1;
+		if (cg && !ov_cgroup_token_valid(cg))
+			return ov_error_set(err, 0, "record: bad \"cgroup\"");
+		if (cg)
+			memcpy(rec->cgroup, cg, sizeof(rec->cgroup));
 	}
 	if (!json_object_object_get_ex(root, "tpms", &tpms) ||
 	    !json_object_is_type(tpms, json_type_array))
@@ -273,6 +323,13 @@ static int parse_record(json_object *root, struct ov_record *rec, ov_error *err)
 		t->rmdev = (dev_t)rmdev;
 	}
 	return 0;
+}
+
+bool ov_cgroup_token_valid(const char *token)
+{
+	size_t n = strspn(token, "0123456789abcdef");
+
+	return n == OV_CGROUP_TOKEN_LEN && token[n] == '\0';
 }
 
 int ov_record_read(int cdirfd, struct ov_record *rec, ov_error *err)

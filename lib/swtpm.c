@@ -39,13 +39,6 @@ static int sys_pidfd_send_signal(int pidfd, int sig)
 	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
 
-static int remaining_ms(int64_t deadline)
-{
-	int64_t left = deadline - (int64_t)ov_util_mono_ms();
-
-	return left < 0 ? 0 : (int)left;
-}
-
 /* argv with its strings in one fixed buffer: nothing to free, no malloc after fork. */
 struct argv_buf {
 	char *argv[ARGV_MAX + 1];
@@ -132,7 +125,8 @@ static __attribute__((noreturn)) void child_fail(int errpipe, int e)
 }
 
 static __attribute__((noreturn)) void child_exec(const struct argv_buf *a, const int src[FD_COUNT],
-						 int dir_fd, int devnull, int errpipe)
+						 int dir_fd, const struct ov_limits_cg *cg,
+						 int devnull, int errpipe)
 {
 	static char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
 	int tmp[FD_COUNT];
@@ -150,6 +144,13 @@ static __attribute__((noreturn)) void child_exec(const struct argv_buf *a, const
 	signal(SIGXFSZ, SIG_IGN);
 	if (setrlimit(RLIMIT_FSIZE, &(struct rlimit){OV_SWTPM_FSIZE_MAX, OV_SWTPM_FSIZE_MAX}) < 0)
 		child_fail(errpipe, errno);
+	/* Its cgroups (lib/limits.c) before anything of swtpm's runs. */
+	{
+		int e = ov_limits_join(cg);
+
+		if (e)
+			child_fail(errpipe, e);
+	}
 	if (setsid() < 0)
 		child_fail(errpipe, errno);
 	/* Never the hook's cwd (the bundle). A state dir relative to dir_fd
@@ -222,7 +223,7 @@ int ov_swtpm_spawn(const struct ov_swtpm_opts *o, struct ov_swtpm *out, ov_error
 	if (pid < 0)
 		return ov_error_set(err, errno, "starting swtpm: fork");
 	if (pid == 0)
-		child_exec(a, src, o->dir_fd, devnull, wr);
+		child_exec(a, src, o->dir_fd, o->cg, devnull, wr);
 
 	close(take_fd(&wr));
 	do
@@ -248,84 +249,6 @@ int ov_swtpm_spawn(const struct ov_swtpm_opts *o, struct ov_swtpm *out, ov_error
 		out->pidfd = -1;
 		return ov_error_wrap(err, "swtpm start time");
 	}
-	return 0;
-}
-
-static int connect_ctrl(const char *path, ov_error *err)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	cleanup_close int fd = -1;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return ov_error_set(err, ENAMETOOLONG, "control socket %s", path);
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return ov_error_set(err, errno, "control socket");
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS)
-		return ov_error_set(err, errno, "connecting to %s", path);
-	return take_fd(&fd);
-}
-
-/* Wait for fd to be ready for events, or pidfd to signal an exit.
- * Returns 1 ready, 0 process exited, -1 timeout or error. */
-static int wait_io(int fd, short events, int pidfd, int64_t deadline, ov_error *err)
-{
-	for (;;) {
-		struct pollfd p[2] = {{.fd = fd, .events = events},
-				      {.fd = pidfd, .events = POLLIN}};
-		int r = poll(p, pidfd >= 0 ? 2 : 1, remaining_ms(deadline));
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return ov_error_set(err, errno, "poll");
-		if (r == 0)
-			return ov_error_set(err, ETIMEDOUT, "waiting for swtpm");
-		if (p[0].revents)
-			return 1;
-		return 0;
-	}
-}
-
-int ov_swtpm_ctrl(const char *ctrl_path, uint32_t cmd, void *rsp, size_t rsp_len, int pidfd,
-		  int timeout_ms, ov_error *err)
-{
-	int64_t deadline = (int64_t)ov_util_mono_ms() + timeout_ms;
-	uint32_t be = htobe32(cmd);
-	cleanup_close int fd = connect_ctrl(ctrl_path, err);
-	size_t got = 0;
-	int r;
-
-	if (fd < 0)
-		return -1;
-	if (rsp_len < 4)
-		return ov_error_set(err, EINVAL, "control response too short");
-	r = wait_io(fd, POLLOUT, pidfd, deadline, err);
-	if (r <= 0)
-		return r == 0 ? ov_error_set(err, ESRCH, "swtpm exited") : -1;
-	if (send(fd, &be, sizeof(be), MSG_NOSIGNAL) != sizeof(be))
-		return ov_error_set(err, errno, "sending control command %u", cmd);
-	while (got < rsp_len) {
-		ssize_t n;
-
-		r = wait_io(fd, POLLIN, pidfd, deadline, err);
-		if (r <= 0)
-			return r == 0 ? ov_error_set(err, ESRCH, "swtpm exited") : -1;
-		n = recv(fd, (char *)rsp + got, rsp_len - got, 0);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n < 0)
-			return ov_error_set(err, errno, "control command %u", cmd);
-		if (n == 0)
-			return ov_error_set(err, ECONNRESET, "control command %u", cmd);
-		got += (size_t)n;
-	}
-	uint32_t res;
-	memcpy(&res, rsp, sizeof(res));
-	if (be32toh(res) != 0)
-		return ov_error_set(err, 0, "control command %u failed with TPM result 0x%x", cmd,
-				    be32toh(res));
 	return 0;
 }
 
@@ -400,7 +323,7 @@ static int wait_exit(int pidfd, int timeout_ms)
 	int r;
 
 	do
-		r = poll(&p, 1, remaining_ms(deadline));
+		r = poll(&p, 1, ov_util_ms_left(deadline));
 	while (r < 0 && errno == EINTR);
 	return r > 0 ? 0 : -1;
 }
@@ -492,6 +415,7 @@ int ov_swtpm_start(const struct ov_swtpm_instance *in, int *channel, struct ov_s
 	    .state_dir = in->state_dir,
 	    .dir_fd = in->run_in_dir ? in->dir_fd : -1,
 	    .runas = in->runas,
+	    .cg = in->cg,
 	};
 	if (ov_swtpm_spawn(&o, out, err) < 0)
 		return -1;

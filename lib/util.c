@@ -37,3 +37,10 @@ const char *ov_util_tpm_version(enum ov_tpm_version v)
 {
 	return v == OV_TPM_1_2 ? "1.2" : "2.0";
 }
+
+int ov_util_ms_left(int64_t deadline)
+{
+	int64_t left = deadline - (int64_t)ov_util_mono_ms();
+
+	return left < 0 ? 0 : (int)left;
+}

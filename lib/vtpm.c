@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -9,6 +10,7 @@
 
 #include "oci-vtpm/backend.h"
 #include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/fault.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/instance.h"
 #include "oci-vtpm/launch.h"
@@ -17,6 +19,8 @@
 #include "oci-vtpm/mount.h"
 #include "oci-vtpm/proc.h"
 #include "oci-vtpm/provision.h"
+#include "oci-vtpm/spec.h"
+#include "oci-vtpm/swtpm_blob.h"
 #include "oci-vtpm/util.h"
 #include "oci-vtpm/vtpm.h"
 #include "oci-vtpm/warm.h"
@@ -72,17 +76,50 @@ static int stop_locked(const struct ov_settings *s, int run, int cdir, const cha
 		       struct ov_record *rec, ov_error *err)
 {
 	double t0 = ov_util_mono_ms(), t_stop, t_archive, t_end;
-	int ret = ov_launch_stop(cdir, s, rec, err);
+	uint8_t *plain = NULL;
+	size_t plain_len = 0;
+	ov_error ignored = {0};
+	int ret = 0;
+
+	ov_fault("stop-locked");
+	/* Handed to a warm swtpm: its live state is under that swtpm's own
+	 * key; take it back while it runs, and after the stop put it where a
+	 * cold start's swtpm would have left it. */
+	if (rec->state_in_swtpm && rec->name &&
+	    (!rec->tpms[0].pid ? ov_error_set(err, ESRCH, "its swtpm is gone (a reboot?)")
+			       : ov_provision_take_back(s, cdir, rec, &plain, &plain_len, err)) < 0)
+		ret = -1;
+	if (ov_launch_stop(cdir, s, rec, ret < 0 ? &ignored : err) < 0)
+		ret = -1;
+	if (ret == 0 && plain)
+		ret = ov_provision_put_back(s, cdir, rec, plain, plain_len, err);
+	ov_swtpm_blob_free(plain, plain_len);
+	if (ret < 0 && rec->state_in_swtpm && rec->name) {
+		/* Under a key that died with its swtpm: nothing left to archive. */
+		ov_error_wrap(
+		    err, "the live state of vTPM %s is lost; its previous generations are intact",
+		    rec->name);
+		ov_instance_release_name(s, rec->name, id);
+		if (ov_instance_remove_at(run, id, &ignored) < 0)
+			ov_warn("removing the live state of %s failed", id);
+		return -1;
+	}
 
 	t_stop = ov_util_mono_ms();
-	if (ret == 0 && rec->name) {
+	if (ret == 0 && rec->name && rec->count == 0) {
+		/* Recorded before its first swtpm ran (its cgroup's name,
+		 * ov_launch_start): nothing changed what the archive holds. */
+		ov_instance_release_name(s, rec->name, id);
+	} else if (ret == 0 && rec->name) {
 		/* Stopped: the record says so, whatever comes next. */
 		ov_error werr = {0};
 
 		for (unsigned i = 0; i < rec->count; i++)
 			rec->tpms[i].pid = 0;
+		rec->state_in_swtpm = false; /* put back under the name's key */
 		if (ov_record_write(cdir, rec, &werr) < 0)
 			ov_warn("%s", werr.msg);
+		ov_fault("stop-stopped");
 		ret = ov_provision_archive(s, cdir, rec, err);
 		if (ret < 0) {
 			char path[OV_INSTANCE_PATH_MAX] = "";
@@ -98,6 +135,7 @@ static int stop_locked(const struct ov_settings *s, int run, int cdir, const cha
 	}
 	if (ret < 0)
 		return -1; /* keep the record and the state: gc retries */
+	ov_fault("stop-archived");
 	t_archive = ov_util_mono_ms();
 	if (ov_instance_remove_at(run, id, err) < 0)
 		return ov_error_wrap(err, "removing the live state");
@@ -163,8 +201,32 @@ static int adopt_precreated(const struct start *c, const char *pre, ov_error *er
 	return take_fd(&cdir);
 }
 
+/* A named vTPM into the warm vTPM just taken (slot cdir): its state
+ * handed to the running swtpm. On failure nothing of it is kept: the
+ * swtpm is stopped, the slot removed, the archive untouched. */
+static int warm_named(const struct start *c, int cdir, ov_error *err)
+{
+	struct ov_record rec;
+	int ret;
+
+	if (ov_record_read(cdir, &rec, err) < 0) {
+		ov_error ignored = {0};
+
+		if (ov_instance_remove_at(c->run, c->id, &ignored) < 0)
+			ov_warn("cleaning up: %s", ignored.msg);
+		return -1;
+	}
+	ret = ov_provision_warm(c->s, c->run, c->id, c->r, cdir, &rec, err);
+	rec.name = NULL; /* r's (a warm record has none); released on failure */
+	if (ret < 0)
+		discard_locked(c->s, c->run, cdir, c->id, &rec);
+	ov_record_free(&rec);
+	return ret;
+}
+
 /* The slot of the start, locked: podman's precreated vTPMs moved to it, a
- * warm vTPM moved to it (*warm), or its own. */
+ * warm vTPM moved to it (*warm; a named vTPM's state handed to it), or its
+ * own. */
 static int open_slot(const struct start *c, bool *warm, ov_error *err)
 {
 	const struct ov_request *r = c->r;
@@ -173,10 +235,14 @@ static int open_slot(const struct start *c, bool *warm, ov_error *err)
 	*warm = false;
 	if (r->precreated)
 		return adopt_precreated(c, r->precreated, err);
-	if (ov_warm_eligible(c->s, c->id, r) && !ov_instance_exists(c->run, c->id)) {
+	if (ov_warm_eligible(c->s, c->id, r, c->backend) && !ov_instance_exists(c->run, c->id)) {
 		cdir = ov_warm_take(c->s, c->run, c->id, c->bundle, c->holder, c->backend, err);
 		if (cdir >= 0) {
 			*warm = true;
+			if (r->name && warm_named(c, cdir, err) < 0) {
+				close(cdir);
+				return -1;
+			}
 			return cdir;
 		}
 		ov_debug("%s; starting one", err->msg);
@@ -194,7 +260,12 @@ static int check_existing(const struct start *c, int *cdir, ov_error *err)
 		return err->code == ENOENT ? 0 : ov_error_wrap(err, "existing record");
 	if (ov_instance_alive(&old)) {
 		/* Made before the container existed (the shim's create, or
-		 * createRuntime before prestart). */
+		 * createRuntime before prestart); or another runtime root's
+		 * container with the same id, whose vTPM is not this one's. */
+		if (ov_instance_owner_check(&old, c->bundle, c->holder, err) < 0) {
+			ov_record_free(&old);
+			return ov_error_wrap(err, "start refused");
+		}
 		ov_record_free(&old);
 		ov_info("vTPM already running, nothing to do");
 		return 1;
@@ -231,9 +302,12 @@ static int start_new(const struct start *c, int cdir, ov_error *err)
 				.version = r->version,
 				.ek_cert = r->ek_cert};
 	int statefds[OV_MAX_TPMS];
+	struct ov_user user = c->user;
 	double t_dirs, t_prov;
 	ov_error cleanup_err = {0};
 
+	for (unsigned i = 0; i < OV_MAX_TPMS; i++)
+		statefds[i] = -1;
 	if (c->s->max_vtpms && ov_instance_count_tpms(c->run, c->id) + r->count > c->s->max_vtpms) {
 		ov_error_set(err, 0,
 			     "%u more vTPM%s would be beyond the %u this host runs (settings "
@@ -242,16 +316,20 @@ static int start_new(const struct start *c, int cdir, ov_error *err)
 		goto undo;
 	}
 	if (ov_instance_hold(&rec, c->holder, err) < 0 ||
-	    ov_instance_state_dirs(cdir, r->count, &c->user, true, statefds, err) < 0)
+	    ov_instance_user(c->s, c->run, c->id, &user, err) < 0 ||
+	    ov_instance_state_dirs(cdir, r->count, &user, true, statefds, err) < 0)
 		goto undo;
+	ov_fault("start-dirs");
 	t_dirs = ov_util_mono_ms();
-	if (ov_provision_start(c->s, c->run, c->id, r, &c->user, statefds, &p, err) < 0)
+	if (ov_provision_start(c->s, c->run, c->id, r, &user, statefds, &p, err) < 0)
 		goto undo;
+	ov_fault("start-provisioned");
 	t_prov = ov_util_mono_ms();
-	if (ov_launch_start(cdir, c->s, r, &c->user, p.keys, &rec, err) < 0) {
+	if (ov_launch_start(cdir, c->s, r, &user, p.keys, &rec, err) < 0) {
 		ov_provision_undo(c->s, c->id, r);
 		goto undo;
 	}
+	ov_fault("start-launched");
 	timing_keep(c->id, t_dirs - c->t0, &p, ov_util_mono_ms() - t_prov,
 		    ov_util_mono_ms() - c->t0);
 	ov_info("started %u TPM %s vTPM%s (%s backend)%s%s", rec.count,
@@ -291,13 +369,15 @@ int ov_vtpm_start(const struct ov_settings *s, const char *id, const char *bundl
 		return -1;
 	if (warm) {
 		timing_keep(id, ov_util_mono_ms() - c.t0, NULL, 0, ov_util_mono_ms() - c.t0);
-		ov_info("started 1 TPM 2.0 vTPM (%s backend), warm%s", ov_backend_name(c.backend),
-			s->ek_cert ? ", EK-certified" : "");
+		ov_info("started 1 TPM 2.0 vTPM (%s backend), warm%s%s%s",
+			ov_backend_name(c.backend), s->ek_cert ? ", EK-certified" : "",
+			r->name ? ", name " : "", r->name ? r->name : "");
 		return 0;
 	}
 	ret = check_existing(&c, &cdir, err);
 	if (ret != 0)
 		return ret;
+	ov_fault("start-slot");
 	return start_new(&c, cdir, err);
 }
 
@@ -323,12 +403,14 @@ static int expose_logs(int cdir, const struct ov_settings *s, pid_t pid, const s
 	cleanup_close int src =
 	    openat(cdir, OV_MEASURE_LOG_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	struct ov_bind b = {.src_fd = src, .is_dir = true, .target = s->socket_dir + 1};
+	__attribute__((cleanup(ov_strv_freep))) char **fresh = NULL;
 
 	if (src < 0)
 		return ov_error_set(err, errno, "opening the event log directory");
 	if (!sp->rootfs)
 		return ov_error_set(err, 0, "config.json has no root.path");
-	if (ov_mount_into(pid, sp->rootfs, &b, 1, err) < 0)
+	if (ov_spec_fresh_mounts(sp, &fresh, err) < 0 ||
+	    ov_mount_into(pid, sp->rootfs, (const char *const *)fresh, &b, 1, err) < 0)
 		return ov_error_wrap(err, "placing the event log at %s in the container",
 				     s->socket_dir);
 	return 0;
@@ -388,6 +470,7 @@ int ov_vtpm_attach(const struct ov_settings *s, const char *id, pid_t pid, const
 		ov_record_free(&rec);
 		return -1;
 	}
+	ov_fault("start-attached");
 	ov_record_free(&rec);
 	timing_say(id, ov_util_mono_ms() - t0);
 	return 0;
@@ -421,6 +504,12 @@ int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, const 
 
 int ov_vtpm_stop(const struct ov_settings *s, const char *id, ov_error *err)
 {
+	return ov_vtpm_stop_owned(s, id, NULL, 0, err);
+}
+
+int ov_vtpm_stop_owned(const struct ov_settings *s, const char *id, const char *bundle, pid_t pid,
+		       ov_error *err)
+{
 	cleanup_close int run = -1, cdir = -1;
 	struct ov_record rec;
 	int ret;
@@ -439,6 +528,10 @@ int ov_vtpm_stop(const struct ov_settings *s, const char *id, ov_error *err)
 		if (ov_instance_remove_at(run, id, err) < 0)
 			return ov_error_wrap(err, "removing the live state");
 		return 0;
+	}
+	if (ov_instance_owner_check(&rec, bundle, pid, err) < 0) {
+		ov_record_free(&rec);
+		return ov_error_wrap(err, "left alone");
 	}
 	ret = stop_locked(s, run, cdir, id, &rec, err);
 	ov_record_free(&rec);

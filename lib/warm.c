@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "oci-vtpm/backend.h"
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/instance.h"
@@ -11,12 +12,16 @@
 #include "oci-vtpm/vtpm.h"
 #include "oci-vtpm/warm.h"
 
-/* Warm vTPMs are of the host's default kind: one ephemeral TPM 2.0,
- * EK-certified when the settings' ek_cert says so. */
-bool ov_warm_eligible(const struct ov_settings *s, const char *id, const struct ov_request *r)
+/* Warm vTPMs are of the host's default kind: one TPM 2.0, EK-certified
+ * when the settings' ek_cert says so. An ephemeral request takes one as it
+ * is; a named one gets its state handed over (ov_provision_warm), which
+ * needs a backend whose command socket we reach (TPM2_Startup). */
+bool ov_warm_eligible(const struct ov_settings *s, const char *id, const struct ov_request *r,
+		      enum ov_backend backend)
 {
-	return s->warm_size > 0 && !r->name && r->count == 1 && r->version == OV_TPM_2_0 &&
-	       r->ek_cert == s->ek_cert && !r->precreated && !ov_warm_valid(id);
+	return s->warm_size > 0 && r->count == 1 && r->version == OV_TPM_2_0 &&
+	       r->ek_cert == s->ek_cert && !r->precreated && !ov_warm_valid(id) &&
+	       (!r->name || ov_backend_ops(backend)->data_name);
 }
 
 /* Is rec a warm vTPM of the kind this host's settings make now? (Its
@@ -51,7 +56,7 @@ static int take_one(const struct ov_settings *s, int run, int cdir, const char *
 int ov_warm_take(const struct ov_settings *s, int run, const char *to, const char *bundle,
 		 pid_t holder, enum ov_backend backend, ov_error *err)
 {
-	cleanup_instance_iter struct ov_instance_iter it = {0};
+	cleanup_instance_iter struct ov_instance_iter it = {.only = OV_INSTANCE_WARM_DIR};
 	const char *name;
 
 	while ((name = ov_instance_next(run, &it))) {

@@ -15,7 +15,7 @@ BUILD_PKGS="gcc make pkg-config libjson-c-dev libseccomp-dev libssl-dev go-md2ma
 libtpms-dev libtss2-dev clang-format cppcheck"
 TEST_PKGS="$BUILD_PKGS swtpm swtpm-tools tpm2-tools runc crun podman bats
 bats-assert bats-support busybox-static jq uidmap strace docker.io containerd
-python3-yaml"
+python3-yaml valgrind"
 VM_PKGS="$TEST_PKGS qemu-system-x86 cpio kmod"
 
 usage() {

@@ -229,6 +229,7 @@ static void clean_up_after(const struct ov_rt_args *a, const struct ov_settings 
 {
 	bool ok = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
 	cleanup_free char **state = NULL;
+	cleanup_free char *bundle = NULL;
 	ov_error err = {0};
 	int st;
 
@@ -242,7 +243,10 @@ static void clean_up_after(const struct ov_rt_args *a, const struct ov_settings 
 		ov_debug("%s still knows the container: its delete stops the vTPM", runtime);
 		return;
 	}
-	if (ov_vtpm_stop(s, a->id, &err) < 0)
+	/* Another runtime root may run a container with this id: only this
+	 * bundle's vTPM is stopped. */
+	bundle = realpath(a->bundle ? a->bundle : ".", NULL);
+	if (ov_vtpm_stop_owned(s, a->id, bundle, 0, &err) < 0)
 		ov_warn("cleaning up after %s: %s", runtime, err.msg);
 	else if (!ok)
 		ov_info("%s failed; the vTPM it was to get is stopped", runtime);

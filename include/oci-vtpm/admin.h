@@ -16,6 +16,7 @@
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/crypto.h"
 #include "oci-vtpm/error.h"
+#include "oci-vtpm/limits.h"
 #include "oci-vtpm/pool.h"
 #include "oci-vtpm/store.h"
 
@@ -111,7 +112,7 @@ struct ov_admin_rotation {
 /* A new master key; every vTPM rewrapped, crash-safe (a rerun resumes). */
 int ov_admin_rotate_key(const struct ov_settings *s, struct ov_admin_rotation *r, ov_error *err);
 
-/* ------------------------------------------------------------- gc */
+/* ------------------------------------------------ gc (admin_gc.c) */
 
 enum ov_admin_gc_kind {
 	OV_ADMIN_GC_COLLECTED, /* a container's leftovers collected */
@@ -131,6 +132,7 @@ struct ov_admin_gc {
 	struct ov_admin_gc_event *events;
 	size_t n_events;
 	unsigned collected, failed, strays;
+	unsigned cgroups; /* empty swtpm cgroups of slots that are gone, removed */
 };
 
 /* Collect what a crash or a reboot left: records of containers that are
@@ -140,7 +142,22 @@ struct ov_admin_gc {
 int ov_admin_gc(const struct ov_settings *s, struct ov_admin_gc *r, ov_error *err);
 void ov_admin_gc_free(struct ov_admin_gc *r);
 
-/* ------------------------------------------------ provisioning pool */
+/* One running slot's swtpms: what their cgroups account (limits.h). */
+struct ov_admin_top_entry {
+	char id[OV_ID_MAX + 1]; /* its slot: a container id, warm/<hex>, precreated/<hex> */
+	char *name;		/* NULL: ephemeral */
+	unsigned count;
+	bool limited;	  /* has cgroups; else usage is all -1 */
+	char cgroup[256]; /* limited: <swtpm_cgroup>/<its token> */
+	struct ov_limits_usage usage;
+};
+/* Every slot in the run dir, its record readable. Free with
+ * ov_admin_top_free. */
+int ov_admin_top(const struct ov_settings *s, struct ov_admin_top_entry **out, size_t *n,
+		 ov_error *err);
+void ov_admin_top_free(struct ov_admin_top_entry *e, size_t n);
+
+/* ---------------------------------- provisioning pool (admin_pool.c) */
 
 struct ov_admin_pool_status {
 	struct ov_pool_status pool;

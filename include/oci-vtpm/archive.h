@@ -35,6 +35,13 @@ int ov_archive_save(int vdir, struct ov_meta *m, const struct ov_vtpm_keys *k, c
 int ov_archive_load(int vdir, const struct ov_meta *m, const struct ov_vtpm_keys *k,
 		    unsigned long long gen, const int *dstdirs, unsigned count, uid_t uid,
 		    gid_t gid, ov_error *err);
+/* Verify generation gen and call fn for each of its files (TPM tpm's
+ * state file name, its data), in memory; fn's failure ends it. */
+typedef int (*ov_archive_file_fn)(unsigned tpm, const char *name, const void *data, size_t len,
+				  void *arg, ov_error *err);
+int ov_archive_each(int vdir, const struct ov_meta *m, const struct ov_vtpm_keys *k,
+		    unsigned long long gen, unsigned count, ov_archive_file_fn fn, void *arg,
+		    ov_error *err);
 /* Verify generation gen without unpacking it. */
 int ov_archive_verify(int vdir, const struct ov_meta *m, const struct ov_vtpm_keys *k,
 		      unsigned long long gen, ov_error *err);

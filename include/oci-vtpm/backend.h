@@ -16,6 +16,7 @@
 
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/error.h"
+#include "oci-vtpm/limits.h"
 #include "oci-vtpm/oci.h"
 #include "oci-vtpm/store.h"
 
@@ -32,7 +33,8 @@ struct ov_backend_ops {
 	 * this TPM's start_timeout_ms. The caller records t again afterwards.
 	 * (The socket backend: the container's control relay.) */
 	int (*wait)(int cdirfd, const struct ov_settings *s, const struct ov_request *r,
-		    unsigned idx, struct ov_record_tpm *t, int timeout_ms, ov_error *err);
+		    unsigned idx, struct ov_record_tpm *t, const struct ov_limits_cg *cg,
+		    int timeout_ms, ov_error *err);
 	/* Optional: vTPMs started before their container (the shim, podman's
 	 * precreate stage) reach it through its config.json: add to spec what
 	 * the runtime needs to place the TPMs of rec itself. Returns 1 when
@@ -60,6 +62,10 @@ struct ov_backend_ops {
 	/* Name, under the slot's directory, of TPM idx's control socket:
 	 * never in what the container sees or can write. */
 	void (*ctrl_name)(unsigned idx, char *buf, size_t size);
+	/* Optional: name, under the slot's directory, of TPM idx's command
+	 * socket, for our own commands to it (TPM2_Startup after a state was
+	 * handed to a running swtpm). NULL: the backend has none we reach. */
+	void (*data_name)(unsigned idx, char *buf, size_t size);
 };
 
 extern const struct ov_backend_ops ov_backend_socket;

@@ -70,6 +70,11 @@ int ov_mountinfo_find_cgroup(const char *text, const char *controller, const cha
  */
 bool ov_spec_devices_allow(json_object *spec, unsigned maj, unsigned min, unsigned access);
 
+/* Open (O_RDONLY|O_DIRECTORY) the cgroup directory cgpath of the v1
+ * hierarchy with controller (NULL: cgroup2) through the mount that holds
+ * it; never follows a symlink, checks the file system's type. */
+int ov_cgroup_open_dir(const char *controller, const char *cgpath, ov_error *err);
+
 /*
  * Let the container whose init is pid read and write the character devices
  * devs[0..n) (names[i] is what the container sees, for messages), as above.

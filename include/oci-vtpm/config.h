@@ -13,10 +13,12 @@
 #include "oci-vtpm/log.h"
 
 #define OV_CONFIG_PATH_DEFAULT "/etc/oci-vtpm/config.json"
-#define OV_CONFIG_ENV	       "OCI_VTPM_CONFIG"
-#define OV_MAX_TPMS	       8
-#define OV_ANNOTATION_PREFIX   "io.oci-vtpm."
-#define OV_ENV_PREFIX	       "OCI_VTPM_"
+/* Rootless: the settings file in the user's config dir (lib/rootless.h). */
+#define OV_USER_CONFIG_NAME  "oci-vtpm.json"
+#define OV_CONFIG_ENV	     "OCI_VTPM_CONFIG"
+#define OV_MAX_TPMS	     8
+#define OV_ANNOTATION_PREFIX "io.oci-vtpm."
+#define OV_ENV_PREFIX	     "OCI_VTPM_"
 
 /* The keys of a request, as bits (settings "env_request",
  * "annotation_request"). */
@@ -60,6 +62,9 @@ struct ov_settings {
 	char *state_dir;  /* archives: /var/lib/oci-vtpm */
 	char *swtpm;	  /* swtpm binary */
 	char *swtpm_user; /* user swtpm runs as; "" or "root" to stay root */
+	/* swtpm_uid_range: each slot's swtpm runs as a uid (and gid) of its
+	 * own from first .. first+count-1; count 0: swtpm_user for all. */
+	unsigned swtpm_uid_first, swtpm_uid_count;
 	char *log_file;	  /* NULL: syslog */
 	char *socket_dir; /* socket backend: directory inside the container */
 	char *runtime;	  /* oci-vtpm-runtime: the real OCI runtime; NULL: search */
@@ -67,6 +72,15 @@ struct ov_settings {
 	char *master_key; /* /etc/oci-vtpm/master.key */
 	char *ca_key;	  /* host CA's private key (PEM, 0600 root): /etc/oci-vtpm/ca/ca.key */
 	char *ca_cert;	  /* host CA's certificate (PEM): /etc/oci-vtpm/ca/ca.pem */
+	/* Each slot's swtpms run in <swtpm_cgroup>/<slot> under every cgroup
+	 * hierarchy with memory, pids or cpu ("" none), limited per TPM. */
+	char *swtpm_cgroup;
+	unsigned swtpm_memory_max; /* bytes; 0 no limit */
+	unsigned swtpm_pids_max;   /* 0 no limit */
+	unsigned swtpm_cpu_max;	   /* percent of one CPU; 0 no limit */
+	/* The settings file names a limit (swtpm_*_max): a cgroup that cannot
+	 * be made fails the start (else a warning, and no limits). */
+	bool swtpm_limits_required;
 	enum ov_log_level log_level;
 	enum ov_backend backend;
 	bool ek_cert;
@@ -110,7 +124,8 @@ struct ov_request {
 };
 #define OV_PROVIDER_RUNTIME "oci-vtpm-runtime"
 
-/* The path of the settings file: $OCI_VTPM_CONFIG, else the default. */
+/* The path of the settings file: $OCI_VTPM_CONFIG, else the default (rootless:
+ * the user's, lib/rootless.h; valid until the next call). */
 const char *ov_settings_path(void);
 /* Load settings from path (NULL: ov_settings_path()). A missing file at the
  * default path gives the defaults; a file named explicitly must exist. */
@@ -118,6 +133,8 @@ int ov_settings_load(const char *path, struct ov_settings *s, ov_error *err);
 int ov_settings_parse(const char *buf, size_t len, struct ov_settings *s, ov_error *err);
 void ov_settings_defaults(struct ov_settings *s);
 void ov_settings_free(struct ov_settings *s);
+
+/* ---------------------------------------------- requests (lib/request.c) */
 
 /* Build the request from annotations and process.env (both may be NULL):
  * io.oci-vtpm.<key> and OCI_VTPM_<KEY> (enable, name, version, count,
@@ -143,6 +160,9 @@ int ov_request_hook_env(json_object *annotations, char *const *envp, json_object
 /* Does process.env (may be NULL) hold any OCI_VTPM_<KEY> of a request? */
 bool ov_request_in_env(json_object *env);
 void ov_request_free(struct ov_request *r);
+/* The settings' list of request keys v ("enable", "name", ...: settings
+ * key name) as OV_REQ_* bits. */
+int ov_request_keys_parse(const char *name, json_object *v, unsigned *out, ov_error *err);
 
 /* vTPM names: [A-Za-z0-9][A-Za-z0-9_.-]{0,127} */
 bool ov_name_valid(const char *name);

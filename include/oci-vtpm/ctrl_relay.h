@@ -22,25 +22,36 @@
 #include <sys/types.h>
 
 #include "oci-vtpm/error.h"
+#include "oci-vtpm/limits.h"
 
 /* Control channel codes the relay knows (swtpm's tpm_ioctl.h). */
 #define OV_CTRL_SET_LOCALITY	5
 #define OV_CTRL_CAP_SET_LOCAL	(1u << 3) /* PTM_CAP_SET_LOCALITY */
 #define OV_CTRL_RESULT_FAIL	9	  /* TPM_FAIL */
 #define OV_CTRL_CONN_TIMEOUT_MS 2000
+/* The relay's own program, installed next to the others. */
+#define OV_RELAY_EXE "oci-vtpm-relay"
 
 /*
  * Start the relay serving listen_fd (a listening unix socket; the caller
  * keeps and closes its copy) until the swtpm pid (start time starttime)
- * exits. It runs as user (NULL, "" or "root": the overflow uid 65534).
+ * exits. It runs as user (NULL, "" or "root": the overflow uid 65534), in
+ * the cgroups cg (NULL: ours).
  * Returns once the relay runs its loop, or -1 naming why it could not.
  */
 int ov_ctrl_relay_spawn(int listen_fd, pid_t swtpm_pid, unsigned long long starttime,
-			const char *user, ov_error *err);
+			const char *user, const struct ov_limits_cg *cg, ov_error *err);
+
+/* The relay process itself (OV_RELAY_EXE's main, or the forked child when
+ * that program is not there): fd 3 listens, fd 4 is swtpm's pidfd, fd 5
+ * the report pipe (0 once the seccomp allowlist is in place, or an errno);
+ * privileges already dropped. Serves until swtpm exits. */
+__attribute__((noreturn)) void ov_ctrl_relay_run(void);
 
 /* Answer the control commands on one connection (the relay's loop, exposed
  * for the unit tests). Returns when the peer closes, sends something not
- * allowed (answered with TPM_FAIL), or is silent for timeout_ms. */
-void ov_ctrl_relay_serve(int conn, int timeout_ms);
+ * allowed (answered with TPM_FAIL), is silent for timeout_ms, or as soon
+ * as gone_fd (swtpm's pidfd; -1: none) is readable: swtpm exited. */
+void ov_ctrl_relay_serve(int conn, int gone_fd, int timeout_ms);
 
 #endif

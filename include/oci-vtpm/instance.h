@@ -41,6 +41,7 @@
 #define OV_INSTANCE_PRECREATED_DIR "precreated"
 #define OV_INSTANCE_NAMES_DIR	   "names"
 #define OV_INSTANCE_POOL_DIR	   "pool"
+#define OV_INSTANCE_UIDS_DIR	   "uids" /* swtpm_uid_range claims */
 /* Slot names of vTPMs started before their container: the prefix and 32
  * random hex digits. Precreated ones wait for the container that asked
  * (io.oci-vtpm.precreated); warm ones for any that asks for a plain
@@ -69,11 +70,13 @@ bool ov_instance_slot_of(char *path);
 void ov_instance_flat(const char *slot, char *buf, size_t size);
 void ov_instance_unflat(char *name);
 
-/* Every slot of the run dir (run), by slot name, kind after kind:
+/* Every slot of the run dir (run), by slot name, kind after kind (only
+ * set: the slots in that kind's directory, e.g. OV_INSTANCE_WARM_DIR):
  *   struct ov_instance_iter it = {0};
  *   while ((slot = ov_instance_next(run, &it))) ...
  *   ov_instance_iter_end(&it);   (or cleanup_instance_iter) */
 struct ov_instance_iter {
+	const char *only;
 	unsigned kind;
 	DIR *d;
 	char slot[OV_INSTANCE_PATH_MAX];
@@ -81,6 +84,9 @@ struct ov_instance_iter {
 const char *ov_instance_next(int run, struct ov_instance_iter *it);
 void ov_instance_iter_end(struct ov_instance_iter *it);
 #define cleanup_instance_iter __attribute__((cleanup(ov_instance_iter_end)))
+/* As ov_instance_next, skipping the slots whose record does not read; the
+ * record goes to rec (ov_record_free it). */
+const char *ov_instance_next_record(int run, struct ov_instance_iter *it, struct ov_record *rec);
 
 /* How long vTPMs started before their container wait for it at most, even
  * while the process creating it lives (a long-running podman service whose
@@ -106,6 +112,17 @@ bool ov_instance_alive(const struct ov_record *rec);
  * OV_INSTANCE_ADOPT_WINDOW_S)? */
 bool ov_instance_in_use(const struct ov_record *rec);
 
+/*
+ * Is rec the record of the container of bundle (NULL: not known) whose init
+ * is pid (0: not known)? Records are keyed by container id alone, and two
+ * runtime roots (runc --root A, --root B) may each run a container with the
+ * same id: a record whose bundle is another directory, or whose container
+ * is another live process, is not this container's. Returns 0, or -1 with
+ * err->code EBUSY and a line naming the owner.
+ */
+int ov_instance_owner_check(const struct ov_record *rec, const char *bundle, pid_t pid,
+			    ov_error *err);
+
 /* Record holder (> 0) as the process whose life keeps the slot in use
  * until a container is recorded (rec is not written). */
 int ov_instance_hold(struct ov_record *rec, pid_t holder, ov_error *err);
@@ -115,9 +132,10 @@ int ov_instance_adopt(int cdirfd, pid_t container, struct ov_record *rec, ov_err
 
 /*
  * Give the running vTPMs of slot from (locked: cdirfd; its record: rec)
- * the slot name to (its record: bundle, held by holder, 0: none): rename the directory under
- * the running swtpm, whose cwd it is, pass the name's claim on, rewrite
- * the record. Returns 0; or -1: with *moved false nothing changed (err->code
+ * the slot name to (its record: bundle, held by holder, 0: none): rename
+ * the directory under the running swtpm, whose cwd it is, pass the name's
+ * claim on, rewrite the record (its cgroup, named by the record's token,
+ * stays). Returns 0; or -1: with *moved false nothing changed (err->code
  * ENOENT: from was taken by another start first), with *moved true the
  * slot is half moved (now named to) and the caller must stop it.
  */
@@ -135,17 +153,35 @@ bool ov_instance_name_holder(const struct ov_settings *s, const char *name, char
 void ov_instance_gc_names(const struct ov_settings *s);
 
 /* Remove slot id (its lock may be held: the directory goes, the lock with
- * it). ov_instance_remove_at: in the run dir run. */
+ * it), and free its uid (swtpm_uid_range). ov_instance_remove_at: in the
+ * run dir run. */
 int ov_instance_remove(const struct ov_settings *s, const char *id, ov_error *err);
 int ov_instance_remove_at(int run, const char *id, ov_error *err);
 /* Is there a slot id in the run dir run? */
 bool ov_instance_exists(int run, const char *id);
+
+/*
+ * The user the swtpm processes of slot id run as. Without a
+ * swtpm_uid_range: swtpm_user. With one: a uid of the range (gid the same
+ * number) that no other slot holds, so that a swtpm compromised through a
+ * libtpms bug cannot signal other vTPMs' swtpm or open their state. The
+ * claim is <run_dir>/uids/<uid> holding id, made under a lock of that
+ * directory; a claim whose slot is gone is free. It follows the slot
+ * when it is renamed (ov_instance_move) and goes with ov_instance_remove.
+ */
+int ov_instance_user(const struct ov_settings *s, int run, const char *id, struct ov_user *u,
+		     ov_error *err);
+/* Remove the uid claims whose slot is gone (gc). */
+void ov_instance_gc_uids(const struct ov_settings *s);
 
 /* Call fn(s, name, boot_id) for every slot whose name passes valid;
  * returns how many calls returned > 0. Best effort: an unreadable run dir
  * is none. */
 unsigned ov_instance_each(const struct ov_settings *s, bool (*valid)(const char *),
 			  int (*fn)(const struct ov_settings *, const char *, const char *));
+
+/* Does the record of a slot of run dir run name the cgroup name (gc)? */
+bool ov_instance_cgroup_recorded(int run, const char *name);
 
 /* The vTPMs (swtpm processes) running in the slots of run dir run other
  * than except (settings max_vtpms). */

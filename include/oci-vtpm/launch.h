@@ -31,4 +31,29 @@ int ov_launch_start(int cdirfd, const struct ov_settings *s, const struct ov_req
 int ov_launch_stop(int cdirfd, const struct ov_settings *s, const struct ov_record *rec,
 		   ov_error *err);
 
+/* A state blob for ov_launch_hand_over: type (OV_SWTPM_BLOB_*) and its
+ * plain state. */
+struct ov_launch_blob {
+	uint32_t type;
+	uint8_t *plain;
+	size_t len;
+};
+
+/*
+ * Give the running swtpm of TPM 0 of slot cdirfd (rec) the states blobs
+ * [0..n): stop its TPM, set each blob, initialise it again and send it
+ * TPM2_Startup(CLEAR) (what --flags startup-clear did at its start) on the
+ * backend's command socket. Its own state key encrypts what it writes.
+ * On failure the swtpm holds no usable TPM: stop it.
+ */
+int ov_launch_hand_over(int cdirfd, const struct ov_settings *s, const struct ov_record *rec,
+			const struct ov_launch_blob *blobs, unsigned n, ov_error *err);
+
+/* The other way, before the stop: shut TPM 0 down in order (TPM2_Shutdown
+ * on its command socket: its state written) and take its permanent state
+ * back, plain (*plain is the
+ * caller's: ov_swtpm_blob_free). */
+int ov_launch_take_back(int cdirfd, const struct ov_settings *s, const struct ov_record *rec,
+			uint8_t **plain, size_t *len, ov_error *err);
+
 #endif

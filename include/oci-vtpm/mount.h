@@ -2,7 +2,8 @@
 /*
  * Placing host objects (a socket directory, TPM character devices) inside a
  * container's rootfs. Everything under the rootfs is hostile: it is walked
- * through fds with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), never as
+ * through fds with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+ * RESOLVE_NO_XDEV but into the runtime's own fresh mounts), never as
  * a string, and the mount is made with open_tree/move_mount from a
  * short-lived child that joined the container's mount namespace.
  */
@@ -24,18 +25,22 @@ struct ov_bind {
 /* Bind every source onto its target in the mount namespace of pid, under
  * rootfs (the root.path of the bundle, as seen in that namespace before
  * pivot_root). Missing directories on the way are made (0755), a missing
- * device target is made as an empty file; a symlink anywhere is refused. */
-int ov_mount_into(pid_t pid, const char *rootfs, const struct ov_bind *binds, size_t n,
-		  ov_error *err);
+ * device target is made as an empty file; a symlink anywhere is refused,
+ * and so is a mount point other than those in fresh (NULL-terminated,
+ * relative: ov_spec_fresh_mounts; NULL: none), RESOLVE_NO_XDEV. */
+int ov_mount_into(pid_t pid, const char *rootfs, const char *const *fresh,
+		  const struct ov_bind *binds, size_t n, ov_error *err);
 
-/* The host uid and gid that root in pid's user namespace is; 0 and 0 when
- * pid shares the host's (the identity map). */
+/* The uid and gid, in our own user namespace, that root in pid's user
+ * namespace is; 0 and 0 when pid shares our namespace (rootful: the
+ * host's; rootless podman: its own, where we are root too). */
 int ov_userns_root_ids(pid_t pid, uid_t *uid, gid_t *gid, ov_error *err);
 
-/* Walk rel under rootfd through fds, making missing directories when
- * mkdirs; return an O_PATH fd of the final component, which is made as a
- * directory (want_dir) or an empty regular file when missing. Exposed for
- * the unit tests. */
-int ov_open_beneath(int rootfd, const char *rel, bool want_dir, bool mkdirs, ov_error *err);
+/* Walk rel under rootfd through fds, crossing only the mount points in
+ * fresh, making missing directories when mkdirs; return an O_PATH fd of the final component, which
+ * is made as a directory (want_dir) or an empty regular file when missing. Exposed for the unit
+ * tests. */
+int ov_open_beneath(int rootfd, const char *rel, const char *const *fresh, bool want_dir,
+		    bool mkdirs, ov_error *err);
 
 #endif

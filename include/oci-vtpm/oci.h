@@ -31,16 +31,30 @@ struct ov_spec {
 };
 
 /* Parse the state JSON in buf. */
-int ov_state_parse(const char *buf, size_t len, struct ov_state *st, ov_error *err);
+int ov_oci_state_parse(const char *buf, size_t len, struct ov_state *st, ov_error *err);
 /* Read at most OV_STATE_MAX bytes from fd and parse them. */
-int ov_state_read(int fd, struct ov_state *st, ov_error *err);
-void ov_state_free(struct ov_state *st);
+int ov_oci_state_read(int fd, struct ov_state *st, ov_error *err);
+void ov_oci_state_free(struct ov_state *st);
 
 /* Parse a config.json already in memory; bundle resolves a relative root.path. */
-int ov_spec_parse(const char *buf, size_t len, const char *bundle, struct ov_spec *sp,
-		  ov_error *err);
+int ov_oci_spec_parse(const char *buf, size_t len, const char *bundle, struct ov_spec *sp,
+		      ov_error *err);
 /* Load <bundle>/config.json. */
-int ov_spec_load(const char *bundle, struct ov_spec *sp, ov_error *err);
-void ov_spec_free(struct ov_spec *sp);
+int ov_oci_spec_load(const char *bundle, struct ov_spec *sp, ov_error *err);
+void ov_oci_spec_free(struct ov_spec *sp);
+
+/*
+ * The destinations (relative to the rootfs, "dev", "run") where config.json
+ * has the runtime mount a filesystem of its own for this container (tmpfs,
+ * devpts, ...): not a bind mount, which may be a volume or a host
+ * directory. The last mount at a destination decides, as the runtime
+ * stacks them. A NULL-terminated list in *out; free it with ov_strv_free.
+ */
+int ov_spec_fresh_mounts(const struct ov_spec *sp, char ***out, ov_error *err);
+void ov_strv_free(char **v);
+static inline void ov_strv_freep(char ***v)
+{
+	ov_strv_free(*v);
+}
 
 #endif

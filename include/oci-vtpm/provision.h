@@ -19,6 +19,9 @@
 #ifndef OCI_VTPM_PROVISION_H
 #define OCI_VTPM_PROVISION_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/crypto.h"
 #include "oci-vtpm/error.h"
@@ -46,6 +49,27 @@ int ov_provision_start(const struct ov_settings *s, int run, const char *id,
 /* A start that failed after ov_provision_start: nothing of it is kept (the
  * archive is untouched); the claim of r->name by id is released. */
 void ov_provision_undo(const struct ov_settings *s, const char *id, const struct ov_request *r);
+
+/*
+ * A named vTPM r (TPM 2.0, one TPM) in the warm swtpm now in slot cdirfd
+ * (of id; its record rec): claim the name, load or create its keys, verify
+ * and decrypt its newest generation here and hand it to the swtpm over
+ * its control channel (a new name keeps the warm TPM's fresh state).
+ * rec gets the name and state_in_swtpm and is written. On failure the
+ * claim is released and a first start leaves no name behind; the swtpm
+ * may hold a stopped TPM: discard the slot.
+ */
+int ov_provision_warm(const struct ov_settings *s, int run, const char *id,
+		      const struct ov_request *r, int cdirfd, struct ov_record *rec, ov_error *err);
+
+/* A vTPM with state_in_swtpm, before its swtpm stops: take its permanent
+ * state back, plain (ov_swtpm_blob_free). After the stop: put it in the
+ * state directory encrypted with the name's state key, as a cold start's
+ * swtpm would have written it, for ov_provision_archive. */
+int ov_provision_take_back(const struct ov_settings *s, int cdirfd, const struct ov_record *rec,
+			   uint8_t **plain, size_t *len, ov_error *err);
+int ov_provision_put_back(const struct ov_settings *s, int cdirfd, const struct ov_record *rec,
+			  const uint8_t *plain, size_t len, ov_error *err);
 
 /* Stop of a named vTPM (rec->name; its swtpms stopped): archive the state
  * of slot cdirfd as a new generation. The claim is kept (released by the

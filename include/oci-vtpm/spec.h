@@ -22,8 +22,8 @@
 #include "oci-vtpm/store.h"
 
 #define OV_HOOK_NAME	    "oci-vtpm-hook"
-#define OV_DEV_FILE_MODE    0660
-#define OV_HOOK_TIMEOUT_PAD 10 /* seconds on top of the hook's own bounds */
+#define OV_DEV_FILE_MODE    0600 /* root-only, as the host's nodes (udev rule) */
+#define OV_HOOK_TIMEOUT_PAD 10	 /* seconds on top of the hook's own bounds */
 
 /* Our entries in hooks.createRuntime and hooks.poststop. */
 struct ov_hook_opts {
@@ -54,7 +54,7 @@ int ov_spec_add_hooks(json_object *spec, const struct ov_hook_opts *o, ov_error 
 
 /*
  * Give the container the character device major:minor at path: an entry in
- * linux.devices ({path, type c, major, minor, fileMode 0660, uid 0, gid 0};
+ * linux.devices ({path, type c, major, minor, fileMode 0600, uid 0, gid 0};
  * an entry for the same path with other numbers is replaced, and the allow
  * rule made for those numbers dropped) and an allow rule at the end of
  * linux.resources.devices ({allow, type c, major, minor, access rwm}).

@@ -15,6 +15,9 @@
 #include "oci-vtpm/error.h"
 
 #define OV_ID_MAX 1024
+/* A slot's cgroup name (limits.h): 32 lowercase hex digits, made once with
+ * the slot's first swtpm and never changed (a slot rename leaves it). */
+#define OV_CGROUP_TOKEN_LEN 32
 
 /* runc's rule: [A-Za-z0-9_+.-]+, neither "." nor "..", bounded. */
 bool ov_container_id_valid(const char *id);
@@ -48,6 +51,10 @@ struct ov_record {
 	enum ov_backend backend;
 	enum ov_tpm_version version;
 	bool ek_cert; /* asked for EK certificates */
+	/* A named vTPM handed to a warm swtpm (lib/warm.c): its live state is
+	 * under that swtpm's own key, taken back over the control channel
+	 * before it stops. */
+	bool state_in_swtpm;
 	unsigned count;
 	pid_t container_pid; /* the container's init at start; 0 unknown */
 	unsigned long long container_starttime;
@@ -56,10 +63,14 @@ struct ov_record {
 	pid_t holder_pid;
 	unsigned long long holder_starttime;
 	int64_t started_at;
+	/* Its swtpms' cgroup under swtpm_cgroup; "": none. */
+	char cgroup[OV_CGROUP_TOKEN_LEN + 1];
 	struct ov_record_tpm tpms[OV_MAX_TPMS];
 };
 
 int ov_record_write(int cdirfd, const struct ov_record *rec, ov_error *err);
+/* Is token a slot's cgroup name (OV_CGROUP_TOKEN_LEN lowercase hex)? */
+bool ov_cgroup_token_valid(const char *token);
 /* Returns 0 and fills rec, or -1; a missing record is err->code == ENOENT. */
 int ov_record_read(int cdirfd, struct ov_record *rec, ov_error *err);
 void ov_record_free(struct ov_record *rec);

@@ -11,10 +11,19 @@
 #include <sys/types.h>
 
 #include "oci-vtpm/error.h"
+#include "oci-vtpm/limits.h"
 
 /* Control channel commands (swtpm's tpm_ioctl.h). */
 #define OV_SWTPM_CMD_GET_CAPABILITY 1
+#define OV_SWTPM_CMD_INIT	    2
 #define OV_SWTPM_CMD_SHUTDOWN	    3
+#define OV_SWTPM_CMD_GET_STATEBLOB  12
+#define OV_SWTPM_CMD_SET_STATEBLOB  13
+#define OV_SWTPM_CMD_STOP	    14
+/* State blob types (PTM_BLOB_TYPE_*). */
+#define OV_SWTPM_BLOB_PERMANENT 1
+#define OV_SWTPM_BLOB_VOLATILE	2
+#define OV_SWTPM_BLOB_SAVESTATE 3
 
 /* RLIMIT_FSIZE of swtpm: caps its log in the run dir (libtpms' whole
  * state is well under 1 MiB). */
@@ -24,13 +33,14 @@ struct ov_swtpm_opts {
 	const char *binary;
 	bool chardev; /* `swtpm chardev --fd` (vtpm proxy) instead of `swtpm socket` */
 	bool tpm2;
-	int server_fd;	       /* a listening unix socket, or the vtpm proxy fd */
-	int ctrl_fd;	       /* a listening unix socket */
-	int log_fd;	       /* -1: no log */
-	int key_fd;	       /* -1: state not encrypted; else a pipe holding the key */
-	const char *state_dir; /* --tpmstate dir=, relative to dir_fd if set */
-	int dir_fd;	       /* > 0: swtpm runs in this directory; else in "/" */
-	const char *runas;     /* NULL, "" or "root": stay root */
+	int server_fd;		       /* a listening unix socket, or the vtpm proxy fd */
+	int ctrl_fd;		       /* a listening unix socket */
+	int log_fd;		       /* -1: no log */
+	int key_fd;		       /* -1: state not encrypted; else a pipe holding the key */
+	const char *state_dir;	       /* --tpmstate dir=, relative to dir_fd if set */
+	int dir_fd;		       /* > 0: swtpm runs in this directory; else in "/" */
+	const char *runas;	       /* NULL, "" or "root": stay root */
+	const struct ov_limits_cg *cg; /* joined before exec; NULL none */
 };
 
 struct ov_swtpm {
@@ -61,11 +71,30 @@ void ov_swtpm_kill(struct ov_swtpm *t);
 int ov_swtpm_wait_ready(struct ov_swtpm *t, const char *ctrl_path, int log_fd, int timeout_ms,
 			ov_error *err);
 
+/* The control channel (lib/swtpm_ctrl.c). */
+
 /* Send one control command and read a response of exactly rsp_len bytes
  * whose first 4 bytes (the result code) must be 0. pidfd (may be -1) aborts
  * the wait when the process exits. */
 int ov_swtpm_ctrl(const char *ctrl_path, uint32_t cmd, void *rsp, size_t rsp_len, int pidfd,
 		  int timeout_ms, ov_error *err);
+
+/* The same with a request body (req_len bytes after the command). */
+int ov_swtpm_ctrl_req(const char *ctrl_path, uint32_t cmd, const void *req, size_t req_len,
+		      void *rsp, size_t rsp_len, int pidfd, int timeout_ms, ov_error *err);
+
+/*
+ * CMD_SET_STATEBLOB: give a stopped TPM (CMD_STOP; the state is used at
+ * the next CMD_INIT) the state blob of type in swtpm's migration format
+ * (swtpm_blob.h), sent whole in one stream (swtpm reads it in chunks).
+ * CMD_GET_STATEBLOB: the blob of type, decrypted (its migration format,
+ * whole: swtpm's control socket sends it in one answer); *blob is the
+ * caller's. A TPM that has none answers an error.
+ */
+int ov_swtpm_ctrl_set_state(const char *ctrl_path, uint32_t type, const uint8_t *blob, size_t len,
+			    int pidfd, int timeout_ms, ov_error *err);
+int ov_swtpm_ctrl_get_state(const char *ctrl_path, uint32_t type, uint8_t **blob, size_t *len,
+			    int pidfd, int timeout_ms, ov_error *err);
 
 /*
  * One swtpm instance as both the container path (lib/launch.c) and
@@ -94,6 +123,7 @@ struct ov_swtpm_instance {
 	 * A failure ends the start (the swtpm is left to the caller). */
 	int (*spawned)(const struct ov_swtpm *t, void *arg, ov_error *err);
 	void *arg;
+	const struct ov_limits_cg *cg; /* cgroups swtpm joins; NULL none */
 };
 
 /*

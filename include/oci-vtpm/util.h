@@ -6,6 +6,7 @@
 #ifndef OCI_VTPM_UTIL_H
 #define OCI_VTPM_UTIL_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "oci-vtpm/config.h"
@@ -14,6 +15,9 @@
 /* CLOCK_MONOTONIC in milliseconds (fractions kept): for deadlines and the
  * debug-level "timing:" lines. */
 double ov_util_mono_ms(void);
+
+/* Milliseconds from now to deadline (of ov_util_mono_ms), 0 once past. */
+int ov_util_ms_left(int64_t deadline);
 
 /* The user swtpm runs as (the settings' swtpm_user). */
 struct ov_user {

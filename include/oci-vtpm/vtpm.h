@@ -28,6 +28,8 @@
  * precreated ones (r->precreated) are taken over where they serve.
  * Returns 0 when they were started (or a warm one taken): ov_vtpm_attach
  * places them; 1 when id's vTPMs run already (nothing done: ov_vtpm_adopt);
+ * -1 with err->code EBUSY when they run for another container with the
+ * same id (bundle or holder differ: ov_instance_owner_check);
  * -1 on error, with everything made undone.
  */
 int ov_vtpm_start(const struct ov_settings *s, const char *id, const char *bundle,
@@ -50,6 +52,12 @@ int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, const 
 /* Stop the vTPMs of slot id and remove its live state. Tolerates partial
  * state; nothing recorded is not an error. */
 int ov_vtpm_stop(const struct ov_settings *s, const char *id, ov_error *err);
+/* The same for the container of bundle whose init was pid (either NULL/0:
+ * not known): a record that is another container's (another runtime root
+ * with the same id, ov_instance_owner_check) is left alone, and the call
+ * returns -1 with err->code EBUSY. */
+int ov_vtpm_stop_owned(const struct ov_settings *s, const char *id, const char *bundle, pid_t pid,
+		       ov_error *err);
 
 /* gc of one slot: when its container is gone (or the record is from
  * another boot), stop what is left, archive a named vTPM, remove the live

@@ -2,8 +2,10 @@
 /*
  * Warm vTPMs: ephemeral TPM 2.0s of the host's default kind (the settings'
  * backend and ek_cert), started ahead in slots named OV_WARM_PREFIX...,
- * idle until a container that asks for just that takes one (one rename:
- * ov_warm_take, from ov_vtpm_start). Best effort: what fails is a warning.
+ * idle until a container that asks for that kind takes one (one rename:
+ * ov_warm_take, from ov_vtpm_start). A named vTPM of that kind takes one
+ * too: its archived state is handed to the running swtpm over its control
+ * channel (ov_provision_warm). Best effort: what fails is a warning.
  */
 #ifndef OCI_VTPM_WARM_H
 #define OCI_VTPM_WARM_H
@@ -14,9 +16,10 @@
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/error.h"
 
-/* Can a warm vTPM serve request r of slot id? With warm ones configured,
- * for a container (not for a warm vTPM being made). */
-bool ov_warm_eligible(const struct ov_settings *s, const char *id, const struct ov_request *r);
+/* Can a warm vTPM serve request r of slot id on backend? With warm ones
+ * configured, for a container (not for a warm vTPM being made). */
+bool ov_warm_eligible(const struct ov_settings *s, const char *id, const struct ov_request *r,
+		      enum ov_backend backend);
 
 /*
  * Take a warm vTPM of backend for slot to (of bundle, held by holder): the

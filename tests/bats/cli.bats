@@ -75,7 +75,7 @@ cli_verbs() { "$OV_CLI" --help | sed -n '/^Verbs:/,/^$/p' | awk 'NR > 1 && NF {p
 
 @test "oci-vtpm: the verb table lists every verb; VERB --help and help VERB print that verb's usage" {
 	local want verb
-	want=$(printf '%s\n' cdi gc import init inspect export list log pool restore rm rotate-key | sort)
+	want=$(printf '%s\n' cdi gc import init inspect export list log pool restore rm rotate-key top | sort)
 	[ "$(cli_verbs)" = "$want" ] || fail "verbs listed: $(cli_verbs | tr '\n' ' ')"
 	for verb in $(cli_verbs); do
 		run --separate-stderr "$OV_CLI" "$verb" --help
@@ -188,7 +188,7 @@ cli_verbs() { "$OV_CLI" --help | sed -n '/^Verbs:/,/^$/p' | awk 'NR > 1 && NF {p
 	assert_output "$dest/usr/local/share/man/man8/oci-vtpm.8"
 }
 
-@test "every settings key in lib/config.c's table is documented in oci-vtpm.json(5), every annotation in oci-vtpm-hook(1)" {
+@test "every settings key in lib/config.c's table is documented in oci-vtpm.json(5), every annotation (lib/request.c) in oci-vtpm-hook(1)" {
 	local keys key ann missing=""
 	keys=$(sed -n '/^static const struct key keys\[\] = {/,/^};/p' "$OV_REPO/lib/config.c" |
 		grep -o '{"[a-z_]*"' | tr -d '{"')
@@ -198,7 +198,7 @@ cli_verbs() { "$OV_CLI" --help | sed -n '/^Verbs:/,/^$/p' | awk 'NR > 1 && NF {p
 		grep -q -- "\`$key\`" "$OV_REPO/docs/guide.md" || missing="$missing guide:$key"
 	done
 	[ -z "$missing" ] || fail "settings keys not documented:$missing"
-	ann=$(sed -n '/^static const struct req_key req_keys\[\] = {/,/^};/p' "$OV_REPO/lib/config.c" |
+	ann=$(sed -n '/^static const struct req_key req_keys\[\] = {/,/^};/p' "$OV_REPO/lib/request.c" |
 		grep -o '{"[a-z-]*"' | tr -d '{"')
 	[ "$(wc -l <<<"$ann")" -ge 7 ] || fail "could not read the annotations: $ann"
 	for key in $ann; do

@@ -10,115 +10,27 @@
 # by pid and removes its directories.
 
 load helpers
+load engines
 
-SHIM=${OCI_VTPM_RUNTIME_SHIM:-$OCI_VTPM_BUILD/oci-vtpm-runtime}
-IMAGE=docker.io/library/ovbusybox:latest
+IMAGE=$OV_CT_IMAGE
 EK_SCRIPT="tpm2_createek -T $OV_TCTI -c /tmp/ek.ctx -G rsa -u /tmp/ek.pub >/dev/null && echo EK=\$(sha256sum /tmp/ek.pub | cut -d' ' -f1)"
-NS=ovtest
-
-# oci_image ROOTFS-TAR OUT-TAR NAME: a one-layer OCI image layout as a tar
-# (what `ctr images import` reads), named NAME.
-oci_image() {
-	local d=$BATS_FILE_TMPDIR/oci ld lsz cd csz md msz
-	rm -rf "$d"
-	mkdir -p "$d/blobs/sha256"
-	ld=$(sha256sum "$1" | cut -d' ' -f1) lsz=$(stat -c %s "$1")
-	cp "$1" "$d/blobs/sha256/$ld"
-	jq -nc --arg l "sha256:$ld" '{architecture: "amd64", os: "linux",
-		config: {Env: ["PATH=/bin:/usr/bin:/sbin:/usr/sbin"], Cmd: ["sh"]},
-		rootfs: {type: "layers", diff_ids: [$l]}}' >"$d/c"
-	cd=$(sha256sum "$d/c" | cut -d' ' -f1) csz=$(stat -c %s "$d/c")
-	mv "$d/c" "$d/blobs/sha256/$cd"
-	jq -nc --arg c "sha256:$cd" --argjson cs "$csz" --arg l "sha256:$ld" --argjson ls "$lsz" '{
-		schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
-		config: {mediaType: "application/vnd.oci.image.config.v1+json", digest: $c, size: $cs},
-		layers: [{mediaType: "application/vnd.oci.image.layer.v1.tar", digest: $l, size: $ls}]}' >"$d/m"
-	md=$(sha256sum "$d/m" | cut -d' ' -f1) msz=$(stat -c %s "$d/m")
-	mv "$d/m" "$d/blobs/sha256/$md"
-	jq -nc --arg m "sha256:$md" --argjson ms "$msz" --arg n "$3" '{schemaVersion: 2,
-		manifests: [{mediaType: "application/vnd.oci.image.manifest.v1+json", digest: $m,
-		size: $ms, annotations: {"io.containerd.image.name": $n}}]}' >"$d/index.json"
-	echo '{"imageLayoutVersion":"1.0.0"}' >"$d/oci-layout"
-	tar -C "$d" -cf "$2" oci-layout index.json blobs
-}
 
 setup_file() {
 	ov_setup_file
-	export CT=$BATS_FILE_TMPDIR/containerd
-	export CT_STATE=/run/ovct-$$ CT_SOCK=/run/ovct-$$.sock
-	command -v containerd >/dev/null && command -v ctr >/dev/null && [ -x "$SHIM" ] || return 0
-	mkdir -p "$CT"
-	printf '#!/bin/sh\nOCI_VTPM_CONFIG=$(cat %s) exec %s "$@"\n' "$CT/settings.path" "$SHIM" >"$CT/oci-vtpm"
-	chmod 0755 "$CT/oci-vtpm"
-	printf 'version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n' >"$CT/config.toml"
-	containerd --config "$CT/config.toml" --root "$CT/root" --state "$CT_STATE" \
-		--address "$CT_SOCK" </dev/null >"$CT/containerd.log" 2>&1 3>&- &
-	echo $! >"$CT/containerd.pid"
-	ov_wait_for 60 ct version >/dev/null 2>&1 || return 0 # the tests say what is wrong
-	ov_busybox_image "$CT/rootfs.tar"
-	oci_image "$CT/rootfs.tar" "$CT/image.tar" "$IMAGE"
-	ct images import --snapshotter native "$CT/image.tar" >/dev/null
+	ov_containerd_start
 }
 
-teardown_file() {
-	local pid
-	[ -f "${CT:-/nonexistent}/containerd.pid" ] || return 0
-	pid=$(cat "$CT/containerd.pid")
-	ct_remove_all
-	# shims of tasks that would not go have the socket in their argv
-	ov_stop_daemon "$pid" "$CT_SOCK" "$CT_STATE" "$CT/"
-	rm -rf --one-file-system "$CT_STATE" "$CT_SOCK" "$CT_SOCK.ttrpc" "$CT/root"
-}
+teardown_file() { ov_containerd_stop; }
 
 setup() {
 	ov_setup
-	[ -z "${CT:-}" ] || echo "$CFG" >"$CT/settings.path"
+	ov_engines_setup
 }
 
 teardown() {
-	[ -z "${CT:-}" ] || ct_remove_all
+	ct_remove_all
 	ov_teardown
 }
-
-# ct ARGS...: ctr on this file's containerd, namespace $NS, under timeout.
-ct() { timeout -k 5 "$OV_TIMEOUT" ctr -a "$CT_SOCK" -n "$NS" "$@" 3>&-; }
-
-ct_remove_all() {
-	local c
-	for c in $(ct containers ls -q 2>/dev/null); do
-		ct tasks kill -s KILL "$c" >/dev/null 2>&1 || true
-		ov_wait_for 10 _ct_task_not_running "$c" >/dev/null 2>&1 || true
-		ct tasks delete "$c" >/dev/null 2>&1 || true
-		ct containers rm "$c" >/dev/null 2>&1 || true
-	done
-}
-_ct_task_not_running() { ! ct tasks ls 2>/dev/null | awk -v c="$1" '$1 == c {print $3}' | grep -qx RUNNING; }
-
-requires_containerd() {
-	requires root jq busybox swtpm tpm2-tools hook runc
-	[ -x "$SHIM" ] || fail "$SHIM not built (run make)"
-	local why=""
-	if ! command -v containerd >/dev/null || ! command -v ctr >/dev/null; then
-		why="containerd not installed (scripts/deps.sh test)"
-	elif ! ct version >/dev/null 2>&1; then
-		why="containerd did not start: $(tail -n 3 "$CT/containerd.log" | tr '\n' ' ')"
-	elif ! ct images ls -q | grep -qx "$IMAGE"; then
-		why="ctr images import of the busybox image failed"
-	fi
-	[ -z "$why" ] || ov_missing containerd "$why"
-}
-
-# ct_run ARGS...: `ctr run` through the shim, with the host's tools read-only.
-ct_run() {
-	local args=() a
-	for a in /usr /lib /lib64; do
-		args+=(--mount "type=bind,src=$a,dst=$a,options=rbind:ro")
-	done
-	ct run --snapshotter native --runc-binary "$CT/oci-vtpm" "${args[@]}" "$@"
-}
-
-# ct_id ID: the container id joins the leak check.
-ct_id() { echo "$1" >>"$T/ids"; }
 
 named_settings() {
 	(umask 077 && head -c 32 /dev/urandom >"$T/master.key")
@@ -166,7 +78,7 @@ nothing_left() {
 	# stop: kill and delete the task (runc delete runs poststop)
 	run ct tasks kill -s KILL ovct-named
 	assert_success
-	ov_wait_for 30 _ct_task_not_running ovct-named
+	ov_wait_for 30 ct_task_not_running ovct-named
 	run ct tasks delete ovct-named
 	assert_success
 	ov_no_swtpm ovct-named || fail "swtpm left after the task's delete"

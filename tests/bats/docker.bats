@@ -10,85 +10,27 @@
 # the daemons by pid and removes their directories.
 
 load helpers
+load engines
 
-SHIM=${OCI_VTPM_RUNTIME_SHIM:-$OCI_VTPM_BUILD/oci-vtpm-runtime}
-DOCKER=/usr/bin/docker # not a docker CLI of another origin earlier on PATH
-IMAGE=ovbusybox:latest
+IMAGE=$OV_DK_IMAGE
+RUN_OPTS=("${OV_DK_RUN_OPTS[@]}")
 TCTI_SCRIPT_EK="tpm2_createek -T $OV_TCTI -c /tmp/ek.ctx -G rsa -u /tmp/ek.pub >/dev/null && echo EK=\$(sha256sum /tmp/ek.pub | cut -d' ' -f1)"
 
 setup_file() {
 	ov_setup_file
-	export DK=$BATS_FILE_TMPDIR/docker
-	# Socket paths under the exec root must stay short (sun_path).
-	export DK_EXEC=/run/ovdk-$$ DK_SOCK=/run/ovdk-$$.sock DK_PID=/run/ovdk-$$.pid
-	export DOCKER_HOST=unix://$DK_SOCK DOCKER_CONFIG=$DK/cli
-	[ -x /usr/sbin/dockerd ] && [ -x "$DOCKER" ] && [ -x "$SHIM" ] || return 0
-	mkdir -p "$DK/cli"
-	# The shim runs with the settings file the current test names here
-	# (not a symlink: the settings are opened without following one).
-	printf '#!/bin/sh\nOCI_VTPM_CONFIG=$(cat %s) exec %s "$@"\n' "$DK/settings.path" "$SHIM" >"$DK/oci-vtpm"
-	chmod 0755 "$DK/oci-vtpm"
-	jq --arg p "$DK/oci-vtpm" '.runtimes["oci-vtpm"].path = $p' \
-		"$OV_REPO/config/docker/daemon.json" >"$DK/daemon.json"
-	/usr/sbin/dockerd --config-file "$DK/daemon.json" --data-root "$DK/data" \
-		--exec-root "$DK_EXEC" -H "$DOCKER_HOST" --pidfile "$DK_PID" \
-		--iptables=false --ip-masq=false --bridge=none --storage-driver=vfs \
-		</dev/null >"$DK/dockerd.log" 2>&1 3>&- &
-	echo $! >"$DK/dockerd.pid"
-	ov_wait_for 60 dk version >/dev/null 2>&1 || return 0 # the tests say what is wrong
-	ov_busybox_image "$DK/image.tar"
-	dk import "$DK/image.tar" "$IMAGE" >/dev/null
+	ov_dockerd_start
 }
 
-teardown_file() {
-	local pid
-	[ -f "${DK:-/nonexistent}/dockerd.pid" ] || return 0
-	pid=$(cat "$DK/dockerd.pid")
-	dk ps -aq 2>/dev/null | xargs -r "$DOCKER" rm -f >/dev/null 2>&1 || true
-	# dockerd stops the containerd it started, then exits.
-	ov_stop_daemon "$pid" "$DK_EXEC" "$DK_EXEC" "$DK/"
-	rm -rf --one-file-system "$DK_EXEC" "$DK_SOCK" "$DK_PID" "$DK/data"
-}
+teardown_file() { ov_dockerd_stop; }
 
 setup() {
 	ov_setup
-	[ -z "${DK:-}" ] || echo "$CFG" >"$DK/settings.path"
+	ov_engines_setup
 }
 
 teardown() {
-	local id
-	if [ -n "${DK:-}" ]; then
-		for id in $(dk ps -aq 2>/dev/null); do dk rm -f "$id" >/dev/null 2>&1 || true; done
-	fi
+	ov_dockerd_rm_all
 	ov_teardown
-}
-
-# dk ARGS...: the docker CLI on this file's daemon, under timeout.
-dk() { timeout -k 5 "$OV_TIMEOUT" "$DOCKER" "$@" 3>&-; }
-
-requires_docker() {
-	requires root jq busybox swtpm tpm2-tools hook runc
-	[ -x "$SHIM" ] || fail "$SHIM not built (run make)"
-	local why=""
-	if ! [ -x /usr/sbin/dockerd ] || ! [ -x "$DOCKER" ]; then
-		why="docker.io not installed (scripts/deps.sh test)"
-	elif ! dk version >/dev/null 2>&1; then
-		why="dockerd did not start: $(tail -n 3 "$DK/dockerd.log" | tr '\n' ' ')"
-	elif ! dk image inspect "$IMAGE" >/dev/null 2>&1; then
-		why="docker import of the busybox image failed"
-	fi
-	[ -z "$why" ] || ov_missing docker "$why"
-}
-
-# What docker run needs here, and the host's tools read-only.
-RUN_OPTS=(--runtime oci-vtpm --network none -v /usr:/usr:ro -v /lib:/lib:ro -v /lib64:/lib64:ro)
-
-# dk_register NAME: the container's full id joins the leak check.
-dk_register() {
-	local id
-	id=$(dk inspect --format '{{.Id}}' "$1") || fail "docker inspect $1"
-	echo "$id" >>"$T/ids"
-	echo "$id"
 }
 
 # The master key a named vTPM needs, and the environment allowed to name.
@@ -163,15 +105,10 @@ _dk_logged() { [ "$(dk logs "$1" 2>/dev/null | grep -c '^EK=')" -ge "$2" ]; }
 	run --separate-stderr dk run --rm --name ovdk-bad "${RUN_OPTS[@]}" -e OCI_VTPM_ENABLE=true \
 		-e OCI_VTPM_COUNT=99 "$IMAGE" true
 	assert_failure
-	# Our error is one line. docker 20.10's CLI may add one of its own
-	# after it: with --rm, "error waiting for container: context canceled"
-	# when the failed container is removed before its wait returns.
-	local line ours=()
-	for line in "${stderr_lines[@]}"; do
-		[ "$line" = "error waiting for container: context canceled" ] || ours+=("$line")
-	done
-	[ "${#ours[@]}" -eq 1 ] || fail "expected one line on stderr: $stderr"
-	[[ ${ours[0]} == *'oci-vtpm-runtime: '*'environment OCI_VTPM_COUNT: bad value "99"'* ]] ||
+	# Our error is one line (docker's own race line aside).
+	dk_error_lines
+	[ "${#DK_ERR[@]}" -eq 1 ] || fail "expected one line on stderr: $stderr"
+	[[ ${DK_ERR[0]} == *'oci-vtpm-runtime: '*'environment OCI_VTPM_COUNT: bad value "99"'* ]] ||
 		fail "docker run does not show our error: $stderr"
 	# The image may not name a vTPM (env_request's default).
 	run --separate-stderr dk run --rm "${RUN_OPTS[@]}" -e OCI_VTPM_ENABLE=true -e OCI_VTPM_NAME=x "$IMAGE" true

@@ -324,3 +324,176 @@ _fsync_follows() {
 	run ov_hook poststop "$T/state.json"
 	assert_success
 }
+
+# ----------------------------------------------------------------------------
+# Records are keyed by container id: two runtime roots may each run a
+# container with the same id. Neither may stop or adopt the other's vTPM.
+
+@test "runc: a second runtime root's container with the same id neither stops nor adopts the first one's vTPM" {
+	requires_stack
+	local a b c id before after root2=$T/rt/runc-b
+	a=$(ov_bundle owner io.oci-vtpm.enable=true)
+	b=$(ov_bundle plain)
+	c=$(ov_bundle asks io.oci-vtpm.enable=true)
+	ov_args "$a" sleep 600
+	ov_args "$b" true
+	ov_args "$c" true
+	id=$(ov_new_id same)
+	ov_run_detached runc "$id" "$a"
+	before=$(ov_swtpm_pids "$id")
+	[ -n "$before" ] || fail "no swtpm for $id"
+	# The same id under another root, asking for nothing: its poststop
+	# runs the hook, which finds the first container's record.
+	run _ov_rt_root "$root2" runc run --bundle "$b" "$id" </dev/null
+	assert_success
+	after=$(ov_swtpm_pids "$id")
+	[ "$before" = "$after" ] || fail "the first container's swtpm changed: '$before' -> '$after'"
+	grep -q "belongs to another container (bundle $a, not $b)" "$OV_HOOK_LOG" ||
+		fail "no line naming the owner in the log: $(tail -n 5 "$OV_HOOK_LOG")"
+	# The same id under another root, asking for a vTPM: refused in one
+	# line, the first container's vTPM untouched.
+	run _ov_rt_root "$root2" runc run --bundle "$c" "$id" </dev/null
+	assert_failure
+	assert_output --partial "start refused: the vTPM recorded for container id $id belongs to another container (bundle $a, not $c)"
+	_ov_rt_root "$root2" runc delete -f "$id" >/dev/null 2>&1 || true
+	after=$(ov_swtpm_pids "$id")
+	[ "$before" = "$after" ] || fail "the first container's swtpm changed: '$before' -> '$after'"
+	jq -e --arg a "$a" '.bundle == $a' "$(ov_slot "$id")/record.json" >/dev/null ||
+		fail "the record changed: $(cat "$(ov_slot "$id")/record.json")"
+	run ov_exec runc "$id" tpm2_getrandom -T "$OV_TCTI" --hex 8
+	assert_success
+	assert_output --regexp '^[0-9a-f]{16}$'
+	ov_delete runc "$id" -f
+	ov_no_swtpm "$id" || fail "the owner's delete did not stop its swtpm"
+}
+
+# ----------------------------------------------------------------------------
+# The rootfs walk does not cross into a bind mount (RESOLVE_NO_XDEV): a
+# volume is shared with the host or other containers.
+
+@test "socket: /run bind-mounted from a host dir is not walked into (RESOLVE_NO_XDEV); a tmpfs /run of the runtime's is" {
+	requires_stack
+	local b id vol=$T/vol
+	mkdir -p "$vol/sub"
+	# The trick: a directory where the hook would make /run/tpm, and a
+	# symlink next to it.
+	ln -s /etc "$vol/tpm-link"
+	b=$(ov_bundle vol io.oci-vtpm.enable=true)
+	ov_cfg "$b" --arg v "$vol" '.mounts += [{destination: "/run", type: "bind", source: $v, options: ["rbind", "rw"]}]'
+	ov_sh "$b" 'ls /run/tpm'
+	id=$(ov_new_id vol)
+	run ov_run runc "$id" "$b"
+	assert_failure
+	assert_output --partial "refusing /run/tpm: /run is a mount point that is not a filesystem of the container's own (a bind mount or volume); not crossed"
+	[ ! -e "$vol/tpm" ] || fail "the hook made $vol/tpm in the host's directory"
+	ov_no_swtpm "$id" || fail "swtpm left running"
+	# The runtime's own tmpfs at /run (podman's, systemd containers') is
+	# crossed: the container gets its TPM.
+	b=$(ov_bundle tmpfs io.oci-vtpm.enable=true)
+	ov_cfg "$b" '.mounts += [{destination: "/run", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "size=1m"]}]'
+	ov_sh "$b" "tpm2_getrandom -T $OV_TCTI --hex 8"
+	id=$(ov_new_id tmpfs)
+	run ov_run runc "$id" "$b"
+	assert_success
+	assert_output --regexp '^[0-9a-f]{16}$'
+}
+
+# ----------------------------------------------------------------------------
+# One uid per vTPM (swtpm_uid_range): a swtpm compromised through a libtpms
+# bug reaches neither another vTPM's swtpm nor its state.
+
+ov_uid_of() { awk '/^Uid:/ {print $2}' "/proc/$1/status"; }
+
+@test "swtpm_uid_range: each container's swtpm has a uid of its own; it cannot open another's state or signal its swtpm" {
+	requires_stack
+	command -v setpriv >/dev/null || fail "setpriv not installed (util-linux)"
+	local a b c u ida idb pa pb ua ub n
+	[ -x "$OV_CLI" ] || fail "$OV_CLI not built"
+	ov_write_config ".swtpm_uid_range = {first: 231000, count: 2}
+		| .master_key = \"$T/keys/master.key\" | .ca_key = \"$T/keys/ca.key\"
+		| .ca_cert = \"$T/keys/ca.pem\""
+	run ovadm init
+	assert_success
+	a=$(ov_bundle a io.oci-vtpm.enable=true io.oci-vtpm.name=uid-a)
+	b=$(ov_bundle b io.oci-vtpm.enable=true)
+	ov_args "$a" sleep 600
+	ov_args "$b" sleep 600
+	ida=$(ov_new_id a)
+	idb=$(ov_new_id b)
+	ov_run_detached runc "$ida" "$a"
+	ov_run_detached runc "$idb" "$b"
+	pa=$(ov_swtpm_pids "$ida")
+	pb=$(ov_swtpm_pids "$idb")
+	[ -n "$pa" ] && [ -n "$pb" ] || fail "swtpm pids: '$pa' '$pb'"
+	ua=$(ov_uid_of "$pa")
+	ub=$(ov_uid_of "$pb")
+	[ "$ua" != "$ub" ] || fail "both swtpm run as uid $ua"
+	for u in "$ua" "$ub"; do
+		((u >= 231000 && u <= 231001)) || fail "uid $u is not in the range"
+	done
+	[ "$(stat -c '%u:%g %a' "$(ov_slot "$ida")/state-0")" = "$ua:$ua 700" ] ||
+		fail "state of $ida: $(stat -c '%u:%g %a' "$(ov_slot "$ida")/state-0")"
+	[ "$(stat -c '%u:%g %a' "$(ov_slot "$idb")/state-0")" = "$ub:$ub 700" ] ||
+		fail "state of $idb: $(stat -c '%u:%g %a' "$(ov_slot "$idb")/state-0")"
+	# As A's swtpm: B's state cannot be listed or written, B's swtpm not
+	# signalled; its own state can.
+	run setpriv --reuid="$ua" --regid="$ua" --clear-groups ls "$(ov_slot "$idb")/state-0"
+	assert_failure
+	assert_output --partial "Permission denied"
+	run setpriv --reuid="$ua" --regid="$ua" --clear-groups touch "$(ov_slot "$idb")/state-0/x"
+	assert_failure
+	run setpriv --reuid="$ua" --regid="$ua" --clear-groups kill -0 "$pb"
+	assert_failure
+	run setpriv --reuid="$ua" --regid="$ua" --clear-groups ls "$(ov_slot "$ida")/state-0"
+	assert_success
+	# A third vTPM: the range (2) is used up, one line says so.
+	c=$(ov_bundle c io.oci-vtpm.enable=true)
+	run ov_run runc "$(ov_new_id c)" "$c"
+	assert_failure
+	# (runc quotes the hook's stderr: \" for ")
+	assert_output --regexp 'no free uid for swtpm: all 2 of settings \\?"swtpm_uid_range\\?" are in use'
+	run ov_exec runc "$ida" tpm2_nvdefine -T "$OV_TCTI" 0x1500017 -C o -s 8 -a 'ownerread|ownerwrite'
+	assert_success
+	ov_delete runc "$ida" -f
+	# Freed: the named vTPM comes back (archive restored to the uid it
+	# gets now), and the range has room again.
+	n=$(find "$(ov_uids_dir)" -type f | wc -l)
+	[ "$n" -eq 1 ] || fail "uid claims after one stop: $(ls "$(ov_uids_dir)")"
+	ida=$(ov_new_id a2)
+	ov_run_detached runc "$ida" "$a"
+	run ov_exec runc "$ida" tpm2_nvreadpublic -T "$OV_TCTI" 0x1500017
+	assert_success
+	ua=$(ov_uid_of "$(ov_swtpm_pids "$ida")")
+	[ "$ua" != "$ub" ] || fail "the restarted vTPM runs as B's uid $ub"
+	[ "$(stat -c '%u' "$(ov_slot "$ida")/state-0"/tpm2-00.permall)" = "$ua" ] ||
+		fail "restored state owned by $(stat -c '%u' "$(ov_slot "$ida")/state-0"/tpm2-00.permall), swtpm is $ua"
+	ov_delete runc "$ida" -f
+	ov_delete runc "$idb" -f
+	[ -z "$(ls -A "$(ov_uids_dir)")" ] || fail "uid claims left: $(ls "$(ov_uids_dir)")"
+}
+
+@test "swtpm_uid_range: a warm vTPM keeps its uid when a container takes it; its claim follows and goes with the stop" {
+	requires_stack
+	[ -x "$OV_CLI" ] || fail "$OV_CLI not built"
+	local b id warm uid
+	ov_write_config '.swtpm_uid_range = {first: 231100, count: 4} | .warm_size = 1 | .pool_size = 0'
+	run ovadm pool fill 0
+	assert_success
+	warm=$(ov_warm_slots)
+	[ -n "$warm" ] || fail "no warm vTPM"
+	uid=$(stat -c %u "$warm/state-0")
+	[ "$(cat "$(ov_uids_dir)/$uid")" = "$(ov_slot_name "$warm")" ] || fail "claim of $uid: $(cat "$(ov_uids_dir)/$uid")"
+	b=$(ov_bundle warm io.oci-vtpm.enable=true)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id warm)
+	ov_run_detached runc "$id" "$b"
+	[ ! -e "$warm" ] || fail "the warm vTPM was not taken"
+	[ "$(stat -c %u "$(ov_slot "$id")/state-0")" = "$uid" ] || fail "the taken vTPM changed uid"
+	[ "$(cat "$(ov_uids_dir)/$uid")" = "$id" ] || fail "claim of $uid: $(cat "$(ov_uids_dir)/$uid")"
+	run ov_exec runc "$id" tpm2_getrandom -T "$OV_TCTI" --hex 8
+	assert_success
+	ov_delete runc "$id" -f
+	[ ! -e "$(ov_uids_dir)/$uid" ] || fail "the claim of $uid is left"
+	run ovadm pool drain
+	assert_success
+}

@@ -136,7 +136,7 @@ ov_relay_pids() {
 # directory per kind. Tests name a container's slot, the name claims, warm
 # and precreated vTPMs and the pool's work dir only through these, so that
 # the run-dir layout is written down once.
-OV_RUN_KINDS="containers warm precreated names pool"
+OV_RUN_KINDS="containers warm precreated names pool uids"
 # ov_slot SLOT: the directory of a slot: a container id, or the slot name
 # of a warm or precreated vTPM ("warm/<hex>", "precreated/<hex>": a '/' no
 # container id has; what `oci-vtpm gc` prints, ov_slot_name gives).
@@ -152,6 +152,7 @@ ov_slot_name() {
 	if [ $# -eq 0 ]; then sed -e "s|^$RUN_DIR/containers/||" -e "s|^$RUN_DIR/||"; else printf '%s\n' "$@" | ov_slot_name; fi
 }
 ov_names_dir() { printf '%s/names' "$RUN_DIR"; }
+ov_uids_dir() { printf '%s/uids' "$RUN_DIR"; } # swtpm_uid_range claims
 ov_pool_work_dir() { printf '%s/pool' "$RUN_DIR"; }
 # ov_warm_slots / ov_pre_slots: full paths of warm / precreated slots, one
 # per line (none: no output).
@@ -223,6 +224,21 @@ ov_requires_init() {
 	assert_output --partial "host CA"
 }
 
+# ov_busybox_links DIR: a symlink DIR/APPLET -> busybox for each applet of
+# DIR/busybox that DIR lacks. One perl process, not one ln per applet
+# (about 400): in the VM each fork costs up to a second on a busy host.
+ov_busybox_links() {
+	local a
+	if command -v perl >/dev/null; then
+		"$1/busybox" --list | perl -e 'chdir $ARGV[0] or die "$ARGV[0]: $!\n";
+			while (<STDIN>) { chomp; -e || -l || symlink("busybox", $_) or die "$_: $!\n" }' "$1"
+		return
+	fi
+	for a in $("$1/busybox" --list); do
+		[ -e "$1/$a" ] || ln -s busybox "$1/$a"
+	done
+}
+
 # ov_busybox_image TAR: a container image as a tar: busybox and its
 # applets, root in passwd and group, empty mount points for the host's
 # /usr, /lib and /lib64 (podman import). Nothing without busybox.
@@ -233,9 +249,7 @@ ov_busybox_image() {
 	mkdir -p "$img"/{bin,dev,etc,proc,sys,tmp,run,root,usr,lib,lib64,var/tmp}
 	chmod 1777 "$img/tmp" "$img/var/tmp"
 	cp "$bb" "$img/bin/busybox"
-	for a in $("$img/bin/busybox" --list); do
-		[ -e "$img/bin/$a" ] || ln -s busybox "$img/bin/$a"
-	done
+	ov_busybox_links "$img/bin"
 	printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' >"$img/etc/passwd"
 	printf '%s\n' 'root:x:0:' >"$img/etc/group"
 	tar -C "$img" -cf "$1" .
@@ -370,9 +384,7 @@ ov_setup_file() {
 	# /bin is a real directory holding busybox and its applets, so that the
 	# host's /usr (bind-mounted read-only) does not shadow the shell.
 	cp "$bb" "$r/bin/busybox"
-	for a in $("$r/bin/busybox" --list); do
-		[ -e "$r/bin/$a" ] || ln -s busybox "$r/bin/$a"
-	done
+	ov_busybox_links "$r/bin"
 	ln -s bin "$r/sbin"
 
 	# Host /usr read-only; /lib* follow the host layout (symlinks into usr
@@ -645,6 +657,29 @@ ov_hook() {
 	timeout -k 5 "$OV_TIMEOUT" env -i "OCI_VTPM_CONFIG=$CFG" "$OV_HOOK" "$1" <"$2" 3>&-
 }
 
+# ov_htpm ID CMD ARGS...: host tpm2-tools against container ID's TPM
+# (socket backend).
+ov_htpm() {
+	local id=$1
+	shift
+	TPM2TOOLS_TCTI="swtpm:path=$(ov_slot "$id")/private/tpm/tpm0.sock" timeout -k 5 30 "$@"
+}
+# ov_host_ek ID: EK digest of container ID's TPM, from the host.
+ov_host_ek() {
+	ov_htpm "$1" tpm2_createek -c "$T/ek.ctx" -G rsa -u "$T/ek.pub" >/dev/null || return 1
+	ov_htpm "$1" tpm2_flushcontext -t >/dev/null || return 1
+	sha256sum "$T/ek.pub" | cut -d' ' -f1
+}
+# ov_host_nvwrite ID VALUE: define (if needed) NV index $NV and write VALUE.
+ov_host_nvwrite() {
+	printf '%s' "$2" >"$T/nv.in"
+	ov_htpm "$1" tpm2_nvreadpublic "$NV" >/dev/null 2>&1 ||
+		ov_htpm "$1" tpm2_nvdefine "$NV" -C o -s "${#2}" -a 'ownerread|ownerwrite' >/dev/null || return 1
+	ov_htpm "$1" tpm2_nvwrite "$NV" -C o -i "$T/nv.in"
+}
+# ov_host_nvread ID LEN: NV index $NV of container ID's TPM.
+ov_host_nvread() { ov_htpm "$1" tpm2_nvread "$NV" -C o -s "$2"; }
+
 # ov_dummy_pid: a sleeping process in its own mount namespace, standing in
 # for a container init pid when the hook is called directly.
 ov_dummy_pid() {
@@ -698,8 +733,9 @@ $new"
 # ov_leak_check: prints every leak, returns 1 if any. Safe to call mid-test.
 ov_leak_check() {
 	local leaks=0 pids id m s
-	# A control relay exits when it sees its swtpm gone: give it a moment.
-	ov_wait_for 5 _ov_no_relays >/dev/null 2>&1 || true
+	# A control relay exits when it sees its swtpm gone: give it a moment
+	# (a loaded machine schedules it late).
+	ov_wait_for 10 _ov_no_relays >/dev/null 2>&1 || true
 	pids=$(ov_pids_matching "$RUN_DIR")
 	if [ -n "$pids" ]; then
 		ov_log "LEAK: processes whose command line contains $RUN_DIR:"
@@ -740,17 +776,20 @@ ov_leak_check() {
 # teardown; its failure fails the test.
 ov_teardown() {
 	[ -n "${T:-}" ] && [ -d "$T" ] || return 0
-	local rc=0 rt id pid
+	local rc=0 rt id pid root
 	while read -r rt id; do
 		[ -n "$id" ] || continue
 		ov_rt "$rt" delete -f "$id" >/dev/null 2>&1 || true
 	done <"$T/containers"
-	# Anything else still known to this test's runtime roots.
-	for rt in runc crun; do
-		[ -d "$T/rt/$rt" ] || continue
-		for id in $(ov_rt "$rt" list -q 2>/dev/null); do
-			ov_log "runtime $rt still had container $id after the test"
-			ov_rt "$rt" delete -f "$id" >/dev/null 2>&1 || true
+	# Anything else still known to this test's runtime roots ($T/rt/RUNTIME,
+	# and second roots $T/rt/RUNTIME-WHAT).
+	for root in "$T"/rt/*; do
+		[ -d "$root" ] || continue
+		rt=${root##*/}
+		rt=${rt%%-*}
+		for id in $(_ov_rt_root "$root" "$rt" list -q 2>/dev/null); do
+			ov_log "runtime $rt ($root) still had container $id after the test"
+			_ov_rt_root "$root" "$rt" delete -f "$id" >/dev/null 2>&1 || true
 		done
 	done
 	while read -r pid; do

@@ -111,26 +111,11 @@ pv_hook_up() {
 # pv_hook_down ID: poststop for it.
 pv_hook_down() { ov_hook poststop "$T/$1.state"; }
 
-# htpm ID CMD ARGS...: host tpm2-tools against container ID's TPM.
-htpm() {
-	local id=$1
-	shift
-	TPM2TOOLS_TCTI="swtpm:path=$(ov_slot "$id")/private/tpm/tpm0.sock" timeout -k 5 30 "$@"
-}
-# pv_host_ek ID: EK digest of container ID's TPM, from the host.
-pv_host_ek() {
-	htpm "$1" tpm2_createek -c "$T/ek.ctx" -G rsa -u "$T/ek.pub" >/dev/null || return 1
-	htpm "$1" tpm2_flushcontext -t >/dev/null || return 1
-	sha256sum "$T/ek.pub" | cut -d' ' -f1
-}
-# pv_host_nvwrite ID VALUE / pv_host_nvread ID LEN
-pv_host_nvwrite() {
-	printf '%s' "$2" >"$T/nv.in"
-	htpm "$1" tpm2_nvreadpublic "$NV" >/dev/null 2>&1 ||
-		htpm "$1" tpm2_nvdefine "$NV" -C o -s "${#2}" -a 'ownerread|ownerwrite' >/dev/null || return 1
-	htpm "$1" tpm2_nvwrite "$NV" -C o -i "$T/nv.in"
-}
-pv_host_nvread() { htpm "$1" tpm2_nvread "$NV" -C o -s "$2"; }
+# htpm, pv_host_ek, pv_host_nvwrite: helpers.bash (ov_htpm, ov_host_*).
+htpm() { ov_htpm "$@"; }
+pv_host_ek() { ov_host_ek "$@"; }
+pv_host_nvwrite() { ov_host_nvwrite "$@"; }
+pv_host_nvread() { ov_host_nvread "$@"; }
 
 # ============================================================================
 # 1. The identity survives the container.

@@ -311,12 +311,12 @@ pl_tpm_pid() { jq -r '.tpms[0].pid' "$(ov_slot "$1")/record.json"; }
 
 	# Requests a warm vTPM cannot serve start their own.
 	named=$(ov_new_id named)
-	b=$(ov_bundle named io.oci-vtpm.enable=true io.oci-vtpm.name=w1)
+	b=$(ov_bundle named io.oci-vtpm.enable=true io.oci-vtpm.name=w1 io.oci-vtpm.count=2)
 	ov_args "$b" sleep 600
 	ov_run_detached runc "$named" "$b"
-	grep -q "$named: started 1 TPM 2.0 vTPM (socket backend), name w1$" "$OV_HOOK_LOG" ||
+	grep -q "$named: started 2 TPM 2.0 vTPMs (socket backend), name w1$" "$OV_HOOK_LOG" ||
 		fail "hook log: $(tail -n 5 "$OV_HOOK_LOG")"
-	[ "$(pl_warm | wc -l)" = 1 ] || fail "a named vTPM took a warm one: $(pl_warm)"
+	[ "$(pl_warm | wc -l)" = 1 ] || fail "a two-TPM named vTPM took a warm one: $(pl_warm)"
 
 	# gc keeps the live warm one.
 	run ovadm gc
@@ -413,4 +413,128 @@ pl_tpm_pid() { jq -r '.tpms[0].pid' "$(ov_slot "$1")/record.json"; }
 	run ovadm pool drain
 	assert_success
 	assert_output --partial "1 warm vTPMs stopped"
+}
+
+# wn_tpm ID CMD...: a tpm2-tools command on container ID's TPM, from the
+# host, through its socket.
+wn_tpm() {
+	local id=$1
+	shift
+	TPM2TOOLS_TCTI="swtpm:path=$(ov_slot "$id")/private/tpm/tpm0.sock" timeout 30 "$@"
+}
+# wn_ek ID: digest of the EK's public part: the TPM's identity.
+wn_ek() {
+	wn_tpm "$1" tpm2_createek -c "$T/ek.ctx" -G rsa -u "$T/ek.pub" >/dev/null || return 1
+	wn_tpm "$1" tpm2_flushcontext -t >/dev/null || return 1
+	sha256sum "$T/ek.pub" | cut -d' ' -f1
+}
+wn_nv() { wn_tpm "$1" tpm2_nvread 0x1500016 -C o -s 8; }
+wn_nv_write() {
+	printf '%s' "$2" >"$T/nv.in"
+	wn_tpm "$1" tpm2_nvwrite 0x1500016 -C o -i "$T/nv.in"
+}
+
+@test "warm named vTPM: a warm swtpm takes the name's archived state over its control channel (same EK, same NV), archives the next generation at poststop; a corrupt archive or another master key fails in one line, the taken swtpm stopped, the other warm vTPMs usable" {
+	ov_requires_init
+	local id ek1 ek2 warm pids st
+	local base=".master_key = \"$T/keys/master.key\" | .ca_key = \"$T/ca/ca.key\" | .ca_cert = \"$T/ca/ca.pem\""
+	ov_write_config "$base"
+	# Cold: the name's first TPM, an NV index written.
+	id=$(pl_run cold io.oci-vtpm.enable=true io.oci-vtpm.name=wn)
+	ek1=$(wn_ek "$id")
+	[ -n "$ek1" ] || fail "no EK name"
+	wn_tpm "$id" tpm2_nvdefine 0x1500016 -C o -s 8 -a "ownerread|ownerwrite"
+	wn_nv_write "$id" coldcold
+	ov_delete runc "$id" -f
+	[ -f "$STATE_DIR/vtpms/wn/gen-0000000001.ovtpm" ] || fail "no generation 1"
+
+	# Warm: the name's state handed to a running swtpm.
+	ov_write_config "$base | .warm_size = 2"
+	run ovadm pool fill 0
+	assert_success
+	warm=$(pl_warm)
+	pids=$(for w in $warm; do ov_swtpm_pids "$w"; done)
+	id=$(pl_run warm io.oci-vtpm.enable=true io.oci-vtpm.name=wn)
+	grep -q "$id: started 1 TPM 2.0 vTPM (socket backend), warm, name wn$" "$OV_HOOK_LOG" ||
+		fail "not warm: $(tail -n 5 "$OV_HOOK_LOG")"
+	grep -qw -- "$(pl_tpm_pid "$id")" <<<"$pids" || fail "swtpm $(pl_tpm_pid "$id") is none of the warm ones ($pids)"
+	ek2=$(wn_ek "$id")
+	[ "$ek1" = "$ek2" ] || fail "EK differs: cold $ek1, warm $ek2"
+	run wn_nv "$id"
+	assert_success
+	assert_output coldcold
+	# The live state is under the warm swtpm's own key, not the name's:
+	# nothing of it is readable without the swtpm.
+	jq -e '.state_in_swtpm == true and .name == "wn"' "$(ov_slot "$id")/record.json" >/dev/null ||
+		fail "record: $(cat "$(ov_slot "$id")/record.json")"
+	wn_nv_write "$id" warmwarm
+	ov_delete runc "$id" -f
+	grep -q "$id: vTPM wn archived as generation 2" "$OV_HOOK_LOG" || fail "not archived: $(tail -n 5 "$OV_HOOK_LOG")"
+	run ovadm pool drain
+	assert_success
+
+	# Cold again: the generation the warm one archived.
+	ov_write_config "$base"
+	id=$(pl_run cold2 io.oci-vtpm.enable=true io.oci-vtpm.name=wn)
+	[ "$(wn_ek "$id")" = "$ek1" ] || fail "EK differs after the warm run"
+	run wn_nv "$id"
+	assert_success
+	assert_output warmwarm
+	ov_delete runc "$id" -f
+
+	# A corrupt newest generation: one line, no slot, no name claim; the
+	# taken warm swtpm is stopped, the other still answers.
+	ov_write_config "$base | .warm_size = 2"
+	run ovadm pool fill 0
+	assert_success
+	printf 'X' | dd of="$STATE_DIR/vtpms/wn/gen-0000000003.ovtpm" bs=1 seek=200 conv=notrunc 2>/dev/null
+	id=$(ov_new_id bad)
+	st=$T/bad.state
+	ov_state "$id" "$(ov_bundle bad io.oci-vtpm.enable=true io.oci-vtpm.name=wn)" "$(ov_dummy_pid)" >"$st"
+	run --separate-stderr ov_hook createRuntime "$st"
+	ov_assert_hook_error "vTPM wn generation 3 does not verify"
+	[ ! -e "$(ov_slot "$id")" ] || fail "slot left: $(ls -la "$(ov_slot "$id")")"
+	[ ! -e "$(ov_names_dir)/wn" ] || fail "name claim left"
+	[ "$(ov_warm_slots | wc -l)" = 1 ] || fail "warm vTPMs left: $(ov_warm_slots)"
+	for w in $(ov_warm_slots); do
+		TPM2TOOLS_TCTI="swtpm:path=$w/private/tpm/tpm0.sock" timeout 30 tpm2_getrandom 8 --hex >/dev/null ||
+			fail "warm vTPM $w does not answer"
+	done
+
+	# Another host's master key: one line; the warm swtpm taken is
+	# stopped cleanly (no swtpm left at all, no slot, no claim).
+	mv "$T/keys/master.key" "$T/keys/master.key.good"
+	(umask 077 && head -c 32 /dev/urandom >"$T/keys/master.key")
+	id=$(ov_new_id wrongkey)
+	st=$T/wrongkey.state
+	ov_state "$id" "$(ov_bundle wrongkey io.oci-vtpm.enable=true io.oci-vtpm.name=wn)" "$(ov_dummy_pid)" >"$st"
+	run --separate-stderr ov_hook createRuntime "$st"
+	ov_assert_hook_error "vTPM wn is protected by master key [0-9a-f]+, not by this host's master key"
+	mv "$T/keys/master.key.good" "$T/keys/master.key"
+	[ ! -e "$(ov_slot "$id")" ] || fail "slot left: $(ls -la "$(ov_slot "$id")")"
+	[ ! -e "$(ov_names_dir)/wn" ] || fail "name claim left"
+	[ -z "$(ov_warm_slots)" ] || fail "warm vTPMs left: $(ov_warm_slots)"
+	ov_no_swtpm || fail "swtpm left: $(ov_ps "$(ov_swtpm_pids)")"
+}
+
+@test "warm named EK-certified vTPM: a new name takes a warm EK-certified vTPM (its certificate chains to the host CA); the cold start after has the same EK and certificate" {
+	ov_requires_init
+	local id ident
+	local base=".master_key = \"$T/keys/master.key\" | .ca_key = \"$T/ca/ca.key\" | .ca_cert = \"$T/ca/ca.pem\" | .ek_cert = true"
+	ov_write_config "$base | .warm_size = 1"
+	run ovadm pool fill 1
+	assert_success
+	id=$(pl_run wek io.oci-vtpm.enable=true io.oci-vtpm.name=wek)
+	grep -q "$id: started 1 TPM 2.0 vTPM (socket backend), warm, EK-certified, name wek$" "$OV_HOOK_LOG" ||
+		fail "not warm: $(tail -n 5 "$OV_HOOK_LOG")"
+	ident=$(pl_identity "$id") || fail "no valid EK certificate"
+	ov_delete runc "$id" -f
+	grep -q "$id: vTPM wek archived as generation 1" "$OV_HOOK_LOG" || fail "not archived: $(tail -n 5 "$OV_HOOK_LOG")"
+	run ovadm pool drain
+	assert_success
+	ov_write_config "$base"
+	id=$(pl_run wek2 io.oci-vtpm.enable=true io.oci-vtpm.name=wek)
+	grep -q "$id: vTPM wek restored from generation 1$" "$OV_HOOK_LOG" || fail "not restored: $(tail -n 5 "$OV_HOOK_LOG")"
+	[ "$(pl_identity "$id")" = "$ident" ] || fail "identity differs after the warm run"
+	ov_delete runc "$id" -f
 }

@@ -21,12 +21,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(buf, data, size);
 	buf[size] = '\0';
-	if (ov_spec_parse(buf, size, "/bundle", &sp, &err) == 0) {
+	if (ov_oci_spec_parse(buf, size, "/bundle", &sp, &err) == 0) {
 		ov_settings_defaults(&s);
 		s.env_keys = size & 1 ? OV_ENV_KEYS_DEFAULT | OV_REQ_NAME : 0;
 		if (ov_request_parse(&s, sp.annotations, sp.env, &r, &err) == 0)
 			ov_request_free(&r);
-		ov_spec_free(&sp);
+		ov_oci_spec_free(&sp);
 	}
 	free(buf);
 	return 0;

@@ -17,8 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(buf, data, size);
 	buf[size] = '\0';
-	if (ov_state_parse(buf, size, &st, &err) == 0)
-		ov_state_free(&st);
+	if (ov_oci_state_parse(buf, size, &st, &err) == 0)
+		ov_oci_state_free(&st);
 	free(buf);
 	return 0;
 }

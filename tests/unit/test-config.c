@@ -1,8 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/instance.h"
 #include "oci-vtpm/oci.h"
+#include "oci-vtpm/rootless.h"
+#include "oci-vtpm/store.h"
 #include "unit.h"
 
 static int settings(const char *json, struct ov_settings *s, ov_error *err)
@@ -46,6 +54,25 @@ static void test_settings(void)
 	CHECK_ERR(&err, "\"swtpm\" must be a string");
 	CHECK(settings("{", &s, &err) < 0);
 	CHECK_ERR(&err, "settings: invalid JSON");
+
+	/* swtpm's cgroup: limits by default are best effort; naming a limit
+	 * asks for them. A parent that is not a relative path is refused. */
+	CHECK(settings("{}", &s, &err) == 0);
+	CHECK(strcmp(s.swtpm_cgroup, "oci-vtpm") == 0 && !s.swtpm_limits_required);
+	ov_settings_free(&s);
+	CHECK(settings("{\"swtpm_cgroup\":\"a/b\"}", &s, &err) == 0);
+	CHECK(strcmp(s.swtpm_cgroup, "a/b") == 0 && !s.swtpm_limits_required);
+	ov_settings_free(&s);
+	CHECK(settings("{\"swtpm_pids_max\":4}", &s, &err) == 0);
+	CHECK(s.swtpm_pids_max == 4 && s.swtpm_limits_required);
+	ov_settings_free(&s);
+	CHECK(settings("{\"swtpm_cgroup\":\"\"}", &s, &err) == 0);
+	CHECK(s.swtpm_cgroup[0] == '\0');
+	ov_settings_free(&s);
+	CHECK(settings("{\"swtpm_cgroup\":\"/abs\"}", &s, &err) < 0);
+	CHECK_ERR(&err, "\"swtpm_cgroup\": \"/abs\" is not a relative cgroup path");
+	CHECK(settings("{\"swtpm_cgroup\":\"a/../b\"}", &s, &err) < 0);
+	CHECK_ERR(&err, "swtpm_cgroup");
 
 	/* A file named explicitly must exist. */
 	CHECK(ov_settings_load("/nonexistent/config.json", &s, &err) < 0);
@@ -288,6 +315,25 @@ static void test_names(void)
 	CHECK(ov_name_valid(long_name));
 }
 
+/* swtpm_uid_range: {"first", "count"}, never root, never past the top. */
+static void test_uid_range(void)
+{
+	struct ov_settings s;
+	ov_error err = {0};
+
+	CHECK(settings("{}", &s, &err) == 0 && s.swtpm_uid_count == 0);
+	ov_settings_free(&s);
+	CHECK(settings("{\"swtpm_uid_range\":{\"first\":200000,\"count\":65536}}", &s, &err) == 0);
+	CHECK(s.swtpm_uid_first == 200000 && s.swtpm_uid_count == 65536);
+	ov_settings_free(&s);
+	CHECK(settings("{\"swtpm_uid_range\":{\"first\":0,\"count\":2}}", &s, &err) < 0);
+	CHECK_ERR(&err, "first must be 1 or more");
+	CHECK(settings("{\"swtpm_uid_range\":{\"first\":4294967290,\"count\":8}}", &s, &err) < 0);
+	CHECK(settings("{\"swtpm_uid_range\":[1,2]}", &s, &err) < 0);
+	CHECK_ERR(&err, "must be {\"first\": UID, \"count\": N}");
+	CHECK(settings("{\"swtpm_uid_range\":{\"first\":9,\"count\":1,\"x\":1}}", &s, &err) < 0);
+}
+
 /* Who may ask for what: annotation_request, name_scope, max_vtpms, max_names. */
 static void test_policy(void)
 {
@@ -358,6 +404,172 @@ static void test_policy(void)
 	ov_request_free(&r);
 }
 
+/* As a plain user (a forked child as nobody): the user's own defaults,
+ * settings and run dirs it or root own are trusted, another user's not.
+ * The child's CHECKs count in its exit status. */
+static void rootless_child(const char *dir)
+{
+	struct ov_settings s;
+	ov_error err = {0};
+	char path[512];
+	int fd;
+
+	if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+		_exit(100);
+	CHECK(ov_rootless());
+	setenv("XDG_RUNTIME_DIR", "/x/run", 1);
+	setenv("XDG_DATA_HOME", "/x/data", 1);
+	setenv("XDG_CONFIG_HOME", "/x/cfg", 1);
+	unsetenv(OV_CONFIG_ENV);
+	CHECK(strcmp(ov_settings_path(), "/x/cfg/oci-vtpm/" OV_USER_CONFIG_NAME) == 0);
+	CHECK(settings("{}", &s, &err) == 0);
+	CHECK(strcmp(s.run_dir, "/x/run/oci-vtpm") == 0);
+	CHECK(strcmp(s.state_dir, "/x/data/oci-vtpm") == 0);
+	CHECK(strcmp(s.master_key, "/x/data/oci-vtpm/master.key") == 0);
+	CHECK(strcmp(s.ca_key, "/x/data/oci-vtpm/ca/ca.key") == 0);
+	CHECK(strcmp(s.swtpm_user, "") == 0);
+	ov_settings_free(&s);
+	/* Unset or relative: /run/user/UID and the passwd home. */
+	unsetenv("XDG_RUNTIME_DIR");
+	setenv("XDG_DATA_HOME", "relative", 1);
+	CHECK(settings("{\"master_key\":\"/k\"}", &s, &err) == 0);
+	CHECK(strcmp(s.run_dir, "/run/user/65534/oci-vtpm") == 0);
+	CHECK(strcmp(s.state_dir, "/nonexistent/.local/share/oci-vtpm") == 0);
+	CHECK(strcmp(s.master_key, "/k") == 0);
+	ov_settings_free(&s);
+
+	snprintf(path, sizeof(path), "%s/mine.json", dir);
+	CHECK(ov_settings_load(path, &s, &err) == 0);
+	ov_settings_free(&s);
+	snprintf(path, sizeof(path), "%s/root.json", dir);
+	CHECK(ov_settings_load(path, &s, &err) == 0);
+	ov_settings_free(&s);
+	snprintf(path, sizeof(path), "%s/other.json", dir);
+	CHECK(ov_settings_load(path, &s, &err) < 0);
+	CHECK_ERR(&err, "is owned by uid 2 with mode 0644: only root or you may write it");
+	snprintf(path, sizeof(path), "%s/run-mine", dir);
+	fd = ov_run_dir_open(path, false, &err);
+	CHECK(fd >= 0);
+	if (fd >= 0)
+		close(fd);
+	snprintf(path, sizeof(path), "%s/run-other", dir);
+	CHECK(ov_run_dir_open(path, true, &err) < 0);
+	CHECK_ERR(&err, "is owned by uid 2 with mode 0755: it must be ours (uid 65534)");
+	_exit(unit_failed > 99 ? 99 : unit_failed);
+}
+
+/* dir/name: a file or (dir) directory with that owner and mode. */
+static void make_owned(const char *dir, const char *name, bool is_dir, uid_t uid, mode_t mode)
+{
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (is_dir) {
+		CHECK(mkdir(path, mode) == 0);
+	} else {
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+		CHECK(fd >= 0 && write(fd, "{}", 2) == 2);
+		if (fd >= 0)
+			close(fd);
+	}
+	CHECK(chown(path, uid, uid) == 0 && chmod(path, mode) == 0);
+}
+
+static void test_rootless(void)
+{
+	char dir[] = "/tmp/ov-test-rootless.XXXXXX";
+	int status = -1;
+	pid_t pid;
+
+	CHECK(!ov_rootless()); /* the unit tests run as root */
+	if (!mkdtemp(dir) || chmod(dir, 0755) < 0) {
+		CHECK(!"mkdtemp");
+		return;
+	}
+	make_owned(dir, "mine.json", false, 65534, 0600);
+	make_owned(dir, "root.json", false, 0, 0644);
+	make_owned(dir, "other.json", false, 2, 0644);
+	make_owned(dir, "run-mine", true, 65534, 0700);
+	make_owned(dir, "run-other", true, 2, 0755);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0)
+		rootless_child(dir);
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fprintf(stderr, "rootless child: status 0x%x\n", status);
+	for (const char *n = "mine.json\0root.json\0other.json\0run-mine\0run-other\0"; *n;
+	     n += strlen(n) + 1) {
+		char path[512];
+
+		snprintf(path, sizeof(path), "%s/%s", dir, n);
+		CHECK(remove(path) == 0);
+	}
+	CHECK(rmdir(dir) == 0);
+}
+
+/* A child in a new user namespace whose uid 0 is outside uid `out`: exits
+ * 0 when ov_rootless() there is `want` and ov_outside_uid() is out. */
+static int userns_child(uid_t out, bool want)
+{
+	int go[2], status = -1;
+	char path[64], map[64];
+	pid_t pid;
+	int fd;
+
+	if (pipe(go) < 0)
+		return -1;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		char c;
+
+		close(go[1]);
+		if (unshare(CLONE_NEWUSER) < 0)
+			_exit(10);
+		/* the parent writes our map, then closes go */
+		if (read(go[0], &c, 1) != 0)
+			_exit(11);
+		/* become the namespace's uid 0, which is `out` outside */
+		if (setresuid(0, 0, 0) < 0)
+			_exit(13);
+		_exit(geteuid() == 0 && ov_outside_uid() == out && ov_rootless() == want ? 0 : 12);
+	}
+	close(go[0]);
+	/* wait until the child has its namespace */
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+	for (int i = 0; i < 1000; i++) {
+		struct stat a, b;
+
+		if (stat(path, &a) == 0 && stat("/proc/self/ns/user", &b) == 0 &&
+		    a.st_ino != b.st_ino)
+			break;
+		usleep(1000);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
+	snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)out);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	CHECK(fd >= 0 && write(fd, map, strlen(map)) == (ssize_t)strlen(map));
+	if (fd >= 0)
+		close(fd);
+	close(go[1]);
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static void test_rootless_userns(void)
+{
+	/* rootless podman's namespace: uid 0 is a user of the passwd file */
+	CHECK(userns_child(65534, true) == 0);
+	/* a system container's root: an unnamed subordinate id */
+	CHECK(userns_child(3999999, false) == 0);
+	/* root mapped to root */
+	CHECK(userns_child(0, false) == 0);
+}
+
 int main(void)
 {
 	test_settings();
@@ -365,6 +577,9 @@ int main(void)
 	test_request_env();
 	test_names();
 	test_policy();
+	test_uid_range();
 	test_precreated_names();
+	test_rootless();
+	test_rootless_userns();
 	return unit_done("config");
 }

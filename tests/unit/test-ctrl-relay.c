@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <endian.h>
+#include <fcntl.h>
+#include <time.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -18,7 +20,7 @@ static ssize_t exchange(const void *msg, size_t len, unsigned char *rsp, size_t 
 	if (write(sv[0], msg, len) != (ssize_t)len)
 		return -1;
 	shutdown(sv[0], SHUT_WR);
-	ov_ctrl_relay_serve(sv[1], 200);
+	ov_ctrl_relay_serve(sv[1], -1, 200);
 	close(sv[1]);
 	n = read(sv[0], rsp, size);
 	close(sv[0]);
@@ -77,5 +79,25 @@ int main(void)
 	/* Half a command, then silence: no answer, no hang. */
 	n = exchange("\0\0", 2, rsp, sizeof(rsp));
 	CHECK(n == 0);
+
+	/* A client that keeps the connection open and silent holds the relay
+	 * no longer than its swtpm lives: gone_fd readable ends the serving
+	 * at once, not after the (here: 60 s) silence timeout. */
+	{
+		int sv[2], gone[2];
+		struct timespec t0, t1;
+
+		CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+		CHECK(pipe2(gone, O_CLOEXEC) == 0);
+		CHECK(write(gone[1], "x", 1) == 1);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		ov_ctrl_relay_serve(sv[1], gone[0], 60000);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		CHECK(t1.tv_sec - t0.tv_sec < 30);
+		close(sv[0]);
+		close(sv[1]);
+		close(gone[0]);
+		close(gone[1]);
+	}
 	return unit_done("ctrl-relay");
 }

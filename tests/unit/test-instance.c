@@ -181,8 +181,11 @@ static void test_adopt_move(void)
 	ov_error err = {0};
 	bool moved;
 
+	snprintf(rec.cgroup, sizeof(rec.cgroup), "00112233445566778899aabbccddeeff");
 	CHECK(cdir >= 0 && ov_record_write(cdir, &rec, &err) == 0);
 	CHECK(ov_instance_claim_name(run, "vt-move", PRE_A, &err) == 0);
+	CHECK(ov_instance_cgroup_recorded(run, "00112233445566778899aabbccddeeff"));
+	CHECK(!ov_instance_cgroup_recorded(run, "ffeeddccbbaa99887766554433221100"));
 	/* Lost the race: from is another directory than the one locked. */
 	CHECK(ov_instance_move(run, cdir, PRE_B, "c-move", "/b", 0, &rec, &moved, &err) < 0);
 	CHECK(err.code == ENOENT && !moved && exists("run/" PRE_A) &&
@@ -197,6 +200,9 @@ static void test_adopt_move(void)
 	CHECK(ov_record_read(cdir, &got, &err) == 0);
 	CHECK(strcmp(got.id, "c-move") == 0 && strcmp(got.bundle, "/b") == 0 &&
 	      got.holder_pid == container && got.container_pid == 0);
+	/* Its cgroup's name is the record's token: a move leaves it. */
+	CHECK(strcmp(got.cgroup, "00112233445566778899aabbccddeeff") == 0);
+	CHECK(ov_instance_cgroup_recorded(run, "00112233445566778899aabbccddeeff"));
 	/* The container is recorded once. */
 	CHECK(ov_instance_adopt(cdir, container, &got, &err) == 0);
 	ov_record_free(&got);
@@ -267,6 +273,13 @@ static void test_each(void)
 	CHECK(ov_instance_each(&s, ov_warm_valid, count_fn) == 1);
 	CHECK(ov_instance_each(&s, ov_container_id_valid, count_fn) == 2);
 	CHECK(ov_instance_each(&s, ov_instance_slot_valid, count_fn) == 3);
+	{
+		cleanup_instance_iter struct ov_instance_iter it = {.only = OV_INSTANCE_WARM_DIR};
+		const char *slot = ov_instance_next(run, &it);
+
+		CHECK(slot && strcmp(slot, OV_WARM_PREFIX WARM_X2) == 0);
+		CHECK(!ov_instance_next(run, &it));
+	}
 	CHECK(ov_instance_remove(&s, OV_WARM_PREFIX WARM_X1, &err) < 0 && err.code == EINVAL);
 	CHECK(rmdir(path("run/" OV_WARM_PREFIX WARM_X1)) == 0);
 	CHECK(ov_instance_remove(&s, OV_WARM_PREFIX WARM_X2, &err) == 0);

@@ -36,7 +36,7 @@ static void test_events(void)
 	size_t n;
 	char all[8192] = "";
 
-	CHECK(ov_spec_parse(config, strlen(config), "/b", &sp, &err) == 0);
+	CHECK(ov_oci_spec_parse(config, strlen(config), "/b", &sp, &err) == 0);
 	CHECK(ov_measure_events("c1", &sp, &ev, &err) == 0);
 	n = ev ? json_object_array_length(ev) : 0;
 	CHECK(n == 13);
@@ -74,19 +74,19 @@ static void test_events(void)
 	CHECK(n > 12 && strncmp(event(ev, 12), "{\"linux.seccomp\":\"sha256:", 25) == 0 &&
 	      strlen(event(ev, 12)) == 25 + 64 + 2);
 	json_object_put(ev);
-	ov_spec_free(&sp);
+	ov_oci_spec_free(&sp);
 
 	/* podman's annotation names the engine; nothing names the image. */
 	static const char pm[] = "{\"process\":{\"args\":[\"sh\"]},"
 				 "\"annotations\":{\"io.container.manager\":\"libpod\"}}";
-	CHECK(ov_spec_parse(pm, strlen(pm), "/b", &sp, &err) == 0);
+	CHECK(ov_oci_spec_parse(pm, strlen(pm), "/b", &sp, &err) == 0);
 	CHECK(ov_measure_events("c2", &sp, &ev, &err) == 0);
 	CHECK(ev && strcmp(event(ev, 2), "{\"engine\":\"podman\"}") == 0);
 	CHECK(ev && strcmp(event(ev, 3), "{\"image\":{}}") == 0);
 	CHECK(ev && strcmp(event(ev, 12), "{\"linux.seccomp\":null}") == 0);
 	CHECK(ev && strcmp(event(ev, 8), "{\"process.env.names\":[]}") == 0);
 	json_object_put(ev);
-	ov_spec_free(&sp);
+	ov_oci_spec_free(&sp);
 }
 
 int main(void)

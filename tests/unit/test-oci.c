@@ -9,7 +9,7 @@
 
 static int state(const char *json, struct ov_state *st, ov_error *err)
 {
-	return ov_state_parse(json, strlen(json), st, err);
+	return ov_oci_state_parse(json, strlen(json), st, err);
 }
 
 static void test_state(void)
@@ -22,12 +22,12 @@ static void test_state(void)
 		    &st, &err) == 0);
 	CHECK(strcmp(st.id, "c1") == 0 && st.pid == 42 && strcmp(st.bundle, "/b") == 0);
 	CHECK(st.annotations && json_object_object_length(st.annotations) == 1);
-	ov_state_free(&st);
+	ov_oci_state_free(&st);
 
 	/* poststop: no pid */
 	CHECK(state("{\"id\":\"c1\",\"bundle\":\"/b\",\"status\":\"stopped\"}", &st, &err) == 0);
 	CHECK(st.pid == 0);
-	ov_state_free(&st);
+	ov_oci_state_free(&st);
 
 	CHECK(state("{\"id\":\"c1\",", &st, &err) < 0);
 	CHECK_ERR(&err, "OCI state: invalid JSON");
@@ -59,7 +59,7 @@ static void test_state(void)
 		CHECK_ERR(&err, "invalid container id");
 	}
 	/* A NUL inside the input is not silently truncated. */
-	CHECK(ov_state_parse("{\"id\":\"c\",\"bundle\":\"/b\"}\0zz", 28, &st, &err) < 0);
+	CHECK(ov_oci_state_parse("{\"id\":\"c\",\"bundle\":\"/b\"}\0zz", 28, &st, &err) < 0);
 	CHECK_ERR(&err, "NUL");
 }
 
@@ -80,7 +80,7 @@ static void test_state_read(void)
 		_exit(0);
 	}
 	close(p[1]);
-	CHECK(ov_state_read(p[0], &st, &err) < 0);
+	CHECK(ov_oci_state_read(p[0], &st, &err) < 0);
 	CHECK_ERR(&err, "larger than");
 	close(p[0]);
 }
@@ -96,24 +96,24 @@ static void test_spec(void)
 	int fd;
 
 	CHECK(mkdtemp(dir) != NULL);
-	CHECK(ov_spec_load(dir, &sp, &err) < 0);
+	CHECK(ov_oci_spec_load(dir, &sp, &err) < 0);
 	CHECK_ERR(&err, "config.json: No such file or directory");
 
 	snprintf(path, sizeof(path), "%s/config.json", dir);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	CHECK(write(fd, cfg, strlen(cfg)) == (ssize_t)strlen(cfg));
 	close(fd);
-	CHECK(ov_spec_load(dir, &sp, &err) == 0);
+	CHECK(ov_oci_spec_load(dir, &sp, &err) == 0);
 	snprintf(path, sizeof(path), "%s/rootfs", dir);
 	CHECK(sp.rootfs && strcmp(sp.rootfs, path) == 0);
 	CHECK(sp.annotations != NULL);
-	ov_spec_free(&sp);
+	ov_oci_spec_free(&sp);
 
 	const char *abs = "{\"root\":{\"path\":\"/abs\"}}";
-	CHECK(ov_spec_parse(abs, strlen(abs), "/b", &sp, &err) == 0);
+	CHECK(ov_oci_spec_parse(abs, strlen(abs), "/b", &sp, &err) == 0);
 	CHECK(sp.rootfs && strcmp(sp.rootfs, "/abs") == 0);
-	ov_spec_free(&sp);
-	CHECK(ov_spec_parse("{\"annotations\":[]}", 18, "/b", &sp, &err) < 0);
+	ov_oci_spec_free(&sp);
+	CHECK(ov_oci_spec_parse("{\"annotations\":[]}", 18, "/b", &sp, &err) < 0);
 	CHECK_ERR(&err, "config.json: \"annotations\" is not an object");
 
 	/* A symlinked config.json is not followed. */
@@ -121,9 +121,30 @@ static void test_spec(void)
 	snprintf(path, sizeof(path), "%s/config.json", dir);
 	unlink(path);
 	CHECK(symlink("/etc/passwd", path) == 0);
-	CHECK(ov_spec_load(dir, &sp, &err) < 0);
+	CHECK(ov_oci_spec_load(dir, &sp, &err) < 0);
 	unlink(path);
 	rmdir(dir);
+}
+
+static void test_fresh_mounts(void)
+{
+	static const char cfg[] =
+	    "{\"mounts\":[{\"destination\":\"/dev\",\"type\":\"tmpfs\"},"
+	    "{\"destination\":\"//run/\",\"type\":\"tmpfs\"},"
+	    "{\"destination\":\"/run\",\"type\":\"none\",\"options\":[\"rbind\"]},"
+	    "{\"destination\":\"/vol\",\"type\":\"bind\"},"
+	    "{\"destination\":\"/a/../b\",\"type\":\"tmpfs\"},"
+	    "{\"destination\":\"/proc\",\"type\":\"proc\"}]}";
+	struct ov_spec sp;
+	ov_error err = {0};
+	char **v = NULL;
+
+	CHECK(ov_oci_spec_parse(cfg, strlen(cfg), "/b", &sp, &err) == 0);
+	CHECK(ov_spec_fresh_mounts(&sp, &v, &err) == 0);
+	/* /run: a tmpfs, then a bind over it: the bind decides. */
+	CHECK(v && v[0] && strcmp(v[0], "dev") == 0 && v[1] && strcmp(v[1], "proc") == 0 && !v[2]);
+	ov_strv_free(v);
+	ov_oci_spec_free(&sp);
 }
 
 int main(void)
@@ -131,5 +152,6 @@ int main(void)
 	test_state();
 	test_state_read();
 	test_spec();
+	test_fresh_mounts();
 	return unit_done("oci");
 }

@@ -272,7 +272,7 @@ static int check_device(json_object *spec, const char *path, int64_t major, int6
 	if (found != 1 || !streq(str_at(d, "type"), "c") ||
 	    json_object_get_int64(at(d, "major")) != major ||
 	    json_object_get_int64(at(d, "minor")) != minor ||
-	    json_object_get_int(at(d, "fileMode")) != 0660 || !at(d, "uid") ||
+	    json_object_get_int(at(d, "fileMode")) != 0600 || !at(d, "uid") ||
 	    json_object_get_int(at(d, "uid")) != 0 || !at(d, "gid") ||
 	    json_object_get_int(at(d, "gid")) != 0) {
 		fprintf(stderr, "  %s: %d entries, %s\n", path, found,

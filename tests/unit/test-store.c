@@ -84,7 +84,32 @@ static void test_lock_and_record(void)
 	CHECK(ov_record_read(cdir, &got, &err) == 0);
 	CHECK(got.holder_pid == 42 && got.holder_starttime == 1ULL << 33);
 	CHECK(got.started_at == 1795000000 && got.container_pid == 0);
+	CHECK(got.cgroup[0] == '\0');
 	ov_record_free(&got);
+
+	/* Its swtpms' cgroup: a token of 32 hex digits, nothing else. */
+	snprintf(rec.cgroup, sizeof(rec.cgroup), "0123456789abcdef0123456789abcdef");
+	CHECK(ov_record_write(cdir, &rec, &err) == 0);
+	CHECK(ov_record_read(cdir, &got, &err) == 0);
+	CHECK(strcmp(got.cgroup, rec.cgroup) == 0);
+	ov_record_free(&got);
+	CHECK(ov_cgroup_token_valid("0123456789abcdef0123456789abcdef"));
+	CHECK(!ov_cgroup_token_valid("0123456789abcdef0123456789abcde"));
+	CHECK(!ov_cgroup_token_valid("0123456789abcdef0123456789abcdef0"));
+	CHECK(!ov_cgroup_token_valid("../3456789abcdef0123456789abcdef"));
+	CHECK(!ov_cgroup_token_valid("0123456789ABCDEF0123456789abcdef"));
+	CHECK(!ov_cgroup_token_valid(""));
+	{
+		int bad = openat(cdir, "record.json", O_WRONLY | O_TRUNC);
+		const char *text = "{\"id\":\"c1\",\"backend\":\"socket\",\"version\":\"2.0\","
+				   "\"container_pid\":0,\"container_starttime\":0,"
+				   "\"cgroup\":\"../../x\",\"tpms\":[]}";
+
+		CHECK(write(bad, text, strlen(text)) == (ssize_t)strlen(text));
+		close(bad);
+		CHECK(ov_record_read(cdir, &got, &err) < 0);
+		CHECK_ERR(&err, "cgroup");
+	}
 
 	/* A corrupt record is an error, not an empty record. */
 	int fd = openat(cdir, "record.json", O_WRONLY | O_TRUNC);

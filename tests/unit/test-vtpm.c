@@ -268,15 +268,59 @@ static void test_warm(void)
 	CHECK(record("c-warm", &rec) == 0 && strcmp(rec.id, "c-warm") == 0 &&
 	      ov_instance_alive(&rec) && rec.holder_pid == getpid());
 	ov_record_free(&rec);
-	/* A named one never does. */
+	/* A named one of one TPM takes one too (socket backend): the name is
+	 * new, the warm TPM's state becomes it; the record says its state is
+	 * in the swtpm, and the stop archives it as generation 1. */
 	CHECK(ov_warm_fill(&s, 1, &ready, &made, &err) == 0 && made == 1);
 	r = request("vt-warm", 1);
 	CHECK(ov_vtpm_start(&s, "c-warm2", NULL, &r, getpid(), &err) == 0);
+	CHECK(ov_warm_count(&s) == 0);
+	CHECK(record("c-warm2", &rec) == 0 && rec.state_in_swtpm && rec.name &&
+	      strcmp(rec.name, "vt-warm") == 0);
+	ov_record_free(&rec);
+	/* Its swtpm killed: the live state was under that swtpm's key, so it
+	 * is lost; the stop says so, releases the name, removes the slot and
+	 * writes no generation. */
+	CHECK(ov_warm_fill(&s, 1, &ready, &made, &err) == 0 && made == 1);
+	r = request("vt-lost", 1);
+	CHECK(ov_vtpm_start(&s, "c-lost", NULL, &r, getpid(), &err) == 0);
+	CHECK(record("c-lost", &rec) == 0 && rec.state_in_swtpm);
+	kill(rec.tpms[0].pid, SIGKILL);
+	while (ov_proc_alive(rec.tpms[0].pid, rec.tpms[0].starttime))
+		usleep(1000);
+	ov_record_free(&rec);
+	CHECK(ov_vtpm_stop(&s, "c-lost", &err) < 0);
+	CHECK_ERR(&err, "live state of vTPM vt-lost is lost");
+	CHECK(!exists("run/" OV_INSTANCE_CONTAINERS_DIR "/c-lost") &&
+	      !exists("run/" OV_INSTANCE_NAMES_DIR "/vt-lost"));
+	{
+		int vdir = ov_archive_dir(&s, "vt-lost", false, &err);
+		struct ov_meta m;
+
+		CHECK(vdir >= 0 && ov_meta_load(vdir, "vt-lost", NULL, &m, NULL, &err) == 0 &&
+		      m.newest == 0);
+		if (vdir >= 0)
+			close(vdir);
+	}
+	/* Two TPMs never do. */
+	CHECK(ov_warm_fill(&s, 1, &ready, &made, &err) == 0 && made == 1);
+	r = request("vt-warm3", 2);
+	CHECK(ov_vtpm_start(&s, "c-warm3", NULL, &r, getpid(), &err) == 0);
 	CHECK(ov_warm_count(&s) == 1);
 	CHECK(ov_warm_drain(&s) == 1 && ov_warm_count(&s) == 0);
 	s.warm_size = 0;
 	CHECK(ov_vtpm_stop(&s, "c-warm", &err) == 0);
 	CHECK(ov_vtpm_stop(&s, "c-warm2", &err) == 0);
+	CHECK(ov_vtpm_stop(&s, "c-warm3", &err) == 0);
+	{
+		int vdir = ov_archive_dir(&s, "vt-warm", false, &err);
+		struct ov_meta m;
+
+		CHECK(vdir >= 0 && ov_meta_load(vdir, "vt-warm", NULL, &m, NULL, &err) == 0 &&
+		      m.newest == 1);
+		if (vdir >= 0)
+			close(vdir);
+	}
 }
 
 static void test_precreated(void)

@@ -2,19 +2,21 @@
 # make check-vm: the device backend on Debian's kernel under qemu, in two
 # chains that run at once (each VM takes one host thread; this machine has
 # two cores):
-#   chain 1: cgroup v1: smoke.sh, then all of tests/vm/device.bats
+#   chain 1: cgroup v1: smoke.sh, then all of tests/vm/device.bats, then
+#            tests/vm/engines.bats (docker and containerd)
 #   chain 2: cgroup v2: smoke.sh, the tests of device.bats whose behaviour
-#            differs under v2 (device filter, cgroup managers, the shim) and
+#            differs under v2 (device filter, cgroup managers, the shim,
+#            swtpm's own cgroup) and
 #            the basics, all of tests/vm/shim.bats (the eBPF device filter
-#            through the shim with runc and crun, podman); then shim.bats
-#            under cgroup v1
+#            through the shim with runc and crun, podman), engines.bats;
+#            then shim.bats under cgroup v1
 # One VM boot per step; each step's output is printed whole when it ends.
 # Ends with "N passed, N failed"; with OV_RESULTS set, appends its counts
 # there (see tests/run-all.sh).
 set -u
 cd "$(dirname "$0")/../.."
 timeout=${OCI_VTPM_VM_SUITE_TIMEOUT:-1500}
-v2_filter=${OCI_VTPM_VM_V2_FILTER:-'device rule|oci-vtpm-runtime|/dev/tpm0 and /dev/tpmrm0 are|cgroupfs manager|warm vTPMs'}
+v2_filter=${OCI_VTPM_VM_V2_FILTER:-'device rule|oci-vtpm-runtime|/dev/tpm0 and /dev/tpmrm0 are|cgroupfs manager|warm vTPMs|its own cgroup'}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -41,11 +43,13 @@ tests/vm/prepare.sh || { echo "check-vm: preparing the VM failed"; echo "0 passe
 (
 	step 1 smoke v1 tests/vm/smoke.sh
 	step 1 device v1 tests/bats/run.sh tests/vm/device.bats
+	step 1 engines v1 tests/bats/run.sh tests/vm/engines.bats
 ) &
 (
 	step 2 smoke v2 tests/vm/smoke.sh
 	step 2 device v2 tests/bats/run.sh -f "$v2_filter" tests/vm/device.bats
 	step 2 shim v2 tests/bats/run.sh tests/vm/shim.bats
+	step 2 engines v2 tests/bats/run.sh tests/vm/engines.bats
 	step 2 shim v1 tests/bats/run.sh tests/vm/shim.bats
 ) &
 wait

@@ -10,6 +10,7 @@
 # leak check of ov_teardown.
 
 load ../bats/helpers
+load ../bats/helpers-cgroup
 load helpers-vm
 
 setup_file() { ov_setup_file; }
@@ -53,6 +54,7 @@ device_basic() {
 		[ -c /dev/tpm0 ] && echo TPM0_CHR
 		[ -c /dev/tpmrm0 ] && echo TPMRM0_CHR
 		echo TPM0=\$(stat -c %t:%T /dev/tpm0) RM0=\$(stat -c %t:%T /dev/tpmrm0)
+		echo MODES=\$(stat -c '%a:%u:%g' /dev/tpm0 /dev/tpmrm0)
 		echo RANDOM=\$(tpm2_getrandom -T $OV_DEV_TCTI --hex 8)
 		echo BEFORE=\$(tpm2_pcrread -T $OV_DEV_TCTI sha256:16 | grep -o '0x[0-9A-Fa-f]*')
 		tpm2_pcrextend -T $OV_DEV_TCTI 16:sha256=$DIGEST || echo EXTEND_FAILED
@@ -62,6 +64,8 @@ device_basic() {
 	assert_line TPMRM0_CHR
 	# The very devices the host got from vtpm_proxy.
 	assert_line "TPM0=$(stat -c %t:%T "/dev/tpm$n") RM0=$(stat -c %t:%T "/dev/tpmrm$n")"
+	# Root-only in the container, as on the host (docs/guide.md).
+	assert_line "MODES=600:0:0 600:0:0"
 	assert_line --regexp '^RANDOM=[0-9a-f]{16}$'
 	assert_line "BEFORE=0x$(printf '0%.0s' {1..64})"
 	refute_line EXTEND_FAILED
@@ -606,6 +610,47 @@ ovadm_log() { timeout -k 5 "$OV_TIMEOUT" "${OCI_VTPM_CLI:-$OCI_VTPM_BUILD/oci-vt
 		ov_wait_for "$(ov_slow 10)" ov_chip_gone "$n" || fail "/dev/tpm$n is left after drain"
 	done
 	[ -z "$(ov_warm_slots)" ] || fail "warm vTPMs left after drain: $(ov_warm_slots)"
+}
+
+# ----------------------------------------------------------------------------
+# swtpm's own cgroup (settings swtpm_cgroup and limits, lib/limits.c).
+
+@test "runc (device backend): the container's swtpm runs in its own cgroup with the configured pids.max and memory.max; delete removes it" {
+	requires_stack runc
+	ov_requires_cg_controllers
+	local parent b id n pid tok m c
+	parent=ovtest-vm/$(basename "$T")
+	ov_write_config ".backend = \"device\" | .swtpm_cgroup = \"$parent\"
+		| .swtpm_pids_max = 3 | .swtpm_memory_max = 50331648"
+	b=$(ov_dev_bundle cg)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id cg)
+	ov_run_detached runc "$id" "$b"
+	n=$(ov_devnums "$id")
+	pid=$(ov_swtpm_pids "$id")
+	tok=$(ov_cg_of "$parent" "$id")
+	[ -n "$pid" ] || fail "no swtpm for $id"
+	for c in memory pids cpu; do
+		[ "$(ov_cg_path "$pid" $c)" = "/$tok" ] ||
+			fail "swtpm ($pid) is in $c cgroup $(ov_cg_path "$pid" $c), not /$tok ($(ov_cgroup_mode))"
+	done
+	m=$(ov_cg_mount pids)
+	[ "$(cat "$m/$tok/pids.max")" = 3 ] || fail "pids.max $(cat "$m/$tok/pids.max")"
+	# The device backend has no control relay: swtpm alone.
+	[ "$(cat "$m/$tok/pids.current")" = 1 ] || fail "pids.current $(cat "$m/$tok/pids.current")"
+	m=$(ov_cg_mount memory)
+	if ov_cg_v2 "$m"; then
+		[ "$(cat "$m/$tok/memory.max")" = 50331648 ] || fail "memory.max $(cat "$m/$tok/memory.max")"
+	else
+		[ "$(cat "$m/$tok/memory.limit_in_bytes")" = 50331648 ] ||
+			fail "memory.limit_in_bytes $(cat "$m/$tok/memory.limit_in_bytes")"
+	fi
+	ov_assert_dev_tpm runc "$id" "$n"
+	run ov_delete runc "$id" -f
+	assert_success
+	assert_cleaned_up "$id" "$n"
+	[ -z "$(ov_cg_children "$parent")" ] || fail "left after delete: $(ov_cg_children "$parent")"
+	ov_cg_cleanup "$parent"
 }
 
 # ----------------------------------------------------------------------------

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Fault points for the test suites (tests/bats/faults.bats). ov_fault(STEP)
+ * marks a step of a start or a stop; in a binary built with -DOV_FAULTS
+ * (build/faults/oci-vtpm-hook, never installed) it kills the process with
+ * SIGKILL there when $OCI_VTPM_FAULT is STEP, as a crash or an OOM kill
+ * would. In every other build it does nothing and reads no environment.
+ *
+ * Steps: start-slot (slot locked, empty), start-dirs (state dirs made, uid
+ * claimed), start-provisioned (name claimed, state restored), start-launched
+ * (swtpm running, recorded), start-attached (placed in the container);
+ * stop-locked (record read), stop-stopped (swtpm stopped, not archived),
+ * archive-written (new generation on disk, meta.json not updated),
+ * stop-archived (archived, slot not removed).
+ */
+#ifndef OCI_VTPM_FAULT_H
+#define OCI_VTPM_FAULT_H
+
+#define OV_FAULT_ENV "OCI_VTPM_FAULT"
+
+void ov_fault(const char *step);
+
+#endif

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "oci-vtpm/fault.h"
+
+void ov_fault(const char *step)
+{
+#ifdef OV_FAULTS
+	const char *f = getenv(OV_FAULT_ENV);
+
+	if (f && strcmp(f, step) == 0)
+		raise(SIGKILL);
+#else
+	(void)step;
+#endif
+}

@@ -1,0 +1,579 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "oci-vtpm/cgroup.h"
+#include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/limits.h"
+#include "oci-vtpm/log.h"
+
+#define C_MEMORY      1u
+#define C_PIDS	      2u
+#define C_CPU	      4u
+#define C_CPUACCT     8u
+#define CPU_PERIOD_US 100000ull
+#define SMALL_FILE    4096
+
+/* A hierarchy holding some of the controllers: its root, opened. */
+struct hier {
+	int fd;
+	bool v2;
+	unsigned ctrls;
+};
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} controllers[] = {{"memory", C_MEMORY}, {"pids", C_PIDS}, {"cpu", C_CPU}, {"cpuacct", C_CPUACCT}};
+#define N_CTRL (sizeof(controllers) / sizeof(controllers[0]))
+
+bool ov_limits_parent_valid(const char *parent)
+{
+	const char *p = parent;
+
+	if (!*p)
+		return true;
+	if (*p == '/' || strlen(p) > 200)
+		return false;
+	while (*p) {
+		const char *e = strchr(p, '/');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+
+		if (len == 0 || (len == 1 && p[0] == '.') || (len == 2 && !strncmp(p, "..", 2)))
+			return false;
+		for (size_t i = 0; i < len; i++)
+			if ((unsigned char)p[i] < 0x21 || p[i] == 0x7f)
+				return false;
+		if (!e)
+			break;
+		p = e + 1;
+		if (!*p)
+			return false;
+	}
+	return true;
+}
+
+void ov_limits_text(const char *file, bool v2, uint64_t value, char *buf, size_t size)
+{
+	if (strcmp(file, "cpu.max") == 0) {
+		if (value)
+			snprintf(buf, size, "%" PRIu64 " %llu", value, CPU_PERIOD_US);
+		else
+			snprintf(buf, size, "max %llu", CPU_PERIOD_US);
+	} else if (value) {
+		snprintf(buf, size, "%" PRIu64, value);
+	} else {
+		/* v1's memory.limit_in_bytes and cpu.cfs_quota_us take -1,
+		 * pids.max (v1 and v2) and v2's files "max". */
+		snprintf(buf, size, "%s", !v2 && strcmp(file, "pids.max") != 0 ? "-1" : "max");
+	}
+}
+
+static void close_hiers(struct hier *h, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (h[i].fd >= 0)
+			close(h[i].fd);
+}
+
+static bool word_in(const char *list, const char *word)
+{
+	size_t wl = strlen(word);
+
+	for (const char *p = list; (p = strstr(p, word)); p += wl)
+		if ((p == list || p[-1] == ' ') && (p[wl] == ' ' || p[wl] == '\n' || !p[wl]))
+			return true;
+	return false;
+}
+
+/* The hierarchies that hold memory, pids and cpu; each a debug line when
+ * missing. Returns how many (closed by close_hiers). */
+static size_t find_hiers(struct hier *h)
+{
+	unsigned found = 0;
+	size_t n = 0;
+
+	for (size_t c = 0; c < N_CTRL; c++) {
+		ov_error ignored = {0};
+		int fd = ov_cgroup_open_dir(controllers[c].name, "/", &ignored);
+		struct stat a, b;
+		size_t i;
+
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &a) < 0) {
+			close(fd);
+			continue;
+		}
+		for (i = 0; i < n; i++)
+			if (fstat(h[i].fd, &b) == 0 && b.st_dev == a.st_dev)
+				break;
+		if (i < n) {
+			close(fd);
+		} else {
+			h[n++] = (struct hier){.fd = fd, .v2 = false};
+		}
+		h[i].ctrls |= controllers[c].bit;
+		if (controllers[c].bit == C_CPU &&
+		    faccessat(h[i].fd, "cpuacct.usage", F_OK, 0) == 0)
+			h[i].ctrls |= C_CPUACCT;
+		found |= controllers[c].bit;
+	}
+	if ((found & (C_MEMORY | C_PIDS | C_CPU)) != (C_MEMORY | C_PIDS | C_CPU)) {
+		ov_error ignored = {0};
+		cleanup_free char *list = NULL;
+		int fd = ov_cgroup_open_dir(NULL, "/", &ignored);
+		unsigned v2 = 0;
+
+		if (fd >= 0 && ov_read_file_at(fd, "cgroup.controllers", SMALL_FILE, &list, NULL,
+					       &ignored) == 0)
+			for (size_t c = 0; c < N_CTRL; c++)
+				if (!(found & controllers[c].bit) &&
+				    word_in(list, controllers[c].name))
+					v2 |= controllers[c].bit;
+		if (v2) {
+			h[n++] = (struct hier){.fd = fd, .v2 = true, .ctrls = v2 | C_CPUACCT};
+			found |= v2;
+		} else if (fd >= 0) {
+			close(fd);
+		}
+	}
+	for (size_t c = 0; c < N_CTRL; c++)
+		if (!(found & controllers[c].bit) && controllers[c].bit != C_CPUACCT)
+			ov_debug("no %s cgroup controller on this host: swtpm's %s is not limited",
+				 controllers[c].name, controllers[c].name);
+	return n;
+}
+
+static int open_beneath(int dfd, const char *path, int flags)
+{
+	struct open_how how = {
+	    .flags = (uint64_t)(flags | O_CLOEXEC),
+	    .resolve =
+		RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+	};
+
+	return (int)syscall(SYS_openat2, dfd, path, &how, sizeof(how));
+}
+
+/* Write text to file of cgroup dfd; a missing file is -ENOENT. */
+static int write_text(int dfd, const char *file, const char *text)
+{
+	cleanup_close int fd = openat(dfd, file, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	ssize_t len = (ssize_t)strlen(text);
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, (size_t)len) != len)
+		return -errno;
+	return 0;
+}
+
+/* cgroup2: let dfd's children have the controllers of h. */
+static void enable_v2(int dfd, const struct hier *h)
+{
+	for (size_t c = 0; c < N_CTRL; c++) {
+		char buf[32];
+		int r;
+
+		if (!(h->ctrls & controllers[c].bit) || controllers[c].bit == C_CPUACCT)
+			continue;
+		snprintf(buf, sizeof(buf), "+%s", controllers[c].name);
+		r = write_text(dfd, "cgroup.subtree_control", buf);
+		if (r < 0)
+			ov_debug("cgroup2: enabling %s for swtpm's cgroup: %s", controllers[c].name,
+				 strerror(-r));
+	}
+}
+
+/* Open the parent cgroup (swtpm_cgroup) of h, made first with create. */
+static int open_parent(const struct ov_settings *s, const struct hier *h, bool create,
+		       ov_error *err)
+{
+	char path[256], *save = NULL;
+	cleanup_close int dfd = -1;
+
+	if (!ov_limits_parent_valid(s->swtpm_cgroup))
+		return ov_error_set(err, EINVAL, "swtpm_cgroup \"%s\" is not a relative path",
+				    s->swtpm_cgroup);
+	if (!create) {
+		dfd = open_beneath(h->fd, s->swtpm_cgroup, O_RDONLY | O_DIRECTORY);
+		if (dfd < 0)
+			return ov_error_set(err, errno, "opening the cgroup %s", s->swtpm_cgroup);
+		return take_fd(&dfd);
+	}
+	snprintf(path, sizeof(path), "%s", s->swtpm_cgroup);
+	dfd = fcntl(h->fd, F_DUPFD_CLOEXEC, 3);
+	if (dfd < 0)
+		return ov_error_set(err, errno, "cgroup");
+	for (char *comp = strtok_r(path, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
+		int next;
+
+		if (h->v2)
+			enable_v2(dfd, h);
+		if (mkdirat(dfd, comp, 0755) < 0 && errno != EEXIST)
+			return ov_error_set(err, errno, "creating the cgroup %s", s->swtpm_cgroup);
+		next = open_beneath(dfd, comp, O_RDONLY | O_DIRECTORY);
+		if (next < 0)
+			return ov_error_set(err, errno, "opening the cgroup %s", s->swtpm_cgroup);
+		close(dfd);
+		dfd = next;
+	}
+	if (h->v2)
+		enable_v2(dfd, h);
+	return take_fd(&dfd);
+}
+
+/* Open the existing cgroup <swtpm_cgroup>/name of h, or -1. */
+static int open_cg(const struct ov_settings *s, const struct hier *h, const char *name)
+{
+	ov_error ignored = {0};
+	cleanup_close int parent = open_parent(s, h, false, &ignored);
+
+	return parent < 0 ? -1 : open_beneath(parent, name, O_RDONLY | O_DIRECTORY);
+}
+
+/* Write one limit to the cgroup cg (<swtpm_cgroup>/name); a file the
+ * hierarchy lacks is a debug line. */
+static int set_limit(const struct ov_settings *s, int cg, const struct hier *h, const char *name,
+		     const char *file, uint64_t value, ov_error *err)
+{
+	char text[64];
+	int r;
+
+	ov_limits_text(file, h->v2, value, text, sizeof(text));
+	r = write_text(cg, file, text);
+	if (r == -ENOENT) {
+		ov_debug("cgroup %s/%s has no %s: not limited", s->swtpm_cgroup, name, file);
+		return 0;
+	}
+	if (r < 0)
+		return ov_error_set(err, -r, "writing %s to %s/%s/%s", text, s->swtpm_cgroup, name,
+				    file);
+	return 0;
+}
+
+/* Memory and pids: from the start. */
+static int limit_slot(const struct ov_settings *s, int cg, const struct hier *h, unsigned count,
+		      const char *name, ov_error *err)
+{
+	if ((h->ctrls & C_MEMORY) &&
+	    set_limit(s, cg, h, name, h->v2 ? "memory.max" : "memory.limit_in_bytes",
+		      (uint64_t)s->swtpm_memory_max * count, err) < 0)
+		return -1;
+	if ((h->ctrls & C_PIDS) &&
+	    set_limit(s, cg, h, name, "pids.max", (uint64_t)s->swtpm_pids_max * count, err) < 0)
+		return -1;
+	return 0;
+}
+
+/* CPU: once the TPMs answer (ov_limits_started). */
+static int limit_cpu(const struct ov_settings *s, int cg, const struct hier *h, unsigned count,
+		     const char *name, ov_error *err)
+{
+	uint64_t cpu = (uint64_t)s->swtpm_cpu_max * count * CPU_PERIOD_US / 100;
+
+	if (!(h->ctrls & C_CPU))
+		return 0;
+	if (h->v2)
+		return set_limit(s, cg, h, name, "cpu.max", cpu, err);
+	if (set_limit(s, cg, h, name, "cpu.cfs_period_us", CPU_PERIOD_US, err) < 0 ||
+	    set_limit(s, cg, h, name, "cpu.cfs_quota_us", cpu < 1000 && cpu ? 1000 : cpu, err) < 0)
+		return -1;
+	return 0;
+}
+
+/* Make the cgroup name under parent (of hierarchy h) with the limits, and
+ * open its cgroup.procs. Returns the fd, or -1. */
+static int create_one(const struct ov_settings *s, int parent, const struct hier *h,
+		      const char *name, unsigned count, ov_error *err)
+{
+	cleanup_close int cg = -1;
+	int procs;
+
+	if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST)
+		return ov_error_set(err, errno, "creating the cgroup %s/%s", s->swtpm_cgroup, name);
+	cg = open_beneath(parent, name, O_RDONLY | O_DIRECTORY);
+	if (cg < 0)
+		return ov_error_set(err, errno, "opening the cgroup %s/%s", s->swtpm_cgroup, name);
+	if (limit_slot(s, cg, h, count, name, err) < 0)
+		return -1;
+	procs = openat(cg, "cgroup.procs", O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (procs < 0)
+		return ov_error_set(err, errno, "opening cgroup.procs of %s/%s", s->swtpm_cgroup,
+				    name);
+	return procs;
+}
+
+int ov_limits_create(const struct ov_settings *s, const char *name, unsigned count,
+		     struct ov_limits_cg *cg, ov_error *err)
+{
+	struct hier h[OV_LIMITS_MAX_HIER];
+	size_t n;
+	int ret = 0;
+
+	ov_limits_close(cg);
+	if (!s->swtpm_cgroup || !*s->swtpm_cgroup)
+		return 0;
+	cg->required = s->swtpm_limits_required;
+	n = find_hiers(h);
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		cleanup_close int parent = open_parent(s, &h[i], true, err);
+
+		if (parent < 0 &&
+		    (err->code == EROFS || err->code == EACCES || err->code == EPERM)) {
+			/* A cgroup file system we may not write (a hook in a
+			 * container): as if the controller were missing. */
+			ov_debug("%s: swtpm is not limited there", err->msg);
+			ov_error_clear(err);
+			continue;
+		}
+		ret = parent < 0 ? -1 : create_one(s, parent, &h[i], name, count, err);
+		if (ret >= 0) {
+			cg->procs[cg->n++] = ret;
+			ret = 0;
+		}
+	}
+	close_hiers(h, n);
+	if (ret == 0)
+		return 0;
+	ov_limits_close(cg);
+	ov_limits_remove(s, name);
+	ov_error_wrap(err, "swtpm's cgroup");
+	if (s->swtpm_limits_required)
+		return -1;
+	/* Limits by default only: a start that works without them goes on. */
+	ov_warn("%s; swtpm runs without limits (settings swtpm_cgroup)", err->msg);
+	ov_error_clear(err);
+	return 0;
+}
+
+int ov_limits_started(const struct ov_settings *s, const char *name, unsigned count, ov_error *err)
+{
+	struct hier h[OV_LIMITS_MAX_HIER];
+	size_t n;
+	int ret = 0;
+
+	if (!s->swtpm_cgroup || !*s->swtpm_cgroup || !*name)
+		return 0;
+	n = find_hiers(h);
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		cleanup_close int cg = (h[i].ctrls & C_CPU) ? open_cg(s, &h[i], name) : -1;
+
+		if (cg < 0) /* no cpu, or not made there (a cgroup fs we may not write) */
+			continue;
+		ret = limit_cpu(s, cg, &h[i], count, name, err);
+	}
+	close_hiers(h, n);
+	if (ret == 0)
+		return 0;
+	ov_error_wrap(err, "swtpm's cgroup");
+	if (s->swtpm_limits_required)
+		return -1;
+	ov_warn("%s; swtpm runs without a CPU limit (settings swtpm_cgroup)", err->msg);
+	ov_error_clear(err);
+	return 0;
+}
+
+int ov_limits_join(const struct ov_limits_cg *cg)
+{
+	for (size_t i = 0; cg && i < cg->n; i++)
+		if (write(cg->procs[i], "0", 1) != 1 && cg->required)
+			return errno ? errno : EIO;
+	return 0;
+}
+
+void ov_limits_close(struct ov_limits_cg *cg)
+{
+	for (size_t i = 0; i < OV_LIMITS_MAX_HIER; i++) {
+		if (i < cg->n && cg->procs[i] >= 0)
+			close(cg->procs[i]);
+		cg->procs[i] = -1;
+	}
+	cg->n = 0;
+	cg->required = false;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = ms * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* rmdir slot in parent, waiting up to wait_ms for its processes to go. */
+static int rmdir_slot(int parent, const char *slot, int wait_ms)
+{
+	for (int waited = 0;; waited += 10) {
+		if (unlinkat(parent, slot, AT_REMOVEDIR) == 0 || errno == ENOENT)
+			return 0;
+		if (errno != EBUSY || waited >= wait_ms)
+			return -errno;
+		sleep_ms(10);
+	}
+}
+
+void ov_limits_remove(const struct ov_settings *s, const char *name)
+{
+	struct hier h[OV_LIMITS_MAX_HIER];
+	size_t n;
+
+	if (!s->swtpm_cgroup || !*s->swtpm_cgroup)
+		return;
+	n = find_hiers(h);
+	for (size_t i = 0; i < n; i++) {
+		ov_error ignored = {0};
+		cleanup_close int parent = open_parent(s, &h[i], false, &ignored);
+		int r;
+
+		if (parent < 0)
+			continue;
+		r = rmdir_slot(parent, name, 2000);
+		if (r < 0)
+			ov_warn("removing the cgroup %s/%s: %s", s->swtpm_cgroup, name,
+				strerror(-r));
+	}
+	close_hiers(h, n);
+}
+
+static int64_t read_num(int dfd, const char *file, const char *key)
+{
+	cleanup_free char *text = NULL;
+	ov_error ignored = {0};
+	const char *p;
+
+	if (ov_read_file_at(dfd, file, SMALL_FILE, &text, NULL, &ignored) < 0)
+		return -1;
+	p = text;
+	if (key) {
+		size_t kl = strlen(key);
+
+		for (p = text; p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+			if (strncmp(p, key, kl) == 0 && p[kl] == ' ')
+				break;
+		if (!p)
+			return -1;
+		p += kl + 1;
+	}
+	if (strncmp(p, "max", 3) == 0)
+		return 0;
+	return strtoll(p, NULL, 10);
+}
+
+int ov_limits_usage(const struct ov_settings *s, const char *name, struct ov_limits_usage *u,
+		    ov_error *err)
+{
+	struct hier h[OV_LIMITS_MAX_HIER];
+	size_t n;
+	int found = 0;
+
+	(void)err;
+	*u = (struct ov_limits_usage){-1, -1, -1, -1, -1, -1};
+	if (!s->swtpm_cgroup || !*s->swtpm_cgroup || !*name)
+		return 0;
+	n = find_hiers(h);
+	for (size_t i = 0; i < n; i++) {
+		cleanup_close int cg = open_cg(s, &h[i], name);
+
+		if (cg < 0)
+			continue;
+		found = 1;
+		if (h[i].ctrls & C_MEMORY) {
+			u->memory = read_num(
+			    cg, h[i].v2 ? "memory.current" : "memory.usage_in_bytes", NULL);
+			u->memory_max =
+			    read_num(cg, h[i].v2 ? "memory.max" : "memory.limit_in_bytes", NULL);
+		}
+		if (h[i].ctrls & C_PIDS) {
+			u->pids = read_num(cg, "pids.current", NULL);
+			u->pids_max = read_num(cg, "pids.max", NULL);
+		}
+		if (h[i].v2) {
+			u->cpu_us = read_num(cg, "cpu.stat", "usage_usec");
+		} else if (h[i].ctrls & C_CPUACCT) {
+			int64_t ns = read_num(cg, "cpuacct.usage", NULL);
+
+			u->cpu_us = ns < 0 ? -1 : ns / 1000;
+		}
+		if ((h[i].ctrls & C_CPU) && h[i].v2) {
+			int64_t q = read_num(cg, "cpu.max", NULL);
+
+			u->cpu_max = q > 0 ? q * 100 / (int64_t)CPU_PERIOD_US : q;
+		} else if (h[i].ctrls & C_CPU) {
+			int64_t q = read_num(cg, "cpu.cfs_quota_us", NULL);
+			int64_t per = read_num(cg, "cpu.cfs_period_us", NULL);
+
+			u->cpu_max = q > 0 && per > 0 ? q * 100 / per : 0;
+		}
+	}
+	close_hiers(h, n);
+	return found;
+}
+
+/* Has the cgroup name under parent no process (cgroup.procs empty)? */
+static bool cg_empty(int parent, const char *name)
+{
+	cleanup_close int cg = open_beneath(parent, name, O_RDONLY | O_DIRECTORY);
+	cleanup_free char *procs = NULL;
+	ov_error ignored = {0};
+
+	return cg >= 0 &&
+	       ov_read_file_at(cg, "cgroup.procs", 1u << 20, &procs, NULL, &ignored) == 0 &&
+	       procs[strspn(procs, " \n")] == '\0';
+}
+
+unsigned ov_limits_gc(const struct ov_settings *s, bool (*known)(const char *name, void *arg),
+		      void *arg)
+{
+	struct hier h[OV_LIMITS_MAX_HIER];
+	unsigned removed = 0;
+	size_t n;
+
+	if (!s->swtpm_cgroup || !*s->swtpm_cgroup)
+		return 0;
+	n = find_hiers(h);
+	for (size_t i = 0; i < n; i++) {
+		ov_error ignored = {0};
+		int parent = open_parent(s, &h[i], false, &ignored);
+		cleanup_dir DIR *d = NULL;
+		struct dirent *de;
+
+		if (parent < 0)
+			continue;
+		d = fdopendir(parent);
+		if (!d) {
+			close(parent);
+			continue;
+		}
+		while ((de = readdir(d))) {
+			int r;
+
+			/* One with processes is left alone (a swtpm without a
+			 * record is gc's kill_strays'); an empty one is asked
+			 * about only now that it is listed: a start records its
+			 * cgroup's name before it makes it. */
+			if (de->d_type != DT_DIR || de->d_name[0] == '.' ||
+			    !cg_empty(dirfd(d), de->d_name) || known(de->d_name, arg))
+				continue;
+			r = rmdir_slot(dirfd(d), de->d_name, 0);
+			if (r < 0)
+				ov_debug("stray cgroup %s/%s: %s", s->swtpm_cgroup, de->d_name,
+					 strerror(-r));
+			else
+				removed++;
+		}
+	}
+	close_hiers(h, n);
+	return removed;
+}

@@ -1,0 +1,211 @@
+#!/usr/bin/env bats
+# shellcheck disable=SC2030,SC2031
+# Faults: the hook killed (SIGKILL) at every step of a start and of a stop,
+# then what comes next (the runtime's poststop, `oci-vtpm gc`, the next
+# start of the same name): no archive generation lost, no swtpm, slot or
+# claim leaked, the same TPM identity (EK) and data come back. And 100
+# starts of one name at once: exactly one wins.
+#
+# The fault points are live only in build/faults/oci-vtpm-hook (lib/fault.c
+# built with -DOV_FAULTS; include/oci-vtpm/fault.h names the steps): with
+# OCI_VTPM_FAULT=STEP it kills itself there. The installed hook has none.
+# A full disk while archiving and a reboot are in persist.bats.
+
+load helpers
+
+NV=0x1500016
+FAULT_HOOK=${OCI_VTPM_FAULT_HOOK:-$OCI_VTPM_BUILD/faults/oci-vtpm-hook}
+
+setup_file() { ov_setup_file; }
+setup() {
+	ov_setup
+	ov_write_config ".master_key = \"$T/keys/master.key\" | .ca_key = \"$T/keys/ca.key\"
+		| .ca_cert = \"$T/keys/ca.pem\""
+}
+teardown() { ov_teardown; }
+
+fl_requires() {
+	requires root jq swtpm tpm2-tools hook nsenter
+	[ -x "$OV_CLI" ] || fail "$OV_CLI not built (run make)"
+	[ -x "$FAULT_HOOK" ] || fail "$FAULT_HOOK not built (run make)"
+	run ovadm init
+	assert_success
+}
+
+# fl_state ID NAME [PID]: a bare bundle asking for vTPM NAME and the OCI
+# state of a fake container ID (a dummy pid in its own mount namespace) in
+# $T/ID.state.
+fl_state() {
+	local id=$1 b=$T/hb/$1
+	mkdir -p "$b/rootfs"
+	jq -n --arg n "$2" '{ociVersion: "1.0.2", root: {path: "rootfs"},
+		annotations: {"io.oci-vtpm.enable": "true", "io.oci-vtpm.name": $n}}' >"$b/config.json"
+	ov_state "$id" "$b" "${3:-$(ov_dummy_pid)}" >"$T/$id.state"
+}
+fl_up() { ov_hook createRuntime "$T/$1.state"; }
+fl_down() { ov_hook poststop "$T/$1.state"; }
+# fl_fault STEP STAGE ID: the fault hook, killed at STEP.
+fl_fault() {
+	timeout -k 5 "$OV_TIMEOUT" env -i "OCI_VTPM_CONFIG=$CFG" "OCI_VTPM_FAULT=$1" \
+		"$FAULT_HOOK" "$2" <"$T/$3.state" 3>&-
+}
+# fl_container_gone ID: the fake container's init exits.
+fl_container_gone() {
+	local pid
+	pid=$(jq -r .pid "$T/$1.state")
+	kill -KILL "$pid" 2>/dev/null || true
+	ov_wait_for 10 _ov_pid_gone "$pid"
+}
+
+fl_gens() { find "$STATE_DIR/vtpms/$1" -name 'gen-*.ovtpm' -printf '%f\n' 2>/dev/null | sort; }
+
+# fl_baseline NAME: vTPM NAME archived once with NV "<NAME>-1"; sets EK0 and
+# GENS0 (its generation files).
+fl_baseline() {
+	local id
+	id=$(ov_new_id base)
+	fl_state "$id" "$1"
+	run fl_up "$id"
+	assert_success
+	EK0=$(ov_host_ek "$id") || fail "no EK"
+	ov_host_nvwrite "$id" "$1-1" || fail "NV write"
+	run fl_down "$id"
+	assert_success
+	fl_container_gone "$id"
+	GENS0=$(fl_gens "$1")
+	[ -n "$GENS0" ] || fail "no generation archived"
+}
+
+# fl_check_after NAME VALUE: nothing leaked, no generation lost, and the next
+# start of NAME has EK0 and VALUE in NV.
+fl_check_after() {
+	local name=$1 value=$2 id g
+	run ovadm gc
+	assert_success
+	ov_no_swtpm || fail "swtpm left running: $(ov_ps $(ov_swtpm_pids))"
+	for g in $GENS0; do
+		[ -e "$STATE_DIR/vtpms/$name/$g" ] || fail "generation $g lost: $(fl_gens "$name")"
+	done
+	[ ! -e "$(ov_names_dir)/$name" ] || fail "the claim of $name is left"
+	id=$(ov_new_id next)
+	fl_state "$id" "$name"
+	run fl_up "$id"
+	assert_success
+	[ "$(ov_host_ek "$id")" = "$EK0" ] || fail "another TPM identity came back"
+	run ov_host_nvread "$id" "${#value}"
+	assert_success
+	assert_output "$value"
+	run fl_down "$id"
+	assert_success
+	fl_container_gone "$id"
+	run ovadm gc
+	assert_success
+	# A stopped swtpm's relay exits on its own: on a loaded machine,
+	# give it time before the leak check counts it.
+	ov_wait_for 15 _fl_no_procs || true
+	ov_leak_check
+}
+_fl_no_procs() { [ -z "$(ov_pids_matching "$RUN_DIR")" ]; }
+
+# fault_start STEP: the hook killed at STEP of a start; the runtime then
+# runs poststop (runc does when a createRuntime hook fails).
+fault_start() {
+	fl_requires
+	local id
+	fl_baseline F
+	id=$(ov_new_id fault)
+	fl_state "$id" F
+	run fl_fault "$1" createRuntime "$id"
+	[ "$status" -eq 137 ] || fail "the hook was not killed at $1 (status $status): $output"
+	run fl_down "$id"
+	assert_success
+	fl_container_gone "$id"
+	[ ! -e "$(ov_slot "$id")" ] || fail "poststop left the slot: $(ls -A "$(ov_slot "$id")")"
+	fl_check_after F F-1
+}
+
+# fault_stop STEP: a running vTPM with new data, its poststop killed at
+# STEP; the container is gone; gc archives what is left.
+fault_stop() {
+	fl_requires
+	local id
+	fl_baseline F
+	id=$(ov_new_id fault)
+	fl_state "$id" F
+	run fl_up "$id"
+	assert_success
+	ov_host_nvwrite "$id" F-2 || fail "NV write"
+	run fl_fault "$1" poststop "$id"
+	[ "$status" -eq 137 ] || fail "the hook was not killed at $1 (status $status): $output"
+	fl_container_gone "$id"
+	run ovadm gc
+	assert_success
+	[ ! -e "$(ov_slot "$id")" ] || fail "gc left the slot: $(ls -A "$(ov_slot "$id")")"
+	fl_check_after F F-2
+}
+
+@test "SIGKILL at start-slot: poststop, gc and the next start lose nothing" { fault_start start-slot; }
+@test "SIGKILL at start-dirs: poststop, gc and the next start lose nothing" { fault_start start-dirs; }
+@test "SIGKILL at start-provisioned: poststop, gc and the next start lose nothing" { fault_start start-provisioned; }
+@test "SIGKILL at start-launched: poststop, gc and the next start lose nothing" { fault_start start-launched; }
+@test "SIGKILL at start-attached: poststop, gc and the next start lose nothing" { fault_start start-attached; }
+@test "SIGKILL at stop-locked: gc archives the live state; nothing lost" { fault_stop stop-locked; }
+@test "SIGKILL at stop-stopped: gc archives the live state; nothing lost" { fault_stop stop-stopped; }
+@test "SIGKILL at archive-written: gc archives again; nothing lost" { fault_stop archive-written; }
+@test "SIGKILL at stop-archived: gc removes the slot; nothing lost" { fault_stop stop-archived; }
+
+@test "the installed hook has no fault points: OCI_VTPM_FAULT is ignored" {
+	fl_requires
+	local id
+	! grep -q OCI_VTPM_FAULT "$OV_HOOK" || fail "$OV_HOOK reads OCI_VTPM_FAULT"
+	id=$(ov_new_id nofault)
+	fl_state "$id" N
+	run timeout -k 5 "$OV_TIMEOUT" env -i "OCI_VTPM_CONFIG=$CFG" OCI_VTPM_FAULT=start-slot \
+		"$OV_HOOK" createRuntime <"$T/$id.state"
+	assert_success
+	run fl_down "$id"
+	assert_success
+	fl_container_gone "$id"
+	ov_leak_check
+}
+
+@test "100 starts of one name at once: exactly one wins, the others fail in one line" {
+	fl_requires
+	local i pid wins=0 busy=0 winner="" e
+	fl_baseline C
+	pid=$(ov_dummy_pid)
+	for i in $(seq 1 100); do
+		fl_state "c$i-$$" C "$pid"
+		echo "c$i-$$" >>"$T/ids"
+	done
+	for i in $(seq 1 100); do
+		(ov_hook createRuntime "$T/c$i-$$.state" >/dev/null 2>"$T/c$i.err"
+			echo $? >"$T/c$i.rc") &
+	done
+	wait
+	for i in $(seq 1 100); do
+		if [ "$(cat "$T/c$i.rc")" = 0 ]; then
+			wins=$((wins + 1))
+			winner=c$i-$$
+		else
+			e=$(cat "$T/c$i.err")
+			[ "$(wc -l <"$T/c$i.err")" -eq 1 ] || fail "start $i: not one line: $e"
+			[[ $e == *"vTPM C is in use by container"* ]] || fail "start $i: $e"
+			busy=$((busy + 1))
+		fi
+	done
+	[ "$wins" -eq 1 ] && [ "$busy" -eq 99 ] || fail "$wins won, $busy refused"
+	[ "$(ov_swtpm_count)" -eq 1 ] || fail "$(ov_swtpm_count) swtpm running"
+	[ "$(ov_host_ek "$winner")" = "$EK0" ] || fail "the winner has another TPM"
+	run ov_hook poststop "$T/$winner.state"
+	assert_success
+	for i in $(seq 1 100); do
+		[ "c$i-$$" = "$winner" ] || ov_hook poststop "$T/c$i-$$.state" >/dev/null 2>&1 || true
+	done
+	kill -KILL "$pid"
+	run ovadm gc
+	assert_success
+	run fl_gens C
+	[ "${#lines[@]}" -ge 2 ] || fail "generations: $output"
+	ov_leak_check
+}
