@@ -32,6 +32,8 @@ cli_handler cli_list, cli_inspect, cli_export, cli_import, cli_rm, cli_restore;
 /* gc.c */
 cli_handler cli_gc;
 cli_handler cli_top;
+/* log.c */
+cli_handler cli_log;
 /* pool.c */
 cli_handler cli_pool;
 /* cdi.c */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * oci-vtpm: the admin tool. The verbs are the entries of commands[]; each
- * lives in the file of its group (keys.c, archive.c, gc.c, pool.c, cdi.c) and
+ * lives in the file of its group (keys.c, archive.c, gc.c, log.c, pool.c, cdi.c) and
  * prints what lib/admin.c returns.
  *
  * Exit status: 0 success, 1 failure (one line on stderr), 2 bad usage.
@@ -41,6 +41,9 @@ static const struct command commands[] = {
     {"restore", cli_restore, {{"NAME --generation N", "make generation N the newest again"}}},
     {"rotate-key", cli_rotate_key, {{"", "new master key; every vTPM rewrapped, crash-safe"}}},
     {"gc", cli_gc, {{"", "collect what a crash or a reboot left"}}},
+    {"log",
+     cli_log,
+     {{"ID [N]", "the launch measurements (CEL-JSON event log) of container ID's vTPM N"}}},
     {"top",
      cli_top,
      {{"[--json]", "running vTPMs: their swtpms' memory, pids and CPU, and the limits"}}},

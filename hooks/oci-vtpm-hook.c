@@ -73,13 +73,13 @@ static int start(const struct ov_settings *s, const struct ov_state *st, const s
 	if (r.enable && r.provided) {
 		/* oci-vtpm-runtime started and placed them: record the
 		 * container, nothing more. */
-		ret = ov_vtpm_adopt(s, st->id, st->pid, err);
+		ret = ov_vtpm_adopt(s, st->id, st->pid, sp, &r, err);
 	} else if (r.enable) {
 		ret = ov_vtpm_start(s, st->id, st->bundle, &r, st->pid, err);
 		if (ret == 0)
-			ret = ov_vtpm_attach(s, st->id, st->pid, sp, err);
+			ret = ov_vtpm_attach(s, st->id, st->pid, sp, &r, err);
 		else if (ret > 0)
-			ret = ov_vtpm_adopt(s, st->id, st->pid, err);
+			ret = ov_vtpm_adopt(s, st->id, st->pid, sp, &r, err);
 	}
 	ov_request_free(&r);
 	return ret;

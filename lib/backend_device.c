@@ -20,6 +20,7 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/log.h"
+#include "oci-vtpm/measure.h"
 #include "oci-vtpm/mount.h"
 #include "oci-vtpm/spec.h"
 #include "oci-vtpm/proc.h"
@@ -154,22 +155,31 @@ static int device_wait(int cdirfd, const struct ov_settings *s, const struct ov_
 	return 0;
 }
 
+/* The launch's event logs (lib/measure.c), read-only at socket_dir, when
+ * measured: the O_PATH fd of their directory, with *b, or -1. */
+static int log_bind(int cdirfd, const struct ov_settings *s, struct ov_bind *b)
+{
+	int fd = openat(cdirfd, OV_MEASURE_LOG_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd >= 0)
+		*b = (struct ov_bind){.src_fd = fd, .is_dir = true, .target = s->socket_dir + 1};
+	return fd;
+}
+
 static int device_attach(int cdirfd, const struct ov_settings *s, pid_t pid,
 			 const struct ov_spec *sp, const struct ov_record *rec, ov_error *err)
 {
 	char shown[MAX_DEVS][32], hostname[32];
 	const char *names[MAX_DEVS];
-	struct ov_bind binds[MAX_DEVS];
+	struct ov_bind binds[MAX_DEVS + 1];
 	dev_t devs[MAX_DEVS];
 	int fds[MAX_DEVS];
-	cleanup_close int devfd = -1;
+	cleanup_close int devfd = -1, logs = -1;
 	__attribute__((cleanup(ov_strv_freep))) char **fresh = NULL;
 	bool tpm2 = rec->version == OV_TPM_2_0;
 	size_t n = 0;
 	int ret = -1;
 
-	(void)cdirfd;
-	(void)s;
 	if (!sp->rootfs)
 		return ov_error_set(err, 0, "config.json has no root.path");
 	devfd = open("/dev", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -227,7 +237,9 @@ static int device_attach(int cdirfd, const struct ov_settings *s, pid_t pid,
 		goto out;
 	if (ov_spec_fresh_mounts(sp, &fresh, err) < 0)
 		goto out;
-	if (ov_mount_into(pid, sp->rootfs, (const char *const *)fresh, binds, n, err) < 0) {
+	logs = log_bind(cdirfd, s, &binds[n]);
+	if (ov_mount_into(pid, sp->rootfs, (const char *const *)fresh, binds, n + (logs >= 0),
+			  err) < 0) {
 		ov_error_wrap(err, "placing the vTPM devices in the container");
 		goto out;
 	}
@@ -235,6 +247,34 @@ static int device_attach(int cdirfd, const struct ov_settings *s, pid_t pid,
 out:
 	close_all(fds, n);
 	return ret;
+}
+
+/* The host's own /dev/tpmN of TPM idx, checked to be the chip recorded. */
+static int device_connect(int cdirfd, unsigned idx, const struct ov_record_tpm *t, ov_error *err)
+{
+	cleanup_close int devfd = open("/dev", O_PATH | O_DIRECTORY | O_CLOEXEC), node = -1;
+	char name[32], path[64];
+	struct stat st;
+	int fd;
+
+	(void)cdirfd;
+	if (devfd < 0)
+		return ov_error_set(err, errno, "opening /dev");
+	if (t->devnum < 0 || t->dev == 0)
+		return ov_error_set(err, 0, "vTPM %u has no device recorded", idx);
+	snprintf(name, sizeof(name), "tpm%d", t->devnum);
+	node = ov_vtpmx_open_node(devfd, name, t->dev, err);
+	if (node < 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", node);
+	fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return ov_error_set(err, errno, "opening /dev/%s", name);
+	if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != t->dev) {
+		close(fd);
+		return ov_error_set(err, 0, "/dev/%s is not the vTPM's device", name);
+	}
+	return fd;
 }
 
 static void device_ctrl_name(unsigned idx, char *buf, size_t size)
@@ -257,5 +297,6 @@ const struct ov_backend_ops ov_backend_device = {
     .precreate = device_precreate,
     .precreate_unnamed = true,
     .attach = device_attach,
+    .connect = device_connect,
     .ctrl_name = device_ctrl_name,
 };

@@ -10,6 +10,7 @@
 #include "oci-vtpm/backend.h"
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
+#include "oci-vtpm/measure.h"
 #include "oci-vtpm/ctrl_relay.h"
 #include "oci-vtpm/mount.h"
 #include "oci-vtpm/socket.h"
@@ -21,7 +22,7 @@
  * root reaches it.
  */
 #define PRIVATE_DIR "private"
-#define SOCK_DIR    PRIVATE_DIR "/tpm"
+#define SOCK_DIR    OV_MEASURE_LOG_DIR /* "private/tpm" */
 
 /* swtpm's own control channel: in the container's run directory, 0600
  * root, never in the directory the container gets (it returns and replaces
@@ -113,6 +114,20 @@ static int socket_precreate(json_object *spec, const struct ov_settings *s,
 	return ov_spec_add_ro_bind(spec, src, s->socket_dir, err);
 }
 
+/* Before the container runs (createRuntime), nothing of it has seen the
+ * socket directory: the socket there is swtpm's. */
+static int socket_connect(int cdirfd, unsigned idx, const struct ov_record_tpm *t, ov_error *err)
+{
+	cleanup_close int sdir = ov_open_dir_at(cdirfd, SOCK_DIR);
+	char name[64];
+
+	(void)t;
+	if (sdir < 0)
+		return ov_error_set(err, errno, "opening the socket directory");
+	snprintf(name, sizeof(name), "tpm%u.sock", idx);
+	return ov_socket_connect(sdir, name, err);
+}
+
 const struct ov_backend_ops ov_backend_socket = {
     .kind = OV_BACKEND_SOCKET,
     .chardev = false,
@@ -120,6 +135,8 @@ const struct ov_backend_ops ov_backend_socket = {
     .wait = socket_wait,
     .precreate = socket_precreate,
     .attach = socket_attach,
+    .connect = socket_connect,
+    .places_log_dir = true,
     .ctrl_name = socket_ctrl_name,
     .data_name = socket_data_name,
 };

@@ -70,6 +70,7 @@ void ov_settings_defaults(struct ov_settings *s)
 	s->log_level = OV_LOG_INFO;
 	s->backend = OV_BACKEND_AUTO;
 	s->ek_cert = false;
+	s->measure = true;
 	s->keep_generations = 3;
 	s->pool_size = 8;
 	s->start_timeout_ms = 10000;
@@ -161,6 +162,7 @@ static const struct key keys[] = {
     {"log_level", K_LEVEL, F(log_level), 0, 0},
     {"backend", K_BACKEND, F(backend), 0, 0},
     {"ek_cert", K_BOOL, F(ek_cert), 0, 0},
+    {"measure", K_BOOL, F(measure), 0, 0},
     {"default_enable", K_BOOL, F(default_enable), 0, 0},
     {"env_request", K_REQ_KEYS, F(env_keys), 0, 0},
     /* who may ask for what */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/instance.h"
 #include "oci-vtpm/log.h"
+#include "oci-vtpm/measure.h"
 #include "oci-vtpm/prepare.h"
 #include "oci-vtpm/spec.h"
 #include "oci-vtpm/vtpm.h"
@@ -31,6 +33,33 @@ static void undo_precreate(const struct ov_prepare *e, const char *run_name)
 
 	if (ov_vtpm_stop(e->s, run_name, &ignored) < 0)
 		ov_warn("undoing the vTPM started before the container: %s", ignored.msg);
+}
+
+/* The measured launch for the shim: the event log directory goes into
+ * the spec first where the backend's additions do not place it (the
+ * device backend), so that the mounts measured are the runtime's. Returns
+ * 1 when the spec changed, 0, -1. */
+static int measure_now(const struct ov_prepare *e, const struct ov_backend_ops *ops,
+		       const struct ov_spec *sp, int cdir, const struct ov_record *rec,
+		       ov_error *err)
+{
+	char slot[PATH_MAX], src[PATH_MAX + sizeof(OV_MEASURE_LOG_DIR) + 1];
+	int changed = 0;
+
+	if (rec->version != OV_TPM_2_0)
+		return 0;
+	if (!ops->places_log_dir) {
+		if (ov_slot_path(e->s->run_dir, rec->id, slot, sizeof(slot), err) < 0)
+			return -1;
+		snprintf(src, sizeof(src), "%s/%s", slot, OV_MEASURE_LOG_DIR);
+		changed = ov_spec_add_ro_bind(sp->root, src, e->s->socket_dir, err);
+		if (changed < 0)
+			return -1;
+		changed = 1;
+	}
+	if (ov_measure_launch(cdir, rec, e->id, sp, err) < 0)
+		return ov_error_wrap(err, "measuring the launch into PCR %d", OV_MEASURE_PCR);
+	return changed;
 }
 
 /* Returns 1 when it started the vTPMs, 0 when they ran already (a
@@ -56,6 +85,13 @@ static int precreate(const struct ov_prepare *e, const char *run_name,
 		goto fail;
 	}
 	ret = ops->precreate(sp->root, e->s, &rec, err);
+	/* The shim: the container's config is final now, and no hook of ours
+	 * runs: measure its launch here (lib/measure.c). */
+	if (ret >= 0 && e->id && r->measure) {
+		int m = measure_now(e, ops, sp, cdir, &rec, err);
+
+		ret = m < 0 ? -1 : (ret > 0 || m > 0);
+	}
 	ov_record_free(&rec);
 	if (ret < 0)
 		goto fail;

@@ -25,6 +25,7 @@ static const struct req_key req_keys[] = {
     {"count", "COUNT", OV_REQ_COUNT},
     {"ek-cert", "EK_CERT", OV_REQ_EK_CERT},
     {"backend", "BACKEND", OV_REQ_BACKEND},
+    {"measure", "MEASURE", OV_REQ_MEASURE},
     {"precreated", NULL, 0},
     {"provided-by", NULL, 0},
 };
@@ -55,7 +56,7 @@ int ov_request_keys_parse(const char *name, json_object *v, unsigned *out, ov_er
 		if (!rk || !rk->bit)
 			return ov_error_set(err, 0,
 					    "\"%s\": \"%s\" is not enable, name, version, count, "
-					    "ek-cert or backend",
+					    "ek-cert, backend or measure",
 					    name, str);
 		*out |= rk->bit;
 	}
@@ -143,6 +144,10 @@ static int request_key(const struct req_key *k, const char *val, const char *src
 		return 0;
 	case OV_REQ_EK_CERT:
 		if (parse_bool(val, &r->ek_cert) < 0)
+			goto bad;
+		return 0;
+	case OV_REQ_MEASURE:
+		if (parse_bool(val, &r->measure) < 0)
 			goto bad;
 		return 0;
 	case OV_REQ_BACKEND:
@@ -364,6 +369,7 @@ int ov_request_parse(const struct ov_settings *s, json_object *annotations, json
 	r->version = OV_TPM_2_0;
 	r->count = 1;
 	r->ek_cert = s->ek_cert;
+	r->measure = s->measure;
 	r->backend = s->backend;
 	if (annotations) {
 		json_object_object_foreach(annotations, key, v)

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "oci-vtpm/tpm2.h"
 #include "oci-vtpm/util.h"
@@ -141,6 +142,29 @@ static int wait_fd(struct ov_tpm2 *t, short events, ov_error *err)
 	}
 }
 
+/* A TPM character device: the whole command in one write. Returns what
+ * was written: cmd->n, or 0 with err set. */
+static size_t write_all(struct ov_tpm2 *t, const struct ov_tpm2_cmd *cmd, const char *what,
+			ov_error *err)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (wait_fd(t, POLLOUT, err) < 0) {
+			ov_error_wrap(err, "%s", what);
+			return 0;
+		}
+		n = write(t->fd, cmd->b, cmd->n);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0 || (size_t)n != cmd->n) {
+			ov_error_set(err, n < 0 ? errno : EIO, "%s: writing to the TPM", what);
+			return 0;
+		}
+		return cmd->n;
+	}
+}
+
 /* Send one command, read its whole response into t->rsp; returns the TPM's
  * response code (0 success), or -1 on a transport error. */
 int64_t ov_tpm2_transact(struct ov_tpm2 *t, const struct ov_tpm2_cmd *cmd, const char *what,
@@ -150,6 +174,10 @@ int64_t ov_tpm2_transact(struct ov_tpm2 *t, const struct ov_tpm2_cmd *cmd, const
 
 	if (cmd->overflow)
 		return ov_error_set(err, E2BIG, "%s: command too large", what);
+	if (t->chardev) /* a TPM device takes a command in one write */
+		sent = write_all(t, cmd, what, err);
+	if (t->chardev && sent != cmd->n)
+		return -1;
 	while (sent < cmd->n) {
 		ssize_t n;
 
@@ -167,7 +195,8 @@ int64_t ov_tpm2_transact(struct ov_tpm2 *t, const struct ov_tpm2_cmd *cmd, const
 
 		if (wait_fd(t, POLLIN, err) < 0)
 			return ov_error_wrap(err, "%s", what);
-		n = recv(t->fd, t->rsp + got, want - got, MSG_DONTWAIT);
+		n = t->chardev ? read(t->fd, t->rsp + got, sizeof(t->rsp) - got)
+			       : recv(t->fd, t->rsp + got, want - got, MSG_DONTWAIT);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0)
@@ -176,7 +205,7 @@ int64_t ov_tpm2_transact(struct ov_tpm2 *t, const struct ov_tpm2_cmd *cmd, const
 			return ov_error_set(err, ECONNRESET, "%s: swtpm closed the connection",
 					    what);
 		got += (size_t)n;
-		if (got == TPM_HEADER_LEN && want == TPM_HEADER_LEN) {
+		if (got >= TPM_HEADER_LEN && want == TPM_HEADER_LEN) {
 			uint32_t size = (uint32_t)t->rsp[2] << 24 | (uint32_t)t->rsp[3] << 16 |
 					(uint32_t)t->rsp[4] << 8 | t->rsp[5];
 

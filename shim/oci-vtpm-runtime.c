@@ -328,7 +328,7 @@ static void record_container(const struct ov_rt_args *a, const struct ov_setting
 		ov_warn("%s did not say the container's pid: the vTPM is in use only while this "
 			"program runs",
 			runtime);
-	else if (ov_vtpm_adopt(s, a->id, pid, &err) < 0)
+	else if (ov_vtpm_adopt(s, a->id, pid, NULL, NULL, &err) < 0)
 		ov_warn("recording the container: %s", err.msg);
 }
 

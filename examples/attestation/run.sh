@@ -15,6 +15,8 @@
 #   5. The verifier sends a nonce; the container quotes PCRs with it
 #      (tpm2_quote); the verifier checks the quote with the bound AK and the
 #      nonce (tpm2_checkquote) and PCR 16 against the expected measurement.
+#   6. The launch event log oci-vtpm wrote (/run/tpm/tpm0.cel.json) replays
+#      to the quoted PCR 11, and its args and mounts satisfy a policy.
 #
 # Host and container exchange files through a shared directory (/attest/xfer
 # in the container); a real verifier talks over the network. Uses the device
@@ -84,6 +86,10 @@ echo "== 5. host: nonce; container: quote; host: check"
 nonce=$(verifier nonce)
 in_container quote /attest/xfer "$nonce" | sed 's/^/   /'
 verifier check-quote "$work/xfer" "$priv" "$nonce" | sed 's/^/   /'
+echo "== 6. host: the launch event log against the quoted PCR 11, and a policy"
+# The policy: what this verifier expects the container to run.
+jq '{args: .process.args, mounts: [.mounts[].destination]}' "$bundle/config.json" >"$priv/policy.json"
+verifier check-launch "$work/xfer" "$priv" "$priv/policy.json" | sed 's/^/   /'
 echo "== and what fails:"
 if verifier check-quote "$work/xfer" "$priv" "$(verifier nonce)" 2>&1 | sed 's/^/   /'; then
 	echo "   a quote checked with another nonce verified" >&2

@@ -4,7 +4,8 @@
 #   tpm-side.sh evidence XFER        EK certificates (from NV), a new AK, and
 #                                    the workload's measurement into PCR 16
 #   tpm-side.sh activate XFER        decrypt the verifier's credential (EK + AK)
-#   tpm-side.sh quote XFER NONCE     quote PCRs sha256:0-7,16 with NONCE
+#   tpm-side.sh quote XFER NONCE     quote PCRs sha256:0-7,11,16 with NONCE, and
+#                                    hand over the launch event log (PCR 11)
 #
 # XFER is where the verifier's and the TPM's files meet (a directory shared
 # with the host in this example; a network protocol in real life). Only
@@ -29,6 +30,8 @@ mkdir -p "$st"
 # The measurement this example's workload makes into PCR 16 (the verifier
 # knows the same string).
 MEASUREMENT="oci-vtpm attestation example workload"
+# Where oci-vtpm puts the launch event log of vTPM 0 (read-only).
+LAUNCH_LOG=${ATTEST_LAUNCH_LOG:-/run/tpm/tpm0.cel.json}
 
 # Transient objects left loaded by a tool (a raw TCTI has no resource
 # manager, and swtpm has three object slots).
@@ -66,10 +69,16 @@ activate)
 quote)
 	[ $# -eq 3 ] || usage
 	nonce=$3
-	tpm2_quote -c "$st/ak.ctx" -l sha256:0,1,2,3,4,5,6,7,16 -q "$nonce" -g sha256 \
+	tpm2_quote -c "$st/ak.ctx" -l sha256:0,1,2,3,4,5,6,7,11,16 -q "$nonce" -g sha256 \
 		-m "$xfer/quote.msg" -s "$xfer/quote.sig" -o "$xfer/quote.pcrs" >/dev/null
 	flush
-	echo "quote: PCRs sha256:0-7,16 quoted with the nonce into $xfer"
+	# The launch measurements oci-vtpm made into PCR 11 before this
+	# container's first process ran: the verifier replays them.
+	if [ -r "$LAUNCH_LOG" ]; then
+		rm -f "$xfer/launch.cel.json"
+		cat "$LAUNCH_LOG" >"$xfer/launch.cel.json"
+	fi
+	echo "quote: PCRs sha256:0-7,11,16 quoted with the nonce into $xfer"
 	;;
 *) usage ;;
 esac

@@ -50,6 +50,15 @@ struct ov_backend_ops {
 	 * init is pid, of config sp. */
 	int (*attach)(int cdirfd, const struct ov_settings *s, pid_t pid, const struct ov_spec *sp,
 		      const struct ov_record *rec, ov_error *err);
+	/* A connection to TPM idx's command channel for the host (the
+	 * measured launch): never through a path the container controls.
+	 * Returns the fd; ops->chardev: a TPM character device. */
+	int (*connect)(int cdirfd, unsigned idx, const struct ov_record_tpm *t, ov_error *err);
+	/* The slot's OV_MEASURE_LOG_DIR (the launch's event logs) reaches the
+	 * container at socket_dir without attach: it is the directory the
+	 * socket backend places. (The device backend's attach places it with
+	 * the devices; vTPMs it placed through config.json need a bind.) */
+	bool places_log_dir;
 	/* Name, under the slot's directory, of TPM idx's control socket:
 	 * never in what the container sees or can write. */
 	void (*ctrl_name)(unsigned idx, char *buf, size_t size);

@@ -29,10 +29,11 @@ enum {
 	OV_REQ_COUNT = 1u << 3,
 	OV_REQ_EK_CERT = 1u << 4,
 	OV_REQ_BACKEND = 1u << 5,
+	OV_REQ_MEASURE = 1u << 6,
 };
 #define OV_REQ_ALL                                                                                 \
 	(OV_REQ_ENABLE | OV_REQ_NAME | OV_REQ_VERSION | OV_REQ_COUNT | OV_REQ_EK_CERT |            \
-	 OV_REQ_BACKEND)
+	 OV_REQ_BACKEND | OV_REQ_MEASURE)
 /* settings "name_scope": the default, scope by the namespace Kubernetes'
  * CRI (containerd, then CRI-O) writes when there is one. */
 #define OV_NAME_SCOPE_AUTO "auto"
@@ -41,7 +42,8 @@ enum {
  * default the environment may ask for a vTPM and its shape, not for a
  * named identity (which would let any image claim any name's TPM). */
 #define OV_ENV_KEYS_DEFAULT                                                                        \
-	(OV_REQ_ENABLE | OV_REQ_VERSION | OV_REQ_COUNT | OV_REQ_EK_CERT | OV_REQ_BACKEND)
+	(OV_REQ_ENABLE | OV_REQ_VERSION | OV_REQ_COUNT | OV_REQ_EK_CERT | OV_REQ_BACKEND |         \
+	 OV_REQ_MEASURE)
 
 enum ov_backend {
 	OV_BACKEND_AUTO,
@@ -82,6 +84,7 @@ struct ov_settings {
 	enum ov_log_level log_level;
 	enum ov_backend backend;
 	bool ek_cert;
+	bool measure; /* measured launch by default (true) */
 	/* Every container whose request is read (the shim's, the precreate
 	 * stage's) gets a vTPM unless it opts out (enable=false). */
 	bool default_enable;
@@ -106,6 +109,7 @@ struct ov_request {
 	enum ov_tpm_version version;
 	unsigned count;
 	bool ek_cert;
+	bool measure;		 /* the measured launch (lib/measure.c) */
 	enum ov_backend backend; /* AUTO resolved later */
 	/* io.oci-vtpm.precreated: the run-directory name under which podman's
 	 * precreate stage started the vTPMs before the container had an id

@@ -63,8 +63,9 @@ struct ov_tpm2_rsp {
 
 /* The connection to a TPM 2.0 (a running swtpm's server socket). */
 struct ov_tpm2 {
-	int fd;	   /* connected to swtpm's server socket */
-	int pidfd; /* swtpm: its exit ends every wait */
+	int fd;	      /* connected to swtpm's server socket */
+	int pidfd;    /* swtpm: its exit ends every wait (-1: none) */
+	bool chardev; /* fd is a TPM character device: one write, one read */
 	int64_t deadline;
 	uint8_t rsp[TPM_BUF_MAX];
 	size_t rsp_len;

@@ -36,14 +36,18 @@ int ov_vtpm_start(const struct ov_settings *s, const char *id, const char *bundl
 		  const struct ov_request *r, pid_t holder, ov_error *err);
 
 /* Place the vTPMs of slot id in the container whose init is pid (of
- * config sp) and record it. On failure they are stopped and discarded
- * (the archive is untouched). */
+ * config sp) and record it; with r->measure, measure its launch first
+ * (lib/measure.c). On failure they are stopped and discarded (the archive
+ * is untouched). */
 int ov_vtpm_attach(const struct ov_settings *s, const char *id, pid_t pid, const struct ov_spec *sp,
-		   ov_error *err);
+		   const struct ov_request *r, ov_error *err);
 
 /* Record the container whose init is pid as the user of slot id's running
- * vTPMs (placed in it already: through config.json). */
-int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, ov_error *err);
+ * vTPMs (placed in it already: through config.json), and with r->measure
+ * measure its launch unless that was done already (r NULL: only record;
+ * the shim measured in ov_prepare_text). */
+int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, const struct ov_spec *sp,
+		  const struct ov_request *r, ov_error *err);
 
 /* Stop the vTPMs of slot id and remove its live state. Tolerates partial
  * state; nothing recorded is not an error. */

@@ -228,3 +228,223 @@ AT_NV_PROBE="cd /tmp; tpm2_nvread -T $OV_TCTI 0x01c00002 -o c.der >/dev/null 2>&
 	ov_assert_no_new_files
 	ov_leak_check
 }
+
+# at_attest LABEL ID POLICY: the whole flow against container ID (evidence
+# collected into $T/xfer-LABEL): credential, nonce, quote, then the
+# verifier's check-launch with POLICY; leaves the verifier's state in
+# $T/verifier-LABEL and the nonce in $T/nonce-LABEL.
+at_attest() {
+	local x=$T/xfer-$1 priv=$T/verifier-$1 nonce
+	verifier challenge "$x" "$priv" >/dev/null
+	tpm_side "$2" activate >/dev/null
+	verifier check-secret "$x" "$priv" >/dev/null
+	nonce=$(verifier nonce)
+	echo "$nonce" >"$T/nonce-$1"
+	tpm_side "$2" quote "$nonce" >/dev/null
+	verifier attest "$x" "$priv" "$3" "$nonce"
+}
+
+@test "runc: measured launch: the quote verifies and the log replays; a changed arg, an added mount, another image, a tampered log and an old quote are caught" {
+	ov_requires_init
+	local b id x=$T/xfer-m priv=$T/verifier-m img=example.com/app@sha256:1111 nonce
+	b=$(at_bundle m io.oci-vtpm.ek-cert=true "io.kubernetes.cri.image-name=$img")
+	ov_cfg "$b" '.process.env += ["SECRET_TOKEN=hunter2-do-not-log"]'
+	jq --arg img "$img" '{args: ["sleep", "600"], image: {"io.kubernetes.cri.image-name": $img},
+		mounts: [.mounts[].destination]}' "$b/config.json" >"$T/policy.json"
+	id=$(ov_new_id m)
+	ov_run_detached runc "$id" "$b"
+	run tpm_side "$id" evidence
+	assert_success
+
+	# The log: in the container (read-only) and from the host, the same.
+	run ov_exec runc "$id" sh -c 'cat /run/tpm/tpm0.cel.json >/dev/null && echo x >>/run/tpm/tpm0.cel.json'
+	assert_failure
+	run ovadm log "$id"
+	assert_success
+	echo "$output" >"$T/host.cel.json"
+	assert_output --partial '"content_type":"oci-vtpm"'
+	assert_output --partial 'SECRET_TOKEN'
+	refute_output --partial 'hunter2'
+
+	run at_attest m "$id" "$T/policy.json"
+	assert_success
+	assert_output --partial "quote verified"
+	assert_output --partial "event log replays to the quoted PCR 11"
+	assert_output --partial "launch satisfies the policy"
+	cmp <(jq -S . "$T/host.cel.json") <(jq -S . "$x/launch.cel.json")
+
+	# Replay by hand: tpm2_pcrread in the container agrees with the log.
+	local want=0000000000000000000000000000000000000000000000000000000000000000 d
+	for d in $(jq -r '.[].digests[] | select(.hashAlg == "sha256") | .digest' "$x/launch.cel.json"); do
+		want=$(printf '%s%s' "$want" "$d" | tr a-f A-F | basenc --base16 -d | sha256sum | cut -d' ' -f1)
+	done
+	run ov_exec runc "$id" tpm2_pcrread -T "$OV_TCTI" sha256:11
+	assert_output --partial "0x${want^^}"
+
+	# An old quote, replayed against a new nonce.
+	run verifier attest "$x" "$priv" "$T/policy.json" "$(verifier nonce)"
+	assert_failure
+	assert_output --partial "nonce"
+
+	# A tampered log entry: the content changed...
+	jq '.[5].content.string |= sub("sleep"; "sheep")' "$x/launch.cel.json" >"$T/t.json"
+	cp "$x/launch.cel.json" "$T/good.cel.json"
+	cp "$T/t.json" "$x/launch.cel.json"
+	run verifier check-launch "$x" "$priv" "$T/policy.json"
+	assert_failure
+	assert_output --partial "record 5: its sha256 digest is not the digest of its content"
+	# ...or changed with its digests made to match: the replay differs.
+	jq '.[5].content.string |= sub("sleep"; "sheep")
+		| .[5].digests |= map(if .hashAlg == "sha256" then .digest = "'"$(jq -j '.[5].content.string | sub("sleep"; "sheep")' "$T/good.cel.json" | sha256sum | cut -d' ' -f1)"'" else . end)' \
+		"$T/good.cel.json" >"$x/launch.cel.json"
+	run verifier check-launch "$x" "$priv" "$T/policy.json"
+	assert_failure
+	assert_output --partial "replay gives PCR 11"
+	# ...or a record dropped.
+	jq 'del(.[12])' "$T/good.cel.json" >"$x/launch.cel.json"
+	run verifier check-launch "$x" "$priv" "$T/policy.json"
+	assert_failure
+	assert_output --partial "replay gives PCR 11"
+	cp "$T/good.cel.json" "$x/launch.cel.json"
+
+	# The container extends PCR 11 after its launch: it cannot reset it, so
+	# a fresh quote no longer matches the log.
+	run ov_exec runc "$id" tpm2_pcrextend -T "$OV_TCTI" "11:sha256=$(printf '%064d' 1)"
+	assert_success
+	nonce=$(verifier nonce)
+	tpm_side "$id" quote "$nonce" >/dev/null
+	run verifier attest "$x" "$priv" "$T/policy.json" "$nonce"
+	assert_failure
+	assert_output --partial "quote verified"
+	assert_output --partial "replay gives PCR 11"
+
+	# Another container: a changed arg, an added mount, another image.
+	local b2 id2
+	b2=$(at_bundle m2 io.oci-vtpm.ek-cert=true "io.kubernetes.cri.image-name=example.com/app@sha256:2222")
+	ov_cfg "$b2" '.mounts += [{destination: "/extra", type: "bind", source: "/etc", options: ["rbind", "ro"]}]'
+	ov_args "$b2" sleep 601
+	id2=$(ov_new_id m2)
+	ov_run_detached runc "$id2" "$b2"
+	run tpm_side "$id2" evidence
+	assert_success
+	run at_attest m2 "$id2" "$T/policy.json"
+	assert_failure
+	assert_output --partial 'policy: process.args is ["sleep","601"]'
+	jq '.args = ["sleep", "601"]' "$T/policy.json" >"$T/p2.json"
+	run verifier check-launch "$T/xfer-m2" "$T/verifier-m2" "$T/p2.json"
+	assert_failure
+	assert_output --partial "policy: image io.kubernetes.cri.image-name is example.com/app@sha256:2222"
+	jq '.image["io.kubernetes.cri.image-name"] = "example.com/app@sha256:2222"' "$T/p2.json" >"$T/p3.json"
+	run verifier check-launch "$T/xfer-m2" "$T/verifier-m2" "$T/p3.json"
+	assert_failure
+	assert_output --partial "policy: mount /extra is not allowed"
+	jq '.mounts += ["/extra"]' "$T/p3.json" >"$T/p4.json"
+	run verifier check-launch "$T/xfer-m2" "$T/verifier-m2" "$T/p4.json"
+	assert_success
+
+	run ov_delete runc "$id" -f
+	assert_success
+	run ov_delete runc "$id2" -f
+	assert_success
+}
+
+# What a container sees of the measured launch: PCR 11 and the log.
+AT_MEASURE_PROBE="echo PCR11=\$(tpm2_pcrread -T $OV_TCTI sha256:11 | grep -o '0x[0-9A-F]*');
+	[ -r /run/tpm/tpm0.cel.json ] && echo LOG=\$(grep -c '^ *\"recnum\"' /run/tpm/tpm0.cel.json) || echo NOLOG"
+AT_ZERO=0x0000000000000000000000000000000000000000000000000000000000000000
+
+# at_probe LABEL [KEY=VALUE]...: run the probe in a fresh container.
+at_probe() {
+	local b id label=$1
+	shift
+	b=$(ov_bundle "$label" io.oci-vtpm.enable=true "$@")
+	ov_sh "$b" "$AT_MEASURE_PROBE"
+	id=$(ov_new_id "$label")
+	ov_run runc "$id" "$b"
+}
+
+@test "runc: measuring is on by default; annotation, env and settings turn it off (PCR 11 zero, no log); a bad value is refused" {
+	requires root jq busybox swtpm tpm2-tools hook runc
+	run at_probe default
+	assert_success
+	assert_line LOG=13
+	refute_line "PCR11=$AT_ZERO"
+	assert_line --regexp '^PCR11=0x[0-9A-F]{64}$'
+
+	run at_probe annotated io.oci-vtpm.measure=false
+	assert_success
+	assert_line NOLOG
+	assert_line "PCR11=$AT_ZERO"
+
+	local b id
+	b=$(ov_bundle env io.oci-vtpm.enable=true)
+	ov_sh "$b" "$AT_MEASURE_PROBE"
+	ov_cfg "$b" '.process.env += ["OCI_VTPM_MEASURE=false"]'
+	id=$(ov_new_id env)
+	run ov_run runc "$id" "$b"
+	assert_success
+	assert_line NOLOG
+	assert_line "PCR11=$AT_ZERO"
+
+	ov_write_config '.measure = false'
+	run at_probe settings
+	assert_success
+	assert_line NOLOG
+	assert_line "PCR11=$AT_ZERO"
+	# The annotation overrides the settings.
+	run at_probe override io.oci-vtpm.measure=true
+	assert_success
+	assert_line LOG=13
+
+	run at_probe bad io.oci-vtpm.measure=maybe
+	assert_failure
+	assert_output --regexp 'annotation io.oci-vtpm.measure: bad value .?"maybe'
+
+	# A TPM 1.2 vTPM is not measured: no log, and `oci-vtpm log` says so.
+	ov_write_config .
+	b=$(ov_bundle v12 io.oci-vtpm.enable=true io.oci-vtpm.version=1.2)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id v12)
+	ov_run_detached runc "$id" "$b"
+	run ovadm log "$id"
+	assert_failure
+	assert_output --partial "no event log for vTPM 0 (not measured)"
+	run ov_delete runc "$id" -f
+	assert_success
+	run ovadm log "$id"
+	assert_failure
+	assert_output --partial "no vTPM of container $id"
+}
+
+@test "oci-vtpm-runtime (the shim, no hook): the launch is measured before create; PCR 11 replays from the log; opt-out works" {
+	requires root jq busybox swtpm tpm2-tools hook runc
+	SHIM=${OCI_VTPM_RUNTIME_SHIM:-$OCI_VTPM_BUILD/oci-vtpm-runtime}
+	[ -x "$SHIM" ] || fail "$SHIM not built"
+	shim_runc
+	local b id want d
+	b=$(ov_bundle shimm io.oci-vtpm.enable=true)
+	ov_cfg "$b" 'del(.hooks)'
+	ov_args "$b" sleep 600
+	id=$(ov_new_id shimm)
+	ov_run_detached runc "$id" "$b"
+	run ovadm log "$id"
+	assert_success
+	want=$(printf '%064d' 0)
+	for d in $(jq -r '.[].digests[] | select(.hashAlg == "sha256") | .digest' <<<"$output"); do
+		want=$(printf '%s%s' "$want" "$d" | tr a-f A-F | basenc --base16 -d | sha256sum | cut -d' ' -f1)
+	done
+	# The measured mounts are the runtime's: the shim's bind of /run/tpm too.
+	jq -e '[.[].content.string | fromjson] | add | .mounts | map(.destination) | index("/run/tpm")' \
+		<<<"$output" >/dev/null || fail "the shim's /run/tpm mount was not measured: $output"
+	run ov_exec runc "$id" sh -c "grep -c '^ *\"recnum\"' /run/tpm/tpm0.cel.json; tpm2_pcrread -T $OV_TCTI sha256:11"
+	assert_success
+	assert_line 13
+	assert_output --partial "0x${want^^}"
+	run ov_delete runc "$id" -f
+	assert_success
+
+	run at_probe shimoff io.oci-vtpm.measure=false
+	assert_success
+	assert_line NOLOG
+	assert_line "PCR11=$AT_ZERO"
+}

@@ -75,7 +75,7 @@ cli_verbs() { "$OV_CLI" --help | sed -n '/^Verbs:/,/^$/p' | awk 'NR > 1 && NF {p
 
 @test "oci-vtpm: the verb table lists every verb; VERB --help and help VERB print that verb's usage" {
 	local want verb
-	want=$(printf '%s\n' cdi gc import init inspect export list pool restore rm rotate-key top | sort)
+	want=$(printf '%s\n' cdi gc import init inspect export list log pool restore rm rotate-key top | sort)
 	[ "$(cli_verbs)" = "$want" ] || fail "verbs listed: $(cli_verbs | tr '\n' ' ')"
 	for verb in $(cli_verbs); do
 		run --separate-stderr "$OV_CLI" "$verb" --help
@@ -108,7 +108,7 @@ cli_verbs() { "$OV_CLI" --help | sed -n '/^Verbs:/,/^$/p' | awk 'NR > 1 && NF {p
 	[[ $stderr == "usage: oci-vtpm "* ]] || fail "stderr: $stderr"
 	for args in "list extra" "list --yaml" "init now" "inspect" "export X" "rm" "restore X 3" \
 		"restore X --gen 3" "gc now" "pool" "pool empty" "pool status --yaml" "pool drain now" \
-		"pool fill 1 2" "rotate-key now"; do
+		"pool fill 1 2" "rotate-key now" "log" "log ID 9" "log ID x" "log ID 0 0"; do
 		# shellcheck disable=SC2086 # split on purpose
 		run --separate-stderr ovadm $args
 		assert_failure 2

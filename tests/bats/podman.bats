@@ -321,3 +321,48 @@ stop_start() {
 	hooks_dir "$T/hooks.d" oci-vtpm.json
 	stop_start hooks --hooks-dir "$T/hooks.d" --runtime runc
 }
+
+@test "podman --hooks-dir: measured launch: the quote verifies and the log replays; the log names podman and the args; another arg is caught" {
+	requires_podman
+	ov_write_config ".master_key = \"$T/keys/master.key\" | .ca_key = \"$T/ca/ca.key\" | .ca_cert = \"$T/ca/ca.pem\""
+	ov_requires_init
+	local name id x=$T/xfer priv=$T/verifier ex=$OV_REPO/examples/attestation nonce cfg
+	hooks_dir "$T/hooks.d" oci-vtpm.json
+	mkdir -p "$x"
+	name=$(pm_name measured)
+	run pm --hooks-dir "$T/hooks.d" --runtime runc run -d --name "$name" \
+		--annotation io.oci-vtpm.enable=true --annotation io.oci-vtpm.ek-cert=true \
+		--env API_KEY=s3cr3t-value "${RUN_OPTS[@]}" -v "$ex:/attest/bin:ro" -v "$x:/attest/xfer" \
+		"$IMAGE" sleep 600
+	assert_success
+	id=$(pm_register "$name")
+	side() { pm exec -e "TPM2TOOLS_TCTI=$OV_TCTI" "$name" /attest/bin/tpm-side.sh "$1" /attest/xfer "${@:2}"; }
+	run side evidence
+	assert_success
+	"$ex/verifier.sh" check-ek "$x" "$T/ca/ca.pem"
+	"$ex/verifier.sh" challenge "$x" "$priv"
+	side activate
+	"$ex/verifier.sh" check-secret "$x" "$priv"
+	nonce=$("$ex/verifier.sh" nonce)
+	side quote "$nonce"
+
+	# The policy from the config podman gave the runtime.
+	cfg=$(pm_config "$name")
+	jq '{args: .process.args, mounts: [.mounts[].destination]}' "$cfg" >"$T/policy.json"
+	run "$ex/verifier.sh" attest "$x" "$priv" "$T/policy.json" "$nonce"
+	assert_success
+	assert_output --partial "event log replays to the quoted PCR 11"
+	assert_output --partial '"engine":"podman"'
+	run ovadm log "$id"
+	assert_success
+	assert_output --partial API_KEY
+	refute_output --partial s3cr3t
+	cmp <(jq -S . <<<"$output") <(jq -S . "$x/launch.cel.json")
+
+	jq '.args = ["sleep", "601"]' "$T/policy.json" >"$T/p2.json"
+	run "$ex/verifier.sh" check-launch "$x" "$priv" "$T/p2.json"
+	assert_failure
+	assert_output --partial 'policy: process.args is ["sleep","600"]'
+	run pm rm -f "$name"
+	assert_success
+}

@@ -219,7 +219,7 @@ static void test_request_env(void)
 	/* The settings' keys. */
 	CHECK(request_env("{\"env_request\":[\"enable\",\"precreated\"]}", NULL, &r, &err) == -2);
 	CHECK_ERR(&err, "\"env_request\": \"precreated\" is not enable, name, version, count, "
-			"ek-cert or backend");
+			"ek-cert, backend or measure");
 	CHECK(request_env("{\"env_request\":\"enable\"}", NULL, &r, &err) == -2);
 	CHECK_ERR(&err, "\"env_request\" must be a list of request keys");
 	CHECK(request_env("{\"default_enable\":1}", NULL, &r, &err) == -2);

@@ -188,7 +188,7 @@ static void test_start_stop(void)
 	CHECK(ov_vtpm_start(&s, "c-life", "/bundle", &r, getpid(), &err) == 1);
 	/* Held: gc leaves it; a container adopts it. */
 	CHECK(ov_vtpm_collect(&s, "c-life", boot_id, &err) == 0);
-	CHECK(ov_vtpm_adopt(&s, "c-life", container, &err) == 0);
+	CHECK(ov_vtpm_adopt(&s, "c-life", container, &(struct ov_spec){0}, &r, &err) == 0);
 	CHECK(record("c-life", &rec) == 0 && rec.container_pid == container);
 	ov_record_free(&rec);
 	target("c-life", &t);
@@ -234,7 +234,7 @@ static void test_attach_fails(void)
 	CHECK(ov_vtpm_start(&s, "c-attach", NULL, &r, getpid(), &err) == 0);
 	CHECK(record("c-attach", &rec) == 0);
 	tpm = rec.tpms[0].pid;
-	CHECK(ov_vtpm_attach(&s, "c-attach", getpid(), &sp, &err) < 0);
+	CHECK(ov_vtpm_attach(&s, "c-attach", getpid(), &sp, &r, &err) < 0);
 	CHECK_ERR(&err, "root.path");
 	/* Discarded: swtpm stopped, slot and claim gone, nothing archived. */
 	CHECK(!ov_proc_alive(tpm, rec.tpms[0].starttime));

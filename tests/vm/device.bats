@@ -515,6 +515,56 @@ no_rule() {
 	assert_cleaned_up "$id" "$n"
 }
 
+# The measured launch on the device backend: the hook extends PCR 11 through
+# the host's /dev/tpmN, the event log is bind-mounted read-only at
+# /run/tpm/tpm0.cel.json; both when the hook starts the vTPM (runc) and when
+# the shim started it before create (the hook adopts it: precreate path).
+assert_measured() { # RT ID
+	local rt=$1 id=$2 want d
+	want=$(printf '0%.0s' {1..64})
+	run ovadm_log "$id"
+	assert_success
+	for d in $(jq -r '.[].digests[] | select(.hashAlg == "sha256") | .digest' <<<"$output"); do
+		want=$(printf '%s%s' "$want" "$d" | tr a-f A-F | basenc --base16 -d | sha256sum | cut -d' ' -f1)
+	done
+	jq -e '.[0].content.string | fromjson | ."oci-vtpm".pcr == 11' <<<"$output" >/dev/null ||
+		fail "not an oci-vtpm launch log: $output"
+	run ov_exec "$rt" "$id" sh -c "
+		cat /run/tpm/tpm0.cel.json | grep -c content_type | sed 's/^/RECORDS=/'
+		echo x >>/run/tpm/tpm0.cel.json 2>/dev/null && echo WRITABLE
+		tpm2_pcrread -T $OV_DEV_TCTI sha256:11 | grep -o '0x[0-9A-Fa-f]*'"
+	assert_success
+	assert_line RECORDS=13
+	refute_line WRITABLE
+	assert_line "0x${want^^}"
+}
+ovadm_log() { timeout -k 5 "$OV_TIMEOUT" "${OCI_VTPM_CLI:-$OCI_VTPM_BUILD/oci-vtpm}" --config "$CFG" log "$1"; }
+
+@test "measured launch (device backend): PCR 11 replays from the log, read-only at /run/tpm/tpm0.cel.json; hook and shim (precreate) paths" {
+	requires_stack shim-runc
+	local b id n
+	b=$(ov_dev_bundle measured)
+	ov_args "$b" sleep 600
+	id=$(ov_new_id measured)
+	ov_run_detached runc "$id" "$b"
+	n=$(ov_devnums "$id")
+	assert_measured runc "$id"
+	run ov_delete runc "$id" -f
+	assert_success
+	assert_cleaned_up "$id" "$n"
+
+	b=$(ov_bundle shim-measured io.oci-vtpm.enable=true)
+	ov_cfg "$b" 'del(.hooks)'
+	ov_args "$b" sleep 600
+	id=$(ov_new_id shim-measured)
+	ov_run_detached shim-runc "$id" "$b"
+	n=$(ov_devnums "$id")
+	assert_measured shim-runc "$id"
+	run ov_delete shim-runc "$id" -f
+	assert_success
+	assert_cleaned_up "$id" "$n"
+}
+
 # Warm vTPMs (warm_size, `oci-vtpm pool fill`): started ahead with their
 # chips; the shim takes one before create (its chip goes into config.json),
 # so does the hook at createRuntime (v1: the devices cgroup).
