@@ -134,14 +134,13 @@ int ov_ctrl_relay_spawn(int listen_fd, pid_t swtpm_pid, unsigned long long start
 			const char *user, const struct ov_limits_cg *cg, ov_error *err)
 {
 	cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, swtpm_pid, 0);
-	cleanup_close int rd = -1, wr = -1;
+	cleanup_close int rd = -1;
 	unsigned long long st = 0;
-	int pipefd[2], child_errno = -1;
+	int wr = -1, child_errno = -1;
 	char relay_exe[4096];
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
-	ssize_t n;
 
 	if (pidfd < 0)
 		return ov_error_set(err, errno, "control relay: pidfd_open of swtpm %d",
@@ -151,21 +150,13 @@ int ov_ctrl_relay_spawn(int listen_fd, pid_t swtpm_pid, unsigned long long start
 		return ov_error_set(err, ESRCH, "control relay: swtpm %d is gone", (int)swtpm_pid);
 	relay_ids(user, &uid, &gid);
 	find_relay_exe(relay_exe, sizeof(relay_exe));
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return ov_error_set(err, errno, "control relay: pipe");
-	rd = pipefd[0];
-	wr = pipefd[1];
-	pid = fork();
+	pid = ov_proc_fork_piped(&rd, &wr, "control relay", err);
 	if (pid < 0)
-		return ov_error_set(err, errno, "control relay: fork");
+		return -1;
 	if (pid == 0)
 		relay_child(listen_fd, pidfd, uid, gid, cg, wr, relay_exe);
-	close(take_fd(&wr));
 	waitpid(pid, NULL, 0);
-	do
-		n = read(rd, &child_errno, sizeof(child_errno));
-	while (n < 0 && errno == EINTR);
-	if (n != sizeof(child_errno))
+	if (ov_proc_read_report(rd, &child_errno) != sizeof(child_errno))
 		return ov_error_set(err, 0, "control relay: did not start");
 	if (child_errno)
 		return ov_error_set(err, child_errno, "control relay: setting up");

@@ -102,3 +102,37 @@ bool ov_proc_alive(pid_t pid, unsigned long long starttime)
 	return pid > 0 && ov_proc_stat(pid, &st, &state, &ignored) == 0 && st == starttime &&
 	       state != 'Z' && state != 'X';
 }
+
+pid_t ov_proc_fork_piped(int *rd, int *wr, const char *what, ov_error *err)
+{
+	int pipefd[2];
+	pid_t pid;
+
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return ov_error_set(err, errno, "%s: pipe", what);
+	pid = fork();
+	if (pid < 0) {
+		int e = errno;
+
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return ov_error_set(err, e, "%s: fork", what);
+	}
+	if (pid == 0) {
+		*wr = pipefd[1];
+		return 0;
+	}
+	close(pipefd[1]);
+	*rd = pipefd[0];
+	return pid;
+}
+
+ssize_t ov_proc_read_report(int rd, int *value)
+{
+	ssize_t n;
+
+	do
+		n = read(rd, value, sizeof(*value));
+	while (n < 0 && errno == EINTR);
+	return n;
+}

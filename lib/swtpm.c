@@ -193,9 +193,8 @@ int ov_swtpm_spawn(const struct ov_swtpm_opts *o, struct ov_swtpm *out, ov_error
 	int fdnum[FD_COUNT];
 	struct argv_buf *a = NULL;
 	cleanup_free struct argv_buf *abuf = calloc(1, sizeof(*abuf));
-	cleanup_close int devnull = -1, rd = -1, wr = -1;
-	int pipefd[2], child_errno = 0, next = 3;
-	ssize_t n;
+	cleanup_close int devnull = -1, rd = -1;
+	int wr = -1, child_errno = 0, next = 3;
 	pid_t pid;
 
 	out->pid = 0;
@@ -214,22 +213,12 @@ int ov_swtpm_spawn(const struct ov_swtpm_opts *o, struct ov_swtpm *out, ov_error
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0)
 		return ov_error_set(err, errno, "opening /dev/null");
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return ov_error_set(err, errno, "starting swtpm");
-	rd = pipefd[0];
-	wr = pipefd[1];
-
-	pid = fork();
+	pid = ov_proc_fork_piped(&rd, &wr, "starting swtpm", err);
 	if (pid < 0)
-		return ov_error_set(err, errno, "starting swtpm: fork");
+		return -1;
 	if (pid == 0)
 		child_exec(a, src, o->dir_fd, o->cg, devnull, wr);
-
-	close(take_fd(&wr));
-	do
-		n = read(rd, &child_errno, sizeof(child_errno));
-	while (n < 0 && errno == EINTR);
-	if (n > 0) {
+	if (ov_proc_read_report(rd, &child_errno) > 0) {
 		waitpid(pid, NULL, 0);
 		return ov_error_set(err, child_errno, "starting swtpm %s", o->binary);
 	}

@@ -21,6 +21,7 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/log.h"
+#include "oci-vtpm/proc.h"
 #include "oci-vtpm/vtpmx.h"
 
 #define MODPROBE_TIMEOUT_MS 30000
@@ -80,10 +81,10 @@ static __attribute__((noreturn)) void modprobe_child(int devnull, int errfd)
 /* Run modprobe; on failure err says what it printed (first line). */
 static int run_modprobe(ov_error *err)
 {
-	cleanup_close int devnull = -1, rd = -1, wr = -1;
+	cleanup_close int devnull = -1, rd = -1;
 	char out[512];
 	size_t used = 0;
-	int pipefd[2], status;
+	int wr = -1, status;
 	int64_t deadline;
 	pid_t pid;
 	bool killed = false;
@@ -91,16 +92,11 @@ static int run_modprobe(ov_error *err)
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0)
 		return ov_error_set(err, errno, "opening /dev/null");
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return ov_error_set(err, errno, "pipe");
-	rd = pipefd[0];
-	wr = pipefd[1];
-	pid = fork();
+	pid = ov_proc_fork_piped(&rd, &wr, "modprobe", err);
 	if (pid < 0)
-		return ov_error_set(err, errno, "fork");
+		return -1;
 	if (pid == 0)
 		modprobe_child(devnull, wr);
-	close(take_fd(&wr));
 
 	deadline = now_ms() + MODPROBE_TIMEOUT_MS;
 	for (;;) {

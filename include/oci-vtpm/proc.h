@@ -25,4 +25,13 @@ int ov_proc_starttime(pid_t pid, unsigned long long *out, ov_error *err);
 /* The CPU time (user + system) pid has used so far, in ms. */
 int ov_proc_cpu_ms(pid_t pid, uint64_t *ms, ov_error *err);
 
+/* fork() with a close-on-exec pipe from the child to the parent, the way
+ * a child reports why it could not exec or set up. Returns 0 in the child
+ * (*wr: the write end), the pid in the parent (*rd: the read end; the
+ * write end closed), or -1 naming what failed in what. */
+pid_t ov_proc_fork_piped(int *rd, int *wr, const char *what, ov_error *err);
+/* Read a child's report (sizeof(int) bytes, EINTR retried) from rd:
+ * the bytes read (0: the pipe closed at exec, nothing to report), or -1. */
+ssize_t ov_proc_read_report(int rd, int *value);
+
 #endif
