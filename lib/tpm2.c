@@ -76,13 +76,20 @@ void ov_tpm2_end(struct ov_tpm2_cmd *o)
 
 /* The authorization area: one password session with the empty password
  * (platform and endorsement auth are empty on a TPM just started). */
+void ov_tpm2_put_pw_sessions(struct ov_tpm2_cmd *o, unsigned n)
+{
+	ov_tpm2_put32(o, 9 * n); /* authorizationSize */
+	for (unsigned k = 0; k < n; k++) {
+		ov_tpm2_put32(o, TPM_RS_PW);
+		ov_tpm2_put2b(o, NULL, 0); /* nonceCaller */
+		ov_tpm2_put8(o, 0);	   /* sessionAttributes */
+		ov_tpm2_put2b(o, NULL, 0); /* hmac: the password */
+	}
+}
+
 void ov_tpm2_put_pw_session(struct ov_tpm2_cmd *o)
 {
-	ov_tpm2_put32(o, 9); /* authorizationSize */
-	ov_tpm2_put32(o, TPM_RS_PW);
-	ov_tpm2_put2b(o, NULL, 0); /* nonceCaller */
-	ov_tpm2_put8(o, 0);	   /* sessionAttributes */
-	ov_tpm2_put2b(o, NULL, 0); /* hmac: the password */
+	ov_tpm2_put_pw_sessions(o, 1);
 }
 
 const uint8_t *ov_tpm2_take(struct ov_tpm2_rsp *i, size_t len)

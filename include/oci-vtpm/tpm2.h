@@ -83,6 +83,8 @@ void ov_tpm2_end(struct ov_tpm2_cmd *o);
 /* The authorization area: one password session with the empty password
  * (platform and endorsement auth are empty on a TPM just started). */
 void ov_tpm2_put_pw_session(struct ov_tpm2_cmd *o);
+/* The same with n such sessions, one per handle that needs authorization. */
+void ov_tpm2_put_pw_sessions(struct ov_tpm2_cmd *o, unsigned n);
 
 /* len bytes of the response (NULL, and bad set, when it has fewer). */
 const uint8_t *ov_tpm2_take(struct ov_tpm2_rsp *i, size_t len);

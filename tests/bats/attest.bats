@@ -249,6 +249,11 @@ at_attest() {
 	local b id x=$T/xfer-m priv=$T/verifier-m img=example.com/app@sha256:1111 nonce
 	b=$(at_bundle m io.oci-vtpm.ek-cert=true "io.kubernetes.cri.image-name=$img")
 	ov_cfg "$b" '.process.env += ["SECRET_TOKEN=hunter2-do-not-log"]'
+	# A seccomp profile of every syscall name (allowed, as by default): an
+	# event of several KB, which the TPM hashes as an event sequence, not
+	# in one TPM2_PCR_Event (1024 bytes at most).
+	ov_cfg "$b" --argjson n "$(sed -nE 's/^#define __NR_([a-z0-9_]+) .*/\1/p' /usr/include/x86_64-linux-gnu/asm/unistd_64.h | jq -R . | jq -s .)" \
+		'.linux.seccomp = {defaultAction: "SCMP_ACT_ALLOW", architectures: ["SCMP_ARCH_X86_64"], syscalls: [{names: $n, action: "SCMP_ACT_ALLOW"}]}'
 	jq --arg img "$img" '{args: ["sleep", "600"], image: {"io.kubernetes.cri.image-name": $img},
 		mounts: [.mounts[].destination]}' "$b/config.json" >"$T/policy.json"
 	id=$(ov_new_id m)
@@ -265,6 +270,8 @@ at_attest() {
 	assert_output --partial '"content_type":"oci-vtpm"'
 	assert_output --partial 'SECRET_TOKEN'
 	refute_output --partial 'hunter2'
+	jq -e '[.[] | select((.content.string | length) > 3000)] | length == 1' "$T/host.cel.json" >/dev/null ||
+		fail "no event over 3000 bytes (the seccomp profile): $(jq -c '[.[].content.string | length]' "$T/host.cel.json")"
 
 	run at_attest m "$id" "$T/policy.json"
 	assert_success
