@@ -100,9 +100,20 @@ $(BUILD)/faults/oci-vtpm-hook: $(BUILD)/hooks/oci-vtpm-hook.o $(BUILD)/faults/fa
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # The control relay (lib/ctrl_relay.h): one process per socket-backend vTPM
-# for the vTPM's life, so only libc and libseccomp, shared.
+# for the vTPM's life, so only libc and libseccomp. With STATIC_LIBS=1 both
+# from their .a files, static-pie (it needs no NSS): no ld.so and no
+# relocated shared-library data, 68 KiB of private memory an idle relay
+# instead of 128 KiB; its text (0.7 MiB) is shared by every relay.
+# Sanitizers need the shared libc: then it is linked as the others.
+ifeq ($(STATIC_LIBS)$(findstring -fsanitize,$(LDFLAGS)),1)
+RELAY_LINK := $(filter-out -pie,$(ALL_LDFLAGS)) -static-pie
+RELAY_LIBS := -l:libseccomp.a
+else
+RELAY_LINK := $(ALL_LDFLAGS)
+RELAY_LIBS := -lseccomp
+endif
 $(BUILD)/oci-vtpm-relay: $(BUILD)/relay/oci-vtpm-relay.o $(LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lseccomp
+	$(CC) $(RELAY_LINK) -o $@ $^ $(RELAY_LIBS)
 $(BUILD)/oci-vtpm-runtime: $(BUILD)/shim/oci-vtpm-runtime.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/oci-vtpm: $(CLI_OBJS) $(LIB)
