@@ -346,14 +346,15 @@ static int delete_main(const struct ov_rt_args *a, struct ov_settings *s, const 
 
 	/* Whose container this is, before the runtime forgets it: another
 	 * runtime root may run one with the same id, and its vTPM is not
-	 * this delete's to stop (ov_vtpm_stop_owned). */
+	 * this delete's to stop (ov_vtpm_stop_owned). A runtime that names
+	 * no bundle (not runc or crun) gets the id's vTPM stopped, as before. */
 	if (has_run_dir(s, a->id) && (state = runtime_state(a, runtime, argv)) &&
 	    json_object_object_get_ex(state, "bundle", &v) &&
 	    json_object_is_type(v, json_type_string))
 		bundle = strdup(json_object_get_string(v));
 	if (ov_rt_supervise(runtime, argv, &wstatus, &err) < 0)
 		return fail(a, &err);
-	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 && bundle &&
+	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 &&
 	    ov_vtpm_stop_owned(s, a->id, bundle, 0, &err) < 0) {
 		if (err.code != EBUSY) {
 			ov_settings_free(s);
