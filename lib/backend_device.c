@@ -156,13 +156,18 @@ static int device_wait(int cdirfd, const struct ov_settings *s, const struct ov_
 }
 
 /* The launch's event logs (lib/measure.c), read-only at socket_dir, when
- * measured: the O_PATH fd of their directory, with *b, or -1. */
+ * measured: the O_PATH fd of their directory, with *b, or -1. Optional: a
+ * container whose root may not make socket_dir in its rootfs (its own user
+ * namespace over a rootfs of the host's root, a read-only rootfs) gets its
+ * devices without it; its PCRs are measured all the same, and the host
+ * reads the log (oci-vtpm log). */
 static int log_bind(int cdirfd, const struct ov_settings *s, struct ov_bind *b)
 {
 	int fd = openat(cdirfd, OV_MEASURE_LOG_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 	if (fd >= 0)
-		*b = (struct ov_bind){.src_fd = fd, .is_dir = true, .target = s->socket_dir + 1};
+		*b = (struct ov_bind){
+		    .src_fd = fd, .is_dir = true, .target = s->socket_dir + 1, .optional = true};
 	return fd;
 }
 

@@ -173,6 +173,11 @@ static int place_all(const char *rootfs, const char *const *fresh, const struct 
 		cleanup_close int target =
 		    ov_open_beneath(rootfd, binds[i].target, fresh, binds[i].is_dir, true, err);
 
+		if (target < 0 && binds[i].optional &&
+		    (err->code == EACCES || err->code == EPERM || err->code == EROFS)) {
+			ov_error_clear(err);
+			continue;
+		}
 		if (target < 0)
 			return -1;
 		if (sys_move_mount(trees[i], target) < 0)

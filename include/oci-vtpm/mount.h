@@ -20,6 +20,8 @@ struct ov_bind {
 	bool is_dir;	    /* a directory, else a character device */
 	dev_t rdev;	    /* character device: the number src_fd must be */
 	const char *target; /* under the rootfs, relative: "run/tpm", "dev/tpm0" */
+	bool optional;	    /* left out, not an error, where the container's root
+			     * may not make its target (EACCES, EPERM, EROFS) */
 };
 
 /* Bind every source onto its target in the mount namespace of pid, under
