@@ -20,10 +20,10 @@
 #define OV_VERSION "unknown"
 #endif
 
-#define TPM_CC_PCR_EXTEND 0x00000182
-#define TPM_ALG_SHA1	  0x0004
-#define TPM_ALG_SHA384	  0x000c
-#define TPM_ALG_SHA512	  0x000d
+#define TPM_ALG_SHA1	0x0004
+#define TPM_ALG_SHA384	0x000c
+#define TPM_ALG_SHA512	0x000d
+#define TPM_ALG_SM3_256 0x0012
 
 #define TPM_CC_PCR_EVENT	       0x0000013c
 #define TPM_CC_SEQUENCE_UPDATE	       0x0000015c
@@ -32,7 +32,7 @@
 /* TPM2B_EVENT's and a sequence buffer's (MAX_DIGEST_BUFFER) largest size */
 #define EVENT_MAX 1024
 
-/* The hash algorithms a TPM 2.0 answers digests in (libtpms: all four),
+/* The hash algorithms a TPM 2.0 answers digests in (libtpms 0.9: the SHAs),
  * with their names in the CEL log. The TPM hashes every event itself
  * (TPM2_PCR_Event, an event sequence): a digest for each algorithm it
  * implements, extended into each bank it has allocated; the log carries
@@ -43,10 +43,9 @@ static const struct bank {
 	const char *name;
 	uint16_t size;
 } banks[] = {
-    {TPM_ALG_SHA1, "sha1", 20},
-    {TPM_ALG_SHA256, "sha256", 32},
-    {TPM_ALG_SHA384, "sha384", 48},
-    {TPM_ALG_SHA512, "sha512", 64},
+    {TPM_ALG_SHA1, "sha1", 20},	      {TPM_ALG_SHA256, "sha256", 32},
+    {TPM_ALG_SHA384, "sha384", 48},   {TPM_ALG_SHA512, "sha512", 64},
+    {TPM_ALG_SM3_256, "sm3_256", 32}, /* a libtpms built with it */
 };
 #define N_BANKS (sizeof(banks) / sizeof(banks[0]))
 
