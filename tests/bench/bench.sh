@@ -257,7 +257,8 @@ machine=$("$repo/tests/bench/machine.sh")
 declare -A label target check
 label=([bare]="bare runc" [disabled]="no vTPM asked (hook configured, not enabled)"
 	[ephemeral]="ephemeral vTPM" [warm]="ephemeral vTPM, warm (\`warm_size\`: a running one taken)" [named]="named vTPM, restored from its archive, archived at poststop"
-	[pool-ek]="EK-certified vTPM from the pool" [warm-ek]="EK-certified vTPM, warm (\`warm_size\` with \`ek_cert\`)" [inline-ek]="EK-certified vTPM manufactured inline (empty pool)")
+	[pool-ek]="EK-certified vTPM from the pool" [warm-ek]="EK-certified vTPM, warm (\`warm_size\` with \`ek_cert\`)" [inline-ek]="EK-certified vTPM manufactured inline (empty pool)"
+	[unmeasured]="ephemeral vTPM, launch not measured (\`io.oci-vtpm.measure: false\`)")
 for b in none ephemeral warm named pool-ek warm-ek; do
 	case $b in none) label[shim-$b]="no vTPM asked" ;; *) label[shim-$b]=${label[$b]} ;; esac
 done
