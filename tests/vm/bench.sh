@@ -22,6 +22,7 @@
 #                      about 15 minutes under TCG here)
 #      BENCH_VM_TIMEOUT  seconds for the whole VM (default 300 + 3 per
 #                      cycle; --scale: 600 + 6 per container)
+#      SCALE_FILL=1  with --scale: start until a start fails (scale.sh)
 #      OCI_VTPM_VM_MEM  the guest's memory in MiB (run.sh; default 2048)
 #      OCI_VTPM_BUILD  build dir (default <repo>/build)
 #      OCI_VTPM_VM_CACHE  as tests/vm/prepare.sh
@@ -59,7 +60,7 @@ if [ "$mode" = soak ]; then
 else
 	tmo=${BENCH_VM_TIMEOUT:-$((600 + 6 * scale))}
 	what="Scale in the VM (device backend)" target=bench-vm-scale
-	job=(env SCALE_BACKEND=device SCALE_N="$scale" tests/bench/scale.sh)
+	job=(env SCALE_BACKEND=device SCALE_N="$scale" SCALE_FILL="${SCALE_FILL:-0}" tests/bench/scale.sh)
 	say="$scale containers alive at once"
 fi
 
