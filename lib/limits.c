@@ -309,10 +309,17 @@ static int create_one(const struct ov_settings *s, int parent, const struct hier
 		return ov_error_set(err, errno, "opening the cgroup %s/%s", s->swtpm_cgroup, name);
 	if (limit_slot(s, cg, h, count, name, err) < 0)
 		return -1;
-	procs = openat(cg, "cgroup.procs", O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* v1: the child joins through "tasks", as its one thread. Writing a
+	 * process to cgroup.procs takes the kernel's global threadgroup
+	 * rwsem for writing, which waits for an RCU grace period (4 to 17 ms
+	 * on this 2-core host, measured: docs/performance.md); moving the
+	 * calling thread alone does not need it, and a child between fork and
+	 * exec has no other thread. cgroup2 has no such file for a domain
+	 * cgroup: cgroup.procs. */
+	procs = openat(cg, h->v2 ? "cgroup.procs" : "tasks", O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (procs < 0)
-		return ov_error_set(err, errno, "opening cgroup.procs of %s/%s", s->swtpm_cgroup,
-				    name);
+		return ov_error_set(err, errno, "opening %s of %s/%s",
+				    h->v2 ? "cgroup.procs" : "tasks", s->swtpm_cgroup, name);
 	return procs;
 }
 

@@ -23,7 +23,8 @@
 
 #define OV_LIMITS_MAX_HIER 5 /* memory, pids, cpu, cpuacct, cgroup2 */
 
-/* The open cgroup.procs files of a slot's cgroups (n of them); required:
+/* The files a child joins a slot's cgroups by (n of them: v1's "tasks",
+ * cgroup2's cgroup.procs), open; required:
  * the settings ask for limits (a failed join fails the start). */
 struct ov_limits_cg {
 	int procs[OV_LIMITS_MAX_HIER];
@@ -61,8 +62,8 @@ int ov_limits_create(const struct ov_settings *s, const char *name, unsigned cou
  * kernel's fixed timeouts for a vtpm proxy chip do not wait for a
  * throttled one). Failures as ov_limits_create's. */
 int ov_limits_started(const struct ov_settings *s, const char *name, unsigned count, ov_error *err);
-/* In a child between fork and exec: join cg (async-signal-safe). 0 or an
- * errno (only when cg->required). */
+/* In a child between fork and exec, single-threaded as a fork leaves it:
+ * join cg (async-signal-safe). 0 or an errno (only when cg->required). */
 int ov_limits_join(const struct ov_limits_cg *cg);
 void ov_limits_close(struct ov_limits_cg *cg);
 
