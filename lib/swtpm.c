@@ -353,6 +353,30 @@ int ov_swtpm_stop(pid_t pid, unsigned long long starttime, const char *ctrl_path
 	return 1;
 }
 
+int ov_swtpm_discard(pid_t pid, unsigned long long starttime, int timeout_ms, ov_error *err)
+{
+	cleanup_close int pidfd = -1;
+	unsigned long long st = 0;
+	ov_error ignored = {0};
+
+	if (pid <= 0)
+		return 0;
+	pidfd = sys_pidfd_open(pid);
+	if (pidfd < 0)
+		return errno == ESRCH
+			   ? 0
+			   : ov_error_set(err, errno, "pidfd_open of swtpm %d", (int)pid);
+	/* Taken after pidfd_open: if it matches, pidfd is that process. */
+	if (ov_proc_starttime(pid, &st, &ignored) < 0 || st != starttime)
+		return 0;
+	if (sys_pidfd_send_signal(pidfd, SIGKILL) < 0 && errno != ESRCH)
+		return ov_error_set(err, errno, "killing swtpm %d", (int)pid);
+	if (wait_exit(pidfd, timeout_ms) < 0)
+		return ov_error_set(err, ETIMEDOUT, "swtpm %d did not exit after SIGKILL",
+				    (int)pid);
+	return 0;
+}
+
 int ov_swtpm_key_pipe(const struct ov_key *key, ov_error *err)
 {
 	int p[2];
