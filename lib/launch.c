@@ -160,7 +160,7 @@ int ov_launch_start(int cdirfd, const struct ov_settings *s, const struct ov_req
 			ret = ov_error_wrap(err, "vTPM %u", i);
 	}
 	if (ret == 0)
-		ret = ov_limits_started(s, rec->cgroup, r->count, err);
+		ret = ov_limits_started(s, &cg, rec->cgroup, r->count, err);
 	ov_limits_close(&cg);
 	return ret;
 }
