@@ -17,6 +17,7 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/mount.h"
+#include "oci-vtpm/proc.h"
 
 #define MAX_BINDS 32
 
@@ -275,8 +276,8 @@ int ov_mount_into(pid_t pid, const char *rootfs, const char *const *fresh,
 		  const struct ov_bind *binds, size_t n, ov_error *err)
 {
 	int trees[MAX_BINDS];
-	cleanup_close int pidfd = -1, rd = -1, wr = -1;
-	int pipefd[2], ret = -1;
+	cleanup_close int pidfd = -1, rd = -1;
+	int wr = -1, ret = -1;
 	uid_t root_uid = 0;
 	gid_t root_gid = 0;
 	size_t made = 0;
@@ -293,20 +294,11 @@ int ov_mount_into(pid_t pid, const char *rootfs, const char *const *fresh,
 		return -1;
 	if (clone_sources(binds, n, trees, &made, err) < 0)
 		goto out;
-	if (pipe2(pipefd, O_CLOEXEC) < 0) {
-		ov_error_set(err, errno, "pipe");
+	child = ov_proc_fork_piped(&rd, &wr, "the mount helper", err);
+	if (child < 0)
 		goto out;
-	}
-	rd = pipefd[0];
-	wr = pipefd[1];
-	child = fork();
-	if (child < 0) {
-		ov_error_set(err, errno, "fork");
-		goto out;
-	}
 	if (child == 0)
 		helper(pidfd, pid, root_uid, root_gid, rootfs, fresh, binds, trees, n, wr);
-	close(take_fd(&wr));
 	ret = wait_helper(child, rd, err);
 out:
 	for (size_t i = 0; i < made; i++)
