@@ -82,8 +82,9 @@ static int socket_open_channel(int cdirfd, unsigned idx, const struct ov_request
 	return *server_fd < 0 ? -1 : 0;
 }
 
-static int socket_attach(int cdirfd, const struct ov_settings *s, pid_t pid,
-			 const struct ov_spec *sp, const struct ov_record *rec, ov_error *err)
+static int socket_attach_begin(int cdirfd, const struct ov_settings *s, pid_t pid,
+			       const struct ov_spec *sp, const struct ov_record *rec,
+			       struct ov_mount_job *job, ov_error *err)
 {
 	cleanup_close int src =
 	    openat(cdirfd, SOCK_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -96,7 +97,7 @@ static int socket_attach(int cdirfd, const struct ov_settings *s, pid_t pid,
 	if (!sp->rootfs)
 		return ov_error_set(err, 0, "config.json has no root.path");
 	if (ov_spec_fresh_mounts(sp, &fresh, err) < 0 ||
-	    ov_mount_into(pid, sp->rootfs, (const char *const *)fresh, &b, 1, err) < 0)
+	    ov_mount_begin(pid, sp->rootfs, (const char *const *)fresh, &b, 1, job, err) < 0)
 		return ov_error_wrap(err, "placing %s in the container", s->socket_dir);
 	return 0;
 }
@@ -134,7 +135,7 @@ const struct ov_backend_ops ov_backend_socket = {
     .open_channel = socket_open_channel,
     .spawned = socket_spawned,
     .precreate = socket_precreate,
-    .attach = socket_attach,
+    .attach_begin = socket_attach_begin,
     .connect = socket_connect,
     .places_log_dir = true,
     .ctrl_name = socket_ctrl_name,

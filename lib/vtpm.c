@@ -452,6 +452,33 @@ static int measure(int cdir, const struct ov_record *rec, const char *id, const 
 	return ret;
 }
 
+/* Measure the launch and place the TPMs in the container: with a
+ * backend that can, both at once (the mount helper in its own process
+ * while the TPM extends: 0.4 to 0.6 ms off a start). */
+static int place(int cdir, const struct ov_settings *s, const char *id, pid_t pid,
+		 const struct ov_spec *sp, const struct ov_record *rec, const struct ov_request *r,
+		 const struct ov_backend_ops *ops, ov_error *err)
+{
+	struct ov_mount_job job = OV_MOUNT_JOB_INIT;
+	ov_error ignored = {0};
+	int ret;
+
+	if (!ops->attach_begin)
+		return measure(cdir, rec, id, sp, r, err) < 0 ||
+			       ops->attach(cdir, s, pid, sp, rec, err) < 0
+			   ? -1
+			   : 0;
+	if (ops->attach_begin(cdir, s, pid, sp, rec, &job, err) < 0)
+		return -1;
+	ret = measure(cdir, rec, id, sp, r, err) < 0 ? -1 : 0;
+	if (ov_mount_end(&job, ret < 0 ? &ignored : err) < 0) {
+		if (ret == 0)
+			ov_error_wrap(err, "placing the vTPMs in the container");
+		ret = -1;
+	}
+	return ret;
+}
+
 int ov_vtpm_attach(const struct ov_settings *s, const char *id, pid_t pid, const struct ov_spec *sp,
 		   const struct ov_request *r, ov_error *err)
 {
@@ -464,8 +491,7 @@ int ov_vtpm_attach(const struct ov_settings *s, const char *id, pid_t pid, const
 		return -1;
 	ops = ov_backend_ops(rec.backend);
 	if (ov_instance_adopt(cdir, pid, &rec, err) < 0 ||
-	    measure(cdir, &rec, id, sp, r, err) < 0 ||
-	    ops->attach(cdir, s, pid, sp, &rec, err) < 0) {
+	    place(cdir, s, id, pid, sp, &rec, r, ops, err) < 0) {
 		discard_locked(s, run, cdir, id, &rec);
 		ov_record_free(&rec);
 		return -1;

@@ -16,6 +16,7 @@
 
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/error.h"
+#include "oci-vtpm/mount.h"
 #include "oci-vtpm/limits.h"
 #include "oci-vtpm/oci.h"
 #include "oci-vtpm/store.h"
@@ -54,6 +55,12 @@ struct ov_backend_ops {
 	 * init is pid, of config sp. */
 	int (*attach)(int cdirfd, const struct ov_settings *s, pid_t pid, const struct ov_spec *sp,
 		      const struct ov_record *rec, ov_error *err);
+	/* Optional, in place of attach: begin placing them, a mount helper
+	 * left running in *job (the caller measures the launch meanwhile and
+	 * finishes with ov_mount_end). */
+	int (*attach_begin)(int cdirfd, const struct ov_settings *s, pid_t pid,
+			    const struct ov_spec *sp, const struct ov_record *rec,
+			    struct ov_mount_job *job, ov_error *err);
 	/* A connection to TPM idx's command channel for the host (the
 	 * measured launch): never through a path the container controls.
 	 * Returns the fd; ops->chardev: a TPM character device. */
