@@ -317,25 +317,50 @@ static int wait_exit(int pidfd, int timeout_ms)
 	return r > 0 ? 0 : -1;
 }
 
-int ov_swtpm_stop(pid_t pid, unsigned long long starttime, const char *ctrl_path, int timeout_ms,
-		  ov_error *err)
+/* SIGKILL to swtpm pid (pidfd) and a bounded wait for its exit. */
+static int kill_wait(int pidfd, pid_t pid, int timeout_ms, ov_error *err)
 {
-	cleanup_close int pidfd = -1;
+	if (sys_pidfd_send_signal(pidfd, SIGKILL) < 0 && errno != ESRCH)
+		return ov_error_set(err, errno, "killing swtpm %d", (int)pid);
+	if (wait_exit(pidfd, timeout_ms) < 0)
+		return ov_error_set(err, ETIMEDOUT, "swtpm %d did not exit after SIGKILL",
+				    (int)pid);
+	return 0;
+}
+
+/* A pidfd of the swtpm that was pid with that start time: 1 (*pidfd), 0
+ * when it is gone, -1. */
+static int open_recorded(pid_t pid, unsigned long long starttime, int *pidfd, ov_error *err)
+{
 	unsigned long long st = 0;
-	unsigned char rsp[4];
 	ov_error ignored = {0};
 
 	if (pid <= 0)
 		return 0;
-	pidfd = sys_pidfd_open(pid);
-	if (pidfd < 0) {
-		if (errno == ESRCH)
-			return 0;
-		return ov_error_set(err, errno, "pidfd_open of swtpm %d", (int)pid);
-	}
+	*pidfd = sys_pidfd_open(pid);
+	if (*pidfd < 0)
+		return errno == ESRCH
+			   ? 0
+			   : ov_error_set(err, errno, "pidfd_open of swtpm %d", (int)pid);
 	/* Taken after pidfd_open: if it matches, pidfd is that process. */
-	if (ov_proc_starttime(pid, &st, &ignored) < 0 || st != starttime)
+	if (ov_proc_starttime(pid, &st, &ignored) < 0 || st != starttime) {
+		close(*pidfd);
+		*pidfd = -1;
 		return 0;
+	}
+	return 1;
+}
+
+int ov_swtpm_stop(pid_t pid, unsigned long long starttime, const char *ctrl_path, int timeout_ms,
+		  ov_error *err)
+{
+	cleanup_close int pidfd = -1;
+	unsigned char rsp[4];
+	ov_error ignored = {0};
+	int r = open_recorded(pid, starttime, &pidfd, err);
+
+	if (r <= 0)
+		return r;
 	if (ctrl_path &&
 	    ov_swtpm_ctrl(ctrl_path, OV_SWTPM_CMD_SHUTDOWN, rsp, sizeof(rsp), pidfd, timeout_ms,
 			  &ignored) == 0 &&
@@ -345,36 +370,17 @@ int ov_swtpm_stop(pid_t pid, unsigned long long starttime, const char *ctrl_path
 		return 0; /* it went away by itself */
 	if (sys_pidfd_send_signal(pidfd, SIGTERM) == 0 && wait_exit(pidfd, timeout_ms) == 0)
 		return 1;
-	if (sys_pidfd_send_signal(pidfd, SIGKILL) < 0 && errno != ESRCH)
-		return ov_error_set(err, errno, "killing swtpm %d", (int)pid);
-	if (wait_exit(pidfd, timeout_ms) < 0)
-		return ov_error_set(err, ETIMEDOUT, "swtpm %d did not exit after SIGKILL",
-				    (int)pid);
-	return 1;
+	return kill_wait(pidfd, pid, timeout_ms, err) < 0 ? -1 : 1;
 }
 
 int ov_swtpm_discard(pid_t pid, unsigned long long starttime, int timeout_ms, ov_error *err)
 {
 	cleanup_close int pidfd = -1;
-	unsigned long long st = 0;
-	ov_error ignored = {0};
+	int r = open_recorded(pid, starttime, &pidfd, err);
 
-	if (pid <= 0)
-		return 0;
-	pidfd = sys_pidfd_open(pid);
-	if (pidfd < 0)
-		return errno == ESRCH
-			   ? 0
-			   : ov_error_set(err, errno, "pidfd_open of swtpm %d", (int)pid);
-	/* Taken after pidfd_open: if it matches, pidfd is that process. */
-	if (ov_proc_starttime(pid, &st, &ignored) < 0 || st != starttime)
-		return 0;
-	if (sys_pidfd_send_signal(pidfd, SIGKILL) < 0 && errno != ESRCH)
-		return ov_error_set(err, errno, "killing swtpm %d", (int)pid);
-	if (wait_exit(pidfd, timeout_ms) < 0)
-		return ov_error_set(err, ETIMEDOUT, "swtpm %d did not exit after SIGKILL",
-				    (int)pid);
-	return 0;
+	if (r <= 0)
+		return r;
+	return kill_wait(pidfd, pid, timeout_ms, err);
 }
 
 int ov_swtpm_key_pipe(const struct ov_key *key, ov_error *err)
