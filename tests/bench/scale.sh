@@ -10,6 +10,7 @@
 #     more vTPM costs, shared library pages aside), mean and max;
 #   - then all deleted: swtpm processes, relays, run-dir slots and runc
 #     containers left (0 each, or it exits non-zero).
+# SCALE_UIDS=1: swtpm_uid_range, a uid of its own for each swtpm.
 # Prints markdown. Root only. Standalone: its own work dir, run dir on a
 # tmpfs, settings and busybox rootfs. SCALE_N=100 for a quick run.
 set -euo pipefail
@@ -73,6 +74,11 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 jq -n --arg w "$work" '{run_dir: ($w + "/run"), state_dir: ($w + "/state"), backend: "socket",
 	master_key: ($w + "/keys/master.key"), log_file: ($w + "/hook.log"), log_level: "info",
 	max_vtpms: 0}' >"$work/settings.json"
+# SCALE_UIDS=1: one uid per vTPM (swtpm_uid_range), as harden.bats does.
+if [ "${SCALE_UIDS:-0}" = 1 ]; then
+	jq --argjson n "$n" '.swtpm_uid_range = {first: 300000, count: $n}' "$work/settings.json" >"$work/s.tmp"
+	mv "$work/s.tmp" "$work/settings.json"
+fi
 export OCI_VTPM_CONFIG=$work/settings.json
 "$cli" init >/dev/null
 mkdir -p "$work/rootfs/bin" "$work/b"
@@ -161,7 +167,7 @@ echo "| threads per swtpm (distinct values) | $sw_thr | 1 | $(verdict [ "${sw_th
 echo "| open fds per swtpm; per relay (distinct values) | ${sw_fds}; $rl_fds | bounded, all equal | $(verdict [ "$(wc -w <<<"$sw_fds")" -eq 1 ] && [ "$(wc -w <<<"$rl_fds")" -eq 1 ]) |"
 echo "| idle private memory per swtpm (mean, max) | $sw_avg KiB, $sw_max KiB | | |"
 echo "| idle private memory per relay (mean, max) | $rl_avg KiB, $rl_max KiB | | |"
-echo "| **idle private memory per vTPM** (swtpm + relay, mean) | **$per_vtpm KiB** | ≤ 1280 KiB | $(verdict [ "$per_vtpm" -le 1280 ]) |"
+echo "| **idle private memory per vTPM** (swtpm + relay, mean) | **$per_vtpm KiB** | ≤ 1220 KiB (1.25 MB); ≤ 1280 KiB (1.25 MiB) | $(verdict [ "$per_vtpm" -le 1220 ]); $(verdict [ "$per_vtpm" -le 1280 ]) |"
 echo "| memory available while up (of $((mem_total / 1024)) MiB) | $((mem_avail / 1024)) MiB | | |"
 echo "| deletes per second (\`runc delete -f\`) | $stop_rate | | |"
 echo "| left after: swtpm, relays, run-dir slots, runc containers | $left_sw, $left_rl, $left_slots, $left_runc | 0 | $(verdict [ "$leaks" -eq 0 ]) |"
