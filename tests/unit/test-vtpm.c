@@ -323,6 +323,30 @@ static void test_warm(void)
 	}
 }
 
+/* warm_size_tpm12: warm TPM 1.2 vTPMs, taken by TPM 1.2 requests only. */
+static void test_warm_tpm12(void)
+{
+	struct ov_request r = request(NULL, 1);
+	struct ov_record rec;
+	unsigned ready, made;
+	ov_error err = {0};
+
+	s.warm_size_tpm12 = 1;
+	CHECK(ov_warm_fill(&s, OV_TPM_1_2, &ready, &made, &err) == 0 && ready == 1 && made == 1);
+	CHECK(ov_warm_count(&s, OV_TPM_1_2) == 1 && ov_warm_count(&s, OV_TPM_2_0) == 0);
+	/* Not for a TPM 2.0 (none of its kind is warm: it starts its own). */
+	CHECK(ov_vtpm_start(&s, "c-w12-2", NULL, &r, getpid(), &err) == 0);
+	CHECK(ov_warm_count(&s, OV_TPM_1_2) == 1);
+	r.version = OV_TPM_1_2;
+	CHECK(ov_vtpm_start(&s, "c-w12", NULL, &r, getpid(), &err) == 0);
+	CHECK(ov_warm_count(&s, OV_TPM_1_2) == 0);
+	CHECK(record("c-w12", &rec) == 0 && rec.version == OV_TPM_1_2 && ov_instance_alive(&rec));
+	ov_record_free(&rec);
+	s.warm_size_tpm12 = 0;
+	CHECK(ov_vtpm_stop(&s, "c-w12", &err) == 0);
+	CHECK(ov_vtpm_stop(&s, "c-w12-2", &err) == 0);
+}
+
 static void test_precreated(void)
 {
 	struct ov_request r = request("vt-pre", 1);
@@ -375,6 +399,7 @@ int main(void)
 	test_start_stop();
 	test_attach_fails();
 	test_warm();
+	test_warm_tpm12();
 	test_precreated();
 
 	fixture_teardown();
