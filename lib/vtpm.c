@@ -235,7 +235,7 @@ static int open_slot(const struct start *c, bool *warm, ov_error *err)
 	*warm = false;
 	if (r->precreated)
 		return adopt_precreated(c, r->precreated, err);
-	if (ov_warm_eligible(c->s, c->id, r, c->backend) && !ov_instance_exists(c->run, c->id)) {
+	if (ov_warm_eligible(c->s, c->id, r) && !ov_instance_exists(c->run, c->id)) {
 		cdir = ov_warm_take(c->s, c->run, c->id, c->bundle, c->holder, c->backend,
 				    r->version, err);
 		if (cdir >= 0) {

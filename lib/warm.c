@@ -31,10 +31,8 @@ static bool warm_ek_cert(const struct ov_settings *s, enum ov_tpm_version v)
 /* An ephemeral request takes a warm vTPM as it is; a named one gets its
  * state handed over (ov_provision_warm), through the backend's connection
  * to the TPM (Startup: the socket, or the host's /dev/tpmN). */
-bool ov_warm_eligible(const struct ov_settings *s, const char *id, const struct ov_request *r,
-		      enum ov_backend backend)
+bool ov_warm_eligible(const struct ov_settings *s, const char *id, const struct ov_request *r)
 {
-	(void)backend;
 	return ov_warm_target(s, r->version) > 0 && r->count == 1 &&
 	       r->ek_cert == warm_ek_cert(s, r->version) && !r->precreated && !ov_warm_valid(id);
 }

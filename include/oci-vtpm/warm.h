@@ -17,10 +17,10 @@
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/error.h"
 
-/* Can a warm vTPM serve request r of slot id on backend? With warm ones
- * configured, for a container (not for a warm vTPM being made). */
-bool ov_warm_eligible(const struct ov_settings *s, const char *id, const struct ov_request *r,
-		      enum ov_backend backend);
+/* Can a warm vTPM serve request r of slot id? With warm ones of its kind
+ * configured, for a container (not for a warm vTPM being made); the
+ * backend is matched where one is taken. */
+bool ov_warm_eligible(const struct ov_settings *s, const char *id, const struct ov_request *r);
 
 /*
  * Take a warm TPM version vTPM of backend for slot to (of bundle, held by holder): the
