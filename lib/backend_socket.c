@@ -32,11 +32,6 @@ static void socket_ctrl_name(unsigned idx, char *buf, size_t size)
 	snprintf(buf, size, "ctrl-%u.sock", idx);
 }
 
-static void socket_data_name(unsigned idx, char *buf, size_t size)
-{
-	snprintf(buf, size, SOCK_DIR "/tpm%u.sock", idx);
-}
-
 /* What the container's TSS finds at tpmN.sock.ctrl: the relay of
  * lib/ctrl_relay.c, answering only what tpm2-tss' swtpm TCTI needs.
  * Started while swtpm starts: its own start (fork, exec, sandbox) then
@@ -139,5 +134,4 @@ const struct ov_backend_ops ov_backend_socket = {
     .connect = socket_connect,
     .places_log_dir = true,
     .ctrl_name = socket_ctrl_name,
-    .data_name = socket_data_name,
 };

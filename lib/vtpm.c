@@ -237,8 +237,9 @@ static int open_slot(const struct start *c, bool *warm, ov_error *err)
 	*warm = false;
 	if (r->precreated)
 		return adopt_precreated(c, r->precreated, err);
-	if (ov_warm_eligible(c->s, c->id, r, c->backend) && !ov_instance_exists(c->run, c->id)) {
-		cdir = ov_warm_take(c->s, c->run, c->id, c->bundle, c->holder, c->backend, err);
+	if (ov_warm_eligible(c->s, c->id, r) && !ov_instance_exists(c->run, c->id)) {
+		cdir = ov_warm_take(c->s, c->run, c->id, c->bundle, c->holder, c->backend,
+				    r->version, err);
 		if (cdir >= 0) {
 			*warm = true;
 			if (r->name && warm_named(c, cdir, err) < 0) {
@@ -371,9 +372,10 @@ int ov_vtpm_start(const struct ov_settings *s, const char *id, const char *bundl
 		return -1;
 	if (warm) {
 		timing_keep(id, ov_util_mono_ms() - c.t0, NULL, 0, ov_util_mono_ms() - c.t0);
-		ov_info("started 1 TPM 2.0 vTPM (%s backend), warm%s%s%s",
-			ov_backend_name(c.backend), s->ek_cert ? ", EK-certified" : "",
-			r->name ? ", name " : "", r->name ? r->name : "");
+		ov_info("started 1 TPM %s vTPM (%s backend), warm%s%s%s",
+			ov_util_tpm_version(r->version), ov_backend_name(c.backend),
+			r->ek_cert ? ", EK-certified" : "", r->name ? ", name " : "",
+			r->name ? r->name : "");
 		return 0;
 	}
 	ret = check_existing(&c, &cdir, err);

@@ -73,10 +73,6 @@ struct ov_backend_ops {
 	/* Name, under the slot's directory, of TPM idx's control socket:
 	 * never in what the container sees or can write. */
 	void (*ctrl_name)(unsigned idx, char *buf, size_t size);
-	/* Optional: name, under the slot's directory, of TPM idx's command
-	 * socket, for our own commands to it (TPM2_Startup after a state was
-	 * handed to a running swtpm). NULL: the backend has none we reach. */
-	void (*data_name)(unsigned idx, char *buf, size_t size);
 };
 
 extern const struct ov_backend_ops ov_backend_socket;

@@ -19,8 +19,11 @@
 #      pool-ek         EK-certified, from the provisioning pool (filled to
 #                      N+5 before, outside the timed region)
 #      warm-ek         a warm EK-certified vTPM taken (warm_size, ek_cert)
+#      warm-named      a named vTPM's archived state handed to a warm one
+#                      (warm_size), archived again at poststop
+#      warm-12         a warm TPM 1.2 vTPM taken (warm_size_tpm12; hooks only)
 #      inline-ek       EK-certified, manufactured inline (an empty pool)
-#      shim-none ... shim-warm-ek  the same kinds through the shim
+#      shim-none ... shim-warm-named  the same kinds through the shim
 #    Then the stop alone: `runc delete` of a stopped container, bare vs a
 #    named vTPM archived (the poststop hook; the shim's own stop).
 #    The run_dir is a tmpfs, as /run is (BENCH_RUN_TMPFS=0: the disk).
@@ -109,6 +112,7 @@ jq --arg st "$work/state-inline" '.state_dir = $st' "$work/settings.json" >"$wor
 # Warm vTPMs: the same run_dir; only starts under these settings take them.
 jq --argjson n $((n + 5)) '.warm_size = $n' "$work/settings.json" >"$work/settings-warm.json"
 jq '.ek_cert = true' "$work/settings-warm.json" >"$work/settings-warm-ek.json"
+jq --argjson n $((n + 5)) '.warm_size_tpm12 = $n' "$work/settings.json" >"$work/settings-warm-12.json"
 
 bench_rootfs
 mkdir -p "$work/b/bare"
@@ -120,6 +124,8 @@ mkbundle pool-ek "{$on, \"io.oci-vtpm.ek-cert\": \"true\"}"
 mkbundle inline-ek "{$on, \"io.oci-vtpm.ek-cert\": \"true\"}" "$work/settings-inline.json"
 mkbundle warm "{$on}" "$work/settings-warm.json"
 mkbundle warm-ek "{$on}" "$work/settings-warm-ek.json"
+mkbundle warm-named "{$on, \"io.oci-vtpm.name\": \"bench-warm\"}" "$work/settings-warm.json"
+mkbundle warm-12 "{$on, \"io.oci-vtpm.version\": \"1.2\"}" "$work/settings-warm-12.json"
 # The shim's bundles: no hooks; the settings the shim reads (cfg).
 declare -A cfg
 mkshim() { # NAME ANNOTATIONS-JSON [SETTINGS]
@@ -133,8 +139,9 @@ mkshim named "{$on, \"io.oci-vtpm.name\": \"bench-shim\"}"
 mkshim pool-ek "{$on, \"io.oci-vtpm.ek-cert\": \"true\"}"
 mkshim warm "{$on}" "$work/settings-warm.json"
 mkshim warm-ek "{$on}" "$work/settings-warm-ek.json"
-variants=(bare disabled ephemeral warm named pool-ek warm-ek inline-ek
-	shim-none shim-ephemeral shim-warm shim-named shim-pool-ek shim-warm-ek)
+mkshim warm-named "{$on, \"io.oci-vtpm.name\": \"bench-shim-warm\"}" "$work/settings-warm.json"
+variants=(bare disabled ephemeral warm named pool-ek warm-ek inline-ek warm-named warm-12
+	shim-none shim-ephemeral shim-warm shim-named shim-pool-ek shim-warm-ek shim-warm-named)
 # The measured launch is on in every variant above; this one opts out.
 mkbundle unmeasured "{$on, \"io.oci-vtpm.measure\": \"false\"}"
 variants+=(unmeasured)
@@ -185,15 +192,19 @@ declare -A label target check
 label=([bare]="bare runc" [disabled]="no vTPM asked (hook configured, not enabled)"
 	[ephemeral]="ephemeral vTPM" [warm]="ephemeral vTPM, warm (\`warm_size\`: a running one taken)" [named]="named vTPM, restored from its archive, archived at poststop"
 	[pool-ek]="EK-certified vTPM from the pool" [warm-ek]="EK-certified vTPM, warm (\`warm_size\` with \`ek_cert\`)" [inline-ek]="EK-certified vTPM manufactured inline (empty pool)"
-	[unmeasured]="ephemeral vTPM, launch not measured (\`io.oci-vtpm.measure: false\`)")
-for b in none ephemeral warm named pool-ek warm-ek; do
+	[unmeasured]="ephemeral vTPM, launch not measured (\`io.oci-vtpm.measure: false\`)"
+	[warm-named]="named vTPM, warm (\`warm_size\`: its archive handed to a running one), archived at poststop"
+	[warm-12]="ephemeral TPM 1.2 vTPM, warm (\`warm_size_tpm12\`)")
+for b in none ephemeral warm named pool-ek warm-ek warm-named; do
 	case $b in none) label[shim-$b]="no vTPM asked" ;; *) label[shim-$b]=${label[$b]} ;; esac
 done
 # #12's targets, p50 ratios to bare runc: through the hooks a warm vTPM
 # 1.20x, a cold ephemeral one 1.30x; through the shim a warm one of any
-# kind 1.08x (named and pool vTPMs are not warm yet: no target).
-target=([ephemeral]="≤ 1.30x" [warm]="≤ 1.20x" [warm-ek]="≤ 1.20x" [shim-warm]="≤ 1.08x" [shim-warm-ek]="≤ 1.08x")
-check=([ephemeral]=1.30 [warm]=1.20 [warm-ek]=1.20 [shim-warm]=1.08 [shim-warm-ek]=1.08)
+# kind 1.08x (cold named and pool vTPMs: no target).
+target=([ephemeral]="≤ 1.30x" [warm]="≤ 1.20x" [warm-ek]="≤ 1.20x" [warm-named]="≤ 1.20x" [warm-12]="≤ 1.20x"
+	[shim-warm]="≤ 1.08x" [shim-warm-ek]="≤ 1.08x" [shim-warm-named]="≤ 1.08x")
+check=([ephemeral]=1.30 [warm]=1.20 [warm-ek]=1.20 [warm-named]=1.20 [warm-12]=1.20
+	[shim-warm]=1.08 [shim-warm-ek]=1.08 [shim-warm-named]=1.08)
 
 where=
 [ "${OCI_VTPM_VM:-}" != 1 ] || where=" in the VM ($backend backend)"
@@ -234,6 +245,8 @@ bench_latency() {
 	log "warming up; filling the pool to $((n + 5))"
 	run_once named warmup >/dev/null # creates vTPM "bench" and its first generation
 	run_once shim-named warmup >/dev/null # and "bench-shim"
+	run_once warm-named warmup >/dev/null # "bench-warm" (cold: none warm yet)
+	run_once shim-warm-named warmup >/dev/null # and "bench-shim-warm"
 	run_once bare warmup >/dev/null
 	t0=$(now_us)
 	"$cli" pool fill $((n + 5)) >/dev/null
@@ -241,6 +254,7 @@ bench_latency() {
 	t0=$(now_us)
 	OCI_VTPM_CONFIG=$work/settings-warm.json "$cli" pool fill 0 >/dev/null
 	warm_fill_us=$(($(now_us) - t0))
+	OCI_VTPM_CONFIG=$work/settings-warm-12.json "$cli" pool fill 0 >/dev/null
 	# (These take their states from the pool, which is then refilled.)
 	OCI_VTPM_CONFIG=$work/settings-warm-ek.json "$cli" pool fill $((n + 5)) >/dev/null
 	# The shim's warm and EK runs take from the same pool and warm vTPMs.
@@ -260,6 +274,7 @@ bench_latency() {
 		# variants each take one warm vTPM of each kind a round.
 		OCI_VTPM_CONFIG=$work/settings-warm.json "$cli" pool fill 0 >/dev/null
 		OCI_VTPM_CONFIG=$work/settings-warm-ek.json "$cli" pool fill $((2 * n + 5)) >/dev/null
+		OCI_VTPM_CONFIG=$work/settings-warm-12.json "$cli" pool fill 0 >/dev/null
 	done
 	bench_stop
 	# The hook process alone, with nothing to do: exec, settings, log, state.
@@ -284,6 +299,9 @@ bench_latency() {
 	pooled_shim=$(grep -cE " bench-shim-pool-ek-[0-9]+: vTPM 0 from the pool" "$work/hook.log" || true)
 	warmed_shim=$(grep -cE " bench-shim-warm-[0-9]+: started 1 TPM 2.0 vTPM \([a-z]+ backend\), warm$" "$work/hook.log" || true)
 	warmed_ek_shim=$(grep -cE " bench-shim-warm-ek-[0-9]+: started 1 TPM 2.0 vTPM \([a-z]+ backend\), warm, EK-certified$" "$work/hook.log" || true)
+	warmed_named=$(grep -cE " bench-warm-named-[0-9]+: started 1 TPM 2.0 vTPM \([a-z]+ backend\), warm, name bench-warm$" "$work/hook.log" || true)
+	warmed_named_shim=$(grep -cE " bench-shim-warm-named-[0-9]+: started 1 TPM 2.0 vTPM \([a-z]+ backend\), warm, name bench-shim-warm$" "$work/hook.log" || true)
+	warmed_12=$(grep -cE " bench-warm-12-[0-9]+: started 1 TPM 1.2 vTPM \([a-z]+ backend\), warm$" "$work/hook.log" || true)
 	shim_hook_lines=$(grep -cE "oci-vtpm-hook\[[0-9]+\] [a-z]+ bench-shim-" "$work/hook.log" || true)
 	# The warm vTPMs left over would count as running swtpm in what follows.
 	OCI_VTPM_CONFIG=$work/settings-warm.json "$cli" pool drain >/dev/null
@@ -347,7 +365,7 @@ bench_latency() {
 	printf "| \`swtpm_setup --tpm2 --create-ek-cert --create-platform-cert\` alone (no container) | - | %s | %s | %s | %sx | | | | |\n" \
 		"$p50" "$p95" "$p99" "$(ratio "$p50" "$bare_p50")"
 	echo
-	echo "Pool runs that took their state from the pool: $pooled of $n (shim: $pooled_shim of $n); inline runs that found the pool empty: $inlined of $n; warm runs that took a warm vTPM: $warmed of $n (shim: $warmed_shim), EK-certified: $warmed_ek of $n (shim: $warmed_ek_shim). Hook processes run by the shim variants (lines of oci-vtpm-hook for their ids in the log): $shim_hook_lines."
+	echo "Pool runs that took their state from the pool: $pooled of $n (shim: $pooled_shim of $n); inline runs that found the pool empty: $inlined of $n; warm runs that took a warm vTPM: $warmed of $n (shim: $warmed_shim), EK-certified: $warmed_ek of $n (shim: $warmed_ek_shim), named: $warmed_named of $n (shim: $warmed_named_shim), TPM 1.2: $warmed_12 of $n. Hook processes run by the shim variants (lines of oci-vtpm-hook for their ids in the log): $shim_hook_lines."
 	echo
 	read -r bd _ _ bd99 < <(stats "$work/stop-bare.us")
 	read -r bdc _ _ _ < <(stats "$work/stop-bare.cpu")
@@ -385,7 +403,7 @@ bench_breakdown() {
 	echo
 	echo "| variant | setup | restore | pool claim | manufacture | swtpm ready | expose | **start** | swtpm stop | archive | remove | **stop** |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-	for b in ephemeral warm named pool-ek warm-ek inline-ek shim-ephemeral shim-warm shim-named shim-pool-ek shim-warm-ek; do
+	for b in ephemeral warm named pool-ek warm-ek inline-ek warm-named warm-12 shim-ephemeral shim-warm shim-named shim-pool-ek shim-warm-ek shim-warm-named; do
 		read -r a1 a2 a3 a4 a5 a6 a7 < <(cols "$b" "$start_re" 7)
 		read -r s1 s2 s3 s4 < <(cols "$b" "$stop_re" 4)
 		echo "| ${label[$b]}$(case $b in shim-*) echo " (shim)" ;; esac) | $a1 | $a2 | $a3 | $a4 | $a5 | $a6 | **$a7** | $s1 | $s2 | $s3 | **$s4** |"
