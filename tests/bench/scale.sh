@@ -113,11 +113,12 @@ free0=$(meminfo MemFree) avail0=$(meminfo MemAvailable) kernel0=$(kernel_kib) ta
 log "starting $n containers ($backend backend)"
 t0=$(now_us)
 fill=${SCALE_FILL:-0}
-filled=
+filled='' failed_id=''
 for i in $(seq 1 "$n"); do
 	"${R[@]}" run -d --bundle "$work/b/s" "s-$i" </dev/null >/dev/null 2>>"$work/runc.err" || fail=$((fail + 1))
 	if [ "$fail" -gt 0 ] && [ "$fill" = 1 ]; then
 		filled="start $i failed after $((i - 1)) up, $(elapsed): $(tail -n 1 "$work/runc.err")"
+		failed_id=s-$i
 		log "$filled"
 		"${R[@]}" delete -f "s-$i" >/dev/null 2>&1 || true
 		n=$((i - 1)) fail=0
@@ -203,7 +204,8 @@ left_sw=$(swtpm_pids "$work/run/" | wc -l)
 left_rl=$(scale_relays | wc -l)
 left_slots=$(find "$work/run" -mindepth 1 -maxdepth 2 -name 's-*' | wc -l)
 left_runc=$("${R[@]}" list -q | wc -l)
-warnings=$(grep -cE ' (warning|error) ' "$work/hook.log" || true)
+# (SCALE_FILL: but those of the start that failed)
+warnings=$(grep -E ' (warning|error) ' "$work/hook.log" | grep -cvF "${failed_id:-/}: " || true)
 leaks=$((left_sw + left_rl + left_slots + left_runc))
 chip_rows=
 if [ "$backend" = device ]; then
