@@ -258,6 +258,7 @@ else
 fi
 echo "| idle private memory of a container's own process (busybox sleep) | $init_kib KiB | | |"
 if [ "$system" = 1 ]; then
+	[ "$n" -ge 50 ] || echo "| (with fewer than 50 containers the system-wide rows below are noise) | | | |"
 	echo "| per container, system-wide (all up minus before, / $n): MemFree; MemAvailable | $mem_pc KiB; $avail_pc KiB | | |"
 	echo "| of it kernel memory (SUnreclaim + KernelStack + PageTables) | $kern_pc KiB | | |"
 	echo "| tasks (threads); open files (file-nr) per container | $tasks_pc; $files_pc | | |"
