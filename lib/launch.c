@@ -20,17 +20,26 @@ struct recorder {
 	int cdirfd;
 	struct ov_record *rec;
 	unsigned idx;
+	const struct ov_settings *s;
+	const struct ov_backend_ops *ops;
+	const struct ov_limits_cg *cg;
 };
 
 /* Recorded before waiting: a hook killed from here on leaves poststop
- * what it needs to stop this swtpm. */
+ * what it needs to stop this swtpm. Then what the backend starts while
+ * swtpm starts. */
 static int record_spawned(const struct ov_swtpm *t, void *arg, ov_error *err)
 {
 	struct recorder *w = arg;
 
 	w->rec->tpms[w->idx].pid = t->pid;
 	w->rec->tpms[w->idx].starttime = t->starttime;
-	return ov_record_write(w->cdirfd, w->rec, err);
+	if (ov_record_write(w->cdirfd, w->rec, err) < 0)
+		return -1;
+	if (w->ops->spawned &&
+	    w->ops->spawned(w->cdirfd, w->s, w->idx, &w->rec->tpms[w->idx], w->cg, err) < 0)
+		return ov_error_wrap(err, "vTPM %u", w->idx);
+	return 0;
 }
 
 /*
@@ -70,7 +79,8 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	struct ov_record_tpm *t = &rec->tpms[idx];
 	cleanup_close int channel = -1;
 	char log[64], ctrl[64], state_dir[64], uid[16];
-	struct recorder w = {.cdirfd = cdirfd, .rec = rec, .idx = idx};
+	struct recorder w = {
+	    .cdirfd = cdirfd, .rec = rec, .idx = idx, .s = s, .ops = ops, .cg = cg};
 	struct ov_swtpm tpm;
 	const char *stage = "swtpm did not answer";
 	int64_t t0, left;
@@ -159,7 +169,7 @@ int ov_launch_start(int cdirfd, const struct ov_settings *s, const struct ov_req
 			ret = ov_error_wrap(err, "vTPM %u", i);
 	}
 	if (ret == 0)
-		ret = ov_limits_started(s, rec->cgroup, r->count, err);
+		ret = ov_limits_started(s, &cg, rec->cgroup, r->count, err);
 	ov_limits_close(&cg);
 	return ret;
 }
@@ -176,6 +186,17 @@ int ov_launch_stop(int cdirfd, const struct ov_settings *s, const struct ov_reco
 
 		if (!rec->tpms[i].pid)
 			continue;
+		if (!rec->name) {
+			/* Ephemeral: its state is removed next, unread; an
+			 * orderly shutdown would only write it first (about
+			 * 1.5 ms of poststop, docs/performance.md). */
+			if (ov_swtpm_discard(rec->tpms[i].pid, rec->tpms[i].starttime,
+					     (int)s->stop_timeout_ms, err) < 0) {
+				ov_error_wrap(err, "stopping vTPM %u", i);
+				ret = -1;
+			}
+			continue;
+		}
 		ops->ctrl_name(i, name, sizeof(name));
 		ov_socket_path(cdirfd, name, path, sizeof(path));
 		r = ov_swtpm_stop(rec->tpms[i].pid, rec->tpms[i].starttime, path,

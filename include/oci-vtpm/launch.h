@@ -26,8 +26,10 @@ int ov_launch_start(int cdirfd, const struct ov_settings *s, const struct ov_req
 		    const struct ov_user *u, const struct ov_key *keys, struct ov_record *rec,
 		    ov_error *err);
 
-/* Stop every swtpm rec records, in order where it answers (a warning when
- * one had to be killed). -1 if one could not be stopped (the others are). */
+/* Stop every swtpm rec records: a named vTPM's in order where it answers
+ * (a warning when one had to be killed), an ephemeral one's (no name: its
+ * state is thrown away) killed at once. -1 if one could not be stopped
+ * (the others are). */
 int ov_launch_stop(int cdirfd, const struct ov_settings *s, const struct ov_record *rec,
 		   ov_error *err);
 

@@ -61,30 +61,22 @@
 # `make bench-vm` (tests/vm/bench.sh) runs BENCH_ONLY=soak BENCH_BACKEND=device
 # inside the VM of tests/vm/run.sh, the only place here with vtpm_proxy.
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/../.." && pwd)
-build=${OCI_VTPM_BUILD:-$repo/build}
-hook=$build/oci-vtpm-hook
-cli=$build/oci-vtpm
-shim=$build/oci-vtpm-runtime
+me=bench
+# shellcheck source=tests/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 n=${BENCH_N:-30}
 soak=${BENCH_SOAK:-1000}
 scale=${BENCH_SCALE:-100}
 only=${BENCH_ONLY:-all}
-die() {
-	echo "bench: $*" >&2
-	exit 1
-}
 case $only in all | soak) ;; *) die "BENCH_ONLY must be all or soak, not '$only'" ;; esac
-[[ $soak =~ ^[1-9][0-9]*$ ]] || die "BENCH_SOAK must be a positive number, not '$soak'"
-[ "$(id -u)" -eq 0 ] || die "must run as root"
-for f in "$hook" "$cli" "$shim"; do [ -x "$f" ] || die "$f not built (make; or set OCI_VTPM_BUILD)"; done
-for t in runc jq busybox tpm2_getrandom swtpm_setup; do
-	command -v "$t" >/dev/null || die "$t not installed (scripts/deps.sh test)"
-done
+bench_positive BENCH_SOAK "$soak"
+bench_requires "$hook" "$cli" "$shim" -- tpm2_getrandom swtpm_setup
 
-work=$(mktemp -d /tmp/oci-vtpm-bench.XXXXXX)
-chmod 0755 "$work"
-R=(runc --root "$work/runc")
+# The run directory on a tmpfs, as /run/oci-vtpm is on any systemd host
+# (BENCH_RUN_TMPFS=0: on the disk of /tmp, as it is); the state_dir stays
+# on disk.
+run_tmpfs=${BENCH_RUN_TMPFS:-1}
+bench_workdir 256m
 # Through the shim: the same runc and root; OCI_VTPM_CONFIG per variant.
 OCI_VTPM_RUNTIME=$(command -v runc)
 export OCI_VTPM_RUNTIME
@@ -98,37 +90,14 @@ if [ -d /sys/fs/cgroup/cpuacct ] && mkdir "/sys/fs/cgroup/cpuacct/oci-vtpm-bench
 	echo $$ >"$cpu_cg/cgroup.procs"
 fi
 cpu_ns() { if [ -n "$cpu_cg" ]; then echo "$(<"$cpu_cg/cpuacct.usage")"; else echo 0; fi; }
-# The run directory on a tmpfs, as /run/oci-vtpm is on any systemd host
-# (BENCH_RUN_TMPFS=0: on the disk of /tmp, as it is); the state_dir stays
-# on disk.
-run_tmpfs=${BENCH_RUN_TMPFS:-1}
-mkdir -p "$work/run"
-[ "$run_tmpfs" = 0 ] || mount -t tmpfs -o mode=0711,size=256m oci-vtpm-bench "$work/run"
 cleanup() {
-	local id
-	for id in $("${R[@]}" list -q 2>/dev/null); do "${R[@]}" delete -f "$id" >/dev/null 2>&1 || true; done
-	# Warm vTPMs (and anything an aborted run left) have no container
-	# whose delete would stop them.
-	for id in $(swtpm_pids "$work/run/"); do kill "$id" 2>/dev/null || true; done
-	[ "$run_tmpfs" = 0 ] || umount -l "$work/run" 2>/dev/null || true
-	rm -rf "$work"
+	bench_cleanup
 	if [ -n "$cpu_cg" ]; then
 		echo $$ >/sys/fs/cgroup/cpuacct/cgroup.procs 2>/dev/null || true
 		rmdir "$cpu_cg" 2>/dev/null || true
 	fi
 }
 trap cleanup EXIT
-now_us() { echo "${EPOCHREALTIME/./}"; }
-# swtpm_pids PREFIX: swtpm processes running in a directory whose path
-# starts with PREFIX (a container's swtpm runs in its run directory).
-swtpm_pids() {
-	local p cwd
-	for p in $(pgrep -x swtpm); do
-		cwd=$(readlink "/proc/$p/cwd" 2>/dev/null) || continue
-		[[ $cwd != "$1"* ]] || echo "$p"
-	done
-}
-log() { echo "bench: $*" >&2; }
 
 have_vtpmx() { [ -e /dev/vtpmx ] || modprobe tpm_vtpm_proxy 2>/dev/null; }
 backend=${BENCH_BACKEND:-}
@@ -138,43 +107,14 @@ device) have_vtpmx || die "BENCH_BACKEND=device: no /dev/vtpmx (run it in the VM
 socket) ;;
 *) die "BENCH_BACKEND must be socket or device, not '$backend'" ;;
 esac
-settings() { # FILE STATE_DIR
-	jq -n --arg w "$work" --arg st "$2" --arg b "$backend" '{
-		run_dir: ($w + "/run"), state_dir: $st, backend: $b,
-		master_key: ($w + "/keys/master.key"), ca_key: ($w + "/ca/ca.key"),
-		ca_cert: ($w + "/ca/ca.pem"), log_file: ($w + "/hook.log"), log_level: "debug"}' >"$1"
-}
-settings "$work/settings.json" "$work/state"
-settings "$work/settings-inline.json" "$work/state-inline" # its pool stays empty
+bench_settings
+jq --arg st "$work/state-inline" '.state_dir = $st' "$work/settings.json" >"$work/settings-inline.json" # its pool stays empty
 # Warm vTPMs: the same run_dir; only starts under these settings take them.
 jq --argjson n $((n + 5)) '.warm_size = $n' "$work/settings.json" >"$work/settings-warm.json"
 jq '.ek_cert = true' "$work/settings-warm.json" >"$work/settings-warm-ek.json"
 jq --argjson n $((n + 5)) '.warm_size_tpm12 = $n' "$work/settings.json" >"$work/settings-warm-12.json"
-export OCI_VTPM_CONFIG=$work/settings.json
-"$cli" init >/dev/null
 
-mkdir -p "$work/rootfs/bin"
-cp "$(command -v busybox)" "$work/rootfs/bin/"
-ln -s busybox "$work/rootfs/bin/true"
-ln -s busybox "$work/rootfs/bin/sleep"
-(cd "$work" && runc spec && mv config.json base.json)
-jq --arg r "$work/rootfs" '.root.path = $r | .process.terminal = false | .process.args = ["/bin/true"]' \
-	"$work/base.json" >"$work/bare.json"
-hooks() { # SETTINGS
-	jq -n --arg h "$hook" --arg c "$1" '{
-		createRuntime: [{path: $h, args: ["oci-vtpm-hook", "createRuntime"], env: ["OCI_VTPM_CONFIG=" + $c]}],
-		poststop: [{path: $h, args: ["oci-vtpm-hook", "poststop"], env: ["OCI_VTPM_CONFIG=" + $c]}]}'
-}
-mkbundle() { # NAME ANNOTATIONS-JSON [SETTINGS]
-	mkdir -p "$work/b/$1"
-	jq --argjson h "$(hooks "${3:-$work/settings.json}")" --argjson a "$2" '.hooks = $h | .annotations = $a' \
-		"$work/bare.json" >"$work/b/$1/config.json"
-}
-sleeper() { # NAME: the bundle's process sleeps instead
-	jq '.process.args = ["/bin/sleep", "600"]' "$work/b/$1/config.json" >"$work/b/$1/c" &&
-		mv "$work/b/$1/c" "$work/b/$1/config.json"
-}
-on='"io.oci-vtpm.enable": "true"'
+bench_rootfs
 mkdir -p "$work/b/bare"
 cp "$work/bare.json" "$work/b/bare/config.json"
 mkbundle disabled '{}'
@@ -242,19 +182,6 @@ keep() {
 		echo $((${2#* } / 1000)) >>"$work/$1.cpu"
 	fi
 }
-stats() { # file of microseconds -> "p50 p95 max p99" in ms
-	sort -n "$1" | awk '{a[NR]=$1} END {
-		if (NR == 0) { print "- - - -"; exit }
-		p50=a[int((NR+1)*0.50) > 0 ? int((NR+1)*0.50) : 1]; p95=a[int(NR*0.95) > 0 ? int(NR*0.95) : 1];
-		i99=int(NR*0.99+0.999); if (i99 < 1) i99=1; if (i99 > NR) i99=NR;
-		printf "%.1f %.1f %.1f %.1f\n", p50/1000, p95/1000, a[NR]/1000, a[i99]/1000}'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else printf "-"}'; }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR) printf "%.1f", a[int((NR+1)/2)]; else printf "-"}'; }
-ge() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a >= b)}'; }
-le() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a <= b)}'; }
-verdict() { if "$@"; then echo yes; else echo "**no**"; fi; }
-count_fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; } # PID
 
 # ---------------------------------------------------------------- machine
 others=$(pgrep -c qemu-system 2>/dev/null || true)
@@ -508,7 +435,7 @@ start_all() {
 		rt "$1" run -d --bundle "$work/b/$1" "$2-$i" </dev/null >/dev/null 2>>"$work/runc.err" ||
 			scale_fail=$((scale_fail + 1))
 	done
-	rate=$(per_second "$t0")
+	rate=$(per_second "$scale" "$t0")
 }
 stop_all() {
 	local t0 i
@@ -516,9 +443,8 @@ stop_all() {
 	for i in $(seq 1 "$scale"); do
 		rt "${2:-runc}" delete -f "$1-$i" >/dev/null 2>>"$work/runc.err" || scale_fail=$((scale_fail + 1))
 	done
-	rate=$(per_second "$t0")
+	rate=$(per_second "$scale" "$t0")
 }
-per_second() { awk -v n="$scale" -v us=$(($(now_us) - $1)) 'BEGIN {printf "%.1f", n / (us / 1e6)}'; } # T0
 # answering PREFIX: how many of the TPMs of PREFIX-1... answer from the host.
 answering() {
 	local i tcti k=0
@@ -551,10 +477,8 @@ bench_scale() {
 	answered=$(answering scale)
 	swtpms=$(swtpm_pids "$work/run/containers/scale-")
 	nswtpm=$(wc -w <<<"$swtpms")
-	mem=$(for p in $swtpms; do awk '/^Private_(Clean|Dirty):/ {s+=$2} END {print s}' "/proc/$p/smaps_rollup" 2>/dev/null; done |
-		awk '{s+=$1; if ($1>m) m=$1} END {if (NR) printf "%.0f %d", s/NR, m; else print "0 0"}')
-	read -r mem_avg mem_max <<<"$mem"
-	fds=$(for p in $swtpms; do count_fds "$p" 2>/dev/null; done | sort -n | uniq | tr '\n' ' ')
+	read -r mem_avg mem_max < <(for p in $swtpms; do private_kib "$p"; done | mean_max)
+	fds=$(for p in $swtpms; do count_fds "$p"; done | sort -n | uniq | tr '\n' ' ')
 	cfds=$(for i in $(seq 1 $((scale < 3 ? scale : 3))); do count_fds "$("${R[@]}" state "scale-$i" | jq -r .pid)"; done | sort -u | tr '\n' ' ')
 	stop_all scale
 	stop_rate=$rate
@@ -716,8 +640,5 @@ fi
 bench_soak
 echo
 echo "bench: $timed timed runs, $scale scale containers, $soak soak cycles; $((fails + scale_fail + soak_fail)) failed, $leaks leaked"
-if [ -s "$work/runc.err" ]; then
-	log "runc stderr (last lines):"
-	tail -n 5 "$work/runc.err" >&2
-fi
+bench_runc_errors
 [ $((fails + scale_fail + soak_fail + leaks)) -eq 0 ]
