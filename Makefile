@@ -192,8 +192,8 @@ bench-vm: all | deps
 bench-vm-scale: all | deps
 	@OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/vm/bench.sh --scale
 
-fuzz: | deps
-	@tests/fuzz/run.sh
+fuzz: $(BUILD)/gen/ctrl_relay_bpf.h | deps
+	@OCI_VTPM_BUILD=$(BUILD) tests/fuzz/run.sh
 
 check-bats: all | deps
 	@tests/bats/run.sh

@@ -6,7 +6,11 @@ cd "$(dirname "$0")/../.."
 secs=${FUZZ_SECONDS:-20}
 out=build/fuzz
 mkdir -p "$out"
-flags="-std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude $(pkg-config --cflags json-c)"
+# The relay's seccomp filter is a header the build generates (Makefile,
+# relay/gen-bpf.c): `make all` or `make fuzz` makes it first.
+gen=${OCI_VTPM_BUILD:-build}/gen
+[ -f "$gen/ctrl_relay_bpf.h" ] || { echo "fuzz: $gen/ctrl_relay_bpf.h is missing: run make first" >&2; exit 2; }
+flags="-std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude -I$gen $(pkg-config --cflags json-c)"
 libs="$(pkg-config --libs json-c libcrypto libseccomp)"
 passed=0 failed=0
 for src in tests/fuzz/fuzz-*.c; do
