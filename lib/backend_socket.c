@@ -40,8 +40,8 @@ static void socket_data_name(unsigned idx, char *buf, size_t size)
 /* What the container's TSS finds at tpmN.sock.ctrl: the relay of
  * lib/ctrl_relay.c, answering only what tpm2-tss' swtpm TCTI needs. */
 static int socket_wait(int cdirfd, const struct ov_settings *s, const struct ov_request *r,
-		       unsigned idx, struct ov_record_tpm *t, const struct ov_limits_cg *cg,
-		       int timeout_ms, ov_error *err)
+		       unsigned idx, struct ov_record_tpm *t, int exit_fd,
+		       const struct ov_limits_cg *cg, int timeout_ms, ov_error *err)
 {
 	cleanup_close int sdir = ov_open_dir_at(cdirfd, SOCK_DIR);
 	cleanup_close int lfd = -1;
@@ -55,7 +55,7 @@ static int socket_wait(int cdirfd, const struct ov_settings *s, const struct ov_
 	lfd = ov_socket_listen(sdir, name, 0666, err);
 	if (lfd < 0)
 		return -1;
-	if (ov_ctrl_relay_spawn(lfd, t->pid, t->starttime, s->swtpm_user, cg, err) < 0)
+	if (ov_ctrl_relay_spawn(lfd, exit_fd, s->swtpm_user, cg, err) < 0)
 		return ov_error_wrap(err, "vTPM %u", idx);
 	return 0;
 }

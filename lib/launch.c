@@ -118,7 +118,7 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	left = (int64_t)s->start_timeout_ms - ((int64_t)ov_util_mono_ms() - t0);
 	if (ret == 0 && ops->wait) {
 		stage = "the kernel did not register its chip";
-		ret = ops->wait(cdirfd, s, r, idx, t, cg, left > 0 ? (int)left : 0, err);
+		ret = ops->wait(cdirfd, s, r, idx, t, tpm.pidfd, cg, left > 0 ? (int)left : 0, err);
 		if (ret == 0)
 			ret = ov_record_write(cdirfd, rec, err);
 	}

@@ -17,6 +17,7 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/mount.h"
+#include "oci-vtpm/proc.h"
 
 #define MAX_BINDS 32
 
@@ -286,9 +287,9 @@ int ov_mount_into(pid_t pid, const char *rootfs, const char *const *fresh,
 		return ov_error_set(err, E2BIG, "too many mounts");
 	if (pid <= 0)
 		return ov_error_set(err, EINVAL, "the OCI state has no container pid");
-	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	pidfd = ov_proc_mntns_fd(pid, err);
 	if (pidfd < 0)
-		return ov_error_set(err, errno, "opening container process %d", (int)pid);
+		return ov_error_wrap(err, "container");
 	if (ov_userns_root_ids(pid, &root_uid, &root_gid, err) < 0)
 		return -1;
 	if (clone_sources(binds, n, trees, &made, err) < 0)

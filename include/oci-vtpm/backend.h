@@ -31,10 +31,12 @@ struct ov_backend_ops {
 	 * needs from it (the device backend: the kernel registering the chip;
 	 * it fills the rest of t), for at most timeout_ms: what is left of
 	 * this TPM's start_timeout_ms. The caller records t again afterwards.
-	 * (The socket backend: the container's control relay.) */
+	 * (The socket backend: the container's control relay.) exit_fd is
+	 * swtpm's exit fd (lib/proc.h: readable once it exits; the caller's).
+	 */
 	int (*wait)(int cdirfd, const struct ov_settings *s, const struct ov_request *r,
-		    unsigned idx, struct ov_record_tpm *t, const struct ov_limits_cg *cg,
-		    int timeout_ms, ov_error *err);
+		    unsigned idx, struct ov_record_tpm *t, int exit_fd,
+		    const struct ov_limits_cg *cg, int timeout_ms, ov_error *err);
 	/* Optional: vTPMs started before their container (the shim, podman's
 	 * precreate stage) reach it through its config.json: add to spec what
 	 * the runtime needs to place the TPMs of rec itself. Returns 1 when
