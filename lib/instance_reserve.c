@@ -58,12 +58,13 @@ int ov_instance_reserve_tpms(int run, int cdir, const char *id, unsigned count, 
 
 	if (!max)
 		return 0;
-	lock = ov_open_dir_at(run, OV_INSTANCE_CONTAINERS_DIR);
+	/* The run dir itself: a warm vTPM starts before any container slot. */
+	lock = ov_open_dir_at(run, ".");
 	if (lock < 0)
-		return ov_error_set(err, errno, "opening the run dir's containers");
+		return ov_error_set(err, errno, "opening the run dir");
 	while (flock(lock, LOCK_EX) < 0)
 		if (errno != EINTR)
-			return ov_error_set(err, errno, "locking the run dir's containers");
+			return ov_error_set(err, errno, "locking the run dir");
 	while ((slot = ov_instance_next(run, &it)))
 		if (strcmp(slot, id) != 0)
 			n += slot_tpms(run, slot);

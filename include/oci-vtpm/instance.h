@@ -185,7 +185,7 @@ bool ov_instance_cgroup_recorded(int run, const char *name);
 
 /* Settings max_vtpms (0: no limit): claim count vTPMs for the start of id
  * (its slot cdir, locked), or fail naming the limit. Under one lock of the
- * run dir's containers directory, the vTPMs of every other slot are
+ * run dir, the vTPMs of every other slot are
  * counted (a record naming a live swtpm, else a claim of a start still
  * running) and this one's claim is written into its slot: starts at once
  * cannot all pass the count before any of them is recorded. */
