@@ -1,4 +1,4 @@
-# oci-vtpm: make | make check | make install | make man | make demo | make bench | make bench-vm | make check-vm
+# oci-vtpm: make | make check | make install | make man | make demo | make bench | make bench-vm | make bench-vm-scale | make check-vm
 # The one place the version is written: every program's --version prints it.
 VERSION  := 0.1.0
 PREFIX   ?= /usr/local
@@ -69,12 +69,12 @@ UNIT_TESTS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 # missing, before the first compile, also under make -j. Plain `make` and
 # `make install` never call apt.
 DEPS_TEST  := check check-bats check-valgrind check-asan-hook demo bench fuzz
-DEPS_VM    := check-vm bench-vm
+DEPS_VM    := check-vm bench-vm bench-vm-scale
 DEPS_BUILD := check-unit check-asan lint deps
 DEPS_SET   := $(if $(filter $(DEPS_VM),$(MAKECMDGOALS)),vm,$(if $(filter $(DEPS_TEST),$(MAKECMDGOALS)),test,$(if $(filter $(DEPS_BUILD),$(MAKECMDGOALS)),build)))
 
 .SECONDARY:
-.PHONY: all clean install man check check-unit check-asan check-asan-hook check-valgrind check-bats check-vm demo bench bench-vm deps format lint fuzz
+.PHONY: all clean install man check check-unit check-asan check-asan-hook check-valgrind check-bats check-vm demo bench bench-vm bench-vm-scale deps format lint fuzz
 all: $(PROGS) $(BUILD)/faults/oci-vtpm-hook
 
 $(BUILD)/%.o: %.c | $(if $(DEPS_SET),deps)
@@ -187,6 +187,14 @@ bench: all | deps
 # leak counts including /dev/tpm*, /sys/class/tpm, proxy fds: tests/vm/bench.sh.
 bench-vm: all | deps
 	@OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/vm/bench.sh
+
+# BENCH_VM_SCALE (200) containers with a vtpm_proxy chip each alive at once
+# in the VM (tests/vm/bench.sh --scale: tests/bench/scale.sh with
+# SCALE_BACKEND=device): every chip answering from the host and from inside
+# its container, memory, tasks and files per container, the limit each
+# would set, nothing left after. OCI_VTPM_VM_MEM sizes the guest (MiB).
+bench-vm-scale: all | deps
+	@OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/vm/bench.sh --scale
 
 fuzz: | deps
 	@tests/fuzz/run.sh

@@ -509,11 +509,6 @@ bench_scale() {
 }
 
 # -------------------------------------------------------------- 4. soak
-count_entries() { # DIR [FIND-TESTS...]: entries directly in DIR, 0 without DIR
-	local d=$1
-	shift
-	if [ -d "$d" ]; then find "$d" -mindepth 1 -maxdepth 1 "$@" | wc -l; else echo 0; fi
-}
 count_mounts() { grep -cF -- "$work" /proc/self/mountinfo || true; }
 # Zombies of what we run that stay zombies. The count is system-wide (an
 # orphan's parent is pid 1) and this builder's pid 1 reaps orphans lazily
@@ -529,21 +524,11 @@ settled_zombies() {
 	}
 	grep -c . <<<"$z" || true
 }
-# The host side of vtpm_proxy chips, system-wide: nodes, sysfs, the proxy
-# fds (anon inode "[vtpms]", held by swtpm) in any process, and the
-# module's references (one per open /dev/vtpmx or proxy fd).
-count_proxy_fds() {
-	find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 -lname 'anon_inode:\[vtpms\]' 2>/dev/null | wc -l
-}
 count_warnings() { if [ -f "$work/hook.log" ]; then grep -cE ' (warning|error) ' "$work/hook.log" || true; else echo 0; fi; }
-count_devcgroups() { # v1 devices hierarchy: cgroups below the root
-	if [ -d /sys/fs/cgroup/devices ]; then find /sys/fs/cgroup/devices -mindepth 1 -type d | wc -l; else echo 0; fi
-}
 leak_names=(swtpm "run dir entries (records)" "name claims" "pool claims" "mounts under the bench dir"
 	"open fds of the bench shell" "zombie processes" "runc containers")
 if [ "$backend" = device ]; then
-	leak_names+=("/dev/tpmN nodes" "/dev/tpmrmN nodes" "/sys/class/tpm entries (vtpm_proxy chips)"
-		"open vtpm_proxy fds, any process" "tpm_vtpm_proxy module references" "device cgroups (v1 devices hierarchy)")
+	mapfile -t -O ${#leak_names[@]} leak_names < <(chip_count_names)
 fi
 snapshot() { # -> one count for each of leak_names
 	local v=(
@@ -558,14 +543,9 @@ snapshot() { # -> one count for each of leak_names
 		"$(count_entries "$work/runc")"
 	)
 	if [ "$backend" = device ]; then
-		v+=(
-			"$(count_entries /dev -name 'tpm[0-9]*')"
-			"$(count_entries /dev -name 'tpmrm[0-9]*')"
-			"$(count_entries /sys/class/tpm)"
-			"$(count_proxy_fds)"
-			"$(cat /sys/module/tpm_vtpm_proxy/refcnt 2>/dev/null || echo 0)"
-			"$(count_devcgroups)"
-		)
+		local chips
+		read -r -a chips < <(chip_counts)
+		v+=("${chips[@]}")
 	fi
 	echo "${v[*]}"
 }
