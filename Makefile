@@ -155,11 +155,15 @@ check-asan: | deps
 
 # The hook under a memory checker over bats files (tests/valgrind/run.sh):
 # any invalid access or leak in any run of the hook fails. check-valgrind:
-# valgrind, over the hook tests of core.bats that start no swtpm (Debian
-# 12's valgrind 3.19 does not know pidfd_open, which every start needs).
+# valgrind over every hook run of core.bats, harden.bats and persist.bats;
+# Debian 12's valgrind 3.19 fails pidfd_open with ENOSYS (the hook then
+# tracks swtpm by pid and start time, lib/proc.h) but also openat2 and
+# open_tree, so a start runs under it up to placing the TPM, fails there
+# and undoes itself: only valgrind's reports count (tests/valgrind/run.sh).
 # check-asan-hook: the hook built with ASan/UBSan/LSan over core.bats and
 # harden.bats, every path. VALGRIND_BATS and MEMCHECK_BATS pick others.
-VALGRIND_BATS ?= tests/bats/core.bats -- -f '^hook: (malformed|oversized|bundle|unknown|io\.|other|malformed settings|createRuntime and poststop)'
+# Neither is part of check.
+VALGRIND_BATS ?= tests/bats/core.bats tests/bats/harden.bats tests/bats/persist.bats
 MEMCHECK_BATS ?= tests/bats/core.bats tests/bats/harden.bats
 check-valgrind: all | deps
 	@OV_MEMCHECK=valgrind OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/valgrind/run.sh $(VALGRIND_BATS)

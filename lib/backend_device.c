@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -133,16 +132,14 @@ static int device_open_channel(int cdirfd, unsigned idx, const struct ov_request
 }
 
 static int device_wait(int cdirfd, const struct ov_settings *s, const struct ov_request *r,
-		       unsigned idx, struct ov_record_tpm *t, const struct ov_limits_cg *cg,
-		       int timeout_ms, ov_error *err)
+		       unsigned idx, struct ov_record_tpm *t, int exit_fd,
+		       const struct ov_limits_cg *cg, int timeout_ms, ov_error *err)
 {
 	struct ov_vtpmx_dev d = {.tpm_num = (unsigned)t->devnum, .dev = t->dev};
 	bool tpm2 = r->version == OV_TPM_2_0;
-	/* swtpm is our unreaped child: its pid cannot have been reused. */
-	cleanup_close int pidfd = t->pid > 0 ? (int)syscall(SYS_pidfd_open, t->pid, 0) : -1;
 
 	(void)cg; /* the kernel's chip: no process of ours to limit */
-	if (ov_vtpmx_wait(&d, tpm2, pidfd, timeout_ms, err) < 0)
+	if (ov_vtpmx_wait(&d, tpm2, exit_fd, timeout_ms, err) < 0)
 		return -1;
 	t->rmdev = d.rmdev;
 	if (tpm2)

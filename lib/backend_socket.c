@@ -37,20 +37,21 @@ static void socket_ctrl_name(unsigned idx, char *buf, size_t size)
  * Started while swtpm starts: its own start (fork, exec, sandbox) then
  * costs a start no time on a host with a second core. */
 static int socket_spawned(int cdirfd, const struct ov_settings *s, unsigned idx,
-			  const struct ov_record_tpm *t, const struct ov_limits_cg *cg,
+			  const struct ov_record_tpm *t, int exit_fd, const struct ov_limits_cg *cg,
 			  ov_error *err)
 {
 	cleanup_close int sdir = ov_open_dir_at(cdirfd, SOCK_DIR);
 	cleanup_close int lfd = -1;
 	char name[64];
 
+	(void)t;
 	if (sdir < 0)
 		return ov_error_set(err, errno, "opening the socket directory");
 	snprintf(name, sizeof(name), "tpm%u.sock.ctrl", idx);
 	lfd = ov_socket_listen(sdir, name, 0666, err);
 	if (lfd < 0)
 		return -1;
-	if (ov_ctrl_relay_spawn(lfd, t->pid, t->starttime, s->swtpm_user, cg, err) < 0)
+	if (ov_ctrl_relay_spawn(lfd, exit_fd, s->swtpm_user, cg, err) < 0)
 		return ov_error_wrap(err, "vTPM %u", idx);
 	return 0;
 }

@@ -109,7 +109,8 @@ int ov_ctrl_relay_seccomp(void)
 	return 0;
 }
 
-/* The relay itself: fd 3 listens, fd 4 is swtpm's pidfd. */
+/* The relay itself: fd 3 listens, fd 4 is swtpm's exit fd (its pidfd, or
+ * the read end of its exit pipe: lib/proc.h). */
 static __attribute__((noreturn)) void relay_loop(void)
 {
 	for (;;) {

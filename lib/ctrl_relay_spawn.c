@@ -33,7 +33,7 @@ static int drop_privileges(uid_t uid, gid_t gid)
 	return 0;
 }
 
-static __attribute__((noreturn)) void relay_child(int listen_fd, int pidfd, uid_t uid, gid_t gid,
+static __attribute__((noreturn)) void relay_child(int listen_fd, int exit_fd, uid_t uid, gid_t gid,
 						  const struct ov_limits_cg *cg, int report,
 						  const char *relay_exe)
 {
@@ -65,9 +65,9 @@ static __attribute__((noreturn)) void relay_child(int listen_fd, int pidfd, uid_
 	    (devnull < 0 || dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0))
 		e = errno;
 	if (!e && ((listen_fd = fcntl(listen_fd, F_DUPFD_CLOEXEC, 16)) < 0 ||
-		   (pidfd = fcntl(pidfd, F_DUPFD_CLOEXEC, 16)) < 0 ||
+		   (exit_fd = fcntl(exit_fd, F_DUPFD_CLOEXEC, 16)) < 0 ||
 		   (report = fcntl(report, F_DUPFD_CLOEXEC, 16)) < 0 || dup2(listen_fd, 3) < 0 ||
-		   dup2(pidfd, 4) < 0 || dup2(report, 5) < 0))
+		   dup2(exit_fd, 4) < 0 || dup2(report, 5) < 0))
 		e = errno;
 	if (!e && syscall(SYS_close_range, 6, ~0U, 0) < 0)
 		e = errno;
@@ -130,31 +130,25 @@ static void find_relay_exe(char *buf, size_t size)
 	buf[0] = '\0';
 }
 
-int ov_ctrl_relay_spawn(int listen_fd, pid_t swtpm_pid, unsigned long long starttime,
-			const char *user, const struct ov_limits_cg *cg, ov_error *err)
+int ov_ctrl_relay_spawn(int listen_fd, int swtpm_exit_fd, const char *user,
+			const struct ov_limits_cg *cg, ov_error *err)
 {
-	cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, swtpm_pid, 0);
 	cleanup_close int rd = -1;
-	unsigned long long st = 0;
 	int wr = -1, child_errno = -1;
 	char relay_exe[4096];
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
 
-	if (pidfd < 0)
-		return ov_error_set(err, errno, "control relay: pidfd_open of swtpm %d",
-				    (int)swtpm_pid);
-	/* Taken after pidfd_open: if it matches, pidfd is that swtpm. */
-	if (ov_proc_starttime(swtpm_pid, &st, err) < 0 || st != starttime)
-		return ov_error_set(err, ESRCH, "control relay: swtpm %d is gone", (int)swtpm_pid);
+	if (swtpm_exit_fd < 0)
+		return ov_error_set(err, EBADF, "control relay: no exit fd of swtpm");
 	relay_ids(user, &uid, &gid);
 	find_relay_exe(relay_exe, sizeof(relay_exe));
 	pid = ov_proc_fork_piped(&rd, &wr, "control relay", err);
 	if (pid < 0)
 		return -1;
 	if (pid == 0)
-		relay_child(listen_fd, pidfd, uid, gid, cg, wr, relay_exe);
+		relay_child(listen_fd, swtpm_exit_fd, uid, gid, cg, wr, relay_exe);
 	waitpid(pid, NULL, 0);
 	if (ov_proc_read_report(rd, &child_errno) != sizeof(child_errno))
 		return ov_error_set(err, 0, "control relay: did not start");

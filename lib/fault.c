@@ -16,3 +16,15 @@ void ov_fault(const char *step)
 	(void)step;
 #endif
 }
+
+bool ov_fault_on(const char *what)
+{
+#ifdef OV_FAULTS
+	const char *f = getenv(OV_FAULT_ENV);
+
+	return f && strcmp(f, what) == 0;
+#else
+	(void)what;
+	return false;
+#endif
+}

@@ -572,18 +572,3 @@ bool ov_instance_cgroup_recorded(int run, const char *name)
 	}
 	return found;
 }
-
-unsigned ov_instance_count_tpms(int run, const char *except)
-{
-	cleanup_instance_iter struct ov_instance_iter it = {0};
-	struct ov_record rec;
-	const char *slot;
-	unsigned n = 0;
-
-	while ((slot = ov_instance_next_record(run, &it, &rec))) {
-		if (strcmp(slot, except) != 0 && ov_instance_alive(&rec))
-			n += rec.count;
-		ov_record_free(&rec);
-	}
-	return n;
-}

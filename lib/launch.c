@@ -36,8 +36,8 @@ static int record_spawned(const struct ov_swtpm *t, void *arg, ov_error *err)
 	w->rec->tpms[w->idx].starttime = t->starttime;
 	if (ov_record_write(w->cdirfd, w->rec, err) < 0)
 		return -1;
-	if (w->ops->spawned &&
-	    w->ops->spawned(w->cdirfd, w->s, w->idx, &w->rec->tpms[w->idx], w->cg, err) < 0)
+	if (w->ops->spawned && w->ops->spawned(w->cdirfd, w->s, w->idx, &w->rec->tpms[w->idx],
+					       t->pidfd, w->cg, err) < 0)
 		return ov_error_wrap(err, "vTPM %u", w->idx);
 	return 0;
 }
@@ -127,7 +127,7 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	left = (int64_t)s->start_timeout_ms - ((int64_t)ov_util_mono_ms() - t0);
 	if (ret == 0 && ops->wait) {
 		stage = "the kernel did not register its chip";
-		ret = ops->wait(cdirfd, s, r, idx, t, cg, left > 0 ? (int)left : 0, err);
+		ret = ops->wait(cdirfd, s, r, idx, t, tpm.pidfd, cg, left > 0 ? (int)left : 0, err);
 		if (ret == 0)
 			ret = ov_record_write(cdirfd, rec, err);
 	}

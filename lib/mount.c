@@ -297,9 +297,9 @@ int ov_mount_begin(pid_t pid, const char *rootfs, const char *const *fresh,
 		return ov_error_set(err, E2BIG, "too many mounts");
 	if (pid <= 0)
 		return ov_error_set(err, EINVAL, "the OCI state has no container pid");
-	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	pidfd = ov_proc_mntns_fd(pid, err);
 	if (pidfd < 0)
-		return ov_error_set(err, errno, "opening container process %d", (int)pid);
+		return ov_error_wrap(err, "container");
 	if (ov_userns_root_ids(pid, &root_uid, &root_gid, err) < 0)
 		return -1;
 	if (clone_sources(binds, n, job->trees, &job->made, err) < 0) {

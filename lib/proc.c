@@ -1,14 +1,23 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/fault.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/proc.h"
+#include "oci-vtpm/util.h"
+
+/* How often the fallback looks at /proc for an exit. */
+#define EXIT_POLL_MS 10
 
 int ov_proc_boot_id(char *buf, size_t size, ov_error *err)
 {
@@ -135,4 +144,145 @@ ssize_t ov_proc_read_report(int rd, int *value)
 		n = read(rd, value, sizeof(*value));
 	while (n < 0 && errno == EINTR);
 	return n;
+}
+
+int ov_pidfd_open(pid_t pid)
+{
+	if (ov_fault_on("no-pidfd")) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int ov_proc_ref_open(struct ov_proc_ref *p, pid_t pid, unsigned long long starttime, ov_error *err)
+{
+	unsigned long long st = 0;
+	ov_error ignored = {0};
+	char state;
+
+	p->pid = 0;
+	p->starttime = 0;
+	p->pidfd = -1;
+	if (pid <= 0)
+		return 1;
+	p->pidfd = ov_pidfd_open(pid);
+	if (p->pidfd < 0) {
+		if (errno == ESRCH)
+			return 1;
+		if (errno != ENOSYS)
+			return ov_error_set(err, errno, "pidfd_open of process %d", (int)pid);
+	}
+	/* Taken after pidfd_open: if it matches, the pidfd is that process. */
+	if (ov_proc_stat(pid, &st, &state, &ignored) < 0 || (starttime && st != starttime) ||
+	    state == 'Z' || state == 'X') {
+		ov_proc_ref_close(p);
+		return 1;
+	}
+	p->pid = pid;
+	p->starttime = st;
+	return 0;
+}
+
+void ov_proc_ref_close(struct ov_proc_ref *p)
+{
+	if (p->pidfd >= 0)
+		close(p->pidfd);
+	p->pidfd = -1;
+	p->pid = 0;
+}
+
+int ov_proc_ref_signal(const struct ov_proc_ref *p, int sig)
+{
+	if (p->pidfd >= 0)
+		return (int)syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0);
+	/* The window between this check and kill(2) is the one runc lives
+	 * with too: the pid would have to exit, be reaped and be reused in
+	 * it. */
+	if (!ov_proc_alive(p->pid, p->starttime)) {
+		errno = ESRCH;
+		return -1;
+	}
+	return kill(p->pid, sig);
+}
+
+int ov_proc_ref_wait(const struct ov_proc_ref *p, int timeout_ms)
+{
+	int64_t deadline = (int64_t)ov_util_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+
+	if (p->pidfd >= 0) {
+		struct pollfd pfd = {.fd = p->pidfd, .events = POLLIN};
+		int r;
+
+		do
+			r = poll(&pfd, 1, ov_util_ms_left(deadline));
+		while (r < 0 && errno == EINTR);
+		return r > 0 ? 0 : -1;
+	}
+	for (;;) {
+		int left;
+
+		if (!ov_proc_alive(p->pid, p->starttime))
+			return 0;
+		left = ov_util_ms_left(deadline);
+		if (left <= 0)
+			return -1;
+		nanosleep(
+		    &(struct timespec){0, (left < EXIT_POLL_MS ? left : EXIT_POLL_MS) * 1000000L},
+		    NULL);
+	}
+}
+
+int ov_proc_exit_pipe(int *rd, int *wr, ov_error *err)
+{
+	int fd = ov_pidfd_open(getpid()), p[2];
+
+	*rd = -1;
+	*wr = -1;
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno != ENOSYS)
+		return ov_error_set(err, errno, "pidfd_open");
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return ov_error_set(err, errno, "exit pipe");
+	*rd = p[0];
+	*wr = p[1];
+	return 0;
+}
+
+int ov_proc_exit_fd(pid_t child, int *rd, ov_error *err)
+{
+	int fd;
+
+	if (*rd >= 0)
+		return take_fd(rd);
+	fd = ov_pidfd_open(child);
+	if (fd < 0)
+		return ov_error_set(err, errno, "pidfd_open of process %d", (int)child);
+	return fd;
+}
+
+int ov_proc_mntns_fd(pid_t pid, ov_error *err)
+{
+	unsigned long long before, after;
+	char path[64];
+	int fd = ov_pidfd_open(pid);
+
+	if (fd >= 0)
+		return fd;
+	if (errno != ENOSYS)
+		return ov_error_set(err, errno, "opening process %d", (int)pid);
+	if (ov_proc_starttime(pid, &before, err) < 0)
+		return ov_error_wrap(err, "opening process %d", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return ov_error_set(err, errno, "opening %s", path);
+	if (ov_proc_starttime(pid, &after, err) < 0 || after != before) {
+		close(fd);
+		return ov_error_set(err, ESRCH, "process %d exited", (int)pid);
+	}
+	return fd;
 }

@@ -30,16 +30,6 @@
 #define ARGV_MAX 32
 #define ARG_LEN	 4200
 
-static int sys_pidfd_open(pid_t pid)
-{
-	return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
-static int sys_pidfd_send_signal(int pidfd, int sig)
-{
-	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
-}
-
 /* argv with its strings in one fixed buffer: nothing to free, no malloc after fork. */
 struct argv_buf {
 	char *argv[ARGV_MAX + 1];
@@ -71,8 +61,9 @@ static void arg_add(struct argv_buf *a, const char *fmt, ...)
 	a->used += (size_t)n + 1;
 }
 
-/* The fds swtpm gets, in order, from fd 3 on. */
-enum { FD_SERVER, FD_CTRL, FD_LOG, FD_KEY, FD_COUNT };
+/* The fds swtpm gets, in order, from fd 3 on. FD_EXIT, not in its argv:
+ * the write end of its exit pipe where there are no pidfds (lib/proc.c). */
+enum { FD_SERVER, FD_CTRL, FD_LOG, FD_KEY, FD_EXIT, FD_COUNT };
 
 static bool runs_as_user(const struct ov_swtpm_opts *o)
 {
@@ -211,11 +202,11 @@ static __attribute__((noreturn)) void child_exec(const struct argv_buf *a, const
 
 int ov_swtpm_spawn(const struct ov_swtpm_opts *o, struct ov_swtpm *out, ov_error *err)
 {
-	const int src[FD_COUNT] = {o->server_fd, o->ctrl_fd, o->log_fd, o->key_fd};
+	cleanup_close int devnull = -1, rd = -1, exit_rd = -1, exit_wr = -1;
+	int src[FD_COUNT] = {o->server_fd, o->ctrl_fd, o->log_fd, o->key_fd, -1};
 	int fdnum[FD_COUNT];
 	struct argv_buf *a = NULL;
 	cleanup_free struct argv_buf *abuf = calloc(1, sizeof(*abuf));
-	cleanup_close int devnull = -1, rd = -1;
 	int wr = -1, child_errno = 0, next = 3;
 	pid_t pid;
 
@@ -235,6 +226,9 @@ int ov_swtpm_spawn(const struct ov_swtpm_opts *o, struct ov_swtpm *out, ov_error
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0)
 		return ov_error_set(err, errno, "opening /dev/null");
+	if (ov_proc_exit_pipe(&exit_rd, &exit_wr, err) < 0)
+		return ov_error_wrap(err, "starting swtpm");
+	src[FD_EXIT] = exit_wr;
 	pid = ov_proc_fork_piped(&rd, &wr, "starting swtpm", err);
 	if (pid < 0)
 		return -1;
@@ -245,13 +239,14 @@ int ov_swtpm_spawn(const struct ov_swtpm_opts *o, struct ov_swtpm *out, ov_error
 		return ov_error_set(err, child_errno, "starting swtpm %s", o->binary);
 	}
 	out->pid = pid;
-	out->pidfd = sys_pidfd_open(pid);
+	if (exit_wr >= 0)
+		close(take_fd(&exit_wr));
+	out->pidfd = ov_proc_exit_fd(pid, &exit_rd, err);
 	if (out->pidfd < 0) {
-		int e = errno;
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		out->pid = 0;
-		return ov_error_set(err, e, "pidfd_open of swtpm");
+		return ov_error_wrap(err, "swtpm");
 	}
 	/* Still our unreaped child: the pid cannot have been reused. */
 	if (ov_proc_starttime(pid, &out->starttime, err) < 0) {
@@ -297,7 +292,7 @@ void ov_swtpm_kill(struct ov_swtpm *t)
 {
 	if (t->pid <= 0)
 		return;
-	sys_pidfd_send_signal(t->pidfd, SIGKILL);
+	kill(t->pid, SIGKILL); /* our unreaped child: the pid is not reused */
 	waitpid(t->pid, NULL, 0);
 	t->pid = 0;
 }
@@ -327,82 +322,62 @@ int ov_swtpm_wait_ready(struct ov_swtpm *t, const char *ctrl_path, int log_fd, i
 			    WEXITSTATUS(status), tail[0] ? ": " : "", tail);
 }
 
-static int wait_exit(int pidfd, int timeout_ms)
+/* SIGKILL to swtpm and a bounded wait for its exit. */
+static int kill_wait(const struct ov_proc_ref *p, int timeout_ms, ov_error *err)
 {
-	struct pollfd p = {.fd = pidfd, .events = POLLIN};
-	int64_t deadline = (int64_t)ov_util_mono_ms() + timeout_ms;
-	int r;
-
-	do
-		r = poll(&p, 1, ov_util_ms_left(deadline));
-	while (r < 0 && errno == EINTR);
-	return r > 0 ? 0 : -1;
-}
-
-/* SIGKILL to swtpm pid (pidfd) and a bounded wait for its exit. */
-static int kill_wait(int pidfd, pid_t pid, int timeout_ms, ov_error *err)
-{
-	if (sys_pidfd_send_signal(pidfd, SIGKILL) < 0 && errno != ESRCH)
-		return ov_error_set(err, errno, "killing swtpm %d", (int)pid);
-	if (wait_exit(pidfd, timeout_ms) < 0)
+	if (ov_proc_ref_signal(p, SIGKILL) < 0 && errno != ESRCH)
+		return ov_error_set(err, errno, "killing swtpm %d", (int)p->pid);
+	if (ov_proc_ref_wait(p, timeout_ms) < 0)
 		return ov_error_set(err, ETIMEDOUT, "swtpm %d did not exit after SIGKILL",
-				    (int)pid);
+				    (int)p->pid);
 	return 0;
 }
 
-/* A pidfd of the swtpm that was pid with that start time: 1 (*pidfd), 0
- * when it is gone, -1. */
-static int open_recorded(pid_t pid, unsigned long long starttime, int *pidfd, ov_error *err)
+/* The swtpm that was pid with that start time: 1 (*p), 0 when it is gone,
+ * -1. */
+static int open_recorded(pid_t pid, unsigned long long starttime, struct ov_proc_ref *p,
+			 ov_error *err)
 {
-	unsigned long long st = 0;
-	ov_error ignored = {0};
+	int r;
 
-	if (pid <= 0)
+	if (pid <= 0 || starttime == 0)
 		return 0;
-	*pidfd = sys_pidfd_open(pid);
-	if (*pidfd < 0)
-		return errno == ESRCH
-			   ? 0
-			   : ov_error_set(err, errno, "pidfd_open of swtpm %d", (int)pid);
-	/* Taken after pidfd_open: if it matches, pidfd is that process. */
-	if (ov_proc_starttime(pid, &st, &ignored) < 0 || st != starttime) {
-		close(*pidfd);
-		*pidfd = -1;
-		return 0;
-	}
-	return 1;
+	r = ov_proc_ref_open(p, pid, starttime, err);
+	if (r < 0)
+		return ov_error_wrap(err, "swtpm");
+	return r == 0;
 }
 
 int ov_swtpm_stop(pid_t pid, unsigned long long starttime, const char *ctrl_path, int timeout_ms,
 		  ov_error *err)
 {
-	cleanup_close int pidfd = -1;
+	__attribute__((cleanup(ov_proc_ref_close))) struct ov_proc_ref p = {.pidfd = -1};
 	unsigned char rsp[4];
 	ov_error ignored = {0};
-	int r = open_recorded(pid, starttime, &pidfd, err);
+	int r = open_recorded(pid, starttime, &p, err);
 
 	if (r <= 0)
 		return r;
 	if (ctrl_path &&
-	    ov_swtpm_ctrl(ctrl_path, OV_SWTPM_CMD_SHUTDOWN, rsp, sizeof(rsp), pidfd, timeout_ms,
+	    ov_swtpm_ctrl(ctrl_path, OV_SWTPM_CMD_SHUTDOWN, rsp, sizeof(rsp), p.pidfd, timeout_ms,
 			  &ignored) == 0 &&
-	    wait_exit(pidfd, timeout_ms) == 0)
+	    ov_proc_ref_wait(&p, timeout_ms) == 0)
 		return 0;
-	if (wait_exit(pidfd, 0) == 0)
+	if (ov_proc_ref_wait(&p, 0) == 0)
 		return 0; /* it went away by itself */
-	if (sys_pidfd_send_signal(pidfd, SIGTERM) == 0 && wait_exit(pidfd, timeout_ms) == 0)
+	if (ov_proc_ref_signal(&p, SIGTERM) == 0 && ov_proc_ref_wait(&p, timeout_ms) == 0)
 		return 1;
-	return kill_wait(pidfd, pid, timeout_ms, err) < 0 ? -1 : 1;
+	return kill_wait(&p, timeout_ms, err) < 0 ? -1 : 1;
 }
 
 int ov_swtpm_discard(pid_t pid, unsigned long long starttime, int timeout_ms, ov_error *err)
 {
-	cleanup_close int pidfd = -1;
-	int r = open_recorded(pid, starttime, &pidfd, err);
+	__attribute__((cleanup(ov_proc_ref_close))) struct ov_proc_ref p = {.pidfd = -1};
+	int r = open_recorded(pid, starttime, &p, err);
 
 	if (r <= 0)
 		return r;
-	return kill_wait(pidfd, pid, timeout_ms, err);
+	return kill_wait(&p, timeout_ms, err);
 }
 
 int ov_swtpm_key_pipe(const struct ov_key *key, ov_error *err)

@@ -311,14 +311,8 @@ static int start_new(const struct start *c, int cdir, ov_error *err)
 
 	for (unsigned i = 0; i < OV_MAX_TPMS; i++)
 		statefds[i] = -1;
-	if (c->s->max_vtpms && ov_instance_count_tpms(c->run, c->id) + r->count > c->s->max_vtpms) {
-		ov_error_set(err, 0,
-			     "%u more vTPM%s would be beyond the %u this host runs (settings "
-			     "\"max_vtpms\")",
-			     r->count, r->count > 1 ? "s" : "", c->s->max_vtpms);
-		goto undo;
-	}
-	if (ov_instance_hold(&rec, c->holder, err) < 0 ||
+	if (ov_instance_reserve_tpms(c->run, cdir, c->id, r->count, c->s->max_vtpms, err) < 0 ||
+	    ov_instance_hold(&rec, c->holder, err) < 0 ||
 	    ov_instance_user(c->s, c->run, c->id, &user, err) < 0 ||
 	    ov_instance_state_dirs(cdir, r->count, &user, true, statefds, err) < 0)
 		goto undo;

@@ -31,15 +31,18 @@ struct ov_backend_ops {
 	/* Optional: once TPM idx's swtpm answers, wait for what the backend
 	 * needs from it (the device backend: the kernel registering the chip;
 	 * it fills the rest of t), for at most timeout_ms: what is left of
-	 * this TPM's start_timeout_ms. The caller records t again afterwards. */
+	 * this TPM's start_timeout_ms. The caller records t again afterwards.
+	 * exit_fd (here and in spawned) is swtpm's exit fd, the caller's:
+	 * readable once swtpm exits (lib/proc.h). */
 	int (*wait)(int cdirfd, const struct ov_settings *s, const struct ov_request *r,
-		    unsigned idx, struct ov_record_tpm *t, const struct ov_limits_cg *cg,
-		    int timeout_ms, ov_error *err);
+		    unsigned idx, struct ov_record_tpm *t, int exit_fd,
+		    const struct ov_limits_cg *cg, int timeout_ms, ov_error *err);
 	/* Optional: once TPM idx's swtpm is spawned and recorded in t, while
 	 * it starts (the socket backend: the container's control relay, which
-	 * needs only swtpm's pid). A failure kills that swtpm. */
+	 * needs only swtpm's exit fd). A failure kills that swtpm. */
 	int (*spawned)(int cdirfd, const struct ov_settings *s, unsigned idx,
-		       const struct ov_record_tpm *t, const struct ov_limits_cg *cg, ov_error *err);
+		       const struct ov_record_tpm *t, int exit_fd, const struct ov_limits_cg *cg,
+		       ov_error *err);
 	/* Optional: vTPMs started before their container (the shim, podman's
 	 * precreate stage) reach it through its config.json: add to spec what
 	 * the runtime needs to place the TPMs of rec itself. Returns 1 when

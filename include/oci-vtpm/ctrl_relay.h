@@ -34,16 +34,16 @@
 
 /*
  * Start the relay serving listen_fd (a listening unix socket; the caller
- * keeps and closes its copy) until the swtpm pid (start time starttime)
- * exits. It runs as user (NULL, "" or "root": the overflow uid 65534), in
- * the cgroups cg (NULL: ours).
- * Returns once the relay runs its loop, or -1 naming why it could not.
+ * keeps and closes its copy) until swtpm exits: swtpm_exit_fd is its exit
+ * fd (lib/proc.h: its pidfd, or its exit pipe; the caller keeps its copy). It runs as user (NULL,
+ * "" or "root": the overflow uid 65534), in the cgroups cg (NULL: ours). Returns once the relay
+ * runs its loop, or -1 naming why it could not.
  */
-int ov_ctrl_relay_spawn(int listen_fd, pid_t swtpm_pid, unsigned long long starttime,
-			const char *user, const struct ov_limits_cg *cg, ov_error *err);
+int ov_ctrl_relay_spawn(int listen_fd, int swtpm_exit_fd, const char *user,
+			const struct ov_limits_cg *cg, ov_error *err);
 
 /* The relay process itself (OV_RELAY_EXE's main, or the forked child when
- * that program is not there): fd 3 listens, fd 4 is swtpm's pidfd, fd 5
+ * that program is not there): fd 3 listens, fd 4 is swtpm's exit fd, fd 5
  * the report pipe (0 once the seccomp allowlist is in place, or an errno);
  * privileges already dropped. Serves until swtpm exits. */
 __attribute__((noreturn)) void ov_ctrl_relay_run(void);

@@ -12,12 +12,19 @@
  * stop-locked (record read), stop-stopped (swtpm stopped, not archived),
  * archive-written (new generation on disk, meta.json not updated),
  * stop-archived (archived, slot not removed).
+ *
+ * Conditions, not steps: ov_fault_on(WHAT) is true in that build when
+ * $OCI_VTPM_FAULT is WHAT, false everywhere else. no-pidfd: pidfd_open(2)
+ * fails with ENOSYS, as on Linux before 5.3 (lib/proc.c's fallback).
  */
 #ifndef OCI_VTPM_FAULT_H
 #define OCI_VTPM_FAULT_H
 
+#include <stdbool.h>
+
 #define OV_FAULT_ENV "OCI_VTPM_FAULT"
 
 void ov_fault(const char *step);
+bool ov_fault_on(const char *what);
 
 #endif

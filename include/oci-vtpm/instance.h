@@ -183,8 +183,13 @@ unsigned ov_instance_each(const struct ov_settings *s, bool (*valid)(const char 
 /* Does the record of a slot of run dir run name the cgroup name (gc)? */
 bool ov_instance_cgroup_recorded(int run, const char *name);
 
-/* The vTPMs (swtpm processes) running in the slots of run dir run other
- * than except (settings max_vtpms). */
-unsigned ov_instance_count_tpms(int run, const char *except);
+/* Settings max_vtpms (0: no limit): claim count vTPMs for the start of id
+ * (its slot cdir, locked), or fail naming the limit. Under one lock of the
+ * run dir, the vTPMs of every other slot are
+ * counted (a record naming a live swtpm, else a claim of a start still
+ * running) and this one's claim is written into its slot: starts at once
+ * cannot all pass the count before any of them is recorded. */
+int ov_instance_reserve_tpms(int run, int cdir, const char *id, unsigned count, unsigned max,
+			     ov_error *err);
 
 #endif

@@ -209,3 +209,187 @@ fault_stop() {
 	[ "${#lines[@]}" -ge 2 ] || fail "generations: $output"
 	ov_leak_check
 }
+
+# fl_many_bundles N: bundles $T/mb/1..N for `runc create`, each asking for
+# vTPM "m<i>" (a new name each), rootfs hard-linked from the base one.
+fl_many_bundles() {
+	local i b base
+	base=$(ov_bundle many io.oci-vtpm.enable=true)
+	for i in $(seq 1 "$1"); do
+		b=$T/mb/$i
+		mkdir -p "$b"
+		cp -al "$base/rootfs" "$b/rootfs"
+		jq --arg n "m$i" '.annotations["io.oci-vtpm.name"] = $n' "$base/config.json" >"$b/config.json"
+	done
+}
+
+# fl_many_create N: `runc create` of the N bundles at once, ids mc<i>-$$;
+# $T/mc<i>.rc and .err hold each one's status and stderr.
+fl_many_create() {
+	local i
+	for i in $(seq 1 "$1"); do
+		_ov_register runc "mc$i-$$"
+		echo "mc$i-$$" >>"$T/ids"
+		(ov_rt runc create --bundle "$T/mb/$i" "mc$i-$$" </dev/null >/dev/null 2>"$T/mc$i.err"
+			echo $? >"$T/mc$i.rc") &
+	done
+	wait
+}
+
+# fl_many_ek ID: the ECC EK's public key digest of container ID's TPM from
+# the host (a P-256 primary: quick, derived from the TPM's own seed).
+fl_many_ek() {
+	ov_htpm "$1" tpm2_createek -c "$T/$1.ctx" -G ecc -u "$T/$1.pub" >/dev/null || return 1
+	ov_htpm "$1" tpm2_flushcontext -t >/dev/null || return 1
+	sha256sum "$T/$1.pub" | cut -d' ' -f1
+}
+
+# 100 containers under real runc start at once, each with a new name: no
+# name claim, pool, uid or record race loses one. A new name without
+# ek_cert costs no manufacture (swtpm makes its seeds at its first start;
+# no EK until asked for), so this fits the default timeouts; the hook
+# entries get 120 s anyway, for a loaded machine.
+@test "100 starts of different new names at once: all start, distinct TPMs, one generation each, nothing left" {
+	fl_requires
+	requires runc busybox
+	local i id ek n=100
+	OV_HOOK_TIMEOUT=120 OV_TIMEOUT=300
+	ov_write_config ".master_key = \"$T/keys/master.key\" | .start_timeout_ms = 60000
+		| .stop_timeout_ms = 30000"
+	fl_many_bundles $n
+	fl_many_create $n
+	for i in $(seq 1 $n); do
+		[ "$(cat "$T/mc$i.rc")" = 0 ] || fail "start $i failed: $(cat "$T/mc$i.err")"
+	done
+	[ "$(ov_swtpm_count)" -eq $n ] || fail "$(ov_swtpm_count) swtpm running, not $n"
+	[ "$(ls "$(ov_names_dir)" | wc -l)" -eq $n ] || fail "claims: $(ls "$(ov_names_dir)")"
+	for i in $(seq 1 $n); do
+		id=mc$i-$$
+		ek=$(fl_many_ek "$id") || fail "the vTPM of $id does not answer"
+		echo "$ek" >>"$T/eks"
+	done
+	[ "$(sort -u "$T/eks" | wc -l)" -eq $n ] || fail "EKs: $(sort "$T/eks" | uniq -d)"
+	for i in $(seq 1 $n); do
+		(ov_rt runc delete -f "mc$i-$$" >/dev/null 2>"$T/md$i.err"
+			echo $? >"$T/md$i.rc") &
+	done
+	wait
+	for i in $(seq 1 $n); do
+		[ "$(cat "$T/md$i.rc")" = 0 ] || fail "stop $i failed: $(cat "$T/md$i.err")"
+		run fl_gens "m$i"
+		[ "${#lines[@]}" -eq 1 ] || fail "m$i: generations: $output"
+	done
+	ov_wait_for 30 _fl_no_procs || fail "left running: $(ov_ps $(ov_pids_matching "$RUN_DIR"))"
+	[ -z "$(ls -A "$(ov_names_dir)")" ] || fail "claims left: $(ls "$(ov_names_dir)")"
+	run ovadm gc
+	assert_success
+	assert_output "gc: 0 collected, 0 stray swtpm stopped, 0 failed"
+	ov_leak_check
+}
+
+# fl_limit_race SETTING MESSAGE: 30 starts of new names at once on a host
+# whose SETTING is 10: exactly 10 start, the other 20 fail in one line
+# containing MESSAGE; then every poststop, gc finds nothing, no leak.
+fl_limit_race() {
+	local i pid wins=0 refused=0 e
+	ov_write_config ".master_key = \"$T/keys/master.key\" | .$1 = 10"
+	pid=$(ov_dummy_pid)
+	for i in $(seq 1 30); do
+		fl_state "n$i-$$" "n$i" "$pid"
+		echo "n$i-$$" >>"$T/ids"
+	done
+	for i in $(seq 1 30); do
+		(ov_hook createRuntime "$T/n$i-$$.state" >/dev/null 2>"$T/n$i.err"
+			echo $? >"$T/n$i.rc") &
+	done
+	wait
+	for i in $(seq 1 30); do
+		if [ "$(cat "$T/n$i.rc")" = 0 ]; then
+			wins=$((wins + 1))
+		else
+			e=$(cat "$T/n$i.err")
+			[ "$(wc -l <"$T/n$i.err")" -eq 1 ] || fail "start $i: not one line: $e"
+			[[ $e == *"$2"* ]] || fail "start $i: $e"
+			refused=$((refused + 1))
+		fi
+	done
+	[ "$wins" -eq 10 ] && [ "$refused" -eq 20 ] || fail "$wins started, $refused refused"
+	[ "$(ov_swtpm_count)" -eq 10 ] || fail "$(ov_swtpm_count) swtpm running"
+	for i in $(seq 1 30); do
+		run ov_hook poststop "$T/n$i-$$.state"
+		assert_success
+	done
+	kill -KILL "$pid"
+	run ovadm gc
+	assert_success
+	assert_output "gc: 0 collected, 0 stray swtpm stopped, 0 failed"
+	ov_leak_check
+}
+
+# The settings' limits under contention. max_names: lib/provision.c counts
+# the names under the archive root's lock until the new meta.json is
+# written; only the 10 are archived.
+@test "30 starts of new names at once with max_names 10: exactly 10 start, 20 fail in one line" {
+	fl_requires
+	fl_limit_race max_names "would be a new name beyond the 10 this host keeps"
+	[ "$(find "$STATE_DIR/vtpms" -name meta.json | wc -l)" -eq 10 ] ||
+		fail "archived: $(ls "$STATE_DIR/vtpms")"
+}
+
+# max_vtpms: the count and this start's claim are one step under a lock
+# (lib/instance_reserve.c). Before, every start counted only recorded
+# swtpms, none was recorded yet, and all 30 started.
+@test "30 starts at once with max_vtpms 10: exactly 10 start, 20 fail in one line" {
+	fl_requires
+	fl_limit_race max_vtpms 'beyond the 10 this host runs (settings "max_vtpms")'
+}
+
+# fl_exit_pipe_relay SWTPM-PID: the control relay whose fd 4 is a pipe
+# SWTPM-PID holds the other end of.
+fl_exit_pipe_relay() {
+	local r
+	for r in $(pgrep -x ov-ctrl-relay); do
+		[ "$(ov_exit_pipe_holder "$r")" != "$1" ] || echo "$r"
+	done
+}
+
+# A kernel without pidfd_open (Linux before 5.3; valgrind 3.19 fails it
+# with ENOSYS too): the fault hook with OCI_VTPM_FAULT=no-pidfd gets ENOSYS
+# from every pidfd_open (lib/proc.c). swtpm and its relay are tracked by
+# pid and start time, and by swtpm's exit pipe: a named vTPM starts under
+# real runc, answers from inside, its relay watches the exit pipe, its stop
+# archives a generation and ends swtpm and relay; gc finds nothing.
+@test "without pidfd_open (ENOSYS): start, use, stop and archive by pid and start time" {
+	fl_requires
+	requires runc busybox
+	local b id relay r sw ek1 ek2 round
+	b=$(ov_bundle nopidfd io.oci-vtpm.enable=true io.oci-vtpm.name=NP)
+	ov_cfg "$b" --arg h "$FAULT_HOOK" '.hooks[][].path = $h
+		| .hooks[][].env += ["OCI_VTPM_FAULT=no-pidfd"]'
+	ov_args "$b" sleep 600
+	local ek='cd /tmp && tpm2_createek -T '$OV_TCTI' -c ek.ctx -G rsa -u ek.pub >/dev/null && sha256sum ek.pub'
+	for round in 1 2; do
+		id=$(ov_new_id nopidfd)
+		ov_run_detached runc "$id" "$b"
+		# Its relay watches a pipe whose other end swtpm holds, not a
+		# pidfd: the fallback ran.
+		sw=$(ov_swtpm_pids "$id")
+		[ "$(wc -w <<<"$sw")" -eq 1 ] || fail "swtpm: $(ov_ps $sw)"
+		relay=$(fl_exit_pipe_relay "$sw")
+		[ -n "$relay" ] || fail "no relay watches an exit pipe of swtpm $sw"
+		run ov_exec runc "$id" sh -c "$ek"
+		assert_success
+		[ "$round" = 1 ] && ek1=${output%% *} || ek2=${output%% *}
+		[ "$(fl_exit_pipe_relay "$sw")" = "$relay" ] || fail "relay $relay is gone after serving"
+		run ov_delete runc "$id" -f
+		assert_success
+		ov_wait_for 15 _fl_no_procs || fail "left running: $(ov_ps $(ov_pids_matching "$RUN_DIR"))"
+		[ ! -e "$(ov_slot "$id")" ] || fail "poststop left the slot"
+		run fl_gens NP
+		[ "${#lines[@]}" -eq "$round" ] || fail "generations after stop $round: $output"
+	done
+	[ "$ek1" = "$ek2" ] || fail "another TPM identity came back: $ek1 $ek2"
+	run ovadm gc
+	assert_success
+	ov_leak_check
+}

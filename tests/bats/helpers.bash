@@ -118,7 +118,9 @@ ov_pids_matching() {
 
 # ov_relay_pids DIR: control relays (lib/ctrl_relay.c) of the swtpm
 # processes running in DIR, and any whose swtpm is gone (a relay exits with
-# its swtpm: one that outlives it is a leak). Its fd 4 is swtpm's pidfd.
+# its swtpm: one that outlives it is a leak). Its fd 4 is swtpm's exit fd:
+# its pidfd, or, without pidfds (lib/proc.h), a pipe swtpm holds the other
+# end of.
 ov_relay_pids() {
 	local pid sw cwd
 	for pid in $(pgrep -x ov-ctrl-relay); do
@@ -126,11 +128,29 @@ ov_relay_pids() {
 		# double-forked), and pid 1 here can be slow at it.
 		[ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ] || continue
 		sw=$(awk '$1 == "Pid:" { print $2 }' "/proc/$pid/fdinfo/4" 2>/dev/null) || continue
+		[ -n "$sw" ] || sw=$(ov_exit_pipe_holder "$pid")
 		if [ -z "$sw" ] || [ "$sw" -le 0 ] || ! cwd=$(readlink "/proc/$sw/cwd" 2>/dev/null); then
 			echo "$pid"
 		elif [[ $cwd == "$1" || $cwd == "$1"/* ]]; then
 			echo "$pid"
 		fi
+	done
+}
+
+# ov_exit_pipe_holder PID: the swtpm holding the other end of the pipe at
+# PID's fd 4 (a relay's exit pipe, where there are no pidfds); nothing when
+# fd 4 is no pipe or no swtpm holds it.
+ov_exit_pipe_holder() {
+	local l s f
+	l=$(readlink "/proc/$1/fd/4" 2>/dev/null) || return 0
+	[[ $l == pipe:* ]] || return 0
+	for s in $(pgrep -x swtpm); do
+		for f in /proc/"$s"/fd/*; do
+			[ "$(readlink "$f" 2>/dev/null)" != "$l" ] || {
+				echo "$s"
+				return 0
+			}
+		done
 	done
 }
 

@@ -6,9 +6,14 @@
 # reported there fails this run, whatever the test expected of the hook's
 # exit status.
 #   OV_MEMCHECK=valgrind (default): valgrind --leak-check=full on the normal
-#     build. Debian 12's valgrind (3.19) does not know pidfd_open (Linux 5.3)
-#     and fails it with ENOSYS: every start fails there, so only what runs
-#     before a swtpm starts (requests, errors, stops) is checked.
+#     build. Debian 12's valgrind (3.19) fails the system calls it does not
+#     know with ENOSYS: pidfd_open (the hook then tracks swtpm by pid and
+#     start time, lib/proc.h), but also openat2, open_tree and move_mount,
+#     which placing a TPM in a container needs. So under it a start runs up
+#     to the placement, fails there and undoes itself; stops, requests and
+#     errors run whole. Tests that need a placed TPM fail under valgrind
+#     3.19: only valgrind's own reports (its "==PID==" lines; "--PID--"
+#     lines are its notes, such as an unhandled system call) count here.
 #   OV_MEMCHECK=asan: the hook built with -fsanitize=address,undefined
 #     (build/asan, make check-asan-hook; LeakSanitizer at exit): every path.
 #   tests/valgrind/run.sh [BATS-FILE...] [-- BATS-OPTIONS...]
@@ -36,7 +41,7 @@ while [ $# -gt 0 ]; do
 	files+=("$1")
 	shift
 done
-[ ${#files[@]} -gt 0 ] || files=("$repo/tests/bats/core.bats" "$repo/tests/bats/harden.bats")
+[ ${#files[@]} -gt 0 ] || files=("$repo/tests/bats/core.bats" "$repo/tests/bats/harden.bats" "$repo/tests/bats/persist.bats")
 
 out=$build/memcheck-$mode
 logs=$out/logs
@@ -69,10 +74,18 @@ fi
 chmod 0755 "$out/oci-vtpm-hook"
 
 rc=0
+bats_rc=0
 OCI_VTPM_HOOK=$out/oci-vtpm-hook OV_TIMEOUT=${OV_TIMEOUT:-180} \
-	"$repo/tests/bats/run.sh" "${opts[@]}" "${files[@]}" || rc=1
+	"$repo/tests/bats/run.sh" "${opts[@]}" "${files[@]}" || bats_rc=1
 runs=$(wc -l <"$logs/runs" 2>/dev/null || echo 0)
-bad=$(find "$logs" -name 'hook.*' -size +0c)
+if [ "$mode" = valgrind ]; then
+	# Its error reports, not its notes (see above).
+	bad=$(grep -l '^==[0-9]*==' "$logs"/hook.* 2>/dev/null)
+	[ "$bats_rc" = 0 ] || echo "$mode: some tests failed under valgrind (expected with valgrind 3.19: see the top of $0)" >&2
+else
+	bad=$(find "$logs" -name 'hook.*' -size +0c)
+	rc=$bats_rc
+fi
 if [ -n "$bad" ]; then
 	for f in $bad; do
 		echo "# $mode: $f" >&2
