@@ -416,16 +416,6 @@ static int expose_logs(int cdir, const struct ov_settings *s, pid_t pid, const s
 	return 0;
 }
 
-/* This thread's CPU time (user and system), ms. */
-static double cpu_ms(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0)
-		return 0;
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /*
  * The measured launch (lib/measure.c), once per slot, before the
  * container's first process: it runs at createRuntime (or prestart), or
@@ -435,7 +425,7 @@ static double cpu_ms(void)
 static int measure(int cdir, const struct ov_record *rec, const char *id, const struct ov_spec *sp,
 		   const struct ov_request *r, ov_error *err)
 {
-	double t0 = ov_util_mono_ms(), c0 = cpu_ms();
+	double t0 = ov_util_mono_ms(), c0 = ov_util_cpu_ms();
 	int ret;
 
 	if (!r->measure)
@@ -447,7 +437,7 @@ static int measure(int cdir, const struct ov_record *rec, const char *id, const 
 	 * time is mostly waiting to be scheduled (ours and swtpm's). */
 	if (ret > 0)
 		ov_debug("timing: measure %.2f ms, %.2f ms CPU (PCR %d of %u vTPM%s)",
-			 ov_util_mono_ms() - t0, cpu_ms() - c0, OV_MEASURE_PCR, rec->count,
+			 ov_util_mono_ms() - t0, ov_util_cpu_ms() - c0, OV_MEASURE_PCR, rec->count,
 			 rec->count > 1 ? "s" : "");
 	return ret;
 }
@@ -476,8 +466,9 @@ int ov_vtpm_attach(const struct ov_settings *s, const char *id, pid_t pid, const
 	return 0;
 }
 
-int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, const struct ov_spec *sp,
-		  const struct ov_request *r, ov_error *err)
+/* ov_vtpm_adopt; with rt (the shim), the runtime recorded too. */
+static int adopt(const struct ov_settings *s, const char *id, pid_t pid, const struct ov_spec *sp,
+		 const struct ov_request *r, const struct ov_vtpm_runtime *rt, ov_error *err)
 {
 	cleanup_close int run = -1, cdir = -1;
 	struct ov_record rec;
@@ -489,7 +480,8 @@ int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, const 
 		ov_record_free(&rec);
 		return ov_error_set(err, ESRCH, "the vTPM of %s is not running", id);
 	}
-	ret = ov_instance_adopt(cdir, pid, &rec, err);
+	ret = ov_instance_adopt_runtime(cdir, pid, rt ? rt->path : NULL, rt ? rt->root : NULL, &rec,
+					err);
 	if (ret == 0 && r) {
 		ret = measure(cdir, &rec, id, sp, r, err);
 		if (ret > 0 && pid > 0 && !ov_backend_ops(rec.backend)->places_log_dir)
@@ -500,6 +492,18 @@ int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, const 
 	if (ret == 0 && strcmp(timing.id, id) == 0)
 		timing_say(id, 0); /* started in this process: the shim */
 	return ret;
+}
+
+int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, const struct ov_spec *sp,
+		  const struct ov_request *r, ov_error *err)
+{
+	return adopt(s, id, pid, sp, r, NULL, err);
+}
+
+int ov_vtpm_adopt_runtime(const struct ov_settings *s, const char *id, pid_t pid,
+			  const struct ov_vtpm_runtime *rt, ov_error *err)
+{
+	return adopt(s, id, pid, NULL, NULL, rt, err);
 }
 
 int ov_vtpm_stop(const struct ov_settings *s, const char *id, ov_error *err)
