@@ -28,6 +28,8 @@ static void status_json(const struct ov_admin_pool_status *r)
 	json_object_object_add(o, "pool_size", json_object_new_int((int)r->pool_size));
 	json_object_object_add(o, "warm", json_object_new_int((int)r->warm));
 	json_object_object_add(o, "warm_size", json_object_new_int((int)r->warm_size));
+	json_object_object_add(o, "warm_tpm12", json_object_new_int((int)r->warm12));
+	json_object_object_add(o, "warm_size_tpm12", json_object_new_int((int)r->warm_size_tpm12));
 	cli_print_json(o, false);
 }
 
@@ -44,6 +46,9 @@ static void status_text(const struct ov_admin_pool_status *r)
 		printf("  claims: %u (being taken by starting containers)\n", r->pool.claims);
 	if (r->warm_size || r->warm)
 		printf("warm vTPMs: %u running (target %u)\n", r->warm, r->warm_size);
+	if (r->warm_size_tpm12 || r->warm12)
+		printf("warm TPM 1.2 vTPMs: %u running (target %u)\n", r->warm12,
+		       r->warm_size_tpm12);
 	if (!r->pool.have_key)
 		printf("  no master key: the pool cannot be used (`oci-vtpm init`)\n");
 	else if (!r->pool.have_ca)
@@ -81,6 +86,10 @@ static int fill(const struct ov_settings *s, long count, ov_error *err)
 			break;
 		case OV_ADMIN_FILL_WARM:
 			printf("pool: started %u warm vTPMs in %.1f s\n", st->n, st->seconds);
+			break;
+		case OV_ADMIN_FILL_WARM12:
+			printf("pool: started %u warm TPM 1.2 vTPMs in %.1f s\n", st->n,
+			       st->seconds);
 			break;
 		}
 	}

@@ -20,8 +20,10 @@ int ov_admin_pool_status(const struct ov_settings *s, struct ov_admin_pool_statu
 		return -1;
 	snprintf(r->dir, sizeof(r->dir), "%s/pool", s->state_dir);
 	r->pool_size = s->pool_size;
-	r->warm = ov_warm_count(s);
+	r->warm = ov_warm_count(s, OV_TPM_2_0);
 	r->warm_size = s->warm_size;
+	r->warm12 = ov_warm_count(s, OV_TPM_1_2);
+	r->warm_size_tpm12 = s->warm_size_tpm12;
 	return 0;
 }
 
@@ -44,14 +46,15 @@ static int pool_fill(const struct ov_settings *s, unsigned target, struct ov_adm
 	return ret;
 }
 
-static int warm_fill(const struct ov_settings *s, unsigned *made, struct ov_admin_pool_fill *r,
-		     ov_error *err)
+static int warm_fill(const struct ov_settings *s, enum ov_tpm_version v, unsigned *made,
+		     struct ov_admin_pool_fill *r, ov_error *err)
 {
 	double t0 = now_s();
 	unsigned ready;
-	int ret = ov_warm_fill(s, s->warm_size, &ready, made, err);
+	int ret = ov_warm_fill(s, v, &ready, made, err);
 
-	fill_step(r, OV_ADMIN_FILL_WARM, *made, now_s() - t0);
+	fill_step(r, v == OV_TPM_2_0 ? OV_ADMIN_FILL_WARM : OV_ADMIN_FILL_WARM12, *made,
+		  now_s() - t0);
 	return ret;
 }
 
@@ -59,17 +62,20 @@ int ov_admin_pool_fill(const struct ov_settings *s, long count, struct ov_admin_
 		       ov_error *err)
 {
 	unsigned target = count < 0 ? s->pool_size : (unsigned)count, made = 0;
-	/* Plain warm vTPMs need no keys: first. EK-certified ones take their
-	 * state from the pool: it is filled before them and after. */
+	/* Plain warm vTPMs need no keys: first (TPM 1.2 ones are never
+	 * certified). EK-certified ones take their state from the pool: it
+	 * is filled before them and after. */
 	bool warm_first = s->warm_size && !s->ek_cert;
 
 	*r = (struct ov_admin_pool_fill){0};
-	if (warm_first && warm_fill(s, &made, r, err) < 0)
+	if (s->warm_size_tpm12 && warm_fill(s, OV_TPM_1_2, &made, r, err) < 0)
+		return -1;
+	if (warm_first && warm_fill(s, OV_TPM_2_0, &made, r, err) < 0)
 		return -1;
 	if ((target > 0 || !s->warm_size) && pool_fill(s, target, r, err) < 0)
 		return -1;
 	if (s->warm_size && !warm_first) {
-		if (warm_fill(s, &made, r, err) < 0)
+		if (warm_fill(s, OV_TPM_2_0, &made, r, err) < 0)
 			return -1;
 		if (made && target > 0 && pool_fill(s, target, r, err) < 0)
 			return -1;

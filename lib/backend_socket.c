@@ -32,23 +32,18 @@ static void socket_ctrl_name(unsigned idx, char *buf, size_t size)
 	snprintf(buf, size, "ctrl-%u.sock", idx);
 }
 
-static void socket_data_name(unsigned idx, char *buf, size_t size)
-{
-	snprintf(buf, size, SOCK_DIR "/tpm%u.sock", idx);
-}
-
 /* What the container's TSS finds at tpmN.sock.ctrl: the relay of
- * lib/ctrl_relay.c, answering only what tpm2-tss' swtpm TCTI needs. */
-static int socket_wait(int cdirfd, const struct ov_settings *s, const struct ov_request *r,
-		       unsigned idx, struct ov_record_tpm *t, const struct ov_limits_cg *cg,
-		       int timeout_ms, ov_error *err)
+ * lib/ctrl_relay.c, answering only what tpm2-tss' swtpm TCTI needs.
+ * Started while swtpm starts: its own start (fork, exec, sandbox) then
+ * costs a start no time on a host with a second core. */
+static int socket_spawned(int cdirfd, const struct ov_settings *s, unsigned idx,
+			  const struct ov_record_tpm *t, const struct ov_limits_cg *cg,
+			  ov_error *err)
 {
 	cleanup_close int sdir = ov_open_dir_at(cdirfd, SOCK_DIR);
 	cleanup_close int lfd = -1;
 	char name[64];
 
-	(void)r;
-	(void)timeout_ms;
 	if (sdir < 0)
 		return ov_error_set(err, errno, "opening the socket directory");
 	snprintf(name, sizeof(name), "tpm%u.sock.ctrl", idx);
@@ -82,8 +77,9 @@ static int socket_open_channel(int cdirfd, unsigned idx, const struct ov_request
 	return *server_fd < 0 ? -1 : 0;
 }
 
-static int socket_attach(int cdirfd, const struct ov_settings *s, pid_t pid,
-			 const struct ov_spec *sp, const struct ov_record *rec, ov_error *err)
+static int socket_attach_begin(int cdirfd, const struct ov_settings *s, pid_t pid,
+			       const struct ov_spec *sp, const struct ov_record *rec,
+			       struct ov_mount_job *job, ov_error *err)
 {
 	cleanup_close int src =
 	    openat(cdirfd, SOCK_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -96,7 +92,7 @@ static int socket_attach(int cdirfd, const struct ov_settings *s, pid_t pid,
 	if (!sp->rootfs)
 		return ov_error_set(err, 0, "config.json has no root.path");
 	if (ov_spec_fresh_mounts(sp, &fresh, err) < 0 ||
-	    ov_mount_into(pid, sp->rootfs, (const char *const *)fresh, &b, 1, err) < 0)
+	    ov_mount_begin(pid, sp->rootfs, (const char *const *)fresh, &b, 1, job, err) < 0)
 		return ov_error_wrap(err, "placing %s in the container", s->socket_dir);
 	return 0;
 }
@@ -132,11 +128,10 @@ const struct ov_backend_ops ov_backend_socket = {
     .kind = OV_BACKEND_SOCKET,
     .chardev = false,
     .open_channel = socket_open_channel,
-    .wait = socket_wait,
+    .spawned = socket_spawned,
     .precreate = socket_precreate,
-    .attach = socket_attach,
+    .attach_begin = socket_attach_begin,
     .connect = socket_connect,
     .places_log_dir = true,
     .ctrl_name = socket_ctrl_name,
-    .data_name = socket_data_name,
 };

@@ -393,21 +393,33 @@ static int cgroup_path_of(pid_t pid, const char *controller, char **out, ov_erro
 
 /* Open the cgroup directory cgpath of the hierarchy with controller (NULL:
  * cgroup2) through the mount that holds it; never follows a symlink. */
+int ov_cgroup_mountinfo(char **out, ov_error *err)
+{
+	cleanup_close int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return ov_error_set(err, errno, "opening /proc/self/mountinfo");
+	if (ov_read_fd(fd, MOUNTINFO_MAX, out, NULL, err) < 0)
+		return ov_error_wrap(err, "/proc/self/mountinfo");
+	return 0;
+}
+
 int ov_cgroup_open_dir(const char *controller, const char *cgpath, ov_error *err)
 {
-	cleanup_free char *mi = NULL, *mnt = NULL, *sub = NULL;
+	cleanup_free char *mi = NULL;
+
+	if (ov_cgroup_mountinfo(&mi, err) < 0)
+		return -1;
+	return ov_cgroup_open_dir_mi(mi, controller, cgpath, err);
+}
+
+int ov_cgroup_open_dir_mi(const char *mi, const char *controller, const char *cgpath, ov_error *err)
+{
+	cleanup_free char *mnt = NULL, *sub = NULL;
 	cleanup_close int mfd = -1, fd = -1;
 	struct statfs sfs;
 	int r;
 
-	{
-		cleanup_close int mfdi = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
-
-		if (mfdi < 0)
-			return ov_error_set(err, errno, "opening /proc/self/mountinfo");
-		if (ov_read_fd(mfdi, MOUNTINFO_MAX, &mi, NULL, err) < 0)
-			return ov_error_wrap(err, "/proc/self/mountinfo");
-	}
 	r = ov_mountinfo_find_cgroup(mi, controller, cgpath, &mnt, &sub, err);
 	if (r < 0)
 		return -1;

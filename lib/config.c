@@ -173,6 +173,7 @@ static const struct key keys[] = {
     {"keep_generations", K_UINT, F(keep_generations), 1, 1000},
     {"pool_size", K_UINT, F(pool_size), 0, 4096},
     {"warm_size", K_UINT, F(warm_size), 0, 1024},
+    {"warm_size_tpm12", K_UINT, F(warm_size_tpm12), 0, 1024},
     {"start_timeout_ms", K_UINT, F(start_timeout_ms), 10, 600000},
     {"stop_timeout_ms", K_UINT, F(stop_timeout_ms), 10, 600000},
     {"swtpm_cgroup", K_STRING, F(swtpm_cgroup), 0, 0},

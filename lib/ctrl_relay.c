@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The control relay itself (include/oci-vtpm/ctrl_relay.h): its loop, the
  * commands it answers and its seccomp allowlist. All that the
- * oci-vtpm-relay program links (libc and libseccomp); starting it is
- * lib/ctrl_relay_spawn.c. */
+ * oci-vtpm-relay program links (libc only: the allowlist's BPF is made at
+ * build time, relay/gen-bpf.c); starting it is lib/ctrl_relay_spawn.c. */
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <seccomp.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -16,6 +17,7 @@
 
 #include "oci-vtpm/ctrl_relay.h"
 #include "oci-vtpm/fsutil.h"
+#include "ctrl_relay_bpf.h" /* generated: $(BUILD)/gen */
 
 #define CMD_GET_CAPABILITY 1
 
@@ -92,38 +94,19 @@ void ov_ctrl_relay_serve(int conn, int gone_fd, int timeout_ms)
 	}
 }
 
-/* The relay's only system calls; anything else kills it. */
-static int relay_seccomp(void)
+/* The relay's seccomp allowlist (relay/gen-bpf.c: made by libseccomp at
+ * build time), installed as it is. */
+int ov_ctrl_relay_seccomp(void)
 {
-	static const char *const allowed[] = {
-	    "poll",
-	    "ppoll",
-	    "accept",
-	    "accept4",
-	    "read",
-	    "write",
-	    "close",
-	    "exit",
-	    "exit_group",
-	    "rt_sigreturn",
-	    "restart_syscall",
-	    "clock_gettime",
-	    "clock_nanosleep",
+	struct sock_fprog prog = {
+	    .len = (unsigned short)(sizeof(ov_ctrl_relay_bpf) / sizeof(ov_ctrl_relay_bpf[0])),
+	    .filter = (struct sock_filter *)ov_ctrl_relay_bpf,
 	};
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
-	int rc = ctx ? 0 : -ENOMEM;
 
-	for (size_t i = 0; rc == 0 && i < sizeof(allowed) / sizeof(allowed[0]); i++) {
-		int nr = seccomp_syscall_resolve_name(allowed[i]);
-
-		if (nr != __NR_SCMP_ERROR)
-			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
-	}
-	if (rc == 0)
-		rc = seccomp_load(ctx);
-	if (ctx)
-		seccomp_release(ctx);
-	return rc < 0 ? -rc : 0;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
+		return errno;
+	return 0;
 }
 
 /* The relay itself: fd 3 listens, fd 4 is swtpm's pidfd. */
@@ -156,7 +139,7 @@ void ov_ctrl_relay_run(void)
 	int e = prctl(PR_SET_NAME, "ov-ctrl-relay", 0, 0, 0) < 0 ||
 			prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0
 		    ? errno
-		    : relay_seccomp();
+		    : ov_ctrl_relay_seccomp();
 
 	if (write(5, &e, sizeof(e)) < 0 || e)
 		_exit(127);

@@ -3,7 +3,7 @@
  * that drops privileges, joins the slot's cgroup and execs
  * oci-vtpm-relay. Apart from lib/ctrl_relay.c, which is all the relay
  * program links: this side needs the library (limits, /proc), the relay
- * only libc and libseccomp. */
+ * only libc (its seccomp filter is made at build time). */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>

@@ -3,8 +3,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "oci-vtpm/cleanup.h"
@@ -16,22 +14,32 @@
 #include "oci-vtpm/socket.h"
 #include "oci-vtpm/swtpm.h"
 #include "oci-vtpm/swtpm_blob.h"
+#include "oci-vtpm/tpm2.h"
 
 struct recorder {
 	int cdirfd;
 	struct ov_record *rec;
 	unsigned idx;
+	const struct ov_settings *s;
+	const struct ov_backend_ops *ops;
+	const struct ov_limits_cg *cg;
 };
 
 /* Recorded before waiting: a hook killed from here on leaves poststop
- * what it needs to stop this swtpm. */
+ * what it needs to stop this swtpm. Then what the backend starts while
+ * swtpm starts. */
 static int record_spawned(const struct ov_swtpm *t, void *arg, ov_error *err)
 {
 	struct recorder *w = arg;
 
 	w->rec->tpms[w->idx].pid = t->pid;
 	w->rec->tpms[w->idx].starttime = t->starttime;
-	return ov_record_write(w->cdirfd, w->rec, err);
+	if (ov_record_write(w->cdirfd, w->rec, err) < 0)
+		return -1;
+	if (w->ops->spawned &&
+	    w->ops->spawned(w->cdirfd, w->s, w->idx, &w->rec->tpms[w->idx], w->cg, err) < 0)
+		return ov_error_wrap(err, "vTPM %u", w->idx);
+	return 0;
 }
 
 /*
@@ -71,7 +79,8 @@ static int start_one(int cdirfd, unsigned idx, const struct ov_settings *s,
 	struct ov_record_tpm *t = &rec->tpms[idx];
 	cleanup_close int channel = -1;
 	char log[64], ctrl[64], state_dir[64], uid[16];
-	struct recorder w = {.cdirfd = cdirfd, .rec = rec, .idx = idx};
+	struct recorder w = {
+	    .cdirfd = cdirfd, .rec = rec, .idx = idx, .s = s, .ops = ops, .cg = cg};
 	struct ov_swtpm tpm;
 	const char *stage = "swtpm did not answer";
 	int64_t t0, left;
@@ -160,7 +169,7 @@ int ov_launch_start(int cdirfd, const struct ov_settings *s, const struct ov_req
 			ret = ov_error_wrap(err, "vTPM %u", i);
 	}
 	if (ret == 0)
-		ret = ov_limits_started(s, rec->cgroup, r->count, err);
+		ret = ov_limits_started(s, &cg, rec->cgroup, r->count, err);
 	ov_limits_close(&cg);
 	return ret;
 }
@@ -177,6 +186,17 @@ int ov_launch_stop(int cdirfd, const struct ov_settings *s, const struct ov_reco
 
 		if (!rec->tpms[i].pid)
 			continue;
+		if (!rec->name) {
+			/* Ephemeral: its state is removed next, unread; an
+			 * orderly shutdown would only write it first (about
+			 * 1.5 ms of poststop, docs/performance.md). */
+			if (ov_swtpm_discard(rec->tpms[i].pid, rec->tpms[i].starttime,
+					     (int)s->stop_timeout_ms, err) < 0) {
+				ov_error_wrap(err, "stopping vTPM %u", i);
+				ret = -1;
+			}
+			continue;
+		}
 		ops->ctrl_name(i, name, sizeof(name));
 		ov_socket_path(cdirfd, name, path, sizeof(path));
 		r = ov_swtpm_stop(rec->tpms[i].pid, rec->tpms[i].starttime, path,
@@ -194,47 +214,37 @@ int ov_launch_stop(int cdirfd, const struct ov_settings *s, const struct ov_reco
 	return ret;
 }
 
-/* A TPM 2.0 command without parameters but one UINT16 (cc: its command
- * code; arg) on TPM idx's command socket; the answer must be
- * TPM_RC_SUCCESS. */
-static int tpm2_cmd(int cdirfd, const struct ov_backend_ops *ops, unsigned idx, uint8_t cc,
-		    int timeout_ms, const char *what, ov_error *err)
+/* TPM 1.2: TPM_Startup(ST_CLEAR) (TPM_TAG_RQU_COMMAND, TPM_ORD_Startup). */
+#define TPM12_TAG_RQU_COMMAND 0x00c1
+#define TPM12_ORD_STARTUP     0x00000099
+#define TPM12_ST_CLEAR	      0x0001
+
+/* Startup(CLEAR) to TPM 0 of rec (TPM 2.0 or 1.2), or with !startup
+ * TPM2_Shutdown(CLEAR), through the backend's connection to it (the
+ * socket, or the host's /dev/tpmN); the answer must be success. */
+static int tpm_cmd(int cdirfd, const struct ov_backend_ops *ops, const struct ov_record *rec,
+		   bool startup, int timeout_ms, ov_error *err)
 {
-	const uint8_t cmd[] = {0x80, 0x01, 0, 0, 0, 0x0c, 0, 0, 0x01, cc, 0, 0}; /* SU_CLEAR */
-	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-	cleanup_close int fd = -1;
-	uint8_t rsp[10];
-	size_t got = 0;
-	char name[64];
+	bool tpm2 = rec->version == OV_TPM_2_0;
+	const char *what = !tpm2 ? "TPM_Startup" : startup ? "TPM2_Startup" : "TPM2_Shutdown";
+	struct ov_tpm2 t = {.pidfd = -1, .chardev = ops->chardev};
+	struct ov_tpm2_cmd cmd = {0};
+	int ret;
 
-	if (!ops->data_name)
-		return ov_error_set(err, ENOTSUP, "the %s backend cannot reach its TPM for %s",
-				    ov_backend_name(ops->kind), what);
-	ops->data_name(idx, name, sizeof(name));
-	fd = ov_socket_connect(cdirfd, name, err);
-	if (fd < 0)
-		return -1;
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
-	    send(fd, cmd, sizeof(cmd), MSG_NOSIGNAL) != (ssize_t)sizeof(cmd))
-		return ov_error_set(err, errno, "%s", what);
-	while (got < sizeof(rsp)) {
-		ssize_t n = recv(fd, rsp + got, sizeof(rsp) - got, 0);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return ov_error_set(err, n < 0 ? errno : ECONNRESET, "%s", what);
-		got += (size_t)n;
-	}
-	if (memcmp(rsp + 6, "\0\0\0\0", 4) != 0)
-		return ov_error_set(err, 0, "%s failed: 0x%02x%02x%02x%02x", what, rsp[6], rsp[7],
-				    rsp[8], rsp[9]);
-	return 0;
+	if (tpm2)
+		ov_tpm2_begin(&cmd, TPM_ST_NO_SESSIONS, startup ? TPM_CC_STARTUP : TPM_CC_SHUTDOWN);
+	else
+		ov_tpm2_begin(&cmd, TPM12_TAG_RQU_COMMAND, TPM12_ORD_STARTUP);
+	ov_tpm2_put16(&cmd, tpm2 ? TPM_SU_CLEAR : TPM12_ST_CLEAR);
+	ov_tpm2_end(&cmd);
+	t.fd = ops->connect(cdirfd, 0, &rec->tpms[0], err);
+	if (t.fd < 0)
+		return ov_error_wrap(err, "%s", what);
+	t.deadline = (int64_t)ov_util_mono_ms() + timeout_ms;
+	ret = ov_tpm2_run(&t, &cmd, what, err);
+	close(t.fd);
+	return ret;
 }
-
-#define TPM2_CC_STARTUP	 0x44
-#define TPM2_CC_SHUTDOWN 0x45
 
 static void ctrl_path0(int cdirfd, const struct ov_backend_ops *ops, char *path, size_t size)
 {
@@ -270,7 +280,7 @@ int ov_launch_hand_over(int cdirfd, const struct ov_settings *s, const struct ov
 	if (ov_swtpm_ctrl_req(path, OV_SWTPM_CMD_INIT, &init_flags, sizeof(init_flags), rsp,
 			      sizeof(rsp), -1, tmo, err) < 0)
 		return ov_error_wrap(err, "initialising the handed-over TPM");
-	return tpm2_cmd(cdirfd, ops, 0, TPM2_CC_STARTUP, tmo, "TPM2_Startup", err);
+	return tpm_cmd(cdirfd, ops, rec, true, tmo, err);
 }
 
 int ov_launch_take_back(int cdirfd, const struct ov_settings *s, const struct ov_record *rec,
@@ -288,8 +298,10 @@ int ov_launch_take_back(int cdirfd, const struct ov_settings *s, const struct ov
 	/* What swtpm's CMD_SHUTDOWN would do first: an orderly TPM2_Shutdown,
 	 * which writes the permanent state (swtpm then sends none of its own).
 	 * swtpm returns a state only while its TPM runs. A TPM the container
-	 * left unstarted or shut down answers an error: its state is as good. */
-	if (tpm2_cmd(cdirfd, ops, 0, TPM2_CC_SHUTDOWN, tmo, "TPM2_Shutdown", &ignored) < 0)
+	 * left unstarted or shut down answers an error: its state is as good.
+	 * (A TPM 1.2 writes its permanent state as it changes, and swtpm sends
+	 * it nothing at a stop either.) */
+	if (rec->version == OV_TPM_2_0 && tpm_cmd(cdirfd, ops, rec, false, tmo, &ignored) < 0)
 		ov_debug("before taking the state back: %s", ignored.msg);
 	if (ov_swtpm_ctrl_get_state(path, OV_SWTPM_BLOB_PERMANENT, &blob, &blen, -1, tmo, err) < 0)
 		return ov_error_wrap(err, "taking the TPM state back from swtpm");

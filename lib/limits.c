@@ -101,12 +101,19 @@ static bool word_in(const char *list, const char *word)
  * missing. Returns how many (closed by close_hiers). */
 static size_t find_hiers(struct hier *h)
 {
+	cleanup_free char *mi = NULL;
 	unsigned found = 0;
 	size_t n = 0;
+	ov_error mi_err = {0};
 
+	/* One read of mountinfo for every controller (about 0.1 ms each). */
+	if (ov_cgroup_mountinfo(&mi, &mi_err) < 0) {
+		ov_debug("%s: swtpm is not limited", mi_err.msg);
+		return 0;
+	}
 	for (size_t c = 0; c < N_CTRL; c++) {
 		ov_error ignored = {0};
-		int fd = ov_cgroup_open_dir(controllers[c].name, "/", &ignored);
+		int fd = ov_cgroup_open_dir_mi(mi, controllers[c].name, "/", &ignored);
 		struct stat a, b;
 		size_t i;
 
@@ -133,7 +140,7 @@ static size_t find_hiers(struct hier *h)
 	if ((found & (C_MEMORY | C_PIDS | C_CPU)) != (C_MEMORY | C_PIDS | C_CPU)) {
 		ov_error ignored = {0};
 		cleanup_free char *list = NULL;
-		int fd = ov_cgroup_open_dir(NULL, "/", &ignored);
+		int fd = ov_cgroup_open_dir_mi(mi, NULL, "/", &ignored);
 		unsigned v2 = 0;
 
 		if (fd >= 0 && ov_read_file_at(fd, "cgroup.controllers", SMALL_FILE, &list, NULL,
@@ -309,10 +316,17 @@ static int create_one(const struct ov_settings *s, int parent, const struct hier
 		return ov_error_set(err, errno, "opening the cgroup %s/%s", s->swtpm_cgroup, name);
 	if (limit_slot(s, cg, h, count, name, err) < 0)
 		return -1;
-	procs = openat(cg, "cgroup.procs", O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* v1: the child joins through "tasks", as its one thread. Writing a
+	 * process to cgroup.procs takes the kernel's global threadgroup
+	 * rwsem for writing, which waits for an RCU grace period (4 to 17 ms
+	 * on this 2-core host, measured: docs/performance.md); moving the
+	 * calling thread alone does not need it, and a child between fork and
+	 * exec has no other thread. cgroup2 has no such file for a domain
+	 * cgroup: cgroup.procs. */
+	procs = openat(cg, h->v2 ? "cgroup.procs" : "tasks", O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (procs < 0)
-		return ov_error_set(err, errno, "opening cgroup.procs of %s/%s", s->swtpm_cgroup,
-				    name);
+		return ov_error_set(err, errno, "opening %s of %s/%s",
+				    h->v2 ? "cgroup.procs" : "tasks", s->swtpm_cgroup, name);
 	return procs;
 }
 
@@ -343,6 +357,11 @@ int ov_limits_create(const struct ov_settings *s, const char *name, unsigned cou
 		if (ret >= 0) {
 			cg->procs[cg->n++] = ret;
 			ret = 0;
+			/* For ov_limits_started: no second look for it. */
+			if ((h[i].ctrls & C_CPU) && cg->cpu < 0) {
+				cg->cpu = open_beneath(parent, name, O_RDONLY | O_DIRECTORY);
+				cg->cpu_v2 = h[i].v2;
+			}
 		}
 	}
 	close_hiers(h, n);
@@ -359,24 +378,15 @@ int ov_limits_create(const struct ov_settings *s, const char *name, unsigned cou
 	return 0;
 }
 
-int ov_limits_started(const struct ov_settings *s, const char *name, unsigned count, ov_error *err)
+int ov_limits_started(const struct ov_settings *s, const struct ov_limits_cg *cg, const char *name,
+		      unsigned count, ov_error *err)
 {
-	struct hier h[OV_LIMITS_MAX_HIER];
-	size_t n;
-	int ret = 0;
+	const struct hier h = {.fd = -1, .v2 = cg->cpu_v2, .ctrls = C_CPU};
 
-	if (!s->swtpm_cgroup || !*s->swtpm_cgroup || !*name)
+	/* No cpu, or not made there (a cgroup fs we may not write). */
+	if (!s->swtpm_cgroup || !*s->swtpm_cgroup || !*name || cg->cpu < 0)
 		return 0;
-	n = find_hiers(h);
-	for (size_t i = 0; i < n && ret == 0; i++) {
-		cleanup_close int cg = (h[i].ctrls & C_CPU) ? open_cg(s, &h[i], name) : -1;
-
-		if (cg < 0) /* no cpu, or not made there (a cgroup fs we may not write) */
-			continue;
-		ret = limit_cpu(s, cg, &h[i], count, name, err);
-	}
-	close_hiers(h, n);
-	if (ret == 0)
+	if (limit_cpu(s, cg->cpu, &h, count, name, err) == 0)
 		return 0;
 	ov_error_wrap(err, "swtpm's cgroup");
 	if (s->swtpm_limits_required)
@@ -401,26 +411,32 @@ void ov_limits_close(struct ov_limits_cg *cg)
 			close(cg->procs[i]);
 		cg->procs[i] = -1;
 	}
+	if (cg->cpu >= 0)
+		close(cg->cpu);
+	cg->cpu = -1;
+	cg->cpu_v2 = false;
 	cg->n = 0;
 	cg->required = false;
 }
 
-static void sleep_ms(long ms)
+static void sleep_us(long us)
 {
-	struct timespec ts = {.tv_sec = 0, .tv_nsec = ms * 1000000L};
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = us * 1000L};
 
 	nanosleep(&ts, NULL);
 }
 
-/* rmdir slot in parent, waiting up to wait_ms for its processes to go. */
+/* rmdir slot in parent, waiting up to wait_ms for its processes to go:
+ * the control relay leaves once it sees its swtpm gone, typically within
+ * a millisecond, so the waits start short (0.25 ms, doubling to 10 ms). */
 static int rmdir_slot(int parent, const char *slot, int wait_ms)
 {
-	for (int waited = 0;; waited += 10) {
+	for (long waited = 0, step = 250;; waited += step, step = step < 5000 ? step * 2 : 10000) {
 		if (unlinkat(parent, slot, AT_REMOVEDIR) == 0 || errno == ENOENT)
 			return 0;
-		if (errno != EBUSY || waited >= wait_ms)
+		if (errno != EBUSY || waited >= (long)wait_ms * 1000)
 			return -errno;
-		sleep_ms(10);
+		sleep_us(step);
 	}
 }
 

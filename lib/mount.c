@@ -17,8 +17,9 @@
 #include "oci-vtpm/cleanup.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/mount.h"
+#include "oci-vtpm/proc.h"
 
-#define MAX_BINDS 32
+#define MAX_BINDS OV_MOUNT_MAX_BINDS
 
 static int sys_openat2(int dirfd, const char *path, int flags, bool cross)
 {
@@ -271,17 +272,27 @@ static int wait_helper(pid_t child, int rd, ov_error *err)
 	return ov_error_set(err, 0, "the mount helper failed (status 0x%x)", status);
 }
 
-int ov_mount_into(pid_t pid, const char *rootfs, const char *const *fresh,
-		  const struct ov_bind *binds, size_t n, ov_error *err)
+static void job_close(struct ov_mount_job *job)
 {
-	int trees[MAX_BINDS];
-	cleanup_close int pidfd = -1, rd = -1, wr = -1;
-	int pipefd[2], ret = -1;
+	for (size_t i = 0; i < job->made; i++)
+		close(job->trees[i]);
+	job->made = 0;
+	if (job->rd >= 0)
+		close(job->rd);
+	job->rd = -1;
+	job->child = 0;
+}
+
+int ov_mount_begin(pid_t pid, const char *rootfs, const char *const *fresh,
+		   const struct ov_bind *binds, size_t n, struct ov_mount_job *job, ov_error *err)
+{
+	cleanup_close int pidfd = -1;
+	int wr = -1;
 	uid_t root_uid = 0;
 	gid_t root_gid = 0;
-	size_t made = 0;
 	pid_t child;
 
+	*job = (struct ov_mount_job)OV_MOUNT_JOB_INIT;
 	if (n > MAX_BINDS)
 		return ov_error_set(err, E2BIG, "too many mounts");
 	if (pid <= 0)
@@ -291,27 +302,39 @@ int ov_mount_into(pid_t pid, const char *rootfs, const char *const *fresh,
 		return ov_error_set(err, errno, "opening container process %d", (int)pid);
 	if (ov_userns_root_ids(pid, &root_uid, &root_gid, err) < 0)
 		return -1;
-	if (clone_sources(binds, n, trees, &made, err) < 0)
-		goto out;
-	if (pipe2(pipefd, O_CLOEXEC) < 0) {
-		ov_error_set(err, errno, "pipe");
-		goto out;
+	if (clone_sources(binds, n, job->trees, &job->made, err) < 0) {
+		job_close(job);
+		return -1;
 	}
-	rd = pipefd[0];
-	wr = pipefd[1];
-	child = fork();
+	child = ov_proc_fork_piped(&job->rd, &wr, "the mount helper", err);
 	if (child < 0) {
-		ov_error_set(err, errno, "fork");
-		goto out;
+		job_close(job);
+		return -1;
 	}
 	if (child == 0)
-		helper(pidfd, pid, root_uid, root_gid, rootfs, fresh, binds, trees, n, wr);
-	close(take_fd(&wr));
-	ret = wait_helper(child, rd, err);
-out:
-	for (size_t i = 0; i < made; i++)
-		close(trees[i]);
+		helper(pidfd, pid, root_uid, root_gid, rootfs, fresh, binds, job->trees, n, wr);
+	job->child = child;
+	return 0;
+}
+
+int ov_mount_end(struct ov_mount_job *job, ov_error *err)
+{
+	int ret = 0;
+
+	if (job->child > 0)
+		ret = wait_helper(job->child, job->rd, err);
+	job_close(job);
 	return ret;
+}
+
+int ov_mount_into(pid_t pid, const char *rootfs, const char *const *fresh,
+		  const struct ov_bind *binds, size_t n, ov_error *err)
+{
+	struct ov_mount_job job;
+
+	if (ov_mount_begin(pid, rootfs, fresh, binds, n, &job, err) < 0)
+		return -1;
+	return ov_mount_end(&job, err);
 }
 
 /* The host id that id 0 maps to in /proc/<pid>/{uid,gid}_map. */

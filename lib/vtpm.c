@@ -25,6 +25,8 @@
 #include "oci-vtpm/vtpm.h"
 #include "oci-vtpm/warm.h"
 
+#include "vtpm_internal.h"
+
 /*
  * For the debug-level "timing:" line of a start (make bench): start keeps
  * its stages' times here and attach, in the same process (the hook), says
@@ -235,8 +237,9 @@ static int open_slot(const struct start *c, bool *warm, ov_error *err)
 	*warm = false;
 	if (r->precreated)
 		return adopt_precreated(c, r->precreated, err);
-	if (ov_warm_eligible(c->s, c->id, r, c->backend) && !ov_instance_exists(c->run, c->id)) {
-		cdir = ov_warm_take(c->s, c->run, c->id, c->bundle, c->holder, c->backend, err);
+	if (ov_warm_eligible(c->s, c->id, r) && !ov_instance_exists(c->run, c->id)) {
+		cdir = ov_warm_take(c->s, c->run, c->id, c->bundle, c->holder, c->backend,
+				    r->version, err);
 		if (cdir >= 0) {
 			*warm = true;
 			if (r->name && warm_named(c, cdir, err) < 0) {
@@ -369,9 +372,10 @@ int ov_vtpm_start(const struct ov_settings *s, const char *id, const char *bundl
 		return -1;
 	if (warm) {
 		timing_keep(id, ov_util_mono_ms() - c.t0, NULL, 0, ov_util_mono_ms() - c.t0);
-		ov_info("started 1 TPM 2.0 vTPM (%s backend), warm%s%s%s",
-			ov_backend_name(c.backend), s->ek_cert ? ", EK-certified" : "",
-			r->name ? ", name " : "", r->name ? r->name : "");
+		ov_info("started 1 TPM %s vTPM (%s backend), warm%s%s%s",
+			ov_util_tpm_version(r->version), ov_backend_name(c.backend),
+			r->ek_cert ? ", EK-certified" : "", r->name ? ", name " : "",
+			r->name ? r->name : "");
 		return 0;
 	}
 	ret = check_existing(&c, &cdir, err);
@@ -394,54 +398,6 @@ static int open_recorded(const struct ov_settings *s, const char *id, int *run, 
 	return 0;
 }
 
-/* The event logs in the container, read-only at socket_dir, for vTPMs
- * placed through config.json (the device backend's precreate): the
- * backends' attach places them with the TPMs. */
-static int expose_logs(int cdir, const struct ov_settings *s, pid_t pid, const struct ov_spec *sp,
-		       ov_error *err)
-{
-	cleanup_close int src =
-	    openat(cdir, OV_MEASURE_LOG_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	struct ov_bind b = {.src_fd = src, .is_dir = true, .target = s->socket_dir + 1};
-	__attribute__((cleanup(ov_strv_freep))) char **fresh = NULL;
-
-	if (src < 0)
-		return ov_error_set(err, errno, "opening the event log directory");
-	if (!sp->rootfs)
-		return ov_error_set(err, 0, "config.json has no root.path");
-	if (ov_spec_fresh_mounts(sp, &fresh, err) < 0 ||
-	    ov_mount_into(pid, sp->rootfs, (const char *const *)fresh, &b, 1, err) < 0)
-		return ov_error_wrap(err, "placing the event log at %s in the container",
-				     s->socket_dir);
-	return 0;
-}
-
-/*
- * The measured launch (lib/measure.c), once per slot, before the
- * container's first process: it runs at createRuntime (or prestart), or
- * in the shim before the runtime's create. Returns 1 when it measured now,
- * 0 when not asked, measured already or TPM 1.2, -1.
- */
-static int measure(int cdir, const struct ov_record *rec, const char *id, const struct ov_spec *sp,
-		   const struct ov_request *r, ov_error *err)
-{
-	double t0 = ov_util_mono_ms(), c0 = ov_util_cpu_ms();
-	int ret;
-
-	if (!r->measure)
-		return 0;
-	ret = ov_measure_launch(cdir, rec, id, sp, err);
-	if (ret < 0)
-		return ov_error_wrap(err, "measuring the launch into PCR %d", OV_MEASURE_PCR);
-	/* Wall time, and the hook's own CPU time: on a loaded host the wall
-	 * time is mostly waiting to be scheduled (ours and swtpm's). */
-	if (ret > 0)
-		ov_debug("timing: measure %.2f ms, %.2f ms CPU (PCR %d of %u vTPM%s)",
-			 ov_util_mono_ms() - t0, ov_util_cpu_ms() - c0, OV_MEASURE_PCR, rec->count,
-			 rec->count > 1 ? "s" : "");
-	return ret;
-}
-
 int ov_vtpm_attach(const struct ov_settings *s, const char *id, pid_t pid, const struct ov_spec *sp,
 		   const struct ov_request *r, ov_error *err)
 {
@@ -454,8 +410,7 @@ int ov_vtpm_attach(const struct ov_settings *s, const char *id, pid_t pid, const
 		return -1;
 	ops = ov_backend_ops(rec.backend);
 	if (ov_instance_adopt(cdir, pid, &rec, err) < 0 ||
-	    measure(cdir, &rec, id, sp, r, err) < 0 ||
-	    ops->attach(cdir, s, pid, sp, &rec, err) < 0) {
+	    ov_vtpm_place(cdir, s, id, pid, sp, &rec, r, ops, err) < 0) {
 		discard_locked(s, run, cdir, id, &rec);
 		ov_record_free(&rec);
 		return -1;
@@ -483,9 +438,9 @@ static int adopt(const struct ov_settings *s, const char *id, pid_t pid, const s
 	ret = ov_instance_adopt_runtime(cdir, pid, rt ? rt->path : NULL, rt ? rt->root : NULL, &rec,
 					err);
 	if (ret == 0 && r) {
-		ret = measure(cdir, &rec, id, sp, r, err);
+		ret = ov_vtpm_measure(cdir, &rec, id, sp, r, err);
 		if (ret > 0 && pid > 0 && !ov_backend_ops(rec.backend)->places_log_dir)
-			ret = expose_logs(cdir, s, pid, sp, err);
+			ret = ov_vtpm_expose_logs(cdir, s, pid, sp, err);
 		ret = ret < 0 ? -1 : 0;
 	}
 	ov_record_free(&rec);

@@ -163,8 +163,10 @@ struct ov_admin_pool_status {
 	struct ov_pool_status pool;
 	char dir[OV_ADMIN_PATH_MAX]; /* <state_dir>/pool */
 	unsigned pool_size;	     /* the settings' target */
-	unsigned warm;		     /* warm vTPMs running */
+	unsigned warm;		     /* warm TPM 2.0 vTPMs running */
 	unsigned warm_size;	     /* the settings' target */
+	unsigned warm12;	     /* warm TPM 1.2 vTPMs running */
+	unsigned warm_size_tpm12;    /* the settings' target */
 };
 
 int ov_admin_pool_status(const struct ov_settings *s, struct ov_admin_pool_status *r,
@@ -173,7 +175,8 @@ int ov_admin_pool_status(const struct ov_settings *s, struct ov_admin_pool_statu
 enum ov_admin_fill_kind {
 	OV_ADMIN_FILL_REMOVED, /* stale entries or claims removed */
 	OV_ADMIN_FILL_MADE,    /* EK-certified TPM 2.0 states manufactured */
-	OV_ADMIN_FILL_WARM,    /* warm vTPMs started */
+	OV_ADMIN_FILL_WARM,    /* warm TPM 2.0 vTPMs started */
+	OV_ADMIN_FILL_WARM12,  /* warm TPM 1.2 vTPMs started */
 };
 
 struct ov_admin_fill_step {
@@ -189,7 +192,8 @@ struct ov_admin_pool_fill {
 };
 
 /* Top the pool up to count entries (count < 0: the settings' pool_size),
- * and start warm vTPMs up to the settings' warm_size. Steps that did
+ * and start warm vTPMs up to the settings' warm_size (TPM 2.0) and
+ * warm_size_tpm12 (TPM 1.2). Steps that did
  * something are in r, also when a later one failed. */
 int ov_admin_pool_fill(const struct ov_settings *s, long count, struct ov_admin_pool_fill *r,
 		       ov_error *err);

@@ -16,6 +16,7 @@
 
 #include "oci-vtpm/config.h"
 #include "oci-vtpm/error.h"
+#include "oci-vtpm/mount.h"
 #include "oci-vtpm/limits.h"
 #include "oci-vtpm/oci.h"
 #include "oci-vtpm/store.h"
@@ -30,11 +31,15 @@ struct ov_backend_ops {
 	/* Optional: once TPM idx's swtpm answers, wait for what the backend
 	 * needs from it (the device backend: the kernel registering the chip;
 	 * it fills the rest of t), for at most timeout_ms: what is left of
-	 * this TPM's start_timeout_ms. The caller records t again afterwards.
-	 * (The socket backend: the container's control relay.) */
+	 * this TPM's start_timeout_ms. The caller records t again afterwards. */
 	int (*wait)(int cdirfd, const struct ov_settings *s, const struct ov_request *r,
 		    unsigned idx, struct ov_record_tpm *t, const struct ov_limits_cg *cg,
 		    int timeout_ms, ov_error *err);
+	/* Optional: once TPM idx's swtpm is spawned and recorded in t, while
+	 * it starts (the socket backend: the container's control relay, which
+	 * needs only swtpm's pid). A failure kills that swtpm. */
+	int (*spawned)(int cdirfd, const struct ov_settings *s, unsigned idx,
+		       const struct ov_record_tpm *t, const struct ov_limits_cg *cg, ov_error *err);
 	/* Optional: vTPMs started before their container (the shim, podman's
 	 * precreate stage) reach it through its config.json: add to spec what
 	 * the runtime needs to place the TPMs of rec itself. Returns 1 when
@@ -50,6 +55,12 @@ struct ov_backend_ops {
 	 * init is pid, of config sp. */
 	int (*attach)(int cdirfd, const struct ov_settings *s, pid_t pid, const struct ov_spec *sp,
 		      const struct ov_record *rec, ov_error *err);
+	/* Optional, in place of attach: begin placing them, a mount helper
+	 * left running in *job (the caller measures the launch meanwhile and
+	 * finishes with ov_mount_end). */
+	int (*attach_begin)(int cdirfd, const struct ov_settings *s, pid_t pid,
+			    const struct ov_spec *sp, const struct ov_record *rec,
+			    struct ov_mount_job *job, ov_error *err);
 	/* A connection to TPM idx's command channel for the host (the
 	 * measured launch): never through a path the container controls.
 	 * Returns the fd; ops->chardev: a TPM character device. */
@@ -62,10 +73,6 @@ struct ov_backend_ops {
 	/* Name, under the slot's directory, of TPM idx's control socket:
 	 * never in what the container sees or can write. */
 	void (*ctrl_name)(unsigned idx, char *buf, size_t size);
-	/* Optional: name, under the slot's directory, of TPM idx's command
-	 * socket, for our own commands to it (TPM2_Startup after a state was
-	 * handed to a running swtpm). NULL: the backend has none we reach. */
-	void (*data_name)(unsigned idx, char *buf, size_t size);
 };
 
 extern const struct ov_backend_ops ov_backend_socket;

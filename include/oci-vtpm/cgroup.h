@@ -74,6 +74,11 @@ bool ov_spec_devices_allow(json_object *spec, unsigned maj, unsigned min, unsign
  * hierarchy with controller (NULL: cgroup2) through the mount that holds
  * it; never follows a symlink, checks the file system's type. */
 int ov_cgroup_open_dir(const char *controller, const char *cgpath, ov_error *err);
+/* The same with /proc/self/mountinfo's text mi, read once by
+ * ov_cgroup_mountinfo for several calls. */
+int ov_cgroup_open_dir_mi(const char *mi, const char *controller, const char *cgpath,
+			  ov_error *err);
+int ov_cgroup_mountinfo(char **out, ov_error *err);
 
 /*
  * Let the container whose init is pid read and write the character devices

@@ -97,8 +97,9 @@ struct ov_settings {
 	unsigned max_vtpms; /* vTPMs (swtpm processes) alive per host; 0: no limit */
 	unsigned max_names; /* archived named vTPMs per host; 0: no limit */
 	unsigned keep_generations;
-	unsigned pool_size; /* `oci-vtpm pool fill` without a count */
-	unsigned warm_size; /* idle vTPMs `oci-vtpm pool fill` keeps running */
+	unsigned pool_size;	  /* `oci-vtpm pool fill` without a count */
+	unsigned warm_size;	  /* idle TPM 2.0 vTPMs `oci-vtpm pool fill` keeps running */
+	unsigned warm_size_tpm12; /* idle TPM 1.2 vTPMs, the same */
 	unsigned start_timeout_ms;
 	unsigned stop_timeout_ms;
 };

@@ -54,4 +54,8 @@ __attribute__((noreturn)) void ov_ctrl_relay_run(void);
  * as gone_fd (swtpm's pidfd; -1: none) is readable: swtpm exited. */
 void ov_ctrl_relay_serve(int conn, int gone_fd, int timeout_ms);
 
+/* Put the calling process under the relay's seccomp allowlist (and
+ * no_new_privs): 0, or an errno. Exposed for the unit tests. */
+int ov_ctrl_relay_seccomp(void);
+
 #endif

@@ -26,8 +26,10 @@ int ov_launch_start(int cdirfd, const struct ov_settings *s, const struct ov_req
 		    const struct ov_user *u, const struct ov_key *keys, struct ov_record *rec,
 		    ov_error *err);
 
-/* Stop every swtpm rec records, in order where it answers (a warning when
- * one had to be killed). -1 if one could not be stopped (the others are). */
+/* Stop every swtpm rec records: a named vTPM's in order where it answers
+ * (a warning when one had to be killed), an ephemeral one's (no name: its
+ * state is thrown away) killed at once. -1 if one could not be stopped
+ * (the others are). */
 int ov_launch_stop(int cdirfd, const struct ov_settings *s, const struct ov_record *rec,
 		   ov_error *err);
 
@@ -42,15 +44,17 @@ struct ov_launch_blob {
 /*
  * Give the running swtpm of TPM 0 of slot cdirfd (rec) the states blobs
  * [0..n): stop its TPM, set each blob, initialise it again and send it
- * TPM2_Startup(CLEAR) (what --flags startup-clear did at its start) on the
- * backend's command socket. Its own state key encrypts what it writes.
+ * Startup(CLEAR) (what --flags startup-clear did at its start; TPM 2.0 or
+ * 1.2) through the backend's connection to it (ops->connect: the socket,
+ * or the host's /dev/tpmN of a vtpm_proxy chip). Its own state key
+ * encrypts what it writes.
  * On failure the swtpm holds no usable TPM: stop it.
  */
 int ov_launch_hand_over(int cdirfd, const struct ov_settings *s, const struct ov_record *rec,
 			const struct ov_launch_blob *blobs, unsigned n, ov_error *err);
 
-/* The other way, before the stop: shut TPM 0 down in order (TPM2_Shutdown
- * on its command socket: its state written) and take its permanent state
+/* The other way, before the stop: shut TPM 0 down in order (a TPM 2.0:
+ * TPM2_Shutdown through ops->connect: its state written) and take its permanent state
  * back, plain (*plain is the
  * caller's: ov_swtpm_blob_free). */
 int ov_launch_take_back(int cdirfd, const struct ov_settings *s, const struct ov_record *rec,

@@ -23,16 +23,20 @@
 
 #define OV_LIMITS_MAX_HIER 5 /* memory, pids, cpu, cpuacct, cgroup2 */
 
-/* The open cgroup.procs files of a slot's cgroups (n of them); required:
+/* The files a child joins a slot's cgroups by (n of them: v1's "tasks",
+ * cgroup2's cgroup.procs), open; required:
  * the settings ask for limits (a failed join fails the start). */
 struct ov_limits_cg {
 	int procs[OV_LIMITS_MAX_HIER];
 	size_t n;
 	bool required;
+	int cpu;     /* the cgroup with the cpu controller, for ov_limits_started; or -1 */
+	bool cpu_v2; /* ... on cgroup2 */
 };
 #define OV_LIMITS_CG_INIT                                                                          \
 	{                                                                                          \
-		.procs = {-1, -1, -1, -1, -1}, .n = 0, .required = false                           \
+		.procs = {-1, -1, -1, -1, -1}, .n = 0, .required = false, .cpu = -1,               \
+		.cpu_v2 = false                                                                    \
 	}
 
 /* What a slot's cgroups account; -1: not known (no such controller). */
@@ -56,13 +60,14 @@ void ov_limits_text(const char *file, bool v2, uint64_t value, char *buf, size_t
  * no cgroup in cg (swtpm runs unlimited). */
 int ov_limits_create(const struct ov_settings *s, const char *name, unsigned count,
 		     struct ov_limits_cg *cg, ov_error *err);
-/* The count TPMs in the cgroups name answer: now their CPU limit (a TPM's
- * start is CPU-bound, self-test, restore, a TPM 1.2's RSA key, and the
- * kernel's fixed timeouts for a vtpm proxy chip do not wait for a
- * throttled one). Failures as ov_limits_create's. */
-int ov_limits_started(const struct ov_settings *s, const char *name, unsigned count, ov_error *err);
-/* In a child between fork and exec: join cg (async-signal-safe). 0 or an
- * errno (only when cg->required). */
+/* The count TPMs in the cgroups name (made into cg) answer: now their CPU
+ * limit (a TPM's start is CPU-bound, self-test, restore, a TPM 1.2's RSA
+ * key, and the kernel's fixed timeouts for a vtpm proxy chip do not wait
+ * for a throttled one). Failures as ov_limits_create's. */
+int ov_limits_started(const struct ov_settings *s, const struct ov_limits_cg *cg, const char *name,
+		      unsigned count, ov_error *err);
+/* In a child between fork and exec, single-threaded as a fork leaves it:
+ * join cg (async-signal-safe). 0 or an errno (only when cg->required). */
 int ov_limits_join(const struct ov_limits_cg *cg);
 void ov_limits_close(struct ov_limits_cg *cg);
 

@@ -33,6 +33,25 @@ struct ov_bind {
 int ov_mount_into(pid_t pid, const char *rootfs, const char *const *fresh,
 		  const struct ov_bind *binds, size_t n, ov_error *err);
 
+/* ov_mount_into in two halves, for work done while the mount helper runs
+ * (the measured launch): begin starts it (nothing left to end on
+ * failure), end waits for it and says how it went; end of a job never
+ * begun, or ended already, is 0. */
+#define OV_MOUNT_MAX_BINDS 32
+struct ov_mount_job {
+	pid_t child; /* the helper; 0: none */
+	int rd;	     /* its error pipe */
+	int trees[OV_MOUNT_MAX_BINDS];
+	size_t made;
+};
+#define OV_MOUNT_JOB_INIT                                                                          \
+	{                                                                                          \
+		.child = 0, .rd = -1, .made = 0                                                    \
+	}
+int ov_mount_begin(pid_t pid, const char *rootfs, const char *const *fresh,
+		   const struct ov_bind *binds, size_t n, struct ov_mount_job *job, ov_error *err);
+int ov_mount_end(struct ov_mount_job *job, ov_error *err);
+
 /* The uid and gid, in our own user namespace, that root in pid's user
  * namespace is; 0 and 0 when pid shares our namespace (rootful: the
  * host's; rootless podman: its own, where we are root too). */

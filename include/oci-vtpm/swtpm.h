@@ -146,4 +146,12 @@ int ov_swtpm_start(const struct ov_swtpm_instance *in, int *channel, struct ov_s
 int ov_swtpm_stop(pid_t pid, unsigned long long starttime, const char *ctrl_path, int timeout_ms,
 		  ov_error *err);
 
+/*
+ * Kill the swtpm that was pid with that start time, whose state nobody
+ * keeps (an ephemeral vTPM's): SIGKILL and a bounded wait for its exit,
+ * no orderly shutdown that would write a state only to be removed.
+ * Returns 0 (also when it was gone), -1 on error.
+ */
+int ov_swtpm_discard(pid_t pid, unsigned long long starttime, int timeout_ms, ov_error *err);
+
 #endif

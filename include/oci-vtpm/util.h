@@ -15,8 +15,6 @@
 /* CLOCK_MONOTONIC in milliseconds (fractions kept): for deadlines and the
  * debug-level "timing:" lines. */
 double ov_util_mono_ms(void);
-/* This thread's CPU time (user and system), ms. */
-double ov_util_cpu_ms(void);
 
 /* Milliseconds from now to deadline (of ov_util_mono_ms), 0 once past. */
 int ov_util_ms_left(int64_t deadline);

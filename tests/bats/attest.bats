@@ -167,13 +167,19 @@ at_evidence() {
 AT_NV_PROBE="cd /tmp; tpm2_nvread -T $OV_TCTI 0x01c00002 -o c.der >/dev/null 2>&1; echo NV=\$?;
 	tpm2_createek -T $OV_TCTI -c ek.ctx -G rsa -u ek.pub >/dev/null 2>&1; echo EK=\$?"
 
+# at_sh SCRIPT LABEL [KEY=VALUE]...: run SCRIPT in a container of a new
+# enabled bundle with these annotations.
+at_sh() {
+	local b script=$1 label=$2
+	shift 2
+	b=$(ov_bundle "$label" io.oci-vtpm.enable=true "$@")
+	ov_sh "$b" "$script"
+	ov_run runc "$(ov_new_id "$label")" "$b"
+}
+
 @test "runc: a container without ek-cert has no EK certificate in NV; settings ek_cert=true gives one" {
 	ov_requires_init
-	local b id
-	b=$(ov_bundle plain io.oci-vtpm.enable=true)
-	ov_sh "$b" "$AT_NV_PROBE"
-	id=$(ov_new_id plain)
-	run ov_run runc "$id" "$b"
+	run at_sh "$AT_NV_PROBE" plain
 	assert_success
 	assert_line EK=0 # a working TPM...
 	refute_line NV=0 # ...without a certificate at 0x01c00002
@@ -181,16 +187,10 @@ AT_NV_PROBE="cd /tmp; tpm2_nvread -T $OV_TCTI 0x01c00002 -o c.der >/dev/null 2>&
 
 	# The settings' default, and the annotation overriding it.
 	at_config "$T/ca" '.ek_cert = true'
-	b=$(ov_bundle bysettings io.oci-vtpm.enable=true)
-	ov_sh "$b" "$AT_NV_PROBE"
-	id=$(ov_new_id bysettings)
-	run ov_run runc "$id" "$b"
+	run at_sh "$AT_NV_PROBE" bysettings
 	assert_success
 	assert_line NV=0
-	b=$(ov_bundle optout io.oci-vtpm.enable=true io.oci-vtpm.ek-cert=false)
-	ov_sh "$b" "$AT_NV_PROBE"
-	id=$(ov_new_id optout)
-	run ov_run runc "$id" "$b"
+	run at_sh "$AT_NV_PROBE" optout io.oci-vtpm.ek-cert=false
 	assert_success
 	assert_line EK=0
 	refute_line NV=0
@@ -217,15 +217,8 @@ AT_NV_PROBE="cd /tmp; tpm2_nvread -T $OV_TCTI 0x01c00002 -o c.der >/dev/null 2>&
 
 @test "hook: ek-cert without a host CA fails in one line naming \`oci-vtpm init\`, nothing left" {
 	requires root jq busybox swtpm hook nsenter
-	local b id
 	# No init: neither master key nor CA.
-	b=$(ov_bundle noca io.oci-vtpm.enable=true io.oci-vtpm.ek-cert=true)
-	id=$(ov_new_id noca)
-	ov_state "$id" "$b" "$(ov_dummy_pid)" >"$T/state.json"
-	ov_snapshot
-	run --separate-stderr ov_hook createRuntime "$T/state.json"
-	ov_assert_hook_error 'host CA.*oci-vtpm init'
-	ov_assert_no_new_files
+	ov_hook_refused 'host CA.*oci-vtpm init' "$(ov_bundle noca io.oci-vtpm.enable=true io.oci-vtpm.ek-cert=true)"
 	ov_leak_check
 }
 
@@ -242,6 +235,14 @@ at_attest() {
 	echo "$nonce" >"$T/nonce-$1"
 	tpm_side "$2" quote "$nonce" >/dev/null
 	verifier attest "$x" "$priv" "$3" "$nonce"
+}
+
+# at_launch_refused LABEL POLICY TEXT: the verifier's check-launch of the
+# evidence in $T/xfer-LABEL fails, saying TEXT.
+at_launch_refused() {
+	run verifier check-launch "$T/xfer-$1" "$T/verifier-$1" "$2"
+	assert_failure
+	assert_output --partial "$3"
 }
 
 @test "runc: measured launch: the quote verifies and the log replays; a changed arg, an added mount, another image, a tampered log and an old quote are caught" {
@@ -281,10 +282,8 @@ at_attest() {
 	cmp <(jq -S . "$T/host.cel.json") <(jq -S . "$x/launch.cel.json")
 
 	# Replay by hand: tpm2_pcrread in the container agrees with the log.
-	local want=0000000000000000000000000000000000000000000000000000000000000000 d
-	for d in $(jq -r '.[].digests[] | select(.hashAlg == "sha256") | .digest' "$x/launch.cel.json"); do
-		want=$(printf '%s%s' "$want" "$d" | tr a-f A-F | basenc --base16 -d | sha256sum | cut -d' ' -f1)
-	done
+	local want
+	want=$(ov_replay_pcr11 <"$x/launch.cel.json")
 	run ov_exec runc "$id" tpm2_pcrread -T "$OV_TCTI" sha256:11
 	assert_output --partial "0x${want^^}"
 
@@ -297,21 +296,15 @@ at_attest() {
 	jq '.[5].content.string |= sub("sleep"; "sheep")' "$x/launch.cel.json" >"$T/t.json"
 	cp "$x/launch.cel.json" "$T/good.cel.json"
 	cp "$T/t.json" "$x/launch.cel.json"
-	run verifier check-launch "$x" "$priv" "$T/policy.json"
-	assert_failure
-	assert_output --partial "record 5: its sha256 digest is not the digest of its content"
+	at_launch_refused m "$T/policy.json" "record 5: its sha256 digest is not the digest of its content"
 	# ...or changed with its digests made to match: the replay differs.
 	jq '.[5].content.string |= sub("sleep"; "sheep")
 		| .[5].digests |= map(if .hashAlg == "sha256" then .digest = "'"$(jq -j '.[5].content.string | sub("sleep"; "sheep")' "$T/good.cel.json" | sha256sum | cut -d' ' -f1)"'" else . end)' \
 		"$T/good.cel.json" >"$x/launch.cel.json"
-	run verifier check-launch "$x" "$priv" "$T/policy.json"
-	assert_failure
-	assert_output --partial "replay gives PCR 11"
+	at_launch_refused m "$T/policy.json" "replay gives PCR 11"
 	# ...or a record dropped.
 	jq 'del(.[12])' "$T/good.cel.json" >"$x/launch.cel.json"
-	run verifier check-launch "$x" "$priv" "$T/policy.json"
-	assert_failure
-	assert_output --partial "replay gives PCR 11"
+	at_launch_refused m "$T/policy.json" "replay gives PCR 11"
 	cp "$T/good.cel.json" "$x/launch.cel.json"
 
 	# The container extends PCR 11 after its launch: it cannot reset it, so
@@ -338,13 +331,9 @@ at_attest() {
 	assert_failure
 	assert_output --partial 'policy: process.args is ["sleep","601"]'
 	jq '.args = ["sleep", "601"]' "$T/policy.json" >"$T/p2.json"
-	run verifier check-launch "$T/xfer-m2" "$T/verifier-m2" "$T/p2.json"
-	assert_failure
-	assert_output --partial "policy: image io.kubernetes.cri.image-name is example.com/app@sha256:2222"
+	at_launch_refused m2 "$T/p2.json" "policy: image io.kubernetes.cri.image-name is example.com/app@sha256:2222"
 	jq '.image["io.kubernetes.cri.image-name"] = "example.com/app@sha256:2222"' "$T/p2.json" >"$T/p3.json"
-	run verifier check-launch "$T/xfer-m2" "$T/verifier-m2" "$T/p3.json"
-	assert_failure
-	assert_output --partial "policy: mount /extra is not allowed"
+	at_launch_refused m2 "$T/p3.json" "policy: mount /extra is not allowed"
 	jq '.mounts += ["/extra"]' "$T/p3.json" >"$T/p4.json"
 	run verifier check-launch "$T/xfer-m2" "$T/verifier-m2" "$T/p4.json"
 	assert_success
@@ -361,14 +350,7 @@ AT_MEASURE_PROBE="echo PCR11=\$(tpm2_pcrread -T $OV_TCTI sha256:11 | grep -o '0x
 AT_ZERO=0x0000000000000000000000000000000000000000000000000000000000000000
 
 # at_probe LABEL [KEY=VALUE]...: run the probe in a fresh container.
-at_probe() {
-	local b id label=$1
-	shift
-	b=$(ov_bundle "$label" io.oci-vtpm.enable=true "$@")
-	ov_sh "$b" "$AT_MEASURE_PROBE"
-	id=$(ov_new_id "$label")
-	ov_run runc "$id" "$b"
-}
+at_probe() { at_sh "$AT_MEASURE_PROBE" "$@"; }
 
 @test "runc: measuring is on by default; annotation, env and settings turn it off (PCR 11 zero, no log); a bad value is refused" {
 	requires root jq busybox swtpm tpm2-tools hook runc
@@ -428,7 +410,7 @@ at_probe() {
 	SHIM=${OCI_VTPM_RUNTIME_SHIM:-$OCI_VTPM_BUILD/oci-vtpm-runtime}
 	[ -x "$SHIM" ] || fail "$SHIM not built"
 	shim_runc
-	local b id want d
+	local b id want
 	b=$(ov_bundle shimm io.oci-vtpm.enable=true)
 	ov_cfg "$b" 'del(.hooks)'
 	ov_args "$b" sleep 600
@@ -436,10 +418,7 @@ at_probe() {
 	ov_run_detached runc "$id" "$b"
 	run ovadm log "$id"
 	assert_success
-	want=$(printf '%064d' 0)
-	for d in $(jq -r '.[].digests[] | select(.hashAlg == "sha256") | .digest' <<<"$output"); do
-		want=$(printf '%s%s' "$want" "$d" | tr a-f A-F | basenc --base16 -d | sha256sum | cut -d' ' -f1)
-	done
+	want=$(ov_replay_pcr11 <<<"$output")
 	# The measured mounts are the runtime's: the shim's bind of /run/tpm too.
 	jq -e '[.[].content.string | fromjson] | add | .mounts | map(.destination) | index("/run/tpm")' \
 		<<<"$output" >/dev/null || fail "the shim's /run/tpm mount was not measured: $output"

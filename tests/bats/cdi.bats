@@ -40,8 +40,6 @@ pm() { ov_pm --hooks-dir "$T/no-hooks" "$@"; }
 RUN_OPTS=(--runtime runc --network none --ulimit nofile=20000:20000 --ulimit nproc=4096:4096
 	-v /usr:/usr:ro -v /lib:/lib:ro -v /lib64:/lib64:ro)
 
-EK_SCRIPT="tpm2_createek -T $OV_TCTI -c /tmp/ek.ctx -G rsa -u /tmp/ek.pub >/dev/null && echo EK=\$(sha256sum /tmp/ek.pub | cut -d' ' -f1)"
-
 # requires_cdi [NAME...]: podman, the image, and this test's CDI spec
 # (written by oci-vtpm cdi with the test's settings, devices ephemeral and
 # NAME...) installed where podman reads it.
@@ -90,7 +88,7 @@ pm_register() {
 	local ek
 	(umask 077 && head -c 32 /dev/urandom >"$T/master.key")
 	ov_write_config ".master_key = \"$T/master.key\""
-	run pm run --name ovcdi-n1 "${RUN_OPTS[@]}" --device oci-vtpm.io/tpm=cdidb "$IMAGE" sh -c "$EK_SCRIPT"
+	run pm run --name ovcdi-n1 "${RUN_OPTS[@]}" --device oci-vtpm.io/tpm=cdidb "$IMAGE" sh -c "$OV_EK_SCRIPT"
 	assert_success
 	ek=$(grep '^EK=' <<<"$output") || fail "no EK: $output"
 	pm_register ovcdi-n1
@@ -100,7 +98,7 @@ pm_register() {
 	# The device's name wins over the container's OCI_VTPM_NAME (which on
 	# its own env_request would refuse).
 	run pm run --name ovcdi-n2 "${RUN_OPTS[@]}" -e OCI_VTPM_NAME=other --device oci-vtpm.io/tpm=cdidb \
-		"$IMAGE" sh -c "$EK_SCRIPT"
+		"$IMAGE" sh -c "$OV_EK_SCRIPT"
 	assert_success
 	assert_line "$ek"
 	pm_register ovcdi-n2

@@ -13,7 +13,6 @@ load helpers
 load engines
 
 IMAGE=$OV_CT_IMAGE
-EK_SCRIPT="tpm2_createek -T $OV_TCTI -c /tmp/ek.ctx -G rsa -u /tmp/ek.pub >/dev/null && echo EK=\$(sha256sum /tmp/ek.pub | cut -d' ' -f1)"
 
 setup_file() {
 	ov_setup_file
@@ -35,13 +34,6 @@ teardown() {
 named_settings() {
 	(umask 077 && head -c 32 /dev/urandom >"$T/master.key")
 	ov_write_config ".master_key = \"$T/master.key\""
-}
-
-nothing_left() {
-	ov_leak_check || return 1
-	local left
-	left=$(ov_run_entries | grep -v "^$(ov_names_dir)/" || true)
-	[ -z "$left" ] || fail "left in run_dir: $left"
 }
 
 @test "containerd: ctr run --runc-binary with io.oci-vtpm.enable=true, and with --env OCI_VTPM_ENABLE=true: the TPM answers; nothing left" {
@@ -70,7 +62,7 @@ nothing_left() {
 	run ct_run -d --annotation io.oci-vtpm.enable=true --annotation io.oci-vtpm.name=ctrdb \
 		"$IMAGE" ovct-named sleep 600
 	assert_success
-	run ct tasks exec --exec-id ek1 ovct-named sh -c "$EK_SCRIPT"
+	run ct tasks exec --exec-id ek1 ovct-named sh -c "$OV_EK_SCRIPT"
 	assert_success
 	ek=$(grep '^EK=' <<<"$output") || fail "no EK: $output"
 	[ "$(ov_swtpm_count ovct-named)" -eq 1 ] || fail "not one swtpm"
@@ -85,14 +77,14 @@ nothing_left() {
 	[ -d "$STATE_DIR/vtpms/ctrdb" ] || fail "nothing archived"
 	run ct tasks start -d ovct-named
 	assert_success
-	run ct tasks exec --exec-id ek2 ovct-named sh -c "$EK_SCRIPT"
+	run ct tasks exec --exec-id ek2 ovct-named sh -c "$OV_EK_SCRIPT"
 	assert_success
 	assert_line "$ek"
 
 	ct_remove_all
 	nothing_left
 	run ct_run --rm --annotation io.oci-vtpm.enable=true --annotation io.oci-vtpm.name=ctrdb \
-		"$IMAGE" ovct-named sh -c "$EK_SCRIPT"
+		"$IMAGE" ovct-named sh -c "$OV_EK_SCRIPT"
 	assert_success
 	assert_line "$ek"
 	nothing_left
@@ -173,7 +165,7 @@ for k, v in yaml.safe_load(open(sys.argv[1]))["metadata"]["annotations"].items()
 	# The name is scoped by the pod's namespace (name_scope "auto").
 	run ct_run --rm "${ann[@]}" --annotation io.kubernetes.cri.container-type=container \
 		--annotation io.kubernetes.cri.sandbox-namespace=prod "$IMAGE" ovct-app \
-		sh -c "$EK_SCRIPT"
+		sh -c "$OV_EK_SCRIPT"
 	assert_success
 	assert_line --regexp '^EK=[0-9a-f]{64}$'
 	[ -d "$STATE_DIR/vtpms/prod.db-primary" ] || fail "the pod's vTPM name was not archived under its namespace: $(ls "$STATE_DIR/vtpms")"

@@ -14,7 +14,6 @@ load engines
 
 IMAGE=$OV_DK_IMAGE
 RUN_OPTS=("${OV_DK_RUN_OPTS[@]}")
-TCTI_SCRIPT_EK="tpm2_createek -T $OV_TCTI -c /tmp/ek.ctx -G rsa -u /tmp/ek.pub >/dev/null && echo EK=\$(sha256sum /tmp/ek.pub | cut -d' ' -f1)"
 
 setup_file() {
 	ov_setup_file
@@ -37,14 +36,6 @@ teardown() {
 named_settings() {
 	(umask 077 && head -c 32 /dev/urandom >"$T/master.key")
 	ov_write_config ".master_key = \"$T/master.key\" | .env_request = [\"enable\", \"name\"] | ${1:-.}"
-}
-
-# nothing_left: no swtpm, no run-dir entry, no record of any container.
-nothing_left() {
-	ov_leak_check || return 1
-	local left
-	left=$(ov_run_entries | grep -v "^$(ov_names_dir)/" || true)
-	[ -z "$left" ] || fail "left in run_dir: $left"
 }
 
 @test "docker: the daemon.json runtime; docker run --runtime oci-vtpm -e OCI_VTPM_ENABLE=true gets a TPM; --rm leaves nothing" {
@@ -70,7 +61,7 @@ nothing_left() {
 	named_settings
 	# sh as pid 1 ignores SIGTERM unless told; the EK on each start.
 	run dk run -d --name ovdk-named "${RUN_OPTS[@]}" -e OCI_VTPM_ENABLE=true -e OCI_VTPM_NAME=dockerdb \
-		"$IMAGE" sh -c "$TCTI_SCRIPT_EK; trap 'exit 0' TERM; sleep 600 & wait"
+		"$IMAGE" sh -c "$OV_EK_SCRIPT; trap 'exit 0' TERM; sleep 600 & wait"
 	assert_success
 	id=$(dk_register ovdk-named)
 	ov_wait_for 30 _dk_logged ovdk-named 1
@@ -93,7 +84,7 @@ nothing_left() {
 	assert_success
 	nothing_left
 	run dk run --rm "${RUN_OPTS[@]}" -e OCI_VTPM_ENABLE=true -e OCI_VTPM_NAME=dockerdb "$IMAGE" \
-		sh -c "$TCTI_SCRIPT_EK"
+		sh -c "$OV_EK_SCRIPT"
 	assert_success
 	assert_line "$ek"
 	nothing_left

@@ -43,7 +43,53 @@ ov_engines_setup() {
 	[ ! -d "${CT:-/nonexistent}" ] || echo "$CFG" >"$CT/settings.path"
 }
 
+# _ov_daemon_launch DIR NAME CLI CMD...: daemon NAME (CMD) in the
+# background, its output in DIR/NAME.log, its pid in DIR/NAME.pid; then
+# wait until `CLI version` answers.
+_ov_daemon_launch() {
+	local d=$1 name=$2 cli=$3
+	shift 3
+	"$@" </dev/null >"$d/$name.log" 2>&1 3>&- &
+	echo $! >"$d/$name.pid"
+	ov_wait_for "$(_ov_eng_slow 60)" "$cli" version >/dev/null 2>&1
+}
+
+# _ov_daemon_stop DIR NAME REMOVE-ALL MATCH RUN-DIR PATH...: unless daemon
+# NAME was not started (no DIR/NAME.pid): REMOVE-ALL its containers, stop
+# it by pid (ov_stop_daemon MATCH, unmounting under RUN-DIR and DIR),
+# remove each PATH.
+_ov_daemon_stop() {
+	local d=$1 name=$2 rm_all=$3 match=$4 rundir=$5
+	shift 5
+	[ -n "$d" ] && [ -f "$d/$name.pid" ] || return 0
+	"$rm_all"
+	ov_stop_daemon "$(cat "$d/$name.pid")" "$match" "$rundir" "$d/"
+	rm -rf --one-file-system "$@"
+}
+
+# _ov_requires_engine NAME WHY: what the engine tests need; NAME's daemon
+# and image are checked once per file: WHY prints what is wrong, if any.
+_ov_requires_engine() {
+	local why
+	requires root jq busybox swtpm tpm2-tools hook runc
+	[ -x "$OV_ENGINE_SHIM" ] || fail "$OV_ENGINE_SHIM not built (run make)"
+	[ ! -e "$BATS_FILE_TMPDIR/$1.ready" ] || return 0
+	why=$("$2")
+	[ -z "$why" ] || ov_missing "$1" "$why"
+	: >"$BATS_FILE_TMPDIR/$1.ready"
+}
+
+# nothing_left: no leak (ov_leak_check), no run-dir entry but name claims.
+nothing_left() {
+	ov_leak_check || return 1
+	local left
+	left=$(ov_run_entries | grep -v "^$(ov_names_dir)/" || true)
+	[ -z "$left" ] || fail "left in run_dir: $left"
+}
+
 # ------------------------------------------------------------------ docker
+
+_ov_docker_installed() { [ -x /usr/sbin/dockerd ] && [ -x "$OV_DOCKER" ]; }
 
 # ov_dockerd_start: this file's dockerd with the shim as runtime "oci-vtpm"
 # (config/docker/daemon.json, its path set to the wrapper) and the busybox
@@ -56,17 +102,15 @@ ov_dockerd_start() {
 	# Socket paths under the exec root must stay short (sun_path).
 	export DK_EXEC=/run/ovdk-$$ DK_SOCK=/run/ovdk-$$.sock DK_PID=/run/ovdk-$$.pid
 	export DOCKER_HOST=unix://$DK_SOCK DOCKER_CONFIG=$DK/cli
-	[ -x /usr/sbin/dockerd ] && [ -x "$OV_DOCKER" ] && [ -x "$OV_ENGINE_SHIM" ] || return 0
+	_ov_docker_installed && [ -x "$OV_ENGINE_SHIM" ] || return 0
 	mkdir -p "$DK/cli"
 	_ov_engine_wrapper "$DK"
 	jq --arg p "$DK/oci-vtpm" '.runtimes["oci-vtpm"].path = $p' \
 		"$OV_REPO/config/docker/daemon.json" >"$DK/daemon.json"
-	/usr/sbin/dockerd --config-file "$DK/daemon.json" --data-root "$DK/data" \
+	_ov_daemon_launch "$DK" dockerd dk \
+		/usr/sbin/dockerd --config-file "$DK/daemon.json" --data-root "$DK/data" \
 		--exec-root "$DK_EXEC" -H "$DOCKER_HOST" --pidfile "$DK_PID" \
-		--iptables=false --ip-masq=false --bridge=none --storage-driver=vfs \
-		</dev/null >"$DK/dockerd.log" 2>&1 3>&- &
-	echo $! >"$DK/dockerd.pid"
-	ov_wait_for "$(_ov_eng_slow 60)" dk version >/dev/null 2>&1 || return 0
+		--iptables=false --ip-masq=false --bridge=none --storage-driver=vfs || return 0
 	ov_busybox_image "$DK/image.tar"
 	dk import "$DK/image.tar" "$OV_DK_IMAGE" >/dev/null || true
 }
@@ -74,12 +118,8 @@ ov_dockerd_start() {
 # ov_dockerd_stop: remove every container, stop dockerd by pid (it stops
 # its containerd), kill what is left of it, remove its directories.
 ov_dockerd_stop() {
-	local pid
-	[ -f "${DK:-/nonexistent}/dockerd.pid" ] || return 0
-	pid=$(cat "$DK/dockerd.pid")
-	ov_dockerd_rm_all
-	ov_stop_daemon "$pid" "$DK_EXEC" "$DK_EXEC" "$DK/"
-	rm -rf --one-file-system "$DK_EXEC" "$DK_SOCK" "$DK_PID" "$DK/data"
+	_ov_daemon_stop "${DK:-}" dockerd ov_dockerd_rm_all "${DK_EXEC:-}" "${DK_EXEC:-}" \
+		"${DK_EXEC:-}" "${DK_SOCK:-}" "${DK_PID:-}" "${DK:-}/data"
 }
 
 # ov_dockerd_rm_all: docker rm -f every container.
@@ -94,20 +134,15 @@ dk() { timeout -k 5 "$OV_TIMEOUT" "$OV_DOCKER" "$@" 3>&-; }
 
 # requires_docker: what the docker tests need; the daemon and its image
 # are checked once per file.
-requires_docker() {
-	requires root jq busybox swtpm tpm2-tools hook runc
-	[ -x "$OV_ENGINE_SHIM" ] || fail "$OV_ENGINE_SHIM not built (run make)"
-	[ ! -e "$BATS_FILE_TMPDIR/docker.ready" ] || return 0
-	local why=""
-	if ! [ -x /usr/sbin/dockerd ] || ! [ -x "$OV_DOCKER" ]; then
-		why="docker.io not installed (scripts/deps.sh test)"
+requires_docker() { _ov_requires_engine docker _ov_docker_why; }
+_ov_docker_why() {
+	if ! _ov_docker_installed; then
+		echo "docker.io not installed (scripts/deps.sh test)"
 	elif ! dk version >/dev/null 2>&1; then
-		why="dockerd did not start: $(tail -n 3 "$DK/dockerd.log" | tr '\n' ' ')"
+		echo "dockerd did not start: $(tail -n 3 "$DK/dockerd.log" | tr '\n' ' ')"
 	elif ! dk image inspect "$OV_DK_IMAGE" >/dev/null 2>&1; then
-		why="docker import of the busybox image failed"
+		echo "docker import of the busybox image failed"
 	fi
-	[ -z "$why" ] || ov_missing docker "$why"
-	: >"$BATS_FILE_TMPDIR/docker.ready"
 }
 
 # dk_register NAME: the container's full id (the runtime's container id)
@@ -159,19 +194,20 @@ ov_oci_image() {
 	tar -C "$d" -cf "$2" oci-layout index.json blobs
 }
 
+_ov_containerd_installed() { command -v containerd >/dev/null && command -v ctr >/dev/null; }
+
 # ov_containerd_start: this file's containerd (the CRI plugin off: ctr
 # needs none of it) with the busybox image imported as $OV_CT_IMAGE.
 # Exports CT (its files), CT_STATE and CT_SOCK.
 ov_containerd_start() {
 	export CT=$BATS_FILE_TMPDIR/containerd
 	export CT_STATE=/run/ovct-$$ CT_SOCK=/run/ovct-$$.sock
-	command -v containerd >/dev/null && command -v ctr >/dev/null && [ -x "$OV_ENGINE_SHIM" ] || return 0
+	_ov_containerd_installed && [ -x "$OV_ENGINE_SHIM" ] || return 0
 	_ov_engine_wrapper "$CT"
 	printf 'version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n' >"$CT/config.toml"
-	containerd --config "$CT/config.toml" --root "$CT/root" --state "$CT_STATE" \
-		--address "$CT_SOCK" </dev/null >"$CT/containerd.log" 2>&1 3>&- &
-	echo $! >"$CT/containerd.pid"
-	ov_wait_for "$(_ov_eng_slow 60)" ct version >/dev/null 2>&1 || return 0
+	_ov_daemon_launch "$CT" containerd ct \
+		containerd --config "$CT/config.toml" --root "$CT/root" --state "$CT_STATE" --address "$CT_SOCK" ||
+		return 0
 	ov_busybox_image "$CT/rootfs.tar"
 	ov_oci_image "$CT/rootfs.tar" "$CT/image.tar" "$OV_CT_IMAGE"
 	ct images import --snapshotter native "$CT/image.tar" >/dev/null || true
@@ -181,12 +217,8 @@ ov_containerd_start() {
 # the task shims it left (they have its socket in their argv), remove its
 # directories.
 ov_containerd_stop() {
-	local pid
-	[ -f "${CT:-/nonexistent}/containerd.pid" ] || return 0
-	pid=$(cat "$CT/containerd.pid")
-	ct_remove_all
-	ov_stop_daemon "$pid" "$CT_SOCK" "$CT_STATE" "$CT/"
-	rm -rf --one-file-system "$CT_STATE" "$CT_SOCK" "$CT_SOCK.ttrpc" "$CT/root"
+	_ov_daemon_stop "${CT:-}" containerd ct_remove_all "${CT_SOCK:-}" "${CT_STATE:-}" \
+		"${CT_STATE:-}" "${CT_SOCK:-}" "${CT_SOCK:-}.ttrpc" "${CT:-}/root"
 }
 
 # ct ARGS...: ctr on this file's containerd, namespace $OV_CT_NS, under
@@ -210,20 +242,15 @@ ct_task_not_running() { ! ct tasks ls 2>/dev/null | awk -v c="$1" '$1 == c {prin
 
 # requires_containerd: what the containerd tests need; the daemon and its
 # image are checked once per file.
-requires_containerd() {
-	requires root jq busybox swtpm tpm2-tools hook runc
-	[ -x "$OV_ENGINE_SHIM" ] || fail "$OV_ENGINE_SHIM not built (run make)"
-	[ ! -e "$BATS_FILE_TMPDIR/containerd.ready" ] || return 0
-	local why=""
-	if ! command -v containerd >/dev/null || ! command -v ctr >/dev/null; then
-		why="containerd not installed (scripts/deps.sh test)"
+requires_containerd() { _ov_requires_engine containerd _ov_containerd_why; }
+_ov_containerd_why() {
+	if ! _ov_containerd_installed; then
+		echo "containerd not installed (scripts/deps.sh test)"
 	elif ! ct version >/dev/null 2>&1; then
-		why="containerd did not start: $(tail -n 3 "$CT/containerd.log" | tr '\n' ' ')"
+		echo "containerd did not start: $(tail -n 3 "$CT/containerd.log" | tr '\n' ' ')"
 	elif ! ct images ls -q | grep -qx "$OV_CT_IMAGE"; then
-		why="ctr images import of the busybox image failed"
+		echo "ctr images import of the busybox image failed"
 	fi
-	[ -z "$why" ] || ov_missing containerd "$why"
-	: >"$BATS_FILE_TMPDIR/containerd.ready"
 }
 
 # ct_run ARGS...: `ctr run` through the shim, with the host's tools

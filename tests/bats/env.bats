@@ -27,20 +27,11 @@ env_bundle() {
 	echo "$b"
 }
 
-# The container prints its TPM's EK public key digest, or NO_TPM.
-ek_script() {
-	ov_sh "$1" "if [ -e /run/tpm/tpm0.sock ]; then
-		tpm2_createek -T $OV_TCTI -c /tmp/ek.ctx -G rsa -u /tmp/ek.pub >/dev/null &&
-		echo EK=\$(sha256sum /tmp/ek.pub | cut -d' ' -f1); else echo NO_TPM; fi"
-}
-
 @test "hook: OCI_VTPM_ENABLE=true in process.env, no annotation: the container gets a TPM" {
 	requires_stack
-	local b id
+	local b
 	b=$(env_bundle envtpm OCI_VTPM_ENABLE=true OCI_VTPM_VERSION=2.0 OCI_VTPM_COUNT=1)
-	ek_script "$b"
-	id=$(ov_new_id envtpm)
-	run ov_run runc "$id" "$b"
+	ov_run_ek envtpm "$b"
 	assert_success
 	assert_line --regexp '^EK=[0-9a-f]{64}$'
 	ov_leak_check
@@ -50,7 +41,7 @@ ek_script() {
 	requires_stack
 	local b id ek1
 	b=$(env_bundle named OCI_VTPM_ENABLE=true OCI_VTPM_NAME=envdb)
-	ek_script "$b"
+	ov_ek_sh "$b"
 	id=$(ov_new_id named)
 	# The default: an image's ENV may not pick a vTPM identity.
 	run --separate-stderr ov_run runc "$id" "$b"
@@ -78,7 +69,7 @@ ek_script() {
 
 @test "hook: bad OCI_VTPM_* values fail with one line naming the variable, nothing made" {
 	requires root jq busybox hook nsenter
-	local b id kv
+	local b kv
 	for kv in OCI_VTPM_COUNT=99 OCI_VTPM_ENABLE=yes OCI_VTPM_VERSION=3 OCI_VTPM_BACKEND=floppy \
 		OCI_VTPM_EK_CERT=maybe; do
 		if [ "${kv%%=*}" = OCI_VTPM_ENABLE ]; then
@@ -86,32 +77,23 @@ ek_script() {
 		else
 			b=$(env_bundle bad OCI_VTPM_ENABLE=true "$kv")
 		fi
-		id=$(ov_new_id bad)
-		ov_state "$id" "$b" "$(ov_dummy_pid)" >"$T/state.json"
-		ov_snapshot
-		run --separate-stderr ov_hook createRuntime "$T/state.json"
-		ov_assert_hook_error "environment ${kv%%=*}: bad value \"${kv#*=}\""
-		ov_assert_no_new_files
+		ov_hook_refused "environment ${kv%%=*}: bad value \"${kv#*=}\"" "$b"
 	done
 	ov_leak_check
 }
 
 @test "hook: an annotation wins over the environment; env_request [] ignores the environment" {
 	requires_stack
-	local b id
+	local b
 	b=$(env_bundle off OCI_VTPM_ENABLE=true OCI_VTPM_COUNT=99)
 	ov_cfg "$b" '.annotations["io.oci-vtpm.enable"] = "false" | .annotations["io.oci-vtpm.count"] = "1"'
-	ek_script "$b"
-	id=$(ov_new_id off)
-	run ov_run runc "$id" "$b"
+	ov_run_ek off "$b"
 	assert_success
 	assert_output NO_TPM
 
 	b=$(env_bundle envoff OCI_VTPM_ENABLE=true OCI_VTPM_COUNT=99)
-	ek_script "$b"
 	ov_write_config '.env_request = []'
-	id=$(ov_new_id envoff)
-	run ov_run runc "$id" "$b"
+	ov_run_ek envoff "$b"
 	assert_success
 	assert_output NO_TPM
 	[ -z "$(ov_run_entries)" ] || fail "run_dir: $(ov_run_entries)"
@@ -125,9 +107,7 @@ ek_script() {
 	shim_runc
 	b=$(env_bundle shimenv OCI_VTPM_ENABLE=true)
 	ov_cfg "$b" 'del(.hooks)'
-	ek_script "$b"
-	id=$(ov_new_id shimenv)
-	run ov_run runc "$id" "$b"
+	ov_run_ek shimenv "$b"
 	assert_success
 	assert_line --regexp '^EK=[0-9a-f]{64}$'
 	run jq -r '.annotations["io.oci-vtpm.enable"]' "$b/config.json"
@@ -149,22 +129,18 @@ ek_script() {
 @test "shim: default_enable gives every container a TPM unless it opts out (env or annotation)" {
 	requires_stack
 	[ -x "$SHIM" ] || fail "$SHIM not built"
-	local b id
+	local b
 	shim_runc
 	ov_write_config '.default_enable = true'
 	b=$(env_bundle dflt)
 	ov_cfg "$b" 'del(.hooks)'
-	ek_script "$b"
-	id=$(ov_new_id dflt)
-	run ov_run runc "$id" "$b"
+	ov_run_ek dflt "$b"
 	assert_success
 	assert_line --regexp '^EK=[0-9a-f]{64}$'
 
 	b=$(env_bundle optout OCI_VTPM_ENABLE=false)
 	ov_cfg "$b" 'del(.hooks)'
-	ek_script "$b"
-	id=$(ov_new_id optout)
-	run ov_run runc "$id" "$b"
+	ov_run_ek optout "$b"
 	assert_success
 	assert_output NO_TPM
 	run jq -r '.hooks // {} | length' "$b/config.json"
@@ -172,9 +148,7 @@ ek_script() {
 
 	b=$(env_bundle optout2)
 	ov_cfg "$b" 'del(.hooks) | .annotations["io.oci-vtpm.enable"] = "false"'
-	ek_script "$b"
-	id=$(ov_new_id optout2)
-	run ov_run runc "$id" "$b"
+	ov_run_ek optout2 "$b"
 	assert_success
 	assert_output NO_TPM
 	ov_leak_check

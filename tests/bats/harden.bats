@@ -497,3 +497,47 @@ ov_uid_of() { awk '/^Uid:/ {print $2}' "/proc/$1/status"; }
 	run ovadm pool drain
 	assert_success
 }
+
+# swtpm runs unprivileged whatever the hook's credentials: no root uid or
+# gid, none of the hook's supplementary groups (a numeric --runas, as
+# swtpm_uid_range gives, kept them: root's group 0 here), no_new_privs.
+_ov_run_in_groups() {
+	local OV_CMD
+	_ov_register runc "$1"
+	_ov_rt_cmd "$T/rt/runc" runc
+	setpriv --groups 0,4 -- timeout -k 5 "$OV_TIMEOUT" "${OV_CMD[@]}" run -d --bundle "$2" "$1" \
+		</dev/null >"$T/$1.out" 2>&1 3>&- || { cat "$T/$1.out"; return 1; }
+}
+_ov_assert_unprivileged() {
+	local st
+	st=$(grep -E '^(Uid|Gid|Groups|NoNewPrivs):' "/proc/$1/status")
+	grep -qE '^Uid:\s+[1-9][0-9]*\s+[1-9][0-9]*\s+[1-9][0-9]*\s+[1-9][0-9]*$' <<<"$st" || fail "swtpm $1: $st"
+	grep -qE '^Gid:\s+[1-9][0-9]*\s+[1-9][0-9]*\s+[1-9][0-9]*\s+[1-9][0-9]*$' <<<"$st" || fail "swtpm $1: $st"
+	! grep -qE '^Groups:.*\b(0|4)\b' <<<"$st" || fail "swtpm $1 kept the hook's groups: $st"
+	grep -qE '^NoNewPrivs:\s+1$' <<<"$st" || fail "swtpm $1: $st"
+}
+
+@test "swtpm keeps none of the hook's supplementary groups and cannot regain root (swtpm_uid_range and swtpm_user)" {
+	requires_stack
+	command -v setpriv >/dev/null || fail "setpriv not installed (util-linux)"
+	local b id p
+	b=$(ov_bundle grp io.oci-vtpm.enable=true)
+	ov_args "$b" sleep 600
+	# By number (swtpm_uid_range): no groups at all.
+	ov_write_config '.swtpm_uid_range = {first: 231300, count: 2}'
+	id=$(ov_new_id grp)
+	_ov_run_in_groups "$id" "$b"
+	p=$(ov_swtpm_pids "$id")
+	[ -n "$p" ] || fail "no swtpm for $id"
+	_ov_assert_unprivileged "$p"
+	grep -qE '^Groups:\s*$' "/proc/$p/status" || fail "swtpm $p: $(grep Groups "/proc/$p/status")"
+	ov_delete runc "$id" -f
+	# By name (swtpm_user, "tss"): the user's own groups only.
+	ov_write_config
+	id=$(ov_new_id grp2)
+	_ov_run_in_groups "$id" "$b"
+	p=$(ov_swtpm_pids "$id")
+	[ -n "$p" ] || fail "no swtpm for $id"
+	_ov_assert_unprivileged "$p"
+	ov_delete runc "$id" -f
+}

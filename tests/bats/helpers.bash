@@ -48,6 +48,8 @@ OV_HOOK_TIMEOUT=30 # the timeout written into config.json hook entries
 # the test's own (tests/vm sets start and stop timeouts with it).
 OV_CONFIG_EXTRA=.
 OV_TCTI=swtpm:path=/run/tpm/tpm0.sock
+# A container script printing EK=<sha256 of its TPM's RSA EK public key>.
+OV_EK_SCRIPT="tpm2_createek -T $OV_TCTI -c /tmp/ek.ctx -G rsa -u /tmp/ek.pub >/dev/null && echo EK=\$(sha256sum /tmp/ek.pub | cut -d' ' -f1)"
 OV_PATH=/bin:/sbin:/usr/bin:/usr/sbin
 
 # ---------------------------------------------------------------- utilities
@@ -712,6 +714,38 @@ $stderr"
 	lc_line=$(tr '[:upper:]' '[:lower:]' <<<"$line")
 	lc_re=$(tr '[:upper:]' '[:lower:]' <<<"$re")
 	[[ $lc_line =~ $lc_re ]] || fail "stderr does not name the cause /$re/: $line"
+}
+
+# ov_ek_sh BUNDLE: the container prints EK=<sha256 of its TPM's RSA EK
+# public key>, or NO_TPM when it has no TPM.
+ov_ek_sh() { ov_sh "$1" "if [ -e /run/tpm/tpm0.sock ]; then $OV_EK_SCRIPT; else echo NO_TPM; fi"; }
+# ov_run_ek LABEL BUNDLE: `run` a new container (LABEL) of BUNDLE, through
+# `runc`, printing its EK as ov_ek_sh.
+ov_run_ek() {
+	ov_ek_sh "$2"
+	run ov_run runc "$(ov_new_id "$1")" "$2"
+}
+
+# ov_replay_pcr11 <LOG: the sha256 PCR 11 (hex) that replaying the launch
+# event log on stdin (`oci-vtpm log`) gives, from zero.
+ov_replay_pcr11() {
+	local want d
+	want=$(printf '%064d' 0)
+	for d in $(jq -r '.[].digests[] | select(.hashAlg == "sha256") | .digest'); do
+		want=$(printf '%s%s' "$want" "$d" | tr a-f A-F | basenc --base16 -d | sha256sum | cut -d' ' -f1)
+	done
+	echo "$want"
+}
+
+# ov_hook_refused REGEX BUNDLE: the hook, called as runc would for a new
+# container of BUNDLE, refuses it (ov_assert_hook_error REGEX) and makes
+# nothing.
+ov_hook_refused() {
+	ov_state "$(ov_new_id refused)" "$2" "$(ov_dummy_pid)" >"$T/state.json"
+	ov_snapshot
+	run --separate-stderr ov_hook createRuntime "$T/state.json"
+	ov_assert_hook_error "$1"
+	ov_assert_no_new_files
 }
 
 # ------------------------------------------------------------- leak check

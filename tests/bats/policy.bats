@@ -21,22 +21,15 @@ requires_stack() { requires root jq busybox swtpm tpm2-tools hook runc; }
 # policy_config JQ-FILTER: this test's settings, master key included.
 policy_config() { ov_write_config ".master_key = \"$T/master.key\" | $1"; }
 
-# The container prints its TPM's EK public key digest.
-ek_script() {
-	ov_sh "$1" "tpm2_createek -T $OV_TCTI -c /tmp/ek.ctx -G rsa -u /tmp/ek.pub >/dev/null &&
-		echo EK=\$(sha256sum /tmp/ek.pub | cut -d' ' -f1)"
-}
-
-# hook_refused REGEX BUNDLE: the hook, called as runc would, refuses the
-# bundle's request with one line matching REGEX and makes nothing.
-hook_refused() {
-	local id
-	id=$(ov_new_id refused)
-	ov_state "$id" "$2" "$(ov_dummy_pid)" >"$T/state.json"
-	ov_snapshot
-	run --separate-stderr ov_hook createRuntime "$T/state.json"
-	ov_assert_hook_error "$1"
-	ov_assert_no_new_files
+# ek_run LABEL [KEY=VALUE]...: a container of a new enabled bundle with
+# these annotations runs (through `runc`) and prints its TPM's EK public
+# key digest; EK is that line.
+ek_run() {
+	local label=$1
+	shift
+	ov_run_ek "$label" "$(ov_bundle "$label" io.oci-vtpm.enable=true "$@")"
+	assert_success
+	EK=$(grep -E '^EK=[0-9a-f]{64}$' <<<"$output") || fail "no EK: $output"
 }
 
 # shim_refused TEXT BUNDLE: runc through the shim fails with one line
@@ -55,12 +48,12 @@ shim_refused() {
 
 @test "annotation_request: a request key the admin did not allow is refused (hook and shim)" {
 	requires_stack
-	local b id
+	local b
 	policy_config '.annotation_request = ["enable"]'
 	b=$(ov_bundle cnt io.oci-vtpm.enable=true io.oci-vtpm.count=2)
-	hook_refused 'annotation io\.oci-vtpm\.count: not allowed on this host \(settings "annotation_request"\)' "$b"
+	ov_hook_refused 'annotation io\.oci-vtpm\.count: not allowed on this host \(settings "annotation_request"\)' "$b"
 	b=$(ov_bundle nm io.oci-vtpm.enable=true io.oci-vtpm.name=other-db)
-	hook_refused 'annotation io\.oci-vtpm\.name: not allowed .*"annotation_request"' "$b"
+	ov_hook_refused 'annotation io\.oci-vtpm\.name: not allowed .*"annotation_request"' "$b"
 	[ ! -e "$STATE_DIR/vtpms/other-db" ] || fail "an archive was made for a refused name"
 
 	shim_runc
@@ -68,46 +61,25 @@ shim_refused() {
 	shim_refused 'annotation io.oci-vtpm.count: not allowed on this host (settings "annotation_request")' "$b"
 
 	# What is allowed still works.
-	b=$(ov_bundle ok io.oci-vtpm.enable=true)
-	ek_script "$b"
-	id=$(ov_new_id ok)
-	run ov_run runc "$id" "$b"
-	assert_success
-	assert_line --regexp '^EK=[0-9a-f]{64}$'
+	ek_run ok
 	ov_leak_check
 }
 
 @test "name_scope: two namespaces asking for one name get two identities; each keeps its own" {
 	requires_stack
-	local b id ek_a ek_b
+	local ek_a
 	policy_config '.'
 	# The default ("auto"): the namespace Kubernetes' CRI writes scopes names.
-	b=$(ov_bundle nsa io.oci-vtpm.enable=true io.oci-vtpm.name=db \
-		io.kubernetes.cri.sandbox-namespace=team-a)
-	ek_script "$b"
-	id=$(ov_new_id nsa)
-	run ov_run runc "$id" "$b"
-	assert_success
-	ek_a=$(grep '^EK=' <<<"$output") || fail "no EK: $output"
+	ek_run nsa io.oci-vtpm.name=db io.kubernetes.cri.sandbox-namespace=team-a
+	ek_a=$EK
 	[ -d "$STATE_DIR/vtpms/team-a.db" ] || fail "no archive team-a.db: $(ls "$STATE_DIR/vtpms")"
 
-	b=$(ov_bundle nsb io.oci-vtpm.enable=true io.oci-vtpm.name=db \
-		io.kubernetes.cri.sandbox-namespace=team-b)
-	ek_script "$b"
-	id=$(ov_new_id nsb)
-	run ov_run runc "$id" "$b"
-	assert_success
-	ek_b=$(grep '^EK=' <<<"$output") || fail "no EK: $output"
-	[ "$ek_a" != "$ek_b" ] || fail "team-b got team-a's TPM identity ($ek_a)"
+	ek_run nsb io.oci-vtpm.name=db io.kubernetes.cri.sandbox-namespace=team-b
+	[ "$ek_a" != "$EK" ] || fail "team-b got team-a's TPM identity ($ek_a)"
 	[ ! -e "$STATE_DIR/vtpms/db" ] || fail "an unscoped archive db was made"
 
 	# team-a again: its own identity back.
-	b=$(ov_bundle nsa2 io.oci-vtpm.enable=true io.oci-vtpm.name=db \
-		io.kubernetes.cri.sandbox-namespace=team-a)
-	ek_script "$b"
-	id=$(ov_new_id nsa2)
-	run ov_run runc "$id" "$b"
-	assert_success
+	ek_run nsa2 io.oci-vtpm.name=db io.kubernetes.cri.sandbox-namespace=team-a
 	assert_line "$ek_a"
 	ov_leak_check
 }
@@ -117,9 +89,9 @@ shim_refused() {
 	local b
 	policy_config '.name_scope = "io.kubernetes.pod.namespace"'
 	b=$(ov_bundle noscope io.oci-vtpm.enable=true io.oci-vtpm.name=db)
-	hook_refused 'vTPM name "db" needs the annotation io\.kubernetes\.pod\.namespace \(settings "name_scope"\)' "$b"
+	ov_hook_refused 'vTPM name "db" needs the annotation io\.kubernetes\.pod\.namespace \(settings "name_scope"\)' "$b"
 	b=$(ov_bundle badscope io.oci-vtpm.enable=true io.oci-vtpm.name=db io.kubernetes.pod.namespace=a.b)
-	hook_refused 'annotation io\.kubernetes\.pod\.namespace: "a\.b" cannot scope a vTPM name' "$b"
+	ov_hook_refused 'annotation io\.kubernetes\.pod\.namespace: "a\.b" cannot scope a vTPM name' "$b"
 	[ -z "$(ls -A "$STATE_DIR/vtpms" 2>/dev/null)" ] || fail "archives made: $(ls "$STATE_DIR/vtpms")"
 
 	shim_runc
@@ -131,8 +103,7 @@ shim_refused() {
 	b=$(ov_bundle plain io.oci-vtpm.enable=true io.oci-vtpm.name=db \
 		io.kubernetes.pod.namespace=ignored)
 	ov_cfg "$b" 'del(.hooks)'
-	ek_script "$b"
-	run ov_run runc "$(ov_new_id plain)" "$b"
+	ov_run_ek plain "$b"
 	assert_success
 	assert_line --regexp '^EK=[0-9a-f]{64}$'
 	[ -d "$STATE_DIR/vtpms/db" ] || fail "no archive db: $(ls "$STATE_DIR/vtpms")"
@@ -141,7 +112,7 @@ shim_refused() {
 
 @test "max_vtpms: a start beyond the host's vTPMs is refused until one stops" {
 	requires_stack
-	local b1 b2 id1 id2
+	local b1 id1
 	policy_config '.max_vtpms = 2'
 	b1=$(ov_bundle one io.oci-vtpm.enable=true io.oci-vtpm.count=2)
 	ov_args "$b1" sleep 600
@@ -149,8 +120,8 @@ shim_refused() {
 	ov_run_detached runc "$id1" "$b1"
 	[ "$(ov_swtpm_count "$id1")" -eq 2 ] || fail "expected 2 swtpm for $id1"
 
-	b2=$(ov_bundle two io.oci-vtpm.enable=true)
-	hook_refused '1 more vTPM would be beyond the 2 this host runs \(settings "max_vtpms"\)' "$b2"
+	ov_hook_refused '1 more vTPM would be beyond the 2 this host runs \(settings "max_vtpms"\)' \
+		"$(ov_bundle two io.oci-vtpm.enable=true)"
 	[ "$(ov_swtpm_count)" -eq 2 ] || fail "swtpm count changed: $(ov_ps $(ov_swtpm_pids))"
 
 	run ov_rt runc kill "$id1" KILL
@@ -159,33 +130,22 @@ shim_refused() {
 	run ov_delete runc "$id1"
 	assert_success
 
-	ek_script "$b2"
-	id2=$(ov_new_id two)
-	run ov_run runc "$id2" "$b2"
-	assert_success
-	assert_line --regexp '^EK=[0-9a-f]{64}$'
+	ek_run two
 	ov_leak_check
 }
 
 @test "max_names: a start that would make a new name beyond the limit is refused; known names still start" {
 	requires_stack
-	local b id ek1
+	local ek1
 	policy_config '.max_names = 1'
-	b=$(ov_bundle first io.oci-vtpm.enable=true io.oci-vtpm.name=first)
-	ek_script "$b"
-	run ov_run runc "$(ov_new_id first)" "$b"
-	assert_success
-	ek1=$(grep '^EK=' <<<"$output") || fail "no EK: $output"
+	ek_run first io.oci-vtpm.name=first
+	ek1=$EK
 
-	b=$(ov_bundle second io.oci-vtpm.enable=true io.oci-vtpm.name=second)
-	hook_refused 'vTPM second would be a new name beyond the 1 this host keeps \(settings "max_names"\)' "$b"
+	ov_hook_refused 'vTPM second would be a new name beyond the 1 this host keeps \(settings "max_names"\)' \
+		"$(ov_bundle second io.oci-vtpm.enable=true io.oci-vtpm.name=second)"
 	[ ! -e "$STATE_DIR/vtpms/second" ] || fail "an archive dir was left for the refused name"
 
-	b=$(ov_bundle again io.oci-vtpm.enable=true io.oci-vtpm.name=first)
-	ek_script "$b"
-	id=$(ov_new_id again)
-	run ov_run runc "$id" "$b"
-	assert_success
+	ek_run again io.oci-vtpm.name=first
 	assert_line "$ek1"
 	ov_leak_check
 }

@@ -538,3 +538,96 @@ wn_nv_write() {
 	[ "$(pl_identity "$id")" = "$ident" ] || fail "identity differs after the warm run"
 	ov_delete runc "$id" -f
 }
+
+# pl_tpm12 ID [create]: TPM 1.2 commands on container ID's TPM 0, from the
+# host through its socket: with create, TPM_CreateEndorsementKeyPair (RSA
+# 2048) first; then TPM_ReadPubek. Prints the sha256 of the EK's public
+# key (its identity); fails on any other answer than TPM_SUCCESS.
+pl_tpm12() {
+	python3 - "$(ov_slot "$1")/private/tpm/tpm0.sock" "${2:-}" <<-'PY'
+		import hashlib, os, socket, struct, sys
+		def cmd(ordinal, body):
+		    s = socket.socket(socket.AF_UNIX)
+		    s.settimeout(60)
+		    s.connect(sys.argv[1])
+		    s.sendall(struct.pack(">HII", 0xC1, 10 + len(body), ordinal) + body)
+		    r = b""
+		    while len(r) < 10 or len(r) < struct.unpack(">I", r[2:6])[0]:
+		        d = s.recv(4096)
+		        if not d:
+		            sys.exit("TPM closed the connection")
+		        r += d
+		    rc = struct.unpack(">I", r[6:10])[0]
+		    if rc:
+		        sys.exit("ordinal 0x%x: TPM result 0x%x" % (ordinal, rc))
+		    return r[10:]
+		nonce = os.urandom(20)
+		if sys.argv[2] == "create":
+		    # TPM_KEY_PARMS: RSA, OAEP, no signing; RSA 2048, 2 primes, default exponent
+		    parms = struct.pack(">IHHI", 1, 3, 1, 12) + struct.pack(">III", 2048, 2, 0)
+		    cmd(0x78, nonce + parms)
+		pub = cmd(0x7C, nonce)
+		print(hashlib.sha256(pub[:-20]).hexdigest())
+	PY
+}
+
+@test "warm TPM 1.2 vTPMs (warm_size_tpm12): pool fill starts them; an ephemeral TPM 1.2 container takes one, a TPM 2.0 one does not; a named TPM 1.2 vTPM takes one (its state handed over), its EK the same through warm, warm and cold starts" {
+	ov_requires_init
+	local id warm pids ek1 ek
+	local base=".master_key = \"$T/keys/master.key\" | .ca_key = \"$T/ca/ca.key\" | .ca_cert = \"$T/ca/ca.pem\""
+	ov_write_config "$base | .warm_size_tpm12 = 1 | .start_timeout_ms = 60000"
+	run ovadm pool fill 0
+	assert_success
+	assert_output --partial "started 1 warm TPM 1.2 vTPMs"
+	assert_output --partial "warm TPM 1.2 vTPMs: 1 running (target 1)"
+	refute_output --partial "started 1 warm vTPMs"
+	run ovadm pool status --json
+	assert_success
+	jq -e '.warm_tpm12 == 1 and .warm_size_tpm12 == 1 and .warm == 0' <<<"$output" >/dev/null ||
+		fail "status: $output"
+
+	# A TPM 2.0 container starts its own; a TPM 1.2 one takes the warm one.
+	warm=$(pl_warm)
+	pids=$(ov_swtpm_pids "$warm")
+	id=$(pl_run v2 io.oci-vtpm.enable=true)
+	[ "$(pl_warm)" = "$warm" ] || fail "a TPM 2.0 container took the warm TPM 1.2: $(pl_warm)"
+	ov_delete runc "$id" -f
+	id=$(pl_run v12 io.oci-vtpm.enable=true io.oci-vtpm.version=1.2)
+	grep -q "$id: started 1 TPM 1.2 vTPM (socket backend), warm$" "$OV_HOOK_LOG" ||
+		fail "not warm: $(tail -n 5 "$OV_HOOK_LOG")"
+	[ "$(pl_tpm_pid "$id")" = "$pids" ] || fail "swtpm $(pl_tpm_pid "$id") is not the warm one ($pids)"
+	[ -z "$(pl_warm)" ] || fail "warm vTPMs left: $(pl_warm)"
+	pl_tpm12 "$id" create >/dev/null || fail "the warm TPM 1.2 does not answer"
+	ov_delete runc "$id" -f
+
+	# A new name takes a warm one: its EK made there is archived.
+	run ovadm pool fill 0
+	assert_success
+	id=$(pl_run n1 io.oci-vtpm.enable=true io.oci-vtpm.version=1.2 io.oci-vtpm.name=w12)
+	grep -q "$id: started 1 TPM 1.2 vTPM (socket backend), warm, name w12$" "$OV_HOOK_LOG" ||
+		fail "not warm: $(tail -n 5 "$OV_HOOK_LOG")"
+	ek1=$(pl_tpm12 "$id" create) || fail "no EK"
+	ov_delete runc "$id" -f
+	grep -q "$id: vTPM w12 archived as generation 1" "$OV_HOOK_LOG" || fail "not archived: $(tail -n 5 "$OV_HOOK_LOG")"
+
+	# Warm again: the archived state handed to a running swtpm.
+	run ovadm pool fill 0
+	assert_success
+	id=$(pl_run n2 io.oci-vtpm.enable=true io.oci-vtpm.version=1.2 io.oci-vtpm.name=w12)
+	grep -q "$id: vTPM w12 restored from generation 1 into a warm swtpm" "$OV_HOOK_LOG" ||
+		fail "not handed over: $(tail -n 5 "$OV_HOOK_LOG")"
+	ek=$(pl_tpm12 "$id") || fail "no EK after the hand-over"
+	[ "$ek" = "$ek1" ] || fail "EK differs: first $ek1, warm $ek"
+	ov_delete runc "$id" -f
+	grep -q "$id: vTPM w12 archived as generation 2" "$OV_HOOK_LOG" || fail "not archived: $(tail -n 5 "$OV_HOOK_LOG")"
+	run ovadm pool drain
+	assert_success
+
+	# Cold: the generation the warm one archived.
+	ov_write_config "$base | .start_timeout_ms = 60000"
+	id=$(pl_run n3 io.oci-vtpm.enable=true io.oci-vtpm.version=1.2 io.oci-vtpm.name=w12)
+	grep -q "$id: vTPM w12 restored from generation 2$" "$OV_HOOK_LOG" || fail "not restored: $(tail -n 5 "$OV_HOOK_LOG")"
+	[ "$(pl_tpm12 "$id")" = "$ek1" ] || fail "EK differs after the warm runs"
+	ov_delete runc "$id" -f
+	ov_no_swtpm || fail "swtpm left: $(ov_ps "$(ov_swtpm_pids)")"
+}

@@ -19,8 +19,11 @@
 #      pool-ek         EK-certified, from the provisioning pool (filled to
 #                      N+5 before, outside the timed region)
 #      warm-ek         a warm EK-certified vTPM taken (warm_size, ek_cert)
+#      warm-named      a named vTPM's archived state handed to a warm one
+#                      (warm_size), archived again at poststop
+#      warm-12         a warm TPM 1.2 vTPM taken (warm_size_tpm12; hooks only)
 #      inline-ek       EK-certified, manufactured inline (an empty pool)
-#      shim-none ... shim-warm-ek  the same kinds through the shim
+#      shim-none ... shim-warm-named  the same kinds through the shim
 #    Then the stop alone: `runc delete` of a stopped container, bare vs a
 #    named vTPM archived (the poststop hook; the shim's own stop).
 #    The run_dir is a tmpfs, as /run is (BENCH_RUN_TMPFS=0: the disk).
@@ -58,30 +61,22 @@
 # `make bench-vm` (tests/vm/bench.sh) runs BENCH_ONLY=soak BENCH_BACKEND=device
 # inside the VM of tests/vm/run.sh, the only place here with vtpm_proxy.
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/../.." && pwd)
-build=${OCI_VTPM_BUILD:-$repo/build}
-hook=$build/oci-vtpm-hook
-cli=$build/oci-vtpm
-shim=$build/oci-vtpm-runtime
+me=bench
+# shellcheck source=tests/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 n=${BENCH_N:-30}
 soak=${BENCH_SOAK:-1000}
 scale=${BENCH_SCALE:-100}
 only=${BENCH_ONLY:-all}
-die() {
-	echo "bench: $*" >&2
-	exit 1
-}
 case $only in all | soak) ;; *) die "BENCH_ONLY must be all or soak, not '$only'" ;; esac
-[[ $soak =~ ^[1-9][0-9]*$ ]] || die "BENCH_SOAK must be a positive number, not '$soak'"
-[ "$(id -u)" -eq 0 ] || die "must run as root"
-for f in "$hook" "$cli" "$shim"; do [ -x "$f" ] || die "$f not built (make; or set OCI_VTPM_BUILD)"; done
-for t in runc jq busybox tpm2_getrandom swtpm_setup; do
-	command -v "$t" >/dev/null || die "$t not installed (scripts/deps.sh test)"
-done
+bench_positive BENCH_SOAK "$soak"
+bench_requires "$hook" "$cli" "$shim" -- tpm2_getrandom swtpm_setup
 
-work=$(mktemp -d /tmp/oci-vtpm-bench.XXXXXX)
-chmod 0755 "$work"
-R=(runc --root "$work/runc")
+# The run directory on a tmpfs, as /run/oci-vtpm is on any systemd host
+# (BENCH_RUN_TMPFS=0: on the disk of /tmp, as it is); the state_dir stays
+# on disk.
+run_tmpfs=${BENCH_RUN_TMPFS:-1}
+bench_workdir 256m
 # Through the shim: the same runc and root; OCI_VTPM_CONFIG per variant.
 OCI_VTPM_RUNTIME=$(command -v runc)
 export OCI_VTPM_RUNTIME
@@ -95,37 +90,14 @@ if [ -d /sys/fs/cgroup/cpuacct ] && mkdir "/sys/fs/cgroup/cpuacct/oci-vtpm-bench
 	echo $$ >"$cpu_cg/cgroup.procs"
 fi
 cpu_ns() { if [ -n "$cpu_cg" ]; then echo "$(<"$cpu_cg/cpuacct.usage")"; else echo 0; fi; }
-# The run directory on a tmpfs, as /run/oci-vtpm is on any systemd host
-# (BENCH_RUN_TMPFS=0: on the disk of /tmp, as it is); the state_dir stays
-# on disk.
-run_tmpfs=${BENCH_RUN_TMPFS:-1}
-mkdir -p "$work/run"
-[ "$run_tmpfs" = 0 ] || mount -t tmpfs -o mode=0711,size=256m oci-vtpm-bench "$work/run"
 cleanup() {
-	local id
-	for id in $("${R[@]}" list -q 2>/dev/null); do "${R[@]}" delete -f "$id" >/dev/null 2>&1 || true; done
-	# Warm vTPMs (and anything an aborted run left) have no container
-	# whose delete would stop them.
-	for id in $(swtpm_pids "$work/run/"); do kill "$id" 2>/dev/null || true; done
-	[ "$run_tmpfs" = 0 ] || umount -l "$work/run" 2>/dev/null || true
-	rm -rf "$work"
+	bench_cleanup
 	if [ -n "$cpu_cg" ]; then
 		echo $$ >/sys/fs/cgroup/cpuacct/cgroup.procs 2>/dev/null || true
 		rmdir "$cpu_cg" 2>/dev/null || true
 	fi
 }
 trap cleanup EXIT
-now_us() { echo "${EPOCHREALTIME/./}"; }
-# swtpm_pids PREFIX: swtpm processes running in a directory whose path
-# starts with PREFIX (a container's swtpm runs in its run directory).
-swtpm_pids() {
-	local p cwd
-	for p in $(pgrep -x swtpm); do
-		cwd=$(readlink "/proc/$p/cwd" 2>/dev/null) || continue
-		[[ $cwd != "$1"* ]] || echo "$p"
-	done
-}
-log() { echo "bench: $*" >&2; }
 
 have_vtpmx() { [ -e /dev/vtpmx ] || modprobe tpm_vtpm_proxy 2>/dev/null; }
 backend=${BENCH_BACKEND:-}
@@ -135,42 +107,14 @@ device) have_vtpmx || die "BENCH_BACKEND=device: no /dev/vtpmx (run it in the VM
 socket) ;;
 *) die "BENCH_BACKEND must be socket or device, not '$backend'" ;;
 esac
-settings() { # FILE STATE_DIR
-	jq -n --arg w "$work" --arg st "$2" --arg b "$backend" '{
-		run_dir: ($w + "/run"), state_dir: $st, backend: $b,
-		master_key: ($w + "/keys/master.key"), ca_key: ($w + "/ca/ca.key"),
-		ca_cert: ($w + "/ca/ca.pem"), log_file: ($w + "/hook.log"), log_level: "debug"}' >"$1"
-}
-settings "$work/settings.json" "$work/state"
-settings "$work/settings-inline.json" "$work/state-inline" # its pool stays empty
+bench_settings
+jq --arg st "$work/state-inline" '.state_dir = $st' "$work/settings.json" >"$work/settings-inline.json" # its pool stays empty
 # Warm vTPMs: the same run_dir; only starts under these settings take them.
 jq --argjson n $((n + 5)) '.warm_size = $n' "$work/settings.json" >"$work/settings-warm.json"
 jq '.ek_cert = true' "$work/settings-warm.json" >"$work/settings-warm-ek.json"
-export OCI_VTPM_CONFIG=$work/settings.json
-"$cli" init >/dev/null
+jq --argjson n $((n + 5)) '.warm_size_tpm12 = $n' "$work/settings.json" >"$work/settings-warm-12.json"
 
-mkdir -p "$work/rootfs/bin"
-cp "$(command -v busybox)" "$work/rootfs/bin/"
-ln -s busybox "$work/rootfs/bin/true"
-ln -s busybox "$work/rootfs/bin/sleep"
-(cd "$work" && runc spec && mv config.json base.json)
-jq --arg r "$work/rootfs" '.root.path = $r | .process.terminal = false | .process.args = ["/bin/true"]' \
-	"$work/base.json" >"$work/bare.json"
-hooks() { # SETTINGS
-	jq -n --arg h "$hook" --arg c "$1" '{
-		createRuntime: [{path: $h, args: ["oci-vtpm-hook", "createRuntime"], env: ["OCI_VTPM_CONFIG=" + $c]}],
-		poststop: [{path: $h, args: ["oci-vtpm-hook", "poststop"], env: ["OCI_VTPM_CONFIG=" + $c]}]}'
-}
-mkbundle() { # NAME ANNOTATIONS-JSON [SETTINGS]
-	mkdir -p "$work/b/$1"
-	jq --argjson h "$(hooks "${3:-$work/settings.json}")" --argjson a "$2" '.hooks = $h | .annotations = $a' \
-		"$work/bare.json" >"$work/b/$1/config.json"
-}
-sleeper() { # NAME: the bundle's process sleeps instead
-	jq '.process.args = ["/bin/sleep", "600"]' "$work/b/$1/config.json" >"$work/b/$1/c" &&
-		mv "$work/b/$1/c" "$work/b/$1/config.json"
-}
-on='"io.oci-vtpm.enable": "true"'
+bench_rootfs
 mkdir -p "$work/b/bare"
 cp "$work/bare.json" "$work/b/bare/config.json"
 mkbundle disabled '{}'
@@ -180,6 +124,8 @@ mkbundle pool-ek "{$on, \"io.oci-vtpm.ek-cert\": \"true\"}"
 mkbundle inline-ek "{$on, \"io.oci-vtpm.ek-cert\": \"true\"}" "$work/settings-inline.json"
 mkbundle warm "{$on}" "$work/settings-warm.json"
 mkbundle warm-ek "{$on}" "$work/settings-warm-ek.json"
+mkbundle warm-named "{$on, \"io.oci-vtpm.name\": \"bench-warm\"}" "$work/settings-warm.json"
+mkbundle warm-12 "{$on, \"io.oci-vtpm.version\": \"1.2\"}" "$work/settings-warm-12.json"
 # The shim's bundles: no hooks; the settings the shim reads (cfg).
 declare -A cfg
 mkshim() { # NAME ANNOTATIONS-JSON [SETTINGS]
@@ -193,8 +139,9 @@ mkshim named "{$on, \"io.oci-vtpm.name\": \"bench-shim\"}"
 mkshim pool-ek "{$on, \"io.oci-vtpm.ek-cert\": \"true\"}"
 mkshim warm "{$on}" "$work/settings-warm.json"
 mkshim warm-ek "{$on}" "$work/settings-warm-ek.json"
-variants=(bare disabled ephemeral warm named pool-ek warm-ek inline-ek
-	shim-none shim-ephemeral shim-warm shim-named shim-pool-ek shim-warm-ek)
+mkshim warm-named "{$on, \"io.oci-vtpm.name\": \"bench-shim-warm\"}" "$work/settings-warm.json"
+variants=(bare disabled ephemeral warm named pool-ek warm-ek inline-ek warm-named warm-12
+	shim-none shim-ephemeral shim-warm shim-named shim-pool-ek shim-warm-ek shim-warm-named)
 # The measured launch is on in every variant above; this one opts out.
 mkbundle unmeasured "{$on, \"io.oci-vtpm.measure\": \"false\"}"
 variants+=(unmeasured)
@@ -235,19 +182,6 @@ keep() {
 		echo $((${2#* } / 1000)) >>"$work/$1.cpu"
 	fi
 }
-stats() { # file of microseconds -> "p50 p95 max p99" in ms
-	sort -n "$1" | awk '{a[NR]=$1} END {
-		if (NR == 0) { print "- - - -"; exit }
-		p50=a[int((NR+1)*0.50) > 0 ? int((NR+1)*0.50) : 1]; p95=a[int(NR*0.95) > 0 ? int(NR*0.95) : 1];
-		i99=int(NR*0.99+0.999); if (i99 < 1) i99=1; if (i99 > NR) i99=NR;
-		printf "%.1f %.1f %.1f %.1f\n", p50/1000, p95/1000, a[NR]/1000, a[i99]/1000}'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else printf "-"}'; }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR) printf "%.1f", a[int((NR+1)/2)]; else printf "-"}'; }
-ge() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a >= b)}'; }
-le() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a <= b)}'; }
-verdict() { if "$@"; then echo yes; else echo "**no**"; fi; }
-count_fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; } # PID
 
 # ---------------------------------------------------------------- machine
 others=$(pgrep -c qemu-system 2>/dev/null || true)
@@ -258,15 +192,19 @@ declare -A label target check
 label=([bare]="bare runc" [disabled]="no vTPM asked (hook configured, not enabled)"
 	[ephemeral]="ephemeral vTPM" [warm]="ephemeral vTPM, warm (\`warm_size\`: a running one taken)" [named]="named vTPM, restored from its archive, archived at poststop"
 	[pool-ek]="EK-certified vTPM from the pool" [warm-ek]="EK-certified vTPM, warm (\`warm_size\` with \`ek_cert\`)" [inline-ek]="EK-certified vTPM manufactured inline (empty pool)"
-	[unmeasured]="ephemeral vTPM, launch not measured (\`io.oci-vtpm.measure: false\`)")
-for b in none ephemeral warm named pool-ek warm-ek; do
+	[unmeasured]="ephemeral vTPM, launch not measured (\`io.oci-vtpm.measure: false\`)"
+	[warm-named]="named vTPM, warm (\`warm_size\`: its archive handed to a running one), archived at poststop"
+	[warm-12]="ephemeral TPM 1.2 vTPM, warm (\`warm_size_tpm12\`)")
+for b in none ephemeral warm named pool-ek warm-ek warm-named; do
 	case $b in none) label[shim-$b]="no vTPM asked" ;; *) label[shim-$b]=${label[$b]} ;; esac
 done
 # #12's targets, p50 ratios to bare runc: through the hooks a warm vTPM
 # 1.20x, a cold ephemeral one 1.30x; through the shim a warm one of any
-# kind 1.08x (named and pool vTPMs are not warm yet: no target).
-target=([ephemeral]="≤ 1.30x" [warm]="≤ 1.20x" [warm-ek]="≤ 1.20x" [shim-warm]="≤ 1.08x" [shim-warm-ek]="≤ 1.08x")
-check=([ephemeral]=1.30 [warm]=1.20 [warm-ek]=1.20 [shim-warm]=1.08 [shim-warm-ek]=1.08)
+# kind 1.08x (cold named and pool vTPMs: no target).
+target=([ephemeral]="≤ 1.30x" [warm]="≤ 1.20x" [warm-ek]="≤ 1.20x" [warm-named]="≤ 1.20x" [warm-12]="≤ 1.20x"
+	[shim-warm]="≤ 1.08x" [shim-warm-ek]="≤ 1.08x" [shim-warm-named]="≤ 1.08x")
+check=([ephemeral]=1.30 [warm]=1.20 [warm-ek]=1.20 [warm-named]=1.20 [warm-12]=1.20
+	[shim-warm]=1.08 [shim-warm-ek]=1.08 [shim-warm-named]=1.08)
 
 where=
 [ "${OCI_VTPM_VM:-}" != 1 ] || where=" in the VM ($backend backend)"
@@ -307,6 +245,8 @@ bench_latency() {
 	log "warming up; filling the pool to $((n + 5))"
 	run_once named warmup >/dev/null # creates vTPM "bench" and its first generation
 	run_once shim-named warmup >/dev/null # and "bench-shim"
+	run_once warm-named warmup >/dev/null # "bench-warm" (cold: none warm yet)
+	run_once shim-warm-named warmup >/dev/null # and "bench-shim-warm"
 	run_once bare warmup >/dev/null
 	t0=$(now_us)
 	"$cli" pool fill $((n + 5)) >/dev/null
@@ -314,6 +254,7 @@ bench_latency() {
 	t0=$(now_us)
 	OCI_VTPM_CONFIG=$work/settings-warm.json "$cli" pool fill 0 >/dev/null
 	warm_fill_us=$(($(now_us) - t0))
+	OCI_VTPM_CONFIG=$work/settings-warm-12.json "$cli" pool fill 0 >/dev/null
 	# (These take their states from the pool, which is then refilled.)
 	OCI_VTPM_CONFIG=$work/settings-warm-ek.json "$cli" pool fill $((n + 5)) >/dev/null
 	# The shim's warm and EK runs take from the same pool and warm vTPMs.
@@ -333,6 +274,7 @@ bench_latency() {
 		# variants each take one warm vTPM of each kind a round.
 		OCI_VTPM_CONFIG=$work/settings-warm.json "$cli" pool fill 0 >/dev/null
 		OCI_VTPM_CONFIG=$work/settings-warm-ek.json "$cli" pool fill $((2 * n + 5)) >/dev/null
+		OCI_VTPM_CONFIG=$work/settings-warm-12.json "$cli" pool fill 0 >/dev/null
 	done
 	bench_stop
 	# The hook process alone, with nothing to do: exec, settings, log, state.
@@ -357,6 +299,9 @@ bench_latency() {
 	pooled_shim=$(grep -cE " bench-shim-pool-ek-[0-9]+: vTPM 0 from the pool" "$work/hook.log" || true)
 	warmed_shim=$(grep -cE " bench-shim-warm-[0-9]+: started 1 TPM 2.0 vTPM \([a-z]+ backend\), warm$" "$work/hook.log" || true)
 	warmed_ek_shim=$(grep -cE " bench-shim-warm-ek-[0-9]+: started 1 TPM 2.0 vTPM \([a-z]+ backend\), warm, EK-certified$" "$work/hook.log" || true)
+	warmed_named=$(grep -cE " bench-warm-named-[0-9]+: started 1 TPM 2.0 vTPM \([a-z]+ backend\), warm, name bench-warm$" "$work/hook.log" || true)
+	warmed_named_shim=$(grep -cE " bench-shim-warm-named-[0-9]+: started 1 TPM 2.0 vTPM \([a-z]+ backend\), warm, name bench-shim-warm$" "$work/hook.log" || true)
+	warmed_12=$(grep -cE " bench-warm-12-[0-9]+: started 1 TPM 1.2 vTPM \([a-z]+ backend\), warm$" "$work/hook.log" || true)
 	shim_hook_lines=$(grep -cE "oci-vtpm-hook\[[0-9]+\] [a-z]+ bench-shim-" "$work/hook.log" || true)
 	# The warm vTPMs left over would count as running swtpm in what follows.
 	OCI_VTPM_CONFIG=$work/settings-warm.json "$cli" pool drain >/dev/null
@@ -420,7 +365,7 @@ bench_latency() {
 	printf "| \`swtpm_setup --tpm2 --create-ek-cert --create-platform-cert\` alone (no container) | - | %s | %s | %s | %sx | | | | |\n" \
 		"$p50" "$p95" "$p99" "$(ratio "$p50" "$bare_p50")"
 	echo
-	echo "Pool runs that took their state from the pool: $pooled of $n (shim: $pooled_shim of $n); inline runs that found the pool empty: $inlined of $n; warm runs that took a warm vTPM: $warmed of $n (shim: $warmed_shim), EK-certified: $warmed_ek of $n (shim: $warmed_ek_shim). Hook processes run by the shim variants (lines of oci-vtpm-hook for their ids in the log): $shim_hook_lines."
+	echo "Pool runs that took their state from the pool: $pooled of $n (shim: $pooled_shim of $n); inline runs that found the pool empty: $inlined of $n; warm runs that took a warm vTPM: $warmed of $n (shim: $warmed_shim), EK-certified: $warmed_ek of $n (shim: $warmed_ek_shim), named: $warmed_named of $n (shim: $warmed_named_shim), TPM 1.2: $warmed_12 of $n. Hook processes run by the shim variants (lines of oci-vtpm-hook for their ids in the log): $shim_hook_lines."
 	echo
 	read -r bd _ _ bd99 < <(stats "$work/stop-bare.us")
 	read -r bdc _ _ _ < <(stats "$work/stop-bare.cpu")
@@ -458,7 +403,7 @@ bench_breakdown() {
 	echo
 	echo "| variant | setup | restore | pool claim | manufacture | swtpm ready | expose | **start** | swtpm stop | archive | remove | **stop** |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-	for b in ephemeral warm named pool-ek warm-ek inline-ek shim-ephemeral shim-warm shim-named shim-pool-ek shim-warm-ek; do
+	for b in ephemeral warm named pool-ek warm-ek inline-ek warm-named warm-12 shim-ephemeral shim-warm shim-named shim-pool-ek shim-warm-ek shim-warm-named; do
 		read -r a1 a2 a3 a4 a5 a6 a7 < <(cols "$b" "$start_re" 7)
 		read -r s1 s2 s3 s4 < <(cols "$b" "$stop_re" 4)
 		echo "| ${label[$b]}$(case $b in shim-*) echo " (shim)" ;; esac) | $a1 | $a2 | $a3 | $a4 | $a5 | $a6 | **$a7** | $s1 | $s2 | $s3 | **$s4** |"
@@ -490,7 +435,7 @@ start_all() {
 		rt "$1" run -d --bundle "$work/b/$1" "$2-$i" </dev/null >/dev/null 2>>"$work/runc.err" ||
 			scale_fail=$((scale_fail + 1))
 	done
-	rate=$(per_second "$t0")
+	rate=$(per_second "$scale" "$t0")
 }
 stop_all() {
 	local t0 i
@@ -498,9 +443,8 @@ stop_all() {
 	for i in $(seq 1 "$scale"); do
 		rt "${2:-runc}" delete -f "$1-$i" >/dev/null 2>>"$work/runc.err" || scale_fail=$((scale_fail + 1))
 	done
-	rate=$(per_second "$t0")
+	rate=$(per_second "$scale" "$t0")
 }
-per_second() { awk -v n="$scale" -v us=$(($(now_us) - $1)) 'BEGIN {printf "%.1f", n / (us / 1e6)}'; } # T0
 # answering PREFIX: how many of the TPMs of PREFIX-1... answer from the host.
 answering() {
 	local i tcti k=0
@@ -533,10 +477,8 @@ bench_scale() {
 	answered=$(answering scale)
 	swtpms=$(swtpm_pids "$work/run/containers/scale-")
 	nswtpm=$(wc -w <<<"$swtpms")
-	mem=$(for p in $swtpms; do awk '/^Private_(Clean|Dirty):/ {s+=$2} END {print s}' "/proc/$p/smaps_rollup" 2>/dev/null; done |
-		awk '{s+=$1; if ($1>m) m=$1} END {if (NR) printf "%.0f %d", s/NR, m; else print "0 0"}')
-	read -r mem_avg mem_max <<<"$mem"
-	fds=$(for p in $swtpms; do count_fds "$p" 2>/dev/null; done | sort -n | uniq | tr '\n' ' ')
+	read -r mem_avg mem_max < <(for p in $swtpms; do private_kib "$p"; done | mean_max)
+	fds=$(for p in $swtpms; do count_fds "$p"; done | sort -n | uniq | tr '\n' ' ')
 	cfds=$(for i in $(seq 1 $((scale < 3 ? scale : 3))); do count_fds "$("${R[@]}" state "scale-$i" | jq -r .pid)"; done | sort -u | tr '\n' ' ')
 	stop_all scale
 	stop_rate=$rate
@@ -698,8 +640,5 @@ fi
 bench_soak
 echo
 echo "bench: $timed timed runs, $scale scale containers, $soak soak cycles; $((fails + scale_fail + soak_fail)) failed, $leaks leaked"
-if [ -s "$work/runc.err" ]; then
-	log "runc stderr (last lines):"
-	tail -n 5 "$work/runc.err" >&2
-fi
+bench_runc_errors
 [ $((fails + scale_fail + soak_fail + leaks)) -eq 0 ]

@@ -13,55 +13,19 @@
 # the state dir on the disk. Prints markdown; exits non-zero when a run
 # failed or a warm-named run did not take a warm vTPM.
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/../.." && pwd)
-build=${OCI_VTPM_BUILD:-$repo/build}
-hook=$build/oci-vtpm-hook
-cli=$build/oci-vtpm
+me=warm
+# shellcheck source=tests/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 n=${WARM_N:-30}
-die() {
-	echo "warm: $*" >&2
-	exit 1
-}
-[[ $n =~ ^[1-9][0-9]*$ ]] || die "WARM_N must be a positive number, not '$n'"
-[ "$(id -u)" -eq 0 ] || die "must run as root"
-for f in "$hook" "$cli"; do [ -x "$f" ] || die "$f not built (make; or set OCI_VTPM_BUILD)"; done
+bench_positive WARM_N "$n"
+bench_requires "$hook" "$cli"
 
-work=$(mktemp -d /tmp/oci-vtpm-warm.XXXXXX)
-chmod 0755 "$work"
-R=(runc --root "$work/runc")
-mkdir -p "$work/run"
-mount -t tmpfs -o mode=0711,size=256m oci-vtpm-warm "$work/run"
-cleanup() {
-	local id
-	for id in $("${R[@]}" list -q 2>/dev/null); do "${R[@]}" delete -f "$id" >/dev/null 2>&1 || true; done
-	OCI_VTPM_CONFIG=$work/settings-warm.json "$cli" pool drain >/dev/null 2>&1 || true
-	umount -l "$work/run" 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-now_us() { echo "${EPOCHREALTIME/./}"; }
-
-jq -n --arg w "$work" '{run_dir: ($w + "/run"), state_dir: ($w + "/state"), backend: "socket",
-	master_key: ($w + "/keys/master.key"), log_file: ($w + "/hook.log"), log_level: "debug"}' >"$work/settings.json"
+bench_workdir 256m
+bench_settings
 jq --argjson n $((2 * n + 5)) '.warm_size = $n' "$work/settings.json" >"$work/settings-warm.json"
-export OCI_VTPM_CONFIG=$work/settings.json
-"$cli" init >/dev/null
-mkdir -p "$work/rootfs/bin"
-cp "$(command -v busybox)" "$work/rootfs/bin/"
-ln -s busybox "$work/rootfs/bin/true"
-(cd "$work" && runc spec && mv config.json base.json)
-jq --arg r "$work/rootfs" '.root.path = $r | .process.terminal = false | .process.args = ["/bin/true"]' \
-	"$work/base.json" >"$work/bare.json"
-mkbundle() { # NAME ANNOTATIONS-JSON SETTINGS
-	mkdir -p "$work/b/$1"
-	jq --arg h "$hook" --arg c "$3" --argjson a "$2" '.annotations = $a | .hooks = {
-		createRuntime: [{path: $h, args: ["oci-vtpm-hook", "createRuntime"], env: ["OCI_VTPM_CONFIG=" + $c]}],
-		poststop: [{path: $h, args: ["oci-vtpm-hook", "poststop"], env: ["OCI_VTPM_CONFIG=" + $c]}]}' \
-		"$work/bare.json" >"$work/b/$1/config.json"
-}
+bench_rootfs
 mkdir -p "$work/b/bare"
 cp "$work/bare.json" "$work/b/bare/config.json"
-on='"io.oci-vtpm.enable": "true"'
 mkbundle named "{$on, \"io.oci-vtpm.name\": \"bench\"}" "$work/settings.json"
 mkbundle warm-named "{$on, \"io.oci-vtpm.name\": \"bench\"}" "$work/settings-warm.json"
 mkbundle warm "{$on}" "$work/settings-warm.json"
@@ -87,13 +51,6 @@ for r in $(seq 1 "$n"); do
 		fi
 	done
 done
-stats() { # file of microseconds -> "p50 p95 max" in ms
-	sort -n "$1" | awk '{a[NR]=$1} END {
-		if (NR == 0) { print "- - -"; exit }
-		p50=a[int((NR+1)*0.50) > 0 ? int((NR+1)*0.50) : 1]; p95=a[int(NR*0.95) > 0 ? int(NR*0.95) : 1];
-		printf "%.1f %.1f %.1f\n", p50/1000, p95/1000, a[NR]/1000}'
-}
-median() { sort -n | awk '{a[NR]=$1} END {if (NR) printf "%.1f", a[int((NR+1)/2)]; else printf "-"}'; }
 took=$(grep -c 'w-warm-named-[0-9]*: started 1 TPM 2.0 vTPM (socket backend), warm, name bench' "$work/hook.log" || true)
 gens=$(grep -c 'w-warm-named-[0-9]*: vTPM bench archived as generation' "$work/hook.log" || true)
 
@@ -103,9 +60,9 @@ echo "Machine: $machine; load average before: $load_before; host, socket backend
 echo
 echo "| variant | p50 ms | p95 ms | max ms | p50 vs bare | hook start (median) | hook stop (median) |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
-read -r b50 _ _ < <(stats "$work/bare.us")
+read -r b50 _ < <(stats "$work/bare.us")
 for v in "${variants[@]}"; do
-	read -r p50 p95 max < <(stats "$work/$v.us")
+	read -r p50 p95 max _ < <(stats "$work/$v.us")
 	start=$({ grep -E "w-$v-[0-9]+: timing: setup" "$work/hook.log" || true; } | sed -E 's/.*start total ([0-9.]+) ms.*/\1/' | median)
 	stop=$({ grep -E "w-$v-[0-9]+: timing: swtpm stop" "$work/hook.log" || true; } | sed -E 's/.*stop total ([0-9.]+) ms.*/\1/' | median)
 	ratio=$(awk -v a="$p50" -v b="$b50" 'BEGIN {printf "%.2fx (%+.1f ms)", a / b, a - b}')

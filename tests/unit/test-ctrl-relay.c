@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <endian.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <string.h>
 #include <time.h>
 #include <stdint.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "oci-vtpm/ctrl_relay.h"
@@ -98,6 +103,34 @@ int main(void)
 		close(sv[1]);
 		close(gone[0]);
 		close(gone[1]);
+	}
+	/* The allowlist made at build time (relay/gen-bpf.c) is in force once
+	 * installed: what the relay does (write, close, poll) passes, any
+	 * other system call kills the process, and it keeps no way back to
+	 * privileges (no_new_privs). */
+	{
+		int p[2], status = 0;
+		char buf[8] = "";
+		pid_t pid;
+
+		CHECK(pipe2(p, O_CLOEXEC) == 0);
+		pid = fork();
+		if (pid == 0) {
+			close(p[0]);
+			if (ov_ctrl_relay_seccomp() != 0)
+				_exit(2);
+			if (write(p[1], "in", 2) != 2 || poll(NULL, 0, 1) < 0)
+				_exit(3);
+			close(p[1]);
+			syscall(SYS_getpid); /* not on the list: SIGSYS */
+			_exit(0);
+		}
+		close(p[1]);
+		CHECK(pid > 0);
+		CHECK(read(p[0], buf, sizeof(buf)) == 2 && memcmp(buf, "in", 2) == 0);
+		close(p[0]);
+		CHECK(waitpid(pid, &status, 0) == pid);
+		CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS);
 	}
 	return unit_done("ctrl-relay");
 }

@@ -101,7 +101,7 @@ static void test_real(void)
 	CHECK(u.memory_max == -1 || u.memory_max == 2 * 64 * 1024 * 1024);
 	/* CPU: only once the TPMs answer (their start is CPU-bound). */
 	CHECK(u.cpu_max == -1 || u.cpu_max == 0);
-	CHECK(ov_limits_started(&s, TOK_A, 2, &err) == 0);
+	CHECK(ov_limits_started(&s, &cg, TOK_A, 2, &err) == 0);
 	CHECK(ov_limits_usage(&s, TOK_A, &u, &err) == 1);
 	CHECK(u.cpu_max == -1 || u.cpu_max == 100);
 	CHECK(ov_limits_usage(&s, "", &u, &err) == 0 && u.pids == -1);

@@ -259,29 +259,29 @@ static void test_warm(void)
 	ov_error err = {0};
 
 	s.warm_size = 1;
-	CHECK(ov_warm_fill(&s, 1, &ready, &made, &err) == 0 && ready == 1 && made == 1);
-	CHECK(ov_warm_count(&s) == 1);
-	CHECK(ov_warm_fill(&s, 1, &ready, &made, &err) == 0 && ready == 1 && made == 0);
+	CHECK(ov_warm_fill(&s, OV_TPM_2_0, &ready, &made, &err) == 0 && ready == 1 && made == 1);
+	CHECK(ov_warm_count(&s, OV_TPM_2_0) == 1);
+	CHECK(ov_warm_fill(&s, OV_TPM_2_0, &ready, &made, &err) == 0 && ready == 1 && made == 0);
 	/* A start that asks for just that takes it (one rename). */
 	CHECK(ov_vtpm_start(&s, "c-warm", NULL, &r, getpid(), &err) == 0);
-	CHECK(ov_warm_count(&s) == 0);
+	CHECK(ov_warm_count(&s, OV_TPM_2_0) == 0);
 	CHECK(record("c-warm", &rec) == 0 && strcmp(rec.id, "c-warm") == 0 &&
 	      ov_instance_alive(&rec) && rec.holder_pid == getpid());
 	ov_record_free(&rec);
 	/* A named one of one TPM takes one too (socket backend): the name is
 	 * new, the warm TPM's state becomes it; the record says its state is
 	 * in the swtpm, and the stop archives it as generation 1. */
-	CHECK(ov_warm_fill(&s, 1, &ready, &made, &err) == 0 && made == 1);
+	CHECK(ov_warm_fill(&s, OV_TPM_2_0, &ready, &made, &err) == 0 && made == 1);
 	r = request("vt-warm", 1);
 	CHECK(ov_vtpm_start(&s, "c-warm2", NULL, &r, getpid(), &err) == 0);
-	CHECK(ov_warm_count(&s) == 0);
+	CHECK(ov_warm_count(&s, OV_TPM_2_0) == 0);
 	CHECK(record("c-warm2", &rec) == 0 && rec.state_in_swtpm && rec.name &&
 	      strcmp(rec.name, "vt-warm") == 0);
 	ov_record_free(&rec);
 	/* Its swtpm killed: the live state was under that swtpm's key, so it
 	 * is lost; the stop says so, releases the name, removes the slot and
 	 * writes no generation. */
-	CHECK(ov_warm_fill(&s, 1, &ready, &made, &err) == 0 && made == 1);
+	CHECK(ov_warm_fill(&s, OV_TPM_2_0, &ready, &made, &err) == 0 && made == 1);
 	r = request("vt-lost", 1);
 	CHECK(ov_vtpm_start(&s, "c-lost", NULL, &r, getpid(), &err) == 0);
 	CHECK(record("c-lost", &rec) == 0 && rec.state_in_swtpm);
@@ -303,11 +303,11 @@ static void test_warm(void)
 			close(vdir);
 	}
 	/* Two TPMs never do. */
-	CHECK(ov_warm_fill(&s, 1, &ready, &made, &err) == 0 && made == 1);
+	CHECK(ov_warm_fill(&s, OV_TPM_2_0, &ready, &made, &err) == 0 && made == 1);
 	r = request("vt-warm3", 2);
 	CHECK(ov_vtpm_start(&s, "c-warm3", NULL, &r, getpid(), &err) == 0);
-	CHECK(ov_warm_count(&s) == 1);
-	CHECK(ov_warm_drain(&s) == 1 && ov_warm_count(&s) == 0);
+	CHECK(ov_warm_count(&s, OV_TPM_2_0) == 1);
+	CHECK(ov_warm_drain(&s) == 1 && ov_warm_count(&s, OV_TPM_2_0) == 0);
 	s.warm_size = 0;
 	CHECK(ov_vtpm_stop(&s, "c-warm", &err) == 0);
 	CHECK(ov_vtpm_stop(&s, "c-warm2", &err) == 0);
@@ -321,6 +321,30 @@ static void test_warm(void)
 		if (vdir >= 0)
 			close(vdir);
 	}
+}
+
+/* warm_size_tpm12: warm TPM 1.2 vTPMs, taken by TPM 1.2 requests only. */
+static void test_warm_tpm12(void)
+{
+	struct ov_request r = request(NULL, 1);
+	struct ov_record rec;
+	unsigned ready, made;
+	ov_error err = {0};
+
+	s.warm_size_tpm12 = 1;
+	CHECK(ov_warm_fill(&s, OV_TPM_1_2, &ready, &made, &err) == 0 && ready == 1 && made == 1);
+	CHECK(ov_warm_count(&s, OV_TPM_1_2) == 1 && ov_warm_count(&s, OV_TPM_2_0) == 0);
+	/* Not for a TPM 2.0 (none of its kind is warm: it starts its own). */
+	CHECK(ov_vtpm_start(&s, "c-w12-2", NULL, &r, getpid(), &err) == 0);
+	CHECK(ov_warm_count(&s, OV_TPM_1_2) == 1);
+	r.version = OV_TPM_1_2;
+	CHECK(ov_vtpm_start(&s, "c-w12", NULL, &r, getpid(), &err) == 0);
+	CHECK(ov_warm_count(&s, OV_TPM_1_2) == 0);
+	CHECK(record("c-w12", &rec) == 0 && rec.version == OV_TPM_1_2 && ov_instance_alive(&rec));
+	ov_record_free(&rec);
+	s.warm_size_tpm12 = 0;
+	CHECK(ov_vtpm_stop(&s, "c-w12", &err) == 0);
+	CHECK(ov_vtpm_stop(&s, "c-w12-2", &err) == 0);
 }
 
 static void test_precreated(void)
@@ -375,6 +399,7 @@ int main(void)
 	test_start_stop();
 	test_attach_fails();
 	test_warm();
+	test_warm_tpm12();
 	test_precreated();
 
 	fixture_teardown();

@@ -612,6 +612,139 @@ ovadm_log() { timeout -k 5 "$OV_TIMEOUT" "${OCI_VTPM_CLI:-$OCI_VTPM_BUILD/oci-vt
 	[ -z "$(ov_warm_slots)" ] || fail "warm vTPMs left after drain: $(ov_warm_slots)"
 }
 
+# A named vTPM takes a warm one on the device backend too: its archived
+# state is handed to the running swtpm (CMD_STOP, CMD_SET_STATEBLOB,
+# CMD_INIT), then TPM2_Startup through the host's /dev/tpmN of its chip (the
+# kernel started the warm TPM when it registered the chip). Its identity
+# (EK, NV) is the same through warm, warm and cold starts.
+dev_nv() { # RT ID: the 8-byte NV index 0x1500018
+	ov_exec "$1" "$2" sh -c "tpm2_nvread -T $OV_DEV_TCTI -C o 0x1500018 -s 8; echo"
+}
+dev_stop() { # ID GEN: delete shim-runc container ID; dev-w archived as generation GEN
+	local n
+	n=$(ov_devnums "$1")
+	run ov_delete shim-runc "$1" -f
+	assert_success
+	assert_cleaned_up "$1" "$n"
+	grep -q "$1: vTPM dev-w archived as generation $2" "$OV_HOOK_LOG" || fail "not archived: $(tail -n 5 "$OV_HOOK_LOG")"
+}
+dev_nv_write() { # RT ID VALUE (8 bytes)
+	ov_exec "$1" "$2" sh -c "printf %s '$3' >/tmp/d && tpm2_nvwrite -T $OV_DEV_TCTI -C o 0x1500018 -i /tmp/d && echo NV_OK"
+}
+
+@test "warm named vTPM (device backend, the shim): a new name and an archived one take a running one; EK and NV survive warm, warm and cold starts" {
+	requires_stack shim-runc
+	local cli=${OCI_VTPM_CLI:-$OCI_VTPM_BUILD/oci-vtpm} b id ek1 base
+	base=".backend = \"device\" | .master_key = \"$T/master.key\""
+	ov_write_config "$base | .warm_size = 1"
+	run "$cli" --config "$CFG" init
+	assert_success
+	b=$(ov_dev_bundle wnamed io.oci-vtpm.name=dev-w)
+	ov_cfg "$b" 'del(.hooks)'
+	ov_args "$b" sleep 600
+
+	# A new name: the warm TPM becomes it.
+	run "$cli" --config "$CFG" pool fill 0
+	assert_success
+	id=$(ov_new_id wnamed1)
+	ov_run_detached shim-runc "$id" "$b"
+	grep -q "$id: started 1 TPM 2.0 vTPM (device backend), warm, name dev-w$" "$OV_HOOK_LOG" ||
+		fail "not warm: $(tail -n 5 "$OV_HOOK_LOG")"
+	ek1=$(ek_hash shim-runc "$id") || fail "createek failed: $ek1"
+	run ov_exec shim-runc "$id" sh -c "tpm2_nvdefine -T $OV_DEV_TCTI 0x1500018 -C o -s 8 -a 'ownerread|ownerwrite' >/dev/null && echo DEF_OK"
+	assert_line DEF_OK
+	run dev_nv_write shim-runc "$id" warm-one
+	assert_line NV_OK
+	dev_stop "$id" 1
+
+	# Archived: its state handed to a running swtpm, then Startup through
+	# the chip.
+	run "$cli" --config "$CFG" pool fill 0
+	assert_success
+	id=$(ov_new_id wnamed2)
+	ov_run_detached shim-runc "$id" "$b"
+	grep -q "$id: vTPM dev-w restored from generation 1 into a warm swtpm" "$OV_HOOK_LOG" ||
+		fail "not handed over: $(tail -n 5 "$OV_HOOK_LOG")"
+	[ "$(ek_hash shim-runc "$id")" = "$ek1" ] || fail "a different EK after the warm start"
+	run dev_nv shim-runc "$id"
+	assert_success
+	assert_line warm-one
+	run dev_nv_write shim-runc "$id" warm-two
+	assert_line NV_OK
+	dev_stop "$id" 2
+
+	# Cold: what the warm one archived.
+	run "$cli" --config "$CFG" pool drain
+	assert_success
+	ov_write_config "$base"
+	id=$(ov_new_id wnamed3)
+	ov_run_detached shim-runc "$id" "$b"
+	grep -q "$id: vTPM dev-w restored from generation 2$" "$OV_HOOK_LOG" ||
+		fail "not restored cold: $(tail -n 5 "$OV_HOOK_LOG")"
+	[ "$(ek_hash shim-runc "$id")" = "$ek1" ] || fail "a different EK after the warm runs"
+	run dev_nv shim-runc "$id"
+	assert_success
+	assert_line warm-two
+	dev_stop "$id" 3
+}
+
+# TPM 1.2, fixed nonce (all zero), so the answers are the same for the same
+# EK: TPM_CreateEndorsementKeyPair (RSA 2048; 54 bytes, ordinal 0x78) and
+# TPM_ReadPubek (30 bytes, ordinal 0x7c).
+TPM12_CREATEEK='\000\301\000\000\000\066\000\000\000\170\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\001\000\003\000\001\000\000\000\014\000\000\010\000\000\000\000\002\000\000\000\000'
+TPM12_READPUBEK='\000\301\000\000\000\036\000\000\000\174\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000'
+tpm12_ek() { # RT ID [create]: sha256 of TPM_ReadPubek's answer (TPM_SUCCESS only)
+	local create=
+	[ "${3:-}" != create ] || create="printf '$TPM12_CREATEEK' >&3
+		dd bs=4096 count=1 <&3 2>/dev/null | od -An -tx1 -N10 | tr -d ' \n' | grep -Eqx '00c4[0-9a-f]{8}00000000' || exit 1"
+	ov_exec "$1" "$2" sh -c "exec 3<>/dev/tpm0
+		$create
+		printf '$TPM12_READPUBEK' >&3
+		dd bs=4096 count=1 <&3 2>/dev/null >/tmp/pubek
+		od -An -tx1 -N10 /tmp/pubek | tr -d ' \n' | grep -Eqx '00c4[0-9a-f]{8}00000000' || exit 1
+		sha256sum /tmp/pubek | cut -d' ' -f1"
+}
+
+@test "warm named TPM 1.2 vTPM (device backend, the shim): a new name takes a warm TPM 1.2, the next start gets its state handed over; the EK survives warm, warm and cold starts" {
+	requires_stack shim-runc
+	local cli=${OCI_VTPM_CLI:-$OCI_VTPM_BUILD/oci-vtpm} b id ek1 base n i
+	base=".backend = \"device\" | .master_key = \"$T/master.key\""
+	ov_write_config "$base | .warm_size_tpm12 = 1"
+	run "$cli" --config "$CFG" init
+	assert_success
+	b=$(ov_dev_bundle w12 io.oci-vtpm.name=dev-12 io.oci-vtpm.version=1.2)
+	ov_cfg "$b" 'del(.hooks)'
+	ov_args "$b" sleep 600
+	for i in 1 2 3; do
+		if [ "$i" = 3 ]; then
+			run "$cli" --config "$CFG" pool drain
+			assert_success
+			ov_write_config "$base"
+		else
+			run "$cli" --config "$CFG" pool fill 0
+			assert_success
+			assert_output --partial "warm TPM 1.2 vTPMs: 1 running (target 1)"
+		fi
+		id=$(ov_new_id "w12-$i")
+		ov_run_detached shim-runc "$id" "$b"
+		case $i in
+		1) grep -q "$id: started 1 TPM 1.2 vTPM (device backend), warm, name dev-12$" "$OV_HOOK_LOG" ;;
+		2) grep -q "$id: vTPM dev-12 restored from generation 1 into a warm swtpm" "$OV_HOOK_LOG" ;;
+		3) grep -q "$id: vTPM dev-12 restored from generation 2$" "$OV_HOOK_LOG" ;;
+		esac || fail "start $i: $(tail -n 5 "$OV_HOOK_LOG")"
+		if [ "$i" = 1 ]; then
+			ek1=$(tpm12_ek shim-runc "$id" create) || fail "TPM 1.2 EK: $ek1"
+		else
+			[ "$(tpm12_ek shim-runc "$id")" = "$ek1" ] || fail "start $i: a different EK"
+		fi
+		n=$(ov_devnums "$id")
+		run ov_delete shim-runc "$id" -f
+		assert_success
+		assert_cleaned_up "$id" "$n"
+		grep -q "$id: vTPM dev-12 archived as generation $i" "$OV_HOOK_LOG" || fail "not archived: $(tail -n 5 "$OV_HOOK_LOG")"
+	done
+}
+
 # ----------------------------------------------------------------------------
 # swtpm's own cgroup (settings swtpm_cgroup and limits, lib/limits.c).
 
