@@ -50,7 +50,7 @@ static const struct command commands[] = {
     {"pool",
      cli_pool,
      {{"fill [N]", "EK-certified states up to N ready (default pool_size), warm vTPMs up to "
-		   "warm_size"},
+		   "warm_size (TPM 2.0) and warm_size_tpm12 (TPM 1.2)"},
       {"status [--json]", "ready entries, stale ones, claims under way, warm vTPMs"},
       {"drain", "remove every pooled state, stop every warm vTPM"}}},
     {"cdi",
