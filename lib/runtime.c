@@ -14,6 +14,7 @@
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/runtime.h"
 #include "oci-vtpm/spec.h"
+#include "oci-vtpm/store.h"
 
 /* ------------------------------------------------------------ argv parsing */
 
@@ -28,6 +29,7 @@ enum opt_id {
 	O_DETACH,
 	O_HELP,
 	O_PID_FILE,
+	O_KEEP,
 };
 
 struct opt {
@@ -68,7 +70,7 @@ static const struct opt create_opts[] = {
     {"no-pivot", false, O_OTHER},
     {"no-new-keyring", false, O_OTHER},
     {"no-subreaper", false, O_OTHER},
-    {"keep", false, O_OTHER},
+    {"keep", false, O_KEEP},
     {"detach", false, O_DETACH},
     {"d", false, O_DETACH},
     {"help", false, O_HELP},
@@ -158,6 +160,9 @@ static void set_create(struct ov_rt_args *a, const struct opt *o, const char *v)
 		break;
 	case O_PID_FILE:
 		a->pid_file = v;
+		break;
+	case O_KEEP:
+		a->keep = true;
 		break;
 	default:
 		break;
@@ -422,4 +427,20 @@ int ov_rt_hook_path(const char *configured, char *out, size_t size, ov_error *er
 		return ov_error_set(
 		    err, errno, "the hook %s (set \"hook\" in the settings to where it is)", out);
 	return 0;
+}
+
+int ov_rt_root(const struct ov_rt_args *a, char *out, size_t size)
+{
+	char buf[PATH_MAX];
+
+	if (!a->root || !*a->root || !realpath(a->root, buf) || strlen(buf) >= size)
+		return -1;
+	memcpy(out, buf, strlen(buf) + 1);
+	return 0;
+}
+
+bool ov_rt_recorded(const struct ov_record *rec, const char *runtime, const char *root)
+{
+	return rec->runtime && rec->runtime_root && runtime && root &&
+	       strcmp(rec->runtime, runtime) == 0 && strcmp(rec->runtime_root, root) == 0;
 }

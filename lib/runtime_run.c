@@ -90,41 +90,45 @@ static pid_t spawn(const char *path, char *const argv[], const sigset_t *mask, b
 	return pid;
 }
 
-int ov_rt_supervise(const char *path, char *const argv[], int *wstatus, ov_error *err)
+int ov_rt_start(const char *path, char *const argv[], struct ov_rt_child *c, ov_error *err)
 {
-	sigset_t set, old;
-	pid_t pid;
-	int ret = 0;
-
-	forward_set(&set);
-	sigaddset(&set, SIGCHLD);
-	if (sigprocmask(SIG_BLOCK, &set, &old) < 0)
+	c->path = path;
+	forward_set(&c->set);
+	sigaddset(&c->set, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &c->set, &c->old) < 0)
 		return ov_error_set(err, errno, "blocking signals");
-	pid = spawn(path, argv, &old, false, -1, err);
-	if (pid < 0) {
-		sigprocmask(SIG_SETMASK, &old, NULL);
+	c->pid = spawn(path, argv, &c->old, false, -1, err);
+	if (c->pid < 0) {
+		sigprocmask(SIG_SETMASK, &c->old, NULL);
 		return -1;
 	}
+	return 0;
+}
+
+int ov_rt_wait(struct ov_rt_child *c, int *wstatus, ov_error *err)
+{
+	int ret = 0;
+
 	for (;;) {
 		siginfo_t si;
-		int sig = sigwaitinfo(&set, &si);
+		int sig = sigwaitinfo(&c->set, &si);
 
 		if (sig < 0) {
 			if (errno == EINTR)
 				continue;
-			ret = ov_error_set(err, errno, "waiting for %s", path);
-			kill(pid, SIGKILL);
-			while (waitpid(pid, wstatus, 0) < 0 && errno == EINTR)
+			ret = ov_error_set(err, errno, "waiting for %s", c->path);
+			kill(c->pid, SIGKILL);
+			while (waitpid(c->pid, wstatus, 0) < 0 && errno == EINTR)
 				;
 			break;
 		}
 		if (sig == SIGCHLD) {
-			pid_t r = waitpid(pid, wstatus, WNOHANG);
+			pid_t r = waitpid(c->pid, wstatus, WNOHANG);
 
-			if (r == pid)
+			if (r == c->pid)
 				break;
 			if (r < 0 && errno != EINTR) {
-				ret = ov_error_set(err, errno, "waiting for %s", path);
+				ret = ov_error_set(err, errno, "waiting for %s", c->path);
 				break;
 			}
 			continue;
@@ -133,14 +137,23 @@ int ov_rt_supervise(const char *path, char *const argv[], int *wstatus, ov_error
 		 * hangup, resize): the runtime has its own copy. */
 		if (si.si_code == SI_KERNEL)
 			continue;
-		kill(pid, sig);
+		kill(c->pid, sig);
 	}
 	/* Signals that come from now on stay blocked and pending: the caller
 	 * finishes its cleanup first. */
-	sigdelset(&set, SIGCHLD);
-	sigorset(&old, &old, &set);
-	sigprocmask(SIG_SETMASK, &old, NULL);
+	sigdelset(&c->set, SIGCHLD);
+	sigorset(&c->old, &c->old, &c->set);
+	sigprocmask(SIG_SETMASK, &c->old, NULL);
 	return ret;
+}
+
+int ov_rt_supervise(const char *path, char *const argv[], int *wstatus, ov_error *err)
+{
+	struct ov_rt_child c;
+
+	if (ov_rt_start(path, argv, &c, err) < 0)
+		return -1;
+	return ov_rt_wait(&c, wstatus, err);
 }
 
 /* Run path quietly (stdout to out_fd when >= 0), not with the signals

@@ -192,6 +192,10 @@ int ov_record_write(int cdirfd, const struct ov_record *rec, ov_error *err)
 		return ov_error_set(err, ENOMEM, "record");
 	if (rec->cgroup[0] && add_string(root, "cgroup", rec->cgroup) < 0)
 		return ov_error_set(err, ENOMEM, "record");
+	if (rec->runtime && rec->runtime_root &&
+	    (add_string(root, "runtime", rec->runtime) < 0 ||
+	     add_string(root, "runtime_root", rec->runtime_root) < 0))
+		return ov_error_set(err, ENOMEM, "record");
 	if (rec->holder_pid > 0 &&
 	    (add_int(root, "holder_pid", rec->holder_pid) < 0 ||
 	     add_int(root, "holder_starttime", (int64_t)rec->holder_starttime) < 0 ||
@@ -257,6 +261,8 @@ static int parse_record(json_object *root, struct ov_record *rec, ov_error *err)
 	    get_str(root, "bundle", false, &rec->bundle, err) < 0 ||
 	    get_str(root, "name", false, &rec->name, err) < 0 ||
 	    get_str(root, "boot_id", false, &rec->boot_id, err) < 0 ||
+	    get_str(root, "runtime", false, &rec->runtime, err) < 0 ||
+	    get_str(root, "runtime_root", false, &rec->runtime_root, err) < 0 ||
 	    get_str(root, "backend", true, &backend, err) < 0 ||
 	    get_str(root, "version", true, &version, err) < 0)
 		return -1;
@@ -356,5 +362,7 @@ void ov_record_free(struct ov_record *rec)
 	free(rec->bundle);
 	free(rec->name);
 	free(rec->boot_id);
+	free(rec->runtime);
+	free(rec->runtime_root);
 	memset(rec, 0, sizeof(*rec));
 }

@@ -415,8 +415,9 @@ int ov_vtpm_attach(const struct ov_settings *s, const char *id, pid_t pid, const
 	return 0;
 }
 
-int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, const struct ov_spec *sp,
-		  const struct ov_request *r, ov_error *err)
+/* ov_vtpm_adopt; with rt (the shim), the runtime recorded too. */
+static int adopt(const struct ov_settings *s, const char *id, pid_t pid, const struct ov_spec *sp,
+		 const struct ov_request *r, const struct ov_vtpm_runtime *rt, ov_error *err)
 {
 	cleanup_close int run = -1, cdir = -1;
 	struct ov_record rec;
@@ -428,7 +429,8 @@ int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, const 
 		ov_record_free(&rec);
 		return ov_error_set(err, ESRCH, "the vTPM of %s is not running", id);
 	}
-	ret = ov_instance_adopt(cdir, pid, &rec, err);
+	ret = ov_instance_adopt_runtime(cdir, pid, rt ? rt->path : NULL, rt ? rt->root : NULL, &rec,
+					err);
 	if (ret == 0 && r) {
 		ret = ov_vtpm_measure(cdir, &rec, id, sp, r, err);
 		if (ret > 0 && pid > 0 && !ov_backend_ops(rec.backend)->places_log_dir)
@@ -439,6 +441,18 @@ int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, const 
 	if (ret == 0 && strcmp(timing.id, id) == 0)
 		timing_say(id, 0); /* started in this process: the shim */
 	return ret;
+}
+
+int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, const struct ov_spec *sp,
+		  const struct ov_request *r, ov_error *err)
+{
+	return adopt(s, id, pid, sp, r, NULL, err);
+}
+
+int ov_vtpm_adopt_runtime(const struct ov_settings *s, const char *id, pid_t pid,
+			  const struct ov_vtpm_runtime *rt, ov_error *err)
+{
+	return adopt(s, id, pid, NULL, NULL, rt, err);
 }
 
 int ov_vtpm_stop(const struct ov_settings *s, const char *id, ov_error *err)

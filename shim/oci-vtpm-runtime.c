@@ -39,7 +39,9 @@
 #include "oci-vtpm/oci.h"
 #include "oci-vtpm/runtime.h"
 #include "oci-vtpm/prepare.h"
+#include "oci-vtpm/proc.h"
 #include "oci-vtpm/spec.h"
+#include "oci-vtpm/store.h"
 #include "oci-vtpm/vtpm.h"
 
 static const char prog[] = "oci-vtpm-runtime";
@@ -172,8 +174,10 @@ out:
 }
 
 /* Edit the bundle's config.json for create/run. Returns 1 when it asks for
- * a vTPM, 0 when not (nothing touched), -1 on error. */
-static int edit_bundle(const struct ov_rt_args *a, const struct ov_settings *s, ov_error *err)
+ * a vTPM, 0 when not (nothing touched), -1 on error. *fresh: this process
+ * started the vTPMs (not a retried create's, running already). */
+static int edit_bundle(const struct ov_rt_args *a, const struct ov_settings *s, bool *fresh,
+		       ov_error *err)
 {
 	cleanup_free char *dir = NULL, *name = NULL, *bundle = NULL, *cfg = NULL;
 	cleanup_close int dfd = -1;
@@ -181,6 +185,7 @@ static int edit_bundle(const struct ov_rt_args *a, const struct ov_settings *s, 
 	char hook[PATH_MAX];
 	int wants;
 
+	*fresh = false;
 	if (ov_rt_config_location(a, &dir, &name, err) < 0)
 		return -1;
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -208,6 +213,7 @@ static int edit_bundle(const struct ov_rt_args *a, const struct ov_settings *s, 
 		return -1;
 	ov_debug("config.json of %s edited%s", bundle,
 		 res.precreated ? "; vTPM started before the container" : "");
+	*fresh = res.precreated;
 	return res.enabled ? 1 : 0;
 }
 
@@ -218,14 +224,32 @@ static bool has_run_dir(const struct ov_settings *s, const char *id)
 	return run >= 0 && ov_instance_exists(run, id);
 }
 
+/* Did the runtime, by how it ended, leave no container of this create or
+ * run behind? runc and crun remove what a failed create or run made, and
+ * a foreground run's container once it exited (unless --keep). A runtime
+ * killed by a signal may leave one: not known. */
+static bool left_none(const struct ov_rt_args *a, int wstatus)
+{
+	if (!WIFEXITED(wstatus))
+		return false;
+	if (WEXITSTATUS(wstatus) != 0)
+		return true;
+	return a->action == OV_RT_RUN && !a->detach && !a->keep;
+}
+
 /*
  * After the runtime: when it failed, or a foreground `run` is over, and it
  * does not know the container (any more), nobody will run the poststop
  * hook: do its work. A container it still knows is left alone (it may be
  * another one with the same id); its delete runs poststop.
+ *
+ * Vtpms this process started (fresh) are this container's alone: when the
+ * runtime's way of ending says it left no container, they are stopped
+ * without asking it (a failure such as "the id exists" is about another
+ * container, which never had them). Otherwise `<runtime> state` tells.
  */
 static void clean_up_after(const struct ov_rt_args *a, const struct ov_settings *s,
-			   const char *runtime, char *const argv[], int wstatus)
+			   const char *runtime, char *const argv[], int wstatus, bool fresh)
 {
 	bool ok = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
 	cleanup_free char **state = NULL;
@@ -237,11 +261,14 @@ static void clean_up_after(const struct ov_rt_args *a, const struct ov_settings 
 		return;
 	if (!has_run_dir(s, a->id))
 		return;
-	state = ov_rt_state_argv(runtime, argv, a->sub, a->id);
-	if (state && ov_rt_run_quiet(runtime, state, &st, &err) == 0 && WIFEXITED(st) &&
-	    WEXITSTATUS(st) == 0) {
-		ov_debug("%s still knows the container: its delete stops the vTPM", runtime);
-		return;
+	if (!(fresh && left_none(a, wstatus))) {
+		state = ov_rt_state_argv(runtime, argv, a->sub, a->id);
+		if (state && ov_rt_run_quiet(runtime, state, &st, &err) == 0 && WIFEXITED(st) &&
+		    WEXITSTATUS(st) == 0) {
+			ov_debug("%s still knows the container: its delete stops the vTPM",
+				 runtime);
+			return;
+		}
 	}
 	/* Another runtime root may run a container with this id: only this
 	 * bundle's vTPM is stopped. */
@@ -313,13 +340,17 @@ static pid_t container_pid(const struct ov_rt_args *a, const char *runtime, char
 /*
  * The container is created: its init, from now on, keeps the vTPMs in use
  * (gc). A foreground `run` returns only when the container is gone: this
- * process stands for it meanwhile.
+ * process stands for it meanwhile. The runtime and its root are recorded
+ * with it: its delete knows it by them (delete_main).
  */
 static void record_container(const struct ov_rt_args *a, const struct ov_settings *s,
 			     const char *runtime, char *const argv[])
 {
 	pid_t pid =
 	    a->action == OV_RT_RUN && !a->detach ? getpid() : container_pid(a, runtime, argv);
+	char root[PATH_MAX];
+	struct ov_vtpm_runtime rt = {.path = runtime,
+				     .root = ov_rt_root(a, root, sizeof(root)) == 0 ? root : NULL};
 	ov_error err = {0};
 
 	if (pid == 0)
@@ -328,39 +359,75 @@ static void record_container(const struct ov_rt_args *a, const struct ov_setting
 		ov_warn("%s did not say the container's pid: the vTPM is in use only while this "
 			"program runs",
 			runtime);
-	else if (ov_vtpm_adopt(s, a->id, pid, NULL, NULL, &err) < 0)
+	else if (ov_vtpm_adopt_runtime(s, a->id, pid, &rt, &err) < 0)
 		ov_warn("recording the container: %s", err.msg);
+}
+
+/* Whose container `delete` names, before the runtime forgets it: another
+ * runtime root may run one with the same id, and its vTPM is not this
+ * delete's to stop (ov_vtpm_stop_owned). The runtime and root the shim
+ * recorded at create tell (*bundle: the record's); else `<runtime>
+ * state`'s bundle (a runtime that names none, not runc or crun: NULL, the
+ * id's vTPM is stopped, as before). *idle: the container's init is gone
+ * (stopped): its vTPMs serve nobody, whatever the delete does. */
+static void delete_owner(const struct ov_rt_args *a, const struct ov_settings *s,
+			 const char *runtime, char **argv, char **bundle, bool *idle)
+{
+	cleanup_json json_object *state = NULL;
+	struct ov_record rec;
+	char root[PATH_MAX];
+	ov_error err = {0};
+	json_object *v;
+
+	*bundle = NULL;
+	*idle = false;
+	if (ov_instance_read(s->run_dir, a->id, &rec, &err) < 0)
+		return; /* nothing recorded: nothing to stop */
+	if (ov_rt_root(a, root, sizeof(root)) == 0 && ov_rt_recorded(&rec, runtime, root)) {
+		*bundle = take_ptr(rec.bundle);
+		/* Its init, not this shim standing for a foreground run. */
+		*idle = rec.container_pid > 0 && rec.container_pid != rec.holder_pid &&
+			!ov_proc_alive(rec.container_pid, rec.container_starttime);
+		ov_record_free(&rec);
+		return;
+	}
+	ov_record_free(&rec);
+	if ((state = runtime_state(a, runtime, argv)) &&
+	    json_object_object_get_ex(state, "bundle", &v) &&
+	    json_object_is_type(v, json_type_string))
+		*bundle = strdup(json_object_get_string(v));
 }
 
 /* `delete` of a container whose vTPMs the shim started: the runtime
  * first; when it deleted the container, stop them (a named one archived),
- * as its poststop hook would have. */
+ * as its poststop hook would have. Those of a stopped container are
+ * stopped while the runtime deletes it. */
 static int delete_main(const struct ov_rt_args *a, struct ov_settings *s, const char *runtime,
 		       char **argv)
 {
-	cleanup_json json_object *state = NULL;
 	cleanup_free char *bundle = NULL;
-	json_object *v;
-	ov_error err = {0};
-	int wstatus;
+	struct ov_rt_child child;
+	ov_error err = {0}, stop_err = {0};
+	int wstatus, stopped = 1;
+	bool idle;
 
-	/* Whose container this is, before the runtime forgets it: another
-	 * runtime root may run one with the same id, and its vTPM is not
-	 * this delete's to stop (ov_vtpm_stop_owned). A runtime that names
-	 * no bundle (not runc or crun) gets the id's vTPM stopped, as before. */
-	if (has_run_dir(s, a->id) && (state = runtime_state(a, runtime, argv)) &&
-	    json_object_object_get_ex(state, "bundle", &v) &&
-	    json_object_is_type(v, json_type_string))
-		bundle = strdup(json_object_get_string(v));
-	if (ov_rt_supervise(runtime, argv, &wstatus, &err) < 0)
+	delete_owner(a, s, runtime, argv, &bundle, &idle);
+	if (ov_rt_start(runtime, argv, &child, &err) < 0)
 		return fail(a, &err);
-	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 &&
-	    ov_vtpm_stop_owned(s, a->id, bundle, 0, &err) < 0) {
-		if (err.code != EBUSY) {
+	if (idle)
+		stopped = ov_vtpm_stop_owned(s, a->id, bundle, 0, &stop_err);
+	if (ov_rt_wait(&child, &wstatus, &err) < 0)
+		return fail(a, &err);
+	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 && !idle)
+		stopped = ov_vtpm_stop_owned(s, a->id, bundle, 0, &stop_err);
+	if (stopped < 0 && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) {
+		if (stop_err.code != EBUSY) {
 			ov_settings_free(s);
-			return fail(a, &err);
+			return fail(a, &stop_err);
 		}
-		ov_warn("%s", err.msg); /* the runtime's delete succeeded */
+		ov_warn("%s", stop_err.msg); /* the runtime's delete succeeded */
+	} else if (stopped < 0) {
+		ov_warn("%s", stop_err.msg);
 	}
 	ov_settings_free(s);
 	return exit_like(wstatus);
@@ -405,7 +472,7 @@ int main(int argc, char **argv)
 	char runtime[PATH_MAX];
 	ov_error err = {0};
 	int wstatus, wants = 0;
-	bool parsed;
+	bool parsed, fresh = false;
 
 	ov_log_init(prog);
 	if (own_option(argv, argc, &err) >= 0) {
@@ -426,7 +493,7 @@ int main(int argc, char **argv)
 
 	if ((a.action == OV_RT_CREATE || a.action == OV_RT_RUN) && !a.help && a.id) {
 		ov_log_set_id(a.id);
-		wants = edit_bundle(&a, &s, &err);
+		wants = edit_bundle(&a, &s, &fresh, &err);
 		if (wants < 0)
 			return fail(&a, &err);
 	}
@@ -440,13 +507,13 @@ int main(int argc, char **argv)
 		if (a.action == OV_RT_RUN && !a.detach)
 			record_container(&a, &s, runtime, argv);
 		if (ov_rt_supervise(runtime, argv, &wstatus, &err) < 0) {
-			clean_up_after(&a, &s, runtime, argv, 1 << 8);
+			clean_up_after(&a, &s, runtime, argv, 1 << 8, fresh);
 			return fail(&a, &err);
 		}
 		if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 &&
 		    (a.action == OV_RT_CREATE || a.detach))
 			record_container(&a, &s, runtime, argv);
-		clean_up_after(&a, &s, runtime, argv, wstatus);
+		clean_up_after(&a, &s, runtime, argv, wstatus, fresh);
 		ov_settings_free(&s);
 		return exit_like(wstatus);
 	}

@@ -123,12 +123,20 @@ bool ov_instance_in_use(const struct ov_record *rec);
 int ov_instance_owner_check(const struct ov_record *rec, const char *bundle, pid_t pid,
 			    ov_error *err);
 
+/* The record of slot id in run_dir, read under its lock; err->code
+ * ENOENT: none. */
+int ov_instance_read(const char *run_dir, const char *id, struct ov_record *rec, ov_error *err);
+
 /* Record holder (> 0) as the process whose life keeps the slot in use
  * until a container is recorded (rec is not written). */
 int ov_instance_hold(struct ov_record *rec, pid_t holder, ov_error *err);
 /* Record container (its init, > 0) as the slot's user and write rec to
  * cdirfd; nothing to do when it is recorded already. */
 int ov_instance_adopt(int cdirfd, pid_t container, struct ov_record *rec, ov_error *err);
+/* The same, and (both given) the runtime that runs it and its --root
+ * (struct ov_record's runtime, runtime_root); written once. */
+int ov_instance_adopt_runtime(int cdirfd, pid_t container, const char *runtime, const char *root,
+			      struct ov_record *rec, ov_error *err);
 
 /*
  * Give the running vTPMs of slot from (locked: cdirfd; its record: rec)

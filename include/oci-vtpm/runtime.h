@@ -18,6 +18,7 @@
 #define OCI_VTPM_RUNTIME_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -46,6 +47,7 @@ struct ov_rt_args {
 	const char *config;   /* crun's --config/-f; NULL: config.json */
 	const char *id;	      /* the container id (create/run/delete); NULL when missing */
 	bool detach;	      /* run --detach/-d */
+	bool keep;	      /* runc's run --keep: the container stays after it exits */
 	bool help;	      /* --help/-h: the runtime prints help, creates nothing */
 	const char *unknown;  /* the first option of create/run we do not know */
 	const char *pid_file; /* --pid-file; NULL: none */
@@ -88,6 +90,22 @@ int ov_rt_resolve(const char *configured, const char *env, const char *search, c
  */
 int ov_rt_supervise(const char *path, char *const argv[], int *wstatus, ov_error *err);
 
+/*
+ * ov_rt_supervise in two steps, for work done while the runtime runs:
+ * ov_rt_start runs path with the signals above (and SIGCHLD) blocked, and
+ * ov_rt_wait passes those that came meanwhile on, then the others as
+ * ov_rt_supervise does, until the child ends. ov_rt_wait must follow a
+ * successful ov_rt_start.
+ */
+struct ov_rt_child {
+	pid_t pid;
+	const char *path;
+	sigset_t set; /* blocked while the child runs */
+	sigset_t old; /* the mask before */
+};
+int ov_rt_start(const char *path, char *const argv[], struct ov_rt_child *c, ov_error *err);
+int ov_rt_wait(struct ov_rt_child *c, int *wstatus, ov_error *err);
+
 /* Run path with argv, stdio on /dev/null, the signals above unblocked, and
  * wait; *wstatus as above. */
 int ov_rt_run_quiet(const char *path, char *const argv[], int *wstatus, ov_error *err);
@@ -99,6 +117,11 @@ int ov_rt_run_quiet(const char *path, char *const argv[], int *wstatus, ov_error
  */
 int ov_rt_config_location(const struct ov_rt_args *a, char **dir, char **name, ov_error *err);
 
+/* Run path with argv quietly (as ov_rt_run_quiet) and read its stdout, at
+ * most max bytes, into *out (malloc'd, NUL-terminated); an exit status
+ * other than 0 is an error. */
+int ov_rt_output(const char *path, char *const argv[], size_t max, char **out, ov_error *err);
+
 /*
  * The argv of `<runtime> <global options> state <id>`: argv[0] is path,
  * then the global options of the original command line (argv[1..sub))
@@ -106,12 +129,18 @@ int ov_rt_config_location(const struct ov_rt_args *a, char **dir, char **name, o
  * into the engine's log. Returns a malloc'd, NULL-terminated array of
  * borrowed strings (free the array only), or NULL (ENOMEM).
  */
-/* Run path with argv quietly (as ov_rt_run_quiet) and read its stdout, at
- * most max bytes, into *out (malloc'd, NUL-terminated); an exit status
- * other than 0 is an error. */
-int ov_rt_output(const char *path, char *const argv[], size_t max, char **out, ov_error *err);
-
 char **ov_rt_state_argv(const char *path, char *const argv[], int sub, const char *id);
+
+/* The runtime's state root named by --root, absolute and with symlinks
+ * resolved (two spellings of one directory are one root), into out;
+ * -1 without --root or when it does not resolve. */
+int ov_rt_root(const struct ov_rt_args *a, char *out, size_t size);
+
+/* Did the shim record runtime with root (ov_rt_root) as the one that runs
+ * rec's container? A container id names one container per root: then a
+ * command for that id under them is about rec's container. */
+struct ov_record;
+bool ov_rt_recorded(const struct ov_record *rec, const char *runtime, const char *root);
 
 /* The oci-vtpm-hook a config.json or a CDI spec will name: configured (the
  * settings' "hook") when set, else oci-vtpm-hook next to this program; it

@@ -63,6 +63,12 @@ struct ov_record {
 	pid_t holder_pid;
 	unsigned long long holder_starttime;
 	int64_t started_at;
+	/* The shim's runtime that runs the container: its path and its
+	 * --root (absolute, symlinks resolved); NULL: not known (the hooks,
+	 * or no --root). A container id is unique within one root: a delete
+	 * under the same ones is this container's (oci-vtpm-runtime). */
+	char *runtime;
+	char *runtime_root;
 	/* Its swtpms' cgroup under swtpm_cgroup; "": none. */
 	char cgroup[OV_CGROUP_TOKEN_LEN + 1];
 	struct ov_record_tpm tpms[OV_MAX_TPMS];

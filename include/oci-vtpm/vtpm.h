@@ -19,6 +19,8 @@
 #include "oci-vtpm/error.h"
 #include "oci-vtpm/oci.h"
 
+struct ov_record;
+
 /*
  * Start the vTPMs request r asks for in slot id (bundle: recorded for the
  * operator, may be NULL). holder (> 0) is the process whose life keeps
@@ -48,6 +50,19 @@ int ov_vtpm_attach(const struct ov_settings *s, const char *id, pid_t pid, const
  * the shim measured in ov_prepare_text). */
 int ov_vtpm_adopt(const struct ov_settings *s, const char *id, pid_t pid, const struct ov_spec *sp,
 		  const struct ov_request *r, ov_error *err);
+
+/*
+ * The shim (oci-vtpm-runtime): as ov_vtpm_adopt without r, and rt, the
+ * runtime that runs the container (path and --root), recorded with it
+ * (struct ov_record's runtime): a delete through the same runtime and root
+ * is this container's, known without asking the runtime.
+ */
+struct ov_vtpm_runtime {
+	const char *path;
+	const char *root; /* absolute, symlinks resolved; NULL: none recorded */
+};
+int ov_vtpm_adopt_runtime(const struct ov_settings *s, const char *id, pid_t pid,
+			  const struct ov_vtpm_runtime *rt, ov_error *err);
 
 /* Stop the vTPMs of slot id and remove its live state. Tolerates partial
  * state; nothing recorded is not an error. */

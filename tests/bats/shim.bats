@@ -367,6 +367,97 @@ runtime_fails() {
 	ov_no_swtpm "$id" || fail "the owner's delete did not stop its swtpm"
 }
 
+# ----------------------------------------------------------------------------
+# The common path asks the runtime nothing: one runtime process per command.
+
+@test "shim: the runtime runs once per command (no \`runc state\`): run, run -d --pid-file, create/start, delete, a failed create; run --keep leaves the vTPM to delete" {
+	requires_shim swtpm runc
+	local b named id root=$T/rt/runc calls=$T/calls
+	# Real runc, logging each command line it gets.
+	cat >"$T/logged-runc" <<EOF
+#!/bin/sh
+printf '%s\n' "\$*" >>'$calls'
+exec '$REAL_RUNC' "\$@"
+EOF
+	chmod 0755 "$T/logged-runc"
+	lrun() {
+		OCI_VTPM_CONFIG=$CFG OCI_VTPM_RUNTIME=$T/logged-runc timeout 60 \
+			"$SHIM" --root "$root" "$@" </dev/null 3>&-
+	}
+	# calls_are LINE...: the command lines runc got since the last call.
+	calls_are() {
+		local got want
+		got=$(cat "$calls" 2>/dev/null || true)
+		want=$(printf '%s\n' "$@")
+		: >"$calls"
+		[ "$got" = "$want" ] || fail "runc ran:
+$got
+want:
+$want"
+	}
+	(umask 077 && head -c 32 /dev/urandom >"$T/master.key")
+	ov_write_config ".master_key = \"$T/master.key\""
+	b=$(shim_bundle once io.oci-vtpm.enable=true)
+	named=$(shim_bundle named io.oci-vtpm.enable=true io.oci-vtpm.name="once-$RANDOM")
+	ov_args "$b" true
+	ov_args "$named" true
+
+	# A foreground run: its container is gone when runc returns.
+	id=$(ov_new_id fg)
+	_ov_register runc "$id"
+	lrun run --bundle "$b" "$id"
+	calls_are "--root $root run --bundle $b $id"
+	ov_leak_check || fail "the foreground run left its vTPM"
+
+	# run -d --pid-file of a named vTPM; it stops; delete archives it.
+	id=$(ov_new_id bg)
+	_ov_register runc "$id"
+	lrun run -d --pid-file "$T/$id.pid" --bundle "$named" "$id"
+	calls_are "--root $root run -d --pid-file $T/$id.pid --bundle $named $id"
+	[ "$(jq .container_pid "$(ov_slot "$id")/record.json")" = "$(cat "$T/$id.pid")" ] ||
+		fail "the pid file's container is not the recorded one"
+	ov_wait_for 20 _ov_is_stopped runc "$id"
+	[ "$(ov_swtpm_count "$id")" -eq 1 ] || fail "the vTPM went before delete"
+	run lrun delete "$id"
+	assert_success
+	calls_are "--root $root delete $id"
+	grep -q "$id: vTPM once-[0-9]* archived as generation 1" "$OV_HOOK_LOG" ||
+		fail "delete did not archive the named vTPM"
+	ov_leak_check || fail "delete left the vTPM"
+
+	# create, start, delete -f of the running container.
+	ov_args "$b" sleep 600
+	id=$(ov_new_id cs)
+	_ov_register runc "$id"
+	lrun create --pid-file "$T/$id.pid" --bundle "$b" "$id"
+	lrun start "$id"
+	[ "$(ov_swtpm_count "$id")" -eq 1 ] || fail "no swtpm for $id"
+	lrun delete -f "$id"
+	calls_are "--root $root create --pid-file $T/$id.pid --bundle $b $id" "--root $root start $id" \
+		"--root $root delete -f $id"
+	ov_leak_check || fail "delete -f left the vTPM"
+
+	# A failed create (no such program): runc once, nothing left.
+	ov_args "$b" /nonexistent/program
+	id=$(ov_new_id failed)
+	run lrun create --pid-file "$T/$id.pid" --bundle "$b" "$id"
+	assert_failure
+	calls_are "--root $root create --pid-file $T/$id.pid --bundle $b $id"
+	ov_leak_check || fail "the failed create left its vTPM"
+
+	# run --keep: runc keeps the stopped container, which keeps its vTPM
+	# (the shim asks runc here: a run that may leave its container).
+	ov_args "$b" true
+	id=$(ov_new_id keep)
+	_ov_register runc "$id"
+	lrun run --keep --bundle "$b" "$id"
+	calls_are "--root $root run --keep --bundle $b $id" "--root $root state $id"
+	[ "$(ov_swtpm_count "$id")" -eq 1 ] || fail "run --keep: the kept container's vTPM went"
+	lrun delete "$id"
+	calls_are "--root $root delete $id"
+	ov_leak_check || fail "the kept container's delete left its vTPM"
+}
+
 @test "shim: run in the foreground passes a SIGTERM sent to the shim on and exits like the container" {
 	requires_shim swtpm runc
 	local b id pid rc=0

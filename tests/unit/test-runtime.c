@@ -9,7 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <limits.h>
+
 #include "oci-vtpm/runtime.h"
+#include "oci-vtpm/store.h"
 #include "unit.h"
 
 #define MAXARGS 32
@@ -99,7 +102,9 @@ static void test_create_run(void)
 		    "--no-new-keyring", "--preserve-fds", "2", "--no-subreaper", "--keep",
 		    "--detach", "-f", "other.json", "c1", NULL) == 0);
 	CHECK(a.detach && streq(a.config, "other.json") && streq(a.id, "c1") && !a.unknown);
-	CHECK(!a.help);
+	CHECK(!a.help && a.keep && streq(a.pid_file, "/p"));
+	CHECK(parse(&a, &err, "run", "c1", NULL) == 0);
+	CHECK(!a.keep && !a.detach && !a.pid_file);
 
 	/* Parsing stops at the id, like runc and crun. */
 	CHECK(parse(&a, &err, "create", "c1", "--bundle", "/b", NULL) == 0);
@@ -387,6 +392,50 @@ static void test_supervise(void)
 	sigprocmask(SIG_SETMASK, &orig, NULL);
 }
 
+/* In two steps: a signal sent between them waits, then is passed on. */
+static void test_start_wait(void)
+{
+	char *slow[] = {"sh", "-c",
+			"trap 'exit 42' TERM; i=0; while [ $i -lt 100 ]; do sleep 0.1; "
+			"i=$((i+1)); done; exit 1",
+			NULL};
+	char *missing[] = {"nope", NULL};
+	sigset_t orig = blocked_now();
+	struct ov_rt_child c;
+	ov_error err = {0};
+	int st = 0;
+
+	CHECK(ov_rt_start("/bin/sh", slow, &c, &err) == 0);
+	kill(getpid(), SIGTERM); /* blocked until ov_rt_wait */
+	CHECK(ov_rt_wait(&c, &st, &err) == 0);
+	CHECK((WIFEXITED(st) && WEXITSTATUS(st) == 42) ||
+	      (WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM));
+	CHECK(ov_rt_start("/nonexistent/runc", missing, &c, &err) < 0);
+	CHECK_ERR(&err, "executing /nonexistent/runc");
+	sigprocmask(SIG_SETMASK, &orig, NULL);
+}
+
+/* The runtime root a record names: one directory, however spelled. */
+static void test_recorded(void)
+{
+	struct ov_rt_args a = {0};
+	struct ov_record rec = {.runtime = "/usr/sbin/runc", .runtime_root = "/tmp"};
+	char root[PATH_MAX];
+
+	CHECK(ov_rt_root(&a, root, sizeof(root)) < 0); /* no --root */
+	a.root = "/nonexistent/root";
+	CHECK(ov_rt_root(&a, root, sizeof(root)) < 0);
+	a.root = "/tmp/../tmp/.";
+	CHECK(ov_rt_root(&a, root, sizeof(root)) == 0 && streq(root, "/tmp"));
+	CHECK(ov_rt_root(&a, root, 4) < 0); /* no room */
+	CHECK(ov_rt_recorded(&rec, "/usr/sbin/runc", "/tmp"));
+	CHECK(!ov_rt_recorded(&rec, "/usr/bin/crun", "/tmp"));
+	CHECK(!ov_rt_recorded(&rec, "/usr/sbin/runc", "/run/runc"));
+	CHECK(!ov_rt_recorded(&rec, "/usr/sbin/runc", NULL));
+	rec.runtime_root = NULL; /* the hooks' record */
+	CHECK(!ov_rt_recorded(&rec, "/usr/sbin/runc", "/tmp"));
+}
+
 int main(void)
 {
 	test_create_run();
@@ -395,5 +444,7 @@ int main(void)
 	test_state_argv();
 	test_resolve();
 	test_supervise();
+	test_start_wait();
+	test_recorded();
 	return unit_done("test-runtime");
 }

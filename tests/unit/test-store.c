@@ -84,8 +84,22 @@ static void test_lock_and_record(void)
 	CHECK(ov_record_read(cdir, &got, &err) == 0);
 	CHECK(got.holder_pid == 42 && got.holder_starttime == 1ULL << 33);
 	CHECK(got.started_at == 1795000000 && got.container_pid == 0);
-	CHECK(got.cgroup[0] == '\0');
+	CHECK(got.cgroup[0] == '\0' && !got.runtime && !got.runtime_root);
 	ov_record_free(&got);
+
+	/* The shim's runtime and root: both or neither. */
+	rec.runtime = "/usr/sbin/runc";
+	CHECK(ov_record_write(cdir, &rec, &err) == 0);
+	CHECK(ov_record_read(cdir, &got, &err) == 0);
+	CHECK(!got.runtime && !got.runtime_root);
+	ov_record_free(&got);
+	rec.runtime_root = "/run/runc";
+	CHECK(ov_record_write(cdir, &rec, &err) == 0);
+	CHECK(ov_record_read(cdir, &got, &err) == 0);
+	CHECK(got.runtime && strcmp(got.runtime, "/usr/sbin/runc") == 0);
+	CHECK(got.runtime_root && strcmp(got.runtime_root, "/run/runc") == 0);
+	ov_record_free(&got);
+	rec.runtime = rec.runtime_root = NULL;
 
 	/* Its swtpms' cgroup: a token of 32 hex digits, nothing else. */
 	snprintf(rec.cgroup, sizeof(rec.cgroup), "0123456789abcdef0123456789abcdef");
