@@ -61,7 +61,8 @@ dry_run_orders() { # goal set
 			case " \$* " in *" -c "*) case " \$* " in *" -DPKG_CONFIG_ASKED "*) ;;
 				*) echo "cc without pkg-config's flags (asked before the packages)" >&2; exit 98 ;;
 			esac ;; esac
-			while [ \$# -gt 0 ]; do [ "\$1" = -o ] && : >"\$2"; shift; done
+			# Its outputs are empty; executable, as the build runs one (gen-bpf).
+			while [ \$# -gt 0 ]; do [ "\$1" = -o ] && : >"\$2" && chmod +x "\$2"; shift; done
 		SH
 		cat >"$t/bin/pkg-config" <<-SH
 			#!/bin/sh
