@@ -169,20 +169,29 @@ fault_stop() {
 	ov_leak_check
 }
 
+# fl_hook_race PREFIX N NAME PID: N createRuntime hooks at once, for the
+# containers PREFIX<i>-$$ (init PID, listed in $T/ids) of the vTPM name
+# NAME, or PREFIX<i> each when NAME is empty; each hook's exit code in
+# $T/PREFIX<i>.rc, its stderr in $T/PREFIX<i>.err.
+fl_hook_race() {
+	local i
+	for i in $(seq 1 "$2"); do
+		fl_state "$1$i-$$" "${3:-$1$i}" "$4"
+		echo "$1$i-$$" >>"$T/ids"
+	done
+	for i in $(seq 1 "$2"); do
+		(ov_hook createRuntime "$T/$1$i-$$.state" >/dev/null 2>"$T/$1$i.err"
+			echo $? >"$T/$1$i.rc") &
+	done
+	wait
+}
+
 @test "100 starts of one name at once: exactly one wins, the others fail in one line" {
 	fl_requires
 	local i pid wins=0 busy=0 winner="" e
 	fl_baseline C
 	pid=$(ov_dummy_pid)
-	for i in $(seq 1 100); do
-		fl_state "c$i-$$" C "$pid"
-		echo "c$i-$$" >>"$T/ids"
-	done
-	for i in $(seq 1 100); do
-		(ov_hook createRuntime "$T/c$i-$$.state" >/dev/null 2>"$T/c$i.err"
-			echo $? >"$T/c$i.rc") &
-	done
-	wait
+	fl_hook_race c 100 C "$pid"
 	for i in $(seq 1 100); do
 		if [ "$(cat "$T/c$i.rc")" = 0 ]; then
 			wins=$((wins + 1))
@@ -294,15 +303,7 @@ fl_limit_race() {
 	local i pid wins=0 refused=0 e
 	ov_write_config ".master_key = \"$T/keys/master.key\" | .$1 = 10"
 	pid=$(ov_dummy_pid)
-	for i in $(seq 1 30); do
-		fl_state "n$i-$$" "n$i" "$pid"
-		echo "n$i-$$" >>"$T/ids"
-	done
-	for i in $(seq 1 30); do
-		(ov_hook createRuntime "$T/n$i-$$.state" >/dev/null 2>"$T/n$i.err"
-			echo $? >"$T/n$i.rc") &
-	done
-	wait
+	fl_hook_race n 30 "" "$pid"
 	for i in $(seq 1 30); do
 		if [ "$(cat "$T/n$i.rc")" = 0 ]; then
 			wins=$((wins + 1))
