@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -141,6 +142,11 @@ static int describe(const struct ov_settings *s, int root, const char *name,
 	snprintf(v->name, sizeof(v->name), "%s", name);
 	if (vdir < 0)
 		return ov_error_set(err, errno, "vTPM %s", name);
+	/* A stop's worker (settings stop_async) holds the lock until its
+	 * generation is written and the name free: show what it leaves. */
+	while (flock(vdir, LOCK_SH) < 0)
+		if (errno != EINTR)
+			return ov_error_set(err, errno, "locking vTPM %s", name);
 	if (list_gens(vdir, v, err) < 0)
 		return -1;
 	if (ov_meta_load(vdir, name, NULL, &m, NULL, &merr) == 0) {
