@@ -4,6 +4,7 @@
  * returns in a detached worker (settings stop_async); and gc's collect. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -126,8 +127,17 @@ static void __attribute__((noreturn)) stop_worker(const struct ov_settings *s, i
 {
 	int keep[4] = {run, cdir, vdir, ov_log_detach()};
 	ov_error err = {0};
+	sigset_t none;
 	int devnull;
 
+	/* Nothing of the caller's signal handling (the shim forwards
+	 * signals to its runtime). */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+	signal(SIGPIPE, SIG_IGN); /* a write to a gone swtpm fails, not kills */
 	if (setsid() < 0 || chdir("/") < 0)
 		ov_warn("stop worker: %s", strerror(errno));
 	prctl(PR_SET_NAME, "ov-stop", 0, 0, 0);
@@ -158,6 +168,7 @@ static void __attribute__((noreturn)) stop_worker(const struct ov_settings *s, i
 static int stop_detached(const struct ov_settings *s, int run, int cdir, const char *id,
 			 struct ov_record *rec, ov_error *err)
 {
+	double t0 = ov_util_mono_ms();
 	cleanup_close int vdir = ov_archive_dir(s, rec->name, true, err);
 	pid_t child;
 	int status;
@@ -173,8 +184,13 @@ static int stop_detached(const struct ov_settings *s, int run, int cdir, const c
 
 		if (worker > 0)
 			_exit(0);
-		if (worker < 0) /* no worker: this child stops it, waited for */
-			_exit(stop_archive_locked(s, run, cdir, vdir, id, rec, err) < 0 ? 1 : 0);
+		if (worker < 0) { /* no worker: this child stops it, waited for */
+			if (stop_archive_locked(s, run, cdir, vdir, id, rec, err) < 0) {
+				ov_error_log(err);
+				_exit(1);
+			}
+			_exit(0);
+		}
 		stop_worker(s, run, cdir, vdir, id, rec);
 	}
 	if (child < 0) {
@@ -184,7 +200,8 @@ static int stop_detached(const struct ov_settings *s, int run, int cdir, const c
 	while (waitpid(child, &status, 0) < 0)
 		if (errno != EINTR)
 			break;
-	ov_debug("vTPM %s marked stopping; a worker archives it", rec->name);
+	ov_debug("timing: vTPM %s marked stopping, its worker forked in %.1f ms", rec->name,
+		 ov_util_mono_ms() - t0);
 	return 0;
 }
 
