@@ -800,16 +800,17 @@ $new"
 # the worker died); taking the slot's lock waits for that. Returns 1 if one
 # still holds it after the timeout.
 ov_wait_stops() {
-	local r rc=0
+	local r d st rc=0
 	for r in $(grep -lsF '"stopping":true' "$RUN_DIR"/containers/*/record.json); do
-		[ -d "${r%/record.json}" ] || continue
-		timeout "$OV_TIMEOUT" flock -s "${r%/record.json}" true 2>/dev/null || {
-			# Removed while we opened it: done; else still locked.
-			[ ! -d "${r%/record.json}" ] || {
-				ov_log "a stop worker still holds ${r%/record.json}"
-				rc=1
-			}
-		}
+		d=${r%/record.json}
+		# The directory opened here (fd 9), not by flock(1), which would
+		# create a file where the worker just removed it. Gone: done.
+		st=0
+		{ timeout "$OV_TIMEOUT" flock -s 9; } 2>/dev/null 9<"$d" || st=$?
+		if [ "$st" -eq 124 ]; then
+			ov_log "a stop worker still holds $d"
+			rc=1
+		fi
 	done
 	return $rc
 }
