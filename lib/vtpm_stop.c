@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -141,6 +142,10 @@ static void __attribute__((noreturn)) stop_worker(const struct ov_settings *s, i
 	if (setsid() < 0 || chdir("/") < 0)
 		ov_warn("stop worker: %s", strerror(errno));
 	prctl(PR_SET_NAME, "ov-stop", 0, 0, 0);
+	/* Behind the runtime whose delete is still running: its caller
+	 * waits for that, nobody for this but a start of the same name. */
+	if (setpriority(PRIO_PROCESS, 0, 10) < 0)
+		ov_debug("stop worker: setpriority: %s", strerror(errno));
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0)
 		ov_warn("stop worker: /dev/null: %s", strerror(errno));
