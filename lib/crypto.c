@@ -113,6 +113,31 @@ int ov_master_key_create(const char *path, struct ov_key *k, ov_error *err)
 	return ov_master_key_write(path, k, err);
 }
 
+static void *prepare(void *arg)
+{
+	(void)arg;
+	/* What ov_hkdf, ov_mac_new, ov_key_unwrap and swtpm_blob.c fetch;
+	 * the first cipher fetched builds the table of all of them. */
+	EVP_MD_free(EVP_MD_fetch(NULL, "SHA256", NULL));
+	EVP_MAC_free(EVP_MAC_fetch(NULL, "HMAC", NULL));
+	EVP_KDF_free(EVP_KDF_fetch(NULL, "HKDF", NULL));
+	EVP_CIPHER_free(EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL));
+	return NULL;
+}
+
+void ov_crypto_prepare(struct ov_crypto_prep *p)
+{
+	if (!p->running)
+		p->running = pthread_create(&p->thread, NULL, prepare, NULL) == 0;
+}
+
+void ov_crypto_prepared(struct ov_crypto_prep *p)
+{
+	if (p->running)
+		pthread_join(p->thread, NULL);
+	p->running = false;
+}
+
 void ov_hex(const uint8_t *in, size_t len, char *out)
 {
 	static const char digits[] = "0123456789abcdef";

@@ -10,6 +10,7 @@
 
 #include "oci-vtpm/backend.h"
 #include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/crypto.h"
 #include "oci-vtpm/fault.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/instance.h"
@@ -65,6 +66,7 @@ struct start {
 	const struct ov_settings *s;
 	const char *id, *bundle;
 	const struct ov_request *r;
+	struct ov_crypto_prep *prep; /* libcrypto made ready on a thread (named, warm) */
 	pid_t holder;
 	enum ov_backend backend;
 	struct ov_user user;
@@ -240,6 +242,7 @@ static int open_slot(const struct start *c, bool *warm, ov_error *err)
 	if (ov_warm_eligible(c->s, c->id, r) && !ov_instance_exists(c->run, c->id)) {
 		cdir = ov_warm_take(c->s, c->run, c->id, c->bundle, c->holder, c->backend,
 				    r->version, err);
+		ov_crypto_prepared(c->prep);
 		if (cdir >= 0) {
 			*warm = true;
 			if (r->name && warm_named(c, cdir, err) < 0) {
@@ -345,14 +348,24 @@ undo:
 int ov_vtpm_start(const struct ov_settings *s, const char *id, const char *bundle,
 		  const struct ov_request *r, pid_t holder, ov_error *err)
 {
-	struct start c = {
-	    .s = s, .id = id, .bundle = bundle, .r = r, .holder = holder, .t0 = ov_util_mono_ms()};
+	cleanup_crypto_prep struct ov_crypto_prep prep = {0};
+	struct start c = {.s = s,
+			  .id = id,
+			  .bundle = bundle,
+			  .r = r,
+			  .prep = &prep,
+			  .holder = holder,
+			  .t0 = ov_util_mono_ms()};
 	cleanup_close int run = -1, cdir = -1;
 	bool warm;
 	int ret;
 
 	if (!ov_instance_slot_valid(id))
 		return ov_error_set(err, EINVAL, "invalid container id \"%.64s\"", id);
+	/* A named vTPM handed to a warm one needs its keys right after the
+	 * claim: libcrypto gets ready meanwhile (joined in open_slot). */
+	if (r->name && ov_warm_eligible(s, id, r))
+		ov_crypto_prepare(&prep);
 	if (ov_backend_resolve(r, &c.backend, err) < 0 ||
 	    ov_util_user(s->swtpm_user, &c.user, err) < 0 ||
 	    ov_proc_boot_id(c.boot_id, sizeof(c.boot_id), err) < 0)
@@ -362,6 +375,7 @@ int ov_vtpm_start(const struct ov_settings *s, const char *id, const char *bundl
 		return ov_error_wrap(err, "run directory");
 	c.run = run;
 	cdir = open_slot(&c, &warm, err);
+	ov_crypto_prepared(&prep); /* before anything forks */
 	if (cdir < 0)
 		return -1;
 	if (warm) {

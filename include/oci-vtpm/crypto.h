@@ -13,6 +13,8 @@
 #ifndef OCI_VTPM_CRYPTO_H
 #define OCI_VTPM_CRYPTO_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,6 +66,24 @@ int ov_mac_final(struct ov_mac *m, uint8_t out[OV_MAC_LEN], ov_error *err);
 void ov_mac_free(struct ov_mac *m);
 /* Constant time. */
 int ov_mac_equal(const uint8_t a[OV_MAC_LEN], const uint8_t b[OV_MAC_LEN]);
+
+/*
+ * libcrypto builds its name map and its tables of digests, MACs, KDFs and
+ * ciphers at a process's first use of each, about 1 ms of CPU (3.0; more
+ * than all the keys of a start cost after it, docs/performance.md). A start
+ * that will need keys soon begins that work on a thread of its own with
+ * ov_crypto_prepare, goes on with what needs no key, and waits for it with
+ * ov_crypto_prepared (cleanup_crypto_prep waits on every path) before its
+ * first key and before anything forks. Nothing secret is on that thread;
+ * where no thread can be made, the first use does the same work later.
+ */
+struct ov_crypto_prep {
+	pthread_t thread;
+	bool running;
+};
+void ov_crypto_prepare(struct ov_crypto_prep *p);
+void ov_crypto_prepared(struct ov_crypto_prep *p);
+#define cleanup_crypto_prep __attribute__((cleanup(ov_crypto_prepared)))
 
 void ov_hex(const uint8_t *in, size_t len, char *out);
 int ov_unhex(const char *in, uint8_t *out, size_t len);
