@@ -66,7 +66,6 @@ struct start {
 	const struct ov_settings *s;
 	const char *id, *bundle;
 	const struct ov_request *r;
-	struct ov_crypto_prep *prep; /* libcrypto made ready on a thread (named, warm) */
 	pid_t holder;
 	enum ov_backend backend;
 	struct ov_user user;
@@ -242,7 +241,6 @@ static int open_slot(const struct start *c, bool *warm, ov_error *err)
 	if (ov_warm_eligible(c->s, c->id, r) && !ov_instance_exists(c->run, c->id)) {
 		cdir = ov_warm_take(c->s, c->run, c->id, c->bundle, c->holder, c->backend,
 				    r->version, err);
-		ov_crypto_prepared(c->prep);
 		if (cdir >= 0) {
 			*warm = true;
 			if (r->name && warm_named(c, cdir, err) < 0) {
@@ -349,13 +347,8 @@ int ov_vtpm_start(const struct ov_settings *s, const char *id, const char *bundl
 		  const struct ov_request *r, pid_t holder, ov_error *err)
 {
 	cleanup_crypto_prep struct ov_crypto_prep prep = {0};
-	struct start c = {.s = s,
-			  .id = id,
-			  .bundle = bundle,
-			  .r = r,
-			  .prep = &prep,
-			  .holder = holder,
-			  .t0 = ov_util_mono_ms()};
+	struct start c = {
+	    .s = s, .id = id, .bundle = bundle, .r = r, .holder = holder, .t0 = ov_util_mono_ms()};
 	cleanup_close int run = -1, cdir = -1;
 	bool warm;
 	int ret;
@@ -363,7 +356,9 @@ int ov_vtpm_start(const struct ov_settings *s, const char *id, const char *bundl
 	if (!ov_instance_slot_valid(id))
 		return ov_error_set(err, EINVAL, "invalid container id \"%.64s\"", id);
 	/* A named vTPM handed to a warm one needs its keys right after the
-	 * claim: libcrypto gets ready meanwhile (joined in open_slot). */
+	 * claim: libcrypto gets ready meanwhile. Not waited for before the
+	 * first key: libcrypto's own locks order the two, and a thread the
+	 * scheduler has not run yet finds the work done. */
 	if (r->name && ov_warm_eligible(s, id, r))
 		ov_crypto_prepare(&prep);
 	if (ov_backend_resolve(r, &c.backend, err) < 0 ||
