@@ -72,11 +72,11 @@ int ov_mac_equal(const uint8_t a[OV_MAC_LEN], const uint8_t b[OV_MAC_LEN]);
  * ciphers at a process's first use of each, about 1 ms of CPU (3.0; more
  * than all the keys of a start cost after it, docs/performance.md). A start
  * that will need keys soon begins that work on a thread of its own with
- * ov_crypto_prepare and goes on; its first key needs no wait (libcrypto's
- * own locks order the two); ov_crypto_prepared joins the thread, before
- * anything forks (cleanup_crypto_prep: on every path). Nothing secret is
- * on that thread; where no thread can be made, the first use does the
- * same work.
+ * ov_crypto_prepare (only while a CPU is idle: on a busy host the thread
+ * would wait for the CPU the start itself could have used) and goes on; its first key needs no wait
+ * (libcrypto's own locks order the two); ov_crypto_prepared joins the thread, before anything forks
+ * (cleanup_crypto_prep: on every path). Nothing secret is on that thread; where no thread can be
+ * made, the first use does the same work.
  */
 struct ov_crypto_prep {
 	pthread_t thread;
