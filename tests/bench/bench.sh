@@ -55,6 +55,9 @@
 # Environment:
 #   BENCH_N, BENCH_SCALE, BENCH_SOAK   see above
 #   BENCH_ONLY      all (default) or soak: section 4 only
+#   BENCH_VARIANTS  the variants of section 1 to time (names as above, e.g.
+#                   "ephemeral unmeasured shim-ephemeral"); bare is always
+#                   timed; default all. BENCH_SOAK=0 leaves section 4 out.
 #   BENCH_BACKEND   socket or device (default: device where /dev/vtpmx can
 #                   be had, else socket)
 #   OCI_VTPM_BUILD  build dir (default <repo>/build)
@@ -69,7 +72,7 @@ soak=${BENCH_SOAK:-1000}
 scale=${BENCH_SCALE:-100}
 only=${BENCH_ONLY:-all}
 case $only in all | soak) ;; *) die "BENCH_ONLY must be all or soak, not '$only'" ;; esac
-bench_positive BENCH_SOAK "$soak"
+[ "$soak" = 0 ] || bench_positive BENCH_SOAK "$soak"
 bench_requires "$hook" "$cli" "$shim" -- tpm2_getrandom swtpm_setup
 
 # The run directory on a tmpfs, as /run/oci-vtpm is on any systemd host
@@ -145,6 +148,14 @@ variants=(bare disabled ephemeral warm named pool-ek warm-ek inline-ek warm-name
 # The measured launch is on in every variant above; this one opts out.
 mkbundle unmeasured "{$on, \"io.oci-vtpm.measure\": \"false\"}"
 variants+=(unmeasured)
+if [ -n "${BENCH_VARIANTS:-}" ]; then
+	chosen=(bare)
+	for b in $BENCH_VARIANTS; do
+		[[ " ${variants[*]} " == *" $b "* ]] || die "BENCH_VARIANTS: no variant '$b' (${variants[*]})"
+		[ "$b" = bare ] || chosen+=("$b")
+	done
+	variants=("${chosen[@]}")
+fi
 
 # rt VARIANT ARGS...: runc, or for a shim-* variant the shim with its settings.
 rt() {
@@ -619,7 +630,7 @@ if [ "$only" = all ]; then
 else
 	scale=0
 fi
-bench_soak
+[ "$soak" = 0 ] || bench_soak
 echo
 echo "bench: $timed timed runs, $scale scale containers, $soak soak cycles; $((fails + scale_fail + soak_fail)) failed, $leaks leaked"
 bench_runc_errors
