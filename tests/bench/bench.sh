@@ -415,6 +415,7 @@ bench_breakdown() {
 	echo "| variant | setup | restore | pool claim | manufacture | swtpm ready | expose | **start** | swtpm stop | archive | remove | **stop** |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for b in ephemeral warm named pool-ek warm-ek inline-ek warm-named warm-12 shim-ephemeral shim-warm shim-named shim-pool-ek shim-warm-ek shim-warm-named; do
+		[[ " ${variants[*]} " == *" $b "* ]] || continue # not timed (BENCH_VARIANTS)
 		read -r a1 a2 a3 a4 a5 a6 a7 < <(cols "$b" "$start_re" 7)
 		read -r s1 s2 s3 s4 < <(cols "$b" "$stop_re" 4)
 		echo "| ${label[$b]}$(case $b in shim-*) echo " (shim)" ;; esac) | $a1 | $a2 | $a3 | $a4 | $a5 | $a6 | **$a7** | $s1 | $s2 | $s3 | **$s4** |"
@@ -430,7 +431,7 @@ bench_breakdown() {
 	measure_cpu=$(sed -nE 's/.*timing: measure [0-9.]+ ms, ([0-9.]+) ms CPU.*/\1/p' <<<"$measure_lines" | median)
 	echo "Measured launch (PCR 11 extended once per item, the event log written; every variant but the unmeasured one): median **$measure_ms ms** per start, $measure_cpu ms of it the hook's own CPU (target < 1 ms for on by default: $(verdict le "${measure_ms/-/99}" 1))."
 	pst=$(awk -v a="${named_stop:-0}" -v b="$hook_ms" 'BEGIN {printf "%.1f", a+b}')
-	echo "Poststop with archive: $named_stop ms in the hook's stop + $hook_ms ms hook process = **$pst ms** (the stop alone, against a bare \`runc delete\`: the table above)."
+	echo "Poststop with archive: ${named_stop:--} ms in the hook's stop + $hook_ms ms hook process = **$pst ms** (the stop alone, against a bare \`runc delete\`: the table above)."
 	echo "Through the shim, expose is 0: runc makes the mount or the device nodes from config.json; the shim's start line is logged when it records the container, after create."
 }
 
