@@ -54,11 +54,10 @@
 #
 # Environment:
 #   BENCH_N, BENCH_SCALE, BENCH_SOAK   see above
-#   BENCH_ONLY      all (default); soak: section 4 only; latency: sections
-#                   1 and 2 only
-#   BENCH_VARIANTS  the variants of section 1 to time, by name (bare is
-#                   always timed), e.g. "warm warm-named shim-warm
-#                   shim-warm-named"; default all
+#   BENCH_ONLY      all (default) or soak: section 4 only
+#   BENCH_VARIANTS  the variants of section 1 to time (names as above, e.g.
+#                   "ephemeral unmeasured shim-ephemeral"); bare is always
+#                   timed; default all. BENCH_SOAK=0 leaves section 4 out.
 #   BENCH_BACKEND   socket or device (default: device where /dev/vtpmx can
 #                   be had, else socket)
 #   OCI_VTPM_BUILD  build dir (default <repo>/build)
@@ -72,8 +71,8 @@ n=${BENCH_N:-30}
 soak=${BENCH_SOAK:-1000}
 scale=${BENCH_SCALE:-100}
 only=${BENCH_ONLY:-all}
-case $only in all | soak | latency) ;; *) die "BENCH_ONLY must be all, soak or latency, not '$only'" ;; esac
-bench_positive BENCH_SOAK "$soak"
+case $only in all | soak) ;; *) die "BENCH_ONLY must be all or soak, not '$only'" ;; esac
+[ "$soak" = 0 ] || bench_positive BENCH_SOAK "$soak"
 bench_requires "$hook" "$cli" "$shim" -- tpm2_getrandom swtpm_setup
 
 # The run directory on a tmpfs, as /run/oci-vtpm is on any systemd host
@@ -150,11 +149,12 @@ variants=(bare disabled ephemeral warm named pool-ek warm-ek inline-ek warm-name
 mkbundle unmeasured "{$on, \"io.oci-vtpm.measure\": \"false\"}"
 variants+=(unmeasured)
 if [ -n "${BENCH_VARIANTS:-}" ]; then
-	read -r -a chosen <<<"$BENCH_VARIANTS"
-	for b in "${chosen[@]}"; do
-		[ -d "$work/b/$b" ] || die "BENCH_VARIANTS: no variant '$b' (${variants[*]})"
+	chosen=(bare)
+	for b in $BENCH_VARIANTS; do
+		[[ " ${variants[*]} " == *" $b "* ]] || die "BENCH_VARIANTS: no variant '$b' (${variants[*]})"
+		[ "$b" = bare ] || chosen+=("$b")
 	done
-	mapfile -t variants < <(printf '%s\n' bare "${chosen[@]}" | awk '!seen[$0]++')
+	variants=("${chosen[@]}")
 fi
 
 # rt VARIANT ARGS...: runc, or for a shim-* variant the shim with its settings.
@@ -623,21 +623,15 @@ bench_soak() {
 }
 
 fails=0 scale_fail=0 soak_fail=0 leaks=0 timed=0
-if [ "$only" != soak ]; then
+if [ "$only" = all ]; then
 	bench_latency
 	bench_breakdown
-	timed=$((${#variants[@]} * n + 6 * n))
-fi
-if [ "$only" = all ]; then
 	bench_scale
+	timed=$((${#variants[@]} * n + 6 * n))
 else
 	scale=0
 fi
-if [ "$only" = latency ]; then
-	soak=0
-else
-	bench_soak
-fi
+[ "$soak" = 0 ] || bench_soak
 echo
 echo "bench: $timed timed runs, $scale scale containers, $soak soak cycles; $((fails + scale_fail + soak_fail)) failed, $leaks leaked"
 bench_runc_errors
