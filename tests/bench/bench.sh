@@ -55,6 +55,10 @@
 # Environment:
 #   BENCH_N, BENCH_SCALE, BENCH_SOAK   see above
 #   BENCH_ONLY      all (default) or soak: section 4 only
+#   BENCH_VARIANTS  the section 1 variants to time (names as above, e.g.
+#                   "disabled ephemeral shim-ephemeral"; bare always);
+#                   default all. The warm vTPMs and the pool are made as
+#                   for all, so the run dir holds what a full run's does.
 #   BENCH_BACKEND   socket or device (default: device where /dev/vtpmx can
 #                   be had, else socket)
 #   OCI_VTPM_BUILD  build dir (default <repo>/build)
@@ -145,6 +149,12 @@ variants=(bare disabled ephemeral warm named pool-ek warm-ek inline-ek warm-name
 # The measured launch is on in every variant above; this one opts out.
 mkbundle unmeasured "{$on, \"io.oci-vtpm.measure\": \"false\"}"
 variants+=(unmeasured)
+if [ -n "${BENCH_VARIANTS:-}" ]; then
+	for b in $BENCH_VARIANTS; do
+		[[ " ${variants[*]} " == *" $b "* ]] || die "BENCH_VARIANTS: no variant '$b' (${variants[*]})"
+	done
+	read -r -a variants <<<"bare ${BENCH_VARIANTS//bare/}"
+fi
 
 # rt VARIANT ARGS...: runc, or for a shim-* variant the shim with its settings.
 rt() {
