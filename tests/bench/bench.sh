@@ -413,7 +413,9 @@ bench_breakdown() {
 	echo
 	echo "| variant | setup | restore | pool claim | manufacture | swtpm ready | expose | **start** | swtpm stop | archive | remove | **stop** |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	named_stop=-
 	for b in ephemeral warm named pool-ek warm-ek inline-ek warm-named warm-12 shim-ephemeral shim-warm shim-named shim-pool-ek shim-warm-ek shim-warm-named; do
+		[[ " ${variants[*]} " == *" $b "* ]] || continue # BENCH_VARIANTS
 		read -r a1 a2 a3 a4 a5 a6 a7 < <(cols "$b" "$start_re" 7)
 		read -r s1 s2 s3 s4 < <(cols "$b" "$stop_re" 4)
 		echo "| ${label[$b]}$(case $b in shim-*) echo " (shim)" ;; esac) | $a1 | $a2 | $a3 | $a4 | $a5 | $a6 | **$a7** | $s1 | $s2 | $s3 | **$s4** |"
