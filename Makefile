@@ -24,8 +24,8 @@ PKG_CFLAGS = $(call once,PKG_CFLAGS,pkg-config --cflags $(PKGS) 2>/dev/null)
 #   0                      none
 # runc execs the hook twice per container; per exec (docs/performance.md,
 # "exec cost"), against all three static: libcrypto.so costs ld.so about
-# 4200 symbol relocations, +0.7 ms CPU and +1.3 ms wall at load 8 (+0.5 ms
-# idle); shared json-c and libseccomp +0.15 ms. PIE, full RELRO and
+# 4200 symbol relocations, +0.7 ms CPU and +0.9 to +1.3 ms wall (load 3 to 8);
+# shared json-c and libseccomp +0.15 ms. PIE, full RELRO and
 # BIND_NOW stay in every mode. The price of a static libcrypto: an OpenSSL
 # security update reaches these root programs only when they are rebuilt
 # (a distribution package: STATIC_LIBS="json-c seccomp" or 0, or a rebuild
