@@ -126,11 +126,14 @@ $(BUILD)/oci-vtpm-relay: $(BUILD)/relay/oci-vtpm-relay.o $(LIB)
 	$(CC) $(RELAY_LINK) -o $@ $^
 $(BUILD)/relay/gen-bpf: $(BUILD)/relay/gen-bpf.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lseccomp
-$(BUILD)/gen/ctrl_relay_bpf.h: $(BUILD)/relay/gen-bpf
+# swtpm's own sandbox (lib/sandbox.c) is made the same way: nothing is
+# compiled in the child of each start.
+$(BUILD)/gen/ctrl_relay_bpf.h $(BUILD)/gen/sandbox_bpf.h: $(BUILD)/gen/%_bpf.h: $(BUILD)/relay/gen-bpf
 	@mkdir -p $(dir $@)
 	@echo "  GEN     $@"
-	@$< >$@.tmp && mv $@.tmp $@
+	@$< $(subst ctrl_relay,relay,$*) >$@.tmp && mv $@.tmp $@
 $(BUILD)/lib/ctrl_relay.o: $(BUILD)/gen/ctrl_relay_bpf.h
+$(BUILD)/lib/sandbox.o: $(BUILD)/gen/sandbox_bpf.h
 $(BUILD)/oci-vtpm-runtime: $(BUILD)/shim/oci-vtpm-runtime.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/oci-vtpm: $(CLI_OBJS) $(LIB)
@@ -206,7 +209,7 @@ bench-vm: all | deps
 bench-vm-scale: all | deps
 	@OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/vm/bench.sh --scale
 
-fuzz: $(BUILD)/gen/ctrl_relay_bpf.h | deps
+fuzz: $(BUILD)/gen/ctrl_relay_bpf.h $(BUILD)/gen/sandbox_bpf.h | deps
 	@OCI_VTPM_BUILD=$(BUILD) tests/fuzz/run.sh
 
 check-bats: all | deps

@@ -55,10 +55,9 @@
 # Environment:
 #   BENCH_N, BENCH_SCALE, BENCH_SOAK   see above
 #   BENCH_ONLY      all (default) or soak: section 4 only
-#   BENCH_VARIANTS  the section 1 variants to time (names as above, e.g.
-#                   "disabled ephemeral shim-ephemeral"; bare always);
-#                   default all. The warm vTPMs and the pool are made as
-#                   for all, so the run dir holds what a full run's does.
+#   BENCH_VARIANTS  the variants of section 1 to time (names as above, e.g.
+#                   "ephemeral unmeasured shim-ephemeral"); bare is always
+#                   timed; default all. BENCH_SOAK=0 leaves section 4 out.
 #   BENCH_BACKEND   socket or device (default: device where /dev/vtpmx can
 #                   be had, else socket)
 #   OCI_VTPM_BUILD  build dir (default <repo>/build)
@@ -73,7 +72,7 @@ soak=${BENCH_SOAK:-1000}
 scale=${BENCH_SCALE:-100}
 only=${BENCH_ONLY:-all}
 case $only in all | soak) ;; *) die "BENCH_ONLY must be all or soak, not '$only'" ;; esac
-bench_positive BENCH_SOAK "$soak"
+[ "$soak" = 0 ] || bench_positive BENCH_SOAK "$soak"
 bench_requires "$hook" "$cli" "$shim" -- tpm2_getrandom swtpm_setup
 
 # The run directory on a tmpfs, as /run/oci-vtpm is on any systemd host
@@ -150,10 +149,12 @@ variants=(bare disabled ephemeral warm named pool-ek warm-ek inline-ek warm-name
 mkbundle unmeasured "{$on, \"io.oci-vtpm.measure\": \"false\"}"
 variants+=(unmeasured)
 if [ -n "${BENCH_VARIANTS:-}" ]; then
+	chosen=(bare)
 	for b in $BENCH_VARIANTS; do
 		[[ " ${variants[*]} " == *" $b "* ]] || die "BENCH_VARIANTS: no variant '$b' (${variants[*]})"
+		[ "$b" = bare ] || chosen+=("$b")
 	done
-	read -r -a variants <<<"bare ${BENCH_VARIANTS//bare/}"
+	variants=("${chosen[@]}")
 fi
 
 # rt VARIANT ARGS...: runc, or for a shim-* variant the shim with its settings.
@@ -413,9 +414,8 @@ bench_breakdown() {
 	echo
 	echo "| variant | setup | restore | pool claim | manufacture | swtpm ready | expose | **start** | swtpm stop | archive | remove | **stop** |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-	named_stop=-
 	for b in ephemeral warm named pool-ek warm-ek inline-ek warm-named warm-12 shim-ephemeral shim-warm shim-named shim-pool-ek shim-warm-ek shim-warm-named; do
-		[[ " ${variants[*]} " == *" $b "* ]] || continue # BENCH_VARIANTS
+		[[ " ${variants[*]} " == *" $b "* ]] || continue # not timed (BENCH_VARIANTS)
 		read -r a1 a2 a3 a4 a5 a6 a7 < <(cols "$b" "$start_re" 7)
 		read -r s1 s2 s3 s4 < <(cols "$b" "$stop_re" 4)
 		echo "| ${label[$b]}$(case $b in shim-*) echo " (shim)" ;; esac) | $a1 | $a2 | $a3 | $a4 | $a5 | $a6 | **$a7** | $s1 | $s2 | $s3 | **$s4** |"
@@ -431,7 +431,7 @@ bench_breakdown() {
 	measure_cpu=$(sed -nE 's/.*timing: measure [0-9.]+ ms, ([0-9.]+) ms CPU.*/\1/p' <<<"$measure_lines" | median)
 	echo "Measured launch (PCR 11 extended once per item, the event log written; every variant but the unmeasured one): median **$measure_ms ms** per start, $measure_cpu ms of it the hook's own CPU (target < 1 ms for on by default: $(verdict le "${measure_ms/-/99}" 1))."
 	pst=$(awk -v a="${named_stop:-0}" -v b="$hook_ms" 'BEGIN {printf "%.1f", a+b}')
-	echo "Poststop with archive: $named_stop ms in the hook's stop + $hook_ms ms hook process = **$pst ms** (the stop alone, against a bare \`runc delete\`: the table above)."
+	echo "Poststop with archive: ${named_stop:--} ms in the hook's stop + $hook_ms ms hook process = **$pst ms** (the stop alone, against a bare \`runc delete\`: the table above)."
 	echo "Through the shim, expose is 0: runc makes the mount or the device nodes from config.json; the shim's start line is logged when it records the container, after create."
 }
 
@@ -631,7 +631,7 @@ if [ "$only" = all ]; then
 else
 	scale=0
 fi
-bench_soak
+[ "$soak" = 0 ] || bench_soak
 echo
 echo "bench: $timed timed runs, $scale scale containers, $soak soak cycles; $((fails + scale_fail + soak_fail)) failed, $leaks leaked"
 bench_runc_errors
