@@ -6,7 +6,6 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/params.h>
-#include <sched.h>
 #include <string.h>
 #include <stdio.h>
 #include <sys/random.h>
@@ -112,53 +111,6 @@ int ov_master_key_create(const char *path, struct ov_key *k, ov_error *err)
 	if (ov_random(k->b, sizeof(k->b), err) < 0)
 		return -1;
 	return ov_master_key_write(path, k, err);
-}
-
-static void *prepare(void *arg)
-{
-	(void)arg;
-	/* What ov_hkdf, ov_mac_new, ov_key_unwrap and swtpm_blob.c fetch;
-	 * the first cipher fetched builds the table of all of them. */
-	EVP_MD_free(EVP_MD_fetch(NULL, "SHA256", NULL));
-	EVP_MAC_free(EVP_MAC_fetch(NULL, "HMAC", NULL));
-	EVP_KDF_free(EVP_KDF_fetch(NULL, "HKDF", NULL));
-	EVP_CIPHER_free(EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL));
-	return NULL;
-}
-
-/* Is a CPU we may run on idle now? /proc/loadavg's fourth field counts
- * the tasks running or runnable this instant, this one included. */
-static bool cpu_idle(void)
-{
-	cpu_set_t set;
-	char buf[128];
-	unsigned running = 0;
-	int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0 || sched_getaffinity(0, sizeof(set), &set) < 0)
-		return false;
-	buf[n] = '\0';
-	if (sscanf(buf, "%*s %*s %*s %u/", &running) != 1)
-		return false;
-	return running < (unsigned)CPU_COUNT(&set);
-}
-
-void ov_crypto_prepare(struct ov_crypto_prep *p)
-{
-	/* On a busy host the thread would only wait for a CPU the start
-	 * itself could have used (measured: slower at load 5 on 2 CPUs). */
-	if (!p->running && cpu_idle())
-		p->running = pthread_create(&p->thread, NULL, prepare, NULL) == 0;
-}
-
-void ov_crypto_prepared(struct ov_crypto_prep *p)
-{
-	if (p->running)
-		pthread_join(p->thread, NULL);
-	p->running = false;
 }
 
 void ov_hex(const uint8_t *in, size_t len, char *out)

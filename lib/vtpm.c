@@ -10,7 +10,6 @@
 
 #include "oci-vtpm/backend.h"
 #include "oci-vtpm/cleanup.h"
-#include "oci-vtpm/crypto.h"
 #include "oci-vtpm/fault.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/instance.h"
@@ -350,7 +349,6 @@ undo:
 int ov_vtpm_start(const struct ov_settings *s, const char *id, const char *bundle,
 		  const struct ov_request *r, pid_t holder, ov_error *err)
 {
-	cleanup_crypto_prep struct ov_crypto_prep prep = {0};
 	struct start c = {
 	    .s = s, .id = id, .bundle = bundle, .r = r, .holder = holder, .t0 = ov_util_mono_ms()};
 	cleanup_close int run = -1, cdir = -1;
@@ -359,12 +357,6 @@ int ov_vtpm_start(const struct ov_settings *s, const char *id, const char *bundl
 
 	if (!ov_instance_slot_valid(id))
 		return ov_error_set(err, EINVAL, "invalid container id \"%.64s\"", id);
-	/* A named vTPM handed to a warm one needs its keys right after the
-	 * claim: libcrypto gets ready meanwhile. Not waited for before the
-	 * first key: libcrypto's own locks order the two, and a thread the
-	 * scheduler has not run yet finds the work done. */
-	if (r->name && ov_warm_eligible(s, id, r))
-		ov_crypto_prepare(&prep);
 	if (ov_backend_resolve(r, &c.backend, err) < 0 ||
 	    ov_util_user(s->swtpm_user, &c.user, err) < 0 ||
 	    ov_proc_boot_id(c.boot_id, sizeof(c.boot_id), err) < 0)
@@ -374,7 +366,6 @@ int ov_vtpm_start(const struct ov_settings *s, const char *id, const char *bundl
 		return ov_error_wrap(err, "run directory");
 	c.run = run;
 	cdir = open_slot(&c, &warm, err);
-	ov_crypto_prepared(&prep); /* before anything forks */
 	if (cdir < 0)
 		return -1;
 	if (warm) {

@@ -13,8 +13,6 @@
 #ifndef OCI_VTPM_CRYPTO_H
 #define OCI_VTPM_CRYPTO_H
 
-#include <pthread.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,25 +64,6 @@ int ov_mac_final(struct ov_mac *m, uint8_t out[OV_MAC_LEN], ov_error *err);
 void ov_mac_free(struct ov_mac *m);
 /* Constant time. */
 int ov_mac_equal(const uint8_t a[OV_MAC_LEN], const uint8_t b[OV_MAC_LEN]);
-
-/*
- * libcrypto builds its name map and its tables of digests, MACs, KDFs and
- * ciphers at a process's first use of each, about 1 ms of CPU (3.0; more
- * than all the keys of a start cost after it, docs/performance.md). A start
- * that will need keys soon begins that work on a thread of its own with
- * ov_crypto_prepare (only while a CPU is idle: on a busy host the thread
- * would wait for the CPU the start itself could have used) and goes on; its first key needs no wait
- * (libcrypto's own locks order the two); ov_crypto_prepared joins the thread, before anything forks
- * (cleanup_crypto_prep: on every path). Nothing secret is on that thread; where no thread can be
- * made, the first use does the same work.
- */
-struct ov_crypto_prep {
-	pthread_t thread;
-	bool running;
-};
-void ov_crypto_prepare(struct ov_crypto_prep *p);
-void ov_crypto_prepared(struct ov_crypto_prep *p);
-#define cleanup_crypto_prep __attribute__((cleanup(ov_crypto_prepared)))
 
 void ov_hex(const uint8_t *in, size_t len, char *out);
 int ov_unhex(const char *in, uint8_t *out, size_t len);

@@ -141,23 +141,8 @@ static void test_master_key(void)
 	rmdir(dir);
 }
 
-/* libcrypto made ready on a thread first (a warm named start does): what
- * follows runs on its tables, against OpenSSL's own results. */
-static void test_prepare(void)
-{
-	struct ov_crypto_prep p = {0};
-
-	ov_crypto_prepare(&p); /* a thread when a CPU is idle */
-	ov_crypto_prepare(&p); /* one thread at most */
-	ov_crypto_prepared(&p);
-	CHECK(!p.running);
-	ov_crypto_prepared(&p); /* joined once */
-	CHECK(!p.running);
-}
-
 int main(void)
 {
-	test_prepare();
 	test_hkdf();
 	test_wrap();
 	test_mac_hex();
