@@ -236,10 +236,14 @@ static int start_new(const struct start *c, int cdir, ov_error *err)
 
 	for (unsigned i = 0; i < OV_MAX_TPMS; i++)
 		statefds[i] = -1;
-	if (ov_instance_reserve_tpms(c->run, cdir, c->id, r->count, c->s->max_vtpms, err) < 0 ||
-	    ov_instance_hold(&rec, c->holder, err) < 0 ||
-	    ov_instance_user(c->s, c->run, c->id, &user, err) < 0 ||
-	    ov_instance_state_dirs(cdir, r->count, &user, true, statefds, err) < 0)
+	/* The state dirs before the claim: max_vtpms' count bounds a slot's
+	 * vTPMs by its directories (lib/instance_reserve.c). */
+	if (ov_instance_user(c->s, c->run, c->id, &user, err) < 0 ||
+	    ov_instance_state_dirs(cdir, r->count, &user, true, statefds, err) < 0 ||
+	    ov_instance_reserve_tpms(c->run, cdir, c->id, r->count, c->s->max_vtpms, err) < 0)
+		goto undo;
+	ov_fault("start-claimed");
+	if (ov_instance_hold(&rec, c->holder, err) < 0)
 		goto undo;
 	ov_fault("start-dirs");
 	t_dirs = ov_util_mono_ms();

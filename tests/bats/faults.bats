@@ -416,6 +416,34 @@ fl_limit_race() {
 	fl_limit_race max_vtpms 'beyond the 10 this host runs (settings "max_vtpms")'
 }
 
+# max_vtpms counts a slot by its state dirs first and reads the records
+# only near the limit (lib/instance_reserve.c): a start that holds its
+# claim must already have its state dirs. The first start is held (SIGSTOP)
+# right after its claim; the second, with room for one vTPM, is refused;
+# the first, let go, starts.
+@test "max_vtpms: a start held right after its claim is counted; the next is refused" {
+	fl_requires
+	local pid a st
+	ov_write_config ".master_key = \"$T/keys/master.key\" | .max_vtpms = 1"
+	pid=$(ov_dummy_pid)
+	fl_state held-$$ H1 "$pid"
+	fl_state next-$$ H2 "$pid"
+	fl_fault stop:start-claimed createRuntime held-$$ >"$T/held.out" 2>&1 &
+	a=$!
+	held() { st=$(pgrep -f "^$FAULT_HOOK createRuntime\$") && [[ $(ps -o stat= -p "$st") == T* ]]; }
+	ov_wait_for 20 held
+	run fl_up next-$$
+	assert_failure
+	assert_output --partial '1 more vTPM would be beyond the 1 this host runs (settings "max_vtpms")'
+	kill -CONT "$st"
+	wait "$a" || fail "the held start failed: $(cat "$T/held.out")"
+	[ "$(ov_swtpm_count)" -eq 1 ] || fail "$(ov_swtpm_count) swtpm running"
+	run fl_down held-$$
+	assert_success
+	kill -KILL "$pid"
+	ov_leak_check
+}
+
 # fl_exit_pipe_relay SWTPM-PID: the control relay whose fd 4 is a pipe
 # SWTPM-PID holds the other end of.
 fl_exit_pipe_relay() {

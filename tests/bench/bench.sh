@@ -623,7 +623,7 @@ bench_soak() {
 	OCI_VTPM_CONFIG=$work/settings-warm.json "$cli" pool drain >/dev/null || soak_fail=$((soak_fail + 1))
 	read -r -a after < <(snapshot)
 	warn_after=$(count_warnings)
-	gens=$(for v in soak soak-shim; do find "$work/state/vtpms/$v" -name 'gen-*.ovtpm' | wc -l; done | sort -n | tail -1)
+	gens=$(for v in soak soak-shim; do find "$work/state/vtpms/$v" -name 'gen-*.ovtpm' 2>/dev/null | wc -l || true; done | sort -n | tail -1)
 	echo
 	echo "### Soak$where: $soak start/stop cycles (ephemeral, named, EK-certified from the pool, warm, in turn; hooks and shim alternately)"
 	echo
