@@ -17,7 +17,8 @@
  * STARTTIME COUNT" of the starting process, in its slot. */
 #define RESERVED_FILE "vtpms.reserved"
 
-/* The vTPMs slot counts for: its record's while its swtpm lives, else its
+/* The vTPMs slot counts for: its record's while its swtpm lives (not once
+ * it is stopping: its container is gone, a worker ends it), else its
  * start's claim while that start runs. */
 static unsigned slot_tpms(int run, const char *slot)
 {
@@ -34,12 +35,14 @@ static unsigned slot_tpms(int run, const char *slot)
 	    (cdir = ov_open_dir_at(run, path)) < 0)
 		return 0;
 	if (ov_record_read(cdir, &rec, &ignored) == 0) {
-		bool alive = ov_instance_alive(&rec);
+		bool stopping = rec.stopping, alive = !stopping && ov_instance_alive(&rec);
 
 		count = rec.count;
 		ov_record_free(&rec);
 		if (alive)
 			return count;
+		if (stopping)
+			return 0;
 	}
 	if (ov_read_file_at(cdir, RESERVED_FILE, 128, &text, NULL, &ignored) == 0 &&
 	    sscanf(text, "%d %llu %u", &pid, &st, &count) == 3 && ov_proc_alive(pid, st))

@@ -19,6 +19,8 @@
  * Conditions, not steps: ov_fault_on(WHAT) is true in that build when
  * $OCI_VTPM_FAULT is WHAT, false everywhere else. no-pidfd: pidfd_open(2)
  * fails with ENOSYS, as on Linux before 5.3 (lib/proc.c's fallback).
+ * stop-slow: a stop's detached worker (lib/vtpm_stop.c) sleeps 8 s before
+ * it stops swtpm, as a slow disk would delay its archive.
  */
 #ifndef OCI_VTPM_FAULT_H
 #define OCI_VTPM_FAULT_H

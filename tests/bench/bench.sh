@@ -54,7 +54,8 @@
 #
 # Environment:
 #   BENCH_N, BENCH_SCALE, BENCH_SOAK   see above
-#   BENCH_ONLY      all (default) or soak: section 4 only
+#   BENCH_ONLY      all (default), soak: section 4 only, or stop: the stop
+#                   alone only (also with stop_async false: *-sync)
 #   BENCH_VARIANTS  the variants of section 1 to time (names as above, e.g.
 #                   "ephemeral unmeasured shim-ephemeral"); bare is always
 #                   timed; default all. BENCH_SOAK=0 leaves section 4 out.
@@ -71,7 +72,7 @@ n=${BENCH_N:-30}
 soak=${BENCH_SOAK:-1000}
 scale=${BENCH_SCALE:-100}
 only=${BENCH_ONLY:-all}
-case $only in all | soak) ;; *) die "BENCH_ONLY must be all or soak, not '$only'" ;; esac
+case $only in all | soak | stop) ;; *) die "BENCH_ONLY must be all, soak or stop, not '$only'" ;; esac
 [ "$soak" = 0 ] || bench_positive BENCH_SOAK "$soak"
 bench_requires "$hook" "$cli" "$shim" -- tpm2_getrandom swtpm_setup
 
@@ -116,6 +117,8 @@ jq --arg st "$work/state-inline" '.state_dir = $st' "$work/settings.json" >"$wor
 jq --argjson n $((n + 5)) '.warm_size = $n' "$work/settings.json" >"$work/settings-warm.json"
 jq '.ek_cert = true' "$work/settings-warm.json" >"$work/settings-warm-ek.json"
 jq --argjson n $((n + 5)) '.warm_size_tpm12 = $n' "$work/settings.json" >"$work/settings-warm-12.json"
+# The stop in the hook (or the shim) itself, not in a detached worker.
+jq '.stop_async = false' "$work/settings.json" >"$work/settings-sync.json"
 
 bench_rootfs
 mkdir -p "$work/b/bare"
@@ -129,6 +132,7 @@ mkbundle warm "{$on}" "$work/settings-warm.json"
 mkbundle warm-ek "{$on}" "$work/settings-warm-ek.json"
 mkbundle warm-named "{$on, \"io.oci-vtpm.name\": \"bench-warm\"}" "$work/settings-warm.json"
 mkbundle warm-12 "{$on, \"io.oci-vtpm.version\": \"1.2\"}" "$work/settings-warm-12.json"
+mkbundle named-sync "{$on, \"io.oci-vtpm.name\": \"bench-sync\"}" "$work/settings-sync.json"
 # The shim's bundles: no hooks; the settings the shim reads (cfg).
 declare -A cfg
 mkshim() { # NAME ANNOTATIONS-JSON [SETTINGS]
@@ -143,6 +147,7 @@ mkshim pool-ek "{$on, \"io.oci-vtpm.ek-cert\": \"true\"}"
 mkshim warm "{$on}" "$work/settings-warm.json"
 mkshim warm-ek "{$on}" "$work/settings-warm-ek.json"
 mkshim warm-named "{$on, \"io.oci-vtpm.name\": \"bench-shim-warm\"}" "$work/settings-warm.json"
+mkshim named-sync "{$on, \"io.oci-vtpm.name\": \"bench-shim-sync\"}" "$work/settings-sync.json"
 variants=(bare disabled ephemeral warm named pool-ek warm-ek inline-ek warm-named warm-12
 	shim-none shim-ephemeral shim-warm shim-named shim-pool-ek shim-warm-ek shim-warm-named)
 # The measured launch is on in every variant above; this one opts out.
@@ -241,14 +246,43 @@ stop_once() { # VARIANT I
 	while [ "$("${R[@]}" state "$id" 2>/dev/null | jq -r .status)" != stopped ]; do sleep 0.01; done
 	timed "$id" "$b" delete "$id"
 }
+stop_variants=(bare named shim-named named-sync shim-named-sync)
 bench_stop() {
 	local i b
-	log "stop alone: $n runs each of bare, named, shim-named"
-	for b in bare named shim-named; do : >"$work/stop-$b.us" && : >"$work/stop-$b.cpu"; done
+	log "stop alone: $n runs each of ${stop_variants[*]}"
+	for b in "${stop_variants[@]}"; do : >"$work/stop-$b.us" && : >"$work/stop-$b.cpu"; done
 	for i in $(seq 1 "$n"); do
-		mapfile -t order < <(printf '%s\n' bare named shim-named | shuf)
+		mapfile -t order < <(printf '%s\n' "${stop_variants[@]}" | shuf)
 		for b in "${order[@]}"; do keep "stop-$b" "$(stop_once "$b" "$i")"; done
 	done
+}
+
+bench_stop_report() {
+	read -r bd _ _ bd99 < <(stats "$work/stop-bare.us")
+	read -r bdc _ _ _ < <(stats "$work/stop-bare.cpu")
+	echo "### Stop alone: \`runc delete\` of a stopped container, $n runs each, interleaved"
+	echo
+	echo "| | path | wall p50 ms | p99 | p50 vs bare delete | CPU p50 ms | CPU vs bare | target | met |"
+	echo "|---|---|---:|---:|---:|---:|---:|---|---|"
+	echo "| bare \`runc delete\` | - | $bd | $bd99 | 1.00x | $bdc | 1.00x | | |"
+	for b in named shim-named named-sync shim-named-sync; do
+		read -r p50 _ _ p99 < <(stats "$work/stop-$b.us")
+		read -r c50 _ _ _ < <(stats "$work/stop-$b.cpu")
+		r=$(ratio "$p50" "$bd")
+		printf "| named vTPM, stopped and archived%s | %s | %s | %s | %sx | %s | %sx | ≤ 1.15x | %s |\n" \
+			"$(case $b in *-sync) echo " in the stop itself (\`stop_async: false\`)" ;; *) echo " by a detached worker (\`stop_async\`, the default)" ;; esac)" \
+			"$(case $b in shim-*) echo shim ;; *) echo "poststop hook" ;; esac)" "$p50" "$p99" "$r" "$c50" \
+			"$(ratio "$c50" "$bdc")" "$(verdict le "$r" 1.15)"
+	done
+	# What the stop does before it returns (mark stopping, fork the
+	# worker), and what its worker does after, medians in ms.
+	local fk wk
+	fk=$(grep -E " bench-stop-(shim-)?named-[0-9]+: timing: vTPM .* marked stopping" "$work/hook.log" |
+		sed -nE 's/.*worker forked in ([0-9.]+) ms.*/\1/p' | median)
+	wk=$(grep -E " bench-stop-(shim-)?named-[0-9]+: timing: swtpm stop" "$work/hook.log" |
+		sed -nE 's/.*stop total ([0-9.]+) ms.*/\1/p' | median)
+	echo
+	echo "With \`stop_async\`, the stop before it returns (archive locked, record marked stopping, worker forked): ${fk:-?} ms; its worker's stop, archive and remove after it returned: ${wk:-?} ms (medians of the hook and shim variants)."
 }
 
 # ------------------------------------------------------------- 1. latency
@@ -378,21 +412,7 @@ bench_latency() {
 	echo
 	echo "Pool runs that took their state from the pool: $pooled of $n (shim: $pooled_shim of $n); inline runs that found the pool empty: $inlined of $n; warm runs that took a warm vTPM: $warmed of $n (shim: $warmed_shim), EK-certified: $warmed_ek of $n (shim: $warmed_ek_shim), named: $warmed_named of $n (shim: $warmed_named_shim), TPM 1.2: $warmed_12 of $n. Hook processes run by the shim variants (lines of oci-vtpm-hook for their ids in the log): $shim_hook_lines."
 	echo
-	read -r bd _ _ bd99 < <(stats "$work/stop-bare.us")
-	read -r bdc _ _ _ < <(stats "$work/stop-bare.cpu")
-	echo "### Stop alone: \`runc delete\` of a stopped container, $n runs each, interleaved"
-	echo
-	echo "| | path | wall p50 ms | p99 | p50 vs bare delete | CPU p50 ms | CPU vs bare | target | met |"
-	echo "|---|---|---:|---:|---:|---:|---:|---|---|"
-	echo "| bare \`runc delete\` | - | $bd | $bd99 | 1.00x | $bdc | 1.00x | | |"
-	for b in named shim-named; do
-		read -r p50 _ _ p99 < <(stats "$work/stop-$b.us")
-		read -r c50 _ _ _ < <(stats "$work/stop-$b.cpu")
-		r=$(ratio "$p50" "$bd")
-		printf "| named vTPM, stopped and archived | %s | %s | %s | %sx | %s | %sx | ≤ 1.15x | %s |\n" \
-			"$([ "$b" = named ] && echo "poststop hook" || echo shim)" "$p50" "$p99" "$r" "$c50" \
-			"$(ratio "$c50" "$bdc")" "$(verdict le "$r" 1.15)"
-	done
+	bench_stop_report
 }
 
 # ------------------------------------------------------- 2. the breakdown
@@ -623,11 +643,21 @@ bench_soak() {
 }
 
 fails=0 scale_fail=0 soak_fail=0 leaks=0 timed=0
+if [ "$only" = stop ]; then
+	for b in named shim-named named-sync shim-named-sync; do run_once "$b" warmup >/dev/null; done
+	bench_stop
+	bench_stop_report
+	echo
+	echo "bench: $((${#stop_variants[@]} * n)) timed stops; $fails failed"
+	bench_runc_errors
+	[ "$fails" -eq 0 ]
+	exit
+fi
 if [ "$only" = all ]; then
 	bench_latency
 	bench_breakdown
 	bench_scale
-	timed=$((${#variants[@]} * n + 6 * n))
+	timed=$((${#variants[@]} * n + (${#stop_variants[@]} + 3) * n))
 else
 	scale=0
 fi
