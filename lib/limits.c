@@ -419,6 +419,41 @@ void ov_limits_close(struct ov_limits_cg *cg)
 	cg->required = false;
 }
 
+void ov_limits_escape(const struct ov_settings *s)
+{
+	struct hier h[OV_LIMITS_MAX_HIER];
+	size_t n;
+
+	if (!s->swtpm_cgroup || !*s->swtpm_cgroup)
+		return;
+	n = find_hiers(h);
+	for (size_t i = 0; i < n; i++) {
+		ov_error err = {0};
+		cleanup_close int parent = open_parent(s, &h[i], true, &err), cg = -1;
+		int r = -ENOENT;
+
+		/* gc may remove it empty between the mkdir and the write:
+		 * once more then. */
+		for (int tries = 0; parent >= 0 && r == -ENOENT && tries < 2; tries++) {
+			if (mkdirat(parent, OV_LIMITS_STOPPING, 0755) < 0 && errno != EEXIST) {
+				r = -errno;
+				break;
+			}
+			if (cg >= 0)
+				close(cg);
+			cg = open_beneath(parent, OV_LIMITS_STOPPING, O_RDONLY | O_DIRECTORY);
+			r = cg < 0 ? -errno
+				   : write_text(cg, h[i].v2 ? "cgroup.procs" : "tasks", "0");
+		}
+		if (parent < 0)
+			ov_debug("stop worker: %s", err.msg);
+		else if (r < 0)
+			ov_debug("stop worker: joining the cgroup %s/%s: %s", s->swtpm_cgroup,
+				 OV_LIMITS_STOPPING, strerror(-r));
+	}
+	close_hiers(h, n);
+}
+
 static void sleep_us(long us)
 {
 	struct timespec ts = {.tv_sec = 0, .tv_nsec = us * 1000L};
@@ -580,6 +615,7 @@ unsigned ov_limits_gc(const struct ov_settings *s, bool (*known)(const char *nam
 			 * about only now that it is listed: a start records its
 			 * cgroup's name before it makes it. */
 			if (de->d_type != DT_DIR || de->d_name[0] == '.' ||
+			    strcmp(de->d_name, OV_LIMITS_STOPPING) == 0 ||
 			    !cg_empty(dirfd(d), de->d_name) || known(de->d_name, arg))
 				continue;
 			r = rmdir_slot(dirfd(d), de->d_name, 0);

@@ -16,6 +16,7 @@
 #include "oci-vtpm/fault.h"
 #include "oci-vtpm/instance.h"
 #include "oci-vtpm/launch.h"
+#include "oci-vtpm/limits.h"
 #include "oci-vtpm/log.h"
 #include "oci-vtpm/proc.h"
 #include "oci-vtpm/provision.h"
@@ -141,6 +142,7 @@ static void __attribute__((noreturn)) stop_worker(const struct ov_settings *s, i
 	signal(SIGPIPE, SIG_IGN); /* a write to a gone swtpm fails, not kills */
 	if (setsid() < 0 || chdir("/") < 0)
 		ov_warn("stop worker: %s", strerror(errno));
+	ov_limits_escape(s);
 	prctl(PR_SET_NAME, "ov-stop", 0, 0, 0);
 	/* Behind the runtime whose delete is still running: its caller
 	 * waits for that, nobody for this but a start of the same name. */

@@ -71,6 +71,16 @@ int ov_limits_started(const struct ov_settings *s, const struct ov_limits_cg *cg
 int ov_limits_join(const struct ov_limits_cg *cg);
 void ov_limits_close(struct ov_limits_cg *cg);
 
+/* The cgroup <swtpm_cgroup>/stopping, no limits, kept (gc leaves it): a
+ * stop's detached worker (lib/vtpm_stop.c) moves into it first, out of the
+ * cgroup of whoever ran the poststop hook or the shim. A systemd unit
+ * (podman or the shim in a service) stopped once they return kills what is
+ * left in its cgroup, and would kill the worker before the archive is
+ * durable. Best effort: where it cannot move, it stays where it was (a
+ * debug line). */
+#define OV_LIMITS_STOPPING "stopping"
+void ov_limits_escape(const struct ov_settings *s);
+
 /* Remove the cgroups name once their processes are gone (waits a little
  * for them); a cgroup still busy is a warning. */
 void ov_limits_remove(const struct ov_settings *s, const char *name);

@@ -225,6 +225,38 @@ fl_stop_then_start() {
 	fl_stop_then_start same-id
 }
 
+# A systemd unit that ran the poststop (podman or the shim in a service) is
+# stopped once it returns, and what is left in its cgroup is killed. The
+# stop worker moves into <swtpm_cgroup>/stopping first, so it still writes
+# the generation. The unit here: a pids cgroup (v1), or a cgroup2 one, whose
+# processes are all killed right after the poststop returns.
+@test "stop worker: killing what is left in the poststop caller's cgroup does not stop the archive" {
+	fl_requires
+	local id cg=/sys/fs/cgroup/pids/ov-unit-$$
+	[ -d /sys/fs/cgroup/pids ] || cg=/sys/fs/cgroup/ov-unit-$$
+	fl_baseline U
+	id=$(ov_new_id unit)
+	fl_up_nv "$id" U U-2
+	fl_container_gone "$id"
+	mkdir "$cg"
+	run bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' _ "$cg" \
+		timeout -k 5 "$OV_TIMEOUT" env -i "OCI_VTPM_CONFIG=$CFG" OCI_VTPM_FAULT=stop-slow \
+		"$FAULT_HOOK" poststop <"$T/$id.state" 3>&-
+	assert_success
+	xargs -r kill -KILL <"$cg/cgroup.procs" 2>/dev/null || true
+	ov_wait_for 10 test ! -s "$cg/cgroup.procs" || fail "the unit's cgroup kept processes"
+	rmdir "$cg"
+	ov_wait_stops || fail "the stop worker did not end"
+	[ ! -e "$(ov_slot "$id")" ] || fail "the worker was killed with the unit: $(cat "$(ov_slot "$id")/record.json")"
+	[ "$(fl_gens U | wc -l)" -eq $(($(wc -w <<<"$GENS0") + 1)) ] ||
+		fail "the stop's generation is not there: $(fl_gens U)"
+	grep -q "$id: vTPM U archived as generation" "$OV_HOOK_LOG" ||
+		fail "the worker did not log its archive: $(tail -n 5 "$OV_HOOK_LOG")"
+	run ovadm gc
+	assert_success
+	ov_leak_check
+}
+
 @test "the installed hook has no fault points: OCI_VTPM_FAULT is ignored" {
 	fl_requires
 	local id
