@@ -18,7 +18,7 @@ passed=0 failed=0
 # targets' link adds libFuzzer's main).
 mkdir -p "$out/lib"
 rm -f "$out"/lib/*.o
-# shellcheck disable=SC2086
+# shellcheck disable=SC2016 # $1 and $2 are the inner sh's
 if ! printf '%s\n' lib/*.c | xargs -P "${OV_JOBS:-$(nproc)}" -I{} sh -c \
 	'clang '"${flags/fuzzer,/fuzzer-no-link,}"' -c -o "$1/lib/$(basename "$2" .c).o" "$2"' sh "$out" {} \
 	2>"$out/lib.build.log"; then
