@@ -17,22 +17,31 @@ PKGS     := json-c libcrypto libseccomp
 # fresh machine the packages come from `deps`, which runs before any cc.
 once = $(eval $(1) := $(shell $(2)))$($(1))
 PKG_CFLAGS = $(call once,PKG_CFLAGS,pkg-config --cflags $(PKGS) 2>/dev/null)
-# STATIC_LIBS=1 (the default) links json-c, libcrypto and libseccomp from
+# STATIC_LIBS: which of json-c, libcrypto and libseccomp are linked from
 # their .a files into each program; glibc stays shared (getpwnam and NSS).
-# runc execs the hook twice per container, and this takes about 0.45 ms off
-# each run (1.44 -> 0.96 ms for a poststop with nothing to do;
-# docs/performance.md): ld.so no longer finds, maps and binds three libraries
-# symbol by symbol. PIE, full RELRO and BIND_NOW stay. The price: an
-# OpenSSL security update reaches these programs only when they are
-# rebuilt, and a provider module that openssl.cnf loads and that links
-# libcrypto.so itself would meet a second libcrypto. STATIC_LIBS=0 links
-# the shared libraries.
+#   1 (the default)        all three; the relay static-pie (below)
+#   "json-c seccomp"       those two (any of json-c, crypto, seccomp)
+#   0                      none
+# runc execs the hook twice per container; per exec (docs/performance.md,
+# "exec cost"), against all three static: libcrypto.so costs ld.so about
+# 4200 symbol relocations, +0.7 ms CPU and +0.9 to +1.3 ms wall (load 3 to 8);
+# shared json-c and libseccomp +0.15 ms. PIE, full RELRO and
+# BIND_NOW stay in every mode. The price of a static libcrypto: an OpenSSL
+# security update reaches these root programs only when they are rebuilt
+# (a distribution package: STATIC_LIBS="json-c seccomp" or 0, or a rebuild
+# with every OpenSSL update), and a provider module that openssl.cnf loads
+# and that links libcrypto.so itself would meet a second libcrypto.
 STATIC_LIBS ?= 1
+STATIC_KNOWN := json-c crypto seccomp
+ifneq ($(filter-out 0 1 $(STATIC_KNOWN),$(STATIC_LIBS)),)
+$(error STATIC_LIBS is 1, 0 or a list of $(STATIC_KNOWN), not "$(STATIC_LIBS)")
+endif
+STATIC_OWN := $(addprefix -l,$(if $(filter 1,$(STATIC_LIBS)),$(STATIC_KNOWN),$(filter $(STATIC_KNOWN),$(STATIC_LIBS))))
 PKG_OWN    := -ljson-c -lcrypto -lseccomp
-ifeq ($(STATIC_LIBS),1)
+ifneq ($(STATIC_OWN),)
 PKG_ALL     = $(call once,PKG_ALL,pkg-config --static --libs $(PKGS) 2>/dev/null || echo $(PKG_OWN))
-PKG_LIBS    = $(patsubst -l%,-l:lib%.a,$(filter $(PKG_OWN),$(PKG_ALL))) \
-              $(filter-out $(PKG_OWN),$(PKG_ALL))
+PKG_LIBS    = $(patsubst -l%,-l:lib%.a,$(filter $(STATIC_OWN),$(PKG_ALL))) \
+              $(filter-out $(STATIC_OWN),$(PKG_ALL))
 else
 PKG_LIBS    = $(call once,PKG_LIBS,pkg-config --libs $(PKGS) 2>/dev/null || echo $(PKG_OWN))
 endif
@@ -100,7 +109,8 @@ $(BUILD)/faults/oci-vtpm-hook: $(BUILD)/hooks/oci-vtpm-hook.o $(BUILD)/faults/fa
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # The control relay (lib/ctrl_relay.h): one process per socket-backend vTPM
-# for the vTPM's life, so libc only. With STATIC_LIBS=1 from its .a file,
+# for the vTPM's life, so libc only. With STATIC_LIBS=1 (only: a static
+# glibc has the static libcrypto's update problem) from its .a file,
 # static-pie (it needs no NSS): no ld.so and no relocated shared-library
 # data. Its seccomp filter is libseccomp's, made at build time
 # (relay/gen-bpf.c, for this machine's architecture), so the relay neither
@@ -116,11 +126,14 @@ $(BUILD)/oci-vtpm-relay: $(BUILD)/relay/oci-vtpm-relay.o $(LIB)
 	$(CC) $(RELAY_LINK) -o $@ $^
 $(BUILD)/relay/gen-bpf: $(BUILD)/relay/gen-bpf.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lseccomp
-$(BUILD)/gen/ctrl_relay_bpf.h: $(BUILD)/relay/gen-bpf
+# swtpm's own sandbox (lib/sandbox.c) is made the same way: nothing is
+# compiled in the child of each start.
+$(BUILD)/gen/ctrl_relay_bpf.h $(BUILD)/gen/sandbox_bpf.h: $(BUILD)/gen/%_bpf.h: $(BUILD)/relay/gen-bpf
 	@mkdir -p $(dir $@)
 	@echo "  GEN     $@"
-	@$< >$@.tmp && mv $@.tmp $@
+	@$< $(subst ctrl_relay,relay,$*) >$@.tmp && mv $@.tmp $@
 $(BUILD)/lib/ctrl_relay.o: $(BUILD)/gen/ctrl_relay_bpf.h
+$(BUILD)/lib/sandbox.o: $(BUILD)/gen/sandbox_bpf.h
 $(BUILD)/oci-vtpm-runtime: $(BUILD)/shim/oci-vtpm-runtime.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/oci-vtpm: $(CLI_OBJS) $(LIB)
@@ -201,7 +214,7 @@ bench-vm: all | deps
 bench-vm-scale: all | deps
 	@OCI_VTPM_BUILD=$(abspath $(BUILD)) tests/vm/bench.sh --scale
 
-fuzz: $(BUILD)/gen/ctrl_relay_bpf.h | deps
+fuzz: $(BUILD)/gen/ctrl_relay_bpf.h $(BUILD)/gen/sandbox_bpf.h | deps
 	@OCI_VTPM_BUILD=$(BUILD) tests/fuzz/run.sh
 
 check-bats: all | deps

@@ -158,7 +158,7 @@ int main(int argc, char **argv)
 		err = spec_err;
 		goto out;
 	}
-	if (stop ? ov_vtpm_stop_owned(&s, st.id, st.bundle, st.pid, &err)
+	if (stop ? ov_vtpm_stop_owned(&s, st.id, st.bundle, st.pid, s.stop_async, &err)
 		 : start(&s, &st, &sp, own_request ? own_request : sp.annotations, &err))
 		goto out;
 	ret = 0;

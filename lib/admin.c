@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -130,7 +131,7 @@ static int list_gens(int vdir, struct ov_admin_vtpm *v, ov_error *err)
 }
 
 /* What the archive says of one vTPM, without its key. */
-static int describe(const struct ov_settings *s, int root, const char *name,
+static int describe(const struct ov_settings *s, int root, const char *name, bool wait,
 		    struct ov_admin_vtpm *v, ov_error *err)
 {
 	cleanup_close int vdir = ov_open_dir_at(root, name);
@@ -141,6 +142,12 @@ static int describe(const struct ov_settings *s, int root, const char *name,
 	snprintf(v->name, sizeof(v->name), "%s", name);
 	if (vdir < 0)
 		return ov_error_set(err, errno, "vTPM %s", name);
+	/* With wait (the caller holds no lock of it): a stop's worker
+	 * (settings stop_async) holds the lock until its generation is
+	 * written and the name free; show what it leaves. */
+	while (wait && flock(vdir, LOCK_SH) < 0)
+		if (errno != EINTR)
+			return ov_error_set(err, errno, "locking vTPM %s", name);
 	if (list_gens(vdir, v, err) < 0)
 		return -1;
 	if (ov_meta_load(vdir, name, NULL, &m, NULL, &merr) == 0) {
@@ -195,7 +202,7 @@ int ov_admin_list(const struct ov_settings *s, struct ov_admin_vtpm **list, size
 			cap = ncap;
 		}
 		/* One that vanished or cannot be read meanwhile is left out. */
-		if (describe(s, root, de->d_name, &all[len], &ignored) == 0)
+		if (describe(s, root, de->d_name, true, &all[len], &ignored) == 0)
 			len++;
 		else
 			ov_admin_vtpm_clear(&all[len]);
@@ -221,7 +228,7 @@ int ov_admin_inspect(const struct ov_settings *s, const char *name, struct ov_ad
 		return err->code == ENOENT ? ov_error_set(err, ENOENT, "no vTPM named %s", name)
 					   : -1;
 	root = ov_archive_root(s, false, err);
-	if (root < 0 || describe(s, root, name, v, err) < 0)
+	if (root < 0 || describe(s, root, name, false, v, err) < 0)
 		return ov_error_wrap(err, "vTPM %s", name);
 	/* Verify every generation with this host's master key. */
 	if (ov_meta_load_keys(s, vdir, name, &m, &keys, &verr) < 0) {

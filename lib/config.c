@@ -71,6 +71,7 @@ void ov_settings_defaults(struct ov_settings *s)
 	s->backend = OV_BACKEND_AUTO;
 	s->ek_cert = false;
 	s->measure = true;
+	s->stop_async = true;
 	s->keep_generations = 3;
 	s->pool_size = 8;
 	s->start_timeout_ms = 10000;
@@ -164,6 +165,7 @@ static const struct key keys[] = {
     {"ek_cert", K_BOOL, F(ek_cert), 0, 0},
     {"measure", K_BOOL, F(measure), 0, 0},
     {"default_enable", K_BOOL, F(default_enable), 0, 0},
+    {"stop_async", K_BOOL, F(stop_async), 0, 0},
     {"env_request", K_REQ_KEYS, F(env_keys), 0, 0},
     /* who may ask for what */
     {"annotation_request", K_REQ_KEYS, F(annotation_keys), 0, 0},

@@ -12,6 +12,8 @@ void ov_fault(const char *step)
 
 	if (f && strcmp(f, step) == 0)
 		raise(SIGKILL);
+	else if (f && strncmp(f, "stop:", 5) == 0 && strcmp(f + 5, step) == 0)
+		raise(SIGSTOP); /* held there until SIGCONT: a slow start */
 #else
 	(void)step;
 #endif

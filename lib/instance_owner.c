@@ -20,7 +20,7 @@ bool ov_instance_alive(const struct ov_record *rec)
 
 bool ov_instance_in_use(const struct ov_record *rec)
 {
-	if (rec->count > 0 && !ov_instance_alive(rec))
+	if (rec->stopping || (rec->count > 0 && !ov_instance_alive(rec)))
 		return false;
 	if (ov_warm_valid(rec->id)) /* waiting for any container */
 		return rec->count > 0;

@@ -258,13 +258,17 @@ int ov_launch_hand_over(int cdirfd, const struct ov_settings *s, const struct ov
 			const struct ov_launch_blob *blobs, unsigned n, ov_error *err)
 {
 	const struct ov_backend_ops *ops = ov_backend_ops(rec->backend);
-	int tmo = (int)s->start_timeout_ms;
+	int64_t deadline = (int64_t)ov_util_mono_ms() + s->start_timeout_ms;
 	uint32_t init_flags = 0; /* keep a volatile state set here */
 	unsigned char rsp[4];
+	cleanup_close int fd = -1;
 	char path[128];
 
+	/* STOP, the blobs and INIT on one connection. */
 	ctrl_path0(cdirfd, ops, path, sizeof(path));
-	if (ov_swtpm_ctrl(path, OV_SWTPM_CMD_STOP, rsp, sizeof(rsp), -1, tmo, err) < 0)
+	fd = ov_swtpm_ctrl_open(path, err);
+	if (fd < 0 || ov_swtpm_ctrl_req_on(fd, OV_SWTPM_CMD_STOP, NULL, 0, rsp, sizeof(rsp), -1,
+					   deadline, err) < 0)
 		return ov_error_wrap(err, "stopping the warm TPM");
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t *blob = NULL;
@@ -272,15 +276,16 @@ int ov_launch_hand_over(int cdirfd, const struct ov_settings *s, const struct ov
 		int r = ov_swtpm_blob_wrap(blobs[i].plain, blobs[i].len, &blob, &len, err);
 
 		if (r == 0)
-			r = ov_swtpm_ctrl_set_state(path, blobs[i].type, blob, len, -1, tmo, err);
+			r = ov_swtpm_ctrl_set_state_on(fd, blobs[i].type, blob, len, -1, deadline,
+						       err);
 		ov_swtpm_blob_free(blob, len);
 		if (r < 0)
 			return ov_error_wrap(err, "handing state blob %u to swtpm", blobs[i].type);
 	}
-	if (ov_swtpm_ctrl_req(path, OV_SWTPM_CMD_INIT, &init_flags, sizeof(init_flags), rsp,
-			      sizeof(rsp), -1, tmo, err) < 0)
+	if (ov_swtpm_ctrl_req_on(fd, OV_SWTPM_CMD_INIT, &init_flags, sizeof(init_flags), rsp,
+				 sizeof(rsp), -1, deadline, err) < 0)
 		return ov_error_wrap(err, "initialising the handed-over TPM");
-	return tpm_cmd(cdirfd, ops, rec, true, tmo, err);
+	return tpm_cmd(cdirfd, ops, rec, true, ov_util_ms_left(deadline), err);
 }
 
 int ov_launch_take_back(int cdirfd, const struct ov_settings *s, const struct ov_record *rec,

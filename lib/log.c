@@ -18,6 +18,15 @@ static struct {
 	int syslog_open;
 } sink = {"oci-vtpm", "", OV_LOG_INFO, -1, 0};
 
+int ov_log_detach(void)
+{
+	if (sink.syslog_open) {
+		closelog();
+		sink.syslog_open = 0;
+	}
+	return sink.fd;
+}
+
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 
 /* Copy src to dst (size bytes) with every control character, DEL and

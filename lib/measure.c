@@ -9,6 +9,7 @@
 
 #include "oci-vtpm/backend.h"
 #include "oci-vtpm/cleanup.h"
+#include "oci-vtpm/crypto.h"
 #include "oci-vtpm/fsutil.h"
 #include "oci-vtpm/json.h"
 #include "oci-vtpm/measure.h"
@@ -368,8 +369,7 @@ static int read_digests(const struct ov_tpm2 *t, json_object *digests, ov_error 
 		d = ov_tpm2_take(&i, b->size);
 		if (!d)
 			return ov_error_set(err, EPROTO, "a short %s digest", b->name);
-		for (unsigned j = 0; j < b->size; j++)
-			snprintf(hex + 2 * j, 3, "%02x", d[j]);
+		ov_hex(d, b->size, hex); /* not snprintf a byte: 13 events, 164 bytes each */
 		e = json_object_new_object();
 		if (!e || json_object_array_add(digests, e) < 0) {
 			json_object_put(e);

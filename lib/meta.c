@@ -154,11 +154,11 @@ static int unwrap(const struct ov_meta *m, const struct ov_key *master, struct o
 	cleanup_key struct ov_key kek = {0};
 	char aad[256], id[OV_KEY_ID_LEN + 1];
 
-	ov_key_id(master, id);
 	wrap_aad(m, aad, sizeof(aad));
 	if (kek_for(m, master, &kek, err) < 0)
 		return -1;
 	if (ov_key_unwrap(&kek, aad, strlen(aad), m->wrapped, dek, err) < 0) {
+		ov_key_id(master, id); /* for the message only: an HKDF */
 		if (strcmp(id, m->key_id) != 0)
 			return ov_error_set(err, 0,
 					    "vTPM %s is protected by master key %s, not by this "

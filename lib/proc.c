@@ -136,6 +136,44 @@ pid_t ov_proc_fork_piped(int *rd, int *wr, const char *what, ov_error *err)
 	return pid;
 }
 
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* Close lo..hi (hi ~0U: to the end). */
+static int close_span(unsigned lo, unsigned hi)
+{
+	if (lo > hi)
+		return 0;
+	if (syscall(SYS_close_range, lo, hi, 0) == 0)
+		return 0;
+	if (errno != ENOSYS)
+		return -1;
+	for (long fd = lo, max = sysconf(_SC_OPEN_MAX); fd <= (long)hi && fd < max; fd++)
+		close((int)fd);
+	return 0;
+}
+
+int ov_proc_close_except(const int *keep, unsigned n, ov_error *err)
+{
+	int k[16] = {0};
+	unsigned m = 0, next = 3;
+
+	for (unsigned i = 0; i < n && m < sizeof(k) / sizeof(k[0]); i++)
+		if (keep[i] >= 3)
+			k[m++] = keep[i];
+	qsort(k, m, sizeof(k[0]), cmp_int);
+	for (unsigned i = 0; i < m; i++) {
+		if ((unsigned)k[i] > next && close_span(next, (unsigned)k[i] - 1) < 0)
+			return ov_error_set(err, errno, "closing inherited fds");
+		next = (unsigned)k[i] + 1;
+	}
+	if (close_span(next, ~0U) < 0)
+		return ov_error_set(err, errno, "closing inherited fds");
+	return 0;
+}
+
 ssize_t ov_proc_read_report(int rd, int *value)
 {
 	ssize_t n;

@@ -313,10 +313,11 @@ int ov_provision_take_back(const struct ov_settings *s, int cdirfd, const struct
 	return ov_launch_take_back(cdirfd, s, rec, plain, len, err);
 }
 
-int ov_provision_put_back(const struct ov_settings *s, int cdirfd, const struct ov_record *rec,
-			  const uint8_t *plain, size_t len, ov_error *err)
+int ov_provision_put_back(const struct ov_settings *s, int vdir, int cdirfd,
+			  const struct ov_record *rec, const uint8_t *plain, size_t len,
+			  ov_error *err)
 {
-	cleanup_close int vdir = -1, sdir = -1;
+	cleanup_close int sdir = -1;
 	struct ov_vtpm_keys keys;
 	struct ov_meta m;
 	uint8_t *file = NULL;
@@ -324,8 +325,7 @@ int ov_provision_put_back(const struct ov_settings *s, int cdirfd, const struct 
 	char dir[64];
 	int ret;
 
-	vdir = ov_archive_dir(s, rec->name, false, err);
-	if (vdir < 0 || ov_meta_load_keys(s, vdir, rec->name, &m, &keys, err) < 0)
+	if (ov_meta_load_keys(s, vdir, rec->name, &m, &keys, err) < 0)
 		return -1;
 	ov_instance_state_name(0, dir, sizeof(dir));
 	sdir = ov_open_dir_at(cdirfd, dir);
@@ -347,18 +347,14 @@ int ov_provision_put_back(const struct ov_settings *s, int cdirfd, const struct 
 	return ret;
 }
 
-int ov_provision_archive(const struct ov_settings *s, int cdirfd, const struct ov_record *rec,
-			 ov_error *err)
+int ov_provision_archive(const struct ov_settings *s, int vdir, int cdirfd,
+			 const struct ov_record *rec, ov_error *err)
 {
-	cleanup_close int vdir = -1;
 	int fds[OV_MAX_TPMS];
 	struct ov_vtpm_keys keys;
 	struct ov_meta m;
 	int ret = -1;
 
-	vdir = ov_archive_dir(s, rec->name, true, err);
-	if (vdir < 0)
-		return -1;
 	if (ov_meta_load_keys(s, vdir, rec->name, &m, &keys, err) < 0)
 		return -1;
 	if (ov_instance_state_dirs(cdirfd, rec->count, NULL, false, fds, err) == 0 &&

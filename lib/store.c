@@ -188,7 +188,8 @@ int ov_record_write(int cdirfd, const struct ov_record *rec, ov_error *err)
 	    add_int(root, "container_starttime", (int64_t)rec->container_starttime) < 0)
 		return ov_error_set(err, ENOMEM, "record");
 	if (add_flag(root, "ek_cert", rec->ek_cert) < 0 ||
-	    add_flag(root, "state_in_swtpm", rec->state_in_swtpm) < 0)
+	    add_flag(root, "state_in_swtpm", rec->state_in_swtpm) < 0 ||
+	    add_flag(root, "stopping", rec->stopping) < 0)
 		return ov_error_set(err, ENOMEM, "record");
 	if (rec->cgroup[0] && add_string(root, "cgroup", rec->cgroup) < 0)
 		return ov_error_set(err, ENOMEM, "record");
@@ -279,7 +280,8 @@ static int parse_record(json_object *root, struct ov_record *rec, ov_error *err)
 		rec->container_starttime = (unsigned long long)cst;
 	}
 	if (get_flag(root, "ek_cert", &rec->ek_cert, err) < 0 ||
-	    get_flag(root, "state_in_swtpm", &rec->state_in_swtpm, err) < 0)
+	    get_flag(root, "state_in_swtpm", &rec->state_in_swtpm, err) < 0 ||
+	    get_flag(root, "stopping", &rec->stopping, err) < 0)
 		return -1;
 	if (json_object_object_get_ex(root, "holder_pid", NULL)) {
 		int64_t hpid, hst, at;

@@ -101,24 +101,31 @@ static int recv_all(int fd, void *buf, size_t len, int pidfd, int64_t deadline, 
 	return 0;
 }
 
-/* Connect and send cmd with its request (req_len bytes, may be 0) in one
- * stream: swtpm reads the command and the start of its request at once. */
-static int ctrl_send(const char *ctrl_path, uint32_t cmd, const void *req, size_t req_len,
-		     int pidfd, int64_t deadline, ov_error *err)
+/* Send cmd with its request (req_len bytes, may be 0) in one stream on the
+ * connection fd: swtpm reads the command and the start of its request at
+ * once. */
+static int send_cmd(int fd, uint32_t cmd, const void *req, size_t req_len, int pidfd,
+		    int64_t deadline, ov_error *err)
 {
-	cleanup_close int fd = connect_ctrl(ctrl_path, err);
 	cleanup_free char *buf = NULL;
 	uint32_t be = htobe32(cmd);
 
-	if (fd < 0)
-		return -1;
 	buf = malloc(sizeof(be) + req_len);
 	if (!buf)
 		return ov_error_set(err, ENOMEM, "control command %u", cmd);
 	memcpy(buf, &be, sizeof(be));
 	if (req_len)
 		memcpy(buf + sizeof(be), req, req_len);
-	if (send_all(fd, buf, sizeof(be) + req_len, pidfd, deadline, cmd, err) < 0)
+	return send_all(fd, buf, sizeof(be) + req_len, pidfd, deadline, cmd, err);
+}
+
+/* Connect and send cmd with its request. */
+static int ctrl_send(const char *ctrl_path, uint32_t cmd, const void *req, size_t req_len,
+		     int pidfd, int64_t deadline, ov_error *err)
+{
+	cleanup_close int fd = connect_ctrl(ctrl_path, err);
+
+	if (fd < 0 || send_cmd(fd, cmd, req, req_len, pidfd, deadline, err) < 0)
 		return -1;
 	return take_fd(&fd);
 }
@@ -134,18 +141,31 @@ static int ctrl_result(const void *rsp, uint32_t cmd, ov_error *err)
 	return 0;
 }
 
+int ov_swtpm_ctrl_open(const char *ctrl_path, ov_error *err)
+{
+	return connect_ctrl(ctrl_path, err);
+}
+
+int ov_swtpm_ctrl_req_on(int fd, uint32_t cmd, const void *req, size_t req_len, void *rsp,
+			 size_t rsp_len, int pidfd, int64_t deadline, ov_error *err)
+{
+	if (rsp_len < 4)
+		return ov_error_set(err, EINVAL, "control response too short");
+	if (send_cmd(fd, cmd, req, req_len, pidfd, deadline, err) < 0 ||
+	    recv_all(fd, rsp, rsp_len, pidfd, deadline, cmd, err) < 0)
+		return -1;
+	return ctrl_result(rsp, cmd, err);
+}
+
 int ov_swtpm_ctrl_req(const char *ctrl_path, uint32_t cmd, const void *req, size_t req_len,
 		      void *rsp, size_t rsp_len, int pidfd, int timeout_ms, ov_error *err)
 {
 	int64_t deadline = (int64_t)ov_util_mono_ms() + timeout_ms;
-	cleanup_close int fd = -1;
+	cleanup_close int fd = connect_ctrl(ctrl_path, err);
 
-	if (rsp_len < 4)
-		return ov_error_set(err, EINVAL, "control response too short");
-	fd = ctrl_send(ctrl_path, cmd, req, req_len, pidfd, deadline, err);
-	if (fd < 0 || recv_all(fd, rsp, rsp_len, pidfd, deadline, cmd, err) < 0)
+	if (fd < 0)
 		return -1;
-	return ctrl_result(rsp, cmd, err);
+	return ov_swtpm_ctrl_req_on(fd, cmd, req, req_len, rsp, rsp_len, pidfd, deadline, err);
 }
 
 int ov_swtpm_ctrl(const char *ctrl_path, uint32_t cmd, void *rsp, size_t rsp_len, int pidfd,
@@ -154,8 +174,8 @@ int ov_swtpm_ctrl(const char *ctrl_path, uint32_t cmd, void *rsp, size_t rsp_len
 	return ov_swtpm_ctrl_req(ctrl_path, cmd, NULL, 0, rsp, rsp_len, pidfd, timeout_ms, err);
 }
 
-int ov_swtpm_ctrl_set_state(const char *ctrl_path, uint32_t type, const uint8_t *blob, size_t len,
-			    int pidfd, int timeout_ms, ov_error *err)
+int ov_swtpm_ctrl_set_state_on(int fd, uint32_t type, const uint8_t *blob, size_t len, int pidfd,
+			       int64_t deadline, ov_error *err)
 {
 	cleanup_free uint8_t *req = malloc(12 + len);
 	uint32_t hdr[3] = {0, htobe32(type), htobe32((uint32_t)len)};
@@ -166,8 +186,8 @@ int ov_swtpm_ctrl_set_state(const char *ctrl_path, uint32_t type, const uint8_t 
 		return ov_error_set(err, ENOMEM, "setting a state blob");
 	memcpy(req, hdr, sizeof(hdr));
 	memcpy(req + 12, blob, len);
-	r = ov_swtpm_ctrl_req(ctrl_path, OV_SWTPM_CMD_SET_STATEBLOB, req, 12 + len, rsp,
-			      sizeof(rsp), pidfd, timeout_ms, err);
+	r = ov_swtpm_ctrl_req_on(fd, OV_SWTPM_CMD_SET_STATEBLOB, req, 12 + len, rsp, sizeof(rsp),
+				 pidfd, deadline, err);
 	explicit_bzero(req, 12 + len);
 	return r;
 }

@@ -20,7 +20,6 @@
 #include "oci-vtpm/proc.h"
 #include "oci-vtpm/provision.h"
 #include "oci-vtpm/spec.h"
-#include "oci-vtpm/swtpm_blob.h"
 #include "oci-vtpm/util.h"
 #include "oci-vtpm/vtpm.h"
 #include "oci-vtpm/warm.h"
@@ -73,80 +72,6 @@ struct start {
 	double t0;
 };
 
-/* Stop, archive and remove the vTPMs of a record; cdir's lock is held. */
-static int stop_locked(const struct ov_settings *s, int run, int cdir, const char *id,
-		       struct ov_record *rec, ov_error *err)
-{
-	double t0 = ov_util_mono_ms(), t_stop, t_archive, t_end;
-	uint8_t *plain = NULL;
-	size_t plain_len = 0;
-	ov_error ignored = {0};
-	int ret = 0;
-
-	ov_fault("stop-locked");
-	/* Handed to a warm swtpm: its live state is under that swtpm's own
-	 * key; take it back while it runs, and after the stop put it where a
-	 * cold start's swtpm would have left it. */
-	if (rec->state_in_swtpm && rec->name &&
-	    (!rec->tpms[0].pid ? ov_error_set(err, ESRCH, "its swtpm is gone (a reboot?)")
-			       : ov_provision_take_back(s, cdir, rec, &plain, &plain_len, err)) < 0)
-		ret = -1;
-	if (ov_launch_stop(cdir, s, rec, ret < 0 ? &ignored : err) < 0)
-		ret = -1;
-	if (ret == 0 && plain)
-		ret = ov_provision_put_back(s, cdir, rec, plain, plain_len, err);
-	ov_swtpm_blob_free(plain, plain_len);
-	if (ret < 0 && rec->state_in_swtpm && rec->name) {
-		/* Under a key that died with its swtpm: nothing left to archive. */
-		ov_error_wrap(
-		    err, "the live state of vTPM %s is lost; its previous generations are intact",
-		    rec->name);
-		ov_instance_release_name(s, rec->name, id);
-		if (ov_instance_remove_at(run, id, &ignored) < 0)
-			ov_warn("removing the live state of %s failed", id);
-		return -1;
-	}
-
-	t_stop = ov_util_mono_ms();
-	if (ret == 0 && rec->name && rec->count == 0) {
-		/* Recorded before its first swtpm ran (its cgroup's name,
-		 * ov_launch_start): nothing changed what the archive holds. */
-		ov_instance_release_name(s, rec->name, id);
-	} else if (ret == 0 && rec->name) {
-		/* Stopped: the record says so, whatever comes next. */
-		ov_error werr = {0};
-
-		for (unsigned i = 0; i < rec->count; i++)
-			rec->tpms[i].pid = 0;
-		rec->state_in_swtpm = false; /* put back under the name's key */
-		if (ov_record_write(cdir, rec, &werr) < 0)
-			ov_warn("%s", werr.msg);
-		ov_fault("stop-stopped");
-		ret = ov_provision_archive(s, cdir, rec, err);
-		if (ret < 0) {
-			char path[OV_INSTANCE_PATH_MAX] = "";
-
-			ov_instance_path(run, id, false, path, sizeof(path), &werr);
-			ov_error_wrap(err,
-				      "archiving failed; the previous generations are intact "
-				      "and the live state stays in %s/%s until `oci-vtpm gc` "
-				      "archives it",
-				      s->run_dir, path);
-		} else
-			ov_instance_release_name(s, rec->name, id);
-	}
-	if (ret < 0)
-		return -1; /* keep the record and the state: gc retries */
-	ov_fault("stop-archived");
-	t_archive = ov_util_mono_ms();
-	if (ov_instance_remove_at(run, id, err) < 0)
-		return ov_error_wrap(err, "removing the live state");
-	t_end = ov_util_mono_ms();
-	ov_debug("timing: swtpm stop %.1f ms, archive %.1f ms, remove %.1f ms, stop total %.1f ms",
-		 t_stop - t0, t_archive - t_stop, t_end - t_archive, t_end - t0);
-	return 0;
-}
-
 /* Nothing of a start is kept: stop its swtpms, release its name, remove
  * its slot (locked: cdir). The archive is untouched. */
 static void discard_locked(const struct ov_settings *s, int run, int cdir, const char *id,
@@ -194,7 +119,7 @@ static int adopt_precreated(const struct start *c, const char *pre, ov_error *er
 	}
 	ret = ov_instance_move(c->run, cdir, pre, c->id, c->bundle, c->holder, &rec, &moved, err);
 	/* Half moved: stop it rather than leave a vTPM nobody owns. */
-	if (ret < 0 && moved && stop_locked(c->s, c->run, cdir, c->id, &rec, &ignored) < 0)
+	if (ret < 0 && moved && ov_vtpm_stop_locked(c->s, c->run, cdir, c->id, &rec, &ignored) < 0)
 		ov_warn("undoing the adoption of %s: %s", pre, ignored.msg);
 	ov_record_free(&rec);
 	if (ret < 0)
@@ -261,7 +186,7 @@ static int check_existing(const struct start *c, int *cdir, ov_error *err)
 
 	if (ov_record_read(*cdir, &old, err) < 0)
 		return err->code == ENOENT ? 0 : ov_error_wrap(err, "existing record");
-	if (ov_instance_alive(&old)) {
+	if (!old.stopping && ov_instance_alive(&old)) {
 		/* Made before the container existed (the shim's create, or
 		 * createRuntime before prestart); or another runtime root's
 		 * container with the same id, whose vTPM is not this one's. */
@@ -276,7 +201,7 @@ static int check_existing(const struct start *c, int *cdir, ov_error *err)
 	/* An earlier container with this id (runtimes reuse ids) whose stop
 	 * did not finish: a named vTPM's live state is archived first, like
 	 * gc does, or the start is refused. */
-	if (stop_locked(c->s, c->run, *cdir, c->id, &old, err) < 0) {
+	if (ov_vtpm_stop_locked(c->s, c->run, *cdir, c->id, &old, err) < 0) {
 		if (old.name)
 			ov_error_wrap(err,
 				      "vTPM %s of an earlier container with this id could not be "
@@ -311,10 +236,14 @@ static int start_new(const struct start *c, int cdir, ov_error *err)
 
 	for (unsigned i = 0; i < OV_MAX_TPMS; i++)
 		statefds[i] = -1;
-	if (ov_instance_reserve_tpms(c->run, cdir, c->id, r->count, c->s->max_vtpms, err) < 0 ||
-	    ov_instance_hold(&rec, c->holder, err) < 0 ||
-	    ov_instance_user(c->s, c->run, c->id, &user, err) < 0 ||
-	    ov_instance_state_dirs(cdir, r->count, &user, true, statefds, err) < 0)
+	/* The state dirs before the claim: max_vtpms' count bounds a slot's
+	 * vTPMs by its directories (lib/instance_reserve.c). */
+	if (ov_instance_user(c->s, c->run, c->id, &user, err) < 0 ||
+	    ov_instance_state_dirs(cdir, r->count, &user, true, statefds, err) < 0 ||
+	    ov_instance_reserve_tpms(c->run, cdir, c->id, r->count, c->s->max_vtpms, err) < 0)
+		goto undo;
+	ov_fault("start-claimed");
+	if (ov_instance_hold(&rec, c->holder, err) < 0)
 		goto undo;
 	ov_fault("start-dirs");
 	t_dirs = ov_util_mono_ms();
@@ -453,94 +382,4 @@ int ov_vtpm_adopt_runtime(const struct ov_settings *s, const char *id, pid_t pid
 			  const struct ov_vtpm_runtime *rt, ov_error *err)
 {
 	return adopt(s, id, pid, NULL, NULL, rt, err);
-}
-
-int ov_vtpm_stop(const struct ov_settings *s, const char *id, ov_error *err)
-{
-	return ov_vtpm_stop_owned(s, id, NULL, 0, err);
-}
-
-int ov_vtpm_stop_owned(const struct ov_settings *s, const char *id, const char *bundle, pid_t pid,
-		       ov_error *err)
-{
-	cleanup_close int run = -1, cdir = -1;
-	struct ov_record rec;
-	int ret;
-
-	if (!ov_instance_slot_valid(id))
-		return ov_error_set(err, EINVAL, "invalid container id \"%.64s\"", id);
-	run = ov_run_dir_open(s->run_dir, false, err);
-	if (run < 0)
-		return err->code == ENOENT ? 0 : -1;
-	cdir = ov_container_dir_lock(run, id, false, err);
-	if (cdir < 0)
-		return err->code == ENOENT ? 0 : -1;
-	if (ov_record_read(cdir, &rec, err) < 0) {
-		if (err->code != ENOENT)
-			ov_warn("%s; removing what is left", err->msg);
-		if (ov_instance_remove_at(run, id, err) < 0)
-			return ov_error_wrap(err, "removing the live state");
-		return 0;
-	}
-	if (ov_instance_owner_check(&rec, bundle, pid, err) < 0) {
-		ov_record_free(&rec);
-		return ov_error_wrap(err, "left alone");
-	}
-	ret = stop_locked(s, run, cdir, id, &rec, err);
-	ov_record_free(&rec);
-	if (ret == 0)
-		ov_info("vTPM stopped and its live state removed");
-	return ret;
-}
-
-int ov_vtpm_collect(const struct ov_settings *s, const char *id, const char *boot_id, ov_error *err)
-{
-	cleanup_close int run = -1, cdir = -1;
-	struct ov_record rec;
-	int ret;
-
-	run = ov_run_dir_open(s->run_dir, false, err);
-	if (run < 0)
-		return -1;
-	cdir = ov_container_dir_lock(run, id, false, err);
-	if (cdir < 0)
-		return err->code == ENOENT ? 0 : -1;
-	if (ov_record_read(cdir, &rec, err) < 0) {
-		if (err->code != ENOENT)
-			return -1; /* unreadable: leave it to an operator */
-		/* A start that died before its first record. */
-		if (ov_instance_remove_at(run, id, err) < 0)
-			return -1;
-		return 1;
-	}
-	if (!rec.boot_id || strcmp(rec.boot_id, boot_id) != 0) {
-		/* From before a reboot: its pids name other processes now. */
-		for (unsigned i = 0; i < rec.count; i++)
-			rec.tpms[i].pid = 0;
-	} else if (ov_instance_in_use(&rec)) {
-		ov_record_free(&rec);
-		return 0;
-	}
-	ret = stop_locked(s, run, cdir, id, &rec, err);
-	ov_record_free(&rec);
-	return ret < 0 ? -1 : 1;
-}
-
-static int collect_precreated(const struct ov_settings *s, const char *name, const char *boot_id)
-{
-	ov_error err = {0};
-	int r = ov_vtpm_collect(s, name, boot_id, &err);
-
-	if (r > 0)
-		ov_info("collected %s, started by a precreate stage for a container that never "
-			"came",
-			name);
-	else if (r < 0)
-		ov_warn("collecting %s: %s", name, err.msg);
-	return r;
-}
-
-void ov_vtpm_collect_precreated(const struct ov_settings *s)
-{
-	ov_instance_each(s, ov_precreated_valid, collect_precreated);
 }

@@ -273,7 +273,7 @@ static void clean_up_after(const struct ov_rt_args *a, const struct ov_settings 
 	/* Another runtime root may run a container with this id: only this
 	 * bundle's vTPM is stopped. */
 	bundle = realpath(a->bundle ? a->bundle : ".", NULL);
-	if (ov_vtpm_stop_owned(s, a->id, bundle, 0, &err) < 0)
+	if (ov_vtpm_stop_owned(s, a->id, bundle, 0, false, &err) < 0)
 		ov_warn("cleaning up after %s: %s", runtime, err.msg);
 	else if (!ok)
 		ov_info("%s failed; the vTPM it was to get is stopped", runtime);
@@ -415,11 +415,11 @@ static int delete_main(const struct ov_rt_args *a, struct ov_settings *s, const 
 	if (ov_rt_start(runtime, argv, &child, &err) < 0)
 		return fail(a, &err);
 	if (idle)
-		stopped = ov_vtpm_stop_owned(s, a->id, bundle, 0, &stop_err);
+		stopped = ov_vtpm_stop_owned(s, a->id, bundle, 0, s->stop_async, &stop_err);
 	if (ov_rt_wait(&child, &wstatus, &err) < 0)
 		return fail(a, &err);
 	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 && !idle)
-		stopped = ov_vtpm_stop_owned(s, a->id, bundle, 0, &stop_err);
+		stopped = ov_vtpm_stop_owned(s, a->id, bundle, 0, s->stop_async, &stop_err);
 	if (stopped < 0 && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) {
 		if (stop_err.code != EBUSY) {
 			ov_settings_free(s);

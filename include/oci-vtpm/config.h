@@ -88,6 +88,10 @@ struct ov_settings {
 	/* Every container whose request is read (the shim's, the precreate
 	 * stage's) gets a vTPM unless it opts out (enable=false). */
 	bool default_enable;
+	/* A named vTPM's stop at poststop (the shim: after the runtime's
+	 * delete) returns once the slot is marked stopping; a detached worker
+	 * stops swtpm and archives (true). false: all of it before returning. */
+	bool stop_async;
 	unsigned env_keys; /* OV_REQ_* the environment may set; 0: env ignored */
 	/* Who may ask for what (docs/engines/requests.md, "Who may ask for what"). */
 	unsigned annotation_keys; /* OV_REQ_* annotations may set */

@@ -23,6 +23,10 @@ void ov_log_set_level(enum ov_log_level level);
 /* Append to path (O_APPEND, 0600) from now on instead of syslog. */
 int ov_log_open_file(const char *path, ov_error *err);
 int ov_log_parse_level(const char *s, enum ov_log_level *out);
+/* In a detached process (no stderr of its caller's): closes the syslog
+ * connection (reopened at the next line) and returns the log file's fd,
+ * which it must keep open (-1: none, lines go to syslog). */
+int ov_log_detach(void);
 
 void ov_log(enum ov_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

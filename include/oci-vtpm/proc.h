@@ -30,6 +30,10 @@ int ov_proc_cpu_ms(pid_t pid, uint64_t *ms, ov_error *err);
  * (*wr: the write end), the pid in the parent (*rd: the read end; the
  * write end closed), or -1 naming what failed in what. */
 pid_t ov_proc_fork_piped(int *rd, int *wr, const char *what, ov_error *err);
+/* Close every fd from 3 up but the n fds of keep (each >= 0 or -1:
+ * ignored), for a process that must hold nothing of its caller's. */
+int ov_proc_close_except(const int *keep, unsigned n, ov_error *err);
+
 /* Read a child's report (sizeof(int) bytes, EINTR retried) from rd:
  * the bytes read (0: the pipe closed at exec, nothing to report), or -1. */
 ssize_t ov_proc_read_report(int rd, int *value);

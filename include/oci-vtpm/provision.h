@@ -65,16 +65,20 @@ int ov_provision_warm(const struct ov_settings *s, int run, const char *id,
 /* A vTPM with state_in_swtpm, before its swtpm stops: take its permanent
  * state back, plain (ov_swtpm_blob_free). After the stop: put it in the
  * state directory encrypted with the name's state key, as a cold start's
- * swtpm would have written it, for ov_provision_archive. */
+ * swtpm would have written it, for ov_provision_archive (vdir: the name's
+ * archive, locked by the caller: ov_archive_dir). */
 int ov_provision_take_back(const struct ov_settings *s, int cdirfd, const struct ov_record *rec,
 			   uint8_t **plain, size_t *len, ov_error *err);
-int ov_provision_put_back(const struct ov_settings *s, int cdirfd, const struct ov_record *rec,
-			  const uint8_t *plain, size_t len, ov_error *err);
+int ov_provision_put_back(const struct ov_settings *s, int vdir, int cdirfd,
+			  const struct ov_record *rec, const uint8_t *plain, size_t len,
+			  ov_error *err);
 
 /* Stop of a named vTPM (rec->name; its swtpms stopped): archive the state
- * of slot cdirfd as a new generation. The claim is kept (released by the
- * caller once the slot is gone). */
-int ov_provision_archive(const struct ov_settings *s, int cdirfd, const struct ov_record *rec,
-			 ov_error *err);
+ * of slot cdirfd as a new generation into vdir (the name's archive, locked
+ * by the caller from before the stop: a start of the name waits for the
+ * generation). The claim is kept (released by the caller once the slot is
+ * gone). */
+int ov_provision_archive(const struct ov_settings *s, int vdir, int cdirfd,
+			 const struct ov_record *rec, ov_error *err);
 
 #endif

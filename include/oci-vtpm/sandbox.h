@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Our own seccomp filter for swtpm (libseccomp), installed in the child
- * just before exec, under swtpm's own profile. swtpm runs next to
+ * Our own seccomp filter for swtpm (made by libseccomp at build time:
+ * relay/gen-bpf.c sandbox), installed in the child just before exec,
+ * under swtpm's own profile. swtpm runs next to
  * containers as root until it drops to its user; what it never needs to do
  * (mount, enter or make namespaces, trace, load modules or BPF, touch the
  * kernel keyring, set the clock, reboot) fails with EPERM.

@@ -55,6 +55,11 @@ struct ov_record {
 	 * under that swtpm's own key, taken back over the control channel
 	 * before it stops. */
 	bool state_in_swtpm;
+	/* Its container stopped: a detached worker (settings stop_async) is
+	 * stopping and archiving it, holding the slot's lock and a named
+	 * vTPM's archive lock; in use by nobody (gc finishes what a killed
+	 * worker left). */
+	bool stopping;
 	unsigned count;
 	pid_t container_pid; /* the container's init at start; 0 unknown */
 	unsigned long long container_starttime;

@@ -83,16 +83,24 @@ int ov_swtpm_ctrl(const char *ctrl_path, uint32_t cmd, void *rsp, size_t rsp_len
 int ov_swtpm_ctrl_req(const char *ctrl_path, uint32_t cmd, const void *req, size_t req_len,
 		      void *rsp, size_t rsp_len, int pidfd, int timeout_ms, ov_error *err);
 
+/* Several commands on one connection, each answered before the next is
+ * sent (swtpm serves a control client until it closes it): open it, then
+ * the *_on calls with one deadline (ov_util_mono_ms() based), then close. */
+int ov_swtpm_ctrl_open(const char *ctrl_path, ov_error *err);
+int ov_swtpm_ctrl_req_on(int fd, uint32_t cmd, const void *req, size_t req_len, void *rsp,
+			 size_t rsp_len, int pidfd, int64_t deadline, ov_error *err);
+
 /*
  * CMD_SET_STATEBLOB: give a stopped TPM (CMD_STOP; the state is used at
  * the next CMD_INIT) the state blob of type in swtpm's migration format
- * (swtpm_blob.h), sent whole in one stream (swtpm reads it in chunks).
+ * (swtpm_blob.h), sent whole in one stream (swtpm reads it in chunks), on
+ * the connection fd (ov_swtpm_ctrl_open).
  * CMD_GET_STATEBLOB: the blob of type, decrypted (its migration format,
  * whole: swtpm's control socket sends it in one answer); *blob is the
  * caller's. A TPM that has none answers an error.
  */
-int ov_swtpm_ctrl_set_state(const char *ctrl_path, uint32_t type, const uint8_t *blob, size_t len,
-			    int pidfd, int timeout_ms, ov_error *err);
+int ov_swtpm_ctrl_set_state_on(int fd, uint32_t type, const uint8_t *blob, size_t len, int pidfd,
+			       int64_t deadline, ov_error *err);
 int ov_swtpm_ctrl_get_state(const char *ctrl_path, uint32_t type, uint8_t **blob, size_t *len,
 			    int pidfd, int timeout_ms, ov_error *err);
 

@@ -13,6 +13,7 @@
 #ifndef OCI_VTPM_VTPM_H
 #define OCI_VTPM_VTPM_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "oci-vtpm/config.h"
@@ -70,9 +71,13 @@ int ov_vtpm_stop(const struct ov_settings *s, const char *id, ov_error *err);
 /* The same for the container of bundle whose init was pid (either NULL/0:
  * not known): a record that is another container's (another runtime root
  * with the same id, ov_instance_owner_check) is left alone, and the call
- * returns -1 with err->code EBUSY. */
+ * returns -1 with err->code EBUSY. With detach (settings stop_async), a
+ * named vTPM is marked stopping and a detached worker, holding the slot's
+ * and the archive's locks, stops and archives it after this returns (a
+ * start of the same id or name waits for it); its failures go to the log
+ * only, and leave the live state to gc. */
 int ov_vtpm_stop_owned(const struct ov_settings *s, const char *id, const char *bundle, pid_t pid,
-		       ov_error *err);
+		       bool detach, ov_error *err);
 
 /* gc of one slot: when its container is gone (or the record is from
  * another boot), stop what is left, archive a named vTPM, remove the live

@@ -130,7 +130,14 @@ ov_dockerd_rm_all() {
 }
 
 # dk ARGS...: the docker CLI on this file's daemon, under timeout.
-dk() { timeout -k 5 "$OV_TIMEOUT" "$OV_DOCKER" "$@" 3>&-; }
+# (Each engine call then waits for the stop workers of the vTPMs it stopped:
+# ov_wait_stops.)
+dk() {
+	local rc=0
+	timeout -k 5 "$OV_TIMEOUT" "$OV_DOCKER" "$@" 3>&- || rc=$?
+	ov_wait_stops
+	return $rc
+}
 
 # requires_docker: what the docker tests need; the daemon and its image
 # are checked once per file.
@@ -223,7 +230,12 @@ ov_containerd_stop() {
 
 # ct ARGS...: ctr on this file's containerd, namespace $OV_CT_NS, under
 # timeout.
-ct() { timeout -k 5 "$OV_TIMEOUT" ctr -a "$CT_SOCK" -n "$OV_CT_NS" "$@" 3>&-; }
+ct() {
+	local rc=0
+	timeout -k 5 "$OV_TIMEOUT" ctr -a "$CT_SOCK" -n "$OV_CT_NS" "$@" 3>&- || rc=$?
+	ov_wait_stops
+	return $rc
+}
 
 # ct_remove_all: kill, delete and remove every container and its task.
 ct_remove_all() {

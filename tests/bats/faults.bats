@@ -57,6 +57,9 @@ fl_container_gone() {
 	ov_wait_for 10 _ov_pid_gone "$pid"
 }
 
+# fl_config FILTER: edit the settings in place.
+fl_config() { jq "$1" "$CFG" >"$CFG.tmp" && mv "$CFG.tmp" "$CFG"; }
+
 fl_gens() { find "$STATE_DIR/vtpms/$1" -name 'gen-*.ovtpm' -printf '%f\n' 2>/dev/null | sort; }
 
 # fl_baseline NAME: vTPM NAME archived once with NV "<NAME>-1"; sets EK0 and
@@ -74,6 +77,15 @@ fl_baseline() {
 	fl_container_gone "$id"
 	GENS0=$(fl_gens "$1")
 	[ -n "$GENS0" ] || fail "no generation archived"
+}
+
+# fl_up_nv ID NAME VALUE: container ID started with vTPM NAME, VALUE
+# written to its NV index.
+fl_up_nv() {
+	fl_state "$1" "$2"
+	run fl_up "$1"
+	assert_success
+	ov_host_nvwrite "$1" "$3" || fail "NV write"
 }
 
 # fl_check_after NAME VALUE: nothing leaked, no generation lost, and the next
@@ -124,19 +136,27 @@ fault_start() {
 	fl_check_after F F-1
 }
 
-# fault_stop STEP: a running vTPM with new data, its poststop killed at
-# STEP; the container is gone; gc archives what is left.
+# fault_stop STEP [sync]: a running vTPM with new data, its stop killed at
+# STEP: in the detached worker of the poststop (settings stop_async, the
+# default: the hook itself succeeds), or with sync (stop_async false) in
+# the hook; the container is gone; gc archives what is left.
 fault_stop() {
 	fl_requires
 	local id
+	[ "${2:-}" != sync ] || fl_config '.stop_async = false'
 	fl_baseline F
 	id=$(ov_new_id fault)
-	fl_state "$id" F
-	run fl_up "$id"
-	assert_success
-	ov_host_nvwrite "$id" F-2 || fail "NV write"
+	fl_up_nv "$id" F F-2
 	run fl_fault "$1" poststop "$id"
-	[ "$status" -eq 137 ] || fail "the hook was not killed at $1 (status $status): $output"
+	if [ "${2:-}" = sync ]; then
+		[ "$status" -eq 137 ] || fail "the hook was not killed at $1 (status $status): $output"
+	else
+		assert_success
+		ov_wait_stops || fail "the stop worker did not end"
+		[ -e "$(ov_slot "$id")" ] || fail "the worker was not killed at $1: the slot is gone"
+		jq -e '.stopping == true' "$(ov_slot "$id")/record.json" >/dev/null ||
+			fail "the slot is not marked stopping: $(cat "$(ov_slot "$id")/record.json")"
+	fi
 	fl_container_gone "$id"
 	run ovadm gc
 	assert_success
@@ -153,6 +173,57 @@ fault_stop() {
 @test "SIGKILL at stop-stopped: gc archives the live state; nothing lost" { fault_stop stop-stopped; }
 @test "SIGKILL at archive-written: gc archives again; nothing lost" { fault_stop archive-written; }
 @test "SIGKILL at stop-archived: gc removes the slot; nothing lost" { fault_stop stop-archived; }
+@test "stop_async false: SIGKILL of the poststop hook at stop-stopped: gc archives; nothing lost" { fault_stop stop-stopped sync; }
+
+# A named vTPM's stop runs after its poststop returns, in a detached worker
+# (settings stop_async) holding the slot's and the archive's locks; the
+# fault hook's stop-slow makes it sleep 8 s before it stops swtpm. A start
+# right after the poststop, of the same name under another container id
+# (same-name) or of the same id (same-id), waits for it and gets the
+# generation it writes: without the wait, the name is still claimed (the
+# start fails) or an older generation comes back.
+fl_stop_then_start() {
+	fl_requires
+	local id next sw
+	fl_baseline W
+	id=$(ov_new_id slow)
+	fl_up_nv "$id" W W-2
+	fl_container_gone "$id" # a runtime runs poststop once it is gone
+	run fl_fault stop-slow poststop "$id"
+	assert_success
+	# Returned before the worker's archive: the slot is there, stopping,
+	# its swtpm still running (cheap checks: the worker waits 8 s only).
+	jq -e '.stopping == true' "$(ov_slot "$id")/record.json" >/dev/null ||
+		fail "not marked stopping: $(cat "$(ov_slot "$id")/record.json" 2>&1)"
+	sw=$(jq -r '.tpms[0].pid' "$(ov_slot "$id")/record.json")
+	kill -0 "$sw" 2>/dev/null || fail "swtpm $sw stopped before the poststop returned"
+	[ "$1" = same-id ] && next=$id || next=$(ov_new_id next)
+	fl_state "$next" W
+	run fl_up "$next"
+	assert_success
+	[ "$(fl_gens W | wc -l)" -eq $(($(wc -w <<<"$GENS0") + 1)) ] ||
+		fail "the stop's generation is not there: $(fl_gens W)"
+	[ "$(ov_host_ek "$next")" = "$EK0" ] || fail "another TPM identity came back"
+	run ov_host_nvread "$next" 3
+	assert_success
+	assert_output W-2
+	grep -q "$id: vTPM W archived as generation" "$OV_HOOK_LOG" ||
+		fail "the worker did not log its archive: $(tail -n 5 "$OV_HOOK_LOG")"
+	run fl_down "$next"
+	assert_success
+	fl_container_gone "$next"
+	run ovadm gc
+	assert_success
+	ov_wait_for 15 _fl_no_procs || true
+	ov_leak_check
+}
+
+@test "stop worker: a start of the same name right after poststop waits and gets the new generation" {
+	fl_stop_then_start same-name
+}
+@test "stop worker: a start of the same id right after poststop waits and gets the new generation" {
+	fl_stop_then_start same-id
+}
 
 @test "the installed hook has no fault points: OCI_VTPM_FAULT is ignored" {
 	fl_requires
@@ -343,6 +414,34 @@ fl_limit_race() {
 @test "30 starts at once with max_vtpms 10: exactly 10 start, 20 fail in one line" {
 	fl_requires
 	fl_limit_race max_vtpms 'beyond the 10 this host runs (settings "max_vtpms")'
+}
+
+# max_vtpms counts a slot by its state dirs first and reads the records
+# only near the limit (lib/instance_reserve.c): a start that holds its
+# claim must already have its state dirs. The first start is held (SIGSTOP)
+# right after its claim; the second, with room for one vTPM, is refused;
+# the first, let go, starts.
+@test "max_vtpms: a start held right after its claim is counted; the next is refused" {
+	fl_requires
+	local pid a st
+	ov_write_config ".master_key = \"$T/keys/master.key\" | .max_vtpms = 1"
+	pid=$(ov_dummy_pid)
+	fl_state held-$$ H1 "$pid"
+	fl_state next-$$ H2 "$pid"
+	fl_fault stop:start-claimed createRuntime held-$$ >"$T/held.out" 2>&1 &
+	a=$!
+	held() { st=$(pgrep -f "^$FAULT_HOOK createRuntime\$") && [[ $(ps -o stat= -p "$st") == T* ]]; }
+	ov_wait_for 20 held
+	run fl_up next-$$
+	assert_failure
+	assert_output --partial '1 more vTPM would be beyond the 1 this host runs (settings "max_vtpms")'
+	kill -CONT "$st"
+	wait "$a" || fail "the held start failed: $(cat "$T/held.out")"
+	[ "$(ov_swtpm_count)" -eq 1 ] || fail "$(ov_swtpm_count) swtpm running"
+	run fl_down held-$$
+	assert_success
+	kill -KILL "$pid"
+	ov_leak_check
 }
 
 # fl_exit_pipe_relay SWTPM-PID: the control relay whose fd 4 is a pipe

@@ -309,9 +309,12 @@ ov_busybox_image() {
 # ov_pm ARGS...: podman on the test's private storage under $PM (--root,
 # --runroot, --tmpdir; vfs, cgroupfs, no events), under timeout.
 ov_pm() {
+	local rc=0
 	timeout -k 5 "$OV_TIMEOUT" podman --root "$PM/root" --runroot "$PM/runroot" \
 		--tmpdir "$PM/tmp" --cgroup-manager=cgroupfs --storage-driver=vfs \
-		--events-backend=none "$@" 3>&-
+		--events-backend=none "$@" 3>&- || rc=$?
+	ov_wait_stops # what a stop left, once its worker is done
+	return $rc
 }
 
 # ov_pm_teardown: remove the test's podman containers and images.
@@ -606,10 +609,14 @@ _ov_rt_cmd() {
 # the given state root. fd 3 (bats' output channel) is closed so that
 # daemonised children cannot hold the test open.
 _ov_rt_root() {
-	local OV_CMD
+	local OV_CMD rc=0
 	_ov_rt_cmd "$1" "$2" || return
 	shift 2
-	timeout -k 5 "$OV_TIMEOUT" "${OV_CMD[@]}" "$@" 3>&-
+	timeout -k 5 "$OV_TIMEOUT" "${OV_CMD[@]}" "$@" 3>&- || rc=$?
+	# A delete (or a foreground run, which ends with one) stops its vTPMs:
+	# what the test checks next is what the stop worker leaves.
+	case " $* " in *" delete "* | *" run "*) ov_wait_stops ;; esac
+	return $rc
 }
 
 # ov_rt RUNTIME ARGS...: runtime command on this test's private state root.
@@ -707,7 +714,10 @@ ov_state() {
 # ov_hook STAGE STATE-FILE: run the hook like runc does: only the env from
 # the hook entry, state on stdin, under timeout.
 ov_hook() {
-	timeout -k 5 "$OV_TIMEOUT" env -i "OCI_VTPM_CONFIG=$CFG" "$OV_HOOK" "$1" <"$2" 3>&-
+	local rc=0
+	timeout -k 5 "$OV_TIMEOUT" env -i "OCI_VTPM_CONFIG=$CFG" "$OV_HOOK" "$1" <"$2" 3>&- || rc=$?
+	[ "$1" != poststop ] || ov_wait_stops
+	return $rc
 }
 
 # ov_htpm ID CMD ARGS...: host tpm2-tools against container ID's TPM
@@ -815,9 +825,31 @@ ov_assert_no_new_files() {
 $new"
 }
 
+# ov_wait_stops: wait (up to $OV_TIMEOUT s each) for the detached workers
+# of pending stops (settings stop_async): a slot whose record says
+# "stopping" is locked by its worker until it is archived and removed (or
+# the worker died); taking the slot's lock waits for that. Returns 1 if one
+# still holds it after the timeout.
+ov_wait_stops() {
+	local r d st rc=0
+	for r in $(grep -lsF '"stopping":true' "$RUN_DIR"/containers/*/record.json); do
+		d=${r%/record.json}
+		# The directory opened here (fd 9), not by flock(1), which would
+		# create a file where the worker just removed it. Gone: done.
+		st=0
+		{ timeout "$OV_TIMEOUT" flock -s 9; } 2>/dev/null 9<"$d" || st=$?
+		if [ "$st" -eq 124 ]; then
+			ov_log "a stop worker still holds $d"
+			rc=1
+		fi
+	done
+	return $rc
+}
+
 # ov_leak_check: prints every leak, returns 1 if any. Safe to call mid-test.
 ov_leak_check() {
 	local leaks=0 pids id m s
+	ov_wait_stops || leaks=1
 	# A control relay exits when it sees its swtpm gone: give it a moment
 	# (a loaded machine schedules it late).
 	ov_wait_for 10 _ov_no_relays >/dev/null 2>&1 || true

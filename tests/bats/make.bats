@@ -40,6 +40,31 @@ dry_run_orders() { # goal set
 	refute_output --partial deps.sh
 }
 
+# STATIC_LIBS picks which of json-c, libcrypto and libseccomp come from
+# their .a files (Makefile; docs/performance.md "exec cost"): the hook's
+# link line, as make -n prints it.
+hook_link() { # STATIC_LIBS value: the line that links build/oci-vtpm-hook
+	run make -C "$REPO" -n -B build/oci-vtpm-hook STATIC_LIBS="$1"
+	assert_success
+	output=$(grep -E -- '-o build/oci-vtpm-hook ' <<<"$output")
+	[ -n "$output" ] || fail "STATIC_LIBS=$1: no link line"
+}
+@test "STATIC_LIBS: all three static by default, a list of some, 0 none, anything else an error" {
+	hook_link 1
+	assert_output --regexp ' -l:libjson-c\.a .*-l:libcrypto\.a .*-l:libseccomp\.a'
+	refute_output --regexp ' -l(json-c|crypto|seccomp)( |$)'
+	hook_link "json-c seccomp"
+	assert_output --regexp ' -l:libjson-c\.a .*-l:libseccomp\.a'
+	assert_output --regexp ' -lcrypto( |$)'
+	refute_output --partial 'libcrypto.a'
+	hook_link 0
+	refute_output --partial ' -l:lib'
+	assert_output --regexp ' -ljson-c -lcrypto -lseccomp'
+	run make -C "$REPO" -n build/oci-vtpm-hook STATIC_LIBS="json-c openssl"
+	assert_failure
+	assert_output --partial 'STATIC_LIBS is 1, 0 or a list of json-c crypto seccomp, not "json-c openssl"'
+}
+
 # A fresh machine, for real, under make -j2: a copy of the tree whose
 # deps.sh takes a while and then "installs" (a marker file), a cc and a
 # pkg-config that fail without the marker, and a demo that only says so.

@@ -67,10 +67,12 @@ rl_as() {
 # rl_pm USER ARGS...: USER's own rootless podman (its default storage in
 # its home) with runc; ARGS may add --hooks-dir, or --runtime again.
 rl_pm() {
-	local u=$1
+	local u=$1 rc=0
 	shift
 	rl_as "$u" podman --cgroup-manager=cgroupfs --storage-driver=vfs --events-backend=none \
-		--runtime runc "$@"
+		--runtime runc "$@" || rc=$?
+	RUN_DIR=$(rl_run_dir "$u") ov_wait_stops # the stop workers of what it stopped
+	return $rc
 }
 
 # rl_run_dir USER / rl_data_dir USER: the defaults the hook must pick.
@@ -163,6 +165,7 @@ rl_leak_check() {
 	local u=$1 uid leaks=0 RUN_DIR m id p
 	uid=$(id -u "$u")
 	RUN_DIR=$(rl_run_dir "$u")
+	ov_wait_stops || leaks=1
 	for p in $(pgrep -u "$uid" -x swtpm) $(pgrep -u "$uid" -x ov-ctrl-relay); do
 		# (a zombie relay has exited: reaping it is pid 1's job)
 		[ "$(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null)" != Z ] || continue

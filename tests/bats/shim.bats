@@ -421,6 +421,7 @@ $want"
 	run lrun delete "$id"
 	assert_success
 	calls_are "--root $root delete $id"
+	ov_wait_stops # the archive is its stop worker's
 	grep -q "$id: vTPM once-[0-9]* archived as generation 1" "$OV_HOOK_LOG" ||
 		fail "delete did not archive the named vTPM"
 	ov_leak_check || fail "delete left the vTPM"

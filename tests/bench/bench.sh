@@ -54,7 +54,11 @@
 #
 # Environment:
 #   BENCH_N, BENCH_SCALE, BENCH_SOAK   see above
-#   BENCH_ONLY      all (default) or soak: section 4 only
+#   BENCH_ONLY      all (default), soak: section 4 only, or stop: the stop
+#                   alone only (also with stop_async false: *-sync)
+#   BENCH_VARIANTS  the variants of section 1 to time (names as above, e.g.
+#                   "ephemeral unmeasured shim-ephemeral"); bare is always
+#                   timed; default all. BENCH_SOAK=0 leaves section 4 out.
 #   BENCH_BACKEND   socket or device (default: device where /dev/vtpmx can
 #                   be had, else socket)
 #   OCI_VTPM_BUILD  build dir (default <repo>/build)
@@ -68,8 +72,8 @@ n=${BENCH_N:-30}
 soak=${BENCH_SOAK:-1000}
 scale=${BENCH_SCALE:-100}
 only=${BENCH_ONLY:-all}
-case $only in all | soak) ;; *) die "BENCH_ONLY must be all or soak, not '$only'" ;; esac
-bench_positive BENCH_SOAK "$soak"
+case $only in all | soak | stop) ;; *) die "BENCH_ONLY must be all, soak or stop, not '$only'" ;; esac
+[ "$soak" = 0 ] || bench_positive BENCH_SOAK "$soak"
 bench_requires "$hook" "$cli" "$shim" -- tpm2_getrandom swtpm_setup
 
 # The run directory on a tmpfs, as /run/oci-vtpm is on any systemd host
@@ -113,6 +117,8 @@ jq --arg st "$work/state-inline" '.state_dir = $st' "$work/settings.json" >"$wor
 jq --argjson n $((n + 5)) '.warm_size = $n' "$work/settings.json" >"$work/settings-warm.json"
 jq '.ek_cert = true' "$work/settings-warm.json" >"$work/settings-warm-ek.json"
 jq --argjson n $((n + 5)) '.warm_size_tpm12 = $n' "$work/settings.json" >"$work/settings-warm-12.json"
+# The stop in the hook (or the shim) itself, not in a detached worker.
+jq '.stop_async = false' "$work/settings.json" >"$work/settings-sync.json"
 
 bench_rootfs
 mkdir -p "$work/b/bare"
@@ -126,6 +132,7 @@ mkbundle warm "{$on}" "$work/settings-warm.json"
 mkbundle warm-ek "{$on}" "$work/settings-warm-ek.json"
 mkbundle warm-named "{$on, \"io.oci-vtpm.name\": \"bench-warm\"}" "$work/settings-warm.json"
 mkbundle warm-12 "{$on, \"io.oci-vtpm.version\": \"1.2\"}" "$work/settings-warm-12.json"
+mkbundle named-sync "{$on, \"io.oci-vtpm.name\": \"bench-sync\"}" "$work/settings-sync.json"
 # The shim's bundles: no hooks; the settings the shim reads (cfg).
 declare -A cfg
 mkshim() { # NAME ANNOTATIONS-JSON [SETTINGS]
@@ -140,11 +147,20 @@ mkshim pool-ek "{$on, \"io.oci-vtpm.ek-cert\": \"true\"}"
 mkshim warm "{$on}" "$work/settings-warm.json"
 mkshim warm-ek "{$on}" "$work/settings-warm-ek.json"
 mkshim warm-named "{$on, \"io.oci-vtpm.name\": \"bench-shim-warm\"}" "$work/settings-warm.json"
+mkshim named-sync "{$on, \"io.oci-vtpm.name\": \"bench-shim-sync\"}" "$work/settings-sync.json"
 variants=(bare disabled ephemeral warm named pool-ek warm-ek inline-ek warm-named warm-12
 	shim-none shim-ephemeral shim-warm shim-named shim-pool-ek shim-warm-ek shim-warm-named)
 # The measured launch is on in every variant above; this one opts out.
 mkbundle unmeasured "{$on, \"io.oci-vtpm.measure\": \"false\"}"
 variants+=(unmeasured)
+if [ -n "${BENCH_VARIANTS:-}" ]; then
+	chosen=(bare)
+	for b in $BENCH_VARIANTS; do
+		[[ " ${variants[*]} " == *" $b "* ]] || die "BENCH_VARIANTS: no variant '$b' (${variants[*]})"
+		[ "$b" = bare ] || chosen+=("$b")
+	done
+	variants=("${chosen[@]}")
+fi
 
 # rt VARIANT ARGS...: runc, or for a shim-* variant the shim with its settings.
 rt() {
@@ -230,14 +246,43 @@ stop_once() { # VARIANT I
 	while [ "$("${R[@]}" state "$id" 2>/dev/null | jq -r .status)" != stopped ]; do sleep 0.01; done
 	timed "$id" "$b" delete "$id"
 }
+stop_variants=(bare named shim-named named-sync shim-named-sync)
 bench_stop() {
 	local i b
-	log "stop alone: $n runs each of bare, named, shim-named"
-	for b in bare named shim-named; do : >"$work/stop-$b.us" && : >"$work/stop-$b.cpu"; done
+	log "stop alone: $n runs each of ${stop_variants[*]}"
+	for b in "${stop_variants[@]}"; do : >"$work/stop-$b.us" && : >"$work/stop-$b.cpu"; done
 	for i in $(seq 1 "$n"); do
-		mapfile -t order < <(printf '%s\n' bare named shim-named | shuf)
+		mapfile -t order < <(printf '%s\n' "${stop_variants[@]}" | shuf)
 		for b in "${order[@]}"; do keep "stop-$b" "$(stop_once "$b" "$i")"; done
 	done
+}
+
+bench_stop_report() {
+	read -r bd _ _ bd99 < <(stats "$work/stop-bare.us")
+	read -r bdc _ _ _ < <(stats "$work/stop-bare.cpu")
+	echo "### Stop alone: \`runc delete\` of a stopped container, $n runs each, interleaved"
+	echo
+	echo "| | path | wall p50 ms | p99 | p50 vs bare delete | CPU p50 ms | CPU vs bare | target | met |"
+	echo "|---|---|---:|---:|---:|---:|---:|---|---|"
+	echo "| bare \`runc delete\` | - | $bd | $bd99 | 1.00x | $bdc | 1.00x | | |"
+	for b in named shim-named named-sync shim-named-sync; do
+		read -r p50 _ _ p99 < <(stats "$work/stop-$b.us")
+		read -r c50 _ _ _ < <(stats "$work/stop-$b.cpu")
+		r=$(ratio "$p50" "$bd")
+		printf "| named vTPM, stopped and archived%s | %s | %s | %s | %sx | %s | %sx | ≤ 1.15x | %s |\n" \
+			"$(case $b in *-sync) echo " in the stop itself (\`stop_async: false\`)" ;; *) echo " by a detached worker (\`stop_async\`, the default)" ;; esac)" \
+			"$(case $b in shim-*) echo shim ;; *) echo "poststop hook" ;; esac)" "$p50" "$p99" "$r" "$c50" \
+			"$(ratio "$c50" "$bdc")" "$(verdict le "$r" 1.15)"
+	done
+	# What the stop does before it returns (mark stopping, fork the
+	# worker), and what its worker does after, medians in ms.
+	local fk wk
+	fk=$(grep -E " bench-stop-(shim-)?named-[0-9]+: timing: vTPM .* marked stopping" "$work/hook.log" |
+		sed -nE 's/.*worker forked in ([0-9.]+) ms.*/\1/p' | median)
+	wk=$(grep -E " bench-stop-(shim-)?named-[0-9]+: timing: swtpm stop" "$work/hook.log" |
+		sed -nE 's/.*stop total ([0-9.]+) ms.*/\1/p' | median)
+	echo
+	echo "With \`stop_async\`, the stop before it returns (archive locked, record marked stopping, worker forked): ${fk:-?} ms; its worker's stop, archive and remove after it returned: ${wk:-?} ms (medians of the hook and shim variants)."
 }
 
 # ------------------------------------------------------------- 1. latency
@@ -367,21 +412,7 @@ bench_latency() {
 	echo
 	echo "Pool runs that took their state from the pool: $pooled of $n (shim: $pooled_shim of $n); inline runs that found the pool empty: $inlined of $n; warm runs that took a warm vTPM: $warmed of $n (shim: $warmed_shim), EK-certified: $warmed_ek of $n (shim: $warmed_ek_shim), named: $warmed_named of $n (shim: $warmed_named_shim), TPM 1.2: $warmed_12 of $n. Hook processes run by the shim variants (lines of oci-vtpm-hook for their ids in the log): $shim_hook_lines."
 	echo
-	read -r bd _ _ bd99 < <(stats "$work/stop-bare.us")
-	read -r bdc _ _ _ < <(stats "$work/stop-bare.cpu")
-	echo "### Stop alone: \`runc delete\` of a stopped container, $n runs each, interleaved"
-	echo
-	echo "| | path | wall p50 ms | p99 | p50 vs bare delete | CPU p50 ms | CPU vs bare | target | met |"
-	echo "|---|---|---:|---:|---:|---:|---:|---|---|"
-	echo "| bare \`runc delete\` | - | $bd | $bd99 | 1.00x | $bdc | 1.00x | | |"
-	for b in named shim-named; do
-		read -r p50 _ _ p99 < <(stats "$work/stop-$b.us")
-		read -r c50 _ _ _ < <(stats "$work/stop-$b.cpu")
-		r=$(ratio "$p50" "$bd")
-		printf "| named vTPM, stopped and archived | %s | %s | %s | %sx | %s | %sx | ≤ 1.15x | %s |\n" \
-			"$([ "$b" = named ] && echo "poststop hook" || echo shim)" "$p50" "$p99" "$r" "$c50" \
-			"$(ratio "$c50" "$bdc")" "$(verdict le "$r" 1.15)"
-	done
+	bench_stop_report
 }
 
 # ------------------------------------------------------- 2. the breakdown
@@ -404,6 +435,7 @@ bench_breakdown() {
 	echo "| variant | setup | restore | pool claim | manufacture | swtpm ready | expose | **start** | swtpm stop | archive | remove | **stop** |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for b in ephemeral warm named pool-ek warm-ek inline-ek warm-named warm-12 shim-ephemeral shim-warm shim-named shim-pool-ek shim-warm-ek shim-warm-named; do
+		[[ " ${variants[*]} " == *" $b "* ]] || continue # not timed (BENCH_VARIANTS)
 		read -r a1 a2 a3 a4 a5 a6 a7 < <(cols "$b" "$start_re" 7)
 		read -r s1 s2 s3 s4 < <(cols "$b" "$stop_re" 4)
 		echo "| ${label[$b]}$(case $b in shim-*) echo " (shim)" ;; esac) | $a1 | $a2 | $a3 | $a4 | $a5 | $a6 | **$a7** | $s1 | $s2 | $s3 | **$s4** |"
@@ -419,7 +451,7 @@ bench_breakdown() {
 	measure_cpu=$(sed -nE 's/.*timing: measure [0-9.]+ ms, ([0-9.]+) ms CPU.*/\1/p' <<<"$measure_lines" | median)
 	echo "Measured launch (PCR 11 extended once per item, the event log written; every variant but the unmeasured one): median **$measure_ms ms** per start, $measure_cpu ms of it the hook's own CPU (target < 1 ms for on by default: $(verdict le "${measure_ms/-/99}" 1))."
 	pst=$(awk -v a="${named_stop:-0}" -v b="$hook_ms" 'BEGIN {printf "%.1f", a+b}')
-	echo "Poststop with archive: $named_stop ms in the hook's stop + $hook_ms ms hook process = **$pst ms** (the stop alone, against a bare \`runc delete\`: the table above)."
+	echo "Poststop with archive: ${named_stop:--} ms in the hook's stop + $hook_ms ms hook process = **$pst ms** (the stop alone, against a bare \`runc delete\`: the table above)."
 	echo "Through the shim, expose is 0: runc makes the mount or the device nodes from config.json; the shim's start line is logged when it records the container, after create."
 }
 
@@ -591,7 +623,7 @@ bench_soak() {
 	OCI_VTPM_CONFIG=$work/settings-warm.json "$cli" pool drain >/dev/null || soak_fail=$((soak_fail + 1))
 	read -r -a after < <(snapshot)
 	warn_after=$(count_warnings)
-	gens=$(for v in soak soak-shim; do find "$work/state/vtpms/$v" -name 'gen-*.ovtpm' | wc -l; done | sort -n | tail -1)
+	gens=$(for v in soak soak-shim; do find "$work/state/vtpms/$v" -name 'gen-*.ovtpm' 2>/dev/null | wc -l || true; done | sort -n | tail -1)
 	echo
 	echo "### Soak$where: $soak start/stop cycles (ephemeral, named, EK-certified from the pool, warm, in turn; hooks and shim alternately)"
 	echo
@@ -611,15 +643,25 @@ bench_soak() {
 }
 
 fails=0 scale_fail=0 soak_fail=0 leaks=0 timed=0
+if [ "$only" = stop ]; then
+	for b in named shim-named named-sync shim-named-sync; do run_once "$b" warmup >/dev/null; done
+	bench_stop
+	bench_stop_report
+	echo
+	echo "bench: $((${#stop_variants[@]} * n)) timed stops; $fails failed"
+	bench_runc_errors
+	[ "$fails" -eq 0 ]
+	exit
+fi
 if [ "$only" = all ]; then
 	bench_latency
 	bench_breakdown
 	bench_scale
-	timed=$((${#variants[@]} * n + 6 * n))
+	timed=$((${#variants[@]} * n + (${#stop_variants[@]} + 3) * n))
 else
 	scale=0
 fi
-bench_soak
+[ "$soak" = 0 ] || bench_soak
 echo
 echo "bench: $timed timed runs, $scale scale containers, $soak soak cycles; $((fails + scale_fail + soak_fail)) failed, $leaks leaked"
 bench_runc_errors

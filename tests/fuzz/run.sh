@@ -6,10 +6,12 @@ cd "$(dirname "$0")/../.."
 secs=${FUZZ_SECONDS:-20}
 out=build/fuzz
 mkdir -p "$out"
-# The relay's seccomp filter is a header the build generates (Makefile,
-# relay/gen-bpf.c): `make all` or `make fuzz` makes it first.
+# The relay's and swtpm's seccomp filters are headers the build generates
+# (Makefile, relay/gen-bpf.c): `make all` or `make fuzz` makes them first.
 gen=${OCI_VTPM_BUILD:-build}/gen
-[ -f "$gen/ctrl_relay_bpf.h" ] || { echo "fuzz: $gen/ctrl_relay_bpf.h is missing: run make first" >&2; exit 2; }
+for h in ctrl_relay_bpf.h sandbox_bpf.h; do
+	[ -f "$gen/$h" ] || { echo "fuzz: $gen/$h is missing: run make first" >&2; exit 2; }
+done
 flags="-std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude -I$gen $(pkg-config --cflags json-c)"
 libs="$(pkg-config --libs json-c libcrypto libseccomp)"
 passed=0 failed=0

@@ -29,6 +29,9 @@ static void test_settings(void)
 	CHECK(strcmp(s.swtpm, "/usr/bin/swtpm") == 0);
 	CHECK(strcmp(s.socket_dir, "/run/tpm") == 0);
 	CHECK(s.backend == OV_BACKEND_AUTO && s.keep_generations == 3 && !s.ek_cert);
+	CHECK(s.stop_async); /* a named vTPM's stop ends in a detached worker */
+	ov_settings_free(&s);
+	CHECK(settings("{\"stop_async\":false}", &s, &err) == 0 && !s.stop_async);
 	ov_settings_free(&s);
 
 	CHECK(settings("{\"run_dir\":\"/x\",\"backend\":\"socket\",\"ek_cert\":true,"

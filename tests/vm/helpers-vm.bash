@@ -75,6 +75,14 @@ ov_vm_setup() {
 # cgroupfs manager.
 eval "$(declare -f _ov_rt_root | sed '1s/^_ov_rt_root/_ov_rt_root_base/')"
 _ov_rt_root() {
+	local rc=0
+	_ov_rt_root_vm "$@" || rc=$?
+	# A delete (or a foreground run) stops its vTPMs: wait for the stop
+	# workers, as helpers' own _ov_rt_root does.
+	case " ${*:3} " in *" delete "* | *" run "*) ov_wait_stops ;; esac
+	return $rc
+}
+_ov_rt_root_vm() {
 	local root=$1
 	case $2 in
 	crun-cg)
