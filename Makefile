@@ -153,6 +153,11 @@ $(BUILD)/man/%: man/%.md
 deps:
 	@scripts/deps.sh $(or $(DEPS_SET),build)
 
+# make check: lint, unit, asan, fuzz, bats (tests/run-all.sh), each stage
+# ending with "time: STAGE N s". OV_JOBS (default nproc): parallel jobs of
+# the ASan rebuild and of the fuzz targets' library build; FUZZ_SECONDS
+# (10 here): each fuzz target's run. `make -jN check` builds in parallel
+# first (.ci/run does).
 check: all $(UNIT_TESTS) | deps
 	@tests/run-all.sh
 

@@ -10,7 +10,8 @@
 #            the basics, all of tests/vm/shim.bats (the eBPF device filter
 #            through the shim with runc and crun, podman), engines.bats;
 #            then shim.bats under cgroup v1
-# One VM boot per step; each step's output is printed whole when it ends.
+# One VM boot per step; each step's output is printed whole when it ends,
+# with a line "time: vm-STEP-MODE N s" (boot included).
 # Ends with "N passed, N failed"; with OV_RESULTS set, appends its counts
 # there (see tests/run-all.sh).
 set -u
@@ -21,11 +22,12 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 step() { # chain name cgroup-mode cmd...
-	local chain=$1 name=$2 mode=$3 log line p f s rc
+	local chain=$1 name=$2 mode=$3 log line p f s rc t0=$SECONDS
 	shift 3
 	log=$work/$chain.$name.$mode.log
 	tests/vm/run.sh --cgroup "$mode" --timeout "$timeout" -- "$@" >"$log" 2>&1
 	rc=$?
+	echo "time: vm-$name-$mode $((SECONDS - t0)) s (boot included)" >>"$log"
 	line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
 	p=$(sed -nE 's/.*\b([0-9]+) passed.*/\1/p' <<<"$line")
 	f=$(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"$line")
@@ -39,6 +41,7 @@ step() { # chain name cgroup-mode cmd...
 	echo "vm-$name-$mode $p ${f:-0} ${s:-0}" >>"$work/counts"
 }
 
+start=$SECONDS
 tests/vm/prepare.sh || { echo "check-vm: preparing the VM failed"; echo "0 passed, 1 failed"; exit 1; }
 (
 	step 1 smoke v1 tests/vm/smoke.sh
@@ -54,6 +57,7 @@ tests/vm/prepare.sh || { echo "check-vm: preparing the VM failed"; echo "0 passe
 ) &
 wait
 cat "$work/1.out" "$work/2.out"
+echo "time: check-vm $((SECONDS - start)) s"
 [ -z "${OV_RESULTS:-}" ] || cat "$work/counts" >>"$OV_RESULTS"
 read -r p f s < <(awk '{p+=$2; f+=$3; s+=$4} END {print p+0, f+0, s+0}' "$work/counts")
 echo "check-vm: $p passed, $f failed, $s skipped"
