@@ -18,19 +18,7 @@
 #include "oci-vtpm/limits.h"
 #include "oci-vtpm/log.h"
 
-#define C_MEMORY      1u
-#define C_PIDS	      2u
-#define C_CPU	      4u
-#define C_CPUACCT     8u
-#define CPU_PERIOD_US 100000ull
-#define SMALL_FILE    4096
-
-/* A hierarchy holding some of the controllers: its root, opened. */
-struct hier {
-	int fd;
-	bool v2;
-	unsigned ctrls;
-};
+#include "limits_internal.h"
 
 static const struct {
 	const char *name;
@@ -80,7 +68,7 @@ void ov_limits_text(const char *file, bool v2, uint64_t value, char *buf, size_t
 	}
 }
 
-static void close_hiers(struct hier *h, size_t n)
+void ov_limits_close_hiers(struct ov_limits_hier *h, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (h[i].fd >= 0)
@@ -98,8 +86,8 @@ static bool word_in(const char *list, const char *word)
 }
 
 /* The hierarchies that hold memory, pids and cpu; each a debug line when
- * missing. Returns how many (closed by close_hiers). */
-static size_t find_hiers(struct hier *h)
+ * missing. Returns how many (closed by ov_limits_close_hiers). */
+size_t ov_limits_find_hiers(struct ov_limits_hier *h)
 {
 	cleanup_free char *mi = NULL;
 	unsigned found = 0;
@@ -129,7 +117,7 @@ static size_t find_hiers(struct hier *h)
 		if (i < n) {
 			close(fd);
 		} else {
-			h[n++] = (struct hier){.fd = fd, .v2 = false};
+			h[n++] = (struct ov_limits_hier){.fd = fd, .v2 = false};
 		}
 		h[i].ctrls |= controllers[c].bit;
 		if (controllers[c].bit == C_CPU &&
@@ -150,7 +138,8 @@ static size_t find_hiers(struct hier *h)
 				    word_in(list, controllers[c].name))
 					v2 |= controllers[c].bit;
 		if (v2) {
-			h[n++] = (struct hier){.fd = fd, .v2 = true, .ctrls = v2 | C_CPUACCT};
+			h[n++] =
+			    (struct ov_limits_hier){.fd = fd, .v2 = true, .ctrls = v2 | C_CPUACCT};
 			found |= v2;
 		} else if (fd >= 0) {
 			close(fd);
@@ -163,7 +152,7 @@ static size_t find_hiers(struct hier *h)
 	return n;
 }
 
-static int open_beneath(int dfd, const char *path, int flags)
+int ov_limits_open_beneath(int dfd, const char *path, int flags)
 {
 	struct open_how how = {
 	    .flags = (uint64_t)(flags | O_CLOEXEC),
@@ -188,7 +177,7 @@ static int write_text(int dfd, const char *file, const char *text)
 }
 
 /* cgroup2: let dfd's children have the controllers of h. */
-static void enable_v2(int dfd, const struct hier *h)
+static void enable_v2(int dfd, const struct ov_limits_hier *h)
 {
 	for (size_t c = 0; c < N_CTRL; c++) {
 		char buf[32];
@@ -205,8 +194,8 @@ static void enable_v2(int dfd, const struct hier *h)
 }
 
 /* Open the parent cgroup (swtpm_cgroup) of h, made first with create. */
-static int open_parent(const struct ov_settings *s, const struct hier *h, bool create,
-		       ov_error *err)
+int ov_limits_open_parent(const struct ov_settings *s, const struct ov_limits_hier *h, bool create,
+			  ov_error *err)
 {
 	char path[256], *save = NULL;
 	cleanup_close int dfd = -1;
@@ -215,7 +204,7 @@ static int open_parent(const struct ov_settings *s, const struct hier *h, bool c
 		return ov_error_set(err, EINVAL, "swtpm_cgroup \"%s\" is not a relative path",
 				    s->swtpm_cgroup);
 	if (!create) {
-		dfd = open_beneath(h->fd, s->swtpm_cgroup, O_RDONLY | O_DIRECTORY);
+		dfd = ov_limits_open_beneath(h->fd, s->swtpm_cgroup, O_RDONLY | O_DIRECTORY);
 		if (dfd < 0)
 			return ov_error_set(err, errno, "opening the cgroup %s", s->swtpm_cgroup);
 		return take_fd(&dfd);
@@ -231,7 +220,7 @@ static int open_parent(const struct ov_settings *s, const struct hier *h, bool c
 			enable_v2(dfd, h);
 		if (mkdirat(dfd, comp, 0755) < 0 && errno != EEXIST)
 			return ov_error_set(err, errno, "creating the cgroup %s", s->swtpm_cgroup);
-		next = open_beneath(dfd, comp, O_RDONLY | O_DIRECTORY);
+		next = ov_limits_open_beneath(dfd, comp, O_RDONLY | O_DIRECTORY);
 		if (next < 0)
 			return ov_error_set(err, errno, "opening the cgroup %s", s->swtpm_cgroup);
 		close(dfd);
@@ -243,18 +232,18 @@ static int open_parent(const struct ov_settings *s, const struct hier *h, bool c
 }
 
 /* Open the existing cgroup <swtpm_cgroup>/name of h, or -1. */
-static int open_cg(const struct ov_settings *s, const struct hier *h, const char *name)
+int ov_limits_open_cg(const struct ov_settings *s, const struct ov_limits_hier *h, const char *name)
 {
 	ov_error ignored = {0};
-	cleanup_close int parent = open_parent(s, h, false, &ignored);
+	cleanup_close int parent = ov_limits_open_parent(s, h, false, &ignored);
 
-	return parent < 0 ? -1 : open_beneath(parent, name, O_RDONLY | O_DIRECTORY);
+	return parent < 0 ? -1 : ov_limits_open_beneath(parent, name, O_RDONLY | O_DIRECTORY);
 }
 
 /* Write one limit to the cgroup cg (<swtpm_cgroup>/name); a file the
  * hierarchy lacks is a debug line. */
-static int set_limit(const struct ov_settings *s, int cg, const struct hier *h, const char *name,
-		     const char *file, uint64_t value, ov_error *err)
+static int set_limit(const struct ov_settings *s, int cg, const struct ov_limits_hier *h,
+		     const char *name, const char *file, uint64_t value, ov_error *err)
 {
 	char text[64];
 	int r;
@@ -272,8 +261,8 @@ static int set_limit(const struct ov_settings *s, int cg, const struct hier *h, 
 }
 
 /* Memory and pids: from the start. */
-static int limit_slot(const struct ov_settings *s, int cg, const struct hier *h, unsigned count,
-		      const char *name, ov_error *err)
+static int limit_slot(const struct ov_settings *s, int cg, const struct ov_limits_hier *h,
+		      unsigned count, const char *name, ov_error *err)
 {
 	if ((h->ctrls & C_MEMORY) &&
 	    set_limit(s, cg, h, name, h->v2 ? "memory.max" : "memory.limit_in_bytes",
@@ -286,8 +275,8 @@ static int limit_slot(const struct ov_settings *s, int cg, const struct hier *h,
 }
 
 /* CPU: once the TPMs answer (ov_limits_started). */
-static int limit_cpu(const struct ov_settings *s, int cg, const struct hier *h, unsigned count,
-		     const char *name, ov_error *err)
+static int limit_cpu(const struct ov_settings *s, int cg, const struct ov_limits_hier *h,
+		     unsigned count, const char *name, ov_error *err)
 {
 	uint64_t cpu = (uint64_t)s->swtpm_cpu_max * count * CPU_PERIOD_US / 100;
 
@@ -303,7 +292,7 @@ static int limit_cpu(const struct ov_settings *s, int cg, const struct hier *h, 
 
 /* Make the cgroup name under parent (of hierarchy h) with the limits, and
  * open its cgroup.procs. Returns the fd, or -1. */
-static int create_one(const struct ov_settings *s, int parent, const struct hier *h,
+static int create_one(const struct ov_settings *s, int parent, const struct ov_limits_hier *h,
 		      const char *name, unsigned count, ov_error *err)
 {
 	cleanup_close int cg = -1;
@@ -311,7 +300,7 @@ static int create_one(const struct ov_settings *s, int parent, const struct hier
 
 	if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST)
 		return ov_error_set(err, errno, "creating the cgroup %s/%s", s->swtpm_cgroup, name);
-	cg = open_beneath(parent, name, O_RDONLY | O_DIRECTORY);
+	cg = ov_limits_open_beneath(parent, name, O_RDONLY | O_DIRECTORY);
 	if (cg < 0)
 		return ov_error_set(err, errno, "opening the cgroup %s/%s", s->swtpm_cgroup, name);
 	if (limit_slot(s, cg, h, count, name, err) < 0)
@@ -333,7 +322,7 @@ static int create_one(const struct ov_settings *s, int parent, const struct hier
 int ov_limits_create(const struct ov_settings *s, const char *name, unsigned count,
 		     struct ov_limits_cg *cg, ov_error *err)
 {
-	struct hier h[OV_LIMITS_MAX_HIER];
+	struct ov_limits_hier h[OV_LIMITS_MAX_HIER];
 	size_t n;
 	int ret = 0;
 
@@ -341,9 +330,9 @@ int ov_limits_create(const struct ov_settings *s, const char *name, unsigned cou
 	if (!s->swtpm_cgroup || !*s->swtpm_cgroup)
 		return 0;
 	cg->required = s->swtpm_limits_required;
-	n = find_hiers(h);
+	n = ov_limits_find_hiers(h);
 	for (size_t i = 0; i < n && ret == 0; i++) {
-		cleanup_close int parent = open_parent(s, &h[i], true, err);
+		cleanup_close int parent = ov_limits_open_parent(s, &h[i], true, err);
 
 		if (parent < 0 &&
 		    (err->code == EROFS || err->code == EACCES || err->code == EPERM)) {
@@ -359,12 +348,13 @@ int ov_limits_create(const struct ov_settings *s, const char *name, unsigned cou
 			ret = 0;
 			/* For ov_limits_started: no second look for it. */
 			if ((h[i].ctrls & C_CPU) && cg->cpu < 0) {
-				cg->cpu = open_beneath(parent, name, O_RDONLY | O_DIRECTORY);
+				cg->cpu =
+				    ov_limits_open_beneath(parent, name, O_RDONLY | O_DIRECTORY);
 				cg->cpu_v2 = h[i].v2;
 			}
 		}
 	}
-	close_hiers(h, n);
+	ov_limits_close_hiers(h, n);
 	if (ret == 0)
 		return 0;
 	ov_limits_close(cg);
@@ -381,7 +371,7 @@ int ov_limits_create(const struct ov_settings *s, const char *name, unsigned cou
 int ov_limits_started(const struct ov_settings *s, const struct ov_limits_cg *cg, const char *name,
 		      unsigned count, ov_error *err)
 {
-	const struct hier h = {.fd = -1, .v2 = cg->cpu_v2, .ctrls = C_CPU};
+	const struct ov_limits_hier h = {.fd = -1, .v2 = cg->cpu_v2, .ctrls = C_CPU};
 
 	/* No cpu, or not made there (a cgroup fs we may not write). */
 	if (!s->swtpm_cgroup || !*s->swtpm_cgroup || !*name || cg->cpu < 0)
@@ -421,15 +411,15 @@ void ov_limits_close(struct ov_limits_cg *cg)
 
 void ov_limits_escape(const struct ov_settings *s)
 {
-	struct hier h[OV_LIMITS_MAX_HIER];
+	struct ov_limits_hier h[OV_LIMITS_MAX_HIER];
 	size_t n;
 
 	if (!s->swtpm_cgroup || !*s->swtpm_cgroup)
 		return;
-	n = find_hiers(h);
+	n = ov_limits_find_hiers(h);
 	for (size_t i = 0; i < n; i++) {
 		ov_error err = {0};
-		cleanup_close int parent = open_parent(s, &h[i], true, &err), cg = -1;
+		cleanup_close int parent = ov_limits_open_parent(s, &h[i], true, &err), cg = -1;
 		int r = -ENOENT;
 
 		/* gc may remove it empty between the mkdir and the write:
@@ -441,7 +431,8 @@ void ov_limits_escape(const struct ov_settings *s)
 			}
 			if (cg >= 0)
 				close(cg);
-			cg = open_beneath(parent, OV_LIMITS_STOPPING, O_RDONLY | O_DIRECTORY);
+			cg = ov_limits_open_beneath(parent, OV_LIMITS_STOPPING,
+						    O_RDONLY | O_DIRECTORY);
 			r = cg < 0 ? -errno
 				   : write_text(cg, h[i].v2 ? "cgroup.procs" : "tasks", "0");
 		}
@@ -451,7 +442,7 @@ void ov_limits_escape(const struct ov_settings *s)
 			ov_debug("stop worker: joining the cgroup %s/%s: %s", s->swtpm_cgroup,
 				 OV_LIMITS_STOPPING, strerror(-r));
 	}
-	close_hiers(h, n);
+	ov_limits_close_hiers(h, n);
 }
 
 static void sleep_us(long us)
@@ -464,7 +455,7 @@ static void sleep_us(long us)
 /* rmdir slot in parent, waiting up to wait_ms for its processes to go:
  * the control relay leaves once it sees its swtpm gone, typically within
  * a millisecond, so the waits start short (0.25 ms, doubling to 10 ms). */
-static int rmdir_slot(int parent, const char *slot, int wait_ms)
+int ov_limits_rmdir(int parent, const char *slot, int wait_ms)
 {
 	for (long waited = 0, step = 250;; waited += step, step = step < 5000 ? step * 2 : 10000) {
 		if (unlinkat(parent, slot, AT_REMOVEDIR) == 0 || errno == ENOENT)
@@ -477,155 +468,23 @@ static int rmdir_slot(int parent, const char *slot, int wait_ms)
 
 void ov_limits_remove(const struct ov_settings *s, const char *name)
 {
-	struct hier h[OV_LIMITS_MAX_HIER];
+	struct ov_limits_hier h[OV_LIMITS_MAX_HIER];
 	size_t n;
 
 	if (!s->swtpm_cgroup || !*s->swtpm_cgroup)
 		return;
-	n = find_hiers(h);
+	n = ov_limits_find_hiers(h);
 	for (size_t i = 0; i < n; i++) {
 		ov_error ignored = {0};
-		cleanup_close int parent = open_parent(s, &h[i], false, &ignored);
+		cleanup_close int parent = ov_limits_open_parent(s, &h[i], false, &ignored);
 		int r;
 
 		if (parent < 0)
 			continue;
-		r = rmdir_slot(parent, name, 2000);
+		r = ov_limits_rmdir(parent, name, 2000);
 		if (r < 0)
 			ov_warn("removing the cgroup %s/%s: %s", s->swtpm_cgroup, name,
 				strerror(-r));
 	}
-	close_hiers(h, n);
-}
-
-static int64_t read_num(int dfd, const char *file, const char *key)
-{
-	cleanup_free char *text = NULL;
-	ov_error ignored = {0};
-	const char *p;
-
-	if (ov_read_file_at(dfd, file, SMALL_FILE, &text, NULL, &ignored) < 0)
-		return -1;
-	p = text;
-	if (key) {
-		size_t kl = strlen(key);
-
-		for (p = text; p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-			if (strncmp(p, key, kl) == 0 && p[kl] == ' ')
-				break;
-		if (!p)
-			return -1;
-		p += kl + 1;
-	}
-	if (strncmp(p, "max", 3) == 0)
-		return 0;
-	return strtoll(p, NULL, 10);
-}
-
-int ov_limits_usage(const struct ov_settings *s, const char *name, struct ov_limits_usage *u,
-		    ov_error *err)
-{
-	struct hier h[OV_LIMITS_MAX_HIER];
-	size_t n;
-	int found = 0;
-
-	(void)err;
-	*u = (struct ov_limits_usage){-1, -1, -1, -1, -1, -1};
-	if (!s->swtpm_cgroup || !*s->swtpm_cgroup || !*name)
-		return 0;
-	n = find_hiers(h);
-	for (size_t i = 0; i < n; i++) {
-		cleanup_close int cg = open_cg(s, &h[i], name);
-
-		if (cg < 0)
-			continue;
-		found = 1;
-		if (h[i].ctrls & C_MEMORY) {
-			u->memory = read_num(
-			    cg, h[i].v2 ? "memory.current" : "memory.usage_in_bytes", NULL);
-			u->memory_max =
-			    read_num(cg, h[i].v2 ? "memory.max" : "memory.limit_in_bytes", NULL);
-		}
-		if (h[i].ctrls & C_PIDS) {
-			u->pids = read_num(cg, "pids.current", NULL);
-			u->pids_max = read_num(cg, "pids.max", NULL);
-		}
-		if (h[i].v2) {
-			u->cpu_us = read_num(cg, "cpu.stat", "usage_usec");
-		} else if (h[i].ctrls & C_CPUACCT) {
-			int64_t ns = read_num(cg, "cpuacct.usage", NULL);
-
-			u->cpu_us = ns < 0 ? -1 : ns / 1000;
-		}
-		if ((h[i].ctrls & C_CPU) && h[i].v2) {
-			int64_t q = read_num(cg, "cpu.max", NULL);
-
-			u->cpu_max = q > 0 ? q * 100 / (int64_t)CPU_PERIOD_US : q;
-		} else if (h[i].ctrls & C_CPU) {
-			int64_t q = read_num(cg, "cpu.cfs_quota_us", NULL);
-			int64_t per = read_num(cg, "cpu.cfs_period_us", NULL);
-
-			u->cpu_max = q > 0 && per > 0 ? q * 100 / per : 0;
-		}
-	}
-	close_hiers(h, n);
-	return found;
-}
-
-/* Has the cgroup name under parent no process (cgroup.procs empty)? */
-static bool cg_empty(int parent, const char *name)
-{
-	cleanup_close int cg = open_beneath(parent, name, O_RDONLY | O_DIRECTORY);
-	cleanup_free char *procs = NULL;
-	ov_error ignored = {0};
-
-	return cg >= 0 &&
-	       ov_read_file_at(cg, "cgroup.procs", 1u << 20, &procs, NULL, &ignored) == 0 &&
-	       procs[strspn(procs, " \n")] == '\0';
-}
-
-unsigned ov_limits_gc(const struct ov_settings *s, bool (*known)(const char *name, void *arg),
-		      void *arg)
-{
-	struct hier h[OV_LIMITS_MAX_HIER];
-	unsigned removed = 0;
-	size_t n;
-
-	if (!s->swtpm_cgroup || !*s->swtpm_cgroup)
-		return 0;
-	n = find_hiers(h);
-	for (size_t i = 0; i < n; i++) {
-		ov_error ignored = {0};
-		int parent = open_parent(s, &h[i], false, &ignored);
-		cleanup_dir DIR *d = NULL;
-		struct dirent *de;
-
-		if (parent < 0)
-			continue;
-		d = fdopendir(parent);
-		if (!d) {
-			close(parent);
-			continue;
-		}
-		while ((de = readdir(d))) {
-			int r;
-
-			/* One with processes is left alone (a swtpm without a
-			 * record is gc's kill_strays'); an empty one is asked
-			 * about only now that it is listed: a start records its
-			 * cgroup's name before it makes it. */
-			if (de->d_type != DT_DIR || de->d_name[0] == '.' ||
-			    strcmp(de->d_name, OV_LIMITS_STOPPING) == 0 ||
-			    !cg_empty(dirfd(d), de->d_name) || known(de->d_name, arg))
-				continue;
-			r = rmdir_slot(dirfd(d), de->d_name, 0);
-			if (r < 0)
-				ov_debug("stray cgroup %s/%s: %s", s->swtpm_cgroup, de->d_name,
-					 strerror(-r));
-			else
-				removed++;
-		}
-	}
-	close_hiers(h, n);
-	return removed;
+	ov_limits_close_hiers(h, n);
 }
