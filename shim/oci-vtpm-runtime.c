@@ -400,8 +400,8 @@ static void delete_owner(const struct ov_rt_args *a, const struct ov_settings *s
 
 /* `delete` of a container whose vTPMs the shim started: the runtime
  * first; when it deleted the container, stop them (a named one archived),
- * as its poststop hook would have. Those of a stopped container are
- * stopped while the runtime deletes it. */
+ * as its poststop hook would have. Without stop_async, those of a stopped
+ * container are stopped while the runtime deletes it. */
 static int delete_main(const struct ov_rt_args *a, struct ov_settings *s, const char *runtime,
 		       char **argv)
 {
@@ -412,6 +412,9 @@ static int delete_main(const struct ov_rt_args *a, struct ov_settings *s, const 
 	bool idle;
 
 	delete_owner(a, s, runtime, argv, &bundle, &idle);
+	/* A detached stop (stop_async) is forked only after the runtime's
+	 * delete: its worker would take the CPU the delete waits for. */
+	idle = idle && !s->stop_async;
 	if (ov_rt_start(runtime, argv, &child, &err) < 0)
 		return fail(a, &err);
 	if (idle)
