@@ -101,40 +101,14 @@ _ov_pid_gone() { ! kill -0 "$1" 2>/dev/null; }
 # Escape a string for use as a literal inside an extended regex (pgrep -f).
 ov_ere_quote() { printf '%s' "$1" | sed 's/[][\.*^$+?(){}|]/\\&/g'; }
 
-# _ov_pids_comm NAME: pids of the processes named NAME (pgrep -x NAME).
-# _ov_pids_cmdline STRING: pids of the processes whose command line (its
-# arguments joined by spaces) contains STRING (pgrep -f, literally).
-# Both read /proc in this shell, without a fork: in the VM one pgrep takes
-# about 0.4 s, and every leak check and ov_no_swtpm poll ran four.
-_ov_pids_comm() {
-	local f c
-	for f in /proc/[0-9]*/comm; do
-		{ read -r c <"$f"; } 2>/dev/null || continue
-		[ "$c" != "$1" ] || {
-			f=${f%/comm}
-			echo "${f#/proc/}"
-		}
-	done
-}
-_ov_pids_cmdline() {
-	local f a IFS=' '
-	for f in /proc/[0-9]*/cmdline; do
-		{ mapfile -d '' -t a <"$f"; } 2>/dev/null || continue
-		[[ "${a[*]}" != *"$1"* ]] || {
-			f=${f%/cmdline}
-			echo "${f#/proc/}"
-		}
-	done
-}
-
 # ov_pids_matching DIR: pids of processes whose command line contains DIR
-# or that run in DIR or below (a container's swtpm runs in its directory
-# with a relative state dir).
+# (pgrep -f excludes itself) or that run in DIR or below (a container's
+# swtpm runs in its directory with a relative state dir).
 ov_pids_matching() {
 	local pid cwd
 	{
-		_ov_pids_cmdline "$1"
-		for pid in $(_ov_pids_comm swtpm); do
+		pgrep -f -- "$(ov_ere_quote "$1")" || true
+		for pid in $(pgrep -x swtpm); do
 			cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null) || continue
 			[[ $cwd != "$1" && $cwd != "$1"/* ]] || echo "$pid"
 		done
@@ -148,15 +122,12 @@ ov_pids_matching() {
 # its pidfd, or, without pidfds (lib/proc.h), a pipe swtpm holds the other
 # end of.
 ov_relay_pids() {
-	local pid sw cwd st k v
-	for pid in $(_ov_pids_comm ov-ctrl-relay); do
+	local pid sw cwd
+	for pid in $(pgrep -x ov-ctrl-relay); do
 		# A zombie has exited: reaping it is pid 1's job (the relay is
 		# double-forked), and pid 1 here can be slow at it.
-		st=
-		{ read -r _ _ st _ <"/proc/$pid/stat"; } 2>/dev/null
-		[ "$st" != Z ] || continue
-		sw=
-		{ while read -r k v; do [ "$k" != Pid: ] || sw=$v; done <"/proc/$pid/fdinfo/4"; } 2>/dev/null || continue
+		[ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ] || continue
+		sw=$(awk '$1 == "Pid:" { print $2 }' "/proc/$pid/fdinfo/4" 2>/dev/null) || continue
 		[ -n "$sw" ] || sw=$(ov_exit_pipe_holder "$pid")
 		if [ -z "$sw" ] || [ "$sw" -le 0 ] || ! cwd=$(readlink "/proc/$sw/cwd" 2>/dev/null); then
 			echo "$pid"
@@ -173,7 +144,7 @@ ov_exit_pipe_holder() {
 	local l s f
 	l=$(readlink "/proc/$1/fd/4" 2>/dev/null) || return 0
 	[[ $l == pipe:* ]] || return 0
-	for s in $(_ov_pids_comm swtpm); do
+	for s in $(pgrep -x swtpm); do
 		for f in /proc/"$s"/fd/*; do
 			[ "$(readlink "$f" 2>/dev/null)" != "$l" ] || {
 				echo "$s"
@@ -227,7 +198,7 @@ ov_swtpm_pids() {
 	local pat=$RUN_DIR pid comm
 	[ $# -eq 0 ] || pat=$(ov_slot "$1")
 	for pid in $(ov_pids_matching "$pat"); do
-		{ read -r comm <"/proc/$pid/comm"; } 2>/dev/null || continue
+		comm=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
 		[ "$comm" = swtpm ] && echo "$pid"
 	done
 	return 0
@@ -495,8 +466,7 @@ ov_setup_file() {
 
 # ---------------------------------------------------------------- per test
 
-# ov_setup [JQ-FILTER]: per-test temp root, settings file (ov_write_config
-# JQ-FILTER), runtime roots. Call from setup.
+# ov_setup: per-test temp root, settings file, runtime roots. Call from setup.
 ov_setup() {
 	T=$(mktemp -d /tmp/ovt.XXXXXX)
 	chmod 0755 "$T"
@@ -509,17 +479,16 @@ ov_setup() {
 	: >"$T/containers"
 	: >"$T/bgpids"
 	export T RUN_DIR STATE_DIR CFG OV_HOOK_LOG OV_HOOKS_STDERR
-	ov_write_config "${1:-.}"
+	ov_write_config
 }
 
 # ov_write_config [JQ-FILTER]: (re)write $CFG from the test defaults with an
 # optional jq filter applied, e.g. ov_write_config '.swtpm = "/nonexistent"'.
-# One jq run: in the VM each one costs about 0.4 s.
 ov_write_config() {
 	local filter=${1:-.}
 	jq -n --arg run "$RUN_DIR" --arg state "$STATE_DIR" --arg log "$OV_HOOK_LOG" '{
 		run_dir: $run, state_dir: $state, backend: "socket",
-		log_file: $log, log_level: "debug" } | '"$OV_CONFIG_EXTRA | $filter" >"$CFG"
+		log_file: $log, log_level: "debug" }' | jq "$OV_CONFIG_EXTRA | $filter" >"$CFG"
 }
 
 # ov_new_id LABEL: a unique, short container id, registered for the leak
@@ -831,8 +800,13 @@ $new"
 # the worker died); taking the slot's lock waits for that. Returns 1 if one
 # still holds it after the timeout.
 ov_wait_stops() {
-	local r d st rc=0
-	for r in $(grep -lsF '"stopping":true' "$RUN_DIR"/containers/*/record.json); do
+	local r d st rec rc=0
+	# Read by the shell, no grep: this runs after every delete, and a
+	# fork costs about 0.4 s in the VM (qemu TCG).
+	for r in "$RUN_DIR"/containers/*/record.json; do
+		rec=
+		{ read -r -d '' rec <"$r"; } 2>/dev/null || true
+		[[ $rec == *'"stopping":true'* ]] || continue
 		d=${r%/record.json}
 		# The directory opened here (fd 9), not by flock(1), which would
 		# create a file where the worker just removed it. Gone: done.

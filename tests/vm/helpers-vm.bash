@@ -64,7 +64,8 @@ ov_vm_setup() {
 	# with "opening the rootfs ...: No such file or directory".
 	[ "$(nsenter --mount=/proc/self/ns/mnt stat -c %d:%i / 2>&1)" = "$(stat -c %d:%i /)" ] ||
 		fail "the guest runs this in a chroot whose root is not mounted on the namespace's /: tests/vm/init must 'mount --move' the new root onto / before chroot (as switch_root does)"
-	ov_setup '.backend = "device"'
+	ov_setup
+	ov_write_config '.backend = "device"'
 	OV_DEV_TCTI=device:/dev/tpmrm0
 }
 
